@@ -1,0 +1,50 @@
+# dispatch — see README.md. `make run` runs the main job, `make test` the tests.
+
+GO            ?= go
+STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
+FUZZTIME      ?= 10s
+BENCHTIME     ?= 1s
+
+.PHONY: all run test fmt-check vet staticcheck unit bench fuzz build clean
+
+all: test
+
+## run: the main job on the embedded default configuration
+run:
+	@echo "nothing to run yet: the dispatch CLI arrives with issue 5 (dispatch run)"
+
+## test: gofmt check, go vet, staticcheck, race-enabled tests
+test: fmt-check vet staticcheck unit
+
+fmt-check:
+	@out="$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))"; \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+staticcheck:
+	$(GO) run $(STATICCHECK) ./...
+
+unit:
+	$(GO) test -race -count=1 ./...
+
+## bench: every benchmark, with allocations
+bench:
+	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
+
+## fuzz: a short run of every fuzz target
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
+			echo "== $$pkg $$target"; \
+			$(GO) test -run='^$$' -fuzz="^$$target$$" -fuzztime=$(FUZZTIME) $$pkg; \
+		done; \
+	done
+
+## build: the dispatch binary into bin/ (once cmd/dispatch exists)
+build:
+	@if [ -d cmd/dispatch ]; then $(GO) build -o bin/dispatch ./cmd/dispatch; else $(GO) build ./...; fi
+
+clean:
+	rm -rf bin

@@ -1,0 +1,374 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// ErrInvalidRequest: the request cannot be dispatched as given (for example,
+// a negative timeout).
+var ErrInvalidRequest = errors.New("invalid request")
+
+// TimeoutError is the cause of a dispatch that ran out of time. It matches
+// its Timeout sentinel and [context.DeadlineExceeded] through [errors.Is].
+type TimeoutError struct {
+	Timeout error         // ErrStartToCloseTimeout or ErrScheduleToCloseTimeout
+	After   time.Duration // the bound that was exceeded
+}
+
+// Error implements error: "start-to-close timeout after 2s".
+func (e *TimeoutError) Error() string { return fmt.Sprintf("%v after %s", e.Timeout, e.After) }
+
+// Unwrap returns the Timeout sentinel.
+func (e *TimeoutError) Unwrap() error { return e.Timeout }
+
+// Is makes a TimeoutError match [context.DeadlineExceeded].
+func (e *TimeoutError) Is(target error) bool { return target == context.DeadlineExceeded }
+
+// Options configures a [Dispatcher]. Pool, Router and Conversations are
+// required.
+type Options struct {
+	Pool          WorkerPool
+	Router        Router
+	Conversations ConversationFactory
+	// Recorder records every step and answers replays. Nil records nothing
+	// and always dispatches live.
+	Recorder Recorder
+	// IDs hands out conversation ids. Nil means [RandomIDs].
+	IDs IDSource
+}
+
+// Dispatcher runs dispatch conversations. It is safe for concurrent use; each
+// Dispatch call is independent.
+type Dispatcher struct {
+	pool   WorkerPool
+	router Router
+	convs  ConversationFactory
+	rec    Recorder
+	ids    IDSource
+}
+
+// NewDispatcher returns a dispatcher over the given pool, router, conversation
+// factory and recorder.
+func NewDispatcher(opts Options) (*Dispatcher, error) {
+	var missing []string
+	if opts.Pool == nil {
+		missing = append(missing, "Pool")
+	}
+	if opts.Router == nil {
+		missing = append(missing, "Router")
+	}
+	if opts.Conversations == nil {
+		missing = append(missing, "Conversations")
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("engine: dispatcher options lack %s", strings.Join(missing, ", "))
+	}
+	d := &Dispatcher{pool: opts.Pool, router: opts.Router, convs: opts.Conversations, rec: opts.Recorder, ids: opts.IDs}
+	if d.ids == nil {
+		d.ids = RandomIDs{}
+	}
+	return d, nil
+}
+
+// Dispatch sends req to one worker of the channel of taskQueue in namespace
+// and returns the worker's result. In order, it:
+//
+//  1. builds the channel name;
+//  2. asks the recorder for a replayed outcome and, if there is one, returns
+//     it without touching pool, router or conversations;
+//  3. opens a conversation and records conversation_opened;
+//  4. takes a fresh snapshot of the pool, asks the router (without the
+//     workers excluded so far), links, sends and receives; when the linked
+//     worker exits first it excludes that worker and tries again;
+//  5. closes the conversation, whatever happened, and records
+//     conversation_closed.
+//
+// Any failure is a [*DispatchError]. A Failed result is returned together
+// with an error matching [ErrActivityFailed]. ctx cancels everything; the
+// request's StartToClose bounds each attempt's wait and ScheduleToClose the
+// whole conversation (see [TimeoutError]). A timed-out activity is not sent
+// again: retries belong to the workflow engine.
+func (d *Dispatcher) Dispatch(ctx context.Context, namespace, taskQueue string, req ActivityRequest) (ActivityResult, error) {
+	ch, err := DispatchChannel(namespace, taskQueue)
+	if err != nil {
+		return ActivityResult{}, &DispatchError{WorkflowID: req.WorkflowID, Err: err}
+	}
+	c := call{d: d, ch: ch, req: req}
+	if req.ScheduleToClose < 0 || req.StartToClose < 0 {
+		return ActivityResult{}, c.error(fmt.Errorf("%w: negative timeout", ErrInvalidRequest))
+	}
+	if d.rec != nil {
+		out, ok, err := d.rec.ReplayOutcome(ctx, ch, req)
+		if err != nil {
+			return ActivityResult{}, c.error(fmt.Errorf("replay: %w", err))
+		}
+		if ok {
+			return out.Result, out.Err
+		}
+	}
+	if ctx.Err() != nil {
+		return ActivityResult{}, c.error(context.Cause(ctx))
+	}
+	if req.ScheduleToClose > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, req.ScheduleToClose,
+			&TimeoutError{Timeout: ErrScheduleToCloseTimeout, After: req.ScheduleToClose})
+		defer cancel()
+	}
+	c.convID = d.ids.NextConversationID()
+	conv, err := d.convs.Open(ctx, req.WorkflowID, ch, c.convID)
+	if err != nil {
+		return ActivityResult{}, c.error(c.stopped(ctx, fmt.Errorf("open conversation: %w", err)))
+	}
+	c.conv = conv
+	res, err := c.run(ctx)
+	return c.finish(ctx, res, err)
+}
+
+// call is the state of one Dispatch.
+type call struct {
+	d       *Dispatcher
+	ch      ChannelName
+	req     ActivityRequest
+	convID  string
+	conv    Conversation
+	attempt int
+	worker  string         // the worker of the current attempt, "" before selection
+	final   ActivityState  // the state conversation_closed records
+	result  ActivityResult // the worker's answer, when there was one
+}
+
+func (c *call) run(ctx context.Context) (ActivityResult, error) {
+	c.final = StateFailed(true)
+	if err := c.record(ctx, Operation{Kind: OpConversationOpened, State: StateScheduled, Request: c.req}); err != nil {
+		return ActivityResult{}, err
+	}
+	var excluded []string
+	for c.attempt = 1; ; c.attempt++ {
+		c.worker = ""
+		if err := ctx.Err(); err != nil {
+			return ActivityResult{}, err
+		}
+		snapshot, err := c.d.pool.Workers(ctx, c.ch, c.req)
+		if err != nil {
+			return ActivityResult{}, fmt.Errorf("worker pool: %w", err)
+		}
+		cands := withoutExcluded(snapshot, excluded)
+		if len(cands) == 0 {
+			return ActivityResult{}, noWorkers(len(snapshot), excluded)
+		}
+		dec, err := c.d.router.Select(ctx, Selection{
+			WorkflowID:     c.req.WorkflowID,
+			Channel:        c.ch,
+			ConversationID: c.convID,
+			Attempt:        c.attempt,
+			Request:        c.req,
+			Candidates:     cands,
+			Excluded:       excluded,
+		})
+		if err != nil {
+			return ActivityResult{}, fmt.Errorf("%w: %w", ErrRouting, err)
+		}
+		if dec.WorkerID == "" {
+			return ActivityResult{}, fmt.Errorf("%w: router %s chose none of %d candidates", ErrNoWorkers, versionText(dec.Version), len(cands))
+		}
+		w, ok := findWorker(cands, dec.WorkerID)
+		if !ok {
+			return ActivityResult{}, fmt.Errorf("%w: router %s chose %q, which is not a candidate (candidates: %s)",
+				ErrRouting, versionText(dec.Version), dec.WorkerID, workerIDs(cands))
+		}
+		c.worker = w.ID
+		if err := c.conv.Link(ctx, w); err != nil {
+			return ActivityResult{}, fmt.Errorf("link: %w", err)
+		}
+		sel := Operation{Kind: OpWorkerSelected, WorkerID: w.ID, State: StateStarted, Attempt: c.attempt,
+			Router: dec.Version, Excluded: excluded}
+		if c.d.rec != nil {
+			sel.Candidates = views(cands)
+		}
+		if err := c.record(ctx, sel); err != nil {
+			return ActivityResult{}, err
+		}
+		if err := c.conv.Send(ctx, DispatchRequest{ConversationID: c.convID, Request: c.req}); err != nil {
+			return ActivityResult{}, fmt.Errorf("send: %w", err)
+		}
+		if err := c.record(ctx, Operation{Kind: OpMessageSent, WorkerID: w.ID, Attempt: c.attempt}); err != nil {
+			return ActivityResult{}, err
+		}
+		ev, err := c.receive(ctx)
+		if err != nil {
+			return ActivityResult{}, err
+		}
+		switch ev.Kind {
+		case EventResponse:
+			return c.answered(ctx, ev.Result)
+		case EventWorkerExited:
+			msg := ev.Message
+			if msg == "" {
+				msg = "worker exited"
+			}
+			if err := c.record(ctx, Operation{Kind: OpWorkerExited, WorkerID: w.ID, State: StateFailed(true),
+				Message: msg, Attempt: c.attempt}); err != nil {
+				return ActivityResult{}, err
+			}
+			excluded = append(excluded, w.ID)
+		default:
+			return ActivityResult{}, fmt.Errorf("receive: unknown event kind %d", ev.Kind)
+		}
+	}
+}
+
+// receive waits for the worker, bounded by the request's start-to-close.
+func (c *call) receive(ctx context.Context) (Event, error) {
+	if c.req.StartToClose <= 0 {
+		return c.conv.Receive(ctx)
+	}
+	actx, cancel := context.WithTimeoutCause(ctx, c.req.StartToClose,
+		&TimeoutError{Timeout: ErrStartToCloseTimeout, After: c.req.StartToClose})
+	defer cancel()
+	ev, err := c.conv.Receive(actx)
+	if err != nil && actx.Err() != nil && errors.Is(err, actx.Err()) {
+		return ev, context.Cause(actx)
+	}
+	return ev, err
+}
+
+// answered records the worker's response and turns it into Dispatch's result.
+func (c *call) answered(ctx context.Context, res ActivityResult) (ActivityResult, error) {
+	switch res.Status {
+	case StatusCompleted:
+		c.final, c.result = StateCompleted, res
+		return res, c.record(ctx, Operation{Kind: OpMessageReceived, WorkerID: c.worker, State: StateCompleted,
+			Result: res, Attempt: c.attempt})
+	case StatusFailed:
+		c.final, c.result = StateFailed(false), res
+		if err := c.record(ctx, Operation{Kind: OpMessageReceived, WorkerID: c.worker, State: c.final,
+			Result: res, Message: res.Error, Attempt: c.attempt}); err != nil {
+			return res, err
+		}
+		return res, fmt.Errorf("%w: %s", ErrActivityFailed, res.Error)
+	}
+	return ActivityResult{}, fmt.Errorf("receive: worker answered with an invalid result status %d", res.Status)
+}
+
+// stopped reports why ctx ended instead of the symptom err, and records
+// worker_timed_out when a timeout fired while a worker had the activity.
+func (c *call) stopped(ctx context.Context, err error) error {
+	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+		err = context.Cause(ctx)
+	}
+	var te *TimeoutError
+	if errors.As(err, &te) && c.worker != "" {
+		rerr := c.record(context.WithoutCancel(ctx), Operation{Kind: OpWorkerTimedOut, WorkerID: c.worker,
+			State: StateFailed(true), Message: err.Error(), Attempt: c.attempt})
+		return errors.Join(err, rerr)
+	}
+	return err
+}
+
+// finish closes the conversation, records conversation_closed and builds
+// Dispatch's return values.
+func (c *call) finish(ctx context.Context, res ActivityResult, err error) (ActivityResult, error) {
+	if err != nil {
+		err = c.stopped(ctx, err)
+	}
+	closeErr := c.conv.Close()
+	if closeErr != nil {
+		closeErr = fmt.Errorf("close conversation: %w", closeErr)
+	}
+	err = errors.Join(err, closeErr)
+	op := Operation{Kind: OpConversationClosed, WorkerID: c.worker, State: c.final, Result: c.result, Attempt: c.attempt}
+	if err != nil {
+		op.Message = err.Error()
+	}
+	if rerr := c.record(context.WithoutCancel(ctx), op); rerr != nil {
+		err = errors.Join(err, rerr)
+	}
+	if err != nil {
+		return res, c.error(err)
+	}
+	return res, nil
+}
+
+func (c *call) record(ctx context.Context, op Operation) error {
+	if c.d.rec == nil {
+		return nil
+	}
+	op.WorkflowID = c.req.WorkflowID
+	op.ConversationID = c.convID
+	op.Channel = c.ch
+	if err := c.d.rec.Record(ctx, op); err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrRecord, op.Kind, err)
+	}
+	return nil
+}
+
+func (c *call) error(err error) *DispatchError {
+	return &DispatchError{Channel: c.ch, WorkflowID: c.req.WorkflowID, ConversationID: c.convID, WorkerID: c.worker, Err: err}
+}
+
+func noWorkers(total int, excluded []string) error {
+	if total == 0 {
+		return fmt.Errorf("%w: the channel has no workers", ErrNoWorkers)
+	}
+	return fmt.Errorf("%w: all %d workers are excluded (%s)", ErrNoWorkers, total, strings.Join(excluded, ", "))
+}
+
+// withoutExcluded returns the workers whose ids are not excluded, in order.
+// With nothing excluded it returns ws itself.
+func withoutExcluded(ws []Worker, excluded []string) []Worker {
+	if len(excluded) == 0 {
+		return ws
+	}
+	out := make([]Worker, 0, len(ws))
+	for _, w := range ws {
+		if !slices.Contains(excluded, w.ID) {
+			out = append(out, w)
+		}
+	}
+	return out
+}
+
+func findWorker(ws []Worker, id string) (Worker, bool) {
+	for _, w := range ws {
+		if w.ID == id {
+			return w, true
+		}
+	}
+	return Worker{}, false
+}
+
+func views(ws []Worker) []ConsumerStateView {
+	out := make([]ConsumerStateView, len(ws))
+	for i, w := range ws {
+		out[i] = w.State
+	}
+	return out
+}
+
+func workerIDs(ws []Worker) string {
+	ids := make([]string, len(ws))
+	for i, w := range ws {
+		ids[i] = w.ID
+	}
+	return strings.Join(ids, ", ")
+}
+
+func versionText(v RouterVersion) string {
+	if v == (RouterVersion{}) {
+		return "(unversioned)"
+	}
+	s := v.Lang
+	if v.Source != "" {
+		s += " " + v.Source
+	}
+	if v.Hash != "" {
+		s += " " + v.Hash
+	}
+	return s
+}

@@ -1,0 +1,70 @@
+package engine
+
+import (
+	"errors"
+	"strings"
+)
+
+// Sentinel causes of a failed dispatch. Match them with [errors.Is] on the
+// error [Dispatcher.Dispatch] returns.
+var (
+	// ErrInvalidChannel: the namespace or task queue cannot form a channel name.
+	ErrInvalidChannel = errors.New("invalid channel name")
+	// ErrUnknownChannel: no pool or router serves the channel. Pools and
+	// routers wrap it so that callers can tell a configuration problem apart.
+	ErrUnknownChannel = errors.New("unknown channel")
+	// ErrNoWorkers: no candidate was left, or the router chose none. The
+	// text is the seed's NoWorkersAvailable, which the journal keeps.
+	ErrNoWorkers = errors.New("NoWorkersAvailable")
+	// ErrActivityFailed: the worker answered with a Failed result.
+	ErrActivityFailed = errors.New("activity failed")
+	// ErrRouting: the router failed or chose a worker that was not a candidate.
+	ErrRouting = errors.New("routing failed")
+	// ErrStartToCloseTimeout: one attempt waited longer than the request's
+	// start-to-close timeout.
+	ErrStartToCloseTimeout = errors.New("start-to-close timeout")
+	// ErrScheduleToCloseTimeout: the whole conversation took longer than the
+	// request's schedule-to-close timeout.
+	ErrScheduleToCloseTimeout = errors.New("schedule-to-close timeout")
+	// ErrRecord: the recorder could not record an operation.
+	ErrRecord = errors.New("record failed")
+)
+
+// DispatchError is the error of a dispatch that did not complete. It names
+// the channel, the workflow and, once one was selected, the worker; Err is the
+// cause and matches the sentinels above through [errors.Is].
+type DispatchError struct {
+	Channel        ChannelName // zero when the channel name itself was invalid
+	WorkflowID     string
+	ConversationID string // empty when no conversation was opened
+	WorkerID       string // empty when no worker was selected
+	Err            error
+}
+
+// Error implements error: "dispatch CHANNEL workflow W [worker X]: cause".
+func (e *DispatchError) Error() string {
+	var b strings.Builder
+	b.WriteString("dispatch")
+	if !e.Channel.IsZero() {
+		b.WriteString(" ")
+		b.WriteString(e.Channel.String())
+	}
+	b.WriteString(" workflow ")
+	if e.WorkflowID == "" {
+		b.WriteString(`""`)
+	} else {
+		b.WriteString(e.WorkflowID)
+	}
+	if e.WorkerID != "" {
+		b.WriteString(" worker ")
+		b.WriteString(e.WorkerID)
+	}
+	if e.Err != nil {
+		b.WriteString(": ")
+		b.WriteString(e.Err.Error())
+	}
+	return b.String()
+}
+
+// Unwrap returns the cause.
+func (e *DispatchError) Unwrap() error { return e.Err }

@@ -1,0 +1,112 @@
+package engine
+
+import "context"
+
+// The interfaces below are what the [Dispatcher] needs from the world. Each is
+// small so that a transport, a router or a journal implements only its part.
+
+// WorkerPool supplies the workers subscribed to a channel right now. The
+// dispatcher asks again on every attempt, so membership changes take effect
+// from the next attempt and nothing in flight is rebalanced.
+type WorkerPool interface {
+	// Workers returns the current snapshot, in the pool's order. A channel
+	// the pool does not serve is an error wrapping [ErrUnknownChannel].
+	Workers(ctx context.Context, channel ChannelName, req ActivityRequest) ([]Worker, error)
+}
+
+// Selection is the input of one routing decision.
+type Selection struct {
+	WorkflowID     string
+	Channel        ChannelName
+	ConversationID string
+	Attempt        int // 1 on the first try, +1 after each exited worker
+	Request        ActivityRequest
+	// Candidates is the pool snapshot without the excluded workers, in the
+	// pool's order; never empty.
+	Candidates []Worker
+	// Excluded holds the ids that exited earlier in this conversation.
+	Excluded []string
+}
+
+// Decision is a router's answer: the chosen worker's id, or "" for none, and
+// the version of the routing logic that decided.
+type Decision struct {
+	WorkerID string
+	Version  RouterVersion
+}
+
+// Router picks one worker for one activity.
+type Router interface {
+	// Select returns the chosen candidate. An empty WorkerID means no
+	// candidate is acceptable (NoWorkersAvailable); an id that is not among
+	// the candidates is a routing error.
+	Select(ctx context.Context, in Selection) (Decision, error)
+}
+
+// ConversationFactory opens dispatch conversations on channels.
+type ConversationFactory interface {
+	Open(ctx context.Context, workflowID string, channel ChannelName, conversationID string) (Conversation, error)
+}
+
+// Conversation is one open dispatch conversation. The dispatcher calls Close
+// exactly once on every conversation it opened, whatever happened.
+type Conversation interface {
+	// Link links the worker's process to the conversation, so that its exit
+	// is delivered by Receive. Linking to a worker that already exited
+	// succeeds; the exit is then the next event.
+	Link(ctx context.Context, w Worker) error
+	// Send delivers the request to the linked worker.
+	Send(ctx context.Context, msg DispatchRequest) error
+	// Receive waits for the linked worker's response or exit. When ctx ends
+	// first it returns ctx's error.
+	Receive(ctx context.Context) (Event, error)
+	// Close ends the conversation and releases what it holds.
+	Close() error
+}
+
+// DispatchRequest is the message sent to a linked worker.
+type DispatchRequest struct {
+	ConversationID string
+	Request        ActivityRequest
+}
+
+// EventKind tells what [Conversation.Receive] observed.
+type EventKind uint8
+
+// The kinds of [Event].
+const (
+	EventResponse     EventKind = iota + 1 // the worker answered
+	EventWorkerExited                      // the linked worker exited first
+)
+
+// Event is what [Conversation.Receive] observed: a response carrying Result,
+// or the linked worker's exit carrying Message.
+type Event struct {
+	Kind     EventKind
+	WorkerID string
+	Result   ActivityResult // on EventResponse
+	Message  string         // on EventWorkerExited: why the worker exited
+}
+
+// RecordedOutcome is the final outcome of a dispatch as a replay returns it:
+// exactly the result and error the live dispatch returned.
+type RecordedOutcome struct {
+	Result ActivityResult
+	Err    error
+}
+
+// Recorder records every step of every conversation and, during replay,
+// answers dispatches from what was recorded.
+type Recorder interface {
+	// ReplayOutcome returns the recorded outcome for this dispatch and true,
+	// or false when the dispatch should run live.
+	ReplayOutcome(ctx context.Context, channel ChannelName, req ActivityRequest) (RecordedOutcome, bool, error)
+	// Record appends one operation. An error fails the dispatch.
+	Record(ctx context.Context, op Operation) error
+}
+
+// IDSource hands out conversation ids, unique among the conversations that
+// share a journal.
+type IDSource interface {
+	NextConversationID() string
+}

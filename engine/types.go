@@ -1,0 +1,110 @@
+package engine
+
+import (
+	"slices"
+	"time"
+)
+
+// Payload is an activity's input or output: bytes and the content type that
+// says how to read them.
+type Payload struct {
+	ContentType string
+	Data        []byte
+}
+
+// IsZero reports whether p has neither content type nor data.
+func (p Payload) IsZero() bool { return p.ContentType == "" && len(p.Data) == 0 }
+
+// ActivityRequest is one activity a workflow asks to run.
+type ActivityRequest struct {
+	WorkflowID   string
+	ActivityType string
+	TaskQueue    string
+	Input        Payload
+	// ScheduleToClose bounds the whole conversation, re-routes included.
+	// Zero means no bound.
+	ScheduleToClose time.Duration
+	// StartToClose bounds each attempt's wait for the worker's answer.
+	// Zero means no bound.
+	StartToClose time.Duration
+}
+
+// IsZero reports whether r is the zero value, which means "no request".
+func (r ActivityRequest) IsZero() bool {
+	return r.WorkflowID == "" && r.ActivityType == "" && r.TaskQueue == "" &&
+		r.Input.IsZero() && r.ScheduleToClose == 0 && r.StartToClose == 0
+}
+
+// ResultStatus says how an activity ended. The zero value is invalid.
+type ResultStatus uint8
+
+// The statuses of an [ActivityResult].
+const (
+	StatusCompleted ResultStatus = iota + 1
+	StatusFailed
+)
+
+// String returns "completed", "failed" or "invalid".
+func (s ResultStatus) String() string {
+	switch s {
+	case StatusCompleted:
+		return "completed"
+	case StatusFailed:
+		return "failed"
+	}
+	return "invalid"
+}
+
+// ActivityResult is a worker's answer: Completed with an output, or Failed
+// with an error message. Build one with [Completed] or [Failed].
+type ActivityResult struct {
+	Status ResultStatus
+	Output Payload // set when Completed
+	Error  string  // set when Failed
+}
+
+// IsZero reports whether r is the zero value, which means "no result".
+func (r ActivityResult) IsZero() bool { return r.Status == 0 }
+
+// Completed returns a completed result carrying output.
+func Completed(output Payload) ActivityResult {
+	return ActivityResult{Status: StatusCompleted, Output: output}
+}
+
+// Failed returns a failed result carrying the worker's error message.
+func Failed(message string) ActivityResult {
+	return ActivityResult{Status: StatusFailed, Error: message}
+}
+
+// ConsumerStateView is what a router sees of one worker: its load and tags.
+type ConsumerStateView struct {
+	ID          string   `json:"id"`
+	InFlight    int      `json:"in_flight"`
+	MaxInFlight int      `json:"max_in_flight"`
+	BufferDepth int      `json:"buffer_depth"`
+	Tags        []string `json:"tags,omitempty"`
+}
+
+// Available returns the free capacity, MaxInFlight − InFlight, never below 0.
+func (v ConsumerStateView) Available() int {
+	return max(v.MaxInFlight-v.InFlight, 0)
+}
+
+// HasCapacity reports whether the worker can start another activity now.
+func (v ConsumerStateView) HasCapacity() bool { return v.Available() > 0 }
+
+// HasAffinity reports whether the worker carries tag.
+func (v ConsumerStateView) HasAffinity(tag string) bool { return slices.Contains(v.Tags, tag) }
+
+// Worker is a worker visible to one routing decision.
+type Worker struct {
+	// ID is the stable identity routers choose and the journal records.
+	ID string
+	// Participant is the transport's handle on the worker process. The engine
+	// never looks inside; it hands it from the [WorkerPool] snapshot to
+	// [Conversation.Link], so a conversation links the exact process the
+	// router saw even if the pool has changed since.
+	Participant any
+	// State is the load and tags the router sees.
+	State ConsumerStateView
+}

@@ -1,0 +1,3 @@
+module github.com/aion-dispatch/dispatch
+
+go 1.26
