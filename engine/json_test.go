@@ -1,0 +1,218 @@
+package engine_test
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aion-dispatch/dispatch/engine"
+)
+
+func mustChannel(t testing.TB) engine.ChannelName {
+	ch, err := engine.DispatchChannel("prod", "email")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}
+
+func sampleOperations(t testing.TB) []engine.Operation {
+	ch := mustChannel(t)
+	at := time.Date(2026, 11, 25, 20, 0, 0, 123456789, time.UTC)
+	base := engine.Operation{Seq: 1, Time: at, WorkflowID: "wf-1", ConversationID: "c1", Channel: ch}
+	with := func(f func(*engine.Operation)) engine.Operation {
+		op := base
+		op.Seq++
+		f(&op)
+		return op
+	}
+	return []engine.Operation{
+		with(func(op *engine.Operation) {
+			op.Kind = engine.OpConversationOpened
+			op.State = engine.StateScheduled
+			op.Request = engine.ActivityRequest{
+				WorkflowID: "wf-1", ActivityType: "send-email", TaskQueue: "email",
+				Input:           engine.Payload{ContentType: "application/json", Data: []byte(`{"to":"a@example.com"}`)},
+				ScheduleToClose: 10 * time.Second, StartToClose: 1500 * time.Millisecond,
+			}
+		}),
+		with(func(op *engine.Operation) {
+			op.Kind = engine.OpWorkerSelected
+			op.WorkerID = "w2"
+			op.State = engine.StateStarted
+			op.Attempt = 2
+			op.Router = engine.RouterVersion{Lang: "lua", Hash: "sha256:ab12", Source: "scripts/least_loaded.lua"}
+			op.Candidates = []engine.ConsumerStateView{
+				{ID: "w2", InFlight: 1, MaxInFlight: 4, BufferDepth: 2, Tags: []string{"eu", "gpu"}},
+				{ID: "w3", MaxInFlight: 1},
+			}
+			op.Excluded = []string{"w1"}
+		}),
+		with(func(op *engine.Operation) { op.Kind = engine.OpMessageSent; op.WorkerID = "w2"; op.Attempt = 2 }),
+		with(func(op *engine.Operation) {
+			op.Kind = engine.OpMessageReceived
+			op.WorkerID = "w2"
+			op.State = engine.StateCompleted
+			op.Result = engine.Completed(engine.Payload{ContentType: "text/plain", Data: []byte("queued <id 7> & sent")})
+		}),
+		with(func(op *engine.Operation) {
+			op.Kind = engine.OpMessageReceived
+			op.State = engine.StateFailed(false)
+			op.Result = engine.Failed("smtp: 550 mailbox unavailable")
+			op.Message = "smtp: 550 mailbox unavailable"
+		}),
+		with(func(op *engine.Operation) {
+			op.Kind = engine.OpWorkerExited
+			op.WorkerID = "w1"
+			op.State = engine.StateFailed(true)
+			op.Message = "panic: nil map"
+		}),
+		with(func(op *engine.Operation) {
+			op.Kind = engine.OpWorkerTimedOut
+			op.State = engine.StateFailed(true)
+			op.Message = "start-to-close timeout after 1.5s"
+		}),
+		with(func(op *engine.Operation) {
+			op.Kind = engine.OpConversationClosed
+			op.State = engine.StateCompleted
+			op.Result = engine.Completed(engine.Payload{ContentType: "application/octet-stream", Data: []byte{0xff, 0x00, 0x01}})
+		}),
+		with(func(op *engine.Operation) {
+			op.Kind = engine.OpConversationClosed
+			op.Result = engine.Completed(engine.Payload{ContentType: "application/json", Data: []byte(`{ "spaced": true }`)})
+		}),
+		with(func(op *engine.Operation) {
+			op.Kind = engine.OpConversationClosed
+			op.Result = engine.Completed(engine.Payload{ContentType: "application/json", Data: []byte(`null`)})
+		}),
+		with(func(op *engine.Operation) {
+			op.Kind = engine.OpConversationClosed
+			op.Result = engine.Completed(engine.Payload{ContentType: "application/vnd.x+json", Data: []byte(`"quoted"`)})
+		}),
+		{Kind: engine.OpMessageSent}, // everything else absent
+	}
+}
+
+func TestOperationJSONRoundTrip(t *testing.T) {
+	for _, op := range sampleOperations(t) {
+		b, err := json.Marshal(op)
+		if err != nil {
+			t.Fatalf("marshal %s: %v", op.Kind, err)
+		}
+		var back engine.Operation
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatalf("unmarshal %s: %v", b, err)
+		}
+		if !reflect.DeepEqual(back, op) {
+			t.Errorf("round trip of %s:\n got %+v\nwant %+v", b, back, op)
+		}
+	}
+}
+
+func TestOperationJSONShape(t *testing.T) {
+	ops := sampleOperations(t)
+	for _, tc := range []struct {
+		op   engine.Operation
+		want string
+	}{
+		{ops[0], `{"seq":2,"time":"2026-11-25T20:00:00.123456789Z","workflow_id":"wf-1","conversation_id":"c1","channel":"aion.dispatch.prod.email","kind":"conversation_opened","state":{"name":"activity_scheduled"},"request":{"workflow_id":"wf-1","activity_type":"send-email","task_queue":"email","input":{"content_type":"application/json","data":{"to":"a@example.com"}},"schedule_to_close":"10s","start_to_close":"1.5s"}}`},
+		{ops[1], `{"seq":2,"time":"2026-11-25T20:00:00.123456789Z","workflow_id":"wf-1","conversation_id":"c1","channel":"aion.dispatch.prod.email","kind":"worker_selected","worker_id":"w2","state":{"name":"activity_started"},"attempt":2,"router":{"lang":"lua","hash":"sha256:ab12","source":"scripts/least_loaded.lua"},"candidates":[{"id":"w2","in_flight":1,"max_in_flight":4,"buffer_depth":2,"tags":["eu","gpu"]},{"id":"w3","in_flight":0,"max_in_flight":1,"buffer_depth":0}],"excluded":["w1"]}`},
+		{ops[4], `{"seq":2,"time":"2026-11-25T20:00:00.123456789Z","workflow_id":"wf-1","conversation_id":"c1","channel":"aion.dispatch.prod.email","kind":"message_received","state":{"name":"activity_failed","retry_eligible":false},"result":{"status":"failed","error":"smtp: 550 mailbox unavailable"},"message":"smtp: 550 mailbox unavailable"}`},
+		{ops[5], `{"seq":2,"time":"2026-11-25T20:00:00.123456789Z","workflow_id":"wf-1","conversation_id":"c1","channel":"aion.dispatch.prod.email","kind":"worker_exited","worker_id":"w1","state":{"name":"activity_failed","retry_eligible":true},"message":"panic: nil map"}`},
+		{ops[7], `{"seq":2,"time":"2026-11-25T20:00:00.123456789Z","workflow_id":"wf-1","conversation_id":"c1","channel":"aion.dispatch.prod.email","kind":"conversation_closed","state":{"name":"activity_completed"},"result":{"status":"completed","output":{"content_type":"application/octet-stream","data_base64":"/wAB"}}}`},
+		{ops[8], `{"seq":2,"time":"2026-11-25T20:00:00.123456789Z","workflow_id":"wf-1","conversation_id":"c1","channel":"aion.dispatch.prod.email","kind":"conversation_closed","result":{"status":"completed","output":{"content_type":"application/json","data":"{ \"spaced\": true }"}}}`},
+		{ops[11], `{"kind":"message_sent"}`},
+	} {
+		b, err := json.Marshal(tc.op)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(b) != tc.want {
+			t.Errorf("%s:\n got %s\nwant %s", tc.op.Kind, b, tc.want)
+		}
+	}
+}
+
+func TestOperationJSONRejects(t *testing.T) {
+	for _, tc := range []struct{ line, want string }{
+		{`{}`, "missing kind"},
+		{`{"kind":"worker_teleported"}`, "unknown operation kind"},
+		{`{"kind":"message_sent","state":{"name":"activity_paused"}}`, "unknown activity state"},
+		{`{"kind":"message_sent","state":{"name":"activity_started","retry_eligible":true}}`, "cannot be retry eligible"},
+		{`{"kind":"message_sent","state":{}}`, "missing name"},
+		{`{"kind":"message_sent","channel":"prod.email"}`, "invalid channel"},
+		{`{"kind":"message_sent","result":{"status":"maybe"}}`, "unknown status"},
+		{`{"kind":"message_sent","result":{"status":"failed","output":{"data":"x"}}}`, "failed with an output"},
+		{`{"kind":"message_sent","result":{"status":"completed","error":"x"}}`, "completed with an error"},
+		{`{"kind":"conversation_opened","request":{"start_to_close":"soon"}}`, "start_to_close"},
+		{`{"kind":"message_sent","result":{"status":"completed","output":{"data":"x","data_base64":"eA=="}}}`, "both data and data_base64"},
+		{`{"kind":"message_sent","result":{"status":"completed","output":{"data_base64":"!!"}}}`, "data_base64"},
+		{`{"kind":"message_sent","seq":-1}`, "seq"},
+	} {
+		var op engine.Operation
+		err := json.Unmarshal([]byte(tc.line), &op)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("unmarshal %s: err = %v, want one containing %q", tc.line, err, tc.want)
+		}
+	}
+}
+
+func TestMarshalRejectsInvalidValues(t *testing.T) {
+	for name, op := range map[string]engine.Operation{
+		"no kind":         {},
+		"retry started":   {Kind: engine.OpMessageSent, State: engine.ActivityState{Name: engine.ActivityStarted, RetryEligible: true}},
+		"result status 9": {Kind: engine.OpMessageSent, Result: engine.ActivityResult{Status: 9}},
+	} {
+		if _, err := json.Marshal(op); err == nil {
+			t.Errorf("%s: marshal succeeded", name)
+		}
+	}
+}
+
+// FuzzOperationJSON checks that whatever line unmarshals, marshals back to a
+// line that unmarshals to the same operation.
+func FuzzOperationJSON(f *testing.F) {
+	for _, op := range sampleOperations(f) {
+		b, err := json.Marshal(op)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(`{"kind":"message_sent","result":{"status":"completed","output":{"content_type":"application/json","data":[1,2]}}}`))
+	f.Fuzz(func(t *testing.T, line []byte) {
+		var op engine.Operation
+		if err := json.Unmarshal(line, &op); err != nil {
+			return
+		}
+		b, err := json.Marshal(op)
+		if err != nil {
+			t.Fatalf("marshal of an accepted line %s: %v", line, err)
+		}
+		var back engine.Operation
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatalf("re-read of %s: %v", b, err)
+		}
+		if !reflect.DeepEqual(normalise(back), normalise(op)) {
+			t.Fatalf("not stable:\n first %+v\nsecond %+v", op, back)
+		}
+	})
+}
+
+// normalise maps empty slices to nil, which the JSON form does not tell apart.
+func normalise(op engine.Operation) engine.Operation {
+	if len(op.Candidates) == 0 {
+		op.Candidates = nil
+	}
+	for i := range op.Candidates {
+		if len(op.Candidates[i].Tags) == 0 {
+			op.Candidates[i].Tags = nil
+		}
+	}
+	if len(op.Excluded) == 0 {
+		op.Excluded = nil
+	}
+	return op
+}

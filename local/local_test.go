@@ -1,0 +1,363 @@
+package local_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/local"
+)
+
+// Every test must leave no goroutine behind once its pool or workers closed.
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func channel(t *testing.T) engine.ChannelName {
+	t.Helper()
+	ch, err := engine.DispatchChannel("prod", "email")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}
+
+func newPool(t *testing.T) *local.Pool {
+	t.Helper()
+	p := local.NewPool()
+	t.Cleanup(func() {
+		if err := p.Close(context.Background()); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return p
+}
+
+// gate is a handler that reports each start and waits for a release.
+type gate struct {
+	started chan string
+	release chan struct{}
+}
+
+func newGate() *gate { return &gate{started: make(chan string, 16), release: make(chan struct{})} }
+
+func (g *gate) handler(ctx context.Context, req engine.ActivityRequest) engine.ActivityResult {
+	g.started <- req.WorkflowID
+	select {
+	case <-g.release:
+		return engine.Completed(engine.Payload{Data: []byte(req.WorkflowID)})
+	case <-ctx.Done():
+		return engine.Failed("cancelled")
+	}
+}
+
+// open links a new conversation to w and sends one activity for workflow wf.
+func open(t *testing.T, p *local.Pool, ch engine.ChannelName, w engine.Worker, wf string) engine.Conversation {
+	t.Helper()
+	ctx := context.Background()
+	c, err := p.Open(ctx, wf, ch, "c-"+wf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Link(ctx, w); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Send(ctx, engine.DispatchRequest{ConversationID: "c-" + wf, Request: engine.ActivityRequest{WorkflowID: wf}}); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func snapshot(t *testing.T, p *local.Pool, ch engine.ChannelName) []engine.Worker {
+	t.Helper()
+	ws, err := p.Workers(context.Background(), ch, engine.ActivityRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ws
+}
+
+func TestSnapshotCountsInFlightAndBuffered(t *testing.T) {
+	p := newPool(t)
+	ch := channel(t)
+	g := newGate()
+	w, err := p.Start(ch, local.WorkerConfig{ID: "w1", MaxInFlight: 2, Tags: []string{"eu"}, Handler: g.handler})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := snapshot(t, p, ch)
+	if len(ws) != 1 || ws[0].ID != "w1" || ws[0].Participant != w {
+		t.Fatalf("snapshot = %+v", ws)
+	}
+	want := engine.ConsumerStateView{ID: "w1", MaxInFlight: 2, Tags: []string{"eu"}}
+	if got := ws[0].State; got.ID != want.ID || got.InFlight != 0 || got.MaxInFlight != 2 || got.BufferDepth != 0 || !got.HasAffinity("eu") {
+		t.Fatalf("idle state = %+v, want %+v", got, want)
+	}
+
+	convs := []engine.Conversation{open(t, p, ch, ws[0], "a"), open(t, p, ch, ws[0], "b"), open(t, p, ch, ws[0], "c")}
+	<-g.started
+	<-g.started
+	s := w.State()
+	if s.InFlight != 2 || s.BufferDepth != 1 || s.Available() != 0 || s.HasCapacity() {
+		t.Fatalf("busy state = %+v, want 2 in flight, 1 buffered, no capacity", s)
+	}
+	close(g.release)
+	for _, c := range convs {
+		ev, err := c.Receive(context.Background())
+		if err != nil || ev.Kind != engine.EventResponse || ev.Result.Status != engine.StatusCompleted || ev.WorkerID != "w1" {
+			t.Fatalf("receive = %+v, %v", ev, err)
+		}
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Stop("done")
+	if err := w.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if s := w.State(); s.InFlight != 0 {
+		t.Errorf("in flight %d after all answered", s.InFlight)
+	}
+}
+
+func TestExitReachesLinkedConversations(t *testing.T) {
+	p := newPool(t)
+	ch := channel(t)
+	g := newGate()
+	w, err := p.Start(ch, local.WorkerConfig{ID: "w1", Handler: g.handler})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := snapshot(t, p, ch)
+	running := open(t, p, ch, ws[0], "a")
+	queued := open(t, p, ch, ws[0], "b")
+	<-g.started
+	w.Stop("node drained")
+	for _, c := range []engine.Conversation{running, queued} {
+		ev, err := c.Receive(context.Background())
+		if err != nil || ev.Kind != engine.EventWorkerExited || ev.WorkerID != "w1" || ev.Message != "node drained" {
+			t.Errorf("receive = %+v, %v; want the exit of w1", ev, err)
+		}
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ws := snapshot(t, p, ch); len(ws) != 0 {
+		t.Errorf("exited worker still in the snapshot: %+v", ws)
+	}
+	if got := w.ExitMessage(); got != "node drained" {
+		t.Errorf("exit message = %q", got)
+	}
+	if err := w.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if s := w.State(); s.InFlight != 0 {
+		t.Errorf("in flight %d after exit", s.InFlight)
+	}
+
+	// Linking the stale snapshot entry of an exited worker is allowed: the
+	// exit is then the next event.
+	late := open(t, p, ch, ws[0], "c")
+	ev, err := late.Receive(context.Background())
+	if err != nil || ev.Kind != engine.EventWorkerExited {
+		t.Errorf("receive after linking an exited worker = %+v, %v", ev, err)
+	}
+	if err := late.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPanicIsAnExit(t *testing.T) {
+	p := newPool(t)
+	ch := channel(t)
+	w, err := p.Start(ch, local.WorkerConfig{ID: "w1", MaxInFlight: 3, Handler: func(context.Context, engine.ActivityRequest) engine.ActivityResult {
+		panic("index out of range")
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := open(t, p, ch, snapshot(t, p, ch)[0], "a")
+	ev, err := c.Receive(context.Background())
+	if err != nil || ev.Kind != engine.EventWorkerExited || ev.Message != "panic: index out of range" {
+		t.Fatalf("receive = %+v, %v", ev, err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestCloseCancelsTheHandler(t *testing.T) {
+	p := newPool(t)
+	ch := channel(t)
+	cancelled := make(chan error, 1)
+	started := make(chan struct{})
+	w, err := p.Start(ch, local.WorkerConfig{ID: "w1", Handler: func(ctx context.Context, _ engine.ActivityRequest) engine.ActivityResult {
+		close(started)
+		<-ctx.Done()
+		cancelled <- ctx.Err()
+		return engine.Failed("cancelled")
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := open(t, p, ch, snapshot(t, p, ch)[0], "a")
+	<-started
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-cancelled; !errors.Is(err, context.Canceled) {
+		t.Errorf("handler context ended with %v", err)
+	}
+	if err := c.Close(); err == nil {
+		t.Error("second Close succeeded")
+	}
+	if _, err := c.Receive(context.Background()); err == nil {
+		t.Error("Receive after Close succeeded")
+	}
+	w.Stop("done")
+	if err := w.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if s := w.State(); s.InFlight != 0 {
+		t.Errorf("in flight %d", s.InFlight)
+	}
+}
+
+func TestReceiveHonoursContext(t *testing.T) {
+	p := newPool(t)
+	ch := channel(t)
+	g := newGate()
+	if _, err := p.Start(ch, local.WorkerConfig{ID: "w1", Handler: g.handler}); err != nil {
+		t.Fatal(err)
+	}
+	c := open(t, p, ch, snapshot(t, p, ch)[0], "a")
+	<-g.started
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := c.Receive(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("receive = %v, want context.Canceled", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMembership(t *testing.T) {
+	p := newPool(t)
+	ch := channel(t)
+	h := func(context.Context, engine.ActivityRequest) engine.ActivityResult { return engine.Completed(engine.Payload{}) }
+	ids := func() []string {
+		var out []string
+		for _, w := range snapshot(t, p, ch) {
+			out = append(out, w.ID)
+		}
+		return out
+	}
+	for _, id := range []string{"w1", "w2", "w3"} {
+		if _, err := p.Start(ch, local.WorkerConfig{ID: id, Handler: h}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := snapshot(t, p, ch)
+	if _, err := p.Start(ch, local.WorkerConfig{ID: "w2", Handler: h}); err == nil || !strings.Contains(err.Error(), "running worker") {
+		t.Errorf("duplicate id: err = %v", err)
+	}
+	w2 := before[1].Participant.(*local.Worker)
+	w2.Stop("crashed")
+	if got := strings.Join(ids(), ","); got != "w1,w3" {
+		t.Errorf("after w2 exited: %s", got)
+	}
+	restarted, err := p.Start(ch, local.WorkerConfig{ID: "w2", Handler: h})
+	if err != nil {
+		t.Fatalf("restart w2: %v", err)
+	}
+	if got := strings.Join(ids(), ","); got != "w1,w2,w3" {
+		t.Errorf("restarted w2 should keep its place: %s", got)
+	}
+	if removed, ok := p.Remove(ch, "w1"); !ok || removed.ID() != "w1" {
+		t.Fatalf("remove w1 = %v, %v", removed, ok)
+	}
+	if _, ok := p.Remove(ch, "w1"); ok {
+		t.Error("removed w1 twice")
+	}
+	if got := strings.Join(ids(), ","); got != "w2,w3" {
+		t.Errorf("after removing w1: %s", got)
+	}
+	if len(before) != 3 || before[1].Participant == restarted {
+		t.Errorf("an earlier snapshot changed: %+v", before)
+	}
+	other, _ := engine.DispatchChannel("prod", "sms")
+	if _, err := p.Workers(context.Background(), other, engine.ActivityRequest{}); !errors.Is(err, engine.ErrUnknownChannel) {
+		t.Errorf("unknown channel: err = %v", err)
+	}
+	p.AddChannel(other)
+	if ws, err := p.Workers(context.Background(), other, engine.ActivityRequest{}); err != nil || len(ws) != 0 {
+		t.Errorf("empty channel: %v, %v", ws, err)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	p := newPool(t)
+	ch := channel(t)
+	h := func(context.Context, engine.ActivityRequest) engine.ActivityResult { return engine.Completed(engine.Payload{}) }
+	for _, tc := range []struct {
+		cfg  local.WorkerConfig
+		want string
+	}{
+		{local.WorkerConfig{Handler: h}, "worker id is empty"},
+		{local.WorkerConfig{ID: "w1"}, "no handler"},
+		{local.WorkerConfig{ID: "w1", MaxInFlight: -1, Handler: h}, "negative"},
+		{local.WorkerConfig{ID: "w1", MailboxSize: -1, Handler: h}, "negative"},
+	} {
+		if _, err := p.Start(ch, tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Start(%+v) = %v, want %q", tc.cfg, err, tc.want)
+		}
+	}
+	if _, err := p.Start(engine.ChannelName{}, local.WorkerConfig{ID: "w1", Handler: h}); !errors.Is(err, engine.ErrInvalidChannel) {
+		t.Errorf("zero channel: %v", err)
+	}
+	c, _ := p.Open(context.Background(), "wf", ch, "c1")
+	if err := c.Link(context.Background(), engine.Worker{ID: "remote", Participant: "nats-conn"}); err == nil || !strings.Contains(err.Error(), "not an in-process worker") {
+		t.Errorf("link foreign participant: %v", err)
+	}
+	if err := c.Send(context.Background(), engine.DispatchRequest{}); err == nil {
+		t.Error("send before link succeeded")
+	}
+	_ = c.Close()
+	if err := p.Close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Start(ch, local.WorkerConfig{ID: "w9", Handler: h}); err == nil {
+		t.Error("Start after Close succeeded")
+	}
+}
+
+func TestSendWaitsForRoomOrContext(t *testing.T) {
+	p := newPool(t)
+	ch := channel(t)
+	g := newGate()
+	if _, err := p.Start(ch, local.WorkerConfig{ID: "w1", MailboxSize: 1, Handler: g.handler}); err != nil {
+		t.Fatal(err)
+	}
+	w := snapshot(t, p, ch)[0]
+	running := open(t, p, ch, w, "a")
+	<-g.started
+	queued := open(t, p, ch, w, "b") // fills the one-slot mailbox
+	c, _ := p.Open(context.Background(), "c", ch, "c-c")
+	if err := c.Link(context.Background(), w); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := c.Send(ctx, engine.DispatchRequest{}); !errors.Is(err, context.Canceled) {
+		t.Errorf("send to a full mailbox with a cancelled context: %v", err)
+	}
+	for _, conv := range []engine.Conversation{running, queued, c} {
+		_ = conv.Close()
+	}
+}
