@@ -1,8 +1,8 @@
 package engine
 
 import (
-	"encoding/hex"
 	"encoding/binary"
+	"encoding/hex"
 	"math/rand/v2"
 	"strconv"
 	"sync/atomic"

@@ -250,7 +250,9 @@ func TestReceiveHonoursContext(t *testing.T) {
 func TestMembership(t *testing.T) {
 	p := newPool(t)
 	ch := channel(t)
-	h := func(context.Context, engine.ActivityRequest) engine.ActivityResult { return engine.Completed(engine.Payload{}) }
+	h := func(context.Context, engine.ActivityRequest) engine.ActivityResult {
+		return engine.Completed(engine.Payload{})
+	}
 	ids := func() []string {
 		var out []string
 		for _, w := range snapshot(t, p, ch) {
@@ -304,7 +306,9 @@ func TestMembership(t *testing.T) {
 func TestConfigErrors(t *testing.T) {
 	p := newPool(t)
 	ch := channel(t)
-	h := func(context.Context, engine.ActivityRequest) engine.ActivityResult { return engine.Completed(engine.Payload{}) }
+	h := func(context.Context, engine.ActivityRequest) engine.ActivityResult {
+		return engine.Completed(engine.Payload{})
+	}
 	for _, tc := range []struct {
 		cfg  local.WorkerConfig
 		want string
