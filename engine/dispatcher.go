@@ -114,10 +114,10 @@ func (d *Dispatcher) Dispatch(ctx context.Context, namespace, taskQueue string, 
 	if ctx.Err() != nil {
 		return ActivityResult{}, c.error(context.Cause(ctx))
 	}
+	c.caller = ctx
 	if req.ScheduleToClose > 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, req.ScheduleToClose,
-			&TimeoutError{Timeout: ErrScheduleToCloseTimeout, After: req.ScheduleToClose})
+		ctx, cancel = context.WithTimeout(ctx, req.ScheduleToClose)
 		defer cancel()
 	}
 	c.convID = d.ids.NextConversationID()
@@ -133,6 +133,7 @@ func (d *Dispatcher) Dispatch(ctx context.Context, namespace, taskQueue string, 
 // call is the state of one Dispatch.
 type call struct {
 	d       *Dispatcher
+	caller  context.Context // the caller's context, before schedule-to-close
 	ch      ChannelName
 	req     ActivityRequest
 	convID  string
@@ -228,12 +229,17 @@ func (c *call) receive(ctx context.Context) (Event, error) {
 	if c.req.StartToClose <= 0 {
 		return c.conv.Receive(ctx)
 	}
-	actx, cancel := context.WithTimeoutCause(ctx, c.req.StartToClose,
-		&TimeoutError{Timeout: ErrStartToCloseTimeout, After: c.req.StartToClose})
+	deadline := time.Now().Add(c.req.StartToClose)
+	if sd, ok := ctx.Deadline(); ok && !sd.After(deadline) {
+		return c.conv.Receive(ctx) // schedule-to-close (or the caller) ends it first
+	}
+	// The caller's context, not ctx, is the parent: its deadline is later and
+	// a context with no children to track costs less.
+	actx, cancel := context.WithDeadline(c.caller, deadline)
 	defer cancel()
 	ev, err := c.conv.Receive(actx)
-	if err != nil && actx.Err() != nil && errors.Is(err, actx.Err()) {
-		return ev, context.Cause(actx)
+	if err != nil && c.caller.Err() == nil && actx.Err() != nil && errors.Is(err, actx.Err()) {
+		return ev, &TimeoutError{Timeout: ErrStartToCloseTimeout, After: c.req.StartToClose}
 	}
 	return ev, err
 }
@@ -260,11 +266,15 @@ func (c *call) answered(ctx context.Context, res ActivityResult) (ActivityResult
 // worker_timed_out when a timeout fired while a worker had the activity.
 func (c *call) stopped(ctx context.Context, err error) error {
 	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-		err = context.Cause(ctx)
+		if c.caller.Err() == nil {
+			err = &TimeoutError{Timeout: ErrScheduleToCloseTimeout, After: c.req.ScheduleToClose}
+		} else {
+			err = context.Cause(c.caller)
+		}
 	}
 	var te *TimeoutError
 	if errors.As(err, &te) && c.worker != "" {
-		rerr := c.record(context.WithoutCancel(ctx), Operation{Kind: OpWorkerTimedOut, WorkerID: c.worker,
+		rerr := c.record(uncancelled(c.caller), Operation{Kind: OpWorkerTimedOut, WorkerID: c.worker,
 			State: StateFailed(true), Message: err.Error(), Attempt: c.attempt})
 		return errors.Join(err, rerr)
 	}
@@ -286,7 +296,7 @@ func (c *call) finish(ctx context.Context, res ActivityResult, err error) (Activ
 	if err != nil {
 		op.Message = err.Error()
 	}
-	if rerr := c.record(context.WithoutCancel(ctx), op); rerr != nil {
+	if rerr := c.record(uncancelled(c.caller), op); rerr != nil {
 		err = errors.Join(err, rerr)
 	}
 	if err != nil {
@@ -310,6 +320,15 @@ func (c *call) record(ctx context.Context, op Operation) error {
 
 func (c *call) error(err error) *DispatchError {
 	return &DispatchError{Channel: c.ch, WorkflowID: c.req.WorkflowID, ConversationID: c.convID, WorkerID: c.worker, Err: err}
+}
+
+// uncancelled returns ctx's values without its cancellation, for the records
+// that must be written whatever ended the conversation.
+func uncancelled(ctx context.Context) context.Context {
+	if ctx.Done() == nil {
+		return ctx
+	}
+	return context.WithoutCancel(ctx)
 }
 
 func noWorkers(total int, excluded []string) error {
