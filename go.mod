@@ -2,4 +2,9 @@ module github.com/aion-dispatch/dispatch
 
 go 1.26
 
-require go.uber.org/goleak v1.3.0 // indirect
+require (
+	github.com/expr-lang/expr v1.17.8 // indirect
+	github.com/yuin/gopher-lua v1.1.2 // indirect
+	go.uber.org/goleak v1.3.0 // indirect
+	go.yaml.in/yaml/v3 v3.0.6 // indirect
+)

@@ -1,0 +1,92 @@
+package router
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Sentinel causes of routing failures, for [errors.Is].
+var (
+	// ErrScriptTimeout: a script call ran past its deadline and was stopped.
+	ErrScriptTimeout = errors.New("routing script timed out")
+	// ErrBadDecision: a script returned something that names no candidate.
+	ErrBadDecision = errors.New("routing script returned an invalid decision")
+)
+
+// ScriptError is a compile or runtime error in a routing script, rendered the
+// same way for Lua and expr: "FILE:LINE:COL: message", then the source line
+// and a caret under the column when they are known.
+type ScriptError struct {
+	Lang    Lang
+	File    string // the script's path, or a name such as "inline" for inline sources
+	Line    int    // 1-based; 0 when unknown
+	Column  int    // 1-based; 0 when unknown
+	Message string
+	Snippet string // the source line, without its newline
+	Err     error  // the interpreter's error, when there is one
+}
+
+// Error implements error.
+func (e *ScriptError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.Location())
+	b.WriteString(": ")
+	b.WriteString(e.Message)
+	if e.Snippet != "" {
+		b.WriteString("\n\t")
+		b.WriteString(e.Snippet)
+		if e.Column > 0 {
+			b.WriteString("\n\t")
+			b.WriteString(caretPad(e.Snippet, e.Column))
+			b.WriteString("^")
+		}
+	}
+	return b.String()
+}
+
+// Location returns "FILE:LINE:COL", "FILE:LINE" or "FILE", as known.
+func (e *ScriptError) Location() string {
+	switch {
+	case e.Line > 0 && e.Column > 0:
+		return fmt.Sprintf("%s:%d:%d", e.File, e.Line, e.Column)
+	case e.Line > 0:
+		return fmt.Sprintf("%s:%d", e.File, e.Line)
+	}
+	return e.File
+}
+
+// Unwrap returns the interpreter's error.
+func (e *ScriptError) Unwrap() error { return e.Err }
+
+// caretPad returns the white space that puts a caret under column col of
+// line, keeping tabs so the caret lines up in a terminal.
+func caretPad(line string, col int) string {
+	var b strings.Builder
+	for i, r := range line {
+		if i >= col-1 {
+			break
+		}
+		if r == '\t' {
+			b.WriteByte('\t')
+		} else {
+			b.WriteByte(' ')
+		}
+	}
+	return b.String()
+}
+
+// sourceLine returns line n (1-based) of src without its newline, or "".
+func sourceLine(src []byte, n int) string {
+	if n < 1 {
+		return ""
+	}
+	for i := 1; len(src) > 0; i++ {
+		line, rest, _ := strings.Cut(string(src), "\n")
+		if i == n {
+			return strings.TrimRight(line, "\r")
+		}
+		src = []byte(rest)
+	}
+	return ""
+}

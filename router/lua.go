@@ -1,0 +1,154 @@
+package router
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+	"github.com/yuin/gopher-lua/parse"
+)
+
+// luaProgram is a compiled Lua routing script with its pool of states.
+// gopher-lua states are not safe for concurrent use: a call borrows one, and
+// gives it back only if the call neither failed nor timed out.
+type luaProgram struct {
+	proto  *lua.FunctionProto // the chunk, after rewriting concatenation
+	src    []byte
+	limits Limits
+
+	mu   sync.Mutex
+	free []*luaState
+}
+
+// luaChunkName is the chunk name the interpreter puts in front of runtime
+// errors; the router replaces it with the script's path when it reports one.
+const luaChunkName = "script"
+
+func compileLua(name string, src []byte, limits Limits) (*luaProgram, error) {
+	chunk, err := parse.Parse(bytes.NewReader(src), luaChunkName)
+	if err != nil {
+		var pe *parse.Error
+		if errors.As(err, &pe) {
+			se := &ScriptError{Lang: Lua, File: name, Line: pe.Pos.Line, Column: pe.Pos.Column, Message: pe.Message, Err: err}
+			if pe.Token != "" {
+				se.Message += " near '" + pe.Token + "'"
+			}
+			if pe.Pos.Line == parse.EOF {
+				se.Line, se.Column = strings.Count(string(src), "\n")+1, 0
+				se.Message = pe.Message + " at end of file"
+			}
+			se.Snippet = sourceLine(src, se.Line)
+			return nil, se
+		}
+		return nil, &ScriptError{Lang: Lua, File: name, Message: err.Error(), Err: err}
+	}
+	rewriteConcat(chunk)
+	proto, err := lua.Compile(chunk, luaChunkName)
+	if err != nil {
+		se := &ScriptError{Lang: Lua, File: name, Message: err.Error(), Err: err}
+		var ce *lua.CompileError
+		if errors.As(err, &ce) {
+			se.Line, se.Message, se.Snippet = ce.Line, ce.Message, sourceLine(src, ce.Line)
+		}
+		return nil, se
+	}
+	p := &luaProgram{proto: proto, src: src, limits: limits}
+	// Run the chunk once now, so that top-level errors and a missing route
+	// function are compile errors rather than the first dispatch's failure.
+	st, err := p.newState()
+	if err != nil {
+		return nil, p.scriptError(name, err)
+	}
+	cc := st.ctx
+	cc.reset(context.Background(), time.Now().Add(limits.compileTimeout()))
+	if _, err := st.loadRoute(); err != nil {
+		if cc.fired() != nil {
+			return nil, &ScriptError{Lang: Lua, File: name, Message: "top-level code did not finish within " +
+				limits.compileTimeout().String(), Err: ErrScriptTimeout}
+		}
+		return nil, p.scriptError(name, err)
+	}
+	p.put(st)
+	return p, nil
+}
+
+// get borrows a state, making one when none is free.
+func (p *luaProgram) get() (*luaState, error) {
+	p.mu.Lock()
+	if n := len(p.free); n > 0 {
+		st := p.free[n-1]
+		p.free = p.free[:n-1]
+		p.mu.Unlock()
+		return st, nil
+	}
+	p.mu.Unlock()
+	return p.newState()
+}
+
+// put returns a clean state to the pool, or drops it when the pool is full.
+func (p *luaProgram) put(st *luaState) {
+	p.mu.Lock()
+	if len(p.free) < p.limits.poolSize() {
+		p.free = append(p.free, st)
+	}
+	p.mu.Unlock()
+}
+
+// route runs the script's route function for one selection.
+func (p *luaProgram) route(ctx context.Context, in *callInput, deadline time.Time) (result rawResult, err error) {
+	st, err := p.get()
+	if err != nil {
+		return rawResult{}, err
+	}
+	clean := false
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("lua interpreter panic: %v", r)
+			clean = false
+		}
+		st.in = nil
+		if clean {
+			p.put(st)
+		}
+	}()
+	st.ctx.reset(ctx, deadline)
+	result, err = st.call(in)
+	if fe := st.ctx.fired(); fe != nil {
+		if errors.Is(fe, errDeadline) {
+			return rawResult{}, ErrScriptTimeout
+		}
+		return rawResult{}, fe
+	}
+	if err != nil {
+		return rawResult{}, p.scriptError("", err)
+	}
+	clean = true
+	return result, nil
+}
+
+var luaErrPos = regexp.MustCompile(`^` + luaChunkName + `:(\d+): ?`)
+
+// scriptError turns an interpreter error into a ScriptError at the line the
+// interpreter named.
+func (p *luaProgram) scriptError(name string, err error) error {
+	msg := err.Error()
+	var ae *lua.ApiError
+	if errors.As(err, &ae) && ae.Object != nil {
+		msg = ae.Object.String()
+	}
+	se := &ScriptError{Lang: Lua, File: name, Err: err}
+	if m := luaErrPos.FindStringSubmatch(msg); m != nil {
+		se.Line, _ = strconv.Atoi(m[1])
+		msg = msg[len(m[0]):]
+		se.Snippet = sourceLine(p.src, se.Line)
+	}
+	se.Message = strings.TrimSpace(msg)
+	return se
+}

@@ -1,0 +1,751 @@
+package router
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"strings"
+	"sync"
+
+	lua "github.com/yuin/gopher-lua"
+
+	"github.com/aion-dispatch/dispatch/engine"
+)
+
+// maxArrayIndex caps the array part of every Lua table: t[2e7] = true must
+// not allocate twenty million slots. Larger integer keys still work; they go
+// to the hash part. gopher-lua only offers this as a package variable, so it
+// is set once, before the first state is made.
+const maxArrayIndex = 1 << 16
+
+var setArrayIndex sync.Once
+
+// luaState is one sandboxed interpreter of a program, with the objects it
+// reuses from call to call.
+type luaState struct {
+	L      *lua.LState
+	ctx    *callContext
+	proto  *lua.FunctionProto
+	limits Limits
+	in     *callInput
+
+	pcg *rand.PCG
+	rng *rand.Rand
+
+	envMT  *lua.LTable // metatable of each call's globals: reads fall through to the sandbox
+	listMT *lua.LTable
+	candMT *lua.LTable
+	reqMT  *lua.LTable
+	exclMT *lua.LTable
+
+	main    luaList // the candidates of the current call
+	listUD  *lua.LUserData
+	reqUD   *lua.LUserData
+	exclUD  *lua.LUserData
+	candUDs []*lua.LUserData // views of main's candidates, reused
+	hasTag     *lua.LFunction
+	ipairsIter *lua.LFunction
+	next       lua.LValue // the base library's next
+}
+
+var errNoRoute = errors.New("the script defines no function route(request, candidates, excluded)")
+
+// luaList is a list of candidates as a script sees it.
+type luaList struct {
+	views []engine.ConsumerStateView
+	uds   []*lua.LUserData // cached userdata per index; nil for derived lists
+}
+
+// Base functions a script keeps. Everything else in the base library loads
+// code, reaches the process or bypasses the sandbox, and is removed.
+var luaBaseAllowed = map[string]bool{
+	"assert": true, "error": true, "ipairs": true, "next": true, "pairs": true,
+	"pcall": true, "rawequal": true, "rawget": true, "select": true,
+	"setmetatable": true, "getmetatable": true, "tonumber": true,
+	"tostring": true, "type": true, "unpack": true, "xpcall": true,
+	"_VERSION": true, "string": true, "table": true, "math": true,
+}
+
+func (p *luaProgram) newState() (st *luaState, err error) {
+	setArrayIndex.Do(func() { lua.MaxArrayIndex = maxArrayIndex })
+	L := lua.NewState(lua.Options{
+		SkipOpenLibs:    true,
+		CallStackSize:   p.limits.callStack(),
+		RegistrySize:    1024,
+		RegistryMaxSize: p.limits.registryMax(),
+	})
+	defer func() {
+		if r := recover(); r != nil {
+			L.Close()
+			st, err = nil, fmt.Errorf("lua sandbox setup panic: %v", r)
+		}
+	}()
+	for _, lib := range []struct {
+		name string
+		open lua.LGFunction
+	}{
+		{lua.BaseLibName, lua.OpenBase},
+		{lua.StringLibName, lua.OpenString},
+		{lua.TabLibName, lua.OpenTable},
+		{lua.MathLibName, lua.OpenMath},
+	} {
+		L.Push(L.NewFunction(lib.open))
+		L.Push(lua.LString(lib.name))
+		L.Call(1, 0)
+	}
+	pcg := rand.NewPCG(0, 0)
+	st = &luaState{L: L, ctx: newCallContext(), proto: p.proto, limits: p.limits, pcg: pcg, rng: rand.New(pcg)}
+	st.sandbox()
+	L.SetContext(st.ctx)
+	return st, nil
+}
+
+// sandbox strips the globals to the allow-list, caps the functions that can
+// allocate without bound, and freezes every library table.
+func (st *luaState) sandbox() {
+	L := st.L
+	G := L.G.Global
+	st.next = G.RawGetString("next")
+	st.ipairsIter = L.NewFunction(st.ipairsNext)
+	var drop []lua.LValue
+	G.ForEach(func(k, _ lua.LValue) {
+		if !luaBaseAllowed[k.String()] {
+			drop = append(drop, k)
+		}
+	})
+	for _, k := range drop {
+		G.RawSet(k, lua.LNil)
+	}
+	G.RawSetString("ipairs", L.NewFunction(st.ipairs))
+	G.RawSetString("pairs", L.NewFunction(st.pairs))
+	G.RawSetString("unpack", L.NewFunction(st.unpack))
+
+	str := G.RawGetString("string").(*lua.LTable)
+	origFormat := str.RawGetString("format").(*lua.LFunction)
+	str.RawSetString("dump", lua.LNil)
+	str.RawSetString("rep", L.NewFunction(st.strRep))
+	str.RawSetString("gsub", L.NewFunction(st.strGsub))
+	str.RawSetString("format", L.NewFunction(st.strFormat(origFormat)))
+	for _, name := range []string{"find", "match", "gmatch"} {
+		str.RawSetString(name, L.NewFunction(st.capSubject(str.RawGetString(name).(*lua.LFunction))))
+	}
+	tbl := G.RawGetString("table").(*lua.LTable)
+	tbl.RawSetString("concat", L.NewFunction(st.tableConcat))
+	mth := G.RawGetString("math").(*lua.LTable)
+	mth.RawSetString("random", L.NewFunction(st.mathRandom))
+	mth.RawSetString("randomseed", lua.LNil)
+
+	st.hasTag = L.NewFunction(st.candHasTag)
+	disp := L.NewTable()
+	for name, fn := range map[string]lua.LGFunction{
+		"least_loaded": st.leastLoaded,
+		"with_tag":     st.withTag,
+		"rendezvous":   st.rendezvous,
+		"p2c":          st.p2c,
+		"random":       st.random,
+		"json_decode":  st.jsonDecode,
+		"concat":       st.concat,
+	} {
+		disp.RawSetString(name, L.NewFunction(fn))
+	}
+	disp.RawSetString("has_tag", st.hasTag)
+	// The rewritten chunk calls this for every `..`; the name is not an
+	// identifier, so no script can reach or replace it.
+	G.RawSetString(concatName, disp.RawGetString("concat"))
+
+	for _, name := range []string{"string", "table", "math"} {
+		G.RawSetString(name, st.readOnly(name, G.RawGetString(name).(*lua.LTable)))
+	}
+	G.RawSetString("dispatch", st.readOnly("dispatch", disp))
+	// Strings index the real string table through their shared metatable;
+	// lock it so that getmetatable("") cannot reach and change it.
+	if mt, ok := L.GetMetatable(lua.LString("")).(*lua.LTable); ok {
+		mt.RawSetString("__metatable", lua.LString("locked"))
+	}
+
+	// A call's globals are its own table; reads fall through to the sandbox.
+	st.envMT = L.NewTable()
+	st.envMT.RawSetString("__index", G)
+	st.envMT.RawSetString("__metatable", lua.LString("locked"))
+	st.listMT = st.lockedMT(L.NewFunction(st.listIndex), L.NewFunction(st.listLen))
+	st.candMT = st.lockedMT(L.NewFunction(st.candIndex), nil)
+	st.reqMT = st.lockedMT(L.NewFunction(st.reqIndex), nil)
+	st.exclMT = st.lockedMT(L.NewFunction(st.exclIndex), L.NewFunction(st.exclLen))
+	st.listUD = st.userdata(&st.main, st.listMT)
+	st.reqUD = st.userdata(nil, st.reqMT)
+	st.exclUD = st.userdata(nil, st.exclMT)
+}
+
+// lockedMT returns a metatable with __index (and __len when given) that
+// scripts can neither read nor replace.
+func (st *luaState) lockedMT(index, length lua.LValue) *lua.LTable {
+	mt := st.L.NewTable()
+	mt.RawSetString("__index", index)
+	if length != nil {
+		mt.RawSetString("__len", length)
+	}
+	mt.RawSetString("__newindex", st.L.NewFunction(func(L *lua.LState) int {
+		L.RaiseError("cannot assign to a read-only value")
+		return 0
+	}))
+	mt.RawSetString("__metatable", lua.LString("locked"))
+	return mt
+}
+
+// readOnly returns an empty table that reads through to t and refuses writes.
+func (st *luaState) readOnly(name string, t *lua.LTable) *lua.LTable {
+	proxy := st.L.NewTable()
+	mt := st.L.NewTable()
+	mt.RawSetString("__index", t)
+	mt.RawSetString("__newindex", st.L.NewFunction(func(L *lua.LState) int {
+		L.RaiseError("cannot modify the read-only %s table", name)
+		return 0
+	}))
+	mt.RawSetString("__metatable", lua.LString("locked"))
+	st.L.SetMetatable(proxy, mt)
+	return proxy
+}
+
+func (st *luaState) userdata(v any, mt *lua.LTable) *lua.LUserData {
+	ud := st.L.NewUserData()
+	ud.Value = v
+	ud.Metatable = mt
+	return ud
+}
+
+// loadRoute runs the chunk in fresh globals and returns its route function.
+// Running the chunk on every call is what keeps calls apart: globals and
+// top-level locals are new each time, and the libraries are read-only.
+func (st *luaState) loadRoute() (*lua.LFunction, error) {
+	L := st.L
+	env := L.NewTable()
+	env.Metatable = st.envMT
+	fn := L.NewFunctionFromProto(st.proto)
+	fn.Env = env
+	L.Push(fn)
+	if err := L.PCall(0, 0, nil); err != nil {
+		return nil, err
+	}
+	route, ok := env.RawGetString("route").(*lua.LFunction)
+	if !ok {
+		return nil, errNoRoute
+	}
+	return route, nil
+}
+
+// call runs route for one selection and reads what it returned.
+func (st *luaState) call(in *callInput) (rawResult, error) {
+	st.in = in
+	seed(st.pcg, in.sel.ConversationID, in.sel.Attempt)
+	in.rng = st.rng
+	st.main.views = in.views
+	for len(st.candUDs) < len(in.views) {
+		st.candUDs = append(st.candUDs, st.userdata(nil, st.candMT))
+	}
+	st.main.uds = st.candUDs[:len(in.views)]
+	for i := range in.views {
+		st.main.uds[i].Value = &in.views[i]
+	}
+	route, err := st.loadRoute()
+	if err != nil {
+		return rawResult{}, err
+	}
+	L := st.L
+	L.Push(route)
+	L.Push(st.reqUD)
+	L.Push(st.listUD)
+	L.Push(st.exclUD)
+	if err := L.PCall(3, 1, nil); err != nil {
+		return rawResult{}, err
+	}
+	ret := L.Get(-1)
+	L.Pop(1)
+	switch v := ret.(type) {
+	case *lua.LNilType:
+		return rawResult{none: true}, nil
+	case lua.LString:
+		return rawResult{id: string(v), got: fmt.Sprintf("%q", string(v))}, nil
+	case *lua.LUserData:
+		if c, ok := v.Value.(*engine.ConsumerStateView); ok {
+			return rawResult{id: c.ID, got: fmt.Sprintf("candidate %q", c.ID)}, nil
+		}
+	}
+	return rawResult{got: describeLua(ret)}, nil
+}
+
+func describeLua(v lua.LValue) string {
+	switch v.Type() {
+	case lua.LTNumber, lua.LTBool:
+		return fmt.Sprintf("%s %s", v.Type(), v.String())
+	}
+	return "a " + v.Type().String()
+}
+
+// seed re-seeds the per-call random source from conversation id and attempt.
+func seed(pcg *rand.PCG, conversationID string, attempt int) {
+	pcg.Seed(randSeed(conversationID, attempt))
+}
+
+// --- candidate lists, candidates, request, excluded -----------------------
+
+func (st *luaState) list(L *lua.LState, n int) []engine.ConsumerStateView {
+	switch v := L.Get(n).(type) {
+	case *lua.LUserData:
+		if l, ok := v.Value.(*luaList); ok {
+			return l.views
+		}
+	case *lua.LTable:
+		// A table the script built from candidates.
+		var out []engine.ConsumerStateView
+		for i := 1; ; i++ {
+			e := v.RawGetInt(i)
+			if e == lua.LNil {
+				return out
+			}
+			ud, ok := e.(*lua.LUserData)
+			c, ok2 := ud.Value.(*engine.ConsumerStateView)
+			if !ok || !ok2 {
+				L.ArgError(n, fmt.Sprintf("element %d is not a candidate", i))
+			}
+			out = append(out, *c)
+		}
+	}
+	L.ArgError(n, "candidates expected, got "+describeLua(L.Get(n)))
+	return nil
+}
+
+func (st *luaState) pushList(L *lua.LState, views []engine.ConsumerStateView) {
+	L.Push(st.userdata(&luaList{views: views}, st.listMT))
+}
+
+func (st *luaState) pushChoice(L *lua.LState, views []engine.ConsumerStateView, i int) int {
+	if i < 0 {
+		L.Push(lua.LNil)
+	} else {
+		L.Push(lua.LString(views[i].ID))
+	}
+	return 1
+}
+
+func (st *luaState) listIndex(L *lua.LState) int {
+	l := L.CheckUserData(1).Value.(*luaList)
+	i, ok := L.Get(2).(lua.LNumber)
+	if !ok || float64(i) != math.Trunc(float64(i)) || int(i) < 1 || int(i) > len(l.views) {
+		L.Push(lua.LNil)
+		return 1
+	}
+	if l.uds != nil {
+		L.Push(l.uds[int(i)-1])
+	} else {
+		L.Push(st.userdata(&l.views[int(i)-1], st.candMT))
+	}
+	return 1
+}
+
+func (st *luaState) listLen(L *lua.LState) int {
+	L.Push(lua.LNumber(len(L.CheckUserData(1).Value.(*luaList).views)))
+	return 1
+}
+
+func (st *luaState) candIndex(L *lua.LState) int {
+	c := L.CheckUserData(1).Value.(*engine.ConsumerStateView)
+	switch L.CheckString(2) {
+	case "id":
+		L.Push(lua.LString(c.ID))
+	case "in_flight":
+		L.Push(lua.LNumber(c.InFlight))
+	case "max_in_flight":
+		L.Push(lua.LNumber(c.MaxInFlight))
+	case "buffer_depth":
+		L.Push(lua.LNumber(c.BufferDepth))
+	case "available":
+		L.Push(lua.LNumber(c.Available()))
+	case "tags":
+		t := L.CreateTable(len(c.Tags), 0)
+		for _, tag := range c.Tags {
+			t.Append(lua.LString(tag))
+		}
+		L.Push(t)
+	case "has_tag":
+		L.Push(st.hasTag)
+	default:
+		L.Push(lua.LNil)
+	}
+	return 1
+}
+
+func (st *luaState) candHasTag(L *lua.LState) int {
+	c, ok := L.CheckUserData(1).Value.(*engine.ConsumerStateView)
+	if !ok {
+		L.ArgError(1, "candidate expected")
+	}
+	L.Push(lua.LBool(c.HasAffinity(L.CheckString(2))))
+	return 1
+}
+
+func (st *luaState) reqIndex(L *lua.LState) int {
+	sel := st.in.sel
+	switch L.CheckString(2) {
+	case "namespace":
+		L.Push(lua.LString(sel.Channel.Namespace()))
+	case "task_queue":
+		L.Push(lua.LString(sel.Channel.TaskQueue()))
+	case "channel":
+		L.Push(lua.LString(sel.Channel.String()))
+	case "workflow_id":
+		L.Push(lua.LString(sel.WorkflowID))
+	case "conversation_id":
+		L.Push(lua.LString(sel.ConversationID))
+	case "attempt":
+		L.Push(lua.LNumber(sel.Attempt))
+	case "activity_type":
+		L.Push(lua.LString(sel.Request.ActivityType))
+	case "input_content_type":
+		L.Push(lua.LString(sel.Request.Input.ContentType))
+	case "input":
+		L.Push(lua.LString(sel.Request.Input.Data))
+	default:
+		L.Push(lua.LNil)
+	}
+	return 1
+}
+
+func (st *luaState) exclIndex(L *lua.LState) int {
+	ex := st.in.sel.Excluded
+	i, ok := L.Get(2).(lua.LNumber)
+	if !ok || int(i) < 1 || int(i) > len(ex) || float64(i) != math.Trunc(float64(i)) {
+		L.Push(lua.LNil)
+		return 1
+	}
+	L.Push(lua.LString(ex[int(i)-1]))
+	return 1
+}
+
+func (st *luaState) exclLen(L *lua.LState) int {
+	L.Push(lua.LNumber(len(st.in.sel.Excluded)))
+	return 1
+}
+
+// ipairs iterates tables as usual and the host's lists (candidates,
+// excluded) through their index functions.
+func (st *luaState) ipairs(L *lua.LState) int {
+	v := L.Get(1)
+	switch v.(type) {
+	case *lua.LTable, *lua.LUserData:
+	default:
+		L.ArgError(1, "table expected, got "+v.Type().String())
+	}
+	L.Push(st.ipairsIter)
+	L.Push(v)
+	L.Push(lua.LNumber(0))
+	return 3
+}
+
+func (st *luaState) ipairsNext(L *lua.LState) int {
+	i := L.CheckInt(2) + 1
+	var v lua.LValue
+	switch x := L.Get(1).(type) {
+	case *lua.LTable:
+		v = x.RawGetInt(i)
+	default:
+		v = L.GetTable(x, lua.LNumber(i))
+	}
+	if v == lua.LNil {
+		return 0
+	}
+	L.Push(lua.LNumber(i))
+	L.Push(v)
+	return 2
+}
+
+// pairs iterates tables; the host's lists are walked with ipairs.
+func (st *luaState) pairs(L *lua.LState) int {
+	if _, ok := L.Get(1).(*lua.LUserData); ok {
+		return st.ipairs(L)
+	}
+	t := L.CheckTable(1)
+	L.Push(st.next)
+	L.Push(t)
+	L.Push(lua.LNil)
+	return 3
+}
+
+// --- helpers ---------------------------------------------------------------
+
+func (st *luaState) leastLoaded(L *lua.LState) int {
+	views := st.list(L, 1)
+	return st.pushChoice(L, views, LeastLoadedIndex(views))
+}
+
+func (st *luaState) withTag(L *lua.LState) int {
+	st.pushList(L, WithTag(st.list(L, 1), L.CheckString(2)))
+	return 1
+}
+
+func (st *luaState) rendezvous(L *lua.LState) int {
+	views := st.list(L, 1)
+	return st.pushChoice(L, views, RendezvousIndex(views, L.CheckString(2)))
+}
+
+func (st *luaState) p2c(L *lua.LState) int {
+	views := st.list(L, 1)
+	return st.pushChoice(L, views, P2CIndex(views, st.rng))
+}
+
+func (st *luaState) random(L *lua.LState) int {
+	L.Push(lua.LNumber(st.rng.Float64()))
+	return 1
+}
+
+// mathRandom is math.random drawing from the decision's seeded source.
+func (st *luaState) mathRandom(L *lua.LState) int {
+	switch L.GetTop() {
+	case 0:
+		L.Push(lua.LNumber(st.rng.Float64()))
+	case 1:
+		m := L.CheckInt(1)
+		if m < 1 {
+			L.ArgError(1, "interval is empty")
+		}
+		L.Push(lua.LNumber(1 + st.rng.IntN(m)))
+	default:
+		m, n := L.CheckInt(1), L.CheckInt(2)
+		if m > n {
+			L.ArgError(2, "interval is empty")
+		}
+		L.Push(lua.LNumber(m + st.rng.IntN(n-m+1)))
+	}
+	return 1
+}
+
+// jsonDecode turns a JSON document into Lua values (objects become tables
+// with string keys, arrays tables from 1, null nil).
+func (st *luaState) jsonDecode(L *lua.LState) int {
+	s := L.CheckString(1)
+	if len(s) > st.limits.maxString() {
+		L.RaiseError("json_decode: input of %d bytes exceeds the %d-byte limit", len(s), st.limits.maxString())
+	}
+	var v any
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		L.Push(lua.LNil)
+		L.Push(lua.LString("json_decode: " + err.Error()))
+		return 2
+	}
+	L.Push(toLua(L, v))
+	return 1
+}
+
+func toLua(L *lua.LState, v any) lua.LValue {
+	switch x := v.(type) {
+	case nil:
+		return lua.LNil
+	case bool:
+		return lua.LBool(x)
+	case float64:
+		return lua.LNumber(x)
+	case string:
+		return lua.LString(x)
+	case []any:
+		t := L.CreateTable(len(x), 0)
+		for _, e := range x {
+			t.Append(toLua(L, e))
+		}
+		return t
+	case map[string]any:
+		t := L.CreateTable(0, len(x))
+		for k, e := range x {
+			t.RawSetString(k, toLua(L, e))
+		}
+		return t
+	}
+	return lua.LNil
+}
+
+// --- capped builtins ---------------------------------------------------------
+
+func (st *luaState) tooLong(L *lua.LState, what string, n int) {
+	L.RaiseError("%s: result of %d bytes exceeds the %d-byte string limit", what, n, st.limits.maxString())
+}
+
+func (st *luaState) strRep(L *lua.LState) int {
+	s := L.CheckString(1)
+	n := L.CheckInt(2)
+	if n <= 0 || s == "" {
+		L.Push(lua.LString(""))
+		return 1
+	}
+	if n > st.limits.maxString()/len(s) {
+		st.tooLong(L, "string.rep", len(s)*min(n, math.MaxInt32))
+	}
+	L.Push(lua.LString(strings.Repeat(s, n)))
+	return 1
+}
+
+// concatName is the global the rewritten chunk calls for `..`.
+const concatName = "\x00concat"
+
+// concat implements `a .. b .. c`: strings and numbers are joined within
+// the size limit; other operands go through their __concat metamethod.
+func (st *luaState) concat(L *lua.LState) int {
+	n := L.GetTop()
+	total := 0
+	plain := true
+	for i := 1; i <= n; i++ {
+		v := L.Get(i)
+		if !lua.LVCanConvToString(v) {
+			plain = false
+			break
+		}
+		total += len(lua.LVAsString(v))
+	}
+	if plain {
+		if total > st.limits.maxString() {
+			st.tooLong(L, "concatenation", total)
+		}
+		var b strings.Builder
+		b.Grow(total)
+		for i := 1; i <= n; i++ {
+			b.WriteString(lua.LVAsString(L.Get(i)))
+		}
+		L.Push(lua.LString(b.String()))
+		return 1
+	}
+	// Right to left, as Lua does, with metamethods where needed.
+	acc := L.Get(n)
+	for i := n - 1; i >= 1; i-- {
+		lhs := L.Get(i)
+		if lua.LVCanConvToString(lhs) && lua.LVCanConvToString(acc) {
+			s := lua.LVAsString(lhs) + lua.LVAsString(acc)
+			if len(s) > st.limits.maxString() {
+				st.tooLong(L, "concatenation", len(s))
+			}
+			acc = lua.LString(s)
+			continue
+		}
+		op := L.GetMetaField(lhs, "__concat")
+		if op == lua.LNil {
+			op = L.GetMetaField(acc, "__concat")
+		}
+		if op == lua.LNil {
+			bad := lhs
+			if lua.LVCanConvToString(lhs) {
+				bad = acc
+			}
+			L.RaiseError("attempt to concatenate a %s value", bad.Type())
+		}
+		L.Push(op)
+		L.Push(lhs)
+		L.Push(acc)
+		L.Call(2, 1)
+		acc = L.Get(-1)
+		L.Pop(1)
+	}
+	L.Push(acc)
+	return 1
+}
+
+func (st *luaState) tableConcat(L *lua.LState) int {
+	t := L.CheckTable(1)
+	sep := L.OptString(2, "")
+	i := L.OptInt(3, 1)
+	j := L.OptInt(4, t.Len())
+	var b strings.Builder
+	for k := i; k <= j; k++ {
+		v := t.RawGetInt(k)
+		if !lua.LVCanConvToString(v) {
+			L.RaiseError("table.concat: invalid value (a %s) at index %d", v.Type(), k)
+		}
+		s := lua.LVAsString(v)
+		if b.Len()+len(s)+len(sep) > st.limits.maxString() {
+			st.tooLong(L, "table.concat", b.Len()+len(s)+len(sep))
+		}
+		b.WriteString(s)
+		if k < j {
+			b.WriteString(sep)
+		}
+		if (k-i)%1024 == 1023 && L.Context().Err() != nil {
+			L.RaiseError("%v", L.Context().Err())
+		}
+	}
+	L.Push(lua.LString(b.String()))
+	return 1
+}
+
+func (st *luaState) unpack(L *lua.LState) int {
+	t := L.CheckTable(1)
+	i := L.OptInt(2, 1)
+	j := L.OptInt(3, t.Len())
+	if j-i >= 4096 {
+		L.RaiseError("unpack: too many results (%d; the limit is 4096)", j-i+1)
+	}
+	for k := i; k <= j; k++ {
+		L.Push(t.RawGetInt(k))
+	}
+	return max(j-i+1, 0)
+}
+
+// strFormat checks every directive's width and precision (at most two
+// digits, as in C Lua) before formatting, and the result's size after.
+func (st *luaState) strFormat(orig *lua.LFunction) lua.LGFunction {
+	return func(L *lua.LState) int {
+		f := L.CheckString(1)
+		for i := 0; i < len(f); i++ {
+			if f[i] != '%' {
+				continue
+			}
+			i++
+			for i < len(f) && strings.IndexByte("-+ #0", f[i]) >= 0 {
+				i++
+			}
+			digits := 0
+			for i < len(f) && f[i] >= '0' && f[i] <= '9' {
+				i++
+				digits++
+			}
+			if i < len(f) && f[i] == '.' {
+				i++
+				prec := 0
+				for i < len(f) && f[i] >= '0' && f[i] <= '9' {
+					i++
+					prec++
+				}
+				digits = max(digits, prec)
+			}
+			if digits > 2 {
+				L.RaiseError("string.format: invalid format (width or precision too long)")
+			}
+		}
+		return st.callCapped(L, orig, "string.format")
+	}
+}
+
+// capSubject bounds the subject of a pattern function.
+func (st *luaState) capSubject(orig *lua.LFunction) lua.LGFunction {
+	return func(L *lua.LState) int {
+		if s := L.CheckString(1); len(s) > st.limits.maxString() {
+			L.RaiseError("pattern subject of %d bytes exceeds the %d-byte limit", len(s), st.limits.maxString())
+		}
+		return st.callCapped(L, orig, "")
+	}
+}
+
+// callCapped calls orig with this call's arguments and checks string results.
+func (st *luaState) callCapped(L *lua.LState, orig *lua.LFunction, what string) int {
+	n := L.GetTop()
+	L.Push(orig)
+	for i := 1; i <= n; i++ {
+		L.Push(L.Get(i))
+	}
+	L.Call(n, lua.MultRet)
+	nret := L.GetTop() - n
+	if what != "" {
+		for i := n + 1; i <= L.GetTop(); i++ {
+			if s, ok := L.Get(i).(lua.LString); ok && len(s) > st.limits.maxString() {
+				st.tooLong(L, what, len(s))
+			}
+		}
+	}
+	return nret
+}

@@ -1,0 +1,285 @@
+package router_test
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/router"
+)
+
+// TestLuaSandboxHasNoEscape proves each forbidden capability is absent.
+func TestLuaSandboxHasNoEscape(t *testing.T) {
+	for _, name := range []string{
+		"dofile", "loadfile", "load", "loadstring", "require", "module",
+		"collectgarbage", "getfenv", "setfenv", "print", "rawset", "newproxy",
+		"io", "os", "debug", "package", "channel", "coroutine", "_G",
+		"_printregs", "gcinfo", "string.dump", "math.randomseed",
+	} {
+		t.Run(name, func(t *testing.T) {
+			src := `function route(r, c)
+  local ok, v = pcall(function() return ` + name + ` end)
+  if ok and v == nil then return c[1].id end
+  return "present"
+end`
+			d, err := compile(t, router.Lua, src).Select(context.Background(), selection(t, worker("w1", 0, 1, 0)))
+			if err != nil || d.WorkerID != "w1" {
+				t.Errorf("%s is reachable: %v, %v", name, d, err)
+			}
+		})
+	}
+}
+
+// TestLuaCallsDoNotLeak runs scripts that try to carry state from one call
+// to the next; every call must decide as if it were the first.
+func TestLuaCallsDoNotLeak(t *testing.T) {
+	cands := []engine.Worker{worker("w1", 0, 1, 0), worker("w2", 0, 1, 0), worker("w3", 0, 1, 0)}
+	for _, tc := range []struct{ name, src string }{
+		{"global", `function route(r, c) seen = (seen or 0) + 1 return c[seen].id end`},
+		{"top-level local", `local n = 0 function route(r, c) n = n + 1 return c[n].id end`},
+		{"library override", `function route(r, c)
+  local ok = pcall(function() string.upper = function() return "w3" end end)
+  return c[1].id
+end`},
+		{"string metatable", `function route(r, c)
+  local mt = getmetatable("")
+  if type(mt) == "table" then mt.__index = { upper = function() return "w3" end } end
+  local ok = pcall(setmetatable, "", {})
+  if ("w1"):upper() == "W1" then return c[1].id end
+  return "leaked"
+end`},
+		{"rawequal on proxies", `function route(r, c)
+  local ok = pcall(function() table.insert = nil end)
+  return c[1].id
+end`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := compile(t, router.Lua, tc.src)
+			for i := range 20 {
+				d, err := s.Select(context.Background(), selection(t, cands...))
+				if err != nil || d.WorkerID != "w1" {
+					t.Fatalf("call %d: chose %q, %v; want w1 every time", i+1, d.WorkerID, err)
+				}
+			}
+		})
+	}
+	// A call that fails leaves nothing behind either: its state is dropped.
+	s := compile(t, router.Lua, `function route(r, c)
+  if r.workflow_id == "break" then string.upper = nil end
+  return string.upper("w1"):lower()
+end`)
+	in := selection(t, cands...)
+	in.WorkflowID = "break"
+	if _, err := s.Select(context.Background(), in); err == nil || !strings.Contains(err.Error(), "read-only string table") {
+		t.Fatalf("overriding string.upper: err = %v", err)
+	}
+	if d, err := s.Select(context.Background(), selection(t, cands...)); err != nil || d.WorkerID != "w1" {
+		t.Fatalf("after a failed call: %v, %v", d, err)
+	}
+}
+
+func TestLuaRunawayIsStopped(t *testing.T) {
+	for _, tc := range []struct{ name, src string }{
+		{"loop", `function route() while true do end end`},
+		{"pcall loop", `function route() while true do pcall(function() while true do end end) end end`},
+		{"recursion in pcall", `local function f() return pcall(f) end function route() while true do f() end end`},
+		{"gsub per match", `function route()
+  local s = string.rep("a", 100000)
+  while true do s:gsub("a", function(x) return x end) end
+end`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := router.NewCompiler(router.Limits{}).Compile(router.Lua, "spin.lua", []byte(tc.src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			const deadline = 20 * time.Millisecond
+			s := router.NewScript(p, "spin.lua", deadline)
+			start := time.Now()
+			_, err = s.Select(context.Background(), selection(t, worker("w1", 0, 1, 0)))
+			if !errors.Is(err, router.ErrScriptTimeout) {
+				t.Fatalf("err = %v, want ErrScriptTimeout", err)
+			}
+			if !strings.Contains(err.Error(), "spin.lua") || !strings.Contains(err.Error(), "20ms") {
+				t.Errorf("timeout error %q should name the script and the deadline", err)
+			}
+			t.Logf("stopped after %v (deadline %v)", time.Since(start), deadline)
+		})
+	}
+}
+
+// cancelAfter is a context that reports cancellation from its limit-th Err
+// call on, so that the cancellation lands while the script runs.
+type cancelAfter struct {
+	context.Context
+	calls, limit int
+}
+
+func (c *cancelAfter) Err() error {
+	c.calls++
+	if c.calls >= c.limit {
+		return context.Canceled
+	}
+	return nil
+}
+
+func TestLuaCallerCancellationStopsScript(t *testing.T) {
+	ctx := &cancelAfter{Context: context.Background(), limit: 3}
+	s := router.NewScript(mustProgram(t, router.Lua, `function route() while true do end end`), "x.lua", time.Hour)
+	_, err := s.Select(ctx, selection(t, worker("w1", 0, 1, 0)))
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v, want context.Canceled", err)
+	}
+	if ctx.calls < 3 {
+		t.Errorf("the script was never started (%d checks)", ctx.calls)
+	}
+}
+
+func mustProgram(t testing.TB, lang router.Lang, src string) *router.Program {
+	t.Helper()
+	p, err := router.NewCompiler(router.Limits{}).Compile(lang, "x."+string(lang), []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestLuaBuiltinsAreCapped covers the builtins that can run or allocate far
+// past a deadline in one VM instruction.
+func TestLuaBuiltinsAreCapped(t *testing.T) {
+	for _, tc := range []struct{ name, body, want string }{
+		{"string.rep", `return string.rep("x", 1e9)`, "string.rep: result of"},
+		{"method rep", `return ("ab"):rep(1e8)`, "string limit"},
+		{"concat doubling", `local s = "x" for i = 1, 40 do s = s .. s end return s`, "concatenation: result of"},
+		{"format width", `return string.format("%099999999d", 1)`, "width or precision too long"},
+		{"format result", `local s = string.rep("x", 600000) return string.format("%s%s", s, s)`, "string.format: result of"},
+		{"table.concat", `local t = {} for i = 1, 2000 do t[i] = string.rep("y", 1000) end return table.concat(t)`, "table.concat: result of"},
+		{"unpack", `local t = {} return unpack(t, 1, 1e8)`, "too many results"},
+		{"gsub growth", `local s = string.rep("a", 100000) return (s:gsub("a", "aaaaaaaaaaaaaaaaaaaa"))`, "string.gsub: result of"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := compile(t, router.Lua, "function route(r, c)\n"+tc.body+"\nend")
+			var before runtime.MemStats
+			runtime.ReadMemStats(&before)
+			_, err := s.Select(context.Background(), selection(t, worker("w1", 0, 1, 0)))
+			var after runtime.MemStats
+			runtime.ReadMemStats(&after)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want one containing %q", err, tc.want)
+			}
+			if grew := after.TotalAlloc - before.TotalAlloc; grew > 256<<20 {
+				t.Errorf("the call allocated %d MiB before being stopped", grew>>20)
+			}
+		})
+	}
+}
+
+func TestLuaHugeIndexStaysSmall(t *testing.T) {
+	s := compile(t, router.Lua, `function route(r, c)
+  local t = {}
+  t[2e7] = true
+  t[1] = c[1].id
+  return t[1]
+end`)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	d, err := s.Select(context.Background(), selection(t, worker("w1", 0, 1, 0)))
+	runtime.ReadMemStats(&after)
+	if err != nil || d.WorkerID != "w1" {
+		t.Fatalf("select = %v, %v", d, err)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 16<<20 {
+		t.Errorf("t[2e7] = true allocated %d MiB", grew>>20)
+	}
+}
+
+func TestLuaGsubLinear(t *testing.T) {
+	// gopher-lua's own gsub copies the whole string per match (quadratic);
+	// 200k matches would take minutes. Ours builds the result once. The
+	// deadline is generous: this checks the result, not the speed.
+	s := router.NewScript(mustProgram(t, router.Lua, `function route(r, c)
+  local s = string.rep("ab", 200000)
+  local out, n = s:gsub("a", "%0")
+  local _, m = out:gsub("(a)(b)", "%2%1")
+  if n == 200000 and m == 200000 and #out == 400000 then return c[1].id end
+  return "wrong"
+end`), "gsub.lua", time.Minute)
+	d, err := s.Select(context.Background(), selection(t, worker("w1", 0, 1, 0)))
+	if err != nil || d.WorkerID != "w1" {
+		t.Fatalf("select = %v, %v", d, err)
+	}
+}
+
+func TestLuaGsubSemantics(t *testing.T) {
+	for _, tc := range []struct{ expr, want string }{
+		{`("hello world"):gsub("o", "0")`, "hell0 w0rld"},
+		{`("hello world"):gsub("(%w+)", "<%1>")`, "<hello> <world>"},
+		{`("hello"):gsub("", "-")`, "-h-e-l-l-o-"},
+		{`("abc"):gsub("%w", "%0%0")`, "aabbcc"},
+		{`("hello world"):gsub("%w+", "x", 1)`, "x world"},
+		{`("$name is $age"):gsub("%$(%w+)", {name="ann", age=7})`, "ann is 7"},
+		{`("a,b"):gsub("%w", function(s) if s == "a" then return "z" end end)`, "z,b"},
+		{`("abc"):gsub("()b", "%1")`, "a2c"},
+		{`("100%"):gsub("%%", "%%%%")`, "100%%"},
+	} {
+		src := "function route(r, c) local s = " + tc.expr + " if s == " + luaQuote(tc.want) + " then return c[1].id end error(s) end"
+		d, err := compile(t, router.Lua, src).Select(context.Background(), selection(t, worker("w1", 0, 1, 0)))
+		if err != nil || d.WorkerID != "w1" {
+			t.Errorf("%s: want %q: %v", tc.expr, tc.want, err)
+		}
+	}
+}
+
+func luaQuote(s string) string { return `"` + strings.ReplaceAll(s, `"`, `\"`) + `"` }
+
+func TestExprIsBounded(t *testing.T) {
+	for _, tc := range []struct{ name, src, want string }{
+		{"range", `len(1..100000000) > 0 ? "w1" : nil`, "memory budget"},
+		{"repeat", `len(repeat("x", 100000000)) > 0 ? "w1" : nil`, "memory budget"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := router.NewCompiler(router.Limits{}).Compile(router.Expr, "x.expr", []byte(tc.src))
+			if err != nil {
+				if strings.Contains(err.Error(), tc.want) {
+					return
+				}
+				t.Fatal(err)
+			}
+			_, err = router.NewScript(p, "x.expr", time.Second).Select(context.Background(), selection(t, worker("w1", 0, 1, 0)))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+	huge := strings.Repeat("1 + ", 20000) + "1"
+	if _, err := router.NewCompiler(router.Limits{}).Compile(router.Expr, "huge.expr", []byte(huge)); err == nil {
+		t.Error("a 40,000-node expression compiled")
+	}
+}
+
+func TestCompileOnce(t *testing.T) {
+	c := router.NewCompiler(router.Limits{})
+	src := []byte(`function route(r, c) return c[1].id end`)
+	a, err := c.Compile(router.Lua, "a.lua", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.Compile(router.Lua, "b.lua", src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a != b {
+		t.Error("identical sources compiled twice")
+	}
+	other, _ := c.Compile(router.Lua, "a.lua", append(src, '\n'))
+	if other == a || other.Hash() == a.Hash() {
+		t.Error("a different source reused the program")
+	}
+	if router.Hash(router.Lua, src) == router.Hash(router.Expr, src) {
+		t.Error("the hash ignores the language")
+	}
+}

@@ -1,0 +1,127 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aion-dispatch/dispatch/engine"
+)
+
+// DefaultTimeout is the deadline of one script call when a channel sets none.
+const DefaultTimeout = 50 * time.Millisecond
+
+// Script is a compiled program bound to its source and a call deadline: the
+// [engine.Router] of one channel. It is immutable and safe for concurrent use.
+type Script struct {
+	prog    *Program
+	timeout time.Duration
+	version engine.RouterVersion
+	loaded  time.Time
+}
+
+// NewScript returns a router that runs prog, loaded from source (a path, or
+// a name for inline scripts), with each call bounded by timeout (0 means
+// [DefaultTimeout]).
+func NewScript(prog *Program, source string, timeout time.Duration) *Script {
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	return &Script{
+		prog:    prog,
+		timeout: timeout,
+		version: engine.RouterVersion{Lang: string(prog.lang), Hash: prog.hash, Source: source},
+		loaded:  time.Now(),
+	}
+}
+
+// Version returns the language, hash and source of the script.
+func (s *Script) Version() engine.RouterVersion { return s.version }
+
+// LoadedAt returns when the script was bound (NewScript was called).
+func (s *Script) LoadedAt() time.Time { return s.loaded }
+
+// Timeout returns the deadline of one call.
+func (s *Script) Timeout() time.Duration { return s.timeout }
+
+// viewPool recycles the candidate views of a call.
+var viewPool = sync.Pool{New: func() any { return new([]engine.ConsumerStateView) }}
+
+// Select implements [engine.Router]: it runs the script on the candidates and
+// checks that what came back names one of them. Compile-time and runtime
+// errors are [*ScriptError]s; a script that runs past its deadline fails
+// with [ErrScriptTimeout]; a result that names no candidate with
+// [ErrBadDecision].
+func (s *Script) Select(ctx context.Context, in engine.Selection) (engine.Decision, error) {
+	if err := ctx.Err(); err != nil {
+		return engine.Decision{}, err
+	}
+	vp := viewPool.Get().(*[]engine.ConsumerStateView)
+	*vp = views(in.Candidates, *vp)
+	defer func() {
+		clear(*vp)
+		viewPool.Put(vp)
+	}()
+	call := callInput{sel: &in, views: *vp}
+	res, err := s.run(ctx, &call)
+	if err != nil {
+		return engine.Decision{Version: s.version}, err
+	}
+	if res.none {
+		return engine.Decision{Version: s.version}, nil
+	}
+	if !slices.ContainsFunc(in.Candidates, func(w engine.Worker) bool { return w.ID == res.id }) {
+		why := "which is not a candidate"
+		if slices.Contains(in.Excluded, res.id) {
+			why = "which is excluded"
+		}
+		return engine.Decision{Version: s.version}, s.badDecision(res.got+", "+why, in)
+	}
+	return engine.Decision{WorkerID: res.id, Version: s.version}, nil
+}
+
+func (s *Script) run(ctx context.Context, call *callInput) (res rawResult, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &ScriptError{Lang: s.prog.lang, File: s.version.Source, Message: fmt.Sprintf("interpreter panic: %v", r)}
+		}
+	}()
+	res, err = s.prog.run(ctx, call, time.Now().Add(s.timeout))
+	var se *ScriptError
+	switch {
+	case errors.Is(err, ErrScriptTimeout):
+		return res, fmt.Errorf("%s (%s %s): %w after %s", s.version.Source, s.version.Lang, shortHash(s.version.Hash), ErrScriptTimeout, s.timeout)
+	case errors.As(err, &se):
+		if se.File == "" {
+			se.File = s.version.Source
+		}
+	case err == nil && !res.none && res.id == "":
+		if res.got == `""` {
+			res.got += ", an empty worker id"
+		}
+		return res, s.badDecision(res.got, *call.sel)
+	}
+	return res, err
+}
+
+func (s *Script) badDecision(got string, in engine.Selection) error {
+	ids := make([]string, len(in.Candidates))
+	for i, w := range in.Candidates {
+		ids[i] = w.ID
+	}
+	return fmt.Errorf("%s (%s %s) returned %s; candidates: [%s]: %w",
+		s.version.Source, s.version.Lang, shortHash(s.version.Hash), got, strings.Join(ids, ", "), ErrBadDecision)
+}
+
+// shortHash returns the first 12 hex digits of a "sha256:…" hash.
+func shortHash(h string) string {
+	h = strings.TrimPrefix(h, "sha256:")
+	if len(h) > 12 {
+		h = h[:12]
+	}
+	return h
+}

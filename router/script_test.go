@@ -1,0 +1,166 @@
+package router_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/router"
+)
+
+func channel(t testing.TB) engine.ChannelName {
+	t.Helper()
+	ch, err := engine.DispatchChannel("prod", "email")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}
+
+func worker(id string, inFlight, maxInFlight, buffer int, tags ...string) engine.Worker {
+	return engine.Worker{ID: id, State: engine.ConsumerStateView{ID: id, InFlight: inFlight, MaxInFlight: maxInFlight, BufferDepth: buffer, Tags: tags}}
+}
+
+func selection(t testing.TB, cands ...engine.Worker) engine.Selection {
+	return engine.Selection{
+		WorkflowID: "wf-1", Channel: channel(t), ConversationID: "c1", Attempt: 1,
+		Request: engine.ActivityRequest{WorkflowID: "wf-1", ActivityType: "send-email", TaskQueue: "email",
+			Input: engine.Payload{ContentType: "application/json", Data: []byte(`{"region":"eu","to":"a@example.com"}`)}},
+		Candidates: cands,
+	}
+}
+
+func compile(t testing.TB, lang router.Lang, src string) *router.Script {
+	t.Helper()
+	p, err := router.NewCompiler(router.Limits{}).Compile(lang, "test."+string(lang), []byte(src))
+	if err != nil {
+		t.Fatalf("compile: %v", err)
+	}
+	return router.NewScript(p, "test."+string(lang), 200*time.Millisecond)
+}
+
+func TestScriptsChoose(t *testing.T) {
+	cands := []engine.Worker{worker("w1", 3, 4, 0, "us"), worker("w2", 1, 4, 0, "eu", "gpu"), worker("w3", 0, 4, 0, "eu")}
+	for _, tc := range []struct {
+		name string
+		lang router.Lang
+		src  string
+		want string
+	}{
+		{"lua first", router.Lua, `function route(request, candidates, excluded) return candidates[1].id end`, "w1"},
+		{"lua loop", router.Lua, `
+function route(request, candidates, excluded)
+  local best, bestLoad = nil, math.huge
+  for i = 1, #candidates do
+    local c = candidates[i]
+    local load = (c.in_flight + c.buffer_depth) / c.max_in_flight
+    if load < bestLoad then best, bestLoad = c, load end
+  end
+  return best and best.id
+end`, "w3"},
+		{"lua ipairs returns candidate", router.Lua, `
+function route(request, candidates, excluded)
+  for _, c in ipairs(candidates) do if c:has_tag("gpu") then return c end end
+end`, "w2"},
+		{"lua helpers", router.Lua, `function route(r, c, e) return dispatch.least_loaded(dispatch.with_tag(c, "eu")) end`, "w3"},
+		{"lua request and json", router.Lua, `
+function route(request, candidates)
+  local input = dispatch.json_decode(request.input)
+  return dispatch.least_loaded(dispatch.with_tag(candidates, input.region == "eu" and "gpu" or "us"))
+end`, "w2"},
+		{"lua concat", router.Lua, `function route(r, c) local id = "w" .. 1 + 1 return id end`, "w2"},
+		{"lua none", router.Lua, `function route() return nil end`, ""},
+		{"expr helper", router.Expr, `leastLoaded(candidates)`, "w3"},
+		{"expr filter", router.Expr, `leastLoaded(filter(candidates, "eu" in .tags))`, "w3"},
+		{"expr candidate", router.Expr, `first(filter(candidates, hasTag(#, "gpu")))`, "w2"},
+		{"expr withTag", router.Expr, `leastLoaded(withTag(candidates, "us"))`, "w1"},
+		{"expr request", router.Expr, `request.activity_type == "send-email" ? "w1" : nil`, "w1"},
+		{"expr nil", router.Expr, `nil`, ""},
+		{"expr comment", router.Expr, "// pick the least loaded\nleastLoaded(candidates)", "w3"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := compile(t, tc.lang, tc.src)
+			d, err := s.Select(context.Background(), selection(t, cands...))
+			if err != nil {
+				t.Fatalf("select: %v", err)
+			}
+			if d.WorkerID != tc.want {
+				t.Errorf("chose %q, want %q", d.WorkerID, tc.want)
+			}
+			if d.Version.Lang != string(tc.lang) || !strings.HasPrefix(d.Version.Hash, "sha256:") {
+				t.Errorf("version = %+v", d.Version)
+			}
+		})
+	}
+}
+
+func TestBadDecisions(t *testing.T) {
+	cands := []engine.Worker{worker("w1", 0, 1, 0), worker("w2", 0, 1, 0)}
+	for _, tc := range []struct {
+		name, src string
+		lang      router.Lang
+		want      string
+	}{
+		{"lua unknown", `function route() return "w9" end`, router.Lua, `"w9", which is not a candidate`},
+		{"lua excluded", `function route() return "w0" end`, router.Lua, `"w0", which is excluded`},
+		{"lua number", `function route() return 3 end`, router.Lua, "number 3"},
+		{"lua table", `function route() return {} end`, router.Lua, "a table"},
+		{"lua empty", `function route() return "" end`, router.Lua, "an empty worker id"},
+		{"expr unknown", `"w9"`, router.Expr, `"w9", which is not a candidate`},
+		{"expr number", `42`, router.Expr, "int 42"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := compile(t, tc.lang, tc.src)
+			in := selection(t, cands...)
+			in.Excluded = []string{"w0"}
+			_, err := s.Select(context.Background(), in)
+			if !errors.Is(err, router.ErrBadDecision) {
+				t.Fatalf("err = %v, want ErrBadDecision", err)
+			}
+			for _, want := range []string{tc.want, "test." + string(tc.lang), "candidates: [w1, w2]", s.Version().Hash[7:19]} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q lacks %q", err, want)
+				}
+			}
+		})
+	}
+}
+
+func TestScriptErrors(t *testing.T) {
+	for _, tc := range []struct {
+		name, src string
+		lang      router.Lang
+		want      string // rendered location and message start
+		runtime   bool
+	}{
+		{"lua syntax", "function route()\n  return candidates[\nend", router.Lua, "test.lua:3:", false},
+		{"lua no route", "local x = 1", router.Lua, "defines no function route", false},
+		{"lua top-level error", "error('boom')", router.Lua, "test.lua:1: boom", false},
+		{"lua runtime", "function route(r, c)\n  return c[1].id .. nil\nend", router.Lua, "test.lua:2:", true},
+		{"lua runtime nil index", "function route(r, c)\n  local x = nil\n  return x.id\nend", router.Lua, "test.lua:3:", true},
+		{"expr syntax", "leastLoaded(candidates", router.Expr, "test.expr:1:", false},
+		{"expr unknown name", "leastLoded(candidates)", router.Expr, "test.expr:1:", false},
+		{"expr runtime", `withTag(candidates, 3)`, router.Expr, "test.expr:1:", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := router.NewCompiler(router.Limits{}).Compile(tc.lang, "test."+string(tc.lang), []byte(tc.src))
+			if tc.runtime {
+				if err != nil {
+					t.Fatalf("compile: %v", err)
+				}
+				_, err = router.NewScript(p, "test."+string(tc.lang), time.Second).Select(context.Background(), selection(t, worker("w1", 0, 1, 0)))
+			}
+			var se *router.ScriptError
+			if !errors.As(err, &se) {
+				t.Fatalf("err = %v (%T), want a ScriptError", err, err)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q lacks %q", err, tc.want)
+			}
+			t.Log(err)
+		})
+	}
+}
