@@ -53,9 +53,9 @@ type exprRequest struct {
 // bound to the runner, so that random and p2c draw from the decision's own
 // seeded source; their func(...any) any shape is expr's fast call path.
 type exprEnv struct {
-	Request     exprRequest     `expr:"request"`
-	Candidates  []exprCandidate `expr:"candidates"`
-	Excluded    []string        `expr:"excluded"`
+	Request     exprRequest      `expr:"request"`
+	Candidates  []exprCandidate  `expr:"candidates"`
+	Excluded    []string         `expr:"excluded"`
 	LeastLoaded func(...any) any `expr:"leastLoaded"`
 	WithTag     func(...any) any `expr:"withTag"`
 	Rendezvous  func(...any) any `expr:"rendezvous"`

@@ -40,11 +40,11 @@ type luaState struct {
 	reqMT  *lua.LTable
 	exclMT *lua.LTable
 
-	main    luaList // the candidates of the current call
-	listUD  *lua.LUserData
-	reqUD   *lua.LUserData
-	exclUD  *lua.LUserData
-	candUDs []*lua.LUserData // views of main's candidates, reused
+	main       luaList // the candidates of the current call
+	listUD     *lua.LUserData
+	reqUD      *lua.LUserData
+	exclUD     *lua.LUserData
+	candUDs    []*lua.LUserData // views of main's candidates, reused
 	hasTag     *lua.LFunction
 	ipairsIter *lua.LFunction
 	next       lua.LValue // the base library's next
