@@ -1,0 +1,73 @@
+package router_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/router"
+)
+
+// blockingRouter answers only when released, to hold a call mid-selection.
+type blockingRouter struct {
+	entered, release chan struct{}
+	version          engine.RouterVersion
+}
+
+func (b *blockingRouter) Select(ctx context.Context, in engine.Selection) (engine.Decision, error) {
+	b.entered <- struct{}{}
+	<-b.release
+	return engine.Decision{WorkerID: in.Candidates[0].ID, Version: b.version}, nil
+}
+
+func TestSlotSwapDoesNotDisturbACallInFlight(t *testing.T) {
+	old := &blockingRouter{entered: make(chan struct{}), release: make(chan struct{}), version: engine.RouterVersion{Lang: "go", Hash: "v1"}}
+	slot := router.NewSlot(old)
+	in := selection(t, worker("w1", 0, 1, 0))
+
+	got := make(chan engine.Decision)
+	go func() {
+		d, err := slot.Select(context.Background(), in)
+		if err != nil {
+			t.Error(err)
+		}
+		got <- d
+	}()
+	<-old.entered
+	next := compile(t, router.Lua, `function route(r, c) return c[1].id end`)
+	if prev := slot.Swap(next); prev != old {
+		t.Fatalf("Swap returned %v, want the old router", prev)
+	}
+	close(old.release)
+	if d := <-got; d.Version.Hash != "v1" {
+		t.Errorf("the call in flight finished with %+v, want the version it started with", d.Version)
+	}
+	d, err := slot.Select(context.Background(), in)
+	if err != nil || d.Version != next.Version() {
+		t.Errorf("the next call used %+v, %v; want the new version", d.Version, err)
+	}
+}
+
+func TestTable(t *testing.T) {
+	tbl := router.NewTable()
+	in := selection(t, worker("w1", 0, 1, 0))
+	if _, err := tbl.Select(context.Background(), in); !errors.Is(err, engine.ErrUnknownChannel) {
+		t.Fatalf("empty table: %v", err)
+	}
+	s := compile(t, router.Expr, `candidates[0].id`)
+	slot := tbl.Set(in.Channel, s)
+	if again := tbl.Set(in.Channel, s); again != slot {
+		t.Error("Set on an existing channel made a new slot")
+	}
+	if d, err := tbl.Select(context.Background(), in); err != nil || d.WorkerID != "w1" {
+		t.Fatalf("select = %v, %v", d, err)
+	}
+	if chs := tbl.Channels(); len(chs) != 1 || chs[0] != in.Channel {
+		t.Errorf("channels = %v", chs)
+	}
+	tbl.Remove(in.Channel)
+	if _, err := tbl.Select(context.Background(), in); !errors.Is(err, engine.ErrUnknownChannel) {
+		t.Errorf("after remove: %v", err)
+	}
+}
