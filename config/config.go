@@ -1,0 +1,176 @@
+// Package config loads the YAML that declares dispatch channels: their
+// routing scripts, limits and, for local runs, their workers.
+//
+// Loading is strict and complete: unknown keys, wrong types, duplicates, bad
+// channel names, missing or broken scripts and out-of-range limits are all
+// reported at once, each as FILE:LINE:COL: message (see [Errors]). A loaded
+// [Config] holds every channel's compiled routing program, so a config that
+// loads is a config that can serve.
+package config
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/router"
+)
+
+// Version is the only config version this build reads.
+const Version = 1
+
+// Limits on what Load reads.
+const (
+	MaxConfigBytes = 1 << 20 // a config file
+	MaxScriptBytes = 1 << 20 // a script file or inline source
+	maxAliasNodes  = 10_000  // nodes reached through YAML aliases
+)
+
+// Config is a loaded, validated configuration.
+type Config struct {
+	File     string // the path it was loaded from
+	Version  int
+	Defaults Defaults
+	Channels []Channel
+}
+
+// Defaults apply to every channel that does not set its own.
+type Defaults struct {
+	ScriptTimeout time.Duration // default router.DefaultTimeout
+}
+
+// Channel is one dispatch channel.
+type Channel struct {
+	Name          engine.ChannelName
+	Routing       Routing
+	ScriptTimeout time.Duration // after defaults
+	Workers       []Worker
+	Pos           Position // where the channel is declared
+}
+
+// Routing is a channel's compiled routing script.
+type Routing struct {
+	Lang router.Lang
+	// Path is the script file as written in the config, resolved against the
+	// config file's directory; empty for an inline source.
+	Path    string
+	Source  []byte
+	Program *router.Program
+}
+
+// SourceName is how the script is named in decisions and errors: its path,
+// or "FILE:LINE (inline)" for an inline source.
+func (r Routing) SourceName(c Channel, file string) string {
+	if r.Path != "" {
+		return r.Path
+	}
+	return fmt.Sprintf("%s:%d (inline)", file, c.Pos.Line)
+}
+
+// Router returns the channel's router: its program bound to its source name
+// and script timeout.
+func (c Channel) Router(file string) *router.Script {
+	return router.NewScript(c.Routing.Program, c.Routing.SourceName(c, file), c.ScriptTimeout)
+}
+
+// Worker is a local worker that `dispatch run` starts for a channel.
+type Worker struct {
+	ID          string
+	MaxInFlight int // default 1
+	Tags        []string
+	Behavior    Behavior
+	Pos         Position
+}
+
+// Behavior is how a simulated local worker treats what it gets. The zero
+// value completes at once, echoing the input.
+type Behavior struct {
+	Latency      time.Duration // time to answer
+	Jitter       time.Duration // uniform extra time in [0, Jitter)
+	FailRate     float64       // share of activities answered Failed
+	ExitRate     float64       // share on which the worker exits instead
+	RestartAfter time.Duration // 0: an exited worker stays gone
+}
+
+// Position is a place in a file, 1-based.
+type Position struct {
+	Line, Column int
+}
+
+// Error is one problem in a config or script file.
+type Error struct {
+	File   string
+	Line   int // 0 when unknown
+	Column int // 0 when unknown
+	Msg    string
+	Err    error // the underlying error, such as a *router.ScriptError
+}
+
+// Error implements error: "FILE:LINE:COL: message".
+func (e *Error) Error() string {
+	switch {
+	case e.Line > 0 && e.Column > 0:
+		return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Line, e.Column, e.Msg)
+	case e.Line > 0:
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", e.File, e.Msg)
+}
+
+// Unwrap returns the underlying error.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Errors is every problem Load found, in file and line order.
+type Errors []*Error
+
+// Error implements error: one problem per line.
+func (es Errors) Error() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Error()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Unwrap returns the problems, for errors.Is and errors.As.
+func (es Errors) Unwrap() []error {
+	out := make([]error, len(es))
+	for i, e := range es {
+		out[i] = e
+	}
+	return out
+}
+
+func (es Errors) sort() {
+	sort.SliceStable(es, func(i, j int) bool {
+		a, b := es[i], es[j]
+		if a.File != b.File {
+			return a.File < b.File
+		}
+		if a.Line != b.Line {
+			return a.Line < b.Line
+		}
+		return a.Column < b.Column
+	})
+}
+
+// Channel returns the channel named ch.
+func (c *Config) Channel(ch engine.ChannelName) (Channel, bool) {
+	for _, x := range c.Channels {
+		if x.Name == ch {
+			return x, true
+		}
+	}
+	return Channel{}, false
+}
+
+// ParseChannelFlag parses the CLI's "NAMESPACE/TASK_QUEUE" form.
+func ParseChannelFlag(s string) (engine.ChannelName, error) {
+	ns, queue, ok := strings.Cut(s, "/")
+	if !ok {
+		return engine.ChannelName{}, fmt.Errorf("channel %q: want NAMESPACE/TASK_QUEUE", s)
+	}
+	return engine.DispatchChannel(ns, queue)
+}

@@ -1,0 +1,577 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/router"
+)
+
+// Options configure Load and Parse.
+type Options struct {
+	// Compiler compiles the routing scripts; nil means a new one with the
+	// default limits. Share one to reuse programs across reloads.
+	Compiler *router.Compiler
+	// ReadFile reads the config and script files; nil means os.ReadFile.
+	ReadFile func(name string) ([]byte, error)
+}
+
+func (o Options) readFile(name string) ([]byte, error) {
+	if o.ReadFile != nil {
+		return o.ReadFile(name)
+	}
+	return os.ReadFile(name)
+}
+
+// Load reads and validates the config file at path and compiles its scripts.
+// On failure the error is an [Errors] listing every problem found.
+func Load(path string, opts Options) (*Config, error) {
+	data, err := opts.readFile(path)
+	if err != nil {
+		return nil, Errors{{File: path, Msg: "cannot read config: " + errText(err), Err: err}}
+	}
+	return Parse(path, data, opts)
+}
+
+// Parse validates data as the config file at path (script paths are
+// relative to its directory) and compiles its scripts.
+func Parse(path string, data []byte, opts Options) (*Config, error) {
+	if opts.Compiler == nil {
+		opts.Compiler = router.NewCompiler(router.Limits{})
+	}
+	l := &loader{file: path, dir: filepath.Dir(path), opts: opts}
+	cfg := l.parse(data)
+	if len(l.errs) > 0 {
+		l.errs.sort()
+		return nil, l.errs
+	}
+	return cfg, nil
+}
+
+type loader struct {
+	file    string
+	dir     string
+	opts    Options
+	errs    Errors
+	aliases int // nodes reached through aliases so far
+}
+
+func (l *loader) errorf(n *yaml.Node, format string, args ...any) {
+	e := &Error{File: l.file, Msg: fmt.Sprintf(format, args...)}
+	if n != nil {
+		e.Line, e.Column = n.Line, n.Column
+	}
+	l.errs = append(l.errs, e)
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+func (l *loader) parse(data []byte) *Config {
+	if len(data) > MaxConfigBytes {
+		l.errorf(nil, "the file is %d bytes; the limit is %d", len(data), MaxConfigBytes)
+		return nil
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			l.errs = append(l.errs, &Error{File: l.file, Line: 1, Column: 1,
+				Msg: "the file is empty; a config needs `version: 1` and `channels`"})
+			return nil
+		}
+		l.yamlError(err)
+		return nil
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		if err != nil {
+			l.yamlError(err)
+		} else {
+			l.errorf(&extra, "a second YAML document; a config file holds exactly one")
+		}
+		return nil
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	cfg := &Config{File: l.file, Defaults: Defaults{ScriptTimeout: router.DefaultTimeout}}
+	var channels *yaml.Node
+	if !l.mapping(root, "the config", map[string]func(k, v *yaml.Node){
+		"version":  func(_, v *yaml.Node) { cfg.Version, _ = l.integer(v, "version") },
+		"defaults": func(_, v *yaml.Node) { l.defaults(v, &cfg.Defaults) },
+		"channels": func(_, v *yaml.Node) { channels = v },
+	}, "version", "channels") {
+		return cfg
+	}
+	if v := l.resolve(l.valueOf(root, "version")); v != nil && v.Tag == "!!int" && cfg.Version != Version {
+		l.errorf(v, "unsupported version %s; this build reads version %d", v.Value, Version)
+	}
+	if channels != nil {
+		l.channels(channels, cfg)
+	}
+	return cfg
+}
+
+func (l *loader) yamlError(err error) {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	e := &Error{File: l.file, Msg: msg, Err: err}
+	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
+		e.Line, _ = strconv.Atoi(m[1])
+		e.Msg = m[2]
+	}
+	l.errs = append(l.errs, e)
+}
+
+// resolve follows aliases, within the aliasing budget.
+func (l *loader) resolve(n *yaml.Node) *yaml.Node {
+	for n != nil && n.Kind == yaml.AliasNode {
+		l.aliases += countNodes(n.Alias, maxAliasNodes)
+		if l.aliases > maxAliasNodes {
+			l.errorf(n, "excessive aliasing: more than %d nodes reached through aliases", maxAliasNodes)
+			return nil
+		}
+		n = n.Alias
+	}
+	return n
+}
+
+// countNodes counts the nodes under n, aliases expanded, stopping past limit.
+func countNodes(n *yaml.Node, limit int) int {
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		return 1 + countNodes(n.Alias, limit-1)
+	}
+	count := 1
+	for _, c := range n.Content {
+		if count > limit {
+			break
+		}
+		count += countNodes(c, limit-count)
+	}
+	return count
+}
+
+// mapping walks a mapping node strictly: every key must be one of fields,
+// none may repeat, and the required ones must be there. It reports whether
+// n was a mapping.
+func (l *loader) mapping(n *yaml.Node, what string, fields map[string]func(k, v *yaml.Node), required ...string) bool {
+	n = l.resolve(n)
+	if n == nil {
+		return false
+	}
+	if n.Kind != yaml.MappingNode {
+		l.errorf(n, "%s must be a mapping, got %s", what, kindName(n))
+		return false
+	}
+	seen := map[string]*yaml.Node{}
+	merged := false
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			l.errorf(k, "%s: keys must be plain words", what)
+			continue
+		}
+		if k.Value == "<<" {
+			l.errorf(k, "merge keys (<<) are not supported; repeat the keys or use an alias for the whole value")
+			merged = true
+			continue
+		}
+		if prev, dup := seen[k.Value]; dup {
+			l.errorf(k, "%s: duplicate key %q (first at line %d)", what, k.Value, prev.Line)
+			continue
+		}
+		seen[k.Value] = k
+		fn, ok := fields[k.Value]
+		if !ok {
+			l.errorf(k, "%s: unknown key %q (known: %s)", what, k.Value, strings.Join(sortedKeys(fields), ", "))
+			continue
+		}
+		fn(k, v)
+	}
+	for _, r := range required {
+		if _, ok := seen[r]; !ok && !merged {
+			l.errorf(n, "%s: missing %q", what, r)
+		}
+	}
+	return true
+}
+
+func (l *loader) valueOf(m *yaml.Node, key string) *yaml.Node {
+	m = l.resolve(m)
+	if m == nil || m.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		if m.Content[i].Value == key {
+			return m.Content[i+1]
+		}
+	}
+	return nil
+}
+
+func sortedKeys(m map[string]func(k, v *yaml.Node)) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func kindName(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		if n.Tag == "!!null" {
+			return "nothing"
+		}
+		return fmt.Sprintf("%s %q", strings.TrimPrefix(n.Tag, "!!"), n.Value)
+	}
+	return "an alias"
+}
+
+func (l *loader) scalar(n *yaml.Node, what string) (*yaml.Node, bool) {
+	n = l.resolve(n)
+	if n == nil {
+		return nil, false
+	}
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+		l.errorf(n, "%s must be a value, got %s", what, kindName(n))
+		return nil, false
+	}
+	return n, true
+}
+
+func (l *loader) str(n *yaml.Node, what string) string {
+	s, ok := l.scalar(n, what)
+	if !ok {
+		return ""
+	}
+	return s.Value
+}
+
+func (l *loader) integer(n *yaml.Node, what string) (int, bool) {
+	s, ok := l.scalar(n, what)
+	if !ok {
+		return 0, false
+	}
+	if s.Tag != "!!int" {
+		l.errorf(s, "%s must be a whole number, got %s", what, kindName(s))
+		return 0, false
+	}
+	v, err := strconv.ParseInt(s.Value, 0, 32)
+	if err != nil {
+		l.errorf(s, "%s: %q is out of range", what, s.Value)
+		return 0, false
+	}
+	return int(v), true
+}
+
+func (l *loader) rate(n *yaml.Node, what string) float64 {
+	s, ok := l.scalar(n, what)
+	if !ok {
+		return 0
+	}
+	if s.Tag != "!!int" && s.Tag != "!!float" {
+		l.errorf(s, "%s must be a number from 0 to 1, got %s", what, kindName(s))
+		return 0
+	}
+	v, err := strconv.ParseFloat(s.Value, 64)
+	if err != nil || math.IsNaN(v) || v < 0 || v > 1 {
+		l.errorf(s, "%s must be a number from 0 to 1, got %s", what, s.Value)
+		return 0
+	}
+	return v
+}
+
+// duration reads a Go duration ("50ms"); positive requires it above zero.
+func (l *loader) duration(n *yaml.Node, what string, positive bool) time.Duration {
+	s, ok := l.scalar(n, what)
+	if !ok {
+		return 0
+	}
+	d, err := time.ParseDuration(s.Value)
+	switch {
+	case err != nil:
+		l.errorf(s, "%s: %q is not a duration (write it like 50ms, 2s or 1m30s)", what, s.Value)
+	case d < 0 || (positive && d == 0):
+		l.errorf(s, "%s must be above zero, got %s", what, s.Value)
+	}
+	return d
+}
+
+func (l *loader) defaults(n *yaml.Node, d *Defaults) {
+	l.mapping(n, "defaults", map[string]func(k, v *yaml.Node){
+		"script_timeout": func(_, v *yaml.Node) {
+			if t := l.duration(v, "defaults.script_timeout", true); t > 0 {
+				d.ScriptTimeout = t
+			}
+		},
+	})
+}
+
+func (l *loader) channels(n *yaml.Node, cfg *Config) {
+	n = l.resolve(n)
+	if n == nil {
+		return
+	}
+	if n.Kind != yaml.SequenceNode {
+		l.errorf(n, "channels must be a list, got %s", kindName(n))
+		return
+	}
+	if len(n.Content) == 0 {
+		l.errorf(n, "channels is empty; declare at least one channel")
+		return
+	}
+	seen := map[engine.ChannelName]int{}
+	for _, cn := range n.Content {
+		ch := l.channel(cn, cfg.Defaults)
+		if ch.Name.IsZero() {
+			continue
+		}
+		if line, dup := seen[ch.Name]; dup {
+			l.errorf(cn, "duplicate channel %s/%s (first at line %d)", ch.Name.Namespace(), ch.Name.TaskQueue(), line)
+			continue
+		}
+		seen[ch.Name] = ch.Pos.Line
+		cfg.Channels = append(cfg.Channels, ch)
+	}
+}
+
+// channel reads one channel; its Name is zero when the name is invalid.
+func (l *loader) channel(n *yaml.Node, defaults Defaults) Channel {
+	n = l.resolve(n)
+	if n == nil {
+		return Channel{}
+	}
+	ch := Channel{Pos: Position{n.Line, n.Column}, ScriptTimeout: defaults.ScriptTimeout}
+	var ns, queue string
+	var nsNode, queueNode, routing *yaml.Node
+	if !l.mapping(n, "channel", map[string]func(k, v *yaml.Node){
+		"namespace":      func(_, v *yaml.Node) { ns, nsNode = l.str(v, "namespace"), v },
+		"task_queue":     func(_, v *yaml.Node) { queue, queueNode = l.str(v, "task_queue"), v },
+		"routing":        func(_, v *yaml.Node) { routing = v },
+		"script_timeout": func(_, v *yaml.Node) { ch.ScriptTimeout = l.duration(v, "script_timeout", true) },
+		"workers":        func(_, v *yaml.Node) { ch.Workers = l.workers(v) },
+	}, "namespace", "task_queue", "routing") {
+		return ch
+	}
+	if nsNode != nil && queueNode != nil {
+		name, err := engine.DispatchChannel(ns, queue)
+		if err != nil {
+			at := nsNode
+			var ce *engine.ChannelNameError
+			if errors.As(err, &ce) && ce.Part == "task queue" {
+				at = queueNode
+			}
+			l.errorf(at, "%v", err)
+		}
+		ch.Name = name
+	}
+	if routing != nil {
+		ch.Routing = l.routing(routing)
+	}
+	return ch
+}
+
+func (l *loader) workers(n *yaml.Node) []Worker {
+	n = l.resolve(n)
+	if n == nil {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		l.errorf(n, "workers must be a list, got %s", kindName(n))
+		return nil
+	}
+	var out []Worker
+	seen := map[string]int{}
+	for _, wn := range n.Content {
+		wn = l.resolve(wn)
+		if wn == nil {
+			continue
+		}
+		w := Worker{MaxInFlight: 1, Pos: Position{wn.Line, wn.Column}}
+		var idNode *yaml.Node
+		l.mapping(wn, "worker", map[string]func(k, v *yaml.Node){
+			"id": func(_, v *yaml.Node) { w.ID, idNode = l.str(v, "worker id"), v },
+			"max_in_flight": func(_, v *yaml.Node) {
+				n, ok := l.integer(v, "max_in_flight")
+				w.MaxInFlight = n
+				if ok && n < 1 {
+					l.errorf(v, "max_in_flight must be 1 or more, got %s", v.Value)
+				}
+			},
+			"tags":     func(_, v *yaml.Node) { w.Tags = l.tags(v) },
+			"behavior": func(_, v *yaml.Node) { w.Behavior = l.behavior(v) },
+		}, "id")
+		if idNode != nil {
+			if w.ID == "" || strings.TrimSpace(w.ID) != w.ID {
+				l.errorf(idNode, "worker id %q must be non-empty, without surrounding spaces", w.ID)
+			} else if line, dup := seen[w.ID]; dup {
+				l.errorf(idNode, "duplicate worker id %q in this channel (first at line %d)", w.ID, line)
+			}
+			seen[w.ID] = idNode.Line
+		}
+		out = append(out, w)
+	}
+	return out
+}
+
+func (l *loader) tags(n *yaml.Node) []string {
+	n = l.resolve(n)
+	if n == nil {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode {
+		l.errorf(n, "tags must be a list, got %s", kindName(n))
+		return nil
+	}
+	var out []string
+	for _, t := range n.Content {
+		if s := l.str(t, "tag"); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (l *loader) behavior(n *yaml.Node) Behavior {
+	var b Behavior
+	l.mapping(n, "behavior", map[string]func(k, v *yaml.Node){
+		"latency":       func(_, v *yaml.Node) { b.Latency = l.duration(v, "latency", false) },
+		"jitter":        func(_, v *yaml.Node) { b.Jitter = l.duration(v, "jitter", false) },
+		"fail_rate":     func(_, v *yaml.Node) { b.FailRate = l.rate(v, "fail_rate") },
+		"exit_rate":     func(_, v *yaml.Node) { b.ExitRate = l.rate(v, "exit_rate") },
+		"restart_after": func(_, v *yaml.Node) { b.RestartAfter = l.duration(v, "restart_after", true) },
+	})
+	return b
+}
+
+// routing reads {lua: PATH}, {expr: PATH} or {lang: L, source: TEXT} and
+// compiles the script.
+func (l *loader) routing(n *yaml.Node) Routing {
+	var r Routing
+	var pathNode, langNode, srcNode *yaml.Node
+	files := 0
+	if !l.mapping(n, "routing", map[string]func(k, v *yaml.Node){
+		"lua":    func(_, v *yaml.Node) { r.Lang, pathNode, files = router.Lua, v, files+1 },
+		"expr":   func(_, v *yaml.Node) { r.Lang, pathNode, files = router.Expr, v, files+1 },
+		"lang":   func(_, v *yaml.Node) { langNode = v },
+		"source": func(_, v *yaml.Node) { srcNode = v },
+	}) {
+		return r
+	}
+	n = l.resolve(n)
+	switch {
+	case pathNode != nil && (langNode != nil || srcNode != nil):
+		l.errorf(n, "routing: give either a script file ({lua: PATH} or {expr: PATH}) or {lang, source}, not both")
+	case files > 1:
+		l.errorf(n, "routing: give one script file, lua or expr")
+	case pathNode != nil:
+		l.scriptFile(pathNode, &r)
+	case langNode != nil && srcNode != nil:
+		l.inlineScript(langNode, srcNode, &r)
+	default:
+		l.errorf(n, "routing: missing the script: {lua: PATH}, {expr: PATH} or {lang: lua|expr, source: TEXT}")
+	}
+	return r
+}
+
+func (l *loader) scriptFile(pathNode *yaml.Node, r *Routing) {
+	rel := l.str(pathNode, "script path")
+	if rel == "" {
+		return
+	}
+	path := rel
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(l.dir, rel)
+	}
+	src, err := l.opts.readFile(path)
+	switch {
+	case err != nil:
+		l.errorf(pathNode, "cannot read script %s: %s", rel, errText(err))
+		return
+	case len(src) > MaxScriptBytes:
+		l.errorf(pathNode, "script %s is %d bytes; the limit is %d", rel, len(src), MaxScriptBytes)
+		return
+	}
+	r.Path, r.Source = path, src
+	prog, err := l.opts.Compiler.Compile(r.Lang, path, src)
+	if err != nil {
+		l.scriptError(err, path, 0)
+		return
+	}
+	r.Program = prog
+}
+
+func (l *loader) inlineScript(langNode, srcNode *yaml.Node, r *Routing) {
+	lang, err := router.ParseLang(l.str(langNode, "lang"))
+	if err != nil {
+		l.errorf(langNode, "%v", err)
+		return
+	}
+	src, ok := l.scalar(srcNode, "source")
+	if !ok {
+		return
+	}
+	if len(src.Value) > MaxScriptBytes {
+		l.errorf(src, "source is %d bytes; the limit is %d", len(src.Value), MaxScriptBytes)
+		return
+	}
+	r.Lang, r.Source = lang, []byte(src.Value)
+	prog, err := l.opts.Compiler.Compile(lang, l.file, r.Source)
+	if err != nil {
+		// Script lines count from the line the source text starts on.
+		first := src.Line
+		if src.Style == yaml.LiteralStyle || src.Style == yaml.FoldedStyle {
+			first++
+		}
+		l.scriptError(err, l.file, first-1)
+		return
+	}
+	r.Program = prog
+}
+
+// scriptError reports a compile error at its place in the script.
+func (l *loader) scriptError(err error, file string, lineOffset int) {
+	e := &Error{File: file, Msg: err.Error(), Err: err}
+	var se *router.ScriptError
+	if errors.As(err, &se) {
+		e.Msg = se.Message
+		if se.Line > 0 {
+			e.Line = se.Line + lineOffset
+		}
+		if lineOffset == 0 {
+			e.Column = se.Column
+		}
+		if se.Snippet != "" {
+			e.Msg += "\n\t" + se.Snippet
+		}
+	}
+	l.errs = append(l.errs, e)
+}
+
+// errText is an OS error without the path it repeats.
+func errText(err error) string {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}

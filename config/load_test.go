@@ -1,0 +1,311 @@
+package config_test
+
+import (
+	"errors"
+	"io/fs"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aion-dispatch/dispatch/config"
+	"github.com/aion-dispatch/dispatch/router"
+)
+
+// memFS serves files from a map, so tests need no disk.
+type memFS map[string]string
+
+func (m memFS) ReadFile(name string) ([]byte, error) {
+	s, ok := m[name]
+	if !ok {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+	}
+	return []byte(s), nil
+}
+
+var scripts = memFS{
+	"scripts/ll.lua":      "function route(r, c) return dispatch.least_loaded(c) end",
+	"scripts/ll.expr":     "leastLoaded(candidates)",
+	"scripts/bad.lua":     "function route(r, c)\n  return c[1.id\nend",
+	"scripts/bad.expr":    "leastLoded(candidates)",
+	"scripts/noroute.lua": "local x = 1",
+}
+
+func load(t *testing.T, yaml string) (*config.Config, error) {
+	t.Helper()
+	files := memFS{"conf/dispatch.yaml": yaml}
+	for k, v := range scripts {
+		files[k] = v
+	}
+	return config.Load("conf/dispatch.yaml", config.Options{ReadFile: files.ReadFile})
+}
+
+const good = `version: 1
+defaults:
+  script_timeout: 40ms
+channels:
+  - namespace: prod
+    task_queue: email
+    routing: {lua: ../scripts/ll.lua}
+    workers:
+      - {id: e1, max_in_flight: 4, tags: [eu, gpu], behavior: {latency: 5ms, jitter: 1ms, fail_rate: 0.1, exit_rate: 0.05, restart_after: 1s}}
+      - {id: e2}
+  - namespace: prod
+    task_queue: search
+    script_timeout: 10ms
+    routing: {expr: ../scripts/ll.expr}
+  - namespace: staging
+    task_queue: search
+    routing:
+      lang: lua
+      source: |
+        function route(r, c)
+          return c[1] and c[1].id
+        end
+`
+
+func TestLoadGood(t *testing.T) {
+	cfg, err := load(t, good)
+	if err != nil {
+		t.Fatalf("load: %v", err)
+	}
+	if cfg.Version != 1 || cfg.Defaults.ScriptTimeout != 40*time.Millisecond || len(cfg.Channels) != 3 {
+		t.Fatalf("cfg = %+v", cfg)
+	}
+	email := cfg.Channels[0]
+	if email.Name.String() != "aion.dispatch.prod.email" || email.Routing.Lang != router.Lua ||
+		email.Routing.Path != "scripts/ll.lua" || email.ScriptTimeout != 40*time.Millisecond || email.Routing.Program == nil {
+		t.Errorf("email = %+v", email)
+	}
+	w := email.Workers[0]
+	want := config.Behavior{Latency: 5 * time.Millisecond, Jitter: time.Millisecond, FailRate: 0.1, ExitRate: 0.05, RestartAfter: time.Second}
+	if w.ID != "e1" || w.MaxInFlight != 4 || strings.Join(w.Tags, ",") != "eu,gpu" || w.Behavior != want {
+		t.Errorf("worker e1 = %+v", w)
+	}
+	if e2 := email.Workers[1]; e2.MaxInFlight != 1 || e2.Behavior != (config.Behavior{}) {
+		t.Errorf("worker e2 defaults = %+v", e2)
+	}
+	if s := cfg.Channels[1]; s.ScriptTimeout != 10*time.Millisecond || s.Routing.Lang != router.Expr {
+		t.Errorf("search = %+v", s)
+	}
+	inline := cfg.Channels[2]
+	if inline.Routing.Path != "" || inline.Routing.Program == nil {
+		t.Errorf("inline = %+v", inline.Routing)
+	}
+	if got := inline.Router(cfg.File).Version().Source; got != "conf/dispatch.yaml:15 (inline)" {
+		t.Errorf("inline source name = %q", got)
+	}
+}
+
+func TestLoadReportsEveryProblemWithItsPlace(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		yaml string
+		want []string // each a line of the error, in order
+	}{
+		{"empty", ``, []string{"conf/dispatch.yaml:1:1: the file is empty"}},
+		{"only comments", "# nothing\n", []string{"conf/dispatch.yaml:1:1: the file is empty"}},
+		{"not a mapping", "- a\n- b\n", []string{"conf/dispatch.yaml:1:1: the config must be a mapping, got a list"}},
+		{"missing everything", "defaults: {}\n", []string{
+			`conf/dispatch.yaml:1:1: the config: missing "version"`,
+			`conf/dispatch.yaml:1:1: the config: missing "channels"`}},
+		{"no channels", "version: 1\nchannels: []\n", []string{"conf/dispatch.yaml:2:11: channels is empty"}},
+		{"bad version", "version: 2\nchannels: []\n", []string{
+			"conf/dispatch.yaml:1:10: unsupported version 2",
+			"conf/dispatch.yaml:2:11: channels is empty"}},
+		{"version type", "version: one\nchannels: []\n", []string{
+			`conf/dispatch.yaml:1:10: version must be a whole number, got str "one"`,
+			"conf/dispatch.yaml:2:11: channels is empty"}},
+		{"syntax", "version: 1\nchannels: [\n", []string{"conf/dispatch.yaml:2: did not find expected node content"}},
+		{"unknown keys at every level", `version: 1
+colour: red
+defaults: {script_timeout: 5ms, retries: 3}
+channels:
+  - namespace: prod
+    task_queue: email
+    queue: x
+    routing: {lua: ../scripts/ll.lua, path: y}
+    workers:
+      - id: e1
+        weight: 2
+        behavior: {latency: 1ms, speed: fast}
+`, []string{
+			`conf/dispatch.yaml:2:1: the config: unknown key "colour" (known: channels, defaults, version)`,
+			`conf/dispatch.yaml:3:33: defaults: unknown key "retries"`,
+			`conf/dispatch.yaml:7:5: channel: unknown key "queue"`,
+			`conf/dispatch.yaml:8:39: routing: unknown key "path"`,
+			`conf/dispatch.yaml:11:9: worker: unknown key "weight"`,
+			`conf/dispatch.yaml:12:34: behavior: unknown key "speed"`}},
+		{"duplicates", `version: 1
+channels:
+  - namespace: prod
+    task_queue: email
+    routing: {lua: ../scripts/ll.lua}
+    workers: [{id: a}, {id: a}]
+  - namespace: prod
+    task_queue: email
+    task_queue: email
+    routing: {lua: ../scripts/ll.lua}
+  - namespace: prod
+    task_queue: email
+    routing: {lua: ../scripts/ll.lua}
+`, []string{
+			`conf/dispatch.yaml:6:29: duplicate worker id "a" in this channel (first at line 6)`,
+			`conf/dispatch.yaml:7:5: duplicate channel prod/email (first at line 3)`,
+			`conf/dispatch.yaml:9:5: channel: duplicate key "task_queue" (first at line 8)`,
+			`conf/dispatch.yaml:11:5: duplicate channel prod/email (first at line 3)`}},
+		{"bad channel parts", `version: 1
+channels:
+  - {namespace: "pr od", task_queue: email, routing: {lua: ../scripts/ll.lua}}
+  - {namespace: prod, task_queue: "a.b", routing: {lua: ../scripts/ll.lua}}
+  - {namespace: prod, task_queue: "*", routing: {lua: ../scripts/ll.lua}}
+`, []string{
+			`conf/dispatch.yaml:3:17: invalid channel namespace "pr od": contains whitespace`,
+			`conf/dispatch.yaml:4:35: invalid channel task queue "a.b": contains '.'`,
+			`conf/dispatch.yaml:5:35: invalid channel task queue "*": contains wildcard '*'`}},
+		{"limits and types", `version: 1
+defaults: {script_timeout: 0s}
+channels:
+  - namespace: prod
+    task_queue: email
+    script_timeout: soon
+    routing: {lua: ../scripts/ll.lua}
+    workers:
+      - {id: a, max_in_flight: 0}
+      - {id: b, max_in_flight: -2, tags: eu}
+      - {id: c, max_in_flight: many, behavior: {latency: -1ms, fail_rate: 1.5, exit_rate: x, restart_after: 0s}}
+      - {max_in_flight: 2}
+`, []string{
+			`conf/dispatch.yaml:2:28: defaults.script_timeout must be above zero, got 0s`,
+			`conf/dispatch.yaml:6:21: script_timeout: "soon" is not a duration`,
+			`conf/dispatch.yaml:9:32: max_in_flight must be 1 or more, got 0`,
+			`conf/dispatch.yaml:10:32: max_in_flight must be 1 or more, got -2`,
+			`conf/dispatch.yaml:10:42: tags must be a list, got str "eu"`,
+			`conf/dispatch.yaml:11:32: max_in_flight must be a whole number, got str "many"`,
+			`conf/dispatch.yaml:11:58: latency must be above zero, got -1ms`,
+			`conf/dispatch.yaml:11:75: fail_rate must be a number from 0 to 1, got 1.5`,
+			`conf/dispatch.yaml:11:91: exit_rate must be a number from 0 to 1, got str "x"`,
+			`conf/dispatch.yaml:11:109: restart_after must be above zero, got 0s`,
+			`conf/dispatch.yaml:12:9: worker: missing "id"`}},
+		{"scripts", `version: 1
+channels:
+  - {namespace: a, task_queue: missing, routing: {lua: ../scripts/nope.lua}}
+  - {namespace: a, task_queue: lua, routing: {lua: ../scripts/bad.lua}}
+  - {namespace: a, task_queue: expr, routing: {expr: ../scripts/bad.expr}}
+  - {namespace: a, task_queue: noroute, routing: {lua: ../scripts/noroute.lua}}
+  - {namespace: a, task_queue: both, routing: {lua: ../scripts/ll.lua, expr: ../scripts/ll.expr}}
+  - {namespace: a, task_queue: none, routing: {}}
+  - {namespace: a, task_queue: lang, routing: {lang: python, source: "x"}}
+  - namespace: a
+    task_queue: inline
+    routing:
+      lang: lua
+      source: |
+        function route(r, c)
+          return c[
+        end
+`, []string{
+			`conf/dispatch.yaml:3:56: cannot read script ../scripts/nope.lua: file does not exist`,
+			`conf/dispatch.yaml:7:47: routing: give one script file, lua or expr`,
+			`conf/dispatch.yaml:8:47: routing: missing the script`,
+			`conf/dispatch.yaml:9:54: unknown script language "python"`,
+			`conf/dispatch.yaml:17: syntax error near 'end'`,
+			`scripts/bad.expr:1:1: unknown name leastLoded`,
+			`scripts/bad.lua:2:15: syntax error near 'id'`,
+			`scripts/noroute.lua: the script defines no function route`}},
+		{"two documents", "version: 1\n---\nversion: 1\n", []string{"conf/dispatch.yaml:2:1: a second YAML document"}},
+		{"merge key", "version: 1\nx: &a {b: 1}\nchannels:\n  - <<: *a\n", []string{
+			`conf/dispatch.yaml:2:1: the config: unknown key "x"`,
+			`conf/dispatch.yaml:4:5: merge keys (<<) are not supported`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := load(t, tc.yaml)
+			var es config.Errors
+			if !errors.As(err, &es) {
+				t.Fatalf("err = %v (%T), want config.Errors", err, err)
+			}
+			var lines []string
+			for _, e := range es {
+				first, _, _ := strings.Cut(e.Error(), "\n")
+				lines = append(lines, first)
+			}
+			if len(lines) != len(tc.want) {
+				t.Fatalf("got %d problems, want %d:\n%s", len(lines), len(tc.want), strings.Join(lines, "\n"))
+			}
+			for i, want := range tc.want {
+				if !strings.HasPrefix(lines[i], want) {
+					t.Errorf("problem %d:\n got %s\nwant %s…", i+1, lines[i], want)
+				}
+			}
+		})
+	}
+}
+
+func TestLoadRefusesExcessiveAliasing(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("version: 1\na0: &a0 [x, x, x, x, x, x, x, x, x, x]\n")
+	for i := 1; i < 12; i++ {
+		b.WriteString("a" + itoa(i) + ": &a" + itoa(i) + " [")
+		for j := range 10 {
+			if j > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString("*a" + itoa(i-1))
+		}
+		b.WriteString("]\n")
+	}
+	b.WriteString("channels:\n  - namespace: a\n    task_queue: b\n    routing: {lua: ../scripts/ll.lua}\n    workers: *a11\n")
+	start := time.Now()
+	_, err := load(t, b.String())
+	if err == nil || !strings.Contains(err.Error(), "excessive aliasing") {
+		t.Fatalf("err = %v", err)
+	}
+	t.Logf("refused in %v", time.Since(start))
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+func TestLoadFileErrors(t *testing.T) {
+	_, err := config.Load("does/not/exist.yaml", config.Options{})
+	if err == nil || !strings.Contains(err.Error(), "does/not/exist.yaml: cannot read config") {
+		t.Errorf("err = %v", err)
+	}
+	big := "version: 1\n#" + strings.Repeat("x", config.MaxConfigBytes) + "\n"
+	if _, err := load(t, big); err == nil || !strings.Contains(err.Error(), "the limit is") {
+		t.Errorf("oversized: %v", err)
+	}
+}
+
+func TestParseChannelFlag(t *testing.T) {
+	ch, err := config.ParseChannelFlag("prod/email")
+	if err != nil || ch.String() != "aion.dispatch.prod.email" {
+		t.Errorf("= %v, %v", ch, err)
+	}
+	for _, bad := range []string{"prod", "prod/", "/email", "prod/e.mail"} {
+		if _, err := config.ParseChannelFlag(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(good))
+	f.Add([]byte("version: 1\nchannels:\n  - &c {namespace: a, task_queue: b, routing: {expr: x}}\n  - *c\n"))
+	f.Add([]byte("[[[[[[[[[["))
+	f.Add([]byte("version: 1\nchannels: !!binary aGVsbG8=\n"))
+	files := memFS{}
+	for k, v := range scripts {
+		files[k] = v
+	}
+	c := router.NewCompiler(router.Limits{})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := config.Parse("conf/dispatch.yaml", data, config.Options{Compiler: c, ReadFile: files.ReadFile})
+		if err == nil && (cfg == nil || len(cfg.Channels) == 0) {
+			t.Fatalf("accepted a config with no channels: %q", data)
+		}
+		var es config.Errors
+		if err != nil && (!errors.As(err, &es) || len(es) == 0) {
+			t.Fatalf("error is not a non-empty config.Errors: %v", err)
+		}
+	})
+}
