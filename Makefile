@@ -9,9 +9,15 @@ BENCHTIME     ?= 1s
 
 all: test
 
-## run: the main job on the embedded default configuration
+CONFIG        ?= config/dispatch.yaml
+
+## run: the main job on the default configuration (validate it, then route
+## one activity per channel; `dispatch run` replaces this with issue 5)
 run:
-	@echo "nothing to run yet: the dispatch CLI arrives with issue 5 (dispatch run)"
+	$(GO) run ./cmd/dispatch validate -c $(CONFIG)
+	$(GO) run ./cmd/dispatch route -c $(CONFIG) --channel prod/email \
+		--candidates '[{"id":"email-1","in_flight":3,"max_in_flight":4},{"id":"email-2","in_flight":1,"max_in_flight":4},{"id":"email-3","max_in_flight":2}]' \
+		--exclude email-3 --request '{"workflow_id":"wf-1","activity_type":"send-email","input":{"to":"a@example.com"}}' --json
 
 ## test: gofmt check, go vet, staticcheck, race-enabled tests
 test: fmt-check vet staticcheck unit
@@ -42,9 +48,9 @@ fuzz:
 		done; \
 	done
 
-## build: the dispatch binary into bin/ (once cmd/dispatch exists)
+## build: the dispatch binary into bin/
 build:
-	@if [ -d cmd/dispatch ]; then $(GO) build -o bin/dispatch ./cmd/dispatch; else $(GO) build ./...; fi
+	$(GO) build -o bin/dispatch ./cmd/dispatch
 
 clean:
 	rm -rf bin

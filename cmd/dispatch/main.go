@@ -1,0 +1,127 @@
+// Command dispatch validates channel configs, asks routing scripts for
+// decisions and (in later versions) runs, tests and replays dispatch.
+//
+// Usage:
+//
+//	dispatch validate -c FILE
+//	dispatch route -c FILE --channel NS/QUEUE --candidates JSON [--exclude ID]... [--request JSON] [--json]
+//
+// Run "dispatch help COMMAND" for a command's flags and an example.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// Exit codes shared by every command.
+const (
+	exitOK       = 0
+	exitError    = 1 // the command ran and failed, or found problems
+	exitUsage    = 2 // the command line is wrong
+	exitNoWorker = 3 // route: the script chose no worker
+)
+
+// command is one subcommand: its work is a plain function of its arguments
+// and output streams, returning the exit code, so it is testable as is.
+type command struct {
+	name    string
+	summary string
+	usage   string // flags and an example, shown by --help
+	run     func(args []string, stdin io.Reader, stdout, stderr io.Writer) int
+}
+
+func commands() []command {
+	return []command{
+		{"validate", "load a config, compile every script, report every problem", validateUsage, runValidate},
+		{"route", "ask a channel's routing script for one decision", routeUsage, runRoute},
+	}
+}
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+}
+
+// run dispatches to the subcommand named by args[0].
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		mainUsage(stderr)
+		return exitUsage
+	}
+	name := args[0]
+	switch name {
+	case "help", "-h", "-help", "--help":
+		if len(args) > 1 {
+			if c, ok := lookup(args[1]); ok {
+				fmt.Fprint(stdout, c.usage)
+				return exitOK
+			}
+			fmt.Fprintf(stderr, "dispatch help: unknown command %q\n", args[1])
+			return exitUsage
+		}
+		mainUsage(stdout)
+		return exitOK
+	}
+	c, ok := lookup(name)
+	if !ok {
+		fmt.Fprintf(stderr, "dispatch: unknown command %q\n\n", name)
+		mainUsage(stderr)
+		return exitUsage
+	}
+	return c.run(args[1:], stdin, stdout, stderr)
+}
+
+func lookup(name string) (command, bool) {
+	for _, c := range commands() {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return command{}, false
+}
+
+func mainUsage(w io.Writer) {
+	fmt.Fprintln(w, "dispatch routes each activity of a workflow engine to one worker, chosen by a Lua or expr script.")
+	fmt.Fprintln(w, "\nUsage:\n\n\tdispatch COMMAND [flags]\n\nCommands:")
+	for _, c := range commands() {
+		fmt.Fprintf(w, "\t%-9s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w, "\nRun \"dispatch help COMMAND\" or \"dispatch COMMAND --help\" for a command's flags and an example.")
+	fmt.Fprintln(w, "Exit codes: 0 success, 1 failure, 2 bad command line, 3 no worker chosen (route).")
+}
+
+// newFlags returns a flag set whose --help prints the command's usage to
+// stdout and whose errors go to stderr.
+func newFlags(name, usage string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("dispatch "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {} // parseFlags prints the usage: to stdout for --help
+	return fs
+}
+
+// parseFlags parses args and returns the exit code to stop with, or -1 to go on.
+func parseFlags(fs *flag.FlagSet, usage string, args []string, stdout io.Writer) int {
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	case err != nil:
+		fmt.Fprintf(fs.Output(), "run \"%s --help\" for usage\n", fs.Name())
+		return exitUsage
+	case fs.NArg() > 0:
+		fmt.Fprintf(fs.Output(), "%s: unexpected argument %q\n", fs.Name(), fs.Arg(0))
+		return exitUsage
+	}
+	return -1
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (s *stringList) String() string     { return strings.Join(*s, ",") }
+func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
