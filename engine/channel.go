@@ -34,11 +34,11 @@ func DispatchChannel(namespace, taskQueue string) (ChannelName, error) {
 func ParseChannelName(s string) (ChannelName, error) {
 	rest, ok := strings.CutPrefix(s, channelPrefix)
 	if !ok {
-		return ChannelName{}, &ChannelNameError{Part: "channel", Value: s, Reason: "does not start with " + channelPrefix}
+		return ChannelName{}, &ChannelNameError{Part: "name", Value: s, Reason: "does not start with " + channelPrefix}
 	}
 	ns, queue, ok := strings.Cut(rest, ".")
 	if !ok {
-		return ChannelName{}, &ChannelNameError{Part: "channel", Value: s, Reason: "has no task queue"}
+		return ChannelName{}, &ChannelNameError{Part: "name", Value: s, Reason: "has no task queue"}
 	}
 	return DispatchChannel(ns, queue)
 }
@@ -60,8 +60,14 @@ func (c ChannelName) String() string {
 	return channelPrefix + c.namespace + "." + c.taskQueue
 }
 
-// MarshalText implements [encoding.TextMarshaler].
-func (c ChannelName) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
+// MarshalText implements [encoding.TextMarshaler]. The zero value, which
+// names no channel, is an error.
+func (c ChannelName) MarshalText() ([]byte, error) {
+	if c.IsZero() {
+		return nil, &ChannelNameError{Part: "name", Reason: "is empty"}
+	}
+	return []byte(c.String()), nil
+}
 
 // UnmarshalText implements [encoding.TextUnmarshaler]; it accepts the form
 // [ChannelName.String] produces.
@@ -76,7 +82,7 @@ func (c *ChannelName) UnmarshalText(b []byte) error {
 
 // ChannelNameError says which part of a channel name is invalid and why.
 type ChannelNameError struct {
-	Part   string // "namespace", "task queue" or "channel"
+	Part   string // "namespace", "task queue" or "name" (the whole name)
 	Value  string // the rejected text
 	Reason string // what is wrong with it
 }

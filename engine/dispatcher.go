@@ -9,10 +9,6 @@ import (
 	"time"
 )
 
-// ErrInvalidRequest: the request cannot be dispatched as given (for example,
-// a negative timeout).
-var ErrInvalidRequest = errors.New("invalid request")
-
 // TimeoutError is the cause of a dispatch that ran out of time. It matches
 // its Timeout sentinel and [context.DeadlineExceeded] through [errors.Is].
 type TimeoutError struct {
@@ -126,8 +122,20 @@ func (d *Dispatcher) Dispatch(ctx context.Context, namespace, taskQueue string, 
 		return ActivityResult{}, c.error(c.stopped(ctx, fmt.Errorf("open conversation: %w", err)))
 	}
 	c.conv = conv
-	res, err := c.run(ctx)
+	res, err := c.runContained(ctx)
 	return c.finish(ctx, res, err)
+}
+
+// runContained runs the attempt loop, turning a panic in the pool, the
+// router, the conversation or the recorder into an error, so that the
+// conversation is still closed.
+func (c *call) runContained(ctx context.Context) (res ActivityResult, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			res, err = ActivityResult{}, fmt.Errorf("%w: %v", ErrPanic, r)
+		}
+	}()
+	return c.run(ctx)
 }
 
 // call is the state of one Dispatch.
@@ -163,14 +171,18 @@ func (c *call) run(ctx context.Context) (ActivityResult, error) {
 		if len(cands) == 0 {
 			return ActivityResult{}, noWorkers(len(snapshot), excluded)
 		}
+		var seen []ConsumerStateView // what the journal records, taken before the router runs
+		if c.d.rec != nil {
+			seen = views(cands)
+		}
 		dec, err := c.d.router.Select(ctx, Selection{
 			WorkflowID:     c.req.WorkflowID,
 			Channel:        c.ch,
 			ConversationID: c.convID,
 			Attempt:        c.attempt,
 			Request:        c.req,
-			Candidates:     cands,
-			Excluded:       excluded,
+			Candidates:     slices.Clip(cands),
+			Excluded:       slices.Clip(excluded),
 		})
 		if err != nil {
 			return ActivityResult{}, fmt.Errorf("%w: %w", ErrRouting, err)
@@ -187,15 +199,11 @@ func (c *call) run(ctx context.Context) (ActivityResult, error) {
 		if err := c.conv.Link(ctx, w); err != nil {
 			return ActivityResult{}, fmt.Errorf("link: %w", err)
 		}
-		sel := Operation{Kind: OpWorkerSelected, WorkerID: w.ID, State: StateStarted, Attempt: c.attempt,
-			Router: dec.Version, Excluded: excluded}
-		if c.d.rec != nil {
-			sel.Candidates = views(cands)
-		}
-		if err := c.record(ctx, sel); err != nil {
+		if err := c.record(ctx, Operation{Kind: OpWorkerSelected, WorkerID: w.ID, State: StateStarted,
+			Attempt: c.attempt, Router: dec.Version, Candidates: seen, Excluded: slices.Clip(excluded)}); err != nil {
 			return ActivityResult{}, err
 		}
-		if err := c.conv.Send(ctx, DispatchRequest{ConversationID: c.convID, Request: c.req}); err != nil {
+		if err := c.conv.Send(ctx, DispatchRequest{ConversationID: c.convID, Attempt: c.attempt, Request: c.req}); err != nil {
 			return ActivityResult{}, fmt.Errorf("send: %w", err)
 		}
 		if err := c.record(ctx, Operation{Kind: OpMessageSent, WorkerID: w.ID, Attempt: c.attempt}); err != nil {
@@ -204,6 +212,10 @@ func (c *call) run(ctx context.Context) (ActivityResult, error) {
 		ev, err := c.receive(ctx)
 		if err != nil {
 			return ActivityResult{}, err
+		}
+		if (ev.WorkerID != "" && ev.WorkerID != w.ID) || (ev.Attempt != 0 && ev.Attempt != c.attempt) {
+			return ActivityResult{}, fmt.Errorf("receive: an event of worker %s, attempt %d, during attempt %d with worker %s",
+				ev.WorkerID, ev.Attempt, c.attempt, w.ID)
 		}
 		switch ev.Kind {
 		case EventResponse:
@@ -248,16 +260,19 @@ func (c *call) receive(ctx context.Context) (Event, error) {
 func (c *call) answered(ctx context.Context, res ActivityResult) (ActivityResult, error) {
 	switch res.Status {
 	case StatusCompleted:
+		res = Completed(res.Output) // a completed result carries no error
 		c.final, c.result = StateCompleted, res
 		return res, c.record(ctx, Operation{Kind: OpMessageReceived, WorkerID: c.worker, State: StateCompleted,
 			Result: res, Attempt: c.attempt})
 	case StatusFailed:
+		res = Failed(res.Error) // a failed result carries no output
 		c.final, c.result = StateFailed(false), res
-		if err := c.record(ctx, Operation{Kind: OpMessageReceived, WorkerID: c.worker, State: c.final,
-			Result: res, Message: res.Error, Attempt: c.attempt}); err != nil {
-			return res, err
+		failed := ErrActivityFailed
+		if res.Error != "" {
+			failed = fmt.Errorf("%w: %s", ErrActivityFailed, res.Error)
 		}
-		return res, fmt.Errorf("%w: %s", ErrActivityFailed, res.Error)
+		return res, errors.Join(failed, c.record(ctx, Operation{Kind: OpMessageReceived, WorkerID: c.worker,
+			State: c.final, Result: res, Message: res.Error, Attempt: c.attempt}))
 	}
 	return ActivityResult{}, fmt.Errorf("receive: worker answered with an invalid result status %d", res.Status)
 }
@@ -265,14 +280,16 @@ func (c *call) answered(ctx context.Context, res ActivityResult) (ActivityResult
 // stopped reports why ctx ended instead of the symptom err, and records
 // worker_timed_out when a timeout fired while a worker had the activity.
 func (c *call) stopped(ctx context.Context, err error) error {
-	if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+	var te *TimeoutError
+	if errors.As(err, &te) {
+		// Already the timeout that fired; a later deadline must not replace it.
+	} else if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
 		if c.caller.Err() == nil {
 			err = &TimeoutError{Timeout: ErrScheduleToCloseTimeout, After: c.req.ScheduleToClose}
 		} else {
 			err = context.Cause(c.caller)
 		}
 	}
-	var te *TimeoutError
 	if errors.As(err, &te) && c.worker != "" {
 		rerr := c.record(uncancelled(c.caller), Operation{Kind: OpWorkerTimedOut, WorkerID: c.worker,
 			State: StateFailed(true), Message: err.Error(), Attempt: c.attempt})

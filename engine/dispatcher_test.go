@@ -390,13 +390,12 @@ func TestDispatchTimeouts(t *testing.T) {
 			if !strings.Contains(err.Error(), tc.name) {
 				t.Errorf("error %q does not say which timeout fired", err)
 			}
-			<-started
 			ops := r.rec.all()
 			want := []string{"conversation_opened", "worker_selected", "message_sent", "worker_timed_out", "conversation_closed"}
 			if got := kinds(ops); !slices.Equal(got, want) {
 				t.Fatalf("kinds = %v, want %v", got, want)
 			}
-			if to := ops[3]; to.WorkerID != "w1" || to.State != engine.StateFailed(true) {
+			if to := ops[3]; to.WorkerID != "w1" || to.State != engine.StateFailed(true) || to.Attempt != 1 {
 				t.Errorf("worker_timed_out = %+v", to)
 			}
 			r.convs.checkClosedOnce(t)
@@ -522,4 +521,63 @@ func TestDispatchWithoutRecorder(t *testing.T) {
 	if _, err := d.Dispatch(context.Background(), testNS, testQueue, request("wf-1")); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestDispatchFailedActivityWhenRecordingFails(t *testing.T) {
+	r := newRig(t)
+	r.rec.failOn = engine.OpMessageReceived
+	w := r.start(t, "w1", failWith("smtp refused"))
+	_, err := r.dispatch(context.Background(), request("wf-1"))
+	if !errors.Is(err, engine.ErrActivityFailed) || !errors.Is(err, engine.ErrRecord) {
+		t.Fatalf("err = %v, want both the activity failure and the record error", err)
+	}
+	r.convs.checkClosedOnce(t)
+	r.checkIdle(t, w)
+}
+
+// panicRouter panics on every selection.
+type panicRouter struct{}
+
+func (panicRouter) Select(context.Context, engine.Selection) (engine.Decision, error) {
+	panic("router bug")
+}
+
+func TestDispatchContainsPanics(t *testing.T) {
+	r := newRig(t)
+	w := r.start(t, "w1", echo)
+	r.router.inner = panicRouter{}
+	_, err := r.dispatch(context.Background(), request("wf-1"))
+	if !errors.Is(err, engine.ErrPanic) || !strings.Contains(err.Error(), "router bug") {
+		t.Fatalf("err = %v, want ErrPanic naming the panic", err)
+	}
+	if n := r.convs.checkClosedOnce(t); n != 1 {
+		t.Errorf("opened %d, want 1", n)
+	}
+	r.checkIdle(t, w)
+}
+
+// lateConversation answers with an event from another attempt's worker.
+type lateConversation struct{ engine.Conversation }
+
+func (lateConversation) Receive(context.Context) (engine.Event, error) {
+	return engine.Event{Kind: engine.EventResponse, WorkerID: "w0", Attempt: 7, Result: engine.Completed(engine.Payload{})}, nil
+}
+
+type lateFactory struct{ engine.ConversationFactory }
+
+func (f lateFactory) Open(ctx context.Context, wf string, ch engine.ChannelName, id string) (engine.Conversation, error) {
+	c, err := f.ConversationFactory.Open(ctx, wf, ch, id)
+	return lateConversation{c}, err
+}
+
+func TestDispatchRejectsAnEventOfAnotherAttempt(t *testing.T) {
+	r := newRig(t)
+	w := r.start(t, "w1", echo)
+	r.convs.inner = lateFactory{r.pool}
+	_, err := r.dispatch(context.Background(), request("wf-1"))
+	if err == nil || !strings.Contains(err.Error(), "an event of worker w0, attempt 7, during attempt 1 with worker w1") {
+		t.Fatalf("err = %v", err)
+	}
+	r.convs.checkClosedOnce(t)
+	r.checkIdle(t, w)
 }

@@ -8,26 +8,35 @@ import (
 // Sentinel causes of a failed dispatch. Match them with [errors.Is] on the
 // error [Dispatcher.Dispatch] returns.
 var (
-	// ErrInvalidChannel: the namespace or task queue cannot form a channel name.
+	// ErrInvalidChannel means the namespace or task queue cannot form a
+	// channel name.
 	ErrInvalidChannel = errors.New("invalid channel name")
-	// ErrUnknownChannel: no pool or router serves the channel. Pools and
-	// routers wrap it so that callers can tell a configuration problem apart.
+	// ErrInvalidRequest means the request cannot be dispatched as given,
+	// for example because a timeout is negative.
+	ErrInvalidRequest = errors.New("invalid request")
+	// ErrUnknownChannel means no pool or router serves the channel. Pools
+	// and routers wrap it so that callers can tell a configuration problem
+	// apart.
 	ErrUnknownChannel = errors.New("unknown channel")
-	// ErrNoWorkers: no candidate was left, or the router chose none. The
-	// text is the seed's NoWorkersAvailable, which the journal keeps.
+	// ErrNoWorkers means no candidate was left, or the router chose none.
+	// Its text is the seed's NoWorkersAvailable, which the journal keeps.
 	ErrNoWorkers = errors.New("NoWorkersAvailable")
-	// ErrActivityFailed: the worker answered with a Failed result.
+	// ErrActivityFailed means the worker answered with a Failed result.
 	ErrActivityFailed = errors.New("activity failed")
-	// ErrRouting: the router failed or chose a worker that was not a candidate.
+	// ErrRouting means the router failed or chose a worker that was not a
+	// candidate.
 	ErrRouting = errors.New("routing failed")
-	// ErrStartToCloseTimeout: one attempt waited longer than the request's
-	// start-to-close timeout.
+	// ErrStartToCloseTimeout means one attempt waited longer than the
+	// request's start-to-close timeout.
 	ErrStartToCloseTimeout = errors.New("start-to-close timeout")
-	// ErrScheduleToCloseTimeout: the whole conversation took longer than the
-	// request's schedule-to-close timeout.
+	// ErrScheduleToCloseTimeout means the whole conversation took longer
+	// than the request's schedule-to-close timeout.
 	ErrScheduleToCloseTimeout = errors.New("schedule-to-close timeout")
-	// ErrRecord: the recorder could not record an operation.
+	// ErrRecord means the recorder could not record an operation.
 	ErrRecord = errors.New("record failed")
+	// ErrPanic means a pool, router, conversation or recorder panicked; the
+	// dispatcher contained it and closed the conversation.
+	ErrPanic = errors.New("panic during dispatch")
 )
 
 // DispatchError is the error of a dispatch that did not complete. It names

@@ -175,10 +175,14 @@ type resultJSON struct {
 // MarshalJSON writes {"status": "completed", "output": …} or
 // {"status": "failed", "error": …}.
 func (r ActivityResult) MarshalJSON() ([]byte, error) {
-	switch r.Status {
-	case StatusCompleted:
+	switch {
+	case r.Status == StatusCompleted && r.Error != "":
+		return nil, errors.New("result: completed with an error")
+	case r.Status == StatusFailed && !r.Output.IsZero():
+		return nil, errors.New("result: failed with an output")
+	case r.Status == StatusCompleted:
 		return json.Marshal(resultJSON{Status: "completed", Output: r.Output})
-	case StatusFailed:
+	case r.Status == StatusFailed:
 		return json.Marshal(resultJSON{Status: "failed", Error: r.Error})
 	}
 	return nil, fmt.Errorf("result: invalid status %d", r.Status)
@@ -269,7 +273,7 @@ func (op Operation) MarshalJSON() ([]byte, error) {
 	}
 	return json.Marshal(operationJSON{
 		Seq:            op.Seq,
-		Time:           op.Time,
+		Time:           op.Time.UTC(),
 		WorkflowID:     op.WorkflowID,
 		ConversationID: op.ConversationID,
 		Channel:        op.Channel,

@@ -164,6 +164,9 @@ func TestMarshalRejectsInvalidValues(t *testing.T) {
 		"no kind":         {},
 		"retry started":   {Kind: engine.OpMessageSent, State: engine.ActivityState{Name: engine.ActivityStarted, RetryEligible: true}},
 		"result status 9": {Kind: engine.OpMessageSent, Result: engine.ActivityResult{Status: 9}},
+		"failed with output": {Kind: engine.OpMessageSent, Result: engine.ActivityResult{Status: engine.StatusFailed,
+			Error: "x", Output: engine.Payload{Data: []byte("y")}}},
+		"completed with error": {Kind: engine.OpMessageSent, Result: engine.ActivityResult{Status: engine.StatusCompleted, Error: "x"}},
 	} {
 		if _, err := json.Marshal(op); err == nil {
 			t.Errorf("%s: marshal succeeded", name)
@@ -215,4 +218,15 @@ func normalise(op engine.Operation) engine.Operation {
 		op.Excluded = nil
 	}
 	return op
+}
+
+func TestMarshalWritesUTC(t *testing.T) {
+	at := time.Date(2026, 11, 25, 21, 0, 0, 0, time.FixedZone("CET", 3600))
+	b, err := json.Marshal(engine.Operation{Kind: engine.OpMessageSent, Time: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"time":"2026-11-25T20:00:00Z","kind":"message_sent"}`; string(b) != want {
+		t.Errorf("got %s, want %s", b, want)
+	}
 }

@@ -57,8 +57,9 @@ type Conversation interface {
 	Link(ctx context.Context, w Worker) error
 	// Send delivers the request to the linked worker.
 	Send(ctx context.Context, msg DispatchRequest) error
-	// Receive waits for the linked worker's response or exit. When ctx ends
-	// first it returns ctx's error.
+	// Receive waits for the response or exit of the worker linked for the
+	// current attempt; it never reports an earlier attempt's worker. When
+	// ctx ends first it returns an error e with errors.Is(e, ctx.Err()).
 	Receive(ctx context.Context) (Event, error)
 	// Close ends the conversation and releases what it holds.
 	Close() error
@@ -67,6 +68,7 @@ type Conversation interface {
 // DispatchRequest is the message sent to a linked worker.
 type DispatchRequest struct {
 	ConversationID string
+	Attempt        int // the attempt this request belongs to, from 1
 	Request        ActivityRequest
 }
 
@@ -83,7 +85,8 @@ const (
 // or the linked worker's exit carrying Message.
 type Event struct {
 	Kind     EventKind
-	WorkerID string
+	WorkerID string         // the worker the event is about
+	Attempt  int            // the attempt of the request it answers; 0 if unknown
 	Result   ActivityResult // on EventResponse
 	Message  string         // on EventWorkerExited: why the worker exited
 }

@@ -51,7 +51,7 @@ func (c *conversation) Send(ctx context.Context, msg engine.DispatchRequest) err
 	}
 	w := c.worker
 	jctx, cancel := context.WithCancel(w.ctx)
-	j := &job{ctx: jctx, req: msg.Request, reply: make(chan engine.ActivityResult, 1)}
+	j := &job{ctx: jctx, attempt: msg.Attempt, req: msg.Request, reply: make(chan engine.ActivityResult, 1)}
 	select {
 	case w.mailbox <- j:
 	case <-w.ctx.Done():
@@ -74,24 +74,24 @@ func (c *conversation) Receive(ctx context.Context) (engine.Event, error) {
 	w, j := c.worker, c.job
 	select {
 	case res := <-j.reply:
-		return c.answered(res), nil
+		return c.answered(res, j.attempt), nil
 	case <-w.ctx.Done():
-		// An answer that raced the exit still counts.
+		// An answer sent before the exit still counts (see Worker.exitMu).
 		select {
 		case res := <-j.reply:
-			return c.answered(res), nil
+			return c.answered(res, j.attempt), nil
 		default:
 		}
 		c.release()
-		return engine.Event{Kind: engine.EventWorkerExited, WorkerID: w.id, Message: w.exitMsg}, nil
+		return engine.Event{Kind: engine.EventWorkerExited, WorkerID: w.id, Attempt: j.attempt, Message: w.exitMsg}, nil
 	case <-ctx.Done():
 		return engine.Event{}, ctx.Err()
 	}
 }
 
-func (c *conversation) answered(res engine.ActivityResult) engine.Event {
+func (c *conversation) answered(res engine.ActivityResult, attempt int) engine.Event {
 	c.release()
-	return engine.Event{Kind: engine.EventResponse, WorkerID: c.worker.id, Result: res}
+	return engine.Event{Kind: engine.EventResponse, WorkerID: c.worker.id, Attempt: attempt, Result: res}
 }
 
 // Close implements [engine.Conversation]: it cancels the handler's context if

@@ -66,8 +66,10 @@ type Worker struct {
 	ctx    context.Context // ends when the worker exits
 	cancel context.CancelFunc
 
-	exitOnce sync.Once
-	exitMsg  string // written once, before ctx ends
+	// exitMu orders an exit against answers: an answer sent before the exit
+	// is seen by a conversation that observes the exit; none is sent after.
+	exitMu  sync.Mutex
+	exitMsg string // written once, before ctx ends
 
 	inFlight atomic.Int64
 	running  atomic.Int32  // executors not yet returned
@@ -76,8 +78,9 @@ type Worker struct {
 
 // job is one activity in a worker's mailbox.
 type job struct {
-	ctx   context.Context // the handler's context
-	req   engine.ActivityRequest
+	ctx     context.Context // the handler's context
+	attempt int
+	req     engine.ActivityRequest
 	reply chan engine.ActivityResult // buffered: the executor never blocks
 }
 
@@ -129,10 +132,12 @@ func (w *Worker) State() engine.ConsumerStateView {
 // the exit. It does not wait (see [Worker.Wait]) and is safe to call from the
 // worker's own handler and more than once; only the first message counts.
 func (w *Worker) Stop(message string) {
-	w.exitOnce.Do(func() {
+	w.exitMu.Lock()
+	defer w.exitMu.Unlock()
+	if w.ctx.Err() == nil {
 		w.exitMsg = message
 		w.cancel()
-	})
+	}
 }
 
 // Done is closed when the worker has exited.
@@ -195,9 +200,11 @@ func (w *Worker) run(j *job) (alive bool) {
 		}
 	}()
 	res := w.handler(j.ctx, j.req)
+	w.exitMu.Lock()
+	defer w.exitMu.Unlock()
 	if w.ctx.Err() != nil {
 		return false // an exited worker answers nothing; its exit is the answer
 	}
-	j.reply <- res
+	j.reply <- res // buffered: never blocks
 	return true
 }

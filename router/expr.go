@@ -87,9 +87,11 @@ func exprError(name string, src []byte, err error) error {
 }
 
 type exprRunner struct {
-	vm    vm.VM
-	env   exprEnv
-	cands []exprCandidate
+	vm      vm.VM
+	env     exprEnv
+	cands   []exprCandidate
+	scratch []engine.ConsumerStateView // a helper's argument, converted
+	channel engine.ChannelName         // the channel env.Request.Channel names
 	pcg   *rand.PCG
 	rng   *rand.Rand
 	in    *callInput
@@ -163,16 +165,18 @@ func (p *exprProgram) route(_ context.Context, in *callInput, deadline time.Time
 	seed(r.pcg, in.sel.ConversationID, in.sel.Attempt)
 	in.rng = r.rng
 	sel := in.sel
-	r.env.Request = exprRequest{
-		Namespace:        sel.Channel.Namespace(),
-		TaskQueue:        sel.Channel.TaskQueue(),
-		Channel:          sel.Channel.String(),
-		WorkflowID:       sel.WorkflowID,
-		ConversationID:   sel.ConversationID,
-		Attempt:          sel.Attempt,
-		ActivityType:     sel.Request.ActivityType,
-		InputContentType: sel.Request.Input.ContentType,
-		Input:            string(sel.Request.Input.Data),
+	req := &r.env.Request
+	if r.channel != sel.Channel || req.Channel == "" {
+		r.channel = sel.Channel
+		req.Namespace, req.TaskQueue, req.Channel = sel.Channel.Namespace(), sel.Channel.TaskQueue(), sel.Channel.String()
+	}
+	req.WorkflowID = sel.WorkflowID
+	req.ConversationID = sel.ConversationID
+	req.Attempt = sel.Attempt
+	req.ActivityType = sel.Request.ActivityType
+	req.InputContentType = sel.Request.Input.ContentType
+	if req.Input != string(sel.Request.Input.Data) { // compared without a copy
+		req.Input = string(sel.Request.Input.Data)
 	}
 	r.cands = r.cands[:0]
 	for _, v := range in.views {
@@ -192,16 +196,16 @@ func (p *exprProgram) route(_ context.Context, in *callInput, deadline time.Time
 	case nil:
 		return rawResult{none: true}, nil
 	case string:
-		return rawResult{id: v, got: fmt.Sprintf("%q", v)}, nil
+		return rawResult{id: v}, nil
 	case exprCandidate:
-		return rawResult{id: v.ID, got: fmt.Sprintf("candidate %q", v.ID)}, nil
+		return rawResult{id: v.ID, candidate: true}, nil
 	case *exprCandidate:
 		if v != nil {
-			return rawResult{id: v.ID, got: fmt.Sprintf("candidate %q", v.ID)}, nil
+			return rawResult{id: v.ID, candidate: true}, nil
 		}
 		return rawResult{none: true}, nil
 	}
-	return rawResult{got: fmt.Sprintf("%T %v", out, out)}, nil
+	return rawResult{other: fmt.Sprintf("%T %v", out, out)}, nil
 }
 
 func toExprCandidate(v engine.ConsumerStateView) exprCandidate {
@@ -223,25 +227,26 @@ func (r *exprRunner) list(fn string, args []any, want int) []engine.ConsumerStat
 	if len(args) != want {
 		panic(fmt.Sprintf("%s takes %d argument(s), got %d", fn, want, len(args)))
 	}
-	var views []engine.ConsumerStateView
+	// The views live until the helper returns; helpers that return a list
+	// build a new one, so the runner's scratch buffer can hold them.
+	views := r.scratch[:0]
 	switch l := args[0].(type) {
 	case []exprCandidate:
-		views = make([]engine.ConsumerStateView, len(l))
-		for i, c := range l {
-			views[i] = fromExprCandidate(c)
+		for _, c := range l {
+			views = append(views, fromExprCandidate(c))
 		}
 	case []any:
-		views = make([]engine.ConsumerStateView, len(l))
 		for i, e := range l {
 			c, ok := e.(exprCandidate)
 			if !ok {
 				panic(fmt.Sprintf("%s: element %d is %T, not a candidate", fn, i, e))
 			}
-			views[i] = fromExprCandidate(c)
+			views = append(views, fromExprCandidate(c))
 		}
 	default:
 		panic(fmt.Sprintf("%s: argument 1 must be a list of candidates, got %T", fn, args[0]))
 	}
+	r.scratch = views
 	return views
 }
 

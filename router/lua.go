@@ -20,6 +20,7 @@ import (
 // gives it back only if the call neither failed nor timed out.
 type luaProgram struct {
 	proto  *lua.FunctionProto // the chunk, after rewriting concatenation
+	pure   bool               // one run of the chunk serves every call (see pureChunk)
 	src    []byte
 	limits Limits
 
@@ -49,6 +50,7 @@ func compileLua(name string, src []byte, limits Limits) (*luaProgram, error) {
 		}
 		return nil, &ScriptError{Lang: Lua, File: name, Message: err.Error(), Err: err}
 	}
+	pure := pureChunk(chunk)
 	rewriteConcat(chunk)
 	proto, err := lua.Compile(chunk, luaChunkName)
 	if err != nil {
@@ -59,7 +61,7 @@ func compileLua(name string, src []byte, limits Limits) (*luaProgram, error) {
 		}
 		return nil, se
 	}
-	p := &luaProgram{proto: proto, src: src, limits: limits}
+	p := &luaProgram{proto: proto, pure: pure, src: src, limits: limits}
 	// Run the chunk once now, so that top-level errors and a missing route
 	// function are compile errors rather than the first dispatch's failure.
 	st, err := p.newState()
@@ -68,7 +70,7 @@ func compileLua(name string, src []byte, limits Limits) (*luaProgram, error) {
 	}
 	cc := st.ctx
 	cc.reset(context.Background(), time.Now().Add(limits.compileTimeout()))
-	if _, err := st.loadRoute(); err != nil {
+	if err := st.prepare(); err != nil {
 		if cc.fired() != nil {
 			return nil, &ScriptError{Lang: Lua, File: name, Message: "top-level code did not finish within " +
 				limits.compileTimeout().String(), Err: ErrScriptTimeout}

@@ -28,6 +28,8 @@ type luaState struct {
 	L      *lua.LState
 	ctx    *callContext
 	proto  *lua.FunctionProto
+	pure   bool
+	route  *lua.LFunction // for a pure chunk, the route of its one run
 	limits Limits
 	in     *callInput
 
@@ -35,27 +37,28 @@ type luaState struct {
 	rng *rand.Rand
 
 	envMT  *lua.LTable // metatable of each call's globals: reads fall through to the sandbox
-	listMT *lua.LTable
-	candMT *lua.LTable
+	listMT *lua.LTable // metatable of derived lists (with_tag results)
 	reqMT  *lua.LTable
 	exclMT *lua.LTable
 
-	main       luaList // the candidates of the current call
-	listUD     *lua.LUserData
-	reqUD      *lua.LUserData
-	exclUD     *lua.LUserData
-	candUDs    []*lua.LUserData // views of main's candidates, reused
-	hasTag     *lua.LFunction
-	ipairsIter *lua.LFunction
-	next       lua.LValue // the base library's next
+	cands  luaCandidates
+	reqUD  *lua.LUserData
+	exclUD *lua.LUserData
+
+	hasTag      *lua.LFunction
+	refuseWrite *lua.LFunction
+	ipairsIter  *lua.LFunction
+	proxyNextFn *lua.LFunction
+	next        lua.LValue // the base library's next
 }
 
 var errNoRoute = errors.New("the script defines no function route(request, candidates, excluded)")
 
-// luaList is a list of candidates as a script sees it.
+// luaList is a list a helper derived from the candidates, such as the
+// result of with_tag: the candidates' slots, and their views for helpers.
 type luaList struct {
+	slots []int
 	views []engine.ConsumerStateView
-	uds   []*lua.LUserData // cached userdata per index; nil for derived lists
 }
 
 // Base functions a script keeps. Everything else in the base library loads
@@ -96,7 +99,7 @@ func (p *luaProgram) newState() (st *luaState, err error) {
 		L.Call(1, 0)
 	}
 	pcg := rand.NewPCG(0, 0)
-	st = &luaState{L: L, ctx: newCallContext(), proto: p.proto, limits: p.limits, pcg: pcg, rng: rand.New(pcg)}
+	st = &luaState{L: L, ctx: newCallContext(), proto: p.proto, pure: p.pure, limits: p.limits, pcg: pcg, rng: rand.New(pcg)}
 	st.sandbox()
 	L.SetContext(st.ctx)
 	return st, nil
@@ -109,6 +112,7 @@ func (st *luaState) sandbox() {
 	G := L.G.Global
 	st.next = G.RawGetString("next")
 	st.ipairsIter = L.NewFunction(st.ipairsNext)
+	st.proxyNextFn = L.NewFunction(st.proxyNext)
 	var drop []lua.LValue
 	G.ForEach(func(k, _ lua.LValue) {
 		if !luaBaseAllowed[k.String()] {
@@ -138,6 +142,10 @@ func (st *luaState) sandbox() {
 	mth.RawSetString("randomseed", lua.LNil)
 
 	st.hasTag = L.NewFunction(st.candHasTag)
+	st.refuseWrite = L.NewFunction(func(L *lua.LState) int {
+		L.RaiseError("cannot assign to a read-only value")
+		return 0
+	})
 	disp := L.NewTable()
 	for name, fn := range map[string]lua.LGFunction{
 		"least_loaded": st.leastLoaded,
@@ -170,10 +178,9 @@ func (st *luaState) sandbox() {
 	st.envMT.RawSetString("__index", G)
 	st.envMT.RawSetString("__metatable", lua.LString("locked"))
 	st.listMT = st.lockedMT(L.NewFunction(st.listIndex), L.NewFunction(st.listLen))
-	st.candMT = st.lockedMT(L.NewFunction(st.candIndex), nil)
 	st.reqMT = st.lockedMT(L.NewFunction(st.reqIndex), nil)
 	st.exclMT = st.lockedMT(L.NewFunction(st.exclIndex), L.NewFunction(st.exclLen))
-	st.listUD = st.userdata(&st.main, st.listMT)
+	st.cands.init(st)
 	st.reqUD = st.userdata(nil, st.reqMT)
 	st.exclUD = st.userdata(nil, st.exclMT)
 }
@@ -215,12 +222,23 @@ func (st *luaState) userdata(v any, mt *lua.LTable) *lua.LUserData {
 	return ud
 }
 
+// prepare runs the chunk of a pure program once, under the state's context;
+// other programs run theirs before each call.
+func (st *luaState) prepare() error {
+	route, err := st.loadRoute()
+	if err == nil && st.pure {
+		st.route = route
+	}
+	return err
+}
+
 // loadRoute runs the chunk in fresh globals and returns its route function.
-// Running the chunk on every call is what keeps calls apart: globals and
-// top-level locals are new each time, and the libraries are read-only.
+// For a chunk that is not pure, running it before every call is what keeps
+// calls apart: globals, top-level locals and top-level tables are new each
+// time, and the libraries are read-only.
 func (st *luaState) loadRoute() (*lua.LFunction, error) {
 	L := st.L
-	env := L.NewTable()
+	env := L.CreateTable(0, 4)
 	env.Metatable = st.envMT
 	fn := L.NewFunctionFromProto(st.proto)
 	fn.Env = env
@@ -240,22 +258,21 @@ func (st *luaState) call(in *callInput) (rawResult, error) {
 	st.in = in
 	seed(st.pcg, in.sel.ConversationID, in.sel.Attempt)
 	in.rng = st.rng
-	st.main.views = in.views
-	for len(st.candUDs) < len(in.views) {
-		st.candUDs = append(st.candUDs, st.userdata(nil, st.candMT))
-	}
-	st.main.uds = st.candUDs[:len(in.views)]
-	for i := range in.views {
-		st.main.uds[i].Value = &in.views[i]
-	}
-	route, err := st.loadRoute()
-	if err != nil {
-		return rawResult{}, err
+	st.cands.update(st, in.views)
+	route := st.route
+	if route == nil {
+		var err error
+		if route, err = st.loadRoute(); err != nil {
+			return rawResult{}, err
+		}
+		if st.pure {
+			st.route = route
+		}
 	}
 	L := st.L
 	L.Push(route)
 	L.Push(st.reqUD)
-	L.Push(st.listUD)
+	L.Push(st.cands.list)
 	L.Push(st.exclUD)
 	if err := L.PCall(3, 1, nil); err != nil {
 		return rawResult{}, err
@@ -266,13 +283,14 @@ func (st *luaState) call(in *callInput) (rawResult, error) {
 	case *lua.LNilType:
 		return rawResult{none: true}, nil
 	case lua.LString:
-		return rawResult{id: string(v), got: fmt.Sprintf("%q", string(v))}, nil
-	case *lua.LUserData:
-		if c, ok := v.Value.(*engine.ConsumerStateView); ok {
-			return rawResult{id: c.ID, got: fmt.Sprintf("candidate %q", c.ID)}, nil
+		return rawResult{id: string(v)}, nil
+	case *lua.LTable:
+		if slot, ok := st.cands.slotOf[v]; ok && slot < len(in.views) {
+			id := in.views[slot].ID
+			return rawResult{id: id, candidate: true}, nil
 		}
 	}
-	return rawResult{got: describeLua(ret)}, nil
+	return rawResult{other: describeLua(ret)}, nil
 }
 
 func describeLua(v lua.LValue) string {
@@ -288,36 +306,39 @@ func seed(pcg *rand.PCG, conversationID string, attempt int) {
 	pcg.Seed(randSeed(conversationID, attempt))
 }
 
-// --- candidate lists, candidates, request, excluded -----------------------
+// --- lists of candidates, request, excluded -------------------------------
 
-func (st *luaState) list(L *lua.LState, n int) []engine.ConsumerStateView {
+// list reads argument n of a helper as candidates: the candidates argument,
+// a helper's result, or a table the script filled with candidates.
+func (st *luaState) list(L *lua.LState, n int) ([]engine.ConsumerStateView, []int) {
+	views := st.in.views
 	switch v := L.Get(n).(type) {
 	case *lua.LUserData:
 		if l, ok := v.Value.(*luaList); ok {
-			return l.views
+			return l.views, l.slots
 		}
 	case *lua.LTable:
-		// A table the script built from candidates.
-		var out []engine.ConsumerStateView
+		if v == st.cands.list {
+			return views, nil
+		}
+		var outViews []engine.ConsumerStateView
+		var slots []int
 		for i := 1; ; i++ {
 			e := v.RawGetInt(i)
 			if e == lua.LNil {
-				return out
+				return outViews, slots
 			}
-			ud, ok := e.(*lua.LUserData)
-			c, ok2 := ud.Value.(*engine.ConsumerStateView)
-			if !ok || !ok2 {
+			t, _ := e.(*lua.LTable)
+			slot, ok := st.cands.slotOf[t]
+			if !ok || slot >= len(views) {
 				L.ArgError(n, fmt.Sprintf("element %d is not a candidate", i))
 			}
-			out = append(out, *c)
+			outViews = append(outViews, views[slot])
+			slots = append(slots, slot)
 		}
 	}
 	L.ArgError(n, "candidates expected, got "+describeLua(L.Get(n)))
-	return nil
-}
-
-func (st *luaState) pushList(L *lua.LState, views []engine.ConsumerStateView) {
-	L.Push(st.userdata(&luaList{views: views}, st.listMT))
+	return nil, nil
 }
 
 func (st *luaState) pushChoice(L *lua.LState, views []engine.ConsumerStateView, i int) int {
@@ -332,56 +353,26 @@ func (st *luaState) pushChoice(L *lua.LState, views []engine.ConsumerStateView, 
 func (st *luaState) listIndex(L *lua.LState) int {
 	l := L.CheckUserData(1).Value.(*luaList)
 	i, ok := L.Get(2).(lua.LNumber)
-	if !ok || float64(i) != math.Trunc(float64(i)) || int(i) < 1 || int(i) > len(l.views) {
+	if !ok || float64(i) != math.Trunc(float64(i)) || int(i) < 1 || int(i) > len(l.slots) {
 		L.Push(lua.LNil)
 		return 1
 	}
-	if l.uds != nil {
-		L.Push(l.uds[int(i)-1])
-	} else {
-		L.Push(st.userdata(&l.views[int(i)-1], st.candMT))
-	}
+	L.Push(st.cands.slots[l.slots[int(i)-1]].proxy)
 	return 1
 }
 
 func (st *luaState) listLen(L *lua.LState) int {
-	L.Push(lua.LNumber(len(L.CheckUserData(1).Value.(*luaList).views)))
-	return 1
-}
-
-func (st *luaState) candIndex(L *lua.LState) int {
-	c := L.CheckUserData(1).Value.(*engine.ConsumerStateView)
-	switch L.CheckString(2) {
-	case "id":
-		L.Push(lua.LString(c.ID))
-	case "in_flight":
-		L.Push(lua.LNumber(c.InFlight))
-	case "max_in_flight":
-		L.Push(lua.LNumber(c.MaxInFlight))
-	case "buffer_depth":
-		L.Push(lua.LNumber(c.BufferDepth))
-	case "available":
-		L.Push(lua.LNumber(c.Available()))
-	case "tags":
-		t := L.CreateTable(len(c.Tags), 0)
-		for _, tag := range c.Tags {
-			t.Append(lua.LString(tag))
-		}
-		L.Push(t)
-	case "has_tag":
-		L.Push(st.hasTag)
-	default:
-		L.Push(lua.LNil)
-	}
+	L.Push(lua.LNumber(len(L.CheckUserData(1).Value.(*luaList).slots)))
 	return 1
 }
 
 func (st *luaState) candHasTag(L *lua.LState) int {
-	c, ok := L.CheckUserData(1).Value.(*engine.ConsumerStateView)
-	if !ok {
+	t := L.CheckTable(1)
+	slot, ok := st.cands.slotOf[t]
+	if !ok || slot >= len(st.in.views) {
 		L.ArgError(1, "candidate expected")
 	}
-	L.Push(lua.LBool(c.HasAffinity(L.CheckString(2))))
+	L.Push(lua.LBool(st.in.views[slot].HasAffinity(L.CheckString(2))))
 	return 1
 }
 
@@ -445,13 +436,7 @@ func (st *luaState) ipairs(L *lua.LState) int {
 
 func (st *luaState) ipairsNext(L *lua.LState) int {
 	i := L.CheckInt(2) + 1
-	var v lua.LValue
-	switch x := L.Get(1).(type) {
-	case *lua.LTable:
-		v = x.RawGetInt(i)
-	default:
-		v = L.GetTable(x, lua.LNumber(i))
-	}
+	v := L.GetTable(L.Get(1), lua.LNumber(i)) // through __index: proxies read their data
 	if v == lua.LNil {
 		return 0
 	}
@@ -460,37 +445,87 @@ func (st *luaState) ipairsNext(L *lua.LState) int {
 	return 2
 }
 
-// pairs iterates tables; the host's lists are walked with ipairs.
+// pairs iterates tables; the host's read-only values are walked through to
+// the data they show.
 func (st *luaState) pairs(L *lua.LState) int {
-	if _, ok := L.Get(1).(*lua.LUserData); ok {
+	v := L.Get(1)
+	if _, ok := v.(*lua.LUserData); ok || v == st.cands.list {
 		return st.ipairs(L)
 	}
 	t := L.CheckTable(1)
-	L.Push(st.next)
+	if readOnlyData(t) != nil {
+		L.Push(st.proxyNextFn)
+	} else {
+		L.Push(st.next)
+	}
 	L.Push(t)
 	L.Push(lua.LNil)
 	return 3
 }
 
+// readOnlyData returns the data a host proxy reads through to, or nil.
+func readOnlyData(t *lua.LTable) *lua.LTable {
+	if mt, ok := t.Metatable.(*lua.LTable); ok && mt.RawGetString("__metatable") != lua.LNil {
+		data, _ := mt.RawGetString("__index").(*lua.LTable)
+		return data
+	}
+	return nil
+}
+
+// proxyNext is next for a host proxy: it walks the data without handing it
+// to the script.
+func (st *luaState) proxyNext(L *lua.LState) int {
+	data := readOnlyData(L.CheckTable(1))
+	if data == nil {
+		L.ArgError(1, "read-only table expected")
+	}
+	k, v := data.Next(L.Get(2))
+	if k == lua.LNil {
+		return 0
+	}
+	L.Push(k)
+	L.Push(v)
+	return 2
+}
+
 // --- helpers ---------------------------------------------------------------
 
 func (st *luaState) leastLoaded(L *lua.LState) int {
-	views := st.list(L, 1)
+	views, _ := st.list(L, 1)
 	return st.pushChoice(L, views, LeastLoadedIndex(views))
 }
 
 func (st *luaState) withTag(L *lua.LState) int {
-	st.pushList(L, WithTag(st.list(L, 1), L.CheckString(2)))
+	views, slots := st.list(L, 1)
+	tag := L.CheckString(2)
+	n := 0
+	for i := range views {
+		if views[i].HasAffinity(tag) {
+			n++
+		}
+	}
+	out := &luaList{views: make([]engine.ConsumerStateView, 0, n), slots: make([]int, 0, n)}
+	for i := range views {
+		if views[i].HasAffinity(tag) {
+			out.views = append(out.views, views[i])
+			if slots != nil {
+				out.slots = append(out.slots, slots[i])
+			} else {
+				out.slots = append(out.slots, i)
+			}
+		}
+	}
+	L.Push(st.userdata(out, st.listMT))
 	return 1
 }
 
 func (st *luaState) rendezvous(L *lua.LState) int {
-	views := st.list(L, 1)
+	views, _ := st.list(L, 1)
 	return st.pushChoice(L, views, RendezvousIndex(views, L.CheckString(2)))
 }
 
 func (st *luaState) p2c(L *lua.LState) int {
-	views := st.list(L, 1)
+	views, _ := st.list(L, 1)
 	return st.pushChoice(L, views, P2CIndex(views, st.rng))
 }
 

@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"fmt"
 	"slices"
 
 	"github.com/aion-dispatch/dispatch/engine"
@@ -24,10 +25,16 @@ func NewNative(name string, policy Policy) *Native {
 }
 
 // Select implements [engine.Router].
-func (n *Native) Select(ctx context.Context, in engine.Selection) (engine.Decision, error) {
+// A panicking policy is an error, not a crash.
+func (n *Native) Select(ctx context.Context, in engine.Selection) (d engine.Decision, err error) {
 	if err := ctx.Err(); err != nil {
 		return engine.Decision{}, err
 	}
+	defer func() {
+		if r := recover(); r != nil {
+			d, err = engine.Decision{Version: n.version}, fmt.Errorf("policy %s panicked: %v", n.version.Source, r)
+		}
+	}()
 	return engine.Decision{WorkerID: n.policy(in), Version: n.version}, nil
 }
 

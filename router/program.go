@@ -95,9 +95,23 @@ type callInput struct {
 
 // rawResult is what a script returned, before it is checked.
 type rawResult struct {
-	id   string // the chosen id, when the script returned one
-	none bool   // the script returned nil
-	got  string // what came back, for error messages
+	id        string // the chosen id, when the script returned one
+	none      bool   // the script returned nil
+	candidate bool   // the script returned a candidate rather than an id
+	other     string // what came back when it was neither an id nor nil
+}
+
+// describe says what the script returned, for error messages.
+func (r rawResult) describe() string {
+	switch {
+	case r.other != "":
+		return r.other
+	case r.candidate:
+		return fmt.Sprintf("candidate %q", r.id)
+	case r.id == "":
+		return `"", an empty worker id`
+	}
+	return fmt.Sprintf("%q", r.id)
 }
 
 // Hash returns the content hash a Program of lang and source gets.

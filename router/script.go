@@ -79,7 +79,7 @@ func (s *Script) Select(ctx context.Context, in engine.Selection) (engine.Decisi
 		if slices.Contains(in.Excluded, res.id) {
 			why = "which is excluded"
 		}
-		return engine.Decision{Version: s.version}, s.badDecision(res.got+", "+why, in)
+		return engine.Decision{Version: s.version}, s.badDecision(res.describe()+", "+why, in)
 	}
 	return engine.Decision{WorkerID: res.id, Version: s.version}, nil
 }
@@ -100,10 +100,7 @@ func (s *Script) run(ctx context.Context, call *callInput) (res rawResult, err e
 			se.File = s.version.Source
 		}
 	case err == nil && !res.none && res.id == "":
-		if res.got == `""` {
-			res.got += ", an empty worker id"
-		}
-		return res, s.badDecision(res.got, *call.sel)
+		return res, s.badDecision(res.describe(), *call.sel)
 	}
 	return res, err
 }

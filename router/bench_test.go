@@ -1,0 +1,107 @@
+package router_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/router"
+)
+
+// The benchmarked policy: the least loaded candidate tagged "gpu", with two
+// workers excluded earlier in the conversation.
+var benchPolicies = []struct {
+	name string
+	lang router.Lang
+	src  string
+}{
+	{"expr-helpers", router.Expr, `leastLoaded(withTag(candidates, "gpu"))`},
+	{"expr-pure", router.Expr, `let gpu = filter(candidates, "gpu" in .tags);
+len(gpu) == 0 ? nil : reduce(gpu,
+  (#.in_flight + #.buffer_depth) * max(#acc.max_in_flight, 1) < (#acc.in_flight + #acc.buffer_depth) * max(#.max_in_flight, 1) ? # : #acc,
+  gpu[0]).id`},
+	{"lua-helpers", router.Lua, `function route(r, c) return dispatch.least_loaded(dispatch.with_tag(c, "gpu")) end`},
+	{"lua-loop", router.Lua, `function route(r, c)
+  local best
+  for i = 1, #c do
+    local w = c[i]
+    if w:has_tag("gpu") and (best == nil or (w.in_flight + w.buffer_depth) * math.max(best.max_in_flight, 1)
+        < (best.in_flight + best.buffer_depth) * math.max(w.max_in_flight, 1)) then
+      best = w
+    end
+  end
+  return best and best.id
+end`},
+}
+
+// nativeAffinity is the same policy in Go, as a native router would run it.
+func nativeAffinity(in engine.Selection) string {
+	best := -1
+	for i := range in.Candidates {
+		s := &in.Candidates[i].State
+		if !s.HasAffinity("gpu") {
+			continue
+		}
+		if best < 0 {
+			best = i
+			continue
+		}
+		b := &in.Candidates[best].State
+		if (s.InFlight+s.BufferDepth)*max(b.MaxInFlight, 1) < (b.InFlight+b.BufferDepth)*max(s.MaxInFlight, 1) {
+			best = i
+		}
+	}
+	if best < 0 {
+		return ""
+	}
+	return in.Candidates[best].ID
+}
+
+func benchSelection(b *testing.B, n int) engine.Selection {
+	in := selection(b)
+	in.Excluded = []string{"x1", "x2"}
+	for i := range n {
+		tags := []string{"eu"}
+		if i%2 == 0 {
+			tags = append(tags, "gpu")
+		}
+		in.Candidates = append(in.Candidates, worker(fmt.Sprintf("w%d", i), (i*7)%5, 4, (i*3)%4, tags...))
+	}
+	return in
+}
+
+// BenchmarkDecision compares one routing decision across implementations at
+// several candidate counts; read the ratios to native within one run.
+func BenchmarkDecision(b *testing.B) {
+	ctx := context.Background()
+	for _, n := range []int{4, 16, 64, 256} {
+		in := benchSelection(b, n)
+		want := nativeAffinity(in)
+		b.Run(fmt.Sprintf("n=%d/native", n), func(b *testing.B) {
+			r := router.NewNative("affinity", nativeAffinity)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := r.Select(ctx, in); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		for _, p := range benchPolicies {
+			b.Run(fmt.Sprintf("n=%d/%s", n, p.name), func(b *testing.B) {
+				s := router.NewScript(mustProgram(b, p.lang, p.src), p.name, time.Second)
+				d, err := s.Select(ctx, in)
+				if err != nil || d.WorkerID != want {
+					b.Fatalf("chose %q (%v), native chose %q", d.WorkerID, err, want)
+				}
+				b.ReportAllocs()
+				for b.Loop() {
+					if _, err := s.Select(ctx, in); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		}
+	}
+}
