@@ -81,7 +81,7 @@ type job struct {
 	ctx     context.Context // the handler's context
 	attempt int
 	req     engine.ActivityRequest
-	reply chan engine.ActivityResult // buffered: the executor never blocks
+	reply   chan engine.ActivityResult // buffered: the executor never blocks
 }
 
 // StartWorker starts a worker's goroutines. The caller owns the worker and

@@ -92,9 +92,9 @@ type exprRunner struct {
 	cands   []exprCandidate
 	scratch []engine.ConsumerStateView // a helper's argument, converted
 	channel engine.ChannelName         // the channel env.Request.Channel names
-	pcg   *rand.PCG
-	rng   *rand.Rand
-	in    *callInput
+	pcg     *rand.PCG
+	rng     *rand.Rand
+	in      *callInput
 }
 
 func (p *exprProgram) get() *exprRunner {
