@@ -26,7 +26,9 @@ type exprProgram struct {
 	free []*exprRunner
 }
 
-// exprCandidate is a candidate as an expr script sees it.
+// exprCandidate is a candidate as an expr script sees it. Scripts get
+// pointers into the runner's own array, so lists built by filter or withTag
+// copy pointers, not candidates.
 type exprCandidate struct {
 	ID          string   `expr:"id"`
 	InFlight    int      `expr:"in_flight"`
@@ -34,6 +36,7 @@ type exprCandidate struct {
 	BufferDepth int      `expr:"buffer_depth"`
 	Available   int      `expr:"available"`
 	Tags        []string `expr:"tags"`
+	slot        int      // index into the call's views
 }
 
 // exprRequest is the request as an expr script sees it.
@@ -54,7 +57,7 @@ type exprRequest struct {
 // seeded source; their func(...any) any shape is expr's fast call path.
 type exprEnv struct {
 	Request     exprRequest      `expr:"request"`
-	Candidates  []exprCandidate  `expr:"candidates"`
+	Candidates  []*exprCandidate `expr:"candidates"`
 	Excluded    []string         `expr:"excluded"`
 	LeastLoaded func(...any) any `expr:"leastLoaded"`
 	WithTag     func(...any) any `expr:"withTag"`
@@ -89,11 +92,13 @@ func exprError(name string, src []byte, err error) error {
 type exprRunner struct {
 	vm      vm.VM
 	env     exprEnv
-	cands   []exprCandidate
-	scratch []engine.ConsumerStateView // a helper's argument, converted
+	store   []exprCandidate            // the candidates env.Candidates points into
+	ptrs    []*exprCandidate           // env.Candidates' backing array
+	scratch []engine.ConsumerStateView // a helper's argument, as views
 	channel engine.ChannelName         // the channel env.Request.Channel names
 	pcg     *rand.PCG
 	rng     *rand.Rand
+	seeded  bool // the rng is seeded for the current call
 	in      *callInput
 }
 
@@ -114,8 +119,15 @@ func (p *exprProgram) get() *exprRunner {
 		return choice(views, LeastLoadedIndex(views))
 	}
 	r.env.WithTag = func(args ...any) any {
-		views := r.list("withTag", args, 2)
-		return r.candidates(WithTag(views, r.str("withTag", args, 1)))
+		r.arity("withTag", args, 2)
+		tag := r.str("withTag", args, 1)
+		var out []*exprCandidate
+		r.each("withTag", args[0], func(c *exprCandidate) {
+			if r.in.sel.Candidates[c.slot].State.HasAffinity(tag) {
+				out = append(out, c)
+			}
+		})
+		return out
 	}
 	r.env.Rendezvous = func(args ...any) any {
 		views := r.list("rendezvous", args, 2)
@@ -123,31 +135,30 @@ func (p *exprProgram) get() *exprRunner {
 	}
 	r.env.P2C = func(args ...any) any {
 		views := r.list("p2c", args, 1)
-		return choice(views, P2CIndex(views, r.rng))
+		return choice(views, P2CIndex(views, r.rand()))
 	}
 	r.env.Random = func(args ...any) any {
-		if len(args) != 0 {
-			panic("random() takes no arguments")
-		}
-		return r.rng.Float64()
+		r.arity("random", args, 0)
+		return r.rand().Float64()
 	}
 	r.env.HasTag = func(args ...any) any {
-		if len(args) != 2 {
-			panic(fmt.Sprintf("hasTag(candidate, tag) takes 2 arguments, got %d", len(args)))
-		}
-		c, ok := args[0].(exprCandidate)
+		r.arity("hasTag", args, 2)
+		c, ok := args[0].(*exprCandidate)
 		if !ok {
 			panic(fmt.Sprintf("hasTag: argument 1 must be a candidate, got %T", args[0]))
 		}
-		tag := r.str("hasTag", args, 1)
-		for _, t := range c.Tags {
-			if t == tag {
-				return true
-			}
-		}
-		return false
+		return r.in.sel.Candidates[c.slot].State.HasAffinity(r.str("hasTag", args, 1))
 	}
 	return r
+}
+
+// rand returns the decision's random source, seeding it on first use.
+func (r *exprRunner) rand() *rand.Rand {
+	if !r.seeded {
+		seed(r.pcg, r.in.sel.ConversationID, r.in.sel.Attempt)
+		r.seeded = true
+	}
+	return r.rng
 }
 
 func (p *exprProgram) put(r *exprRunner) {
@@ -161,9 +172,7 @@ func (p *exprProgram) put(r *exprRunner) {
 
 func (p *exprProgram) route(_ context.Context, in *callInput, deadline time.Time) (rawResult, error) {
 	r := p.get()
-	r.in = in
-	seed(r.pcg, in.sel.ConversationID, in.sel.Attempt)
-	in.rng = r.rng
+	r.in, r.seeded = in, false
 	sel := in.sel
 	req := &r.env.Request
 	if r.channel != sel.Channel || req.Channel == "" {
@@ -178,11 +187,17 @@ func (p *exprProgram) route(_ context.Context, in *callInput, deadline time.Time
 	if req.Input != string(sel.Request.Input.Data) { // compared without a copy
 		req.Input = string(sel.Request.Input.Data)
 	}
-	r.cands = r.cands[:0]
-	for _, v := range in.views {
-		r.cands = append(r.cands, toExprCandidate(v))
+	r.store, r.ptrs = r.store[:0], r.ptrs[:0]
+	for i := range sel.Candidates {
+		w := &sel.Candidates[i]
+		v := &w.State
+		r.store = append(r.store, exprCandidate{ID: w.ID, InFlight: v.InFlight, MaxInFlight: v.MaxInFlight,
+			BufferDepth: v.BufferDepth, Available: v.Available(), Tags: v.Tags, slot: i})
 	}
-	r.env.Candidates = r.cands
+	for i := range r.store {
+		r.ptrs = append(r.ptrs, &r.store[i])
+	}
+	r.env.Candidates = r.ptrs
 	r.env.Excluded = sel.Excluded
 	out, err := r.vm.Run(p.prog, &r.env)
 	p.put(r)
@@ -208,44 +223,43 @@ func (p *exprProgram) route(_ context.Context, in *callInput, deadline time.Time
 	return rawResult{other: fmt.Sprintf("%T %v", out, out)}, nil
 }
 
-func toExprCandidate(v engine.ConsumerStateView) exprCandidate {
-	return exprCandidate{ID: v.ID, InFlight: v.InFlight, MaxInFlight: v.MaxInFlight,
-		BufferDepth: v.BufferDepth, Available: v.Available(), Tags: v.Tags}
-}
-
-func (r *exprRunner) candidates(views []engine.ConsumerStateView) []exprCandidate {
-	out := make([]exprCandidate, len(views))
-	for i, v := range views {
-		out[i] = toExprCandidate(v)
-	}
-	return out
-}
-
-// list reads argument 0 of a helper as a list of candidates: the
-// candidates variable, a helper's result, or what filter() and friends return.
-func (r *exprRunner) list(fn string, args []any, want int) []engine.ConsumerStateView {
+func (r *exprRunner) arity(fn string, args []any, want int) {
 	if len(args) != want {
 		panic(fmt.Sprintf("%s takes %d argument(s), got %d", fn, want, len(args)))
 	}
-	// The views live until the helper returns; helpers that return a list
-	// build a new one, so the runner's scratch buffer can hold them.
-	views := r.scratch[:0]
-	switch l := args[0].(type) {
-	case []exprCandidate:
+}
+
+// each calls f for every candidate of a list: the candidates variable, a
+// helper's result, or what filter() and friends return.
+func (r *exprRunner) each(fn string, list any, f func(*exprCandidate)) {
+	switch l := list.(type) {
+	case []*exprCandidate:
 		for _, c := range l {
-			views = append(views, fromExprCandidate(c))
+			f(c)
 		}
 	case []any:
 		for i, e := range l {
-			c, ok := e.(exprCandidate)
+			c, ok := e.(*exprCandidate)
 			if !ok {
 				panic(fmt.Sprintf("%s: element %d is %T, not a candidate", fn, i, e))
 			}
-			views = append(views, fromExprCandidate(c))
+			f(c)
 		}
 	default:
-		panic(fmt.Sprintf("%s: argument 1 must be a list of candidates, got %T", fn, args[0]))
+		panic(fmt.Sprintf("%s: argument 1 must be a list of candidates, got %T", fn, list))
 	}
+}
+
+// list reads argument 0 of a helper as views. The whole candidates list is
+// the call's views as they are; any other list is gathered into the
+// runner's scratch buffer, which lives until the helper returns.
+func (r *exprRunner) list(fn string, args []any, want int) []engine.ConsumerStateView {
+	r.arity(fn, args, want)
+	if l, ok := args[0].([]*exprCandidate); ok && len(l) == len(r.ptrs) && (len(l) == 0 || &l[0] == &r.ptrs[0]) {
+		return r.in.allViews()
+	}
+	views := r.scratch[:0]
+	r.each(fn, args[0], func(c *exprCandidate) { views = append(views, r.in.view(c.slot)) })
 	r.scratch = views
 	return views
 }
@@ -256,11 +270,6 @@ func (r *exprRunner) str(fn string, args []any, i int) string {
 		panic(fmt.Sprintf("%s: argument %d must be a string, got %T", fn, i+1, args[i]))
 	}
 	return s
-}
-
-func fromExprCandidate(c exprCandidate) engine.ConsumerStateView {
-	return engine.ConsumerStateView{ID: c.ID, InFlight: c.InFlight, MaxInFlight: c.MaxInFlight,
-		BufferDepth: c.BufferDepth, Tags: c.Tags}
 }
 
 // choice returns the chosen id, or nil.

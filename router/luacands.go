@@ -16,12 +16,13 @@ import (
 // the script's reach (the metatable is locked), so the host can keep data
 // tables from call to call and rewrite only the fields that changed.
 type luaCandidates struct {
-	list     *lua.LTable // the proxy the script gets as `candidates`
-	listData *lua.LTable // its array of candidate proxies
-	n        int         // candidates in the current call
-	slots    []*luaCandidate
-	slotOf   map[*lua.LTable]int // candidate proxy → slot
-	nums     []lua.LValue        // boxed small integers, so updates do not allocate
+	list   *lua.LTable // what the script gets as `candidates`: candidate proxies, shown on first access
+	in     *callInput
+	filled []int // indices of listData filled in the current call
+	eager  bool  // the last call read most candidates: show them all up front
+	slots  []*luaCandidate
+	slotOf map[*lua.LTable]int // candidate proxy → slot
+	nums   []lua.LValue        // boxed small integers, so updates do not allocate
 }
 
 // luaCandidate is one reusable candidate slot.
@@ -34,11 +35,23 @@ type luaCandidate struct {
 
 func (c *luaCandidates) init(st *luaState) {
 	L := st.L
-	c.listData = L.CreateTable(16, 0)
-	c.list = st.proxy(c.listData, L.NewFunction(func(L *lua.LState) int {
-		L.Push(lua.LNumber(c.n))
+	// The list is not a proxy: a read of a shown candidate is a plain array
+	// read. It stays read-only all the same: writes to absent keys meet
+	// __newindex, and the only keys present are the ones the host wrote this
+	// call, which the next call clears or rewrites before the script runs.
+	c.list = L.CreateTable(16, 0)
+	mt := L.CreateTable(0, 4)
+	mt.RawSetString("__index", L.NewFunction(func(L *lua.LState) int {
+		L.Push(c.show(st, L.Get(2)))
 		return 1
 	}))
+	mt.RawSetString("__newindex", st.refuseWrite)
+	mt.RawSetString("__len", L.NewFunction(func(L *lua.LState) int {
+		L.Push(lua.LNumber(len(c.in.sel.Candidates)))
+		return 1
+	}))
+	mt.RawSetString("__metatable", lua.LString("locked"))
+	c.list.Metatable = mt
 	c.slotOf = make(map[*lua.LTable]int)
 	c.nums = make([]lua.LValue, 1024)
 	for i := range c.nums {
@@ -53,21 +66,53 @@ func (c *luaCandidates) num(v int) lua.LValue {
 	return lua.LNumber(v)
 }
 
-// update shows views to the next call.
-func (c *luaCandidates) update(st *luaState, views []engine.ConsumerStateView) {
-	for i := range views {
-		if i == len(c.slots) {
-			c.slots = append(c.slots, c.newSlot(st, i))
-		}
-		c.slots[i].set(c, st.L, views[i])
-		if i >= c.n {
-			c.listData.RawSetInt(i+1, c.slots[i].proxy)
+// update readies the list for a call over views: what the previous call
+// was shown is hidden again, to be shown afresh on first access.
+//
+// A script that loops over the candidates reads most of them; one that hands
+// them to helpers reads none. The state follows what the previous call did:
+// after a call that read at least half, the next one gets every candidate
+// shown up front, in one pass from Go, rather than one Lua-to-Go call each.
+func (c *luaCandidates) update(st *luaState, in *callInput) {
+	n := len(in.sel.Candidates)
+	c.eager = n > 0 && 2*len(c.filled) >= n
+	for _, i := range c.filled {
+		c.list.RawSetInt(i+1, lua.LNil)
+	}
+	c.filled = c.filled[:0]
+	c.in = in
+	if c.eager {
+		for i := range n {
+			c.show(st, lua.LNumber(i+1))
 		}
 	}
-	for i := len(views); i < c.n; i++ {
-		c.listData.RawSetInt(i+1, lua.LNil)
+}
+
+// show returns the proxy of candidate key (1-based), first bringing its data
+// up to date, or nil when there is no such candidate.
+func (c *luaCandidates) show(st *luaState, key lua.LValue) lua.LValue {
+	n, ok := key.(lua.LNumber)
+	i := int(n) - 1
+	if !ok || float64(n) != float64(i+1) || i < 0 || i >= len(c.in.sel.Candidates) {
+		return lua.LNil
 	}
-	c.n = len(views)
+	for len(c.slots) <= i {
+		c.slots = append(c.slots, c.newSlot(st, len(c.slots)))
+	}
+	s := c.slots[i]
+	v := c.in.view(i)
+	s.set(c, &v)
+	c.list.RawSetInt(i+1, s.proxy)
+	c.filled = append(c.filled, i)
+	return s.proxy
+}
+
+// proxyOf returns the proxy of candidate slot i, shown for this call.
+func (c *luaCandidates) proxyOf(st *luaState, i int) *lua.LTable {
+	if v := c.list.RawGetInt(i + 1); v != lua.LNil {
+		return v.(*lua.LTable)
+	}
+	return c.show(st, lua.LNumber(i+1)).(*lua.LTable)
 }
 
 func (c *luaCandidates) newSlot(st *luaState, i int) *luaCandidate {
@@ -85,8 +130,8 @@ func (c *luaCandidates) newSlot(st *luaState, i int) *luaCandidate {
 }
 
 // set writes the fields of v that differ from what the slot holds.
-func (s *luaCandidate) set(c *luaCandidates, L *lua.LState, v engine.ConsumerStateView) {
-	d, old, all := s.data, s.last, !s.filled
+func (s *luaCandidate) set(c *luaCandidates, v *engine.ConsumerStateView) {
+	d, old, all := s.data, &s.last, !s.filled
 	if all || old.ID != v.ID {
 		d.RawSetString("id", lua.LString(v.ID))
 	}
@@ -99,8 +144,8 @@ func (s *luaCandidate) set(c *luaCandidates, L *lua.LState, v engine.ConsumerSta
 	if all || old.BufferDepth != v.BufferDepth {
 		d.RawSetString("buffer_depth", c.num(v.BufferDepth))
 	}
-	if all || old.Available() != v.Available() {
-		d.RawSetString("available", c.num(v.Available()))
+	if avail := v.Available(); all || old.Available() != avail {
+		d.RawSetString("available", c.num(avail))
 	}
 	if all || !slices.Equal(old.Tags, v.Tags) {
 		for i, tag := range v.Tags {
@@ -110,7 +155,7 @@ func (s *luaCandidate) set(c *luaCandidates, L *lua.LState, v engine.ConsumerSta
 			s.tagsData.RawSetInt(i+1, lua.LNil)
 		}
 	}
-	s.last, s.filled = v, true
+	s.last, s.filled = *v, true
 }
 
 // proxy returns an empty table that reads through to data and refuses

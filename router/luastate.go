@@ -33,8 +33,9 @@ type luaState struct {
 	limits Limits
 	in     *callInput
 
-	pcg *rand.PCG
-	rng *rand.Rand
+	pcg    *rand.PCG
+	rng    *rand.Rand
+	seeded bool // rng is seeded for the current call
 
 	envMT  *lua.LTable // metatable of each call's globals: reads fall through to the sandbox
 	listMT *lua.LTable // metatable of derived lists (with_tag results)
@@ -137,6 +138,17 @@ func (st *luaState) sandbox() {
 	}
 	tbl := G.RawGetString("table").(*lua.LTable)
 	tbl.RawSetString("concat", L.NewFunction(st.tableConcat))
+	// insert, remove and sort write with rawset, past any __newindex: keep
+	// them off the host's read-only tables.
+	for _, name := range []string{"insert", "remove", "sort"} {
+		orig := tbl.RawGetString(name).(*lua.LFunction)
+		tbl.RawSetString(name, L.NewFunction(func(L *lua.LState) int {
+			if t, ok := L.Get(1).(*lua.LTable); ok && st.hostTable(t) {
+				L.RaiseError("table.%s: cannot modify a read-only table", name)
+			}
+			return st.callCapped(L, orig, "")
+		}))
+	}
 	mth := G.RawGetString("math").(*lua.LTable)
 	mth.RawSetString("random", L.NewFunction(st.mathRandom))
 	mth.RawSetString("randomseed", lua.LNil)
@@ -255,10 +267,8 @@ func (st *luaState) loadRoute() (*lua.LFunction, error) {
 
 // call runs route for one selection and reads what it returned.
 func (st *luaState) call(in *callInput) (rawResult, error) {
-	st.in = in
-	seed(st.pcg, in.sel.ConversationID, in.sel.Attempt)
-	in.rng = st.rng
-	st.cands.update(st, in.views)
+	st.in, st.seeded = in, false
+	st.cands.update(st, in)
 	route := st.route
 	if route == nil {
 		var err error
@@ -285,8 +295,8 @@ func (st *luaState) call(in *callInput) (rawResult, error) {
 	case lua.LString:
 		return rawResult{id: string(v)}, nil
 	case *lua.LTable:
-		if slot, ok := st.cands.slotOf[v]; ok && slot < len(in.views) {
-			id := in.views[slot].ID
+		if slot, ok := st.cands.slotOf[v]; ok && slot < len(in.sel.Candidates) {
+			id := in.sel.Candidates[slot].ID
 			return rawResult{id: id, candidate: true}, nil
 		}
 	}
@@ -311,7 +321,6 @@ func seed(pcg *rand.PCG, conversationID string, attempt int) {
 // list reads argument n of a helper as candidates: the candidates argument,
 // a helper's result, or a table the script filled with candidates.
 func (st *luaState) list(L *lua.LState, n int) ([]engine.ConsumerStateView, []int) {
-	views := st.in.views
 	switch v := L.Get(n).(type) {
 	case *lua.LUserData:
 		if l, ok := v.Value.(*luaList); ok {
@@ -319,7 +328,7 @@ func (st *luaState) list(L *lua.LState, n int) ([]engine.ConsumerStateView, []in
 		}
 	case *lua.LTable:
 		if v == st.cands.list {
-			return views, nil
+			return st.in.allViews(), nil
 		}
 		var outViews []engine.ConsumerStateView
 		var slots []int
@@ -330,10 +339,10 @@ func (st *luaState) list(L *lua.LState, n int) ([]engine.ConsumerStateView, []in
 			}
 			t, _ := e.(*lua.LTable)
 			slot, ok := st.cands.slotOf[t]
-			if !ok || slot >= len(views) {
+			if !ok || slot >= len(st.in.sel.Candidates) {
 				L.ArgError(n, fmt.Sprintf("element %d is not a candidate", i))
 			}
-			outViews = append(outViews, views[slot])
+			outViews = append(outViews, st.in.view(slot))
 			slots = append(slots, slot)
 		}
 	}
@@ -357,7 +366,7 @@ func (st *luaState) listIndex(L *lua.LState) int {
 		L.Push(lua.LNil)
 		return 1
 	}
-	L.Push(st.cands.slots[l.slots[int(i)-1]].proxy)
+	L.Push(st.cands.proxyOf(st, l.slots[int(i)-1]))
 	return 1
 }
 
@@ -369,10 +378,10 @@ func (st *luaState) listLen(L *lua.LState) int {
 func (st *luaState) candHasTag(L *lua.LState) int {
 	t := L.CheckTable(1)
 	slot, ok := st.cands.slotOf[t]
-	if !ok || slot >= len(st.in.views) {
+	if !ok || slot >= len(st.in.sel.Candidates) {
 		L.ArgError(1, "candidate expected")
 	}
-	L.Push(lua.LBool(st.in.views[slot].HasAffinity(L.CheckString(2))))
+	L.Push(lua.LBool(st.in.sel.Candidates[slot].State.HasAffinity(L.CheckString(2))))
 	return 1
 }
 
@@ -463,6 +472,14 @@ func (st *luaState) pairs(L *lua.LState) int {
 	return 3
 }
 
+// hostTable reports whether t is one of the host's read-only tables.
+func (st *luaState) hostTable(t *lua.LTable) bool {
+	if mt, ok := t.Metatable.(*lua.LTable); ok {
+		return mt.RawGetString("__metatable") != lua.LNil
+	}
+	return false
+}
+
 // readOnlyData returns the data a host proxy reads through to, or nil.
 func readOnlyData(t *lua.LTable) *lua.LTable {
 	if mt, ok := t.Metatable.(*lua.LTable); ok && mt.RawGetString("__metatable") != lua.LNil {
@@ -526,31 +543,40 @@ func (st *luaState) rendezvous(L *lua.LState) int {
 
 func (st *luaState) p2c(L *lua.LState) int {
 	views, _ := st.list(L, 1)
-	return st.pushChoice(L, views, P2CIndex(views, st.rng))
+	return st.pushChoice(L, views, P2CIndex(views, st.rand()))
 }
 
 func (st *luaState) random(L *lua.LState) int {
-	L.Push(lua.LNumber(st.rng.Float64()))
+	L.Push(lua.LNumber(st.rand().Float64()))
 	return 1
+}
+
+// rand returns the decision's random source, seeding it on first use.
+func (st *luaState) rand() *rand.Rand {
+	if !st.seeded {
+		seed(st.pcg, st.in.sel.ConversationID, st.in.sel.Attempt)
+		st.seeded = true
+	}
+	return st.rng
 }
 
 // mathRandom is math.random drawing from the decision's seeded source.
 func (st *luaState) mathRandom(L *lua.LState) int {
 	switch L.GetTop() {
 	case 0:
-		L.Push(lua.LNumber(st.rng.Float64()))
+		L.Push(lua.LNumber(st.rand().Float64()))
 	case 1:
 		m := L.CheckInt(1)
 		if m < 1 {
 			L.ArgError(1, "interval is empty")
 		}
-		L.Push(lua.LNumber(1 + st.rng.IntN(m)))
+		L.Push(lua.LNumber(1 + st.rand().IntN(m)))
 	default:
 		m, n := L.CheckInt(1), L.CheckInt(2)
 		if m > n {
 			L.ArgError(2, "interval is empty")
 		}
-		L.Push(lua.LNumber(m + st.rng.IntN(n-m+1)))
+		L.Push(lua.LNumber(m + st.rand().IntN(n-m+1)))
 	}
 	return 1
 }
@@ -685,10 +711,10 @@ func (st *luaState) tableConcat(L *lua.LState) int {
 	t := L.CheckTable(1)
 	sep := L.OptString(2, "")
 	i := L.OptInt(3, 1)
-	j := L.OptInt(4, t.Len())
+	j := L.OptInt(4, L.ObjLen(t)) // through __len: host lists are proxies
 	var b strings.Builder
 	for k := i; k <= j; k++ {
-		v := t.RawGetInt(k)
+		v := L.GetTable(t, lua.LNumber(k))
 		if !lua.LVCanConvToString(v) {
 			L.RaiseError("table.concat: invalid value (a %s) at index %d", v.Type(), k)
 		}
@@ -711,12 +737,12 @@ func (st *luaState) tableConcat(L *lua.LState) int {
 func (st *luaState) unpack(L *lua.LState) int {
 	t := L.CheckTable(1)
 	i := L.OptInt(2, 1)
-	j := L.OptInt(3, t.Len())
+	j := L.OptInt(3, L.ObjLen(t))
 	if j-i >= 4096 {
 		L.RaiseError("unpack: too many results (%d; the limit is 4096)", j-i+1)
 	}
 	for k := i; k <= j; k++ {
-		L.Push(t.RawGetInt(k))
+		L.Push(L.GetTable(t, lua.LNumber(k)))
 	}
 	return max(j-i+1, 0)
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"math/rand/v2"
 	"runtime"
 	"sync"
 	"time"
@@ -88,9 +87,40 @@ func (p *Program) Hash() string { return p.hash }
 
 // callInput is what one call of a script sees.
 type callInput struct {
-	sel   *engine.Selection
-	views []engine.ConsumerStateView // sel.Candidates' states, ids filled in
-	rng   *rand.Rand
+	sel     *engine.Selection
+	views   []engine.ConsumerStateView // sel.Candidates' states, once a helper needs them
+	viewBuf *[]engine.ConsumerStateView
+}
+
+// viewPool recycles the candidate views helpers work on.
+var viewPool = sync.Pool{New: func() any { return new([]engine.ConsumerStateView) }}
+
+// allViews returns the candidates' states, ids filled in, in order. They are
+// built on first use: scripts that read candidates directly never need them.
+func (in *callInput) allViews() []engine.ConsumerStateView {
+	if in.views == nil && len(in.sel.Candidates) > 0 {
+		in.viewBuf = viewPool.Get().(*[]engine.ConsumerStateView)
+		in.views = views(in.sel.Candidates, *in.viewBuf)
+	}
+	return in.views
+}
+
+// view returns candidate i's state with its id filled in.
+func (in *callInput) view(i int) engine.ConsumerStateView {
+	w := &in.sel.Candidates[i]
+	v := w.State
+	v.ID = w.ID
+	return v
+}
+
+// release returns the views to their pool.
+func (in *callInput) release() {
+	if in.viewBuf != nil {
+		clear(in.views)
+		*in.viewBuf = in.views[:0]
+		viewPool.Put(in.viewBuf)
+		in.viewBuf, in.views = nil, nil
+	}
 }
 
 // rawResult is what a script returned, before it is checked.

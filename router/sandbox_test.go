@@ -41,6 +41,10 @@ func TestLuaCallsDoNotLeak(t *testing.T) {
 	for _, tc := range []struct{ name, src string }{
 		{"global", `function route(r, c) seen = (seen or 0) + 1 return c[seen].id end`},
 		{"top-level local", `local n = 0 function route(r, c) n = n + 1 return c[n].id end`},
+		{"top-level table", `local seen = {} function route(r, c) seen[#seen + 1] = true return c[#seen].id end`},
+		{"closure counter", `local function counter() local n = 0 return function() n = n + 1 return n end end
+local next_id = counter()
+function route(r, c) return c[next_id()].id end`},
 		{"library override", `function route(r, c)
   local ok = pcall(function() string.upper = function() return "w3" end end)
   return c[1].id
@@ -52,6 +56,25 @@ end`},
   if ("w1"):upper() == "W1" then return c[1].id end
   return "leaked"
 end`},
+		{"writes to the candidates", `function route(r, c)
+  pcall(function() c[1] = nil end)
+  pcall(function() c[99] = "w3" end)
+  pcall(function() c.extra = "w3" end)
+  pcall(function() c[1].id = "w3" end)
+  pcall(function() c[1].in_flight = 99 end)
+  pcall(function() c[1].has_tag = function() return true end end)
+  pcall(function() table.insert(c[1].tags, "gpu") end)
+  pcall(function() table.sort(c) end)
+  pcall(function() table.remove(c) end)
+  if c[99] ~= nil or c.extra ~= nil or c[1].in_flight ~= 0 or c[1]:has_tag("gpu") or #c[1].tags ~= 0
+    or c[1].tags[1] ~= nil or #c ~= 3 then
+    return "leaked"
+  end
+  return c[1].id
+end`},
+		{"globals and upvalues in a pure-looking chunk", `local limit = 1
+function pick(c) return c[limit].id end
+function route(r, c) return pick(c) end`},
 		{"rawequal on proxies", `function route(r, c)
   local ok = pcall(function() table.insert = nil end)
   return c[1].id

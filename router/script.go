@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/aion-dispatch/dispatch/engine"
@@ -48,9 +47,6 @@ func (s *Script) LoadedAt() time.Time { return s.loaded }
 // Timeout returns the deadline of one call.
 func (s *Script) Timeout() time.Duration { return s.timeout }
 
-// viewPool recycles the candidate views of a call.
-var viewPool = sync.Pool{New: func() any { return new([]engine.ConsumerStateView) }}
-
 // Select implements [engine.Router]: it runs the script on the candidates and
 // checks that what came back names one of them. Compile-time and runtime
 // errors are [*ScriptError]s; a script that runs past its deadline fails
@@ -60,14 +56,9 @@ func (s *Script) Select(ctx context.Context, in engine.Selection) (engine.Decisi
 	if err := ctx.Err(); err != nil {
 		return engine.Decision{}, err
 	}
-	vp := viewPool.Get().(*[]engine.ConsumerStateView)
-	*vp = views(in.Candidates, *vp)
-	defer func() {
-		clear(*vp)
-		viewPool.Put(vp)
-	}()
-	call := callInput{sel: &in, views: *vp}
+	call := callInput{sel: &in}
 	res, err := s.run(ctx, &call)
+	call.release()
 	if err != nil {
 		return engine.Decision{Version: s.version}, err
 	}

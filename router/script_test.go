@@ -73,6 +73,23 @@ function route(request, candidates)
 end`, "w2"},
 		{"lua concat", router.Lua, `function route(r, c) local id = "w" .. 1 + 1 return id end`, "w2"},
 		{"lua none", router.Lua, `function route() return nil end`, ""},
+		{"lua tags", router.Lua, `function route(r, c)
+  local t = c[2].tags
+  if #t == 2 and t[1] == "eu" and table.concat(t, ",") == "eu,gpu" and select("#", unpack(t)) == 2 then return c[2] end
+end`, "w2"},
+		{"lua pairs over a candidate", router.Lua, `function route(r, c)
+  local n = 0
+  for k, v in pairs(c[3]) do n = n + 1 end
+  for i, w in pairs(c) do n = n + 1 end
+  if n >= 9 then return c[3].id end
+end`, "w3"},
+		{"lua impure chunk", router.Lua, `local weights = {w1 = 1, w2 = 5, w3 = 2}
+function route(r, c)
+  local best, bw = nil, -1
+  for _, w in ipairs(c) do if weights[w.id] > bw then best, bw = w, weights[w.id] end end
+  weights.w2 = 0 -- changes only this call's table
+  return best.id
+end`, "w2"},
 		{"expr helper", router.Expr, `leastLoaded(candidates)`, "w3"},
 		{"expr filter", router.Expr, `leastLoaded(filter(candidates, "eu" in .tags))`, "w3"},
 		{"expr candidate", router.Expr, `first(filter(candidates, hasTag(#, "gpu")))`, "w2"},
