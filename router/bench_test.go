@@ -17,12 +17,14 @@ var benchPolicies = []struct {
 	lang router.Lang
 	src  string
 }{
-	{"expr-helpers", router.Expr, `leastLoaded(withTag(candidates, "gpu"))`},
+	{"expr-helper", router.Expr, `leastLoaded(candidates, "gpu")`},
+	{"expr-helpers-composed", router.Expr, `leastLoaded(withTag(candidates, "gpu"))`},
 	{"expr-pure", router.Expr, `let gpu = filter(candidates, "gpu" in .tags);
 len(gpu) == 0 ? nil : reduce(gpu,
   (#.in_flight + #.buffer_depth) * max(#acc.max_in_flight, 1) < (#acc.in_flight + #acc.buffer_depth) * max(#.max_in_flight, 1) ? # : #acc,
   gpu[0]).id`},
-	{"lua-helpers", router.Lua, `function route(r, c) return dispatch.least_loaded(dispatch.with_tag(c, "gpu")) end`},
+	{"lua-helper", router.Lua, `function route(r, c) return dispatch.least_loaded(c, "gpu") end`},
+	{"lua-helpers-composed", router.Lua, `function route(r, c) return dispatch.least_loaded(dispatch.with_tag(c, "gpu")) end`},
 	{"lua-loop", router.Lua, `function route(r, c)
   local best
   for i = 1, #c do

@@ -71,6 +71,7 @@ end`,
 		},
 		lua: []string{
 			`function route(r, c) return dispatch.least_loaded(dispatch.with_tag(c, "gpu")) end`,
+			`function route(r, c) return dispatch.least_loaded(c, "gpu") end`,
 			`function route(r, c)
   local gpu = {}
   for _, w in ipairs(c) do if w:has_tag("gpu") then gpu[#gpu + 1] = w end end
@@ -79,6 +80,7 @@ end`,
 		},
 		expr: []string{
 			`leastLoaded(withTag(candidates, "gpu"))`,
+			`leastLoaded(candidates, "gpu")`,
 			`leastLoaded(filter(candidates, "gpu" in .tags))`,
 		},
 	},

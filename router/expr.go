@@ -52,24 +52,31 @@ type exprRequest struct {
 	Input            string `expr:"input"`
 }
 
-// exprEnv is everything an expr script can name. The helpers are fields
-// bound to the runner, so that random and p2c draw from the decision's own
-// seeded source; their func(...any) any shape is expr's fast call path.
-type exprEnv struct {
-	Request     exprRequest      `expr:"request"`
-	Candidates  []*exprCandidate `expr:"candidates"`
-	Excluded    []string         `expr:"excluded"`
-	LeastLoaded func(...any) any `expr:"leastLoaded"`
-	WithTag     func(...any) any `expr:"withTag"`
-	Rendezvous  func(...any) any `expr:"rendezvous"`
-	P2C         func(...any) any `expr:"p2c"`
-	Random      func(...any) any `expr:"random"`
-	HasTag      func(...any) any `expr:"hasTag"`
+// helper is the shape of every helper: expr's fast call path.
+type helper = func(...any) any
+
+// exprEnvTypes declares what an expr script can name and its types, for the
+// compiler. At run time each runner passes a map of the same shape: a map
+// env is read with a plain map lookup, where a struct env costs reflection
+// on every name. The helpers are bound to the runner, so that random and p2c
+// draw from the decision's own seeded source.
+func exprEnvTypes() map[string]any {
+	return map[string]any{
+		"request":     &exprRequest{},
+		"candidates":  []*exprCandidate{},
+		"excluded":    []string{},
+		"leastLoaded": helper(nil),
+		"withTag":     helper(nil),
+		"rendezvous":  helper(nil),
+		"p2c":         helper(nil),
+		"random":      helper(nil),
+		"hasTag":      helper(nil),
+	}
 }
 
 func compileExpr(name string, src []byte, limits Limits) (*exprProgram, error) {
 	prog, err := expr.Compile(string(src),
-		expr.Env(&exprEnv{}),
+		expr.Env(exprEnvTypes()),
 		expr.MaxNodes(limits.exprMaxNodes()),
 	)
 	if err != nil {
@@ -91,7 +98,8 @@ func exprError(name string, src []byte, err error) error {
 
 type exprRunner struct {
 	vm      vm.VM
-	env     exprEnv
+	env     map[string]any
+	req     exprRequest
 	store   []exprCandidate            // the candidates env.Candidates points into
 	ptrs    []*exprCandidate           // env.Candidates' backing array
 	scratch []engine.ConsumerStateView // a helper's argument, as views
@@ -99,7 +107,11 @@ type exprRunner struct {
 	pcg     *rand.PCG
 	rng     *rand.Rand
 	seeded  bool // the rng is seeded for the current call
-	in      *callInput
+	callIn  callInput
+	in      *callInput // &callIn during a call
+	// What env holds now, so that unchanged slices are not boxed again.
+	envCands    []*exprCandidate
+	envExcluded []string
 }
 
 func (p *exprProgram) get() *exprRunner {
@@ -114,41 +126,52 @@ func (p *exprProgram) get() *exprRunner {
 	pcg := rand.NewPCG(0, 0)
 	r := &exprRunner{pcg: pcg, rng: rand.New(pcg)}
 	r.vm.MemoryBudget = p.limits.exprMemory()
-	r.env.LeastLoaded = func(args ...any) any {
+	r.env = map[string]any{"request": &r.req, "candidates": r.ptrs, "excluded": []string(nil)}
+	r.env["leastLoaded"] = helper(func(args ...any) any {
+		if len(args) == 2 { // leastLoaded(list, tag)
+			views := r.list("leastLoaded", args, 2)
+			return choice(views, LeastLoadedWithTagIndex(views, r.str("leastLoaded", args, 1)))
+		}
 		views := r.list("leastLoaded", args, 1)
 		return choice(views, LeastLoadedIndex(views))
-	}
-	r.env.WithTag = func(args ...any) any {
+	})
+	r.env["withTag"] = helper(func(args ...any) any {
 		r.arity("withTag", args, 2)
 		tag := r.str("withTag", args, 1)
-		var out []*exprCandidate
+		n := 0
+		r.each("withTag", args[0], func(c *exprCandidate) {
+			if r.in.sel.Candidates[c.slot].State.HasAffinity(tag) {
+				n++
+			}
+		})
+		out := make([]*exprCandidate, 0, n)
 		r.each("withTag", args[0], func(c *exprCandidate) {
 			if r.in.sel.Candidates[c.slot].State.HasAffinity(tag) {
 				out = append(out, c)
 			}
 		})
 		return out
-	}
-	r.env.Rendezvous = func(args ...any) any {
+	})
+	r.env["rendezvous"] = helper(func(args ...any) any {
 		views := r.list("rendezvous", args, 2)
 		return choice(views, RendezvousIndex(views, r.str("rendezvous", args, 1)))
-	}
-	r.env.P2C = func(args ...any) any {
+	})
+	r.env["p2c"] = helper(func(args ...any) any {
 		views := r.list("p2c", args, 1)
 		return choice(views, P2CIndex(views, r.rand()))
-	}
-	r.env.Random = func(args ...any) any {
+	})
+	r.env["random"] = helper(func(args ...any) any {
 		r.arity("random", args, 0)
 		return r.rand().Float64()
-	}
-	r.env.HasTag = func(args ...any) any {
+	})
+	r.env["hasTag"] = helper(func(args ...any) any {
 		r.arity("hasTag", args, 2)
 		c, ok := args[0].(*exprCandidate)
 		if !ok {
 			panic(fmt.Sprintf("hasTag: argument 1 must be a candidate, got %T", args[0]))
 		}
 		return r.in.sel.Candidates[c.slot].State.HasAffinity(r.str("hasTag", args, 1))
-	}
+	})
 	return r
 }
 
@@ -162,7 +185,8 @@ func (r *exprRunner) rand() *rand.Rand {
 }
 
 func (p *exprProgram) put(r *exprRunner) {
-	r.in = nil
+	r.callIn.release()
+	r.callIn, r.in = callInput{}, nil
 	p.mu.Lock()
 	if len(p.free) < p.limits.poolSize() {
 		p.free = append(p.free, r)
@@ -170,11 +194,12 @@ func (p *exprProgram) put(r *exprRunner) {
 	p.mu.Unlock()
 }
 
-func (p *exprProgram) route(_ context.Context, in *callInput, deadline time.Time) (rawResult, error) {
+func (p *exprProgram) route(_ context.Context, selection *engine.Selection, deadline time.Time) (rawResult, error) {
 	r := p.get()
-	r.in, r.seeded = in, false
-	sel := in.sel
-	req := &r.env.Request
+	r.callIn.sel = *selection
+	r.in, r.seeded = &r.callIn, false
+	sel := &r.callIn.sel
+	req := &r.req
 	if r.channel != sel.Channel || req.Channel == "" {
 		r.channel = sel.Channel
 		req.Namespace, req.TaskQueue, req.Channel = sel.Channel.Namespace(), sel.Channel.TaskQueue(), sel.Channel.String()
@@ -187,19 +212,16 @@ func (p *exprProgram) route(_ context.Context, in *callInput, deadline time.Time
 	if req.Input != string(sel.Request.Input.Data) { // compared without a copy
 		req.Input = string(sel.Request.Input.Data)
 	}
-	r.store, r.ptrs = r.store[:0], r.ptrs[:0]
-	for i := range sel.Candidates {
-		w := &sel.Candidates[i]
-		v := &w.State
-		r.store = append(r.store, exprCandidate{ID: w.ID, InFlight: v.InFlight, MaxInFlight: v.MaxInFlight,
-			BufferDepth: v.BufferDepth, Available: v.Available(), Tags: v.Tags, slot: i})
+	r.updateCandidates(sel.Candidates)
+	// Boxing a slice into the map allocates; skip it when the slice is the
+	// one already there.
+	if !samePtrs(r.envCands, r.ptrs) {
+		r.env["candidates"], r.envCands = r.ptrs, r.ptrs
 	}
-	for i := range r.store {
-		r.ptrs = append(r.ptrs, &r.store[i])
+	if !sameSlice(r.envExcluded, sel.Excluded) {
+		r.env["excluded"], r.envExcluded = sel.Excluded, sel.Excluded
 	}
-	r.env.Candidates = r.ptrs
-	r.env.Excluded = sel.Excluded
-	out, err := r.vm.Run(p.prog, &r.env)
+	out, err := r.vm.Run(p.prog, r.env)
 	p.put(r)
 	if time.Now().After(deadline) {
 		return rawResult{}, ErrScriptTimeout
@@ -221,6 +243,40 @@ func (p *exprProgram) route(_ context.Context, in *callInput, deadline time.Time
 		return rawResult{none: true}, nil
 	}
 	return rawResult{other: fmt.Sprintf("%T %v", out, out)}, nil
+}
+
+// updateCandidates makes env.Candidates show ws, rewriting only the entries
+// that changed since the runner's last call. The previous call's script may
+// have kept nothing: expr has no state between runs.
+func (r *exprRunner) updateCandidates(ws []engine.Worker) {
+	if cap(r.store) < len(ws) {
+		r.store = make([]exprCandidate, len(ws), 2*len(ws))
+		r.ptrs = make([]*exprCandidate, 0, cap(r.store))
+		for i := range r.store {
+			r.store[i].slot = -1
+		}
+	}
+	r.store = r.store[:len(ws)]
+	r.ptrs = r.ptrs[:0]
+	for i := range ws {
+		w, c := &ws[i], &r.store[i]
+		v := &w.State
+		if c.slot != i || c.ID != w.ID || c.InFlight != v.InFlight || c.MaxInFlight != v.MaxInFlight ||
+			c.BufferDepth != v.BufferDepth || !sameSlice(c.Tags, v.Tags) {
+			*c = exprCandidate{ID: w.ID, InFlight: v.InFlight, MaxInFlight: v.MaxInFlight,
+				BufferDepth: v.BufferDepth, Available: v.Available(), Tags: v.Tags, slot: i}
+		}
+		r.ptrs = append(r.ptrs, c)
+	}
+}
+
+func samePtrs(a, b []*exprCandidate) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
+// sameSlice reports whether a and b are the same slice (not merely equal).
+func sameSlice(a, b []string) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }
 
 func (r *exprRunner) arity(fn string, args []any, want int) {

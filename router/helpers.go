@@ -28,6 +28,19 @@ func LeastLoadedIndex(cands []engine.ConsumerStateView) int {
 	return best
 }
 
+// LeastLoadedWithTagIndex is LeastLoadedIndex over the candidates that carry
+// tag: the same answer as LeastLoadedIndex(WithTag(cands, tag)), mapped back
+// to an index into cands, without building the filtered list.
+func LeastLoadedWithTagIndex(cands []engine.ConsumerStateView, tag string) int {
+	best := -1
+	for i := range cands {
+		if cands[i].HasAffinity(tag) && (best < 0 || lessLoaded(cands[i], cands[best])) {
+			best = i
+		}
+	}
+	return best
+}
+
 // WithTag returns the candidates that carry tag, in order. The result is a
 // new slice; cands is not modified.
 func WithTag(cands []engine.ConsumerStateView, tag string) []engine.ConsumerStateView {

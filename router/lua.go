@@ -13,6 +13,8 @@ import (
 
 	lua "github.com/yuin/gopher-lua"
 	"github.com/yuin/gopher-lua/parse"
+
+	"github.com/aion-dispatch/dispatch/engine"
 )
 
 // luaProgram is a compiled Lua routing script with its pool of states.
@@ -104,7 +106,7 @@ func (p *luaProgram) put(st *luaState) {
 }
 
 // route runs the script's route function for one selection.
-func (p *luaProgram) route(ctx context.Context, in *callInput, deadline time.Time) (result rawResult, err error) {
+func (p *luaProgram) route(ctx context.Context, sel *engine.Selection, deadline time.Time) (result rawResult, err error) {
 	st, err := p.get()
 	if err != nil {
 		return rawResult{}, err
@@ -115,13 +117,15 @@ func (p *luaProgram) route(ctx context.Context, in *callInput, deadline time.Tim
 			err = fmt.Errorf("lua interpreter panic: %v", r)
 			clean = false
 		}
-		st.in = nil
+		st.callIn.release()
+		st.callIn, st.in = callInput{}, nil
 		if clean {
 			p.put(st)
 		}
 	}()
 	st.ctx.reset(ctx, deadline)
-	result, err = st.call(in)
+	st.callIn.sel = *sel
+	result, err = st.call(&st.callIn)
 	if fe := st.ctx.fired(); fe != nil {
 		if errors.Is(fe, errDeadline) {
 			return rawResult{}, ErrScriptTimeout

@@ -31,7 +31,8 @@ type luaState struct {
 	pure   bool
 	route  *lua.LFunction // for a pure chunk, the route of its one run
 	limits Limits
-	in     *callInput
+	callIn callInput  // the current call's input
+	in     *callInput // &callIn during a call
 
 	pcg    *rand.PCG
 	rng    *rand.Rand
@@ -509,6 +510,9 @@ func (st *luaState) proxyNext(L *lua.LState) int {
 
 func (st *luaState) leastLoaded(L *lua.LState) int {
 	views, _ := st.list(L, 1)
+	if L.GetTop() >= 2 { // least_loaded(list, tag)
+		return st.pushChoice(L, views, LeastLoadedWithTagIndex(views, L.CheckString(2)))
+	}
 	return st.pushChoice(L, views, LeastLoadedIndex(views))
 }
 

@@ -87,7 +87,7 @@ func (p *Program) Hash() string { return p.hash }
 
 // callInput is what one call of a script sees.
 type callInput struct {
-	sel     *engine.Selection
+	sel     engine.Selection           // a copy: a pointer would make every caller's Selection escape
 	views   []engine.ConsumerStateView // sel.Candidates' states, once a helper needs them
 	viewBuf *[]engine.ConsumerStateView
 }
@@ -210,10 +210,10 @@ func (c *Compiler) Forget(hash string) {
 	c.mu.Unlock()
 }
 
-// run calls the program once, under deadline.
-func (p *Program) run(ctx context.Context, in *callInput, deadline time.Time) (rawResult, error) {
+// run calls the program once on sel, under deadline.
+func (p *Program) run(ctx context.Context, sel *engine.Selection, deadline time.Time) (rawResult, error) {
 	if p.lua != nil {
-		return p.lua.route(ctx, in, deadline)
+		return p.lua.route(ctx, sel, deadline)
 	}
-	return p.expr.route(ctx, in, deadline)
+	return p.expr.route(ctx, sel, deadline)
 }

@@ -56,9 +56,7 @@ func (s *Script) Select(ctx context.Context, in engine.Selection) (engine.Decisi
 	if err := ctx.Err(); err != nil {
 		return engine.Decision{}, err
 	}
-	call := callInput{sel: &in}
-	res, err := s.run(ctx, &call)
-	call.release()
+	res, err := s.run(ctx, &in)
 	if err != nil {
 		return engine.Decision{Version: s.version}, err
 	}
@@ -75,25 +73,32 @@ func (s *Script) Select(ctx context.Context, in engine.Selection) (engine.Decisi
 	return engine.Decision{WorkerID: res.id, Version: s.version}, nil
 }
 
-func (s *Script) run(ctx context.Context, call *callInput) (res rawResult, err error) {
+func (s *Script) run(ctx context.Context, sel *engine.Selection) (res rawResult, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = &ScriptError{Lang: s.prog.lang, File: s.version.Source, Message: fmt.Sprintf("interpreter panic: %v", r)}
 		}
 	}()
-	res, err = s.prog.run(ctx, call, time.Now().Add(s.timeout))
-	var se *ScriptError
-	switch {
-	case errors.Is(err, ErrScriptTimeout):
-		return res, fmt.Errorf("%s (%s %s): %w after %s", s.version.Source, s.version.Lang, shortHash(s.version.Hash), ErrScriptTimeout, s.timeout)
-	case errors.As(err, &se):
-		if se.File == "" {
-			se.File = s.version.Source
-		}
-	case err == nil && !res.none && res.id == "":
-		return res, s.badDecision(res.describe(), *call.sel)
+	res, err = s.prog.run(ctx, sel, time.Now().Add(s.timeout))
+	if err != nil {
+		return res, s.wrap(err)
 	}
-	return res, err
+	if !res.none && res.id == "" {
+		return res, s.badDecision(res.describe(), *sel)
+	}
+	return res, nil
+}
+
+// wrap names the script in a runtime error.
+func (s *Script) wrap(err error) error {
+	if errors.Is(err, ErrScriptTimeout) {
+		return fmt.Errorf("%s (%s %s): %w after %s", s.version.Source, s.version.Lang, shortHash(s.version.Hash), ErrScriptTimeout, s.timeout)
+	}
+	var se *ScriptError
+	if errors.As(err, &se) && se.File == "" {
+		se.File = s.version.Source
+	}
+	return err
 }
 
 func (s *Script) badDecision(got string, in engine.Selection) error {
