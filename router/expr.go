@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
 
@@ -21,6 +22,15 @@ type exprProgram struct {
 	prog   *vm.Program
 	src    []byte
 	limits Limits
+	// timed: the program may take time beyond a pass over the candidates
+	// (it has predicates, ranges or calls other than the helpers), so each
+	// run is timed against the deadline. expr cannot be interrupted, so a
+	// run past the deadline is reported as a timeout when it ends.
+	timed bool
+	// readsCandidates: the program reads candidates' fields itself (members,
+	// predicates, builtins) rather than only passing lists to helpers, so the
+	// runner's candidate values must be kept up to date.
+	readsCandidates bool
 
 	mu   sync.Mutex
 	free []*exprRunner
@@ -82,7 +92,37 @@ func compileExpr(name string, src []byte, limits Limits) (*exprProgram, error) {
 	if err != nil {
 		return nil, exprError(name, src, err)
 	}
-	return &exprProgram{prog: prog, src: src, limits: limits}, nil
+	v := &shapeVisitor{}
+	node := prog.Node()
+	ast.Walk(&node, v)
+	return &exprProgram{prog: prog, src: src, limits: limits, timed: v.timed, readsCandidates: v.reads}, nil
+}
+
+// helperNames are the env functions that run a bounded pass in Go.
+var helperNames = map[string]bool{
+	"leastLoaded": true, "withTag": true, "rendezvous": true, "p2c": true, "random": true, "hasTag": true,
+}
+
+// shapeVisitor finds what a program does beyond calling helpers: anything
+// but member reads, operators and helper calls may take time (timed), and
+// member reads, pointers, predicates and builtins may read candidates.
+type shapeVisitor struct{ timed, reads bool }
+
+func (v *shapeVisitor) Visit(n *ast.Node) {
+	switch n := (*n).(type) {
+	case *ast.PredicateNode, *ast.BuiltinNode:
+		v.timed, v.reads = true, true
+	case *ast.MemberNode, *ast.PointerNode:
+		v.reads = true
+	case *ast.BinaryNode:
+		if n.Operator == ".." {
+			v.timed = true
+		}
+	case *ast.CallNode:
+		if id, ok := n.Callee.(*ast.IdentifierNode); !ok || !helperNames[id.Value] {
+			v.timed, v.reads = true, true
+		}
+	}
 }
 
 // exprError renders an expr error as a ScriptError.
@@ -128,6 +168,18 @@ func (p *exprProgram) get() *exprRunner {
 	r.vm.MemoryBudget = p.limits.exprMemory()
 	r.env = map[string]any{"request": &r.req, "candidates": r.ptrs, "excluded": []string(nil)}
 	r.env["leastLoaded"] = helper(func(args ...any) any {
+		var tag string
+		if len(args) == 2 {
+			tag = r.str("leastLoaded", args, 1)
+		}
+		if r.whole(args) { // read the selection's workers in place
+			ws := r.in.sel.Candidates
+			i := leastLoadedWorkers(ws, tag, len(args) == 2)
+			if i < 0 {
+				return nil
+			}
+			return ws[i].ID
+		}
 		if len(args) == 2 { // leastLoaded(list, tag)
 			views := r.list("leastLoaded", args, 2)
 			return choice(views, LeastLoadedWithTagIndex(views, r.str("leastLoaded", args, 1)))
@@ -194,7 +246,11 @@ func (p *exprProgram) put(r *exprRunner) {
 	p.mu.Unlock()
 }
 
-func (p *exprProgram) route(_ context.Context, selection *engine.Selection, deadline time.Time) (rawResult, error) {
+func (p *exprProgram) route(_ context.Context, selection *engine.Selection, timeout time.Duration) (rawResult, error) {
+	var start time.Time
+	if p.timed {
+		start = time.Now()
+	}
 	r := p.get()
 	r.callIn.sel = *selection
 	r.in, r.seeded = &r.callIn, false
@@ -212,7 +268,7 @@ func (p *exprProgram) route(_ context.Context, selection *engine.Selection, dead
 	if req.Input != string(sel.Request.Input.Data) { // compared without a copy
 		req.Input = string(sel.Request.Input.Data)
 	}
-	r.updateCandidates(sel.Candidates)
+	r.updateCandidates(sel.Candidates, p.readsCandidates)
 	// Boxing a slice into the map allocates; skip it when the slice is the
 	// one already there.
 	if !samePtrs(r.envCands, r.ptrs) {
@@ -223,7 +279,7 @@ func (p *exprProgram) route(_ context.Context, selection *engine.Selection, dead
 	}
 	out, err := r.vm.Run(p.prog, r.env)
 	p.put(r)
-	if time.Now().After(deadline) {
+	if p.timed && time.Since(start) > timeout {
 		return rawResult{}, ErrScriptTimeout
 	}
 	if err != nil {
@@ -248,7 +304,7 @@ func (p *exprProgram) route(_ context.Context, selection *engine.Selection, dead
 // updateCandidates makes env.Candidates show ws, rewriting only the entries
 // that changed since the runner's last call. The previous call's script may
 // have kept nothing: expr has no state between runs.
-func (r *exprRunner) updateCandidates(ws []engine.Worker) {
+func (r *exprRunner) updateCandidates(ws []engine.Worker, values bool) {
 	if cap(r.store) < len(ws) {
 		r.store = make([]exprCandidate, len(ws), 2*len(ws))
 		r.ptrs = make([]*exprCandidate, 0, cap(r.store))
@@ -261,7 +317,9 @@ func (r *exprRunner) updateCandidates(ws []engine.Worker) {
 	for i := range ws {
 		w, c := &ws[i], &r.store[i]
 		v := &w.State
-		if c.slot != i || c.ID != w.ID || c.InFlight != v.InFlight || c.MaxInFlight != v.MaxInFlight ||
+		if !values { // helpers read the workers themselves; only the slot matters
+			c.slot = i
+		} else if c.slot != i || c.ID != w.ID || c.InFlight != v.InFlight || c.MaxInFlight != v.MaxInFlight ||
 			c.BufferDepth != v.BufferDepth || !sameSlice(c.Tags, v.Tags) {
 			*c = exprCandidate{ID: w.ID, InFlight: v.InFlight, MaxInFlight: v.MaxInFlight,
 				BufferDepth: v.BufferDepth, Available: v.Available(), Tags: v.Tags, slot: i}
@@ -311,13 +369,19 @@ func (r *exprRunner) each(fn string, list any, f func(*exprCandidate)) {
 // runner's scratch buffer, which lives until the helper returns.
 func (r *exprRunner) list(fn string, args []any, want int) []engine.ConsumerStateView {
 	r.arity(fn, args, want)
-	if l, ok := args[0].([]*exprCandidate); ok && len(l) == len(r.ptrs) && (len(l) == 0 || &l[0] == &r.ptrs[0]) {
+	if r.whole(args) {
 		return r.in.allViews()
 	}
 	views := r.scratch[:0]
 	r.each(fn, args[0], func(c *exprCandidate) { views = append(views, r.in.view(c.slot)) })
 	r.scratch = views
 	return views
+}
+
+// whole reports whether a helper's first argument is the candidates variable.
+func (r *exprRunner) whole(args []any) bool {
+	l, ok := args[0].([]*exprCandidate)
+	return ok && samePtrs(l, r.ptrs)
 }
 
 func (r *exprRunner) str(fn string, args []any, i int) string {

@@ -19,22 +19,33 @@ import (
 // (in_flight + buffer_depth) / max_in_flight (a max below 1 counts as 1); ties
 // go to the earliest candidate.
 func LeastLoadedIndex(cands []engine.ConsumerStateView) int {
-	best := -1
-	for i := range cands {
-		if best < 0 || lessLoaded(cands[i], cands[best]) {
-			best = i
-		}
-	}
-	return best
+	return leastLoadedViews(cands, "", false)
 }
 
 // LeastLoadedWithTagIndex is LeastLoadedIndex over the candidates that carry
 // tag: the same answer as LeastLoadedIndex(WithTag(cands, tag)), mapped back
 // to an index into cands, without building the filtered list.
 func LeastLoadedWithTagIndex(cands []engine.ConsumerStateView, tag string) int {
+	return leastLoadedViews(cands, tag, true)
+}
+
+// leastLoadedViews and leastLoadedWorkers are the one loop over the two
+// shapes a list comes in, so that the selection's workers are read in place
+// rather than copied into views first; with byTag, only carriers of tag count.
+func leastLoadedViews(cands []engine.ConsumerStateView, tag string, byTag bool) int {
 	best := -1
 	for i := range cands {
-		if cands[i].HasAffinity(tag) && (best < 0 || lessLoaded(cands[i], cands[best])) {
+		if (!byTag || cands[i].HasAffinity(tag)) && (best < 0 || lessLoaded(cands[i], cands[best])) {
+			best = i
+		}
+	}
+	return best
+}
+
+func leastLoadedWorkers(ws []engine.Worker, tag string, byTag bool) int {
+	best := -1
+	for i := range ws {
+		if (!byTag || ws[i].State.HasAffinity(tag)) && (best < 0 || lessLoaded(ws[i].State, ws[best].State)) {
 			best = i
 		}
 	}

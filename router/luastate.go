@@ -509,6 +509,21 @@ func (st *luaState) proxyNext(L *lua.LState) int {
 // --- helpers ---------------------------------------------------------------
 
 func (st *luaState) leastLoaded(L *lua.LState) int {
+	if L.Get(1) == st.cands.list { // read the selection's workers in place
+		ws := st.in.sel.Candidates
+		var tag string
+		byTag := L.GetTop() >= 2
+		if byTag {
+			tag = L.CheckString(2)
+		}
+		i := leastLoadedWorkers(ws, tag, byTag)
+		if i < 0 {
+			L.Push(lua.LNil)
+		} else {
+			L.Push(lua.LString(ws[i].ID))
+		}
+		return 1
+	}
 	views, _ := st.list(L, 1)
 	if L.GetTop() >= 2 { // least_loaded(list, tag)
 		return st.pushChoice(L, views, LeastLoadedWithTagIndex(views, L.CheckString(2)))

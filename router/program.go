@@ -210,10 +210,10 @@ func (c *Compiler) Forget(hash string) {
 	c.mu.Unlock()
 }
 
-// run calls the program once on sel, under deadline.
-func (p *Program) run(ctx context.Context, sel *engine.Selection, deadline time.Time) (rawResult, error) {
+// run calls the program once on sel, bounded by timeout.
+func (p *Program) run(ctx context.Context, sel *engine.Selection, timeout time.Duration) (rawResult, error) {
 	if p.lua != nil {
-		return p.lua.route(ctx, sel, deadline)
+		return p.lua.route(ctx, sel, time.Now().Add(timeout))
 	}
-	return p.expr.route(ctx, sel, deadline)
+	return p.expr.route(ctx, sel, timeout)
 }

@@ -79,7 +79,7 @@ func (s *Script) run(ctx context.Context, sel *engine.Selection) (res rawResult,
 			err = &ScriptError{Lang: s.prog.lang, File: s.version.Source, Message: fmt.Sprintf("interpreter panic: %v", r)}
 		}
 	}()
-	res, err = s.prog.run(ctx, sel, time.Now().Add(s.timeout))
+	res, err = s.prog.run(ctx, sel, s.timeout)
 	if err != nil {
 		return res, s.wrap(err)
 	}
