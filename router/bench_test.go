@@ -26,6 +26,19 @@ len(gpu) == 0 ? nil : reduce(gpu,
 	{"lua-helper", router.Lua, `function route(r, c) return dispatch.least_loaded(c, "gpu") end`},
 	{"lua-helpers-composed", router.Lua, `function route(r, c) return dispatch.least_loaded(dispatch.with_tag(c, "gpu")) end`},
 	{"lua-loop", router.Lua, `function route(r, c)
+  local best, bestLoad, bestMax
+  for i = 1, #c do
+    local w = c[i]
+    if w.tags.gpu then
+      local load, m = w.in_flight + w.buffer_depth, w.max_in_flight
+      if best == nil or load * bestMax < bestLoad * m then
+        best, bestLoad, bestMax = w, load, m
+      end
+    end
+  end
+  return best and best.id
+end`},
+	{"lua-loop-methods", router.Lua, `function route(r, c)
   local best
   for i = 1, #c do
     local w = c[i]

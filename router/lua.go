@@ -23,6 +23,7 @@ import (
 type luaProgram struct {
 	proto  *lua.FunctionProto // the chunk, after rewriting concatenation
 	pure   bool               // one run of the chunk serves every call (see pureChunk)
+	direct bool               // the chunk writes only to tables it builds: candidates need no proxies
 	src    []byte
 	limits Limits
 
@@ -52,7 +53,7 @@ func compileLua(name string, src []byte, limits Limits) (*luaProgram, error) {
 		}
 		return nil, &ScriptError{Lang: Lua, File: name, Message: err.Error(), Err: err}
 	}
-	pure := pureChunk(chunk)
+	pure, direct := pureChunk(chunk)
 	rewriteConcat(chunk)
 	proto, err := lua.Compile(chunk, luaChunkName)
 	if err != nil {
@@ -63,7 +64,7 @@ func compileLua(name string, src []byte, limits Limits) (*luaProgram, error) {
 		}
 		return nil, se
 	}
-	p := &luaProgram{proto: proto, pure: pure, src: src, limits: limits}
+	p := &luaProgram{proto: proto, pure: pure, direct: direct, src: src, limits: limits}
 	// Run the chunk once now, so that top-level errors and a missing route
 	// function are compile errors rather than the first dispatch's failure.
 	st, err := p.newState()

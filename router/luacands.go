@@ -11,30 +11,34 @@ import (
 // luaCandidates is how a state shows the candidates to a script: plain Lua
 // tables, so that a loop reads c.in_flight without calling into Go.
 //
-// Each candidate slot is an empty proxy table whose metatable indexes a data
-// table the host fills; writes to a proxy fail and the data table is out of
-// the script's reach (the metatable is locked), so the host can keep data
-// tables from call to call and rewrite only the fields that changed.
+// The host keeps each candidate's data table from call to call and rewrites
+// only the fields that changed, so no script may write to it. A script that
+// provably writes only to tables it built itself (see pureChunk) gets the
+// data tables themselves, whose metatable refuses new keys. Any other script
+// gets empty proxies whose locked metatable reads through to the data and
+// refuses every write.
 type luaCandidates struct {
-	list   *lua.LTable // what the script gets as `candidates`: candidate proxies, shown on first access
+	list   *lua.LTable // what the script gets as `candidates`: candidate faces, shown on first access
+	direct bool        // faces are the data tables themselves
 	in     *callInput
 	filled []int // indices of listData filled in the current call
 	eager  bool  // the last call read most candidates: show them all up front
 	slots  []*luaCandidate
-	slotOf map[*lua.LTable]int // candidate proxy → slot
+	slotOf map[*lua.LTable]int // candidate face → slot
 	nums   []lua.LValue        // boxed small integers, so updates do not allocate
 }
 
 // luaCandidate is one reusable candidate slot.
 type luaCandidate struct {
-	proxy, data         *lua.LTable
-	tagsProxy, tagsData *lua.LTable
-	last                engine.ConsumerStateView // what data holds
-	filled              bool
+	face, data *lua.LTable // face is data itself, or a proxy over it
+	tagsData   *lua.LTable // the tags as a list, and each tag as a key set to true
+	last       engine.ConsumerStateView
+	filled     bool
 }
 
-func (c *luaCandidates) init(st *luaState) {
+func (c *luaCandidates) init(st *luaState, direct bool) {
 	L := st.L
+	c.direct = direct
 	// The list is not a proxy: a read of a shown candidate is a plain array
 	// read. It stays read-only all the same: writes to absent keys meet
 	// __newindex, and the only keys present are the ones the host wrote this
@@ -102,13 +106,13 @@ func (c *luaCandidates) show(st *luaState, key lua.LValue) lua.LValue {
 	s := c.slots[i]
 	v := c.in.view(i)
 	s.set(c, &v)
-	c.list.RawSetInt(i+1, s.proxy)
+	c.list.RawSetInt(i+1, s.face)
 	c.filled = append(c.filled, i)
-	return s.proxy
+	return s.face
 }
 
-// proxyOf returns the proxy of candidate slot i, shown for this call.
-func (c *luaCandidates) proxyOf(st *luaState, i int) *lua.LTable {
+// faceOf returns the face of candidate slot i, shown for this call.
+func (c *luaCandidates) faceOf(st *luaState, i int) *lua.LTable {
 	if v := c.list.RawGetInt(i + 1); v != lua.LNil {
 		return v.(*lua.LTable)
 	}
@@ -117,15 +121,21 @@ func (c *luaCandidates) proxyOf(st *luaState, i int) *lua.LTable {
 
 func (c *luaCandidates) newSlot(st *luaState, i int) *luaCandidate {
 	L := st.L
-	s := &luaCandidate{data: L.CreateTable(0, 8), tagsData: L.CreateTable(4, 0)}
-	s.proxy = st.proxy(s.data, nil)
-	s.tagsProxy = st.proxy(s.tagsData, L.NewFunction(func(L *lua.LState) int {
-		L.Push(lua.LNumber(s.tagsData.Len()))
-		return 1
-	}))
-	s.data.RawSetString("tags", s.tagsProxy)
+	s := &luaCandidate{data: L.CreateTable(0, 8), tagsData: L.CreateTable(4, 4)}
+	if c.direct {
+		s.face = s.data
+		s.data.Metatable = st.refuseNewKeys
+		s.tagsData.Metatable = st.refuseNewKeys
+		s.data.RawSetString("tags", s.tagsData)
+	} else {
+		s.face = st.proxy(s.data, nil)
+		s.data.RawSetString("tags", st.proxy(s.tagsData, L.NewFunction(func(L *lua.LState) int {
+			L.Push(lua.LNumber(s.tagsData.Len()))
+			return 1
+		})))
+	}
 	s.data.RawSetString("has_tag", st.hasTag)
-	c.slotOf[s.proxy] = i
+	c.slotOf[s.face] = i
 	return s
 }
 
@@ -148,11 +158,15 @@ func (s *luaCandidate) set(c *luaCandidates, v *engine.ConsumerStateView) {
 		d.RawSetString("available", c.num(avail))
 	}
 	if all || !slices.Equal(old.Tags, v.Tags) {
+		for i, tag := range old.Tags {
+			if i >= len(v.Tags) {
+				s.tagsData.RawSetInt(i+1, lua.LNil)
+			}
+			s.tagsData.RawSetString(tag, lua.LNil)
+		}
 		for i, tag := range v.Tags {
 			s.tagsData.RawSetInt(i+1, lua.LString(tag))
-		}
-		for i := len(v.Tags); i < len(old.Tags); i++ {
-			s.tagsData.RawSetInt(i+1, lua.LNil)
+			s.tagsData.RawSetString(tag, lua.LTrue)
 		}
 	}
 	s.last, s.filled = *v, true

@@ -29,6 +29,7 @@ type luaState struct {
 	ctx    *callContext
 	proto  *lua.FunctionProto
 	pure   bool
+	direct bool           // the chunk writes only to tables it builds (see pureChunk)
 	route  *lua.LFunction // for a pure chunk, the route of its one run
 	limits Limits
 	callIn callInput  // the current call's input
@@ -47,11 +48,12 @@ type luaState struct {
 	reqUD  *lua.LUserData
 	exclUD *lua.LUserData
 
-	hasTag      *lua.LFunction
-	refuseWrite *lua.LFunction
-	ipairsIter  *lua.LFunction
-	proxyNextFn *lua.LFunction
-	next        lua.LValue // the base library's next
+	hasTag        *lua.LFunction
+	refuseWrite   *lua.LFunction
+	refuseNewKeys *lua.LTable // metatable of tables whose existing keys only the host writes
+	ipairsIter    *lua.LFunction
+	proxyNextFn   *lua.LFunction
+	next          lua.LValue // the base library's next
 }
 
 var errNoRoute = errors.New("the script defines no function route(request, candidates, excluded)")
@@ -101,7 +103,8 @@ func (p *luaProgram) newState() (st *luaState, err error) {
 		L.Call(1, 0)
 	}
 	pcg := rand.NewPCG(0, 0)
-	st = &luaState{L: L, ctx: newCallContext(), proto: p.proto, pure: p.pure, limits: p.limits, pcg: pcg, rng: rand.New(pcg)}
+	st = &luaState{L: L, ctx: newCallContext(), proto: p.proto, pure: p.pure, direct: p.direct,
+		limits: p.limits, pcg: pcg, rng: rand.New(pcg)}
 	st.sandbox()
 	L.SetContext(st.ctx)
 	return st, nil
@@ -193,7 +196,10 @@ func (st *luaState) sandbox() {
 	st.listMT = st.lockedMT(L.NewFunction(st.listIndex), L.NewFunction(st.listLen))
 	st.reqMT = st.lockedMT(L.NewFunction(st.reqIndex), nil)
 	st.exclMT = st.lockedMT(L.NewFunction(st.exclIndex), L.NewFunction(st.exclLen))
-	st.cands.init(st)
+	st.refuseNewKeys = L.CreateTable(0, 2)
+	st.refuseNewKeys.RawSetString("__newindex", st.refuseWrite)
+	st.refuseNewKeys.RawSetString("__metatable", lua.LString("locked"))
+	st.cands.init(st, st.direct)
 	st.reqUD = st.userdata(nil, st.reqMT)
 	st.exclUD = st.userdata(nil, st.exclMT)
 }
@@ -367,7 +373,7 @@ func (st *luaState) listIndex(L *lua.LState) int {
 		L.Push(lua.LNil)
 		return 1
 	}
-	L.Push(st.cands.proxyOf(st, l.slots[int(i)-1]))
+	L.Push(st.cands.faceOf(st, l.slots[int(i)-1]))
 	return 1
 }
 
