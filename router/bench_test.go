@@ -3,6 +3,7 @@ package router_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -119,4 +120,22 @@ func BenchmarkDecision(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkRunawayStop measures how long a script in an endless loop runs
+// before it is stopped, as a ratio to its deadline (median over the runs).
+func BenchmarkRunawayStop(b *testing.B) {
+	const deadline = 10 * time.Millisecond
+	s := router.NewScript(mustProgram(b, router.Lua, `function route() local n = 0 while true do n = n + 1 end end`), "spin.lua", deadline)
+	in := benchSelection(b, 16)
+	var ratios []float64
+	for b.Loop() {
+		start := time.Now()
+		if _, err := s.Select(context.Background(), in); err == nil {
+			b.Fatal("the runaway script returned")
+		}
+		ratios = append(ratios, float64(time.Since(start))/float64(deadline))
+	}
+	slices.Sort(ratios)
+	b.ReportMetric(ratios[len(ratios)/2], "stop/deadline")
 }
