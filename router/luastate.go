@@ -82,6 +82,10 @@ func (p *luaProgram) newState() (st *luaState, err error) {
 		CallStackSize:   p.limits.callStack(),
 		RegistrySize:    1024,
 		RegistryMaxSize: p.limits.registryMax(),
+		// Grow the value stack in large steps: at the default of 32, a
+		// builtin pushing tens of thousands of values copies the stack
+		// quadratically, for about a second, past any deadline.
+		RegistryGrowStep: 4096,
 	})
 	defer func() {
 		if r := recover(); r != nil {

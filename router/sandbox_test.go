@@ -306,3 +306,21 @@ func TestCompileOnce(t *testing.T) {
 		t.Error("the hash ignores the language")
 	}
 }
+
+func TestLuaStackAndRegistryAreBounded(t *testing.T) {
+	for _, tc := range []struct{ name, src, want string }{
+		{"deep recursion", `local function f(n) return f(n + 1) + 1 end
+function route(r, c) return f(1) end`, "stack overflow"},
+		{"huge multiple return", `function route(r, c)
+  local s = string.rep("x", 200000)
+  return select("#", s:byte(1, -1))
+end`, "registry overflow"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := compile(t, router.Lua, tc.src).Select(context.Background(), selection(t, worker("w1", 0, 1, 0)))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
