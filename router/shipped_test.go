@@ -21,8 +21,12 @@ func TestShippedScripts(t *testing.T) {
 		t.Fatalf("scripts: %v, %v", files, err)
 	}
 	policies := map[string]func(in engine.Selection) string{
-		"least_loaded.lua":  func(in engine.Selection) string { return pick(nativeViews(in), router.LeastLoadedIndex(nativeViews(in))) },
-		"least_loaded.expr": func(in engine.Selection) string { return pick(nativeViews(in), router.LeastLoadedIndex(nativeViews(in))) },
+		"least_loaded.lua": func(in engine.Selection) string {
+			return pick(nativeViews(in), router.LeastLoadedIndex(nativeViews(in)))
+		},
+		"least_loaded.expr": func(in engine.Selection) string {
+			return pick(nativeViews(in), router.LeastLoadedIndex(nativeViews(in)))
+		},
 		"sticky.lua": func(in engine.Selection) string {
 			return pick(nativeViews(in), router.RendezvousIndex(nativeViews(in), in.WorkflowID))
 		},
