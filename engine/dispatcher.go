@@ -148,6 +148,7 @@ type call struct {
 	conv    Conversation
 	attempt int
 	worker  string         // the worker of the current attempt, "" before selection
+	started bool           // worker_selected was recorded for the current attempt
 	final   ActivityState  // the state conversation_closed records
 	result  ActivityResult // the worker's answer, when there was one
 }
@@ -159,7 +160,7 @@ func (c *call) run(ctx context.Context) (ActivityResult, error) {
 	}
 	var excluded []string
 	for c.attempt = 1; ; c.attempt++ {
-		c.worker = ""
+		c.worker, c.started = "", false
 		if err := ctx.Err(); err != nil {
 			return ActivityResult{}, err
 		}
@@ -203,6 +204,7 @@ func (c *call) run(ctx context.Context) (ActivityResult, error) {
 			Attempt: c.attempt, Router: dec.Version, Candidates: seen, Excluded: slices.Clip(excluded)}); err != nil {
 			return ActivityResult{}, err
 		}
+		c.started = true
 		if err := c.conv.Send(ctx, DispatchRequest{ConversationID: c.convID, Attempt: c.attempt, Request: c.req}); err != nil {
 			return ActivityResult{}, fmt.Errorf("send: %w", err)
 		}
@@ -290,7 +292,7 @@ func (c *call) stopped(ctx context.Context, err error) error {
 			err = context.Cause(c.caller)
 		}
 	}
-	if errors.As(err, &te) && c.worker != "" {
+	if errors.As(err, &te) && c.started {
 		rerr := c.record(uncancelled(c.caller), Operation{Kind: OpWorkerTimedOut, WorkerID: c.worker,
 			State: StateFailed(true), Message: err.Error(), Attempt: c.attempt})
 		return errors.Join(err, rerr)

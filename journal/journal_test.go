@@ -1,0 +1,518 @@
+package journal_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/journal"
+	"github.com/aion-dispatch/dispatch/local"
+	"github.com/aion-dispatch/dispatch/router"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// clock returns a deterministic clock: 1 ms later on every call.
+func clock() func() time.Time {
+	var mu sync.Mutex
+	t := time.Date(2026, 11, 25, 20, 0, 0, 0, time.UTC)
+	return func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		t = t.Add(time.Millisecond)
+		return t
+	}
+}
+
+func channel(t testing.TB) engine.ChannelName {
+	ch, err := engine.DispatchChannel("prod", "email")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch
+}
+
+func sampleOps(t testing.TB) []engine.Operation {
+	ch := channel(t)
+	req := engine.ActivityRequest{WorkflowID: "wf-1", ActivityType: "send-email", TaskQueue: "email",
+		Input: engine.Payload{ContentType: "application/json", Data: []byte(`{"to":"a"}`)}}
+	base := engine.Operation{WorkflowID: "wf-1", ConversationID: "c1", Channel: ch}
+	with := func(f func(*engine.Operation)) engine.Operation { op := base; f(&op); return op }
+	return []engine.Operation{
+		with(func(op *engine.Operation) {
+			op.Kind, op.State, op.Request = engine.OpConversationOpened, engine.StateScheduled, req
+		}),
+		with(func(op *engine.Operation) {
+			op.Kind, op.State, op.WorkerID, op.Attempt = engine.OpWorkerSelected, engine.StateStarted, "w1", 1
+			op.Candidates = []engine.ConsumerStateView{{ID: "w1", MaxInFlight: 1}}
+			op.Router = engine.RouterVersion{Lang: "lua", Hash: "sha256:ab", Source: "x.lua"}
+		}),
+		with(func(op *engine.Operation) { op.Kind, op.WorkerID, op.Attempt = engine.OpMessageSent, "w1", 1 }),
+		with(func(op *engine.Operation) {
+			op.Kind, op.State, op.WorkerID, op.Attempt = engine.OpMessageReceived, engine.StateCompleted, "w1", 1
+			op.Result = engine.Completed(engine.Payload{ContentType: "text/plain", Data: []byte("ok")})
+		}),
+		with(func(op *engine.Operation) {
+			op.Kind, op.State, op.WorkerID, op.Attempt = engine.OpConversationClosed, engine.StateCompleted, "w1", 1
+			op.Result = engine.Completed(engine.Payload{ContentType: "text/plain", Data: []byte("ok")})
+		}),
+	}
+}
+
+func TestRoundTrip(t *testing.T) {
+	for _, mode := range []journal.Fsync{journal.FsyncBatch, journal.FsyncInterval, journal.FsyncNever} {
+		t.Run(mode.String(), func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "j.jsonl")
+			w, recovered, err := journal.Open(path, journal.Options{Fsync: mode, Now: clock()})
+			if err != nil || recovered != "" {
+				t.Fatalf("open: %v %q", err, recovered)
+			}
+			ops := sampleOps(t)
+			for _, op := range ops {
+				if err := w.Record(context.Background(), op); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			got, truncated, err := journal.ReadAll(f)
+			if err != nil || truncated != 0 {
+				t.Fatalf("read: %v, truncated %d", err, truncated)
+			}
+			if len(got) != len(ops) {
+				t.Fatalf("read %d ops, wrote %d", len(got), len(ops))
+			}
+			for i := range ops {
+				want := ops[i]
+				want.Seq = uint64(i + 1)
+				want.Time = time.Date(2026, 11, 25, 20, 0, 0, (i+1)*int(time.Millisecond), time.UTC)
+				if !reflect.DeepEqual(got[i], want) {
+					t.Errorf("op %d:\n got %+v\nwant %+v", i, got[i], want)
+				}
+			}
+		})
+	}
+}
+
+func TestAppendContinuesSeqAndCutsATornTail(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j.jsonl")
+	w, _, err := journal.Open(path, journal.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := sampleOps(t)
+	for _, op := range ops[:2] {
+		if err := w.Record(context.Background(), op); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// A crash in the middle of the third line.
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteString(`{"seq":3,"time":"2026-11-25T20:00:00Z","workflow_id":"wf-1","kin`)
+	f.Close()
+
+	raw, _ := os.ReadFile(path)
+	_, truncated, err := journal.ReadAll(bytes.NewReader(raw))
+	if err != nil || truncated != 3 {
+		t.Fatalf("reader: err %v, truncated line %d; want the torn line 3 reported", err, truncated)
+	}
+
+	w, recovered, err := journal.Open(path, journal.Options{})
+	if err != nil || !strings.Contains(recovered, "truncated last line") {
+		t.Fatalf("reopen: %v, %q", err, recovered)
+	}
+	if err := w.Record(context.Background(), ops[2]); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ = os.ReadFile(path)
+	got, truncated, err := journal.ReadAll(bytes.NewReader(raw))
+	if err != nil || truncated != 0 || len(got) != 3 || got[2].Seq != 3 || got[2].Kind != engine.OpMessageSent {
+		t.Fatalf("after recovery: %d ops, truncated %d, err %v, last %+v", len(got), truncated, err, got[len(got)-1])
+	}
+}
+
+func TestReaderErrors(t *testing.T) {
+	good := `{"seq":1,"kind":"message_sent","conversation_id":"c1"}` + "\n"
+	for _, tc := range []struct {
+		name, text string
+		want       string
+	}{
+		{"corrupt mid-file", good + "{\"seq\":2,\"kind\":\n" + good, "line 2:"},
+		{"unknown kind", good + `{"seq":2,"kind":"teleported"}` + "\n", `line 2: operation: unknown operation kind "teleported"`},
+		{"empty line", good + "\n" + good, "line 2: empty line"},
+		{"garbage", "hello\n", "line 1:"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, err := journal.ReadAll(strings.NewReader(tc.text))
+			var le *journal.LineError
+			if !errors.As(err, &le) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("err = %v, want a LineError containing %q", err, tc.want)
+			}
+		})
+	}
+	// A last line without a newline that parses is a complete line.
+	ops, truncated, err := journal.ReadAll(strings.NewReader(good + strings.TrimSuffix(good, "\n")))
+	if err != nil || truncated != 0 || len(ops) != 2 {
+		t.Errorf("unterminated but whole last line: %d ops, truncated %d, %v", len(ops), truncated, err)
+	}
+}
+
+func TestConcurrentWriters(t *testing.T) {
+	for _, mode := range []journal.Fsync{journal.FsyncBatch, journal.FsyncInterval, journal.FsyncNever} {
+		t.Run(mode.String(), func(t *testing.T) {
+			var buf syncBuffer
+			w := journal.NewWriter(&buf, journal.Options{Fsync: mode, Interval: time.Millisecond})
+			const writers, each = 8, 500
+			var wg sync.WaitGroup
+			for g := range writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range each {
+						op := engine.Operation{Kind: engine.OpMessageSent, ConversationID: fmt.Sprintf("c%d-%d", g, i)}
+						if err := w.Record(context.Background(), op); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			ops, truncated, err := journal.ReadAll(bytes.NewReader(buf.Bytes()))
+			if err != nil || truncated != 0 || len(ops) != writers*each {
+				t.Fatalf("%d ops, truncated %d, err %v", len(ops), truncated, err)
+			}
+			seen := map[string]bool{}
+			for i, op := range ops {
+				if op.Seq != uint64(i+1) {
+					t.Fatalf("line %d has seq %d", i+1, op.Seq)
+				}
+				seen[op.ConversationID] = true
+			}
+			if len(seen) != writers*each {
+				t.Errorf("%d distinct operations, want %d", len(seen), writers*each)
+			}
+		})
+	}
+}
+
+// syncBuffer is a buffer that counts syncs, for writers in tests.
+type syncBuffer struct {
+	mu    sync.Mutex
+	buf   bytes.Buffer
+	syncs int
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) Sync() error {
+	b.mu.Lock()
+	b.syncs++
+	b.mu.Unlock()
+	return nil
+}
+
+func (b *syncBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return bytes.Clone(b.buf.Bytes())
+}
+
+// failWriter fails every write.
+type failWriter struct{}
+
+func (failWriter) Write([]byte) (int, error) { return 0, errors.New("device full") }
+
+func TestWriteErrorsAreNotLost(t *testing.T) {
+	w := journal.NewWriter(failWriter{}, journal.Options{})
+	op := sampleOps(t)[0]
+	if err := w.Record(context.Background(), op); err == nil || !strings.Contains(err.Error(), "device full") {
+		t.Fatalf("first record: %v", err)
+	}
+	if err := w.Record(context.Background(), op); err == nil {
+		t.Error("a record after a failed write succeeded")
+	}
+	if err := w.Close(); err == nil {
+		t.Error("Close hid the write error")
+	}
+	// Under FsyncNever the error reaches a later Record or Close.
+	w = journal.NewWriter(failWriter{}, journal.Options{Fsync: journal.FsyncNever})
+	_ = w.Record(context.Background(), op)
+	if err := w.Close(); err == nil {
+		t.Error("Close under FsyncNever hid the write error")
+	}
+}
+
+// recordDispatches runs dispatches over in-process workers and returns the
+// journal they wrote.
+func recordDispatches(t *testing.T, handlers map[string]local.Handler, requests []engine.ActivityRequest) []byte {
+	t.Helper()
+	ch := channel(t)
+	pool := local.NewPool()
+	pool.AddChannel(ch)
+	defer pool.Close(context.Background())
+	for _, id := range []string{"w1", "w2"} {
+		if h, ok := handlers[id]; ok {
+			if _, err := pool.Start(ch, local.WorkerConfig{ID: id, Handler: h}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var buf syncBuffer
+	w := journal.NewWriter(&buf, journal.Options{Now: clock()})
+	d, err := engine.NewDispatcher(engine.Options{Pool: pool, Router: router.NewNative("least-loaded", router.LeastLoaded),
+		Conversations: pool, Recorder: journal.Recorder{Writer: w}, IDs: &engine.SequenceIDs{Prefix: "c"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, req := range requests {
+		d.Dispatch(context.Background(), "prod", "email", req)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// nothingLive fails on any call: a replay must not reach the world.
+type nothingLive struct{ t *testing.T }
+
+func (n nothingLive) Workers(context.Context, engine.ChannelName, engine.ActivityRequest) ([]engine.Worker, error) {
+	n.t.Error("pool called during replay")
+	return nil, nil
+}
+func (n nothingLive) Select(context.Context, engine.Selection) (engine.Decision, error) {
+	n.t.Error("router called during replay")
+	return engine.Decision{}, nil
+}
+func (n nothingLive) Open(context.Context, string, engine.ChannelName, string) (engine.Conversation, error) {
+	n.t.Error("conversation opened during replay")
+	return nil, errors.New("live")
+}
+
+func request(wf, input string) engine.ActivityRequest {
+	return engine.ActivityRequest{WorkflowID: wf, ActivityType: "send-email", TaskQueue: "email",
+		Input: engine.Payload{ContentType: "text/plain", Data: []byte(input)}}
+}
+
+func TestReplay(t *testing.T) {
+	answers := map[string]local.Handler{
+		"w1": func(_ context.Context, req engine.ActivityRequest) engine.ActivityResult {
+			if string(req.Input.Data) == "bad" {
+				return engine.Failed("550 mailbox unavailable")
+			}
+			return engine.Completed(engine.Payload{ContentType: "text/plain", Data: append([]byte("sent "), req.Input.Data...)})
+		},
+	}
+	reqs := []engine.ActivityRequest{request("wf-1", "a"), request("wf-1", "bad"), request("wf-2", "b")}
+	raw := recordDispatches(t, answers, reqs)
+	// And a workflow that found no worker at all.
+	raw = append(raw, recordDispatches(t, nil, []engine.ActivityRequest{request("wf-3", "c")})...)
+
+	ops, _, err := journal.ReadAll(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	replay := journal.NewReplay(ops, nil)
+	live := nothingLive{t}
+	d, err := engine.NewDispatcher(engine.Options{Pool: live, Router: live, Conversations: live, Recorder: journal.Recorder{Replay: replay}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	res, err := d.Dispatch(ctx, "prod", "email", request("wf-1", "a"))
+	if err != nil || string(res.Output.Data) != "sent a" {
+		t.Errorf("replay of a success: %+v, %v", res, err)
+	}
+	res, err = d.Dispatch(ctx, "prod", "email", request("wf-1", "bad"))
+	if !errors.Is(err, engine.ErrActivityFailed) || res.Error != "550 mailbox unavailable" {
+		t.Errorf("replay of a failure: %+v, %v", res, err)
+	}
+	var de *engine.DispatchError
+	if !errors.As(err, &de) || de.WorkerID != "w1" {
+		t.Errorf("replayed failure %#v should name worker w1", err)
+	}
+	if _, err := d.Dispatch(ctx, "prod", "email", request("wf-3", "c")); !errors.Is(err, engine.ErrNoWorkers) {
+		t.Errorf("replay of no workers: %v", err)
+	}
+	// wf-2's history differs from what is asked now.
+	_, err = d.Dispatch(ctx, "prod", "email", request("wf-2", "changed"))
+	var nd *journal.NonDeterminismError
+	if !errors.As(err, &nd) || !errors.Is(err, journal.ErrNonDeterminism) || nd.Position != 1 || nd.WorkflowID != "wf-2" {
+		t.Fatalf("non-determinism: %v", err)
+	}
+	for _, want := range []string{"wf-2", "dispatch #1", "recorded send-email(b)", "requested send-email(changed)"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+}
+
+func TestReplayGoesLivePastTheHistory(t *testing.T) {
+	raw := recordDispatches(t, map[string]local.Handler{"w1": func(context.Context, engine.ActivityRequest) engine.ActivityResult {
+		return engine.Completed(engine.Payload{Data: []byte("recorded")})
+	}}, []engine.ActivityRequest{request("wf-1", "a")})
+	ops, _, _ := journal.ReadAll(bytes.NewReader(raw))
+	replay := journal.NewReplay(ops, nil)
+	ch := channel(t)
+	pool := local.NewPool()
+	defer pool.Close(context.Background())
+	pool.Start(ch, local.WorkerConfig{ID: "w9", Handler: func(context.Context, engine.ActivityRequest) engine.ActivityResult {
+		return engine.Completed(engine.Payload{Data: []byte("live")})
+	}})
+	d, _ := engine.NewDispatcher(engine.Options{Pool: pool, Router: router.NewNative("ll", router.LeastLoaded), Conversations: pool,
+		Recorder: journal.Recorder{Replay: replay}})
+	for i, want := range []string{"recorded", "live"} {
+		res, err := d.Dispatch(context.Background(), "prod", "email", request("wf-1", "a"))
+		if err != nil || string(res.Output.Data) != want {
+			t.Errorf("dispatch %d: %q, %v; want %q", i+1, res.Output.Data, err, want)
+		}
+	}
+}
+
+func TestCheck(t *testing.T) {
+	raw := recordDispatches(t, map[string]local.Handler{
+		"w1": func(ctx context.Context, _ engine.ActivityRequest) engine.ActivityResult { panic("crash") },
+		"w2": func(context.Context, engine.ActivityRequest) engine.ActivityResult {
+			return engine.Completed(engine.Payload{})
+		},
+	}, []engine.ActivityRequest{request("wf-1", "a"), request("wf-2", "b")})
+	ops, _, err := journal.ReadAll(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := journal.NewChecker()
+	for i, op := range ops {
+		c.Add(i+1, op)
+	}
+	if p := c.Problems(); len(p) != 0 {
+		t.Fatalf("a recorded journal has problems: %v", p)
+	}
+
+	lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
+	for _, tc := range []struct {
+		name string
+		edit func([]string) []string
+		want string
+	}{
+		{"seq goes back", func(l []string) []string { l[1], l[2] = l[2], l[1]; return l }, "does not increase"},
+		{"closed twice", func(l []string) []string { return append(l, strings.Replace(l[len(l)-1], `"seq":`, `"seq":9`, 1)) }, "after conversation_closed"},
+		{"never closed", func(l []string) []string { return l[:len(l)-1] }, "never closed"},
+		{"step before open", func(l []string) []string { return l[1:] }, "before conversation_opened"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			edited := tc.edit(append([]string(nil), lines...))
+			ops, _, err := journal.ReadAll(strings.NewReader(strings.Join(edited, "\n") + "\n"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := journal.NewChecker()
+			for i, op := range ops {
+				c.Add(i+1, op)
+			}
+			found := false
+			for _, p := range c.Problems() {
+				found = found || (strings.Contains(p.Error(), tc.want) && strings.HasPrefix(p.Error(), "line "))
+			}
+			if !found {
+				t.Errorf("problems = %v, want one saying %q with its line", c.Problems(), tc.want)
+			}
+		})
+	}
+}
+
+func TestWhatIf(t *testing.T) {
+	raw := recordDispatches(t, map[string]local.Handler{
+		"w1": func(context.Context, engine.ActivityRequest) engine.ActivityResult {
+			return engine.Completed(engine.Payload{})
+		},
+		"w2": func(context.Context, engine.ActivityRequest) engine.ActivityResult {
+			return engine.Completed(engine.Payload{})
+		},
+	}, []engine.ActivityRequest{request("wf-1", "a"), request("wf-2", "b"), request("wf-3", "c")})
+	ops, _, _ := journal.ReadAll(bytes.NewReader(raw))
+	same := router.NewNative("least-loaded", router.LeastLoaded)
+	if rep := journal.WhatIf(context.Background(), ops, nil, channel(t), same, 5); rep.Decisions != 3 || rep.Changed != 0 {
+		t.Errorf("the same policy: %+v", rep)
+	}
+	last := router.NewNative("last", func(in engine.Selection) string { return in.Candidates[len(in.Candidates)-1].ID })
+	rep := journal.WhatIf(context.Background(), ops, nil, channel(t), last, 2)
+	if rep.Decisions != 3 || rep.Changed != 3 || len(rep.Examples) != 2 {
+		t.Fatalf("another policy: %+v", rep)
+	}
+	if ex := rep.Examples[0]; ex.Recorded != "w1" || ex.Proposed != "w2" || ex.WorkflowID != "wf-1" || ex.Line != 2 {
+		t.Errorf("first change = %+v", ex)
+	}
+	other, _ := engine.DispatchChannel("prod", "sms")
+	if rep := journal.WhatIf(context.Background(), ops, nil, other, last, 2); rep.Decisions != 0 {
+		t.Errorf("another channel: %+v", rep)
+	}
+}
+
+func FuzzReader(f *testing.F) {
+	var buf bytes.Buffer
+	w := journal.NewWriter(&buf, journal.Options{Now: clock()})
+	for _, op := range sampleOps(f) {
+		w.Record(context.Background(), op)
+	}
+	w.Close()
+	f.Add(buf.Bytes())
+	f.Add([]byte("{\"seq\":1,\"kind\":\"message_sent\"}\n{\"se"))
+	f.Add([]byte("\n\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := journal.NewReader(bytes.NewReader(data))
+		for {
+			op, err := r.Next()
+			if errors.Is(err, io.EOF) {
+				return
+			}
+			if err != nil {
+				var le *journal.LineError
+				if !errors.As(err, &le) || le.Line < 1 {
+					t.Fatalf("error without a line: %v", err)
+				}
+				return
+			}
+			if op.Kind == 0 {
+				t.Fatalf("an operation without a kind at line %d", r.Line())
+			}
+			c := journal.NewChecker()
+			c.Add(r.Line(), op)
+			_ = c.Problems()
+		}
+	})
+}
