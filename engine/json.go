@@ -271,23 +271,7 @@ func (op Operation) MarshalJSON() ([]byte, error) {
 	if op.Kind == 0 {
 		return nil, errors.New("operation: missing kind")
 	}
-	return json.Marshal(operationJSON{
-		Seq:            op.Seq,
-		Time:           op.Time.UTC(),
-		WorkflowID:     op.WorkflowID,
-		ConversationID: op.ConversationID,
-		Channel:        op.Channel,
-		Kind:           op.Kind,
-		WorkerID:       op.WorkerID,
-		State:          op.State,
-		Result:         op.Result,
-		Message:        op.Message,
-		Attempt:        op.Attempt,
-		Router:         op.Router,
-		Candidates:     op.Candidates,
-		Excluded:       op.Excluded,
-		Request:        op.Request,
-	})
+	return op.AppendJSON(nil)
 }
 
 // UnmarshalJSON reads a journal line; it rejects unknown kinds and states.

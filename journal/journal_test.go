@@ -259,9 +259,12 @@ func (failWriter) Write([]byte) (int, error) { return 0, errors.New("device full
 
 func TestWriteErrorsAreNotLost(t *testing.T) {
 	w := journal.NewWriter(failWriter{}, journal.Options{})
-	op := sampleOps(t)[0]
-	if err := w.Record(context.Background(), op); err == nil || !strings.Contains(err.Error(), "device full") {
-		t.Fatalf("first record: %v", err)
+	ops := sampleOps(t)
+	op := ops[0]
+	_ = w.Record(context.Background(), op) // buffered: the write comes with the close
+	closing := ops[len(ops)-1]
+	if err := w.Record(context.Background(), closing); err == nil || !strings.Contains(err.Error(), "device full") {
+		t.Fatalf("recording the close: %v", err)
 	}
 	if err := w.Record(context.Background(), op); err == nil {
 		t.Error("a record after a failed write succeeded")
@@ -515,4 +518,27 @@ func FuzzReader(f *testing.F) {
 			_ = c.Problems()
 		}
 	})
+}
+
+func TestBatchCloseIsDurable(t *testing.T) {
+	var buf syncBuffer
+	w := journal.NewWriter(&buf, journal.Options{Interval: time.Hour})
+	ops := sampleOps(t)
+	for _, op := range ops[:len(ops)-1] {
+		if err := w.Record(context.Background(), op); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Record(context.Background(), ops[len(ops)-1]); err != nil {
+		t.Fatal(err)
+	}
+	buf.mu.Lock()
+	lines, syncs := bytes.Count(buf.buf.Bytes(), []byte("\n")), buf.syncs
+	buf.mu.Unlock()
+	if lines != len(ops) || syncs == 0 {
+		t.Errorf("after the close returned: %d lines written, %d syncs; want %d lines, synced", lines, syncs, len(ops))
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -26,12 +26,13 @@ type Fsync int
 
 // The durability settings.
 const (
-	// FsyncBatch: Record returns once its line is written and synced, with
-	// the lines of concurrent Records in one write and one sync (group
-	// commit). The default.
+	// FsyncBatch: recording a conversation_closed returns once that line
+	// and every line before it are written and synced, with the lines of
+	// concurrent conversations in one write and one sync (group commit). The
+	// default.
 	FsyncBatch Fsync = iota
-	// FsyncInterval: Record returns once its line is written to the OS; a
-	// sync runs every Options.Interval.
+	// FsyncInterval: recording a conversation_closed returns once the lines
+	// are written to the OS; a sync runs every Options.Interval.
 	FsyncInterval
 	// FsyncNever: Record returns once its line is buffered; buffers are
 	// written when they fill, every Options.Interval and on Close, and never
@@ -76,6 +77,9 @@ type Options struct {
 // bufferLimit is how much FsyncNever buffers before a Record writes.
 const bufferLimit = 256 << 10
 
+// encodeBuffers recycles the buffers operations are encoded into.
+var encodeBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
 // syncer is what a Writer's output offers for durability (an *os.File does).
 type syncer interface{ Sync() error }
 
@@ -97,7 +101,7 @@ type Writer struct {
 	err      error  // the first write or sync error; every later Record fails with it
 	closed   bool
 
-	stop     chan struct{} // ends the ticker of FsyncInterval and FsyncNever
+	stop     chan struct{} // ends the ticker
 	done     chan struct{}
 	stopOnce sync.Once
 }
@@ -139,20 +143,31 @@ func NewWriter(out io.Writer, opts Options) *Writer {
 	}
 	w := &Writer{out: out, opts: opts}
 	w.cond = sync.NewCond(&w.mu)
-	if opts.Fsync != FsyncBatch {
-		w.stop, w.done = make(chan struct{}), make(chan struct{})
-		go w.tick()
-	}
+	w.stop, w.done = make(chan struct{}), make(chan struct{})
+	go w.tick()
 	return w
 }
 
 // Record implements engine.Recorder's Record: it stamps op with the next
-// seq and the time, and appends it. Under FsyncBatch it returns once the
-// line is on stable storage. An error is sticky: after a failed write the
-// journal accepts nothing more.
+// seq and the time, and appends it.
+//
+// The steps of a conversation are buffered; the conversation_closed that
+// ends it waits, under FsyncBatch, until it and everything before it are on
+// stable storage (under FsyncInterval, until they are written). A dispatch
+// therefore returns its result only once its story is durable, and pays
+// for one sync, shared with every conversation closing at the same time,
+// rather than one per step. A conversation cut short by a crash is never
+// closed, and a replay treats it as unfinished.
+//
+// An error is sticky: after a failed write the journal accepts nothing
+// more, and the next Record (at the latest the close of the conversation)
+// returns it.
 func (w *Writer) Record(ctx context.Context, op engine.Operation) error {
 	op.Seq, op.Time = 0, time.Time{}
-	body, err := json.Marshal(op) // outside the lock: concurrent Records encode in parallel
+	bp := encodeBuffers.Get().(*[]byte)
+	defer encodeBuffers.Put(bp)
+	body, err := op.AppendJSON((*bp)[:0]) // outside the lock: concurrent Records encode in parallel
+	*bp = body[:0]
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
@@ -167,17 +182,13 @@ func (w *Writer) Record(ctx context.Context, op engine.Operation) error {
 	w.seq++
 	w.pending = appendLine(w.pending, w.seq, w.opts.Now(), body)
 	mine := w.batch
-	switch w.opts.Fsync {
-	case FsyncNever:
+	if w.opts.Fsync == FsyncNever || op.Kind != engine.OpConversationClosed {
 		if len(w.pending) >= bufferLimit && !w.flushing {
 			w.flushLocked(false)
 		}
 		return w.err
-	case FsyncInterval:
-		w.waitLocked(mine, false)
-	default:
-		w.waitLocked(mine, true)
 	}
+	w.waitLocked(mine, w.opts.Fsync == FsyncBatch)
 	return w.err
 }
 
@@ -223,8 +234,9 @@ func (w *Writer) write(buf []byte, sync bool) error {
 	return nil
 }
 
-// tick writes (FsyncNever) or writes and syncs (FsyncInterval) every
-// interval until Close.
+// tick writes what is buffered every interval until Close, and under
+// FsyncInterval syncs it: steps of conversations still open reach the file
+// even when no conversation closes for a while.
 func (w *Writer) tick() {
 	defer close(w.done)
 	t := time.NewTicker(w.opts.Interval)
@@ -255,12 +267,10 @@ func (w *Writer) Flush() error {
 // Close flushes everything, stops the ticker and closes the output. Records
 // after Close fail.
 func (w *Writer) Close() error {
-	if w.stop != nil {
-		w.stopOnce.Do(func() {
-			close(w.stop)
-			<-w.done
-		})
-	}
+	w.stopOnce.Do(func() {
+		close(w.stop)
+		<-w.done
+	})
 	err := w.Flush()
 	w.mu.Lock()
 	already := w.closed

@@ -5,6 +5,7 @@
 //
 //	dispatch validate -c FILE
 //	dispatch route -c FILE --channel NS/QUEUE --candidates JSON [--exclude ID]... [--request JSON] [--json]
+//	dispatch replay --journal FILE [--what-if SCRIPT --channel NS/QUEUE]
 //
 // Run "dispatch help COMMAND" for a command's flags and an example.
 package main
@@ -39,6 +40,7 @@ func commands() []command {
 	return []command{
 		{"validate", "load a config, compile every script, report every problem", validateUsage, runValidate},
 		{"route", "ask a channel's routing script for one decision", routeUsage, runRoute},
+		{"replay", "check and replay a journal, or test another script against it", replayUsage, runReplay},
 	}
 }
 

@@ -1,0 +1,303 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/aion-dispatch/dispatch/config"
+	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/journal"
+	"github.com/aion-dispatch/dispatch/router"
+)
+
+const replayUsage = `Usage: dispatch replay --journal FILE
+       dispatch replay --journal FILE --what-if SCRIPT --channel NS/QUEUE [--examples N]
+
+Checks a journal (seq increasing, every conversation opened once, its steps
+in a legal order, closed exactly once) and replays every recorded dispatch
+through the engine in replay mode, proving that no worker, router or
+conversation is touched. Prints a summary per channel and per worker.
+
+With --what-if, re-runs every recorded routing decision on the channel (same
+request, candidates, excluded workers, attempt and seeded random draws)
+through another script, and reports how many decisions would change, with
+the first few side by side: a way to test a new routing script against
+yesterday's traffic before deploying it.
+
+Flags:
+  --journal FILE       the journal (JSON lines)
+  --what-if SCRIPT     a .lua or .expr routing script to compare
+  --channel NS/QUEUE   the channel whose decisions to compare (with --what-if)
+  --examples N         how many changed decisions to show (default 5)
+
+Exit codes: 0 consistent (or the what-if ran), 1 a problem (printed as
+FILE:LINE: message), 2 usage.
+
+Examples:
+  dispatch replay --journal journal.jsonl
+  dispatch replay --journal journal.jsonl --what-if scripts/p2c.lua --channel prod/email
+`
+
+func runReplay(args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := newFlags("replay", replayUsage, stderr)
+	path := fs.String("journal", "", "")
+	whatIf := fs.String("what-if", "", "")
+	channelFlag := fs.String("channel", "", "")
+	examples := fs.Int("examples", 5, "")
+	if code := parseFlags(fs, replayUsage, args, stdout); code >= 0 {
+		return code
+	}
+	if *path == "" || (*whatIf == "") != (*channelFlag == "") {
+		fmt.Fprintln(stderr, "dispatch replay: --journal is required, and --what-if and --channel go together")
+		return exitUsage
+	}
+	ops, lines, ok := readJournal(*path, stderr)
+	if !ok {
+		return exitError
+	}
+	if *whatIf != "" {
+		return runWhatIf(*path, ops, lines, *whatIf, *channelFlag, *examples, stdout, stderr)
+	}
+	checker := journal.NewChecker()
+	for i, op := range ops {
+		checker.Add(lines[i], op)
+	}
+	if problems := checker.Problems(); len(problems) > 0 {
+		fmt.Fprintf(stderr, "%s:%v\n", *path, strings.TrimPrefix(problems[0].Error(), "line "))
+		if len(problems) > 1 {
+			fmt.Fprintf(stderr, "(and %d more problems)\n", len(problems)-1)
+		}
+		return exitError
+	}
+	outcomes := journal.Outcomes(ops, lines)
+	live, err := replayAll(ops, lines, outcomes)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s:%v\n", *path, err)
+		return exitError
+	}
+	printSummary(stdout, *path, ops, outcomes, live)
+	return exitOK
+}
+
+// readJournal reads the whole journal, reporting a torn tail as a warning
+// and anything malformed as an error at its line.
+func readJournal(path string, stderr io.Writer) ([]engine.Operation, []int, bool) {
+	f, err := os.Open(path)
+	if err != nil {
+		fmt.Fprintf(stderr, "dispatch replay: %v\n", err)
+		return nil, nil, false
+	}
+	defer f.Close()
+	r := journal.NewReader(f)
+	var ops []engine.Operation
+	var lines []int
+	for {
+		op, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "%s:%v\n", path, strings.TrimPrefix(err.Error(), "line "))
+			return nil, nil, false
+		}
+		ops = append(ops, op)
+		lines = append(lines, r.Line())
+	}
+	if n := r.Truncated(); n > 0 {
+		fmt.Fprintf(stderr, "%s:%d: warning: the last line is truncated (a crash in the middle of a write?); it is ignored\n", path, n)
+	}
+	return ops, lines, true
+}
+
+// liveCounter fails and counts every call: a replay must make none.
+type liveCounter struct{ calls int }
+
+func (l *liveCounter) Workers(context.Context, engine.ChannelName, engine.ActivityRequest) ([]engine.Worker, error) {
+	l.calls++
+	return nil, errors.New("replay reached the worker pool")
+}
+
+func (l *liveCounter) Select(context.Context, engine.Selection) (engine.Decision, error) {
+	l.calls++
+	return engine.Decision{}, errors.New("replay reached the router")
+}
+
+func (l *liveCounter) Open(context.Context, string, engine.ChannelName, string) (engine.Conversation, error) {
+	l.calls++
+	return nil, errors.New("replay opened a conversation")
+}
+
+func (l *liveCounter) NextConversationID() string {
+	l.calls++
+	return "live"
+}
+
+// replayAll dispatches every recorded request again in replay mode and
+// checks it gets the recorded outcome; it returns the live calls made.
+func replayAll(ops []engine.Operation, lines []int, outcomes []journal.Outcome) (int, error) {
+	live := &liveCounter{}
+	d, err := engine.NewDispatcher(engine.Options{Pool: live, Router: live, Conversations: live, IDs: live,
+		Recorder: journal.Recorder{Replay: journal.NewReplay(ops, lines)}})
+	if err != nil {
+		return 0, err
+	}
+	for _, o := range outcomes {
+		res, err := d.Dispatch(context.Background(), o.Channel.Namespace(), o.Channel.TaskQueue(), o.Request)
+		if live.calls > 0 {
+			return live.calls, fmt.Errorf("%d: conversation %s: the replay made a live call: %v", o.Line, o.ConversationID, err)
+		}
+		if errText(err) != errText(o.Err) || res.Status != o.Result.Status || string(res.Output.Data) != string(o.Result.Output.Data) {
+			return live.calls, fmt.Errorf("%d: conversation %s: replayed (%v, %v), recorded (%v, %v)",
+				o.Line, o.ConversationID, res.Status, err, o.Result.Status, o.Err)
+		}
+	}
+	return live.calls, nil
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+type tally struct{ conversations, completed, failed, noWorkers, timeouts, otherErrors, selected, exits int }
+
+func printSummary(w io.Writer, path string, ops []engine.Operation, outcomes []journal.Outcome, live int) {
+	channels, workers := map[string]*tally{}, map[string]*tally{}
+	get := func(m map[string]*tally, k string) *tally {
+		if m[k] == nil {
+			m[k] = &tally{}
+		}
+		return m[k]
+	}
+	for _, op := range ops {
+		ch := op.Channel.Namespace() + "/" + op.Channel.TaskQueue()
+		switch op.Kind {
+		case engine.OpWorkerSelected:
+			get(channels, ch).selected++
+			get(workers, op.WorkerID).selected++
+		case engine.OpWorkerExited:
+			get(channels, ch).exits++
+			get(workers, op.WorkerID).exits++
+		case engine.OpWorkerTimedOut:
+			get(channels, ch).timeouts++
+			get(workers, op.WorkerID).timeouts++
+		case engine.OpMessageReceived:
+			if op.Result.Status == engine.StatusCompleted {
+				get(workers, op.WorkerID).completed++
+			} else {
+				get(workers, op.WorkerID).failed++
+			}
+		}
+	}
+	var total tally
+	for _, o := range outcomes {
+		t := get(channels, o.Channel.Namespace()+"/"+o.Channel.TaskQueue())
+		for _, t := range []*tally{t, &total} {
+			t.conversations++
+			switch {
+			case o.Err == nil:
+				t.completed++
+			case errors.Is(o.Err, engine.ErrActivityFailed):
+				t.failed++
+			case errors.Is(o.Err, engine.ErrNoWorkers):
+				t.noWorkers++
+			case errors.Is(o.Err, engine.ErrStartToCloseTimeout), errors.Is(o.Err, engine.ErrScheduleToCloseTimeout):
+			default:
+				t.otherErrors++
+			}
+		}
+	}
+	fmt.Fprintf(w, "%s: consistent: %d operations, %d conversations replayed with %d live calls\n",
+		path, len(ops), total.conversations, live)
+	fmt.Fprintf(w, "outcomes: %d completed, %d failed, %d no worker, %d other errors\n\n",
+		total.completed, total.failed, total.noWorkers, total.otherErrors)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CHANNEL\tCONVERSATIONS\tCOMPLETED\tFAILED\tNO WORKER\tSELECTIONS\tEXITS\tTIMEOUTS")
+	for _, k := range sortedKeys(channels) {
+		t := channels[k]
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", k, t.conversations, t.completed, t.failed, t.noWorkers, t.selected, t.exits, t.timeouts)
+	}
+	tw.Flush()
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "WORKER\tSELECTED\tCOMPLETED\tFAILED\tEXITS\tTIMEOUTS")
+	for _, k := range sortedKeys(workers) {
+		t := workers[k]
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\n", k, t.selected, t.completed, t.failed, t.exits, t.timeouts)
+	}
+	tw.Flush()
+}
+
+func sortedKeys(m map[string]*tally) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+func runWhatIf(path string, ops []engine.Operation, lines []int, script, channelFlag string, examples int, stdout, stderr io.Writer) int {
+	ch, err := config.ParseChannelFlag(channelFlag)
+	if err != nil {
+		fmt.Fprintf(stderr, "dispatch replay: --channel: %v\n", err)
+		return exitError
+	}
+	var lang router.Lang
+	switch filepath.Ext(script) {
+	case ".lua":
+		lang = router.Lua
+	case ".expr":
+		lang = router.Expr
+	default:
+		fmt.Fprintf(stderr, "dispatch replay: --what-if %s: want a .lua or .expr file\n", script)
+		return exitError
+	}
+	src, err := os.ReadFile(script)
+	if err != nil {
+		fmt.Fprintf(stderr, "dispatch replay: %v\n", err)
+		return exitError
+	}
+	prog, err := router.NewCompiler(router.Limits{}).Compile(lang, script, src)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitError
+	}
+	r := router.NewScript(prog, script, time.Second)
+	rep := journal.WhatIf(context.Background(), ops, lines, ch, r, examples)
+	fmt.Fprintf(stdout, "%s: %d decisions on %s; %s (%s) would change %d", path, rep.Decisions, channelFlag,
+		script, shortHash(prog.Hash()), rep.Changed)
+	if rep.Decisions > 0 {
+		fmt.Fprintf(stdout, " (%.1f%%)", 100*float64(rep.Changed)/float64(rep.Decisions))
+	}
+	if rep.Errors > 0 {
+		fmt.Fprintf(stdout, ", %d of them errors", rep.Errors)
+	}
+	fmt.Fprintln(stdout)
+	if len(rep.Examples) > 0 {
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "\nLINE\tWORKFLOW\tCONVERSATION\tATTEMPT\tRECORDED\tPROPOSED")
+		for _, c := range rep.Examples {
+			proposed := c.Proposed
+			switch {
+			case c.Err != nil:
+				proposed = "error: " + c.Err.Error()
+			case proposed == "":
+				proposed = "(none)"
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\n", c.Line, c.WorkflowID, c.ConversationID, c.Attempt, c.Recorded, proposed)
+		}
+		tw.Flush()
+	}
+	return exitOK
+}
