@@ -90,21 +90,33 @@ type Writer struct {
 	out  io.Writer
 	opts Options
 
-	mu       sync.Mutex
-	cond     *sync.Cond
-	seq      uint64
-	pending  []byte // lines not yet written
-	spare    []byte // the other buffer, reused
-	batch    uint64 // id of the batch pending collects
-	written  uint64 // batches below this id are written (and synced, as the setting says)
-	flushing bool   // a Record or the ticker is writing a batch
-	err      error  // the first write or sync error; every later Record fails with it
-	closed   bool
+	mu      sync.Mutex
+	seq     uint64
+	pending []byte  // lines not yet written
+	spare   []byte  // the other buffer, reused
+	cur     *commit // the commit pending will be part of
+	err     error   // the first write or sync error; every later Record fails with it
+	closed  bool
 
-	stop     chan struct{} // ends the ticker
+	// A flusher goroutine writes: it takes all that is pending whenever a
+	// closing conversation waits (kick), the buffer fills (kick) or the
+	// interval passes, so the conversations that close while it syncs are
+	// committed together by its next write and sync.
+	kick     chan struct{}
+	stop     chan struct{}
 	done     chan struct{}
 	stopOnce sync.Once
 }
+
+// commit is one write (and maybe sync) of the flusher; done is closed when
+// it is over, so its waiters wake together without contending for a lock.
+type commit struct {
+	done chan struct{}
+	sync bool  // a waiter needs it synced
+	err  error // set before done is closed
+}
+
+func newCommit() *commit { return &commit{done: make(chan struct{})} }
 
 // Open opens (creating it if needed) the journal at path for appending. A
 // torn last line left by a crash is cut off first, so that new lines start
@@ -141,10 +153,9 @@ func NewWriter(out io.Writer, opts Options) *Writer {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	w := &Writer{out: out, opts: opts}
-	w.cond = sync.NewCond(&w.mu)
-	w.stop, w.done = make(chan struct{}), make(chan struct{})
-	go w.tick()
+	w := &Writer{out: out, opts: opts, cur: newCommit(), kick: make(chan struct{}, 1),
+		stop: make(chan struct{}), done: make(chan struct{})}
+	go w.run()
 	return w
 }
 
@@ -172,54 +183,82 @@ func (w *Writer) Record(ctx context.Context, op engine.Operation) error {
 		return fmt.Errorf("journal: %w", err)
 	}
 	w.mu.Lock()
-	defer w.mu.Unlock()
 	switch {
 	case w.err != nil:
+		w.mu.Unlock()
 		return w.err
 	case w.closed:
+		w.mu.Unlock()
 		return errors.New("journal: closed")
 	}
 	w.seq++
 	w.pending = appendLine(w.pending, w.seq, w.opts.Now(), body)
-	mine := w.batch
-	if w.opts.Fsync == FsyncNever || op.Kind != engine.OpConversationClosed {
-		if len(w.pending) >= bufferLimit && !w.flushing {
-			w.flushLocked(false)
-		}
-		return w.err
+	c := w.cur
+	waits := w.opts.Fsync != FsyncNever && op.Kind == engine.OpConversationClosed
+	if waits && w.opts.Fsync == FsyncBatch {
+		c.sync = true
 	}
-	w.waitLocked(mine, w.opts.Fsync == FsyncBatch)
-	return w.err
-}
-
-// waitLocked returns once batch id is written: by this goroutine, if no
-// other is writing, or by the one that is (group commit).
-func (w *Writer) waitLocked(id uint64, sync bool) {
-	for w.written <= id && w.err == nil {
-		if w.flushing {
-			w.cond.Wait()
-			continue
-		}
-		w.flushLocked(sync)
-	}
-}
-
-// flushLocked writes the pending batch, with w.mu held on entry and exit
-// and released during the write.
-func (w *Writer) flushLocked(sync bool) {
-	w.flushing = true
-	buf, id := w.pending, w.batch
-	w.pending, w.batch = w.spare[:0], w.batch+1
+	full := len(w.pending) >= bufferLimit
 	w.mu.Unlock()
-	err := w.write(buf, sync)
+	if waits || full {
+		w.signal()
+	}
+	if !waits {
+		return nil
+	}
+	select {
+	case <-c.done:
+		return c.err
+	case <-ctx.Done():
+		return fmt.Errorf("journal: %w", ctx.Err())
+	}
+}
+
+// signal asks the flusher to commit what is pending.
+func (w *Writer) signal() {
+	select {
+	case w.kick <- struct{}{}:
+	default: // a kick is already waiting
+	}
+}
+
+// run is the flusher: it commits on kicks and ticks until Close.
+func (w *Writer) run() {
+	defer close(w.done)
+	t := time.NewTicker(w.opts.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-w.stop:
+			w.commit(w.opts.Fsync != FsyncNever)
+			return
+		case <-w.kick:
+			w.commit(false)
+		case <-t.C:
+			w.commit(w.opts.Fsync == FsyncInterval)
+		}
+	}
+}
+
+// commit writes all that is pending, syncing it if asked or if a waiter of
+// the commit needs it, and wakes the commit's waiters.
+func (w *Writer) commit(sync bool) {
+	w.mu.Lock()
+	c, buf, failed := w.cur, w.pending, w.err
+	w.pending, w.cur = w.spare[:0], newCommit()
+	w.mu.Unlock()
+	var err error
+	if failed == nil && (len(buf) > 0 || sync || c.sync) {
+		err = w.write(buf, sync || c.sync)
+	}
 	w.mu.Lock()
 	w.spare = buf[:0]
-	w.flushing = false
 	if err != nil && w.err == nil {
 		w.err = fmt.Errorf("journal: %w", err)
 	}
-	w.written = id + 1
-	w.cond.Broadcast()
+	c.err = w.err
+	w.mu.Unlock()
+	close(c.done)
 }
 
 func (w *Writer) write(buf []byte, sync bool) error {
@@ -234,47 +273,39 @@ func (w *Writer) write(buf []byte, sync bool) error {
 	return nil
 }
 
-// tick writes what is buffered every interval until Close, and under
-// FsyncInterval syncs it: steps of conversations still open reach the file
-// even when no conversation closes for a while.
-func (w *Writer) tick() {
-	defer close(w.done)
-	t := time.NewTicker(w.opts.Interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-w.stop:
-			return
-		case <-t.C:
-		}
-		w.mu.Lock()
-		if !w.flushing && w.err == nil {
-			w.flushLocked(w.opts.Fsync == FsyncInterval)
-		}
-		w.mu.Unlock()
-	}
-}
-
 // Flush writes every buffered line and, unless the setting is FsyncNever,
 // syncs.
 func (w *Writer) Flush() error {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.waitLocked(w.batch, w.opts.Fsync != FsyncNever)
-	return w.err
+	if w.closed {
+		err := w.err
+		w.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		return errors.New("journal: closed")
+	}
+	c := w.cur
+	c.sync = c.sync || w.opts.Fsync != FsyncNever
+	w.mu.Unlock()
+	w.signal()
+	<-c.done
+	return c.err
 }
 
-// Close flushes everything, stops the ticker and closes the output. Records
-// after Close fail.
+// Close flushes everything (syncing, unless the setting is FsyncNever),
+// stops the flusher and closes the output. Records after Close fail.
 func (w *Writer) Close() error {
+	w.mu.Lock()
+	already := w.closed
+	w.closed = true
+	w.mu.Unlock()
 	w.stopOnce.Do(func() {
 		close(w.stop)
 		<-w.done
 	})
-	err := w.Flush()
 	w.mu.Lock()
-	already := w.closed
-	w.closed = true
+	err := w.err
 	w.mu.Unlock()
 	if c, ok := w.out.(io.Closer); ok && !already {
 		err = errors.Join(err, c.Close())
