@@ -542,3 +542,57 @@ func TestBatchCloseIsDurable(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Records racing with Close either fail or are in the file; none hangs.
+func TestCloseRacesRecords(t *testing.T) {
+	for _, mode := range []journal.Fsync{journal.FsyncBatch, journal.FsyncInterval, journal.FsyncNever} {
+		t.Run(mode.String(), func(t *testing.T) {
+			var buf syncBuffer
+			w := journal.NewWriter(&buf, journal.Options{Fsync: mode, Interval: time.Millisecond})
+			ops := sampleOps(t)
+			var (
+				wg sync.WaitGroup
+				mu sync.Mutex
+				ok = map[string]bool{}
+			)
+			start := make(chan struct{})
+			for g := range 8 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					<-start
+					for i := range 200 {
+						op := ops[len(ops)-1]
+						op.ConversationID = fmt.Sprintf("c%d-%d", g, i)
+						if w.Record(context.Background(), op) == nil {
+							mu.Lock()
+							ok[op.ConversationID] = true
+							mu.Unlock()
+						}
+					}
+				}()
+			}
+			close(start)
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			wg.Wait()
+			got, truncated, err := journal.ReadAll(bytes.NewReader(buf.Bytes()))
+			if err != nil || truncated != 0 {
+				t.Fatalf("read: %v, truncated %d", err, truncated)
+			}
+			inFile := map[string]bool{}
+			for i, op := range got {
+				if op.Seq != uint64(i+1) {
+					t.Fatalf("line %d has seq %d", i+1, op.Seq)
+				}
+				inFile[op.ConversationID] = true
+			}
+			for id := range ok {
+				if !inFile[id] {
+					t.Errorf("%s was recorded without error but is not in the file", id)
+				}
+			}
+		})
+	}
+}
