@@ -444,9 +444,14 @@ func (l *loader) tags(n *yaml.Node) []string {
 	}
 	var out []string
 	for _, t := range n.Content {
-		if s := l.str(t, "tag"); s != "" {
-			out = append(out, s)
+		s := l.str(t, "tag")
+		if s == "" || strings.TrimSpace(s) != s {
+			if t.Kind == yaml.ScalarNode && t.Tag != "!!null" {
+				l.errorf(t, "tag %q must be non-empty, without surrounding spaces", s)
+			}
+			continue
 		}
+		out = append(out, s)
 	}
 	return out
 }

@@ -173,6 +173,7 @@ channels:
     workers:
       - {id: a, max_in_flight: 0}
       - {id: b, max_in_flight: -2, tags: eu}
+      - {id: d, tags: ["", " gpu"]}
       - {id: c, max_in_flight: many, behavior: {latency: -1ms, fail_rate: 1.5, exit_rate: x, restart_after: 0s}}
       - {max_in_flight: 2}
 `, []string{
@@ -181,12 +182,14 @@ channels:
 			`conf/dispatch.yaml:9:32: max_in_flight must be 1 or more, got 0`,
 			`conf/dispatch.yaml:10:32: max_in_flight must be 1 or more, got -2`,
 			`conf/dispatch.yaml:10:42: tags must be a list, got str "eu"`,
-			`conf/dispatch.yaml:11:32: max_in_flight must be a whole number, got str "many"`,
-			`conf/dispatch.yaml:11:58: latency must be above zero, got -1ms`,
-			`conf/dispatch.yaml:11:75: fail_rate must be a number from 0 to 1, got 1.5`,
-			`conf/dispatch.yaml:11:91: exit_rate must be a number from 0 to 1, got str "x"`,
-			`conf/dispatch.yaml:11:109: restart_after must be above zero, got 0s`,
-			`conf/dispatch.yaml:12:9: worker: missing "id"`}},
+			`conf/dispatch.yaml:11:24: tag "" must be non-empty`,
+			`conf/dispatch.yaml:11:28: tag " gpu" must be non-empty`,
+			`conf/dispatch.yaml:12:32: max_in_flight must be a whole number, got str "many"`,
+			`conf/dispatch.yaml:12:58: latency must be above zero, got -1ms`,
+			`conf/dispatch.yaml:12:75: fail_rate must be a number from 0 to 1, got 1.5`,
+			`conf/dispatch.yaml:12:91: exit_rate must be a number from 0 to 1, got str "x"`,
+			`conf/dispatch.yaml:12:109: restart_after must be above zero, got 0s`,
+			`conf/dispatch.yaml:13:9: worker: missing "id"`}},
 		{"scripts", `version: 1
 channels:
   - {namespace: a, task_queue: missing, routing: {lua: ../scripts/nope.lua}}

@@ -23,6 +23,9 @@ func (op Operation) AppendJSON(dst []byte) ([]byte, error) {
 		e.buf = strconv.AppendUint(e.buf, op.Seq, 10)
 	}
 	if !op.Time.IsZero() {
+		if y := op.Time.UTC().Year(); y < 0 || y > 9999 {
+			return dst, fmt.Errorf("operation: time %v is outside the years RFC 3339 can write", op.Time)
+		}
 		e.key("time")
 		e.buf = append(e.buf, '"')
 		e.buf = op.Time.UTC().AppendFormat(e.buf, time.RFC3339Nano)

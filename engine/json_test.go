@@ -230,3 +230,10 @@ func TestMarshalWritesUTC(t *testing.T) {
 		t.Errorf("got %s, want %s", b, want)
 	}
 }
+
+func TestMarshalRejectsYearsRFC3339CannotWrite(t *testing.T) {
+	op := engine.Operation{Kind: engine.OpMessageSent, Time: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}
+	if _, err := op.AppendJSON(nil); err == nil {
+		t.Error("year 10000 was written")
+	}
+}

@@ -34,7 +34,12 @@ type Problem struct {
 	Line           int
 	ConversationID string
 	Msg            string
+	unfinished     bool
 }
+
+// Unfinished reports whether the problem is a conversation that was opened
+// and never closed: what a crash leaves, rather than a broken journal.
+func (p Problem) Unfinished() bool { return p.unfinished }
 
 // Error implements error: "line N: conversation C: problem".
 func (p Problem) Error() string {
@@ -138,7 +143,7 @@ func (c *Checker) Problems() []Problem {
 	out := append([]Problem(nil), c.problems...)
 	for id, cv := range c.convs {
 		if !cv.closed {
-			out = append(out, Problem{Line: cv.opened, ConversationID: id, Msg: "never closed"})
+			out = append(out, Problem{Line: cv.opened, ConversationID: id, Msg: "never closed", unfinished: true})
 		}
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Line < out[j].Line })

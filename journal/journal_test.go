@@ -596,3 +596,40 @@ func TestCloseRacesRecords(t *testing.T) {
 		})
 	}
 }
+
+func TestOpenAfterAWholeLastLineWithoutNewline(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "j.jsonl")
+	os.WriteFile(path, []byte(`{"seq":1,"kind":"message_sent","conversation_id":"c1"}`), 0o644)
+	w, recovered, err := journal.Open(path, journal.Options{})
+	if err != nil || recovered != "" {
+		t.Fatalf("open: %v %q", err, recovered)
+	}
+	if err := w.Record(context.Background(), engine.Operation{Kind: engine.OpMessageSent, ConversationID: "c2"}); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	raw, _ := os.ReadFile(path)
+	ops, _, err := journal.ReadAll(bytes.NewReader(raw))
+	if err != nil || len(ops) != 2 || ops[1].Seq != 2 {
+		t.Fatalf("%d ops, %v:\n%s", len(ops), err, raw)
+	}
+}
+
+func TestReplayedErrorKeepsItsSentinel(t *testing.T) {
+	ch := channel(t)
+	open := engine.Operation{Kind: engine.OpConversationOpened, ConversationID: "c1", WorkflowID: "wf", Channel: ch,
+		State: engine.StateScheduled, Request: request("wf", "x")}
+	closed := engine.Operation{Kind: engine.OpConversationClosed, ConversationID: "c1", WorkflowID: "wf", Channel: ch,
+		State: engine.StateFailed(false), Result: engine.Failed("upstream said NoWorkersAvailable"),
+		Message: "activity failed: upstream said NoWorkersAvailable"}
+	out := journal.Outcomes([]engine.Operation{open, closed}, nil)
+	if len(out) != 1 || !errors.Is(out[0].Err, engine.ErrActivityFailed) || errors.Is(out[0].Err, engine.ErrNoWorkers) {
+		t.Errorf("outcome error %v: want ErrActivityFailed only", out[0].Err)
+	}
+	closed.Result, closed.State = engine.ActivityResult{}, engine.StateFailed(true)
+	closed.Message = "start-to-close timeout after 2s"
+	out = journal.Outcomes([]engine.Operation{open, closed}, nil)
+	if !errors.Is(out[0].Err, engine.ErrStartToCloseTimeout) {
+		t.Errorf("outcome error %v: want the start-to-close timeout", out[0].Err)
+	}
+}

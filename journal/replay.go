@@ -132,12 +132,20 @@ func recordedError(op engine.Operation) error {
 		}
 		return nil
 	}
+	// The message is the dispatch error's text: its first line starts with
+	// the sentinel's text (a close error may follow on later lines). A
+	// failed result is an activity failure whatever its message says.
 	var cause error
-	for _, s := range []error{engine.ErrNoWorkers, engine.ErrActivityFailed, engine.ErrStartToCloseTimeout,
-		engine.ErrScheduleToCloseTimeout, engine.ErrRouting, engine.ErrRecord, engine.ErrPanic, engine.ErrUnknownChannel} {
-		if strings.Contains(op.Message, s.Error()) {
-			cause = s
-			break
+	if op.Result.Status == engine.StatusFailed {
+		cause = engine.ErrActivityFailed
+	} else {
+		first, _, _ := strings.Cut(op.Message, "\n")
+		for _, s := range []error{engine.ErrNoWorkers, engine.ErrActivityFailed, engine.ErrStartToCloseTimeout,
+			engine.ErrScheduleToCloseTimeout, engine.ErrRouting, engine.ErrRecord, engine.ErrPanic, engine.ErrUnknownChannel} {
+			if strings.HasPrefix(first, s.Error()) || strings.HasPrefix(first, "worker pool: "+s.Error()) {
+				cause = s
+				break
+			}
 		}
 	}
 	return &engine.DispatchError{Channel: op.Channel, WorkflowID: op.WorkflowID, ConversationID: op.ConversationID,

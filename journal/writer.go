@@ -138,6 +138,13 @@ func Open(path string, opts Options) (w *Writer, recovered string, err error) {
 		f.Close()
 		return nil, "", fmt.Errorf("journal %s: %w", path, err)
 	}
+	if err == nil && end > 0 {
+		err = terminateLine(f, end)
+	}
+	if err != nil {
+		f.Close()
+		return nil, "", fmt.Errorf("journal %s: %w", path, err)
+	}
 	w = NewWriter(f, opts)
 	w.seq = last
 	return w, recovered, nil
@@ -310,6 +317,20 @@ func (w *Writer) Close() error {
 	if c, ok := w.out.(io.Closer); ok && !already {
 		err = errors.Join(err, c.Close())
 	}
+	return err
+}
+
+// terminateLine makes sure the file ends with a newline at end, so that the
+// next line does not join a complete last line written without one.
+func terminateLine(f *os.File, end int64) error {
+	var b [1]byte
+	if _, err := f.ReadAt(b[:], end-1); err != nil {
+		return err
+	}
+	if b[0] == '\n' {
+		return nil
+	}
+	_, err := f.Write([]byte{'\n'})
 	return err
 }
 

@@ -278,6 +278,9 @@ func (p *exprProgram) route(_ context.Context, selection *engine.Selection, time
 		r.env["excluded"], r.envExcluded = sel.Excluded, sel.Excluded
 	}
 	out, err := r.vm.Run(p.prog, r.env)
+	// Read the result before the runner goes back: a candidate points into
+	// the runner's array, which the next call rewrites.
+	res := exprResult(out)
 	p.put(r)
 	if p.timed && time.Since(start) > timeout {
 		return rawResult{}, ErrScriptTimeout
@@ -285,20 +288,24 @@ func (p *exprProgram) route(_ context.Context, selection *engine.Selection, time
 	if err != nil {
 		return rawResult{}, exprError("", p.src, err)
 	}
+	return res, nil
+}
+
+func exprResult(out any) rawResult {
 	switch v := out.(type) {
 	case nil:
-		return rawResult{none: true}, nil
+		return rawResult{none: true}
 	case string:
-		return rawResult{id: v}, nil
+		return rawResult{id: v}
 	case exprCandidate:
-		return rawResult{id: v.ID, candidate: true}, nil
+		return rawResult{id: v.ID, candidate: true}
 	case *exprCandidate:
 		if v != nil {
-			return rawResult{id: v.ID, candidate: true}, nil
+			return rawResult{id: v.ID, candidate: true}
 		}
-		return rawResult{none: true}, nil
+		return rawResult{none: true}
 	}
-	return rawResult{other: fmt.Sprintf("%T %v", out, out)}, nil
+	return rawResult{other: fmt.Sprintf("%T %v", out, out)}
 }
 
 // updateCandidates makes env.Candidates show ws, rewriting only the entries

@@ -127,6 +127,9 @@ func (p *luaProgram) route(ctx context.Context, sel *engine.Selection, deadline 
 	st.ctx.reset(ctx, deadline)
 	st.callIn.sel = *sel
 	result, err = st.call(&st.callIn)
+	// The clock is read every 256 instructions; one builtin call (a pattern
+	// match, say) can outrun that, so look once more now.
+	st.ctx.check()
 	if fe := st.ctx.fired(); fe != nil {
 		if errors.Is(fe, errDeadline) {
 			return rawResult{}, ErrScriptTimeout

@@ -20,6 +20,7 @@ import (
 type luaCandidates struct {
 	list   *lua.LTable // what the script gets as `candidates`: candidate faces, shown on first access
 	direct bool        // faces are the data tables themselves
+	st     *luaState
 	in     *callInput
 	filled []int // indices of listData filled in the current call
 	eager  bool  // the last call read most candidates: show them all up front
@@ -32,13 +33,34 @@ type luaCandidates struct {
 type luaCandidate struct {
 	face, data *lua.LTable // face is data itself, or a proxy over it
 	tagsData   *lua.LTable // the tags as a list, and each tag as a key set to true
+	tagsFace   lua.LValue  // what data.tags holds: tagsData, or a proxy over it
 	last       engine.ConsumerStateView
 	filled     bool
 }
 
+// setTags gives the slot a new tags table holding tags.
+func (c *luaCandidates) setTags(s *luaCandidate, tags []string) {
+	st := c.st
+	L := st.L
+	t := L.CreateTable(len(tags), len(tags))
+	for i, tag := range tags {
+		t.RawSetInt(i+1, lua.LString(tag))
+		t.RawSetString(tag, lua.LTrue)
+	}
+	s.tagsData, s.tagsFace = t, t
+	if c.direct {
+		t.Metatable = st.refuseNewKeys
+		return
+	}
+	s.tagsFace = st.proxy(t, L.NewFunction(func(L *lua.LState) int {
+		L.Push(lua.LNumber(t.Len()))
+		return 1
+	}))
+}
+
 func (c *luaCandidates) init(st *luaState, direct bool) {
 	L := st.L
-	c.direct = direct
+	c.direct, c.st = direct, st
 	// The list is not a proxy: a read of a shown candidate is a plain array
 	// read. It stays read-only all the same: writes to absent keys meet
 	// __newindex, and the only keys present are the ones the host wrote this
@@ -121,20 +143,13 @@ func (c *luaCandidates) faceOf(st *luaState, i int) *lua.LTable {
 
 func (c *luaCandidates) newSlot(st *luaState, i int) *luaCandidate {
 	L := st.L
-	s := &luaCandidate{data: L.CreateTable(0, 8), tagsData: L.CreateTable(4, 4)}
+	s := &luaCandidate{data: L.CreateTable(0, 8)}
 	if c.direct {
 		s.face = s.data
 		s.data.Metatable = st.refuseNewKeys
-		s.tagsData.Metatable = st.refuseNewKeys
-		s.data.RawSetString("tags", s.tagsData)
 	} else {
 		s.face = st.proxy(s.data, nil)
-		s.data.RawSetString("tags", st.proxy(s.tagsData, L.NewFunction(func(L *lua.LState) int {
-			L.Push(lua.LNumber(s.tagsData.Len()))
-			return 1
-		})))
 	}
-	s.data.RawSetString("has_tag", st.hasTag)
 	c.slotOf[s.face] = i
 	return s
 }
@@ -142,6 +157,10 @@ func (c *luaCandidates) newSlot(st *luaState, i int) *luaCandidate {
 // set writes the fields of v that differ from what the slot holds.
 func (s *luaCandidate) set(c *luaCandidates, v *engine.ConsumerStateView) {
 	d, old, all := s.data, &s.last, !s.filled
+	// The method is written on every show: cheap, and a script cannot have
+	// replaced it in a call before.
+	d.RawSetString("has_tag", c.st.hasTag)
+	defer func() { d.RawSetString("tags", s.tagsFace) }()
 	if all || old.ID != v.ID {
 		d.RawSetString("id", lua.LString(v.ID))
 	}
@@ -158,16 +177,9 @@ func (s *luaCandidate) set(c *luaCandidates, v *engine.ConsumerStateView) {
 		d.RawSetString("available", c.num(avail))
 	}
 	if all || !slices.Equal(old.Tags, v.Tags) {
-		for i, tag := range old.Tags {
-			if i >= len(v.Tags) {
-				s.tagsData.RawSetInt(i+1, lua.LNil)
-			}
-			s.tagsData.RawSetString(tag, lua.LNil)
-		}
-		for i, tag := range v.Tags {
-			s.tagsData.RawSetInt(i+1, lua.LString(tag))
-			s.tagsData.RawSetString(tag, lua.LTrue)
-		}
+		// A new table, not the old one emptied: a table keeps the order its
+		// keys were first set in, and pairs must not show an earlier call's.
+		c.setTags(s, v.Tags)
 	}
 	s.last, s.filled = *v, true
 }

@@ -167,6 +167,9 @@ func isConstant(e ast.Expr) bool {
 // topLevel accepts function definitions and scalar constants.
 func (p *purity) topLevel(s ast.Stmt) bool {
 	switch s := s.(type) {
+	case *ast.LabelStmt, *ast.GotoStmt:
+		p.direct = false
+		return true
 	case *ast.FuncDefStmt:
 		if _, ok := s.Name.Func.(*ast.IdentExpr); !ok || s.Name.Method != "" {
 			return false
@@ -295,7 +298,10 @@ func (p *purity) stmt(s ast.Stmt) bool {
 		return p.exprs(s.Exprs) && p.scoped(s.Stmts, s.Names...)
 	case *ast.ReturnStmt:
 		return p.exprs(s.Exprs)
-	case *ast.BreakStmt, *ast.LabelStmt, *ast.GotoStmt:
+	case *ast.LabelStmt, *ast.GotoStmt:
+		p.direct = false // jumps defeat the flow-ordered freshness tracking
+		return true
+	case *ast.BreakStmt:
 		return true
 	}
 	return false
@@ -313,6 +319,11 @@ func (p *purity) exprs(es []ast.Expr) bool {
 // expr looks for function literals, whose bodies must be pure too.
 func (p *purity) expr(e ast.Expr) bool {
 	switch e := e.(type) {
+	case *ast.IdentExpr:
+		if e.Value == "setmetatable" {
+			// A fresh table whose __newindex is a host table writes to it.
+			p.direct = false
+		}
 	case *ast.FunctionExpr:
 		return p.function(e)
 	case *ast.AttrGetExpr:

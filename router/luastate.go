@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"strings"
@@ -66,10 +67,12 @@ type luaList struct {
 }
 
 // Base functions a script keeps. Everything else in the base library loads
-// code, reaches the process or bypasses the sandbox, and is removed.
+// code, reaches the process or bypasses the sandbox, and is removed; rawget
+// and next would also let a script see which candidates the host has shown
+// so far in a call, which depends on the state's history.
 var luaBaseAllowed = map[string]bool{
-	"assert": true, "error": true, "ipairs": true, "next": true, "pairs": true,
-	"pcall": true, "rawequal": true, "rawget": true, "select": true,
+	"assert": true, "error": true, "ipairs": true, "pairs": true,
+	"pcall": true, "rawequal": true, "select": true,
 	"setmetatable": true, "getmetatable": true, "tonumber": true,
 	"tostring": true, "type": true, "unpack": true, "xpcall": true,
 	"_VERSION": true, "string": true, "table": true, "math": true,
@@ -132,6 +135,20 @@ func (st *luaState) sandbox() {
 		G.RawSet(k, lua.LNil)
 	}
 	G.RawSetString("ipairs", L.NewFunction(st.ipairs))
+	// tostring of a table or function shows a memory address, which differs
+	// from one interpreter to the next; a decision must not depend on it.
+	origToString := G.RawGetString("tostring").(*lua.LFunction)
+	G.RawSetString("tostring", L.NewFunction(func(L *lua.LState) int {
+		v := L.CheckAny(1)
+		switch v.Type() {
+		case lua.LTTable, lua.LTFunction, lua.LTUserData, lua.LTThread, lua.LTChannel:
+			if L.GetMetaField(v, "__tostring") == lua.LNil {
+				L.Push(lua.LString(v.Type().String()))
+				return 1
+			}
+		}
+		return st.callCapped(L, origToString, "")
+	}))
 	G.RawSetString("pairs", L.NewFunction(st.pairs))
 	G.RawSetString("unpack", L.NewFunction(st.unpack))
 
@@ -611,46 +628,80 @@ func (st *luaState) mathRandom(L *lua.LState) int {
 }
 
 // jsonDecode turns a JSON document into Lua values (objects become tables
-// with string keys, arrays tables from 1, null nil).
+// with string keys, in document order; arrays tables from 1; null nil).
 func (st *luaState) jsonDecode(L *lua.LState) int {
 	s := L.CheckString(1)
 	if len(s) > st.limits.maxString() {
 		L.RaiseError("json_decode: input of %d bytes exceeds the %d-byte limit", len(s), st.limits.maxString())
 	}
-	var v any
-	if err := json.Unmarshal([]byte(s), &v); err != nil {
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.UseNumber()
+	v, err := decodeLua(L, dec, 0)
+	if err == nil {
+		if _, extra := dec.Token(); extra != io.EOF {
+			err = errors.New("data after the JSON value")
+		}
+	}
+	if err != nil {
 		L.Push(lua.LNil)
 		L.Push(lua.LString("json_decode: " + err.Error()))
 		return 2
 	}
-	L.Push(toLua(L, v))
+	L.Push(v)
 	return 1
 }
 
-func toLua(L *lua.LState, v any) lua.LValue {
-	switch x := v.(type) {
-	case nil:
-		return lua.LNil
-	case bool:
-		return lua.LBool(x)
-	case float64:
-		return lua.LNumber(x)
-	case string:
-		return lua.LString(x)
-	case []any:
-		t := L.CreateTable(len(x), 0)
-		for _, e := range x {
-			t.Append(toLua(L, e))
-		}
-		return t
-	case map[string]any:
-		t := L.CreateTable(0, len(x))
-		for k, e := range x {
-			t.RawSetString(k, toLua(L, e))
-		}
-		return t
+// decodeLua reads one JSON value from dec as a Lua value. Keys are set in
+// the order the document gives them, so that pairs walks a decoded object
+// the same way in every interpreter (a Go map would not).
+func decodeLua(L *lua.LState, dec *json.Decoder, depth int) (lua.LValue, error) {
+	if depth > 200 {
+		return nil, errors.New("nested too deeply")
 	}
-	return lua.LNil
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	switch t := tok.(type) {
+	case json.Delim:
+		tbl := L.CreateTable(0, 0)
+		if t == '[' {
+			for i := 1; dec.More(); i++ {
+				v, err := decodeLua(L, dec, depth+1)
+				if err != nil {
+					return nil, err
+				}
+				tbl.RawSetInt(i, v)
+			}
+		} else {
+			for dec.More() {
+				k, err := dec.Token()
+				if err != nil {
+					return nil, err
+				}
+				v, err := decodeLua(L, dec, depth+1)
+				if err != nil {
+					return nil, err
+				}
+				tbl.RawSetString(k.(string), v)
+			}
+		}
+		if _, err := dec.Token(); err != nil { // the closing delimiter
+			return nil, err
+		}
+		return tbl, nil
+	case bool:
+		return lua.LBool(t), nil
+	case json.Number:
+		f, err := t.Float64()
+		if err != nil {
+			return nil, err
+		}
+		return lua.LNumber(f), nil
+	case string:
+		return lua.LString(t), nil
+	}
+	return lua.LNil, nil
 }
 
 // --- capped builtins ---------------------------------------------------------
@@ -806,6 +857,19 @@ func (st *luaState) strFormat(orig *lua.LFunction) lua.LGFunction {
 			if digits > 2 {
 				L.RaiseError("string.format: invalid format (width or precision too long)")
 			}
+		}
+		// Bound the result before formatting: 400 %s of 1 MiB each would
+		// build 400 MiB first and fail the size check after.
+		total := len(f)
+		for i := 2; i <= L.GetTop(); i++ {
+			if s, ok := L.Get(i).(lua.LString); ok {
+				total += len(s)
+			} else {
+				total += 100 // a number or other value, padded to at most 99
+			}
+		}
+		if total > st.limits.maxString() {
+			st.tooLong(L, "string.format", total)
 		}
 		return st.callCapped(L, orig, "string.format")
 	}

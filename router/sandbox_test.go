@@ -3,8 +3,10 @@ package router_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,7 +20,7 @@ func TestLuaSandboxHasNoEscape(t *testing.T) {
 		"dofile", "loadfile", "load", "loadstring", "require", "module",
 		"collectgarbage", "getfenv", "setfenv", "print", "rawset", "newproxy",
 		"io", "os", "debug", "package", "channel", "coroutine", "_G",
-		"_printregs", "gcinfo", "string.dump", "math.randomseed",
+		"_printregs", "gcinfo", "string.dump", "math.randomseed", "rawget", "next",
 	} {
 		t.Run(name, func(t *testing.T) {
 			src := `function route(r, c)
@@ -75,6 +77,31 @@ end`},
 		{"globals and upvalues in a pure-looking chunk", `local limit = 1
 function pick(c) return c[limit].id end
 function route(r, c) return pick(c) end`},
+		{"__newindex onto a candidate", `function route(r, c)
+  local p = setmetatable({}, {__newindex = c[1]})
+  pcall(function() p.has_tag = function() return true end end)
+  pcall(function() p.in_flight = 99 end)
+  if c[1]:has_tag("gpu") or c[1].in_flight ~= 0 then return "leaked" end
+  return c[1].id
+end`},
+		{"goto around a rebinding", `function route(r, c)
+  local t = c[1]
+  if r.attempt > 0 then goto skip end
+  t = {}
+  ::skip::
+  pcall(function() t.in_flight = 99 end)
+  if c[1].in_flight ~= 0 then return "leaked" end
+  return c[1].id
+end`},
+		{"tostring of a table", `function route(r, c)
+  if tostring({}) ~= "table" or tostring(print) ~= "nil" then return "address" end
+  return c[1].id
+end`},
+		{"json object order", `function route(r, c)
+  local first
+  for k in pairs(dispatch.json_decode('{"w1":1,"w2":2,"w3":3,"b":4,"a":5}')) do first = first or k end
+  return first
+end`},
 		{"rawequal on proxies", `function route(r, c)
   local ok = pcall(function() table.insert = nil end)
   return c[1].id
@@ -305,6 +332,75 @@ func TestCompileOnce(t *testing.T) {
 	if router.Hash(router.Lua, src) == router.Hash(router.Expr, src) {
 		t.Error("the hash ignores the language")
 	}
+}
+
+// The tags of a candidate walk in the same order in every interpreter,
+// whatever tags the slot held before.
+func TestLuaTagOrderDoesNotDependOnHistory(t *testing.T) {
+	src := `function route(r, c)
+  for k, v in pairs(c[1].tags) do if type(k) == "string" then return k == "x" and c[1].id or c[2].id end end
+end`
+	first := func(s *router.Script, tags ...string) string {
+		d, err := s.Select(context.Background(), selection(t, worker("w1", 0, 1, 0, tags...), worker("w2", 0, 1, 0)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.WorkerID
+	}
+	used := compile(t, router.Lua, src)
+	first(used, "x", "y")
+	if got, fresh := first(used, "y", "x"), first(compile(t, router.Lua, src), "y", "x"); got != fresh {
+		t.Errorf("a used state chose %s, a fresh one %s", got, fresh)
+	}
+}
+
+func TestLuaSlowPatternIsATimeout(t *testing.T) {
+	// One string.match call that backtracks for longer than the deadline:
+	// it cannot be interrupted, but its answer must not count.
+	s := router.NewScript(mustProgram(t, router.Lua, `function route(r, c)
+  if string.match(string.rep("a", 100), ".-.-.-b") then return "w9" end
+  return c[1].id
+end`), "slow.lua", 5*time.Millisecond)
+	if _, err := s.Select(context.Background(), selection(t, worker("w1", 0, 1, 0))); !errors.Is(err, router.ErrScriptTimeout) {
+		t.Errorf("err = %v, want a timeout", err)
+	}
+}
+
+func TestLuaFormatBoundedBeforeFormatting(t *testing.T) {
+	s := compile(t, router.Lua, `function route(r, c)
+  local big = string.rep("x", 600000)
+  return string.format("%s%s%s", big, big, big)
+end`)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := s.Select(context.Background(), selection(t, worker("w1", 0, 1, 0)))
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.Contains(err.Error(), "string.format: result of") {
+		t.Fatalf("err = %v", err)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 8<<20 {
+		t.Errorf("formatting allocated %d MiB before failing", grew>>20)
+	}
+}
+
+func TestExprCandidateResultUnderConcurrency(t *testing.T) {
+	s := compile(t, router.Expr, `candidates[0]`)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id := fmt.Sprintf("g%d", g)
+			for range 200 {
+				d, err := s.Select(context.Background(), selection(t, worker(id, 0, 1, 0)))
+				if err != nil || d.WorkerID != id {
+					t.Errorf("goroutine %d got %q, %v", g, d.WorkerID, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 func TestLuaStackAndRegistryAreBounded(t *testing.T) {

@@ -24,7 +24,9 @@ const replayUsage = `Usage: dispatch replay --journal FILE
 Checks a journal (seq increasing, every conversation opened once, its steps
 in a legal order, closed exactly once) and replays every recorded dispatch
 through the engine in replay mode, proving that no worker, router or
-conversation is touched. Prints a summary per channel and per worker.
+conversation is touched. Prints a summary per channel and per worker. What
+a crash leaves (a torn last line, conversations never closed) is reported as
+a warning and not replayed.
 
 With --what-if, re-runs every recorded routing decision on the channel (same
 request, candidates, excluded workers, attempt and seeded random draws)
@@ -70,7 +72,18 @@ func runReplay(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	for i, op := range ops {
 		checker.Add(lines[i], op)
 	}
-	if problems := checker.Problems(); len(problems) > 0 {
+	// A conversation that never closed is what a crash leaves: it is
+	// reported and not replayed. Anything else is a broken journal.
+	var problems []journal.Problem
+	for _, p := range checker.Problems() {
+		if p.Unfinished() {
+			fmt.Fprintf(stderr, "%s:%d: warning: conversation %s never closed (the run stopped before it ended?); it is not replayed\n",
+				*path, p.Line, p.ConversationID)
+			continue
+		}
+		problems = append(problems, p)
+	}
+	if len(problems) > 0 {
 		fmt.Fprintf(stderr, "%s:%v\n", *path, strings.TrimPrefix(problems[0].Error(), "line "))
 		if len(problems) > 1 {
 			fmt.Fprintf(stderr, "(and %d more problems)\n", len(problems)-1)

@@ -77,13 +77,23 @@ func TestReplayCommand(t *testing.T) {
 		t.Errorf("torn tail: exit %d, stderr %q", code, stderr)
 	}
 
-	// A journal cut in the middle of a conversation is not consistent.
+	// A journal cut in the middle of a conversation (a crash) replays what
+	// finished and warns about the rest.
 	lines := strings.SplitAfter(string(raw), "\n")
 	cut := filepath.Join(t.TempDir(), "cut.jsonl")
 	os.WriteFile(cut, []byte(strings.Join(lines[:3], "")), 0o644)
-	code, _, stderr = runCLI(t, "", "replay", "--journal", cut)
-	if code != exitError || !strings.Contains(stderr, cut+":1: conversation c1: never closed") {
-		t.Errorf("cut journal: exit %d, stderr %q", code, stderr)
+	code, stdout, stderr = runCLI(t, "", "replay", "--journal", cut)
+	if code != exitOK || !strings.Contains(stderr, cut+":1: warning: conversation c1 never closed") ||
+		!strings.Contains(stdout, "0 conversations replayed") {
+		t.Errorf("cut journal: exit %d, stdout %q, stderr %q", code, stdout, stderr)
+	}
+
+	// Steps out of order are a broken journal.
+	swapped := filepath.Join(t.TempDir(), "swapped.jsonl")
+	os.WriteFile(swapped, []byte(lines[0]+lines[2]+lines[1]+strings.Join(lines[3:], "")), 0o644)
+	code, _, stderr = runCLI(t, "", "replay", "--journal", swapped)
+	if code != exitError || !strings.HasPrefix(stderr, swapped+":2: conversation c1: message_sent cannot follow conversation_opened") {
+		t.Errorf("swapped steps: exit %d, stderr %q", code, stderr)
 	}
 
 	// Garbage in the middle is located.
