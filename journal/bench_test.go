@@ -65,7 +65,7 @@ func BenchmarkRecord(b *testing.B) {
 func BenchmarkDispatchJournaled(b *testing.B) {
 	ch := channel(b)
 	for _, mode := range []string{"none", "never", "interval", "batch"} {
-		for _, par := range []int{8, 128} {
+		for _, par := range []int{8, 128, 1024} {
 			b.Run(fmt.Sprintf("%s/goroutines=%d", mode, 2*par), func(b *testing.B) {
 				pool := local.NewPool()
 				b.Cleanup(func() { pool.Close(context.Background()) })
