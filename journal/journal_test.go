@@ -633,3 +633,25 @@ func TestReplayedErrorKeepsItsSentinel(t *testing.T) {
 		t.Errorf("outcome error %v: want the start-to-close timeout", out[0].Err)
 	}
 }
+
+func TestVerifyAndSummarize(t *testing.T) {
+	raw := recordDispatches(t, map[string]local.Handler{
+		"w1": func(_ context.Context, req engine.ActivityRequest) engine.ActivityResult {
+			if string(req.Input.Data) == "bad" {
+				return engine.Failed("no")
+			}
+			return engine.Completed(engine.Payload{})
+		},
+	}, []engine.ActivityRequest{request("wf-1", "a"), request("wf-2", "bad")})
+	ops, _, _ := journal.ReadAll(bytes.NewReader(raw))
+	outcomes, err := journal.Verify(ops, nil)
+	if err != nil || len(outcomes) != 2 {
+		t.Fatalf("verify: %d outcomes, %v", len(outcomes), err)
+	}
+	s := journal.Summarize(ops, outcomes)
+	email := s.Channels["prod/email"]
+	if s.Total.Conversations != 2 || s.Total.Completed != 1 || s.Total.Failed != 1 || email == nil || email.Selected != 2 ||
+		s.Workers["w1"].Answered != 1 || s.Workers["w1"].AnsweredFailed != 1 {
+		t.Errorf("summary = %+v, channel %+v", s.Total, email)
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -90,13 +89,12 @@ func runReplay(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		}
 		return exitError
 	}
-	outcomes := journal.Outcomes(ops, lines)
-	live, err := replayAll(ops, lines, outcomes)
+	outcomes, err := journal.Verify(ops, lines)
 	if err != nil {
-		fmt.Fprintf(stderr, "%s:%v\n", *path, err)
+		fmt.Fprintf(stderr, "%s:%v\n", *path, strings.TrimPrefix(err.Error(), "line "))
 		return exitError
 	}
-	printSummary(stdout, *path, ops, outcomes, live)
+	printSummary(stdout, *path, journal.Summarize(ops, outcomes))
 	return exitOK
 }
 
@@ -130,134 +128,27 @@ func readJournal(path string, stderr io.Writer) ([]engine.Operation, []int, bool
 	return ops, lines, true
 }
 
-// liveCounter fails and counts every call: a replay must make none.
-type liveCounter struct{ calls int }
-
-func (l *liveCounter) Workers(context.Context, engine.ChannelName, engine.ActivityRequest) ([]engine.Worker, error) {
-	l.calls++
-	return nil, errors.New("replay reached the worker pool")
-}
-
-func (l *liveCounter) Select(context.Context, engine.Selection) (engine.Decision, error) {
-	l.calls++
-	return engine.Decision{}, errors.New("replay reached the router")
-}
-
-func (l *liveCounter) Open(context.Context, string, engine.ChannelName, string) (engine.Conversation, error) {
-	l.calls++
-	return nil, errors.New("replay opened a conversation")
-}
-
-func (l *liveCounter) NextConversationID() string {
-	l.calls++
-	return "live"
-}
-
-// replayAll dispatches every recorded request again in replay mode and
-// checks it gets the recorded outcome; it returns the live calls made.
-func replayAll(ops []engine.Operation, lines []int, outcomes []journal.Outcome) (int, error) {
-	live := &liveCounter{}
-	d, err := engine.NewDispatcher(engine.Options{Pool: live, Router: live, Conversations: live, IDs: live,
-		Recorder: journal.Recorder{Replay: journal.NewReplay(ops, lines)}})
-	if err != nil {
-		return 0, err
-	}
-	for _, o := range outcomes {
-		res, err := d.Dispatch(context.Background(), o.Channel.Namespace(), o.Channel.TaskQueue(), o.Request)
-		if live.calls > 0 {
-			return live.calls, fmt.Errorf("%d: conversation %s: the replay made a live call: %v", o.Line, o.ConversationID, err)
-		}
-		if errText(err) != errText(o.Err) || res.Status != o.Result.Status || string(res.Output.Data) != string(o.Result.Output.Data) {
-			return live.calls, fmt.Errorf("%d: conversation %s: replayed (%v, %v), recorded (%v, %v)",
-				o.Line, o.ConversationID, res.Status, err, o.Result.Status, o.Err)
-		}
-	}
-	return live.calls, nil
-}
-
-func errText(err error) string {
-	if err == nil {
-		return ""
-	}
-	return err.Error()
-}
-
-type tally struct{ conversations, completed, failed, noWorkers, timeouts, otherErrors, selected, exits int }
-
-func printSummary(w io.Writer, path string, ops []engine.Operation, outcomes []journal.Outcome, live int) {
-	channels, workers := map[string]*tally{}, map[string]*tally{}
-	get := func(m map[string]*tally, k string) *tally {
-		if m[k] == nil {
-			m[k] = &tally{}
-		}
-		return m[k]
-	}
-	for _, op := range ops {
-		ch := op.Channel.Namespace() + "/" + op.Channel.TaskQueue()
-		switch op.Kind {
-		case engine.OpWorkerSelected:
-			get(channels, ch).selected++
-			get(workers, op.WorkerID).selected++
-		case engine.OpWorkerExited:
-			get(channels, ch).exits++
-			get(workers, op.WorkerID).exits++
-		case engine.OpWorkerTimedOut:
-			get(channels, ch).timeouts++
-			get(workers, op.WorkerID).timeouts++
-		case engine.OpMessageReceived:
-			if op.Result.Status == engine.StatusCompleted {
-				get(workers, op.WorkerID).completed++
-			} else {
-				get(workers, op.WorkerID).failed++
-			}
-		}
-	}
-	var total tally
-	for _, o := range outcomes {
-		t := get(channels, o.Channel.Namespace()+"/"+o.Channel.TaskQueue())
-		for _, t := range []*tally{t, &total} {
-			t.conversations++
-			switch {
-			case o.Err == nil:
-				t.completed++
-			case errors.Is(o.Err, engine.ErrActivityFailed):
-				t.failed++
-			case errors.Is(o.Err, engine.ErrNoWorkers):
-				t.noWorkers++
-			case errors.Is(o.Err, engine.ErrStartToCloseTimeout), errors.Is(o.Err, engine.ErrScheduleToCloseTimeout):
-			default:
-				t.otherErrors++
-			}
-		}
-	}
-	fmt.Fprintf(w, "%s: consistent: %d operations, %d conversations replayed with %d live calls\n",
-		path, len(ops), total.conversations, live)
-	fmt.Fprintf(w, "outcomes: %d completed, %d failed, %d no worker, %d other errors\n\n",
-		total.completed, total.failed, total.noWorkers, total.otherErrors)
+func printSummary(w io.Writer, path string, s journal.Summary) {
+	t := s.Total
+	fmt.Fprintf(w, "%s: consistent: %d operations, %d conversations replayed with 0 live calls\n",
+		path, s.Operations, t.Conversations)
+	fmt.Fprintf(w, "outcomes: %d completed, %d failed, %d no worker, %d timed out, %d other errors\n\n",
+		t.Completed, t.Failed, t.NoWorkers, t.Timeouts, t.OtherErrors)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "CHANNEL\tCONVERSATIONS\tCOMPLETED\tFAILED\tNO WORKER\tSELECTIONS\tEXITS\tTIMEOUTS")
-	for _, k := range sortedKeys(channels) {
-		t := channels[k]
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", k, t.conversations, t.completed, t.failed, t.noWorkers, t.selected, t.exits, t.timeouts)
+	fmt.Fprintln(tw, "CHANNEL\tCONVERSATIONS\tCOMPLETED\tFAILED\tNO WORKER\tTIMED OUT\tSELECTIONS\tEXITS")
+	for _, k := range s.ChannelNames() {
+		c := s.Channels[k]
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\n", k, c.Conversations, c.Completed, c.Failed, c.NoWorkers, c.Timeouts, c.Selected, c.Exits)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "WORKER\tSELECTED\tCOMPLETED\tFAILED\tEXITS\tTIMEOUTS")
-	for _, k := range sortedKeys(workers) {
-		t := workers[k]
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\n", k, t.selected, t.completed, t.failed, t.exits, t.timeouts)
+	for _, k := range s.WorkerNames() {
+		c := s.Workers[k]
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\n", k, c.Selected, c.Answered, c.AnsweredFailed, c.Exits, c.TimedOut)
 	}
 	tw.Flush()
-}
-
-func sortedKeys(m map[string]*tally) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func runWhatIf(path string, ops []engine.Operation, lines []int, script, channelFlag string, examples int, stdout, stderr io.Writer) int {

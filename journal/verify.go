@@ -1,0 +1,148 @@
+package journal
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/aion-dispatch/dispatch/engine"
+)
+
+// liveCounter stands in for the pool, router, conversations and ids of a
+// replaying dispatcher: it counts and refuses every call, since a replay
+// must make none.
+type liveCounter struct{ calls int }
+
+func (l *liveCounter) Workers(context.Context, engine.ChannelName, engine.ActivityRequest) ([]engine.Worker, error) {
+	l.calls++
+	return nil, errors.New("replay reached the worker pool")
+}
+
+func (l *liveCounter) Select(context.Context, engine.Selection) (engine.Decision, error) {
+	l.calls++
+	return engine.Decision{}, errors.New("replay reached the router")
+}
+
+func (l *liveCounter) Open(context.Context, string, engine.ChannelName, string) (engine.Conversation, error) {
+	l.calls++
+	return nil, errors.New("replay opened a conversation")
+}
+
+func (l *liveCounter) NextConversationID() string {
+	l.calls++
+	return "live"
+}
+
+// Verify dispatches every finished conversation of ops again through a
+// dispatcher in replay mode and checks that each gets its recorded outcome
+// without a single call to a pool, router or conversation. lines are the
+// ops' line numbers (nil if unknown). It returns the outcomes replayed, or
+// a Problem locating the first divergence.
+func Verify(ops []engine.Operation, lines []int) ([]Outcome, error) {
+	live := &liveCounter{}
+	d, err := engine.NewDispatcher(engine.Options{Pool: live, Router: live, Conversations: live, IDs: live,
+		Recorder: Recorder{Replay: NewReplay(ops, lines)}})
+	if err != nil {
+		return nil, err
+	}
+	outcomes := Outcomes(ops, lines)
+	for _, o := range outcomes {
+		res, err := d.Dispatch(context.Background(), o.Channel.Namespace(), o.Channel.TaskQueue(), o.Request)
+		if live.calls > 0 {
+			return nil, Problem{Line: o.Line, ConversationID: o.ConversationID,
+				Msg: fmt.Sprintf("the replay made a live call: %v", err)}
+		}
+		if errText(err) != errText(o.Err) || res.Status != o.Result.Status || string(res.Output.Data) != string(o.Result.Output.Data) {
+			return nil, Problem{Line: o.Line, ConversationID: o.ConversationID,
+				Msg: fmt.Sprintf("replayed (%v, %v), recorded (%v, %v)", res.Status, err, o.Result.Status, o.Err)}
+		}
+	}
+	return outcomes, nil
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// Tally counts what happened on one channel or to one worker.
+type Tally struct {
+	Conversations, Completed, Failed, NoWorkers, Timeouts, OtherErrors int // outcomes
+	Selected, Answered, AnsweredFailed, Exits, TimedOut                int // steps
+}
+
+// Summary is a journal's story in numbers.
+type Summary struct {
+	Operations int
+	Total      Tally
+	Channels   map[string]*Tally // by "namespace/task_queue"
+	Workers    map[string]*Tally // by worker id
+}
+
+// ChannelNames returns the channels of s in order.
+func (s Summary) ChannelNames() []string { return sortedNames(s.Channels) }
+
+// WorkerNames returns the workers of s in order.
+func (s Summary) WorkerNames() []string { return sortedNames(s.Workers) }
+
+func sortedNames(m map[string]*Tally) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Summarize counts the outcomes and steps of ops, per channel and per worker.
+func Summarize(ops []engine.Operation, outcomes []Outcome) Summary {
+	s := Summary{Operations: len(ops), Channels: map[string]*Tally{}, Workers: map[string]*Tally{}}
+	get := func(m map[string]*Tally, k string) *Tally {
+		if m[k] == nil {
+			m[k] = &Tally{}
+		}
+		return m[k]
+	}
+	for _, op := range ops {
+		ch := get(s.Channels, op.Channel.Namespace()+"/"+op.Channel.TaskQueue())
+		switch op.Kind {
+		case engine.OpWorkerSelected:
+			ch.Selected++
+			get(s.Workers, op.WorkerID).Selected++
+		case engine.OpWorkerExited:
+			ch.Exits++
+			get(s.Workers, op.WorkerID).Exits++
+		case engine.OpWorkerTimedOut:
+			ch.TimedOut++
+			get(s.Workers, op.WorkerID).TimedOut++
+		case engine.OpMessageReceived:
+			w := get(s.Workers, op.WorkerID)
+			if op.Result.Status == engine.StatusCompleted {
+				w.Answered++
+			} else {
+				w.AnsweredFailed++
+			}
+		}
+	}
+	for _, o := range outcomes {
+		for _, t := range []*Tally{get(s.Channels, o.Channel.Namespace()+"/"+o.Channel.TaskQueue()), &s.Total} {
+			t.Conversations++
+			switch {
+			case o.Err == nil:
+				t.Completed++
+			case errors.Is(o.Err, engine.ErrActivityFailed):
+				t.Failed++
+			case errors.Is(o.Err, engine.ErrNoWorkers):
+				t.NoWorkers++
+			case errors.Is(o.Err, engine.ErrStartToCloseTimeout), errors.Is(o.Err, engine.ErrScheduleToCloseTimeout):
+				t.Timeouts++
+			default:
+				t.OtherErrors++
+			}
+		}
+	}
+	return s
+}
