@@ -157,10 +157,10 @@ func (st *luaState) sandbox() {
 	str.RawSetString("dump", lua.LNil)
 	str.RawSetString("rep", L.NewFunction(st.strRep))
 	str.RawSetString("gsub", L.NewFunction(st.strGsub))
+	str.RawSetString("find", L.NewFunction(st.strFind))
+	str.RawSetString("match", L.NewFunction(st.strMatch))
+	str.RawSetString("gmatch", L.NewFunction(st.strGmatch))
 	str.RawSetString("format", L.NewFunction(st.strFormat(origFormat)))
-	for _, name := range []string{"find", "match", "gmatch"} {
-		str.RawSetString(name, L.NewFunction(st.capSubject(str.RawGetString(name).(*lua.LFunction))))
-	}
 	tbl := G.RawGetString("table").(*lua.LTable)
 	tbl.RawSetString("concat", L.NewFunction(st.tableConcat))
 	// insert, remove and sort write with rawset, past any __newindex: keep
@@ -872,16 +872,6 @@ func (st *luaState) strFormat(orig *lua.LFunction) lua.LGFunction {
 			st.tooLong(L, "string.format", total)
 		}
 		return st.callCapped(L, orig, "string.format")
-	}
-}
-
-// capSubject bounds the subject of a pattern function.
-func (st *luaState) capSubject(orig *lua.LFunction) lua.LGFunction {
-	return func(L *lua.LState) int {
-		if s := L.CheckString(1); len(s) > st.limits.maxString() {
-			L.RaiseError("pattern subject of %d bytes exceeds the %d-byte limit", len(s), st.limits.maxString())
-		}
-		return st.callCapped(L, orig, "")
 	}
 }
 
