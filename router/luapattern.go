@@ -367,6 +367,9 @@ func (m *matcher) checkCapture(c byte) int {
 func (m *matcher) matchCapture(s int, c byte) int {
 	l := m.checkCapture(c)
 	n := m.capture[l].len
+	if n < 0 {
+		return -1 // a position capture matches no text (as in Lua)
+	}
 	if len(m.src)-s >= n && m.src[m.capture[l].init:m.capture[l].init+n] == m.src[s:s+n] {
 		return s + n
 	}

@@ -203,3 +203,25 @@ func TestFrontierAndBalance(t *testing.T) {
 		}
 	}
 }
+
+// FuzzPattern feeds arbitrary patterns and subjects to the matcher: it may
+// fail with an error, never panic or run on.
+func FuzzPattern(f *testing.F) {
+	for _, seed := range [][2]string{{"key = value", "(%w+)%s*=%s*(%w+)"}, {"f(a(b)c)", "%b()"}, {"aaa", ".-.-.-b"}, {"x", "[%"}, {"THE", "%f[%a]"}} {
+		f.Add(seed[0], seed[1])
+	}
+	f.Fuzz(func(t *testing.T, s, p string) {
+		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+		defer cancel()
+		patternFind(ctx, s, p, 1, false, true)
+		patternFind(ctx, s, p, 1, false, false)
+		g := &gmatchState{src: s, pat: p}
+		for i := 0; i <= len(s)+1; i++ {
+			caps, err := g.next(ctx)
+			if err != nil || caps == nil {
+				break
+			}
+		}
+		patternGsub(ctx, s, p, -1, func(string) {}, func(gsubMatch) error { return nil })
+	})
+}
