@@ -365,3 +365,47 @@ func TestSendWaitsForRoomOrContext(t *testing.T) {
 		_ = conv.Close()
 	}
 }
+
+func TestDrainFinishesWhatItHasThenExits(t *testing.T) {
+	p := newPool(t)
+	ch := channel(t)
+	g := newGate()
+	w, err := p.Start(ch, local.WorkerConfig{ID: "w1", MaxInFlight: 1, Handler: g.handler})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := snapshot(t, p, ch)
+	a, b := open(t, p, ch, ws[0], "a"), open(t, p, ch, ws[0], "b") // a runs, b waits in the mailbox
+	<-g.started
+
+	removed := p.RemoveChannel(ch)
+	if len(removed) != 1 || removed[0] != w {
+		t.Fatalf("RemoveChannel = %v, want [w1]", removed)
+	}
+	if _, err := p.Workers(context.Background(), ch, engine.ActivityRequest{}); !errors.Is(err, engine.ErrUnknownChannel) {
+		t.Fatalf("snapshot of a removed channel: %v, want ErrUnknownChannel", err)
+	}
+	w.Drain("channel removed")
+	select {
+	case <-w.Done():
+		t.Fatal("a draining worker exited with work left")
+	default:
+	}
+	close(g.release)
+	for _, c := range []engine.Conversation{a, b} {
+		ev, err := c.Receive(context.Background())
+		if err != nil || ev.Kind != engine.EventResponse || ev.Result.Status != engine.StatusCompleted {
+			t.Fatalf("receive while draining = %+v, %v; want the activity finished", ev, err)
+		}
+		c.Close()
+	}
+	if err := w.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.ExitMessage(); got != "channel removed" {
+		t.Errorf("exit message %q, want %q", got, "channel removed")
+	}
+	if p.RemoveChannel(ch) != nil {
+		t.Error("removing a channel twice returned workers")
+	}
+}

@@ -111,6 +111,23 @@ func (p *Pool) Remove(channel engine.ChannelName, id string) (*Worker, bool) {
 	return nil, false
 }
 
+// RemoveChannel drops channel and returns its workers, which keep running
+// what they have (see [Worker.Drain]); the pool still stops them on Close.
+// Later snapshots of the channel fail with [engine.ErrUnknownChannel].
+func (p *Pool) RemoveChannel(channel engine.ChannelName) []*Worker {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m := *p.members.Load()
+	ws, ok := m[channel]
+	if !ok {
+		return nil
+	}
+	next := maps.Clone(m)
+	delete(next, channel)
+	p.members.Store(&next)
+	return ws
+}
+
 // Workers implements [engine.WorkerPool]: the running workers of channel in
 // pool order, each with its current state. Exited workers are left out.
 func (p *Pool) Workers(_ context.Context, channel engine.ChannelName, _ engine.ActivityRequest) ([]engine.Worker, error) {

@@ -71,9 +71,12 @@ type Worker struct {
 	exitMu  sync.Mutex
 	exitMsg string // written once, before ctx ends
 
-	inFlight atomic.Int64
-	running  atomic.Int32  // executors not yet returned
-	stopped  chan struct{} // closed when the last executor returns
+	inFlight  atomic.Int64
+	running   atomic.Int32  // executors not yet returned
+	stopped   chan struct{} // closed when the last executor returns
+	draining  chan struct{} // closed by Drain
+	drainOnce sync.Once
+	drainMsg  string // written before draining is closed
 }
 
 // job is one activity in a worker's mailbox.
@@ -97,14 +100,15 @@ func StartWorker(cfg WorkerConfig) (*Worker, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &Worker{
-		id:      cfg.ID,
-		max:     n,
-		tags:    slices.Clone(cfg.Tags),
-		handler: cfg.Handler,
-		mailbox: make(chan *job, size),
-		ctx:     ctx,
-		cancel:  cancel,
-		stopped: make(chan struct{}),
+		id:       cfg.ID,
+		max:      n,
+		tags:     slices.Clone(cfg.Tags),
+		handler:  cfg.Handler,
+		mailbox:  make(chan *job, size),
+		ctx:      ctx,
+		cancel:   cancel,
+		stopped:  make(chan struct{}),
+		draining: make(chan struct{}),
 	}
 	w.running.Store(int32(n))
 	for range n {
@@ -140,6 +144,18 @@ func (w *Worker) Stop(message string) {
 	}
 }
 
+// Drain makes the worker finish the activities it has, running and waiting
+// in its mailbox, and then exit with message. Use it once the worker is out
+// of its pool's membership, so that no new activity reaches it; one sent
+// after the mailbox ran dry finds the worker gone, as after Stop. Drain does
+// not wait (see [Worker.Wait]).
+func (w *Worker) Drain(message string) {
+	w.drainOnce.Do(func() {
+		w.drainMsg = message
+		close(w.draining)
+	})
+}
+
 // Done is closed when the worker has exited.
 func (w *Worker) Done() <-chan struct{} { return w.ctx.Done() }
 
@@ -164,10 +180,17 @@ func (w *Worker) Wait(ctx context.Context) error {
 	}
 }
 
-// serve is one executor: it runs activities until the worker exits.
+// serve is one executor: it runs activities until the worker exits or,
+// draining, finds the mailbox empty. The last executor of a draining worker
+// to return makes the worker exit.
 func (w *Worker) serve() {
 	defer func() {
 		if w.running.Add(-1) == 0 {
+			select {
+			case <-w.draining:
+				w.Stop(w.drainMsg)
+			default:
+			}
 			close(w.stopped)
 		}
 	}()
@@ -177,6 +200,15 @@ func (w *Worker) serve() {
 			return
 		case j := <-w.mailbox:
 			if !w.run(j) {
+				return
+			}
+		case <-w.draining:
+			select {
+			case j := <-w.mailbox:
+				if !w.run(j) {
+					return
+				}
+			default:
 				return
 			}
 		}
