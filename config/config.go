@@ -34,6 +34,8 @@ type Config struct {
 	Version  int
 	Defaults Defaults
 	Channels []Channel
+
+	hash string // of the file's content
 }
 
 // Defaults apply to every channel that does not set its own.

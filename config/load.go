@@ -58,6 +58,7 @@ func Parse(path string, data []byte, opts Options) (*Config, error) {
 		l.errs.sort()
 		return nil, l.errs
 	}
+	cfg.hash = contentHash(data)
 	return cfg, nil
 }
 
@@ -555,6 +556,12 @@ func (l *loader) inlineScript(langNode, srcNode *yaml.Node, r *Routing) {
 
 // scriptError reports a compile error at its place in the script.
 func (l *loader) scriptError(err error, file string, lineOffset int) {
+	l.errs = append(l.errs, scriptError(err, file, lineOffset))
+}
+
+// scriptError places a compile error in file; the script's lines start
+// after line lineOffset of it.
+func scriptError(err error, file string, lineOffset int) *Error {
 	e := &Error{File: file, Msg: err.Error(), Err: err}
 	var se *router.ScriptError
 	if errors.As(err, &se) {
@@ -569,7 +576,7 @@ func (l *loader) scriptError(err error, file string, lineOffset int) {
 			e.Msg += "\n\t" + se.Snippet
 		}
 	}
-	l.errs = append(l.errs, e)
+	return e
 }
 
 // errText is an OS error without the path it repeats.

@@ -1,0 +1,493 @@
+package config
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/aion-dispatch/dispatch/router"
+)
+
+// DefaultDebounce is how long a Watcher lets the files settle after an event
+// before it reads them, when WatchOptions set none.
+const DefaultDebounce = 50 * time.Millisecond
+
+// rewatchPeriod is how often a Watcher retries watching a directory that is
+// gone (removed, or not created yet).
+const rewatchPeriod = 100 * time.Millisecond
+
+// WatchOptions configure a [Watcher].
+type WatchOptions struct {
+	// Options are used for every load and compile; share the Compiler the
+	// first Load used, so that unchanged scripts are not compiled again.
+	Options
+	// Apply puts a new config in service; it is given the config in service
+	// and the one that replaces it. An error keeps the old one. Required.
+	Apply func(old, new *Config) error
+	// Debounce is how long the files must be quiet after an event before
+	// they are read (editors write in several steps); 0 means
+	// DefaultDebounce.
+	Debounce time.Duration
+	// Poll, if positive, also rehashes the files this often, for
+	// filesystems that deliver no events (NFS, FUSE) and for files that are
+	// symlinks to other directories.
+	Poll time.Duration
+	// Logger gets a line for each reload and each failure; nil means
+	// slog.Default().
+	Logger *slog.Logger
+	// Notify, if set, is called after every look at the files with what came
+	// of it, on the watcher's goroutine. Tests synchronise on it.
+	Notify func(Outcome)
+}
+
+// OutcomeKind says what came of looking at the files.
+type OutcomeKind int
+
+// The outcomes.
+const (
+	// Unchanged: every file hashes as before; nothing was loaded.
+	Unchanged OutcomeKind = iota
+	// Reloaded: a new config or script is in service.
+	Reloaded
+	// Failed: a change did not load or apply; the previous version stays.
+	Failed
+	// Incomplete: a file is empty or missing, as it is halfway through an
+	// editor's save; it is read again on the next event.
+	Incomplete
+)
+
+// String returns the kind's name.
+func (k OutcomeKind) String() string {
+	switch k {
+	case Reloaded:
+		return "reloaded"
+	case Failed:
+		return "failed"
+	case Incomplete:
+		return "incomplete"
+	}
+	return "unchanged"
+}
+
+// Outcome is what came of one look at the files.
+type Outcome struct {
+	Kind OutcomeKind
+	// Files are the files whose change was loaded (or failed to load).
+	Files []string
+	// Config is the config in service afterwards.
+	Config *Config
+	// Err is why a change failed ([Errors] with FILE:LINE:COL for a config
+	// or script that does not load), or which file is incomplete.
+	Err error
+}
+
+// WatchStats count what a Watcher has done.
+type WatchStats struct {
+	Checks   int // looks at the files
+	Reloads  int // changes put in service
+	Failures int // changes that did not load or apply
+	// LastError is the last failure's message, or "".
+	LastError string
+}
+
+// Watcher keeps a config in service up to date with its files: the config
+// file and every script it names. It watches their directories (not the
+// files: editors save by rename), lets a burst of events settle, and rehashes
+// the files, so that what matters is content, not event types:
+//
+//   - the config file changed: the whole file is loaded and validated;
+//     success applies it, failure keeps the whole old config;
+//   - a script changed: it is compiled; success swaps it into every channel
+//     that uses it, failure keeps the last good version.
+//
+// Failures are logged as FILE:LINE:COL: message and counted. A file that is
+// empty or missing is taken as halfway through a save and is not loaded.
+// Temporary and backup files of editors are never read: only the files the
+// config names are.
+type Watcher struct {
+	path string
+	opts WatchOptions
+	log  *slog.Logger
+
+	rescan chan struct{}
+
+	mu    sync.Mutex
+	cur   *Config
+	seen  map[string]string // file -> hash of the content last looked at
+	stats WatchStats
+}
+
+// NewWatcher returns a watcher for cfg, which must come from [Load] or
+// [Parse] and be the config in service. Start it with [Watcher.Run].
+func NewWatcher(cfg *Config, opts WatchOptions) (*Watcher, error) {
+	if cfg == nil || cfg.File == "" {
+		return nil, errors.New("watch: no config loaded from a file")
+	}
+	if opts.Apply == nil {
+		return nil, errors.New("watch: no Apply function")
+	}
+	if opts.Debounce <= 0 {
+		opts.Debounce = DefaultDebounce
+	}
+	if opts.Compiler == nil {
+		opts.Compiler = router.NewCompiler(router.Limits{})
+	}
+	w := &Watcher{path: cfg.File, opts: opts, log: opts.Logger, rescan: make(chan struct{}, 1), cur: cfg}
+	if w.log == nil {
+		w.log = slog.Default()
+	}
+	w.seen = seenOf(cfg)
+	return w, nil
+}
+
+// seenOf returns the hashes of the files of cfg as it was loaded.
+func seenOf(cfg *Config) map[string]string {
+	seen := map[string]string{cfg.File: cfg.hash}
+	for _, ch := range cfg.Channels {
+		if p := ch.Routing.Path; p != "" {
+			seen[p] = contentHash(ch.Routing.Source)
+		}
+	}
+	return seen
+}
+
+// Config returns the config in service.
+func (w *Watcher) Config() *Config {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.cur
+}
+
+// Stats returns the watcher's counters.
+func (w *Watcher) Stats() WatchStats {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.stats
+}
+
+// Rescan asks the running watcher to rehash every file now and re-add its
+// watches, as on SIGHUP. It does not wait.
+func (w *Watcher) Rescan() {
+	select {
+	case w.rescan <- struct{}{}:
+	default: // one is already due
+	}
+}
+
+// Run watches until ctx ends. Once its watches are in place it looks at the
+// files, so that a change made since the config was loaded is not missed.
+// It returns an error only if watching cannot start.
+func (w *Watcher) Run(ctx context.Context) error {
+	fw, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("watch %s: %w", w.path, err)
+	}
+	defer fw.Close()
+
+	settle := time.NewTimer(time.Hour)
+	settle.Stop()
+	defer settle.Stop()
+	var poll <-chan time.Time
+	if w.opts.Poll > 0 {
+		t := time.NewTicker(w.opts.Poll)
+		defer t.Stop()
+		poll = t.C
+	}
+	rewatch := time.NewTicker(rewatchPeriod)
+	defer rewatch.Stop()
+
+	watched := map[string]bool{}
+	missing := w.watch(fw, watched)
+	w.check() // what changed between the load and the first watch
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-fw.Events:
+			if !ok {
+				return nil
+			}
+			if w.relevant(ev, watched) {
+				settle.Reset(w.opts.Debounce)
+			}
+		case err, ok := <-fw.Errors:
+			if !ok {
+				return nil
+			}
+			if errors.Is(err, fsnotify.ErrEventOverflow) {
+				w.log.Warn("file events overflowed; rescanning everything", "config", w.path)
+				clear(watched)
+				settle.Reset(w.opts.Debounce)
+			} else {
+				w.log.Warn("file watch error", "config", w.path, "err", err)
+			}
+		case <-w.rescan:
+			clear(watched)
+			missing = w.watch(fw, watched)
+			w.check()
+		case <-poll:
+			w.check()
+		case <-rewatch.C:
+			if !missing {
+				continue
+			}
+			if missing = w.watch(fw, watched); !missing {
+				w.check() // the directory came back; what is in it now?
+			}
+		case <-settle.C:
+			w.check()
+			missing = w.watch(fw, watched)
+		}
+	}
+}
+
+// dirs returns the directories to watch: the config file's and every
+// script's.
+func (w *Watcher) dirs() []string {
+	cfg := w.Config()
+	dirs := []string{filepath.Dir(cfg.File)}
+	for _, ch := range cfg.Channels {
+		if p := ch.Routing.Path; p != "" {
+			dirs = append(dirs, filepath.Dir(p))
+		}
+	}
+	slices.Sort(dirs)
+	return slices.Compact(dirs)
+}
+
+// watch adds a watch on every directory not yet watched, drops those no
+// longer needed, and reports whether some directory could not be watched.
+func (w *Watcher) watch(fw *fsnotify.Watcher, watched map[string]bool) (missing bool) {
+	want := w.dirs()
+	for dir := range watched {
+		if !slices.Contains(want, dir) {
+			_ = fw.Remove(dir) // it may be gone already
+			delete(watched, dir)
+		}
+	}
+	for _, dir := range want {
+		if watched[dir] {
+			continue
+		}
+		if err := fw.Add(dir); err != nil {
+			missing = true
+			continue
+		}
+		watched[dir] = true
+	}
+	return missing
+}
+
+// relevant reports whether ev may change what the config reads: an event on
+// one of its files, on a watched directory itself (removed or renamed, so
+// its watch is gone), or on the "..data" links through which Kubernetes
+// swaps a ConfigMap's files.
+func (w *Watcher) relevant(ev fsnotify.Event, watched map[string]bool) bool {
+	name := filepath.Clean(ev.Name)
+	if watched[name] {
+		delete(watched, name) // re-added after the settle
+		return true
+	}
+	if strings.HasPrefix(filepath.Base(name), "..") {
+		return true
+	}
+	w.mu.Lock()
+	_, ok := w.seen[name]
+	w.mu.Unlock()
+	return ok
+}
+
+// check rehashes the files and loads what changed.
+func (w *Watcher) check() {
+	out := w.load()
+	w.mu.Lock()
+	w.stats.Checks++
+	switch out.Kind {
+	case Reloaded:
+		w.stats.Reloads++
+	case Failed:
+		w.stats.Failures++
+		w.stats.LastError = out.Err.Error()
+	}
+	out.Config = w.cur
+	w.mu.Unlock()
+	switch out.Kind {
+	case Reloaded:
+		w.log.Info("reloaded", "files", strings.Join(out.Files, ", "))
+	case Failed:
+		w.log.Error("reload failed; keeping the version in service", "files", strings.Join(out.Files, ", "), "err", out.Err.Error())
+	case Incomplete:
+		w.log.Debug("waiting for a file being written", "err", out.Err)
+	}
+	if w.opts.Notify != nil {
+		w.opts.Notify(out)
+	}
+}
+
+// load reads the config file and, if it did not change, the scripts, and
+// puts what changed in service.
+func (w *Watcher) load() Outcome {
+	cur := w.Config()
+	data, err := w.opts.readFile(w.path)
+	switch {
+	case err != nil:
+		return Outcome{Kind: Incomplete, Err: fmt.Errorf("config %s: %w", w.path, err)}
+	case len(data) == 0:
+		return Outcome{Kind: Incomplete, Err: fmt.Errorf("config %s is empty", w.path)}
+	}
+	if h := contentHash(data); h != w.seenHash(w.path) {
+		w.setSeen(w.path, h)
+		return w.loadConfig(cur, data)
+	}
+	return w.loadScripts(cur)
+}
+
+func (w *Watcher) seenHash(file string) string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.seen[file]
+}
+
+func (w *Watcher) setSeen(file, hash string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.seen[file] = hash
+}
+
+// loadConfig loads a changed config file whole and applies it.
+func (w *Watcher) loadConfig(cur *Config, data []byte) Outcome {
+	files := []string{w.path}
+	next, err := Parse(w.path, data, w.opts.Options)
+	if err != nil {
+		return Outcome{Kind: Failed, Files: files, Err: err}
+	}
+	if err := w.apply(cur, next); err != nil {
+		return Outcome{Kind: Failed, Files: files, Err: err}
+	}
+	w.mu.Lock()
+	for file, h := range seenOf(next) {
+		w.seen[file] = h
+	}
+	w.mu.Unlock()
+	return Outcome{Kind: Reloaded, Files: files}
+}
+
+// loadScripts compiles every script whose content changed and swaps those
+// that compile into the channels that use them.
+func (w *Watcher) loadScripts(cur *Config) Outcome {
+	next := *cur
+	next.Channels = slices.Clone(cur.Channels)
+	var changed, failedFiles, incomplete []string
+	var errs Errors
+	for _, file := range scriptFiles(cur) {
+		src, err := w.opts.readFile(file)
+		switch {
+		case err != nil:
+			incomplete = append(incomplete, fmt.Sprintf("script %s: %v", file, errText(err)))
+			continue
+		case len(src) == 0:
+			incomplete = append(incomplete, fmt.Sprintf("script %s is empty", file))
+			continue
+		}
+		h := contentHash(src)
+		if h == w.seenHash(file) {
+			continue
+		}
+		w.setSeen(file, h)
+		if len(src) > MaxScriptBytes {
+			errs = append(errs, &Error{File: file, Msg: fmt.Sprintf("script is %d bytes; the limit is %d", len(src), MaxScriptBytes)})
+			failedFiles = append(failedFiles, file)
+			continue
+		}
+		ok := true
+		for i := range next.Channels {
+			r := &next.Channels[i].Routing
+			if r.Path != file {
+				continue
+			}
+			prog, err := w.opts.Compiler.Compile(r.Lang, file, src)
+			if err != nil {
+				errs = append(errs, scriptError(err, file, 0))
+				ok = false
+				break
+			}
+			r.Source, r.Program = src, prog
+		}
+		if !ok {
+			// Keep the last good version in every channel.
+			for i := range next.Channels {
+				if next.Channels[i].Routing.Path == file {
+					next.Channels[i].Routing = cur.Channels[i].Routing
+				}
+			}
+			failedFiles = append(failedFiles, file)
+			continue
+		}
+		changed = append(changed, file)
+	}
+	if len(changed) > 0 {
+		if err := w.apply(cur, &next); err != nil {
+			return Outcome{Kind: Failed, Files: append(changed, failedFiles...), Err: errors.Join(err, errs)}
+		}
+	}
+	switch {
+	case len(errs) > 0:
+		errs.sort()
+		return Outcome{Kind: Failed, Files: failedFiles, Err: errs}
+	case len(changed) > 0:
+		return Outcome{Kind: Reloaded, Files: changed}
+	case len(incomplete) > 0:
+		return Outcome{Kind: Incomplete, Err: errors.New(strings.Join(incomplete, "; "))}
+	}
+	return Outcome{Kind: Unchanged}
+}
+
+// apply puts next in service and lets the compiler forget the programs
+// only cur used.
+func (w *Watcher) apply(cur, next *Config) error {
+	if err := w.opts.Apply(cur, next); err != nil {
+		return fmt.Errorf("apply %s: %w", w.path, err)
+	}
+	w.mu.Lock()
+	w.cur = next
+	w.mu.Unlock()
+	inUse := map[string]bool{}
+	for _, ch := range next.Channels {
+		if p := ch.Routing.Program; p != nil {
+			inUse[p.Hash()] = true
+		}
+	}
+	for _, ch := range cur.Channels {
+		if p := ch.Routing.Program; p != nil && !inUse[p.Hash()] {
+			w.opts.Compiler.Forget(p.Hash())
+		}
+	}
+	return nil
+}
+
+// scriptFiles returns the script files cfg names, each once, in order.
+func scriptFiles(cfg *Config) []string {
+	var files []string
+	for _, ch := range cfg.Channels {
+		if p := ch.Routing.Path; p != "" && !slices.Contains(files, p) {
+			files = append(files, p)
+		}
+	}
+	return files
+}
+
+// contentHash identifies a file's content.
+func contentHash(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}

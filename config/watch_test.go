@@ -1,0 +1,385 @@
+package config_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/aion-dispatch/dispatch/config"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const (
+	pickV1 = "function route(r, c) return \"w1\" end\n"
+	pickV2 = "function route(r, c) return \"w2\" end\n"
+	pickV3 = "function route(r, c) return \"w3\" end\n"
+	broken = "function route(r, c)\n  return c[1.id\nend\n"
+)
+
+func confYAML(script string, extra string) string {
+	return fmt.Sprintf(`version: 1
+channels:
+  - namespace: prod
+    task_queue: email
+    routing: {lua: %s}
+%s`, script, extra)
+}
+
+// watchHarness runs a Watcher over real files and collects what it does.
+type watchHarness struct {
+	t        *testing.T
+	dir      string
+	conf     string // the config file
+	w        *config.Watcher
+	outcomes chan config.Outcome
+
+	mu      sync.Mutex
+	applied []*config.Config
+	failApp error // Apply returns it while set
+}
+
+// startWatch writes files (relative to a new directory), loads conf from it
+// and runs a watcher until the test ends.
+func startWatch(t *testing.T, files map[string]string, conf string, opts config.WatchOptions) *watchHarness {
+	t.Helper()
+	dir := t.TempDir()
+	for name, body := range files {
+		writeFile(t, filepath.Join(dir, name), body)
+	}
+	return runWatch(t, dir, filepath.Join(dir, conf), opts)
+}
+
+func runWatch(t *testing.T, dir, conf string, opts config.WatchOptions) *watchHarness {
+	t.Helper()
+	h := &watchHarness{t: t, dir: dir, conf: conf, outcomes: make(chan config.Outcome, 1000)}
+	cfg, err := config.Load(conf, opts.Options)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts.Apply = func(old, new *config.Config) error {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.failApp != nil {
+			return h.failApp
+		}
+		h.applied = append(h.applied, new)
+		return nil
+	}
+	opts.Notify = func(o config.Outcome) { h.outcomes <- o }
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.Debounce == 0 {
+		opts.Debounce = 10 * time.Millisecond
+	}
+	h.w, err = config.NewWatcher(cfg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.w.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return h
+}
+
+func writeFile(t *testing.T, path, body string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// waitFor returns the first outcome of kind for which ok holds; any Failed
+// outcome on the way fails the test unless Failed is what is awaited. The
+// deadline only guards against a hang: nothing is timed.
+func (h *watchHarness) waitFor(kind config.OutcomeKind, ok func(config.Outcome) bool) config.Outcome {
+	h.t.Helper()
+	deadline := time.After(20 * time.Second)
+	for {
+		select {
+		case o := <-h.outcomes:
+			if o.Kind == config.Failed && kind != config.Failed {
+				h.t.Fatalf("unexpected failure: %v", o.Err)
+			}
+			if o.Kind == kind && (ok == nil || ok(o)) {
+				return o
+			}
+		case <-deadline:
+			h.t.Fatalf("no %s outcome; stats %+v", kind, h.w.Stats())
+		}
+	}
+}
+
+// source returns the script source of the first channel in service.
+func source(cfg *config.Config) string { return string(cfg.Channels[0].Routing.Source) }
+
+func hasSource(src string) func(config.Outcome) bool {
+	return func(o config.Outcome) bool { return source(o.Config) == src }
+}
+
+// appliedSources returns the script source of each config applied so far.
+func (h *watchHarness) appliedSources() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for _, c := range h.applied {
+		out = append(out, source(c))
+	}
+	return out
+}
+
+// TestWatchEditorSaves changes a script the ways editors and tools do and
+// checks that the new version is loaded and nothing in between ever is.
+func TestWatchEditorSaves(t *testing.T) {
+	editors := []struct {
+		name string
+		save func(h *watchHarness, path, body string)
+	}{
+		{"in place", func(h *watchHarness, path, body string) {
+			f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0)
+			must(h.t, err)
+			_, err = f.WriteString(body)
+			must(h.t, errors.Join(err, f.Close()))
+		}},
+		{"truncate then write (VS Code)", func(h *watchHarness, path, body string) {
+			must(h.t, os.Truncate(path, 0))
+			h.w.Rescan() // look at the empty file, as a slow write would let it
+			h.waitFor(config.Incomplete, nil)
+			f, err := os.OpenFile(path, os.O_WRONLY, 0)
+			must(h.t, err)
+			_, err = f.WriteString(body)
+			must(h.t, errors.Join(err, f.Close()))
+		}},
+		{"sed -i (temp file renamed over)", func(h *watchHarness, path, body string) {
+			tmp := filepath.Join(filepath.Dir(path), "sedX4bZ9q")
+			writeFile(h.t, tmp, body)
+			must(h.t, os.Rename(tmp, path))
+		}},
+		{"JetBrains safe write", func(h *watchHarness, path, body string) {
+			tmp, old := path+"___jb_tmp___", path+"___jb_old___"
+			writeFile(h.t, tmp, body)
+			must(h.t, os.Rename(path, old))
+			h.w.Rescan() // look while the file is missing
+			h.waitFor(config.Incomplete, nil)
+			must(h.t, os.Rename(tmp, path))
+			must(h.t, os.Remove(old))
+		}},
+		{"vim backup and rename", func(h *watchHarness, path, body string) {
+			dir := filepath.Dir(path)
+			writeFile(h.t, filepath.Join(dir, "4913"), "") // vim's probe
+			must(h.t, os.Remove(filepath.Join(dir, "4913")))
+			must(h.t, os.Rename(path, path+"~"))
+			writeFile(h.t, path, body)
+			must(h.t, os.Remove(path+"~"))
+		}},
+		{"delete then recreate", func(h *watchHarness, path, body string) {
+			must(h.t, os.Remove(path))
+			h.w.Rescan()
+			h.waitFor(config.Incomplete, nil)
+			writeFile(h.t, path, body)
+		}},
+		{"script directory removed and recreated", func(h *watchHarness, path, body string) {
+			must(h.t, os.RemoveAll(filepath.Dir(path)))
+			h.waitFor(config.Incomplete, nil)
+			writeFile(h.t, path, body)
+		}},
+	}
+	for _, ed := range editors {
+		t.Run(ed.name, func(t *testing.T) {
+			h := startWatch(t, map[string]string{
+				"conf/dispatch.yaml":  confYAML("../scripts/pick.lua", ""),
+				"scripts/pick.lua":    pickV1,
+				"scripts/unused.lua":  "not lua at all (",
+				"scripts/README.txt":  "notes",
+				"conf/other-file.txt": "x",
+			}, "conf/dispatch.yaml", config.WatchOptions{})
+			path := filepath.Join(h.dir, "scripts/pick.lua")
+			for _, v := range []string{pickV2, pickV3} {
+				ed.save(h, path, v)
+				o := h.waitFor(config.Reloaded, hasSource(v))
+				if !slices.Equal(o.Files, []string{path}) {
+					t.Errorf("reloaded files %v, want [%s]", o.Files, path)
+				}
+			}
+			for _, src := range h.appliedSources() {
+				if src != pickV2 && src != pickV3 {
+					t.Errorf("applied a version that was never saved: %q", src)
+				}
+			}
+			if s := h.w.Stats(); s.Failures != 0 {
+				t.Errorf("stats %+v: want no failures", s)
+			}
+		})
+	}
+}
+
+// TestWatchConfigMapSwap swaps a symlinked directory as Kubernetes does for
+// a mounted ConfigMap: the events name "..data", never the files.
+func TestWatchConfigMapSwap(t *testing.T) {
+	dir := t.TempDir()
+	gen := func(name, script string) {
+		writeFile(t, filepath.Join(dir, name, "dispatch.yaml"), confYAML("pick.lua", ""))
+		writeFile(t, filepath.Join(dir, name, "pick.lua"), script)
+	}
+	gen("..2026_11_25_01", pickV1)
+	must(t, os.Symlink("..2026_11_25_01", filepath.Join(dir, "..data")))
+	must(t, os.Symlink("..data/dispatch.yaml", filepath.Join(dir, "dispatch.yaml")))
+	must(t, os.Symlink("..data/pick.lua", filepath.Join(dir, "pick.lua")))
+	h := runWatch(t, dir, filepath.Join(dir, "dispatch.yaml"), config.WatchOptions{})
+
+	gen("..2026_11_25_02", pickV2)
+	must(t, os.Symlink("..2026_11_25_02", filepath.Join(dir, "..data_tmp")))
+	must(t, os.Rename(filepath.Join(dir, "..data_tmp"), filepath.Join(dir, "..data")))
+	must(t, os.RemoveAll(filepath.Join(dir, "..2026_11_25_01")))
+	h.waitFor(config.Reloaded, hasSource(pickV2))
+}
+
+func TestWatchBrokenScriptKeepsTheLastGoodVersion(t *testing.T) {
+	h := startWatch(t, map[string]string{
+		"dispatch.yaml": confYAML("pick.lua", "  - namespace: prod\n    task_queue: sms\n    routing: {lua: pick.lua}\n"),
+		"pick.lua":      pickV1,
+	}, "dispatch.yaml", config.WatchOptions{})
+	path := filepath.Join(h.dir, "pick.lua")
+	writeFile(t, path, broken)
+	o := h.waitFor(config.Failed, nil)
+	if want := path + ":2:"; !strings.HasPrefix(o.Err.Error(), want) {
+		t.Errorf("error %q, want it to start with %q", o.Err, want)
+	}
+	for _, ch := range o.Config.Channels {
+		if string(ch.Routing.Source) != pickV1 {
+			t.Errorf("channel %s serves %q after a failed reload, want the last good version", ch.Name, ch.Routing.Source)
+		}
+	}
+	if s := h.w.Stats(); s.Failures != 1 || !strings.Contains(s.LastError, "pick.lua:2:") {
+		t.Errorf("stats %+v: want one failure naming pick.lua:2", s)
+	}
+	if len(h.appliedSources()) != 0 {
+		t.Errorf("a broken script was applied: %q", h.appliedSources())
+	}
+
+	writeFile(t, path, pickV2)
+	o = h.waitFor(config.Reloaded, nil)
+	for _, ch := range o.Config.Channels {
+		if string(ch.Routing.Source) != pickV2 {
+			t.Errorf("channel %s serves %q, want the fixed version in every channel that uses it", ch.Name, ch.Routing.Source)
+		}
+	}
+}
+
+func TestWatchBrokenConfigKeepsTheWholeOldConfig(t *testing.T) {
+	h := startWatch(t, map[string]string{
+		"dispatch.yaml": confYAML("pick.lua", ""),
+		"pick.lua":      pickV1,
+		"v2.lua":        pickV2,
+	}, "dispatch.yaml", config.WatchOptions{})
+	// A new script and a bad key: nothing of it may be applied.
+	writeFile(t, h.conf, confYAML("v2.lua", "    colour: blue\n"))
+	o := h.waitFor(config.Failed, nil)
+	if want := h.conf + ":6:5: "; !strings.HasPrefix(o.Err.Error(), want) {
+		t.Errorf("error %q, want it to start with %q", o.Err, want)
+	}
+	if source(o.Config) != pickV1 || len(h.appliedSources()) != 0 {
+		t.Errorf("a broken config changed what is in service")
+	}
+
+	// Fixed: the new script and a new channel come in together.
+	writeFile(t, h.conf, confYAML("v2.lua", "  - namespace: prod\n    task_queue: sms\n    routing: {lua: pick.lua}\n"))
+	o = h.waitFor(config.Reloaded, nil)
+	if len(o.Config.Channels) != 2 || source(o.Config) != pickV2 {
+		t.Fatalf("after the fix: %d channels, first serving %q", len(o.Config.Channels), source(o.Config))
+	}
+	// The new script's directory is watched and its changes load.
+	writeFile(t, filepath.Join(h.dir, "v2.lua"), pickV3)
+	h.waitFor(config.Reloaded, hasSource(pickV3))
+}
+
+func TestWatchIgnoresSavesThatChangeNothing(t *testing.T) {
+	h := startWatch(t, map[string]string{"dispatch.yaml": confYAML("pick.lua", ""), "pick.lua": pickV1},
+		"dispatch.yaml", config.WatchOptions{})
+	writeFile(t, filepath.Join(h.dir, "pick.lua"), pickV1)
+	writeFile(t, h.conf, confYAML("pick.lua", ""))
+	h.w.Rescan()
+	h.waitFor(config.Unchanged, nil)
+	if got := h.appliedSources(); len(got) != 0 || h.w.Stats().Reloads != 0 {
+		t.Errorf("identical saves were applied: %q", got)
+	}
+}
+
+func TestWatchApplyErrorKeepsTheOldConfig(t *testing.T) {
+	h := startWatch(t, map[string]string{"dispatch.yaml": confYAML("pick.lua", ""), "pick.lua": pickV1},
+		"dispatch.yaml", config.WatchOptions{})
+	h.mu.Lock()
+	h.failApp = errors.New("no room for it")
+	h.mu.Unlock()
+	writeFile(t, filepath.Join(h.dir, "pick.lua"), pickV2)
+	o := h.waitFor(config.Failed, nil)
+	if !strings.Contains(o.Err.Error(), "no room for it") || source(o.Config) != pickV1 {
+		t.Errorf("outcome %v serving %q: want the apply error and the old version", o.Err, source(o.Config))
+	}
+}
+
+// A script that is a symlink into a directory nobody watches changes
+// without an event: only a poll or a rescan (SIGHUP) sees it.
+func TestWatchPollAndRescanSeeChangesWithoutEvents(t *testing.T) {
+	for _, how := range []string{"poll", "rescan"} {
+		t.Run(how, func(t *testing.T) {
+			elsewhere := filepath.Join(t.TempDir(), "pick.lua")
+			writeFile(t, elsewhere, pickV1)
+			dir := t.TempDir()
+			writeFile(t, filepath.Join(dir, "dispatch.yaml"), confYAML("pick.lua", ""))
+			must(t, os.Symlink(elsewhere, filepath.Join(dir, "pick.lua")))
+			opts := config.WatchOptions{}
+			if how == "poll" {
+				opts.Poll = 5 * time.Millisecond
+			}
+			h := runWatch(t, dir, filepath.Join(dir, "dispatch.yaml"), opts)
+			writeFile(t, elsewhere, pickV2)
+			if how == "rescan" {
+				h.w.Rescan()
+			}
+			h.waitFor(config.Reloaded, hasSource(pickV2))
+		})
+	}
+}
+
+func TestNewWatcherNeedsApply(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "dispatch.yaml"), confYAML("pick.lua", ""))
+	writeFile(t, filepath.Join(dir, "pick.lua"), pickV1)
+	cfg, err := config.Load(filepath.Join(dir, "dispatch.yaml"), config.Options{})
+	must(t, err)
+	if _, err := config.NewWatcher(cfg, config.WatchOptions{}); err == nil {
+		t.Error("NewWatcher without Apply: no error")
+	}
+	if _, err := config.NewWatcher(nil, config.WatchOptions{Apply: func(_, _ *config.Config) error { return nil }}); err == nil {
+		t.Error("NewWatcher without a config: no error")
+	}
+}
