@@ -1,0 +1,345 @@
+// Package node runs the channels of a config in process: each channel's
+// router in an atomic slot, its local workers with the simulated behaviour
+// the config gives them, and a dispatcher over both. A node follows config
+// reloads (pass [Node.Apply] to a config.Watcher) without disturbing a
+// dispatch in flight, and keeps the figures `dispatch run` reports.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"math/rand/v2"
+	"reflect"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aion-dispatch/dispatch/config"
+	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/local"
+	"github.com/aion-dispatch/dispatch/router"
+)
+
+// Options configure a Node.
+type Options struct {
+	// Recorder receives every operation after the node's own figures have
+	// seen it (a journal, say), and answers replays. Nil records nothing.
+	Recorder engine.Recorder
+	// Seed makes the simulated behaviour repeatable: each worker draws from
+	// its own generator seeded from Seed and its channel and id.
+	Seed uint64
+	// IDs hands out conversation ids; nil means engine.RandomIDs.
+	IDs engine.IDSource
+	// Logger gets a line for each channel and worker change; nil means
+	// slog.Default().
+	Logger *slog.Logger
+}
+
+// Node is a running set of channels. Its methods are safe for concurrent
+// use.
+type Node struct {
+	table *router.Table
+	pool  *local.Pool
+	disp  *engine.Dispatcher
+	stats *stats
+	seed  uint64
+	log   *slog.Logger
+
+	ctx    context.Context // ends on Close; restarts wait on it
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // the goroutines that watch workers for restarts
+
+	mu      sync.Mutex // serialises Apply, restarts and Close
+	cfg     *config.Config
+	workers map[workerKey]*run
+	closed  bool
+}
+
+type workerKey struct {
+	channel engine.ChannelName
+	id      string
+}
+
+// run is one configured worker: its config and the process serving it now.
+type run struct {
+	cfg     config.Worker
+	cur     atomic.Pointer[local.Worker]
+	retired atomic.Bool // taken out of service: do not restart
+	rng     *lockedRand
+}
+
+// New starts every channel of cfg with its router and local workers.
+func New(cfg *config.Config, opts Options) (*Node, error) {
+	if cfg == nil {
+		return nil, errors.New("node: no config")
+	}
+	n := &Node{
+		table:   router.NewTable(),
+		pool:    local.NewPool(),
+		seed:    opts.Seed,
+		log:     opts.Logger,
+		workers: map[workerKey]*run{},
+		cfg:     &config.Config{File: cfg.File},
+	}
+	if n.log == nil {
+		n.log = slog.Default()
+	}
+	n.stats = newStats(opts.Recorder)
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	d, err := engine.NewDispatcher(engine.Options{Pool: n.pool, Router: n.table, Conversations: n.pool,
+		Recorder: n.stats, IDs: opts.IDs})
+	if err != nil {
+		return nil, err
+	}
+	n.disp = d
+	if err := n.Apply(n.cfg, cfg); err != nil {
+		return nil, errors.Join(err, n.Close(context.Background()))
+	}
+	return n, nil
+}
+
+// Dispatch sends req to a worker of the channel namespace/taskQueue and
+// returns its result (see engine.Dispatcher.Dispatch).
+func (n *Node) Dispatch(ctx context.Context, namespace, taskQueue string, req engine.ActivityRequest) (engine.ActivityResult, error) {
+	return n.disp.Dispatch(ctx, namespace, taskQueue, req)
+}
+
+// Config returns the config in service.
+func (n *Node) Config() *config.Config {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.cfg
+}
+
+// Apply puts next in service in place of the node's current config (old is
+// accepted for config.WatchOptions.Apply and otherwise unused): added
+// channels start; removed ones stop taking dispatches (those get an
+// unknown-channel error) and their workers finish what they have; a changed
+// routing swaps the channel's router slot; added, removed and changed
+// workers start, drain and are replaced. Nothing in flight is disturbed.
+func (n *Node) Apply(_, next *config.Config) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		return errors.New("node: closed")
+	}
+	cur := map[engine.ChannelName]config.Channel{}
+	for _, ch := range n.cfg.Channels {
+		cur[ch.Name] = ch
+	}
+	var errs []error
+	for _, ch := range next.Channels {
+		old, had := cur[ch.Name]
+		delete(cur, ch.Name)
+		switch {
+		case !had:
+			n.table.Set(ch.Name, ch.Router(next.File))
+			n.pool.AddChannel(ch.Name)
+			n.log.Info("channel added", "channel", ch.Name.String(), "router", ch.Routing.SourceName(ch, next.File))
+		case routingChanged(old, ch, n.cfg.File, next.File):
+			n.table.Set(ch.Name, ch.Router(next.File))
+			n.log.Info("router swapped", "channel", ch.Name.String(), "router", ch.Routing.SourceName(ch, next.File),
+				"hash", ch.Routing.Program.Hash())
+		}
+		errs = append(errs, n.applyWorkers(ch.Name, old.Workers, ch.Workers)...)
+	}
+	for name := range cur {
+		n.table.Remove(name)
+		for _, w := range n.pool.RemoveChannel(name) {
+			n.retire(workerKey{name, w.ID()}, "channel removed")
+		}
+		n.log.Info("channel removed", "channel", name.String())
+	}
+	n.cfg = next
+	return errors.Join(errs...)
+}
+
+// routingChanged reports whether a channel's router must be swapped.
+func routingChanged(old, next config.Channel, oldFile, nextFile string) bool {
+	return old.Routing.Program.Hash() != next.Routing.Program.Hash() ||
+		old.Routing.SourceName(old, oldFile) != next.Routing.SourceName(next, nextFile) ||
+		old.ScriptTimeout != next.ScriptTimeout
+}
+
+// applyWorkers starts, retires and replaces the workers of channel. n.mu is
+// held.
+func (n *Node) applyWorkers(channel engine.ChannelName, old, next []config.Worker) []error {
+	var errs []error
+	keep := map[string]bool{}
+	for _, w := range next {
+		for _, o := range old {
+			if o.ID == w.ID && sameWorker(o, w) {
+				keep[w.ID] = true
+			}
+		}
+	}
+	for _, o := range old {
+		if !keep[o.ID] {
+			n.pool.Remove(channel, o.ID)
+			n.retire(workerKey{channel, o.ID}, "worker removed from the config")
+		}
+	}
+	for _, w := range next {
+		if keep[w.ID] {
+			continue
+		}
+		if err := n.startWorker(channel, w); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errs
+}
+
+// sameWorker reports whether two configs of a worker run the same way.
+func sameWorker(a, b config.Worker) bool {
+	a.Pos, b.Pos = config.Position{}, config.Position{}
+	return reflect.DeepEqual(a, b)
+}
+
+// retire takes a worker out of service: it finishes what it has and exits,
+// and is not restarted. n.mu is held.
+func (n *Node) retire(key workerKey, why string) {
+	r, ok := n.workers[key]
+	if !ok {
+		return
+	}
+	delete(n.workers, key)
+	r.retired.Store(true)
+	if w := r.cur.Load(); w != nil {
+		w.Drain(why)
+	}
+}
+
+// startWorker starts a configured worker and watches it for exits. n.mu is
+// held.
+func (n *Node) startWorker(channel engine.ChannelName, wc config.Worker) error {
+	r := &run{cfg: wc, rng: newLockedRand(n.seed, channel, wc.ID)}
+	if err := n.spawn(channel, r); err != nil {
+		return err
+	}
+	n.workers[workerKey{channel, wc.ID}] = r
+	n.stats.started(channel, wc.ID)
+	return nil
+}
+
+// spawn starts r's process in the pool, in the place of an exited one, and a
+// goroutine that restarts it when it exits, if its behaviour says so. n.mu
+// is held.
+func (n *Node) spawn(channel engine.ChannelName, r *run) error {
+	w, err := n.pool.Start(channel, local.WorkerConfig{ID: r.cfg.ID, MaxInFlight: r.cfg.MaxInFlight, Tags: r.cfg.Tags,
+		Handler: simulate(r)})
+	if err != nil {
+		return fmt.Errorf("channel %s: %w", channel, err)
+	}
+	r.cur.Store(w)
+	n.wg.Add(1)
+	go n.supervise(channel, r, w)
+	return nil
+}
+
+// supervise waits for w to exit and, unless it was retired or the node
+// closes, restarts it after its restart_after.
+func (n *Node) supervise(channel engine.ChannelName, r *run, w *local.Worker) {
+	defer n.wg.Done()
+	select {
+	case <-n.ctx.Done():
+		return
+	case <-w.Done():
+	}
+	if r.retired.Load() {
+		return
+	}
+	n.stats.exited(channel, r.cfg.ID)
+	after := r.cfg.Behavior.RestartAfter
+	n.log.Debug("worker exited", "channel", channel.String(), "worker", r.cfg.ID, "message", w.ExitMessage())
+	if after <= 0 {
+		return
+	}
+	t := time.NewTimer(after)
+	defer t.Stop()
+	select {
+	case <-n.ctx.Done():
+		return
+	case <-t.C:
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed || r.retired.Load() {
+		return
+	}
+	if err := n.spawn(channel, r); err != nil {
+		n.log.Error("worker restart failed", "channel", channel.String(), "worker", r.cfg.ID, "err", err)
+		return
+	}
+	n.stats.restarted(channel, r.cfg.ID)
+}
+
+// Close stops every worker, waiting for their handlers to return, or until
+// ctx ends. Dispatches after Close fail.
+func (n *Node) Close(ctx context.Context) error {
+	n.mu.Lock()
+	n.closed = true
+	n.mu.Unlock()
+	n.cancel()
+	err := n.pool.Close(ctx)
+	n.wg.Wait()
+	return err
+}
+
+// simulate returns the handler that plays r's behaviour: wait its latency
+// and jitter, then exit, fail or complete (echoing the input), as its rates
+// draw.
+func simulate(r *run) local.Handler {
+	b := r.cfg.Behavior
+	return func(ctx context.Context, req engine.ActivityRequest) engine.ActivityResult {
+		wait, u := b.Latency, 0.0
+		r.rng.with(func(g *rand.Rand) {
+			if b.Jitter > 0 {
+				wait += time.Duration(g.Int64N(int64(b.Jitter)))
+			}
+			u = g.Float64()
+		})
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return engine.Failed("cancelled")
+			case <-t.C:
+			}
+		}
+		switch {
+		case u < b.ExitRate:
+			if w := r.cur.Load(); w != nil {
+				w.Stop(fmt.Sprintf("simulated exit (exit_rate %g)", b.ExitRate))
+			}
+			return engine.ActivityResult{} // an exited worker's answer is dropped
+		case u < b.ExitRate+b.FailRate:
+			return engine.Failed(fmt.Sprintf("simulated failure (fail_rate %g)", b.FailRate))
+		}
+		return engine.Completed(req.Input)
+	}
+}
+
+// lockedRand is a worker's generator, shared by its executors.
+type lockedRand struct {
+	mu sync.Mutex
+	g  *rand.Rand
+}
+
+func newLockedRand(seed uint64, channel engine.ChannelName, id string) *lockedRand {
+	h := fnv.New64a()
+	h.Write([]byte(channel.String()))
+	h.Write([]byte{0})
+	h.Write([]byte(id))
+	return &lockedRand{g: rand.New(rand.NewPCG(seed, h.Sum64()))}
+}
+
+func (l *lockedRand) with(f func(*rand.Rand)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	f(l.g)
+}

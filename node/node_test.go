@@ -1,0 +1,285 @@
+package node_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"io/fs"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/aion-dispatch/dispatch/config"
+	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/node"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const leastLoaded = `{lang: lua, source: "function route(r, c) return dispatch.least_loaded(c) end"}`
+
+// parse loads a config from text; script files come from scripts.
+func parse(t *testing.T, yaml string, scripts map[string]string) *config.Config {
+	t.Helper()
+	cfg, err := config.Parse("conf/dispatch.yaml", []byte(yaml), config.Options{ReadFile: func(name string) ([]byte, error) {
+		s, ok := scripts[name]
+		if !ok {
+			return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
+		}
+		return []byte(s), nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// recorder keeps every operation.
+type recorder struct {
+	mu  sync.Mutex
+	ops []engine.Operation
+}
+
+func (r *recorder) ReplayOutcome(context.Context, engine.ChannelName, engine.ActivityRequest) (engine.RecordedOutcome, bool, error) {
+	return engine.RecordedOutcome{}, false, nil
+}
+
+func (r *recorder) Record(_ context.Context, op engine.Operation) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.ops = append(r.ops, op)
+	return nil
+}
+
+func (r *recorder) selections() []engine.Operation {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []engine.Operation
+	for _, op := range r.ops {
+		if op.Kind == engine.OpWorkerSelected {
+			out = append(out, op)
+		}
+	}
+	return out
+}
+
+func start(t *testing.T, cfg *config.Config, rec engine.Recorder) *node.Node {
+	t.Helper()
+	n, err := node.New(cfg, node.Options{Recorder: rec, Seed: 1, IDs: &engine.SequenceIDs{Prefix: "c"},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := n.Close(context.Background()); err != nil {
+			t.Errorf("close: %v", err)
+		}
+	})
+	return n
+}
+
+func request(wf string) engine.ActivityRequest {
+	return engine.ActivityRequest{WorkflowID: wf, ActivityType: "send", Input: engine.Payload{ContentType: "text/plain", Data: []byte(wf)}}
+}
+
+// eventually polls cond until it holds; the deadline only guards a hang.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("never happened: %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func worker(s node.Stats, id string) node.WorkerStats {
+	for _, w := range s.Workers {
+		if w.Worker == id {
+			return w
+		}
+	}
+	return node.WorkerStats{}
+}
+
+func TestBehaviour(t *testing.T) {
+	cfg := parse(t, `version: 1
+channels:
+  - namespace: prod
+    task_queue: echo
+    routing: `+leastLoaded+`
+    workers: [{id: e1}]
+  - namespace: prod
+    task_queue: fail
+    routing: `+leastLoaded+`
+    workers: [{id: f1, behavior: {fail_rate: 1}}]
+  - namespace: prod
+    task_queue: exit
+    routing: {lang: lua, source: "function route(r, c) return c[1].id end"}
+    workers:
+      - {id: x1, behavior: {exit_rate: 1}}
+      - {id: x2}
+`, nil)
+	rec := &recorder{}
+	n := start(t, cfg, rec)
+	ctx := context.Background()
+
+	res, err := n.Dispatch(ctx, "prod", "echo", request("wf-1"))
+	if err != nil || res.Status != engine.StatusCompleted || string(res.Output.Data) != "wf-1" {
+		t.Fatalf("echo: %+v, %v; want the input back", res, err)
+	}
+	res, err = n.Dispatch(ctx, "prod", "fail", request("wf-2"))
+	if !errors.Is(err, engine.ErrActivityFailed) || res.Status != engine.StatusFailed || !strings.Contains(res.Error, "simulated failure") {
+		t.Fatalf("fail: %+v, %v; want a simulated failure", res, err)
+	}
+	// x1 takes it first, exits, and x2 gets it on the re-route.
+	res, err = n.Dispatch(ctx, "prod", "exit", request("wf-3"))
+	if err != nil || res.Status != engine.StatusCompleted {
+		t.Fatalf("exit: %+v, %v; want completed after the re-route", res, err)
+	}
+	sels := rec.selections()
+	if len(sels) != 4 || sels[2].WorkerID != "x1" || sels[3].WorkerID != "x2" || sels[3].Attempt != 2 ||
+		len(sels[3].Excluded) != 1 || sels[3].Excluded[0] != "x1" {
+		t.Fatalf("selections %+v: want x1 then x2 on attempt 2 with x1 excluded", sels)
+	}
+	// x1 stays gone: no restart_after.
+	_, err = n.Dispatch(ctx, "prod", "exit", request("wf-4"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	s := n.Stats()
+	if s.Counters != (node.Counters{Dispatched: 4, Completed: 3, Failed: 1, Rerouted: 1}) {
+		t.Errorf("counters %+v", s.Counters)
+	}
+	if w := worker(s, "x1"); w.Selected != 1 || w.Lost != 1 || w.Exits != 1 || w.Completed != 0 {
+		t.Errorf("x1: %+v; want selected once, lost it, exited once", w)
+	}
+	if w := worker(s, "x2"); w.Selected != 2 || w.Completed != 2 {
+		t.Errorf("x2: %+v; want two completed", w)
+	}
+	if len(s.Reasons) != 1 || s.Reasons[0].Count != 1 || !strings.Contains(s.Reasons[0].Reason, "simulated failure") {
+		t.Errorf("reasons %+v", s.Reasons)
+	}
+	if len(s.Channels) != 3 || s.Channels[1].Channel.TaskQueue() != "exit" || s.Channels[1].Reroutes != 1 {
+		t.Errorf("channels %+v", s.Channels)
+	}
+	if len(s.Routers) != 3 || s.Routers[1].Decisions != 3 || s.Routers[1].Version.Lang != "lua" {
+		t.Errorf("routers %+v", s.Routers)
+	}
+}
+
+func TestRestartAfter(t *testing.T) {
+	cfg := parse(t, `version: 1
+channels:
+  - namespace: prod
+    task_queue: q
+    routing: `+leastLoaded+`
+    workers: [{id: w1, behavior: {exit_rate: 1, restart_after: 1ms}}]
+`, nil)
+	n := start(t, cfg, nil)
+	_, err := n.Dispatch(context.Background(), "prod", "q", request("wf-1"))
+	if !errors.Is(err, engine.ErrNoWorkers) {
+		t.Fatalf("the only worker exited: %v, want NoWorkersAvailable", err)
+	}
+	eventually(t, "w1 restarted", func() bool { return worker(n.Stats(), "w1").Restarts >= 1 })
+	if w := worker(n.Stats(), "w1"); w.Exits < 1 || w.Lost != 1 {
+		t.Errorf("w1: %+v", w)
+	}
+	// Back in the pool: it is chosen again (and exits again).
+	_, err = n.Dispatch(context.Background(), "prod", "q", request("wf-2"))
+	if !errors.Is(err, engine.ErrNoWorkers) {
+		t.Fatalf("second dispatch: %v", err)
+	}
+	if w := worker(n.Stats(), "w1"); w.Selected != 2 {
+		t.Errorf("w1 selected %d times, want 2: the restarted worker rejoined", w.Selected)
+	}
+}
+
+func TestApply(t *testing.T) {
+	scripts := map[string]string{
+		"conf/one.lua": `function route(r, c) return "w1" end`,
+		"conf/two.lua": `function route(r, c) return "w2" end`,
+	}
+	base := `version: 1
+channels:
+  - namespace: prod
+    task_queue: keep
+    routing: {lua: %s}
+    workers: [{id: w1}, {id: w2}]
+`
+	gone := `  - namespace: prod
+    task_queue: gone
+    routing: ` + leastLoaded + `
+    workers: [{id: g1, behavior: {latency: 300ms}}]
+`
+	cfg1 := parse(t, strings.Replace(base, "%s", "one.lua", 1)+gone, scripts)
+	rec := &recorder{}
+	n := start(t, cfg1, rec)
+	ctx := context.Background()
+	if _, err := n.Dispatch(ctx, "prod", "keep", request("wf-1")); err != nil {
+		t.Fatal(err)
+	}
+
+	// An activity in flight on the channel about to go.
+	inFlight := make(chan error, 1)
+	go func() {
+		res, err := n.Dispatch(ctx, "prod", "gone", request("wf-2"))
+		if err == nil && res.Status != engine.StatusCompleted {
+			err = errors.New("not completed: " + res.Error)
+		}
+		inFlight <- err
+	}()
+	eventually(t, "g1 busy", func() bool { return worker(n.Stats(), "g1").Selected == 1 })
+
+	// Swap the script, drop "gone", add "new" and a worker.
+	cfg2 := parse(t, strings.Replace(base, "%s", "two.lua", 1)+`  - namespace: prod
+    task_queue: new
+    routing: `+leastLoaded+`
+    workers: [{id: n1}]
+`, scripts)
+	cfg2.Channels[0].Workers = append(cfg2.Channels[0].Workers, config.Worker{ID: "w3", MaxInFlight: 1})
+	if err := n.Apply(cfg1, cfg2); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-inFlight; err != nil {
+		t.Errorf("the activity in flight on a removed channel: %v; want it finished", err)
+	}
+	if _, err := n.Dispatch(ctx, "prod", "gone", request("wf-3")); !errors.Is(err, engine.ErrUnknownChannel) {
+		t.Errorf("dispatch to a removed channel: %v, want ErrUnknownChannel", err)
+	}
+	if res, err := n.Dispatch(ctx, "prod", "new", request("wf-4")); err != nil || res.Status != engine.StatusCompleted {
+		t.Errorf("dispatch to an added channel: %+v, %v", res, err)
+	}
+	if _, err := n.Dispatch(ctx, "prod", "keep", request("wf-5")); err != nil {
+		t.Fatal(err)
+	}
+	sels := rec.selections()
+	first, last := sels[0], sels[len(sels)-1]
+	if first.WorkerID != "w1" || last.WorkerID != "w2" || first.Router.Hash == last.Router.Hash ||
+		!strings.HasSuffix(last.Router.Source, "two.lua") {
+		t.Errorf("before %s by %+v, after %s by %+v: want the swapped script to decide", first.WorkerID, first.Router, last.WorkerID, last.Router)
+	}
+	if len(last.Candidates) != 3 || last.Candidates[2].ID != "w3" {
+		t.Errorf("candidates after the change %+v, want w1, w2, w3", last.Candidates)
+	}
+	if got := n.Config(); got != cfg2 {
+		t.Error("Config() is not the applied config")
+	}
+
+	// Removing a worker from the config takes it out of the pool.
+	cfg3 := parse(t, strings.Replace(base, "%s", "two.lua", 1), scripts)
+	cfg3.Channels[0].Workers = cfg3.Channels[0].Workers[:1]
+	if err := n.Apply(cfg2, cfg3); err != nil {
+		t.Fatal(err)
+	}
+	_, err := n.Dispatch(ctx, "prod", "keep", request("wf-6"))
+	if !errors.Is(err, engine.ErrRouting) {
+		t.Errorf("script names w2, which left: %v, want a routing error", err)
+	}
+}

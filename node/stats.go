@@ -1,0 +1,306 @@
+package node
+
+import (
+	"cmp"
+	"context"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aion-dispatch/dispatch/engine"
+)
+
+// Counters are the running totals of a node, cheap to read while it runs.
+type Counters struct {
+	Dispatched int64 // conversations opened
+	Completed  int64 // closed with a completed result
+	Failed     int64 // closed otherwise: failed activity, no worker, timeout, error
+	Rerouted   int64 // selections after a worker exited
+}
+
+// Stats are a node's figures: what each channel and worker did and which
+// router versions decided.
+type Stats struct {
+	Counters Counters
+	Channels []ChannelStats // by channel
+	Workers  []WorkerStats  // by channel, then worker
+	Routers  []RouterStats  // by channel, source, hash
+	Reasons  []ReasonStats  // why conversations did not complete, most frequent first
+	Latency  LatencySummary // of every conversation
+	Started  time.Time      // when the node started
+	Elapsed  time.Duration  // since Started
+}
+
+// LatencySummary summarises conversation latencies (opened to closed).
+type LatencySummary struct {
+	P50, P99 time.Duration
+}
+
+// ChannelStats are one channel's figures.
+type ChannelStats struct {
+	Channel    engine.ChannelName
+	Activities int // conversations opened
+	Completed  int
+	Failed     int // the worker answered Failed
+	Other      int // closed without a result: no worker, timeout, routing error
+	Reroutes   int // selections after a worker exited
+	Latency    LatencySummary
+}
+
+// WorkerStats are one worker's figures.
+type WorkerStats struct {
+	Channel   engine.ChannelName
+	Worker    string
+	Selected  int // times a router chose it
+	Completed int
+	Failed    int
+	Lost      int // activities it had when it exited (re-routed if another worker could take them)
+	TimedOut  int
+	Exits     int // times its process exited
+	Restarts  int
+	Latency   LatencySummary // of the conversations it closed
+}
+
+// RouterStats count the decisions of one router version on one channel.
+type RouterStats struct {
+	Channel   engine.ChannelName
+	Version   engine.RouterVersion
+	Decisions int
+}
+
+// ReasonStats count conversations that closed for one reason other than
+// completion.
+type ReasonStats struct {
+	Reason string
+	Count  int
+}
+
+// stats is the node's recorder: it keeps the figures and passes every
+// operation on to the configured recorder.
+type stats struct {
+	next  engine.Recorder
+	since time.Time
+
+	dispatched, completed, failed, rerouted atomic.Int64
+
+	mu       sync.Mutex
+	open     map[string]openConv
+	channels map[engine.ChannelName]*channelAcc
+	workers  map[workerKey]*workerAcc
+	routers  map[routerKey]*RouterStats
+	reasons  map[string]int
+	all      []time.Duration
+}
+
+type openConv struct {
+	channel engine.ChannelName
+	at      time.Time
+}
+
+type channelAcc struct {
+	ChannelStats
+	lat []time.Duration
+}
+
+type workerAcc struct {
+	WorkerStats
+	lat []time.Duration
+}
+
+type routerKey struct {
+	channel engine.ChannelName
+	version engine.RouterVersion
+}
+
+func newStats(next engine.Recorder) *stats {
+	return &stats{next: next, since: time.Now(), open: map[string]openConv{},
+		channels: map[engine.ChannelName]*channelAcc{}, workers: map[workerKey]*workerAcc{},
+		routers: map[routerKey]*RouterStats{}, reasons: map[string]int{}}
+}
+
+// ReplayOutcome implements engine.Recorder by asking the next recorder.
+func (s *stats) ReplayOutcome(ctx context.Context, ch engine.ChannelName, req engine.ActivityRequest) (engine.RecordedOutcome, bool, error) {
+	if s.next == nil {
+		return engine.RecordedOutcome{}, false, nil
+	}
+	return s.next.ReplayOutcome(ctx, ch, req)
+}
+
+// Record implements engine.Recorder: it counts op and passes it on.
+func (s *stats) Record(ctx context.Context, op engine.Operation) error {
+	s.observe(op)
+	if s.next == nil {
+		return nil
+	}
+	return s.next.Record(ctx, op)
+}
+
+func (s *stats) observe(op engine.Operation) {
+	now := time.Now()
+	switch op.Kind {
+	case engine.OpConversationOpened:
+		s.dispatched.Add(1)
+	case engine.OpWorkerSelected:
+		if op.Attempt > 1 {
+			s.rerouted.Add(1)
+		}
+	case engine.OpConversationClosed:
+		if op.Result.Status == engine.StatusCompleted {
+			s.completed.Add(1)
+		} else {
+			s.failed.Add(1)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch op.Kind {
+	case engine.OpConversationOpened:
+		s.open[op.ConversationID] = openConv{channel: op.Channel, at: now}
+		s.channel(op.Channel).Activities++
+	case engine.OpWorkerSelected:
+		s.worker(op.Channel, op.WorkerID).Selected++
+		if op.Attempt > 1 {
+			s.channel(op.Channel).Reroutes++
+		}
+		k := routerKey{op.Channel, op.Router}
+		r, ok := s.routers[k]
+		if !ok {
+			r = &RouterStats{Channel: op.Channel, Version: op.Router}
+			s.routers[k] = r
+		}
+		r.Decisions++
+	case engine.OpWorkerExited:
+		s.worker(op.Channel, op.WorkerID).Lost++
+	case engine.OpWorkerTimedOut:
+		s.worker(op.Channel, op.WorkerID).TimedOut++
+	case engine.OpConversationClosed:
+		c := s.channel(op.Channel)
+		var w *workerAcc
+		if op.WorkerID != "" {
+			w = s.worker(op.Channel, op.WorkerID)
+		}
+		switch op.Result.Status {
+		case engine.StatusCompleted:
+			c.Completed++
+			if w != nil {
+				w.Completed++
+			}
+		case engine.StatusFailed:
+			c.Failed++
+			if w != nil {
+				w.Failed++
+			}
+			s.reasons["activity failed: "+op.Result.Error]++
+		default:
+			c.Other++
+			s.reasons[op.Message]++
+		}
+		if o, ok := s.open[op.ConversationID]; ok {
+			delete(s.open, op.ConversationID)
+			d := now.Sub(o.at)
+			c.lat = append(c.lat, d)
+			s.all = append(s.all, d)
+			if w != nil {
+				w.lat = append(w.lat, d)
+			}
+		}
+	}
+}
+
+func (s *stats) channel(ch engine.ChannelName) *channelAcc {
+	c, ok := s.channels[ch]
+	if !ok {
+		c = &channelAcc{ChannelStats: ChannelStats{Channel: ch}}
+		s.channels[ch] = c
+	}
+	return c
+}
+
+func (s *stats) worker(ch engine.ChannelName, id string) *workerAcc {
+	k := workerKey{ch, id}
+	w, ok := s.workers[k]
+	if !ok {
+		w = &workerAcc{WorkerStats: WorkerStats{Channel: ch, Worker: id}}
+		s.workers[k] = w
+	}
+	return w
+}
+
+// started makes a configured worker appear in the figures even before it
+// gets anything.
+func (s *stats) started(ch engine.ChannelName, id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.worker(ch, id)
+}
+
+func (s *stats) exited(ch engine.ChannelName, id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.worker(ch, id).Exits++
+}
+
+func (s *stats) restarted(ch engine.ChannelName, id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.worker(ch, id).Restarts++
+}
+
+func (s *stats) counters() Counters {
+	return Counters{Dispatched: s.dispatched.Load(), Completed: s.completed.Load(),
+		Failed: s.failed.Load(), Rerouted: s.rerouted.Load()}
+}
+
+// Counters returns the node's running totals.
+func (n *Node) Counters() Counters { return n.stats.counters() }
+
+// Stats returns the node's figures so far.
+func (n *Node) Stats() Stats {
+	s := n.stats
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := Stats{Counters: s.counters(), Started: s.since, Elapsed: time.Since(s.since), Latency: summarise(s.all)}
+	for _, c := range s.channels {
+		cs := c.ChannelStats
+		cs.Latency = summarise(c.lat)
+		out.Channels = append(out.Channels, cs)
+	}
+	slices.SortFunc(out.Channels, func(a, b ChannelStats) int { return cmp.Compare(a.Channel.String(), b.Channel.String()) })
+	for _, w := range s.workers {
+		ws := w.WorkerStats
+		ws.Latency = summarise(w.lat)
+		out.Workers = append(out.Workers, ws)
+	}
+	slices.SortFunc(out.Workers, func(a, b WorkerStats) int {
+		return cmp.Or(cmp.Compare(a.Channel.String(), b.Channel.String()), cmp.Compare(a.Worker, b.Worker))
+	})
+	for _, r := range s.routers {
+		out.Routers = append(out.Routers, *r)
+	}
+	slices.SortFunc(out.Routers, func(a, b RouterStats) int {
+		return cmp.Or(cmp.Compare(a.Channel.String(), b.Channel.String()), cmp.Compare(a.Version.Source, b.Version.Source),
+			cmp.Compare(a.Version.Hash, b.Version.Hash))
+	})
+	for reason, n := range s.reasons {
+		out.Reasons = append(out.Reasons, ReasonStats{Reason: reason, Count: n})
+	}
+	slices.SortFunc(out.Reasons, func(a, b ReasonStats) int {
+		return cmp.Or(cmp.Compare(b.Count, a.Count), cmp.Compare(a.Reason, b.Reason))
+	})
+	return out
+}
+
+// summarise returns the median and 99th percentile of ds (nearest rank).
+func summarise(ds []time.Duration) LatencySummary {
+	if len(ds) == 0 {
+		return LatencySummary{}
+	}
+	sorted := slices.Clone(ds)
+	slices.Sort(sorted)
+	at := func(q float64) time.Duration {
+		i := int(q*float64(len(sorted))+0.5) - 1
+		return sorted[min(max(i, 0), len(sorted)-1)]
+	}
+	return LatencySummary{P50: at(0.50), P99: at(0.99)}
+}
