@@ -11,13 +11,10 @@ all: test
 
 CONFIG        ?= config/dispatch.yaml
 
-## run: the main job on the default configuration (validate it, then route
-## one activity per channel; `dispatch run` replaces this with issue 5)
+## run: the main job on the default configuration: start its channels with
+## their simulated workers and dispatch the built-in sample load through them
 run:
-	$(GO) run ./cmd/dispatch validate -c $(CONFIG)
-	$(GO) run ./cmd/dispatch route -c $(CONFIG) --channel prod/email \
-		--candidates '[{"id":"email-1","in_flight":3,"max_in_flight":4},{"id":"email-2","in_flight":1,"max_in_flight":4},{"id":"email-3","max_in_flight":2}]' \
-		--exclude email-3 --request '{"workflow_id":"wf-1","activity_type":"send-email","input":{"to":"a@example.com"}}' --json
+	$(GO) run ./cmd/dispatch run -c $(CONFIG)
 
 ## test: gofmt check, go vet, staticcheck, race-enabled tests
 test: fmt-check vet staticcheck unit

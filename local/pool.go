@@ -133,7 +133,7 @@ func (p *Pool) RemoveChannel(channel engine.ChannelName) []*Worker {
 func (p *Pool) Workers(_ context.Context, channel engine.ChannelName, _ engine.ActivityRequest) ([]engine.Worker, error) {
 	ws, ok := (*p.members.Load())[channel]
 	if !ok {
-		return nil, fmt.Errorf("%w: %s has no local workers", engine.ErrUnknownChannel, channel)
+		return nil, fmt.Errorf("%w: %s", engine.ErrUnknownChannel, channel)
 	}
 	out := make([]engine.Worker, 0, len(ws))
 	for _, w := range ws {

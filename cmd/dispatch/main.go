@@ -1,10 +1,12 @@
 // Command dispatch validates channel configs, asks routing scripts for
-// decisions and (in later versions) runs, tests and replays dispatch.
+// decisions, runs channels with simulated local workers, and replays
+// journals.
 //
 // Usage:
 //
 //	dispatch validate -c FILE
 //	dispatch route -c FILE --channel NS/QUEUE --candidates JSON [--exclude ID]... [--request JSON] [--json]
+//	dispatch run -c FILE [--requests FILE|-] [--journal FILE] [--watch] [--seed N] [--concurrency N]
 //	dispatch replay --journal FILE [--what-if SCRIPT --channel NS/QUEUE]
 //
 // Run "dispatch help COMMAND" for a command's flags and an example.
@@ -16,7 +18,10 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"strings"
+
+	"github.com/aion-dispatch/dispatch/node"
 )
 
 // Exit codes shared by every command.
@@ -28,28 +33,53 @@ const (
 )
 
 // command is one subcommand: its work is a plain function of its arguments
-// and output streams, returning the exit code, so it is testable as is.
+// and environment, returning the exit code, so it is testable as is.
 type command struct {
 	name    string
 	summary string
 	usage   string // flags and an example, shown by --help
-	run     func(args []string, stdin io.Reader, stdout, stderr io.Writer) int
+	run     func(args []string, e *env) int
+}
+
+// env is what a command gets from the process: its streams, and signals.
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	// notify and stopNotify relay signals to a channel, as signal.Notify
+	// and signal.Stop do; tests send their own.
+	notify     func(c chan<- os.Signal, sig ...os.Signal)
+	stopNotify func(c chan<- os.Signal)
+	// started, if set, is given the node `run` starts (tests watch it).
+	started func(*node.Node)
+}
+
+// plain adapts a command that needs only its streams.
+func plain(f func(args []string, stdin io.Reader, stdout, stderr io.Writer) int) func([]string, *env) int {
+	return func(args []string, e *env) int { return f(args, e.stdin, e.stdout, e.stderr) }
 }
 
 func commands() []command {
 	return []command{
-		{"validate", "load a config, compile every script, report every problem", validateUsage, runValidate},
-		{"route", "ask a channel's routing script for one decision", routeUsage, runRoute},
-		{"replay", "check and replay a journal, or test another script against it", replayUsage, runReplay},
+		{"validate", "load a config, compile every script, report every problem", validateUsage, plain(runValidate)},
+		{"route", "ask a channel's routing script for one decision", routeUsage, plain(runRoute)},
+		{"run", "run the channels with simulated workers over a load of activities", runUsage, runRun},
+		{"replay", "check and replay a journal, or test another script against it", replayUsage, plain(runReplay)},
 	}
 }
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	os.Exit(runEnv(os.Args[1:], &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr,
+		notify: signal.Notify, stopNotify: signal.Stop}))
 }
 
-// run dispatches to the subcommand named by args[0].
+// run runs a command with the given streams and no signals.
 func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	return runEnv(args, &env{stdin: stdin, stdout: stdout, stderr: stderr})
+}
+
+// runEnv dispatches to the subcommand named by args[0].
+func runEnv(args []string, e *env) int {
+	stdout, stderr := e.stdout, e.stderr
 	if len(args) == 0 {
 		mainUsage(stderr)
 		return exitUsage
@@ -74,7 +104,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		mainUsage(stderr)
 		return exitUsage
 	}
-	return c.run(args[1:], stdin, stdout, stderr)
+	return c.run(args[1:], e)
 }
 
 func lookup(name string) (command, bool) {

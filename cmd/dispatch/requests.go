@@ -1,0 +1,170 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/aion-dispatch/dispatch/config"
+	"github.com/aion-dispatch/dispatch/engine"
+)
+
+// maxRequestLine is the longest requests line read; a longer one is an
+// error and is skipped.
+const maxRequestLine = 1 << 20
+
+// activity is one request to dispatch: a requests line, or one of the
+// sample load.
+type activity struct {
+	line    int // 0 for the sample load
+	channel engine.ChannelName
+	req     engine.ActivityRequest
+}
+
+// requestLine is the JSONL form of an activity (see DESIGN, CLI).
+type requestLine struct {
+	Channel         string          `json:"channel"`
+	WorkflowID      string          `json:"workflow_id"`
+	ActivityType    string          `json:"activity_type"`
+	Input           json.RawMessage `json:"input"`
+	ContentType     string          `json:"content_type"`
+	StartToClose    string          `json:"start_to_close"`
+	ScheduleToClose string          `json:"schedule_to_close"`
+}
+
+// lineError is a requests line that cannot be dispatched.
+type lineError struct {
+	file string
+	line int
+	err  error
+}
+
+func (e *lineError) Error() string { return fmt.Sprintf("%s:%d: %v", e.file, e.line, e.err) }
+
+// readRequests reads JSONL activities from r as they arrive and calls emit
+// for each line: an activity, or a *lineError for a line that is not one.
+// Blank lines are skipped. It stops when emit returns false, at the end of
+// input, or on a read error, which it returns.
+func readRequests(r io.Reader, name string, emit func(activity, error) bool) error {
+	br := bufio.NewReaderSize(r, 64<<10)
+	for line := 1; ; line++ {
+		data, tooLong, err := readLine(br)
+		if len(bytes.TrimSpace(data)) > 0 || tooLong {
+			var a activity
+			var perr error
+			if tooLong {
+				perr = fmt.Errorf("line longer than %d bytes", maxRequestLine)
+			} else {
+				a, perr = parseRequest(data)
+			}
+			a.line = line
+			if perr != nil {
+				perr = &lineError{file: name, line: line, err: perr}
+			}
+			if !emit(a, perr) {
+				return nil
+			}
+		}
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+	}
+}
+
+// readLine reads one line without its newline; a line over maxRequestLine
+// is read to its end and reported as too long.
+func readLine(br *bufio.Reader) (data []byte, tooLong bool, err error) {
+	for {
+		chunk, err := br.ReadSlice('\n')
+		if !tooLong {
+			data = append(data, chunk...)
+			if len(data) > maxRequestLine {
+				tooLong, data = true, nil
+			}
+		}
+		if errors.Is(err, bufio.ErrBufferFull) {
+			continue
+		}
+		return bytes.TrimRight(data, "\r\n"), tooLong, err
+	}
+}
+
+// parseRequest decodes one requests line strictly.
+func parseRequest(data []byte) (activity, error) {
+	var rl requestLine
+	if err := decodeStrict(data, &rl); err != nil {
+		return activity{}, err
+	}
+	var missing []string
+	for _, f := range []struct{ name, v string }{{"channel", rl.Channel}, {"workflow_id", rl.WorkflowID}, {"activity_type", rl.ActivityType}} {
+		if f.v == "" {
+			missing = append(missing, f.name)
+		}
+	}
+	if len(missing) > 0 {
+		return activity{}, fmt.Errorf("missing %s", joinAnd(missing))
+	}
+	ch, err := config.ParseChannelFlag(rl.Channel)
+	if err != nil {
+		return activity{}, err
+	}
+	a := activity{channel: ch, req: engine.ActivityRequest{WorkflowID: rl.WorkflowID, ActivityType: rl.ActivityType,
+		TaskQueue: ch.TaskQueue(), Input: inputPayload(rl.Input, rl.ContentType)}}
+	for _, d := range []struct {
+		name string
+		v    string
+		to   *time.Duration
+	}{{"start_to_close", rl.StartToClose, &a.req.StartToClose}, {"schedule_to_close", rl.ScheduleToClose, &a.req.ScheduleToClose}} {
+		if d.v == "" {
+			continue
+		}
+		v, err := time.ParseDuration(d.v)
+		if err != nil || v <= 0 {
+			return activity{}, fmt.Errorf("%s %q: want a positive duration such as 2s", d.name, d.v)
+		}
+		*d.to = v
+	}
+	return a, nil
+}
+
+func joinAnd(s []string) string {
+	switch len(s) {
+	case 0:
+		return ""
+	case 1:
+		return s[0]
+	}
+	out := s[0]
+	for _, x := range s[1 : len(s)-1] {
+		out += ", " + x
+	}
+	return out + " and " + s[len(s)-1]
+}
+
+// sampleLoad is the built-in load of `dispatch run` without --requests:
+// perChannel activities on each channel, interleaved, with inputs that the
+// shipped scripts look at (a region, a workflow id that repeats).
+func sampleLoad(cfg *config.Config, perChannel int) []activity {
+	regions := []string{"eu", "us", "eu", "ap"}
+	var out []activity
+	for i := range perChannel {
+		for _, ch := range cfg.Channels {
+			q := ch.Name.TaskQueue()
+			input := fmt.Sprintf(`{"n":%d,"region":%q}`, i, regions[i%len(regions)])
+			out = append(out, activity{channel: ch.Name, req: engine.ActivityRequest{
+				WorkflowID:   fmt.Sprintf("wf-%s-%d", q, i%50),
+				ActivityType: q,
+				TaskQueue:    q,
+				Input:        engine.Payload{ContentType: "application/json", Data: []byte(input)},
+			}})
+		}
+	}
+	return out
+}

@@ -1,0 +1,419 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/aion-dispatch/dispatch/config"
+	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/journal"
+	"github.com/aion-dispatch/dispatch/node"
+	"github.com/aion-dispatch/dispatch/router"
+)
+
+const runUsage = `Usage: dispatch run -c FILE [--requests FILE|-] [--journal FILE [--fsync MODE]]
+                    [--watch [--poll DURATION]] [--seed N] [--concurrency N] [-v]
+
+Starts every channel of the config with its routing script and its local
+workers, which behave as their "behavior" says (latency, jitter, fail_rate,
+exit_rate, restart_after), and dispatches a load of activities through
+them, up to --concurrency at a time. A worker that exits mid-activity is
+seen through its link and the activity is re-routed to another; with
+restart_after the worker comes back.
+
+The load is the requests file, one JSON activity a line, read as it arrives
+("-" is stdin, so a pipe that delivers lines over minutes works):
+
+  {"channel": "prod/email", "workflow_id": "wf-1", "activity_type": "send-email",
+   "input": {"to": "a@example.com"}, "start_to_close": "2s", "schedule_to_close": "10s"}
+
+("input" is any JSON value, or a string sent as text/plain; "content_type"
+overrides.) A line that is not a valid activity is reported with its line
+number and skipped. Without --requests, a built-in sample load over every
+configured channel runs for a few seconds at most.
+
+Progress goes to stderr (a live line on a terminal, a plain line a second
+otherwise); at the end a summary per channel, per worker and per router
+version goes to stdout. Ctrl-C stops reading, lets the activities in flight
+finish and prints the summary; a second Ctrl-C abandons them.
+
+Flags:
+  -c FILE              the config (YAML)
+  --requests FILE|-    activities to dispatch, JSONL; "-" for stdin
+  --journal FILE       record every step to this journal (appended to)
+  --fsync MODE         journal durability: batch (default), interval or never
+  --watch              reload scripts and config when their files change,
+                       and on SIGHUP
+  --poll DURATION      with --watch, also rehash the files this often, for
+                       filesystems without change events (NFS, FUSE)
+  --seed N             seed of the simulated behaviour (default 1)
+  --concurrency N      activities in flight at most (default 16)
+  --sample N           activities per channel in the built-in load (default 500)
+  -v                   log every reload, worker exit and restart
+
+Exit codes: 0 every activity completed, 1 some did not (the summary says
+why) or the run could not start, 2 usage.
+
+Examples:
+  dispatch run -c config/dispatch.yaml
+  dispatch run -c config/dispatch.yaml --requests requests.jsonl --journal journal.jsonl
+  tail -f requests.jsonl | dispatch run -c config/dispatch.yaml --requests - --watch
+`
+
+// runOptions are run's flags.
+type runOptions struct {
+	config      string
+	requests    string
+	journal     string
+	fsync       string
+	watch       bool
+	poll        time.Duration
+	seed        uint64
+	concurrency int
+	sample      int
+	verbose     bool
+}
+
+func runRun(args []string, e *env) int {
+	fs := newFlags("run", runUsage, e.stderr)
+	var o runOptions
+	fs.StringVar(&o.config, "c", "", "")
+	fs.StringVar(&o.requests, "requests", "", "")
+	fs.StringVar(&o.journal, "journal", "", "")
+	fs.StringVar(&o.fsync, "fsync", "batch", "")
+	fs.BoolVar(&o.watch, "watch", false, "")
+	fs.DurationVar(&o.poll, "poll", 0, "")
+	fs.Uint64Var(&o.seed, "seed", 1, "")
+	fs.IntVar(&o.concurrency, "concurrency", 16, "")
+	fs.IntVar(&o.sample, "sample", 500, "")
+	fs.BoolVar(&o.verbose, "v", false, "")
+	if code := parseFlags(fs, runUsage, args, e.stdout); code >= 0 {
+		return code
+	}
+	usage := func(format string, args ...any) int {
+		fmt.Fprintf(e.stderr, "dispatch run: "+format+"\n", args...)
+		return exitUsage
+	}
+	fsync, err := journal.ParseFsync(o.fsync)
+	switch {
+	case o.config == "":
+		return usage("-c FILE is required")
+	case o.concurrency < 1:
+		return usage("--concurrency %d: want at least 1", o.concurrency)
+	case o.sample < 1:
+		return usage("--sample %d: want at least 1", o.sample)
+	case o.poll < 0 || (o.poll > 0 && !o.watch):
+		return usage("--poll needs --watch and a positive duration")
+	case err != nil:
+		return usage("--fsync: %v", err)
+	}
+	r := &runner{opts: o, e: e, fsync: fsync}
+	return r.run()
+}
+
+// runner is one `dispatch run`.
+type runner struct {
+	opts  runOptions
+	e     *env
+	fsync journal.Fsync
+	con   *console
+	log   *slog.Logger
+
+	mu          sync.Mutex
+	badLines    int
+	errorsShown int
+	notShown    int
+}
+
+// maxErrorsShown is how many dispatch errors are printed one by one; the
+// summary counts them all.
+const maxErrorsShown = 10
+
+func (r *runner) fail(format string, args ...any) int {
+	fmt.Fprintf(r.e.stderr, "dispatch run: "+format+"\n", args...)
+	return exitError
+}
+
+func (r *runner) run() int {
+	e := r.e
+	r.con = newConsole(e.stderr)
+	level := slog.LevelWarn
+	if r.opts.verbose {
+		level = slog.LevelDebug
+	} else if r.opts.watch {
+		level = slog.LevelInfo
+	}
+	r.log = slog.New(slog.NewTextHandler(r.con, &slog.HandlerOptions{Level: level}))
+
+	compiler := router.NewCompiler(router.Limits{})
+	cfg, err := config.Load(r.opts.config, config.Options{Compiler: compiler})
+	if err != nil {
+		printConfigErrors(e.stderr, err)
+		return exitError
+	}
+
+	// The requests file is opened before anything starts, so that a wrong
+	// path fails fast.
+	var in io.Reader
+	var inName string
+	switch r.opts.requests {
+	case "":
+	case "-":
+		in, inName = e.stdin, "stdin"
+	default:
+		f, err := os.Open(r.opts.requests)
+		if err != nil {
+			return r.fail("%v", err)
+		}
+		defer f.Close()
+		in, inName = f, r.opts.requests
+	}
+
+	var rec engine.Recorder
+	var jw *journal.Writer
+	if r.opts.journal != "" {
+		var recovered string
+		jw, recovered, err = journal.Open(r.opts.journal, journal.Options{Fsync: r.fsync})
+		if err != nil {
+			return r.fail("%v", err)
+		}
+		if recovered != "" {
+			fmt.Fprintf(e.stderr, "%s: warning: %s (a crash cut it short)\n", r.opts.journal, recovered)
+		}
+		rec = journal.Recorder{Writer: jw}
+	}
+	n, err := node.New(cfg, node.Options{Recorder: rec, Seed: r.opts.seed, Logger: r.log})
+	if err != nil {
+		if jw != nil {
+			jw.Close()
+		}
+		return r.fail("%v", err)
+	}
+
+	// Signals: the first interrupt stops reading and drains, the second
+	// abandons what is in flight; SIGHUP rescans the files under --watch.
+	sigs := make(chan os.Signal, 4)
+	if e.notify != nil {
+		e.notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+		defer e.stopNotify(sigs)
+	}
+	dispatchCtx, abandon := context.WithCancel(context.Background())
+	defer abandon()
+
+	var watcher *config.Watcher
+	stopWatch := func() {}
+	if r.opts.watch {
+		watcher, err = config.NewWatcher(cfg, config.WatchOptions{Options: config.Options{Compiler: compiler},
+			Apply: n.Apply, Poll: r.opts.poll, Logger: r.log})
+		if err != nil {
+			n.Close(context.Background())
+			return r.fail("%v", err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := watcher.Run(ctx); err != nil {
+				r.log.Error("watching stopped", "err", err)
+			}
+		}()
+		stopWatch = func() { cancel(); <-done }
+	}
+
+	if e.started != nil {
+		e.started(n)
+	}
+	stopProgress := r.con.progress(n.Counters)
+	interrupted := r.feed(dispatchCtx, n, cfg, in, inName, sigs, watcher, abandon)
+	stopProgress()
+	stopWatch()
+
+	closeCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var closeErr error
+	if err := n.Close(closeCtx); err != nil {
+		closeErr = fmt.Errorf("stop workers: %w", err)
+	}
+	if jw != nil {
+		if err := jw.Close(); err != nil {
+			closeErr = errors.Join(closeErr, err)
+		}
+	}
+
+	stats := n.Stats()
+	r.summary(e.stdout, stats, watcher)
+	code := exitOK
+	var why []string
+	if c := stats.Counters; c.Completed < c.Dispatched {
+		code = exitError
+		why = append(why, fmt.Sprintf("%d of %d activities did not complete", c.Dispatched-c.Completed, c.Dispatched))
+	}
+	r.mu.Lock()
+	badLines, notShown := r.badLines, r.notShown
+	r.mu.Unlock()
+	if notShown > 0 {
+		fmt.Fprintf(e.stderr, "(%d more dispatch errors not shown; the summary counts them)\n", notShown)
+	}
+	if badLines > 0 {
+		code = exitError
+		why = append(why, fmt.Sprintf("%d requests lines were not valid activities (reported above)", badLines))
+	}
+	if interrupted {
+		fmt.Fprintln(e.stdout, "interrupted: stopped reading requests and let the activities in flight finish")
+	}
+	if closeErr != nil {
+		code = exitError
+		why = append(why, closeErr.Error())
+	}
+	if len(why) > 0 {
+		fmt.Fprintf(e.stdout, "exit 1: %s\n", strings.Join(why, "; "))
+	}
+	return code
+}
+
+// feed dispatches the activities as they come, at most --concurrency at a
+// time, until the input ends or an interrupt; then it waits for those in
+// flight (a second interrupt abandons them). It reports whether it was
+// interrupted.
+func (r *runner) feed(ctx context.Context, n *node.Node, cfg *config.Config, in io.Reader, inName string,
+	sigs <-chan os.Signal, watcher *config.Watcher, abandon context.CancelFunc) (interrupted bool) {
+	items := make(chan activity)
+	stop := make(chan struct{})
+	readDone := make(chan error, 1)
+	go func() {
+		emit := func(a activity, err error) bool {
+			if err != nil {
+				r.mu.Lock()
+				r.badLines++
+				r.mu.Unlock()
+				r.con.printf("%v\n", err)
+				return true
+			}
+			select {
+			case items <- a:
+				return true
+			case <-stop:
+				return false
+			}
+		}
+		var err error
+		if in == nil {
+			for _, a := range sampleLoad(cfg, r.opts.sample) {
+				if !emit(a, nil) {
+					break
+				}
+			}
+		} else {
+			err = readRequests(in, inName, emit)
+		}
+		close(items)
+		readDone <- err
+	}()
+
+	slots := make(chan struct{}, r.opts.concurrency)
+	var wg sync.WaitGroup
+	onSignal := func(s os.Signal) {
+		switch {
+		case s == syscall.SIGHUP && watcher != nil:
+			r.log.Info("SIGHUP: rescanning the config and scripts")
+			watcher.Rescan()
+		case s == syscall.SIGHUP:
+			r.log.Warn("SIGHUP ignored: run with --watch to reload")
+		case interrupted:
+			r.con.printf("second interrupt: abandoning the activities in flight\n")
+			abandon()
+		default:
+			interrupted = true
+			close(stop)
+			r.con.printf("interrupt: letting the activities in flight finish (interrupt again to abandon them)\n")
+		}
+	}
+	for {
+		select {
+		case s := <-sigs:
+			onSignal(s)
+			if interrupted {
+				r.drain(&wg, sigs, onSignal)
+				return interrupted
+			}
+		case a, ok := <-items:
+			if !ok {
+				if err := <-readDone; err != nil {
+					r.con.printf("dispatch run: %v\n", err)
+					r.mu.Lock()
+					r.badLines++
+					r.mu.Unlock()
+				}
+				r.drain(&wg, sigs, onSignal)
+				return interrupted
+			}
+			acquired := false
+			for !acquired && !interrupted {
+				select {
+				case slots <- struct{}{}:
+					acquired = true
+				case s := <-sigs:
+					onSignal(s)
+				}
+			}
+			if !acquired {
+				r.drain(&wg, sigs, onSignal)
+				return interrupted
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-slots }()
+				r.dispatch(ctx, n, a, inName)
+			}()
+		}
+	}
+}
+
+// drain waits for the activities in flight, still handling signals.
+func (r *runner) drain(wg *sync.WaitGroup, sigs <-chan os.Signal, onSignal func(os.Signal)) {
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	for {
+		select {
+		case <-done:
+			return
+		case s := <-sigs:
+			onSignal(s)
+		}
+	}
+}
+
+// dispatch runs one activity. Failed activities are a normal outcome of a
+// simulation and only counted; other errors (no worker, timeouts, routing
+// errors, unknown channels) are also printed, the first few of them.
+func (r *runner) dispatch(ctx context.Context, n *node.Node, a activity, inName string) {
+	_, err := n.Dispatch(ctx, a.channel.Namespace(), a.channel.TaskQueue(), a.req)
+	if err == nil || errors.Is(err, engine.ErrActivityFailed) {
+		return
+	}
+	r.mu.Lock()
+	show := r.errorsShown < maxErrorsShown
+	if show {
+		r.errorsShown++
+	} else {
+		r.notShown++
+	}
+	r.mu.Unlock()
+	if !show {
+		return
+	}
+	where := "sample load"
+	if a.line > 0 {
+		where = fmt.Sprintf("%s:%d", inName, a.line)
+	}
+	r.con.printf("%s: %v\n", where, err)
+}
