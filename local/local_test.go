@@ -3,6 +3,7 @@ package local_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -407,5 +408,28 @@ func TestDrainFinishesWhatItHasThenExits(t *testing.T) {
 	}
 	if p.RemoveChannel(ch) != nil {
 		t.Error("removing a channel twice returned workers")
+	}
+}
+
+// An answer leaves only once the activity no longer counts as in flight, so
+// the next routing decision after it sees the worker idle.
+func TestAnswerAfterInFlightDrops(t *testing.T) {
+	p := newPool(t)
+	ch := channel(t)
+	w, err := p.Start(ch, local.WorkerConfig{ID: "w1", Handler: func(_ context.Context, req engine.ActivityRequest) engine.ActivityResult {
+		return engine.Completed(engine.Payload{})
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 200 {
+		c := open(t, p, ch, snapshot(t, p, ch)[0], fmt.Sprint(i))
+		if _, err := c.Receive(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if n := w.State().InFlight; n != 0 {
+			t.Fatalf("answer %d received while the worker counts %d in flight", i, n)
+		}
+		c.Close()
 	}
 }

@@ -224,14 +224,21 @@ func (w *Worker) run(j *job) (alive bool) {
 		return true // the conversation closed while the activity waited
 	}
 	w.inFlight.Add(1)
-	defer w.inFlight.Add(-1)
+	counted := true
 	defer func() {
+		if counted {
+			w.inFlight.Add(-1)
+		}
 		if r := recover(); r != nil {
 			w.Stop(fmt.Sprintf("panic: %v", r))
 			alive = false
 		}
 	}()
 	res := w.handler(j.ctx, j.req)
+	// The activity stops counting before its answer leaves, so that whoever
+	// reads the answer sees the worker's load without it.
+	w.inFlight.Add(-1)
+	counted = false
 	w.exitMu.Lock()
 	defer w.exitMu.Unlock()
 	if w.ctx.Err() != nil {
