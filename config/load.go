@@ -27,6 +27,9 @@ type Options struct {
 	Compiler *router.Compiler
 	// ReadFile reads the config and script files; nil means os.ReadFile.
 	ReadFile func(name string) ([]byte, error)
+	// ExtraKeys are top-level keys the loader accepts and ignores, for
+	// files that embed a config among keys of their own (golden scenarios).
+	ExtraKeys []string
 }
 
 func (o Options) readFile(name string) ([]byte, error) {
@@ -111,11 +114,17 @@ func (l *loader) parse(data []byte) *Config {
 	}
 	cfg := &Config{File: l.file, Defaults: Defaults{ScriptTimeout: router.DefaultTimeout}}
 	var channels *yaml.Node
-	if !l.mapping(root, "the config", map[string]func(k, v *yaml.Node){
+	fields := map[string]func(k, v *yaml.Node){
 		"version":  func(_, v *yaml.Node) { cfg.Version, _ = l.integer(v, "version") },
 		"defaults": func(_, v *yaml.Node) { l.defaults(v, &cfg.Defaults) },
 		"channels": func(_, v *yaml.Node) { channels = v },
-	}, "version", "channels") {
+	}
+	for _, k := range l.opts.ExtraKeys {
+		if _, ok := fields[k]; !ok {
+			fields[k] = func(_, _ *yaml.Node) {}
+		}
+	}
+	if !l.mapping(root, "the config", fields, "version", "channels") {
 		return cfg
 	}
 	if v := l.resolve(l.valueOf(root, "version")); v != nil && v.Tag == "!!int" && cfg.Version != Version {

@@ -1,0 +1,490 @@
+// Package scenario runs golden scenarios: a config (or inline channels),
+// scripted workers that do exactly what they are told with each request,
+// and a list of steps (requests, script swaps, membership changes, a replay
+// of what was recorded). Running one yields its journal with times removed
+// and conversation ids numbered c1, c2, …, which is compared with the
+// golden journal beside the scenario (NAME.golden.jsonl).
+//
+// The format is in docs/scenarios.md.
+package scenario
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/aion-dispatch/dispatch/config"
+	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/router"
+)
+
+// Scenario is a loaded scenario.
+type Scenario struct {
+	Name        string // the file name without .yaml
+	File        string
+	Description string
+	Config      *config.Config
+	Workers     []Worker
+	Steps       []Step
+}
+
+// Worker is a scripted worker.
+type Worker struct {
+	Channel     engine.ChannelName
+	ID          string
+	MaxInFlight int
+	Tags        []string
+	// Script says what the worker does with its 1st, 2nd, … request; the
+	// last action repeats.
+	Script []Action
+	Line   int
+}
+
+// ActionKind is what a scripted worker does with a request.
+type ActionKind int
+
+// The actions.
+const (
+	Complete ActionKind = iota + 1 // answer Completed with Output
+	Fail                           // answer Failed with Message
+	Exit                           // exit with Message, answering nothing
+	Hang                           // never answer; return when the conversation closes
+)
+
+// Action is one scripted answer.
+type Action struct {
+	Kind    ActionKind
+	Output  engine.Payload
+	Message string
+	Latency time.Duration
+}
+
+// Step is one step of a scenario; exactly one field is set.
+type Step struct {
+	Request      *Request
+	Swap         *Swap
+	AddWorker    *Worker
+	RemoveWorker *WorkerRef
+	// Replay re-dispatches every request so far in replay mode against the
+	// operations recorded so far: no live operation may happen and every
+	// outcome must be the recorded one.
+	Replay bool
+	Line   int
+}
+
+// Request is an activity to dispatch.
+type Request struct {
+	Channel engine.ChannelName
+	Request engine.ActivityRequest
+	// Async leaves the activity running (send it to a worker that hangs) so
+	// that later steps see its load; the scenario goes on once it is with a
+	// worker. At the end of the scenario, async activities still open are
+	// cancelled one by one, in order.
+	Async bool
+}
+
+// Swap replaces a channel's routing script, as a hot reload does.
+type Swap struct {
+	Channel engine.ChannelName
+	Lang    router.Lang
+	Path    string // the script file, or "" for an inline source
+	Source  []byte
+	Program *router.Program
+}
+
+// WorkerRef names a worker of a channel.
+type WorkerRef struct {
+	Channel engine.ChannelName
+	ID      string
+}
+
+// The YAML shapes, decoded strictly.
+type fileYAML struct {
+	Description string       `yaml:"description"`
+	Config      string       `yaml:"config"`
+	Version     yaml.Node    `yaml:"version"`
+	Defaults    yaml.Node    `yaml:"defaults"`
+	Channels    yaml.Node    `yaml:"channels"`
+	Workers     []workerYAML `yaml:"workers"`
+	Steps       []stepYAML   `yaml:"steps"`
+}
+
+type workerYAML struct {
+	Channel     string       `yaml:"channel"`
+	ID          string       `yaml:"id"`
+	MaxInFlight int          `yaml:"max_in_flight"`
+	Tags        []string     `yaml:"tags"`
+	Script      []actionYAML `yaml:"script"`
+}
+
+type actionYAML struct {
+	Complete yaml.Node `yaml:"complete"`
+	Fail     *string   `yaml:"fail"`
+	Exit     *string   `yaml:"exit"`
+	Hang     bool      `yaml:"hang"`
+	Latency  string    `yaml:"latency"`
+}
+
+type stepYAML struct {
+	Request      *requestYAML `yaml:"request"`
+	Swap         *swapYAML    `yaml:"swap"`
+	AddWorker    *workerYAML  `yaml:"add_worker"`
+	RemoveWorker *refYAML     `yaml:"remove_worker"`
+	Replay       bool         `yaml:"replay"`
+}
+
+type requestYAML struct {
+	Channel         string    `yaml:"channel"`
+	WorkflowID      string    `yaml:"workflow_id"`
+	ActivityType    string    `yaml:"activity_type"`
+	Input           yaml.Node `yaml:"input"`
+	ContentType     string    `yaml:"content_type"`
+	StartToClose    string    `yaml:"start_to_close"`
+	ScheduleToClose string    `yaml:"schedule_to_close"`
+	Async           bool      `yaml:"async"`
+}
+
+type swapYAML struct {
+	Channel string `yaml:"channel"`
+	Lua     string `yaml:"lua"`
+	Expr    string `yaml:"expr"`
+	Lang    string `yaml:"lang"`
+	Source  string `yaml:"source"`
+}
+
+type refYAML struct {
+	Channel string `yaml:"channel"`
+	ID      string `yaml:"id"`
+}
+
+// loader collects a scenario's problems as config.Errors.
+type loader struct {
+	file     string
+	dir      string
+	compiler *router.Compiler
+	errs     config.Errors
+	cfg      *config.Config
+}
+
+func (l *loader) errorf(line int, format string, args ...any) {
+	l.errs = append(l.errs, &config.Error{File: l.file, Line: line, Msg: fmt.Sprintf(format, args...)})
+}
+
+// Load reads and checks the scenario at path. Its problems are reported
+// together as config.Errors (FILE:LINE: message).
+func Load(path string) (*Scenario, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, config.Errors{{File: path, Msg: "cannot read scenario: " + err.Error(), Err: err}}
+	}
+	l := &loader{file: path, dir: filepath.Dir(path), compiler: router.NewCompiler(router.Limits{})}
+	var f fileYAML
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(&f); err != nil {
+		return nil, config.Errors{yamlError(path, err)}
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		return nil, config.Errors{yamlError(path, err)}
+	}
+	s := &Scenario{Name: strings.TrimSuffix(filepath.Base(path), ".yaml"), File: path, Description: f.Description}
+
+	switch {
+	case f.Config != "" && f.Channels.Kind != 0:
+		l.errorf(f.Channels.Line, "give either config or channels, not both")
+	case f.Config != "":
+		cfg, err := config.Load(l.path(f.Config), config.Options{Compiler: l.compiler})
+		if err != nil {
+			return nil, err
+		}
+		l.cfg = cfg
+	case f.Channels.Kind != 0:
+		cfg, err := config.Parse(path, data, config.Options{Compiler: l.compiler,
+			ExtraKeys: []string{"description", "workers", "steps"}})
+		if err != nil {
+			return nil, err
+		}
+		l.cfg = cfg
+	default:
+		l.errorf(1, "a scenario needs config: FILE or inline channels (with version: 1)")
+		return nil, l.errs
+	}
+	s.Config = l.cfg
+
+	workerLines := itemLines(&doc, "workers")
+	for i, w := range f.Workers {
+		s.Workers = append(s.Workers, l.worker(w, at(workerLines, i)))
+	}
+	stepLines := itemLines(&doc, "steps")
+	for i, st := range f.Steps {
+		s.Steps = append(s.Steps, l.step(st, at(stepLines, i)))
+	}
+	if len(s.Steps) == 0 {
+		l.errorf(1, "a scenario needs steps")
+	}
+	if len(l.errs) > 0 {
+		return nil, l.errs
+	}
+	return s, nil
+}
+
+// path resolves a path written in the scenario against its directory.
+func (l *loader) path(p string) string {
+	if filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(l.dir, p)
+}
+
+// channel parses NS/QUEUE and checks that the config has it.
+func (l *loader) channel(s string, line int) engine.ChannelName {
+	if s == "" {
+		l.errorf(line, "missing channel (NS/QUEUE)")
+		return engine.ChannelName{}
+	}
+	ch, err := config.ParseChannelFlag(s)
+	if err != nil {
+		l.errorf(line, "%v", err)
+		return engine.ChannelName{}
+	}
+	if _, ok := l.cfg.Channel(ch); !ok {
+		l.errorf(line, "channel %s is not in the config", s)
+	}
+	return ch
+}
+
+func (l *loader) worker(w workerYAML, line int) Worker {
+	out := Worker{Channel: l.channel(w.Channel, line), ID: w.ID, MaxInFlight: w.MaxInFlight, Tags: w.Tags, Line: line}
+	if w.ID == "" {
+		l.errorf(line, "worker: missing id")
+	}
+	if w.MaxInFlight < 0 {
+		l.errorf(line, "worker %s: max_in_flight must be 1 or more", w.ID)
+	}
+	if len(w.Script) == 0 {
+		l.errorf(line, "worker %s: missing script (what it does with each request)", w.ID)
+	}
+	for i, a := range w.Script {
+		out.Script = append(out.Script, l.action(a, fmt.Sprintf("worker %s: script[%d]", w.ID, i), line))
+	}
+	return out
+}
+
+func (l *loader) action(a actionYAML, what string, line int) Action {
+	var out Action
+	n := 0
+	if a.Complete.Kind != 0 {
+		n++
+		out.Kind = Complete
+		p, err := payload(&a.Complete, "")
+		if err != nil {
+			l.errorf(a.Complete.Line, "%s: complete: %v", what, err)
+		}
+		out.Output = p
+	}
+	if a.Fail != nil {
+		n++
+		out.Kind, out.Message = Fail, *a.Fail
+	}
+	if a.Exit != nil {
+		n++
+		out.Kind, out.Message = Exit, *a.Exit
+	}
+	if a.Hang {
+		n++
+		out.Kind = Hang
+	}
+	if n != 1 {
+		l.errorf(line, "%s: want exactly one of complete, fail, exit or hang: true", what)
+	}
+	if a.Latency != "" {
+		d, err := time.ParseDuration(a.Latency)
+		if err != nil || d < 0 {
+			l.errorf(line, "%s: latency %q: want a duration such as 5ms", what, a.Latency)
+		}
+		out.Latency = d
+	}
+	return out
+}
+
+func (l *loader) step(st stepYAML, line int) Step {
+	out := Step{Line: line}
+	n := 0
+	if r := st.Request; r != nil {
+		n++
+		out.Request = l.request(r, line)
+	}
+	if sw := st.Swap; sw != nil {
+		n++
+		out.Swap = l.swap(sw, line)
+	}
+	if w := st.AddWorker; w != nil {
+		n++
+		wk := l.worker(*w, line)
+		out.AddWorker = &wk
+	}
+	if r := st.RemoveWorker; r != nil {
+		n++
+		out.RemoveWorker = &WorkerRef{Channel: l.channel(r.Channel, line), ID: r.ID}
+		if r.ID == "" {
+			l.errorf(line, "remove_worker: missing id")
+		}
+	}
+	if st.Replay {
+		n++
+		out.Replay = true
+	}
+	if n != 1 {
+		l.errorf(line, "a step is exactly one of request, swap, add_worker, remove_worker or replay: true")
+	}
+	return out
+}
+
+func (l *loader) request(r *requestYAML, line int) *Request {
+	out := &Request{Channel: l.channel(r.Channel, line), Async: r.Async}
+	if r.WorkflowID == "" || r.ActivityType == "" {
+		l.errorf(line, "request: workflow_id and activity_type are required")
+	}
+	p, err := payload(&r.Input, r.ContentType)
+	if err != nil {
+		l.errorf(line, "request: input: %v", err)
+	}
+	out.Request = engine.ActivityRequest{WorkflowID: r.WorkflowID, ActivityType: r.ActivityType,
+		TaskQueue: out.Channel.TaskQueue(), Input: p}
+	for _, d := range []struct {
+		name, v string
+		to      *time.Duration
+	}{{"start_to_close", r.StartToClose, &out.Request.StartToClose}, {"schedule_to_close", r.ScheduleToClose, &out.Request.ScheduleToClose}} {
+		if d.v == "" {
+			continue
+		}
+		v, err := time.ParseDuration(d.v)
+		if err != nil || v <= 0 {
+			l.errorf(line, "request: %s %q: want a positive duration such as 2s", d.name, d.v)
+		}
+		*d.to = v
+	}
+	return out
+}
+
+func (l *loader) swap(sw *swapYAML, line int) *Swap {
+	out := &Swap{Channel: l.channel(sw.Channel, line)}
+	var lang, file string
+	switch {
+	case sw.Lua != "" && sw.Expr == "" && sw.Source == "":
+		lang, file = "lua", sw.Lua
+	case sw.Expr != "" && sw.Lua == "" && sw.Source == "":
+		lang, file = "expr", sw.Expr
+	case sw.Source != "" && sw.Lua == "" && sw.Expr == "":
+		lang = sw.Lang
+	default:
+		l.errorf(line, "swap: want {lua: PATH}, {expr: PATH} or {lang: lua|expr, source: TEXT}")
+		return out
+	}
+	lg, err := router.ParseLang(lang)
+	if err != nil {
+		l.errorf(line, "swap: %v", err)
+		return out
+	}
+	out.Lang, out.Source = lg, []byte(sw.Source)
+	name := fmt.Sprintf("%s:%d (inline)", l.file, line)
+	if file != "" {
+		out.Path = l.path(file)
+		name = out.Path
+		src, err := os.ReadFile(out.Path)
+		if err != nil {
+			l.errorf(line, "swap: cannot read script %s: %v", file, err)
+			return out
+		}
+		out.Source = src
+	}
+	prog, err := l.compiler.Compile(lg, name, out.Source)
+	if err != nil {
+		l.errorf(line, "swap: %v", err)
+		return out
+	}
+	out.Program = prog
+	return out
+}
+
+// payload turns a YAML value into an activity payload: a string is its
+// text (text/plain unless told), null or absent is empty, anything else is
+// its JSON (application/json unless told).
+func payload(n *yaml.Node, contentType string) (engine.Payload, error) {
+	if n == nil || n.Kind == 0 || (n.Kind == yaml.ScalarNode && n.Tag == "!!null") {
+		return engine.Payload{ContentType: contentType}, nil
+	}
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!str" {
+		if contentType == "" {
+			contentType = "text/plain"
+		}
+		return engine.Payload{ContentType: contentType, Data: []byte(n.Value)}, nil
+	}
+	var v any
+	if err := n.Decode(&v); err != nil {
+		return engine.Payload{}, err
+	}
+	data, err := json.Marshal(v)
+	if err != nil {
+		return engine.Payload{}, err
+	}
+	if contentType == "" {
+		contentType = "application/json"
+	}
+	return engine.Payload{ContentType: contentType, Data: data}, nil
+}
+
+// itemLines returns the line of each item of the top-level list key.
+func itemLines(doc *yaml.Node, key string) []int {
+	root := doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	if root.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(root.Content); i += 2 {
+		if root.Content[i].Value == key && root.Content[i+1].Kind == yaml.SequenceNode {
+			var lines []int
+			for _, item := range root.Content[i+1].Content {
+				lines = append(lines, item.Line)
+			}
+			return lines
+		}
+	}
+	return nil
+}
+
+func at(lines []int, i int) int {
+	if i < len(lines) {
+		return lines[i]
+	}
+	return 0
+}
+
+// yamlError places a yaml.v3 error ("yaml: line N: msg").
+func yamlError(file string, err error) *config.Error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	e := &config.Error{File: file, Msg: msg, Err: err}
+	var te *yaml.TypeError
+	if errors.As(err, &te) && len(te.Errors) > 0 {
+		msg = te.Errors[0]
+	}
+	var line int
+	if _, scanErr := fmt.Sscanf(msg, "line %d: ", &line); scanErr == nil {
+		e.Line = line
+		e.Msg = msg[strings.Index(msg, ": ")+2:]
+		if te != nil && len(te.Errors) > 1 {
+			e.Msg += fmt.Sprintf(" (and %d more)", len(te.Errors)-1)
+		}
+	}
+	return e
+}

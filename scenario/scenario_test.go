@@ -1,0 +1,146 @@
+package scenario_test
+
+import (
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/aion-dispatch/dispatch/scenario"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden journals of the scenarios under testdata/")
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// TestScenarios runs every scenario under testdata/scenarios against its
+// golden journal; -update rewrites the goldens.
+func TestScenarios(t *testing.T) {
+	files, err := scenario.Find([]string{"../testdata/scenarios"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) < 12 {
+		t.Fatalf("%d scenarios under testdata/scenarios, want at least 12", len(files))
+	}
+	for _, f := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(f), ".yaml"), func(t *testing.T) {
+			t.Parallel()
+			res := scenario.Check(context.Background(), f, *update)
+			switch {
+			case res.Err != nil:
+				t.Fatal(res.Err)
+			case res.Updated:
+				t.Logf("updated %s", res.Golden)
+			case res.Diff != "":
+				t.Errorf("%s differs from the run (- golden, + run):\n%s\nto accept the run: go test ./scenario -update (or make golden)", res.Golden, res.Diff)
+			}
+		})
+	}
+}
+
+func TestDiff(t *testing.T) {
+	want := "a\nb\nc\nd\ne\nf\ng\nh\ni\n"
+	got := "a\nb\nC\nd\ne\nf\ng\nh\ni\nj\n"
+	d := scenario.Diff(want, got)
+	for _, line := range []string{"- c    (golden line 3)", "+ C    (run line 3)", "+ j    (run line 10)", "  ...", "  b"} {
+		if !strings.Contains(d, line+"\n") {
+			t.Errorf("diff lacks %q:\n%s", line, d)
+		}
+	}
+	if scenario.Diff(want, want) != "" {
+		t.Error("diff of equal texts is not empty")
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	for _, tc := range []struct {
+		name, body string
+		want       []string
+	}{
+		{"unknown key", "version: 1\nchannels: []\nstepz: []\n", []string{"stepz"}},
+		{"no channels", "steps:\n  - replay: true\n", []string{":1: a scenario needs config: FILE or inline channels"}},
+		{"bad steps", `version: 1
+channels:
+  - {namespace: prod, task_queue: email, routing: {lang: lua, source: "function route(r, c) return c[1].id end"}}
+workers:
+  - {channel: prod/fax, id: w1, script: [{complete: ok, fail: no}]}
+steps:
+  - request: {channel: prod/email, workflow_id: wf-1}
+  - {replay: true, remove_worker: {channel: prod/email, id: w1}}
+  - swap: {channel: prod/email, lua: missing.lua}
+`, []string{
+			":5: channel prod/fax is not in the config",
+			":5: worker w1: script[0]: want exactly one of complete, fail, exit or hang: true",
+			":7: request: workflow_id and activity_type are required",
+			":8: a step is exactly one of request, swap, add_worker, remove_worker or replay: true",
+			":9: swap: cannot read script missing.lua",
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := write(strings.ReplaceAll(tc.name, " ", "_")+".yaml", tc.body)
+			_, err := scenario.Load(p)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error lacks %q:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+// A golden that differs fails with a diff, and -update rewrites it.
+func TestCheckAndUpdate(t *testing.T) {
+	dir := t.TempDir()
+	src, err := os.ReadFile("../testdata/scenarios/failed_activity.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src = []byte(strings.ReplaceAll(string(src), "../../scripts/", mustAbs(t, "../scripts")+"/"))
+	path := filepath.Join(dir, "s.yaml")
+	if err := os.WriteFile(path, src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if res := scenario.Check(context.Background(), path, false); res.Err == nil || !strings.Contains(res.Err.Error(), "-update") {
+		t.Fatalf("no golden: %+v, want an error saying how to create it", res)
+	}
+	if res := scenario.Check(context.Background(), path, true); !res.Updated || !res.Passed() {
+		t.Fatalf("update: %+v", res)
+	}
+	if res := scenario.Check(context.Background(), path, false); res.Diff != "" || !res.Passed() {
+		t.Fatalf("after update: %+v", res)
+	}
+	golden := scenario.GoldenPath(path)
+	data, _ := os.ReadFile(golden)
+	if err := os.WriteFile(golden, []byte(strings.Replace(string(data), "card declined", "card accepted", 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := scenario.Check(context.Background(), path, false)
+	if res.Passed() || !strings.Contains(res.Diff, "- ") || !strings.Contains(res.Diff, "card accepted") || !strings.Contains(res.Diff, "+ ") {
+		t.Fatalf("changed golden: %+v", res)
+	}
+}
+
+func mustAbs(t *testing.T, p string) string {
+	t.Helper()
+	a, err := filepath.Abs(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
