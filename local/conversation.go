@@ -33,8 +33,18 @@ func (c *conversation) Link(_ context.Context, w engine.Worker) error {
 		return fmt.Errorf("worker %s is not an in-process worker (participant %T)", w.ID, w.Participant)
 	}
 	c.release()
+	c.unlink()
 	c.worker = lw
+	lw.link()
 	return nil
+}
+
+// unlink ends the link to the current worker, if any.
+func (c *conversation) unlink() {
+	if c.worker != nil {
+		c.worker.unlink()
+		c.worker = nil
+	}
 }
 
 // Send implements [engine.Conversation]: it puts the activity in the linked
@@ -102,6 +112,7 @@ func (c *conversation) Close() error {
 	}
 	c.closed = true
 	c.release()
+	c.unlink()
 	return nil
 }
 

@@ -433,3 +433,42 @@ func TestAnswerAfterInFlightDrops(t *testing.T) {
 		c.Close()
 	}
 }
+
+// A conversation that chose the worker before it was drained, but has not
+// sent yet, still gets its answer.
+func TestDrainWaitsForLinkedConversations(t *testing.T) {
+	p := newPool(t)
+	ch := channel(t)
+	w, err := p.Start(ch, local.WorkerConfig{ID: "w1", Handler: func(_ context.Context, req engine.ActivityRequest) engine.ActivityResult {
+		return engine.Completed(engine.Payload{Data: []byte(req.WorkflowID)})
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	c, err := p.Open(ctx, "wf", ch, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Link(ctx, snapshot(t, p, ch)[0]); err != nil {
+		t.Fatal(err)
+	}
+	p.Remove(ch, "w1")
+	w.Drain("removed")
+	if err := c.Send(ctx, engine.DispatchRequest{ConversationID: "c1", Attempt: 1, Request: engine.ActivityRequest{WorkflowID: "wf"}}); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := c.Receive(ctx)
+	if err != nil || ev.Kind != engine.EventResponse {
+		t.Fatalf("receive from a draining worker: %+v, %v; want its answer", ev, err)
+	}
+	select {
+	case <-w.Done():
+		t.Fatal("the worker exited while a conversation was still linked to it")
+	default:
+	}
+	c.Close()
+	if err := w.Wait(ctx); err != nil || w.ExitMessage() != "removed" {
+		t.Fatalf("after the last conversation closed: %v, exit message %q", err, w.ExitMessage())
+	}
+}

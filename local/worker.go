@@ -74,9 +74,9 @@ type Worker struct {
 	inFlight  atomic.Int64
 	running   atomic.Int32  // executors not yet returned
 	stopped   chan struct{} // closed when the last executor returns
-	draining  chan struct{} // closed by Drain
+	links     atomic.Int64  // conversations linked to the worker
+	unlinked  chan struct{} // poked when links drops to 0
 	drainOnce sync.Once
-	drainMsg  string // written before draining is closed
 }
 
 // job is one activity in a worker's mailbox.
@@ -108,7 +108,7 @@ func StartWorker(cfg WorkerConfig) (*Worker, error) {
 		ctx:      ctx,
 		cancel:   cancel,
 		stopped:  make(chan struct{}),
-		draining: make(chan struct{}),
+		unlinked: make(chan struct{}, 1),
 	}
 	w.running.Store(int32(n))
 	for range n {
@@ -144,16 +144,39 @@ func (w *Worker) Stop(message string) {
 	}
 }
 
-// Drain makes the worker finish the activities it has, running and waiting
-// in its mailbox, and then exit with message. Use it once the worker is out
-// of its pool's membership, so that no new activity reaches it; one sent
-// after the mailbox ran dry finds the worker gone, as after Stop. Drain does
-// not wait (see [Worker.Wait]).
+// Drain makes the worker exit with message once no conversation is linked
+// to it: it finishes every activity it was sent, and one that a
+// conversation chose it for but has not sent yet. Use it once the worker is
+// out of its pool's membership, so that no new conversation picks it. Drain
+// does not wait (see [Worker.Wait]).
 func (w *Worker) Drain(message string) {
 	w.drainOnce.Do(func() {
-		w.drainMsg = message
-		close(w.draining)
+		go func() { // ends when the worker exits
+			for {
+				if w.links.Load() == 0 {
+					w.Stop(message)
+					return
+				}
+				select {
+				case <-w.unlinked:
+				case <-w.ctx.Done():
+					return
+				}
+			}
+		}()
 	})
+}
+
+// link and unlink count the conversations linked to the worker.
+func (w *Worker) link() { w.links.Add(1) }
+
+func (w *Worker) unlink() {
+	if w.links.Add(-1) == 0 {
+		select {
+		case w.unlinked <- struct{}{}:
+		default: // a poke is already waiting
+		}
+	}
 }
 
 // Done is closed when the worker has exited.
@@ -180,17 +203,10 @@ func (w *Worker) Wait(ctx context.Context) error {
 	}
 }
 
-// serve is one executor: it runs activities until the worker exits or,
-// draining, finds the mailbox empty. The last executor of a draining worker
-// to return makes the worker exit.
+// serve is one executor: it runs activities until the worker exits.
 func (w *Worker) serve() {
 	defer func() {
 		if w.running.Add(-1) == 0 {
-			select {
-			case <-w.draining:
-				w.Stop(w.drainMsg)
-			default:
-			}
 			close(w.stopped)
 		}
 	}()
@@ -200,15 +216,6 @@ func (w *Worker) serve() {
 			return
 		case j := <-w.mailbox:
 			if !w.run(j) {
-				return
-			}
-		case <-w.draining:
-			select {
-			case j := <-w.mailbox:
-				if !w.run(j) {
-					return
-				}
-			default:
 				return
 			}
 		}
