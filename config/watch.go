@@ -123,8 +123,12 @@ type Watcher struct {
 
 	mu    sync.Mutex
 	cur   *Config
-	seen  map[string]string // file -> hash of the content last looked at
+	seen  map[string]string // file -> hash of the content last looked at (the config file: last applied)
 	stats WatchStats
+	// failedConfig is the hash and error of a config file that did not
+	// load; it is tried again on every look (a script it names may appear)
+	// but its failure is reported once.
+	failedConfig string
 }
 
 // NewWatcher returns a watcher for cfg, which must come from [Load] or
@@ -245,8 +249,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 				w.check() // the directory came back; what is in it now?
 			}
 		case <-settle.C:
-			w.check()
+			// Watch first: a directory recreated during the burst must be
+			// watched before its files are read, or a write right after the
+			// read would go unseen.
 			missing = w.watch(fw, watched)
+			w.check()
 		}
 	}
 }
@@ -303,8 +310,9 @@ func (w *Watcher) relevant(ev fsnotify.Event, watched map[string]bool) bool {
 	}
 	w.mu.Lock()
 	_, ok := w.seen[name]
+	pending := w.failedConfig != ""
 	w.mu.Unlock()
-	return ok
+	return ok || pending // a config that failed may be waiting for any file
 }
 
 // check rehashes the files and loads what changed.
@@ -341,13 +349,17 @@ func (w *Watcher) load() Outcome {
 	data, err := w.opts.readFile(w.path)
 	switch {
 	case err != nil:
-		return Outcome{Kind: Incomplete, Err: fmt.Errorf("config %s: %w", w.path, err)}
+		return Outcome{Kind: Incomplete, Err: fmt.Errorf("config %s: %s", w.path, errText(err))}
 	case len(data) == 0:
 		return Outcome{Kind: Incomplete, Err: fmt.Errorf("config %s is empty", w.path)}
 	}
 	if h := contentHash(data); h != w.seenHash(w.path) {
-		w.setSeen(w.path, h)
-		return w.loadConfig(cur, data)
+		out := w.loadConfig(cur, data, h)
+		if out.Kind != Unchanged {
+			return out
+		}
+		// The same failure as before: scripts of the config in service
+		// still reload.
 	}
 	return w.loadScripts(cur)
 }
@@ -364,17 +376,27 @@ func (w *Watcher) setSeen(file, hash string) {
 	w.seen[file] = hash
 }
 
-// loadConfig loads a changed config file whole and applies it.
-func (w *Watcher) loadConfig(cur *Config, data []byte) Outcome {
+// loadConfig loads a changed config file (content hash h) whole and applies
+// it. A failure it already reported is Unchanged.
+func (w *Watcher) loadConfig(cur *Config, data []byte, h string) Outcome {
 	files := []string{w.path}
 	next, err := Parse(w.path, data, w.opts.Options)
-	if err != nil {
-		return Outcome{Kind: Failed, Files: files, Err: err}
+	if err == nil {
+		err = w.apply(cur, next)
 	}
-	if err := w.apply(cur, next); err != nil {
+	if err != nil {
+		key := h + "\n" + err.Error()
+		w.mu.Lock()
+		again := w.failedConfig == key
+		w.failedConfig = key
+		w.mu.Unlock()
+		if again {
+			return Outcome{Kind: Unchanged}
+		}
 		return Outcome{Kind: Failed, Files: files, Err: err}
 	}
 	w.mu.Lock()
+	w.failedConfig = ""
 	for file, h := range seenOf(next) {
 		w.seen[file] = h
 	}
@@ -389,6 +411,7 @@ func (w *Watcher) loadScripts(cur *Config) Outcome {
 	next.Channels = slices.Clone(cur.Channels)
 	var changed, failedFiles, incomplete []string
 	var errs Errors
+	before := map[string]string{} // hashes of the changed files, to restore if the apply fails
 	for _, file := range scriptFiles(cur) {
 		src, err := w.opts.readFile(file)
 		switch {
@@ -400,9 +423,11 @@ func (w *Watcher) loadScripts(cur *Config) Outcome {
 			continue
 		}
 		h := contentHash(src)
-		if h == w.seenHash(file) {
+		prev := w.seenHash(file)
+		if h == prev {
 			continue
 		}
+		before[file] = prev
 		w.setSeen(file, h)
 		if len(src) > MaxScriptBytes {
 			errs = append(errs, &Error{File: file, Msg: fmt.Sprintf("script is %d bytes; the limit is %d", len(src), MaxScriptBytes)})
@@ -437,7 +462,13 @@ func (w *Watcher) loadScripts(cur *Config) Outcome {
 	}
 	if len(changed) > 0 {
 		if err := w.apply(cur, &next); err != nil {
-			return Outcome{Kind: Failed, Files: append(changed, failedFiles...), Err: errors.Join(err, errs)}
+			for _, file := range changed {
+				w.setSeen(file, before[file]) // try them again on the next look
+			}
+			if len(errs) > 0 {
+				err = errors.Join(err, errs)
+			}
+			return Outcome{Kind: Failed, Files: append(changed, failedFiles...), Err: err}
 		}
 	}
 	switch {

@@ -317,6 +317,7 @@ func TestWatchBrokenConfigKeepsTheWholeOldConfig(t *testing.T) {
 		t.Fatalf("after the fix: %d channels, first serving %q", len(o.Config.Channels), source(o.Config))
 	}
 	// The new script's directory is watched and its changes load.
+	// (Continued below: a config that names a missing script.)
 	writeFile(t, filepath.Join(h.dir, "v2.lua"), pickV3)
 	h.waitFor(config.Reloaded, hasSource(pickV3))
 }
@@ -324,10 +325,11 @@ func TestWatchBrokenConfigKeepsTheWholeOldConfig(t *testing.T) {
 func TestWatchIgnoresSavesThatChangeNothing(t *testing.T) {
 	h := startWatch(t, map[string]string{"dispatch.yaml": confYAML("pick.lua", ""), "pick.lua": pickV1},
 		"dispatch.yaml", config.WatchOptions{})
+	h.waitFor(config.Unchanged, nil) // the look when the watch starts
 	writeFile(t, filepath.Join(h.dir, "pick.lua"), pickV1)
 	writeFile(t, h.conf, confYAML("pick.lua", ""))
 	h.w.Rescan()
-	h.waitFor(config.Unchanged, nil)
+	h.waitFor(config.Unchanged, nil) // a look after the saves: the rescan's, or an event's
 	if got := h.appliedSources(); len(got) != 0 || h.w.Stats().Reloads != 0 {
 		t.Errorf("identical saves were applied: %q", got)
 	}
@@ -382,4 +384,38 @@ func TestNewWatcherNeedsApply(t *testing.T) {
 	if _, err := config.NewWatcher(nil, config.WatchOptions{Apply: func(_, _ *config.Config) error { return nil }}); err == nil {
 		t.Error("NewWatcher without a config: no error")
 	}
+}
+
+// A config that fails because a script it names is missing loads as soon
+// as the script appears, without the config file changing again; its
+// failure is reported once.
+func TestWatchRetriesAFailedConfig(t *testing.T) {
+	h := startWatch(t, map[string]string{"dispatch.yaml": confYAML("pick.lua", ""), "pick.lua": pickV1},
+		"dispatch.yaml", config.WatchOptions{})
+	writeFile(t, h.conf, confYAML("new.lua", ""))
+	o := h.waitFor(config.Failed, nil)
+	if !strings.Contains(o.Err.Error(), "cannot read script new.lua") {
+		t.Fatalf("failure %v, want the missing script named", o.Err)
+	}
+	writeFile(t, filepath.Join(h.dir, "new.lua"), pickV2)
+	h.waitFor(config.Reloaded, hasSource(pickV2))
+	if s := h.w.Stats(); s.Failures != 1 {
+		t.Errorf("stats %+v: want the failure counted once", s)
+	}
+}
+
+// An apply that fails is tried again on the next look.
+func TestWatchRetriesAFailedApply(t *testing.T) {
+	h := startWatch(t, map[string]string{"dispatch.yaml": confYAML("pick.lua", ""), "pick.lua": pickV1},
+		"dispatch.yaml", config.WatchOptions{})
+	h.mu.Lock()
+	h.failApp = errors.New("busy")
+	h.mu.Unlock()
+	writeFile(t, filepath.Join(h.dir, "pick.lua"), pickV2)
+	h.waitFor(config.Failed, nil)
+	h.mu.Lock()
+	h.failApp = nil
+	h.mu.Unlock()
+	h.w.Rescan()
+	h.waitFor(config.Reloaded, hasSource(pickV2))
 }

@@ -68,7 +68,6 @@ type run struct {
 	cfg     config.Worker
 	cur     atomic.Pointer[local.Worker]
 	retired atomic.Bool // taken out of service: do not restart
-	rng     *lockedRand
 }
 
 // New starts every channel of cfg with its router and local workers.
@@ -120,6 +119,8 @@ func (n *Node) Config() *config.Config {
 // unknown-channel error) and their workers finish what they have; a changed
 // routing swaps the channel's router slot; added, removed and changed
 // workers start, drain and are replaced. Nothing in flight is disturbed.
+// It fails only on a closed node: a worker that cannot start (which a
+// validated config does not have) is logged, and the rest is applied.
 func (n *Node) Apply(_, next *config.Config) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -130,7 +131,6 @@ func (n *Node) Apply(_, next *config.Config) error {
 	for _, ch := range n.cfg.Channels {
 		cur[ch.Name] = ch
 	}
-	var errs []error
 	for _, ch := range next.Channels {
 		old, had := cur[ch.Name]
 		delete(cur, ch.Name)
@@ -144,7 +144,7 @@ func (n *Node) Apply(_, next *config.Config) error {
 			n.log.Info("router swapped", "channel", ch.Name.String(), "router", ch.Routing.SourceName(ch, next.File),
 				"hash", ch.Routing.Program.Hash())
 		}
-		errs = append(errs, n.applyWorkers(ch.Name, old.Workers, ch.Workers)...)
+		n.applyWorkers(ch.Name, old.Workers, ch.Workers)
 	}
 	for name := range cur {
 		n.table.Remove(name)
@@ -154,7 +154,7 @@ func (n *Node) Apply(_, next *config.Config) error {
 		n.log.Info("channel removed", "channel", name.String())
 	}
 	n.cfg = next
-	return errors.Join(errs...)
+	return nil
 }
 
 // routingChanged reports whether a channel's router must be swapped.
@@ -166,8 +166,7 @@ func routingChanged(old, next config.Channel, oldFile, nextFile string) bool {
 
 // applyWorkers starts, retires and replaces the workers of channel. n.mu is
 // held.
-func (n *Node) applyWorkers(channel engine.ChannelName, old, next []config.Worker) []error {
-	var errs []error
+func (n *Node) applyWorkers(channel engine.ChannelName, old, next []config.Worker) {
 	keep := map[string]bool{}
 	for _, w := range next {
 		for _, o := range old {
@@ -187,10 +186,9 @@ func (n *Node) applyWorkers(channel engine.ChannelName, old, next []config.Worke
 			continue
 		}
 		if err := n.startWorker(channel, w); err != nil {
-			errs = append(errs, err)
+			n.log.Error("worker not started", "channel", channel.String(), "worker", w.ID, "err", err)
 		}
 	}
-	return errs
 }
 
 // sameWorker reports whether two configs of a worker run the same way.
@@ -216,7 +214,7 @@ func (n *Node) retire(key workerKey, why string) {
 // startWorker starts a configured worker and watches it for exits. n.mu is
 // held.
 func (n *Node) startWorker(channel engine.ChannelName, wc config.Worker) error {
-	r := &run{cfg: wc, rng: newLockedRand(n.seed, channel, wc.ID)}
+	r := &run{cfg: wc}
 	if err := n.spawn(channel, r); err != nil {
 		return err
 	}
@@ -229,11 +227,13 @@ func (n *Node) startWorker(channel engine.ChannelName, wc config.Worker) error {
 // goroutine that restarts it when it exits, if its behaviour says so. n.mu
 // is held.
 func (n *Node) spawn(channel engine.ChannelName, r *run) error {
+	self := new(atomic.Pointer[local.Worker]) // the process the handler belongs to
 	w, err := n.pool.Start(channel, local.WorkerConfig{ID: r.cfg.ID, MaxInFlight: r.cfg.MaxInFlight, Tags: r.cfg.Tags,
-		Handler: simulate(r)})
+		Handler: n.simulate(channel, r.cfg, self)})
 	if err != nil {
-		return fmt.Errorf("channel %s: %w", channel, err)
+		return err
 	}
+	self.Store(w)
 	r.cur.Store(w)
 	n.wg.Add(1)
 	go n.supervise(channel, r, w)
@@ -252,7 +252,6 @@ func (n *Node) supervise(channel engine.ChannelName, r *run, w *local.Worker) {
 	if r.retired.Load() {
 		return
 	}
-	n.stats.exited(channel, r.cfg.ID)
 	after := r.cfg.Behavior.RestartAfter
 	n.log.Debug("worker exited", "channel", channel.String(), "worker", r.cfg.ID, "message", w.ExitMessage())
 	if after <= 0 {
@@ -289,19 +288,21 @@ func (n *Node) Close(ctx context.Context) error {
 	return err
 }
 
-// simulate returns the handler that plays r's behaviour: wait its latency
-// and jitter, then exit, fail or complete (echoing the input), as its rates
-// draw.
-func simulate(r *run) local.Handler {
-	b := r.cfg.Behavior
+// simulate returns the handler that plays a worker's behaviour: wait its
+// latency and jitter, then exit, fail or complete (echoing the input), as
+// its rates draw. The draws of an activity depend only on the seed, the
+// channel, the worker and the activity (workflow, type, input), not on
+// which executor runs it when, so the same activity on the same worker
+// always fares the same.
+func (n *Node) simulate(channel engine.ChannelName, wc config.Worker, self *atomic.Pointer[local.Worker]) local.Handler {
+	b := wc.Behavior
 	return func(ctx context.Context, req engine.ActivityRequest) engine.ActivityResult {
-		wait, u := b.Latency, 0.0
-		r.rng.with(func(g *rand.Rand) {
-			if b.Jitter > 0 {
-				wait += time.Duration(g.Int64N(int64(b.Jitter)))
-			}
-			u = g.Float64()
-		})
+		g := n.draws(channel, wc.ID, req)
+		wait := b.Latency
+		if b.Jitter > 0 {
+			wait += time.Duration(g.Int64N(int64(b.Jitter)))
+		}
+		u := g.Float64()
 		if wait > 0 {
 			t := time.NewTimer(wait)
 			select {
@@ -313,7 +314,8 @@ func simulate(r *run) local.Handler {
 		}
 		switch {
 		case u < b.ExitRate:
-			if w := r.cur.Load(); w != nil {
+			if w := self.Load(); w != nil {
+				n.stats.exited(channel, wc.ID)
 				w.Stop(fmt.Sprintf("simulated exit (exit_rate %g)", b.ExitRate))
 			}
 			return engine.ActivityResult{} // an exited worker's answer is dropped
@@ -324,22 +326,13 @@ func simulate(r *run) local.Handler {
 	}
 }
 
-// lockedRand is a worker's generator, shared by its executors.
-type lockedRand struct {
-	mu sync.Mutex
-	g  *rand.Rand
-}
-
-func newLockedRand(seed uint64, channel engine.ChannelName, id string) *lockedRand {
+// draws returns the generator of one activity on one worker.
+func (n *Node) draws(channel engine.ChannelName, worker string, req engine.ActivityRequest) *rand.Rand {
 	h := fnv.New64a()
-	h.Write([]byte(channel.String()))
-	h.Write([]byte{0})
-	h.Write([]byte(id))
-	return &lockedRand{g: rand.New(rand.NewPCG(seed, h.Sum64()))}
-}
-
-func (l *lockedRand) with(f func(*rand.Rand)) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	f(l.g)
+	for _, part := range []string{channel.String(), worker, req.WorkflowID, req.ActivityType, req.Input.ContentType} {
+		h.Write([]byte(part))
+		h.Write([]byte{0})
+	}
+	h.Write(req.Input.Data)
+	return rand.New(rand.NewPCG(n.seed, h.Sum64()))
 }

@@ -157,8 +157,8 @@ channels:
 	if s.Counters != (node.Counters{Dispatched: 4, Completed: 3, Failed: 1, Rerouted: 1}) {
 		t.Errorf("counters %+v", s.Counters)
 	}
-	if w := worker(s, "x1"); w.Selected != 1 || w.Lost != 1 || w.Exits != 1 || w.Completed != 0 {
-		t.Errorf("x1: %+v; want selected once, lost it, exited once", w)
+	if w := worker(s, "x1"); w.Selected != 1 || w.Lost != 1 || w.Rerouted != 1 || w.Exits != 1 || w.Completed != 0 {
+		t.Errorf("x1: %+v; want selected once, lost it to a re-route, exited once", w)
 	}
 	if w := worker(s, "x2"); w.Selected != 2 || w.Completed != 2 {
 		t.Errorf("x2: %+v; want two completed", w)
@@ -166,7 +166,7 @@ channels:
 	if len(s.Reasons) != 1 || s.Reasons[0].Count != 1 || !strings.Contains(s.Reasons[0].Reason, "simulated failure") {
 		t.Errorf("reasons %+v", s.Reasons)
 	}
-	if len(s.Channels) != 3 || s.Channels[1].Channel.TaskQueue() != "exit" || s.Channels[1].Reroutes != 1 {
+	if len(s.Channels) != 3 || s.Channels[1].Channel.TaskQueue() != "exit" || s.Channels[1].Reroutes != 1 || s.Channels[1].Exits != 1 {
 		t.Errorf("channels %+v", s.Channels)
 	}
 	if len(s.Routers) != 3 || s.Routers[1].Decisions != 3 || s.Routers[1].Version.Lang != "lua" {

@@ -3,6 +3,7 @@ package node
 import (
 	"cmp"
 	"context"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -45,6 +46,7 @@ type ChannelStats struct {
 	Failed     int // the worker answered Failed
 	Other      int // closed without a result: no worker, timeout, routing error
 	Reroutes   int // selections after a worker exited
+	Exits      int // exits of its workers
 	Latency    LatencySummary
 }
 
@@ -55,7 +57,8 @@ type WorkerStats struct {
 	Selected  int // times a router chose it
 	Completed int
 	Failed    int
-	Lost      int // activities it had when it exited (re-routed if another worker could take them)
+	Lost      int // activities it had when it exited
+	Rerouted  int // of those, how many went on to another worker
 	TimedOut  int
 	Exits     int // times its process exited
 	Restarts  int
@@ -90,22 +93,49 @@ type stats struct {
 	workers  map[workerKey]*workerAcc
 	routers  map[routerKey]*RouterStats
 	reasons  map[string]int
-	all      []time.Duration
+	all      sample
 }
 
 type openConv struct {
 	channel engine.ChannelName
 	at      time.Time
+	worker  string // the worker selected last
 }
 
 type channelAcc struct {
 	ChannelStats
-	lat []time.Duration
+	lat sample
 }
 
 type workerAcc struct {
 	WorkerStats
-	lat []time.Duration
+	lat sample
+}
+
+// sampleSize bounds the latencies kept per series, so that a run streaming
+// requests for hours keeps a fixed amount of memory.
+const sampleSize = 1 << 15
+
+// sample is a uniform sample of a stream of latencies (reservoir sampling
+// with a fixed seed, so it is repeatable).
+type sample struct {
+	seen int
+	ds   []time.Duration
+	rng  *rand.Rand
+}
+
+func (s *sample) add(d time.Duration) {
+	s.seen++
+	if len(s.ds) < sampleSize {
+		s.ds = append(s.ds, d)
+		return
+	}
+	if s.rng == nil {
+		s.rng = rand.New(rand.NewPCG(1, 2))
+	}
+	if j := s.rng.IntN(s.seen); j < sampleSize {
+		s.ds[j] = d
+	}
 }
 
 type routerKey struct {
@@ -160,8 +190,13 @@ func (s *stats) observe(op engine.Operation) {
 		s.channel(op.Channel).Activities++
 	case engine.OpWorkerSelected:
 		s.worker(op.Channel, op.WorkerID).Selected++
-		if op.Attempt > 1 {
-			s.channel(op.Channel).Reroutes++
+		if o, ok := s.open[op.ConversationID]; ok {
+			if op.Attempt > 1 && o.worker != "" {
+				s.channel(op.Channel).Reroutes++
+				s.worker(op.Channel, o.worker).Rerouted++
+			}
+			o.worker = op.WorkerID
+			s.open[op.ConversationID] = o
 		}
 		k := routerKey{op.Channel, op.Router}
 		r, ok := s.routers[k]
@@ -199,10 +234,10 @@ func (s *stats) observe(op engine.Operation) {
 		if o, ok := s.open[op.ConversationID]; ok {
 			delete(s.open, op.ConversationID)
 			d := now.Sub(o.at)
-			c.lat = append(c.lat, d)
-			s.all = append(s.all, d)
+			c.lat.add(d)
+			s.all.add(d)
 			if w != nil {
-				w.lat = append(w.lat, d)
+				w.lat.add(d)
 			}
 		}
 	}
@@ -260,16 +295,21 @@ func (n *Node) Stats() Stats {
 	s := n.stats
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := Stats{Counters: s.counters(), Started: s.since, Elapsed: time.Since(s.since), Latency: summarise(s.all)}
+	out := Stats{Counters: s.counters(), Started: s.since, Elapsed: time.Since(s.since), Latency: summarise(s.all.ds)}
+	exits := map[engine.ChannelName]int{}
+	for _, w := range s.workers {
+		exits[w.Channel] += w.Exits
+	}
 	for _, c := range s.channels {
 		cs := c.ChannelStats
-		cs.Latency = summarise(c.lat)
+		cs.Latency = summarise(c.lat.ds)
+		cs.Exits = exits[cs.Channel]
 		out.Channels = append(out.Channels, cs)
 	}
 	slices.SortFunc(out.Channels, func(a, b ChannelStats) int { return cmp.Compare(a.Channel.String(), b.Channel.String()) })
 	for _, w := range s.workers {
 		ws := w.WorkerStats
-		ws.Latency = summarise(w.lat)
+		ws.Latency = summarise(w.lat.ds)
 		out.Workers = append(out.Workers, ws)
 	}
 	slices.SortFunc(out.Workers, func(a, b WorkerStats) int {

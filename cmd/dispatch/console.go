@@ -97,7 +97,9 @@ func (c *console) progress(counters func() node.Counters) (stop func()) {
 }
 
 // summary prints the run's figures: per channel, per worker, per router
-// version, and why activities did not complete.
+// version, and why activities did not complete. A worker's "lost" are the
+// activities it had when it exited; "re-routed" those of them that went on
+// to another worker.
 func (r *runner) summary(w io.Writer, s node.Stats, watcher *config.Watcher) {
 	c := s.Counters
 	rate := 0.0
@@ -109,19 +111,19 @@ func (r *runner) summary(w io.Writer, s node.Stats, watcher *config.Watcher) {
 		latency(s.Latency.P50), latency(s.Latency.P99))
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "channel\tactivities\tcompleted\tfailed\tother\tre-routes\tp50\tp99")
+	fmt.Fprintln(tw, "channel\tactivities\tcompleted\tfailed\tother\tre-routes\texits\tp50\tp99")
 	for _, ch := range s.Channels {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", short(ch.Channel), ch.Activities, ch.Completed, ch.Failed,
-			ch.Other, ch.Reroutes, latency(ch.Latency.P50), latency(ch.Latency.P99))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", short(ch.Channel), ch.Activities, ch.Completed, ch.Failed,
+			ch.Other, ch.Reroutes, ch.Exits, latency(ch.Latency.P50), latency(ch.Latency.P99))
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
 
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "channel\tworker\tselected\tcompleted\tfailed\tlost\ttimeouts\texits\trestarts\tp50\tp99")
+	fmt.Fprintln(tw, "channel\tworker\tselected\tcompleted\tfailed\ttimeouts\texits\trestarts\tlost\tre-routed\tp50\tp99")
 	for _, wk := range s.Workers {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", short(wk.Channel), wk.Worker, wk.Selected,
-			wk.Completed, wk.Failed, wk.Lost, wk.TimedOut, wk.Exits, wk.Restarts, latency(wk.Latency.P50), latency(wk.Latency.P99))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", short(wk.Channel), wk.Worker, wk.Selected,
+			wk.Completed, wk.Failed, wk.TimedOut, wk.Exits, wk.Restarts, wk.Lost, wk.Rerouted, latency(wk.Latency.P50), latency(wk.Latency.P99))
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
