@@ -189,12 +189,15 @@ func TestRunRequests(t *testing.T) {
 }
 
 func TestRunInterruptDrains(t *testing.T) {
-	conf := runConfig(t, "{latency: 20ms}")
+	conf := runConfig(t, "{latency: 1s}")
 	stdin, n, sig, wait := startRun(t, "-c", conf, "--requests", "-")
 	for i := range 3 {
 		fmt.Fprintf(stdin, `{"channel": "prod/email", "workflow_id": "wf-%d", "activity_type": "send"}`+"\n", i)
 	}
 	eventually(t, "three dispatched", func() bool { return n.Counters().Dispatched == 3 })
+	if c := n.Counters(); c.Completed != 0 {
+		t.Fatalf("counters %+v before the interrupt: want all three still in flight (the latency is 1s)", c)
+	}
 	sig.send(os.Interrupt) // stdin stays open: the run must end anyway
 	code, stdout, stderr := wait()
 	if code != exitOK {
