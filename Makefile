@@ -5,7 +5,7 @@ STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME      ?= 10s
 BENCHTIME     ?= 1s
 
-.PHONY: all run test fmt-check vet staticcheck unit bench fuzz build clean
+.PHONY: all run test fmt-check vet staticcheck unit golden bench fuzz build clean
 
 all: test
 
@@ -31,6 +31,11 @@ staticcheck:
 
 unit:
 	$(GO) test -race -count=1 ./...
+
+## golden: rewrite the golden journals of testdata/scenarios and the
+## expected outputs of the CLI scripts from the current runs
+golden:
+	$(GO) test ./scenario ./cmd/dispatch -run 'TestScenarios|TestScripts' -update
 
 ## bench: every benchmark, with allocations
 bench:

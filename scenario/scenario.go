@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -189,6 +190,9 @@ func Load(path string) (*Scenario, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, config.Errors{{File: path, Line: 1, Msg: "the file is empty; a scenario needs channels (or config) and steps"}}
+		}
 		return nil, config.Errors{yamlError(path, err)}
 	}
 	var doc yaml.Node

@@ -7,6 +7,7 @@
 //	dispatch validate -c FILE
 //	dispatch route -c FILE --channel NS/QUEUE --candidates JSON [--exclude ID]... [--request JSON] [--json]
 //	dispatch run -c FILE [--requests FILE|-] [--journal FILE] [--watch] [--seed N] [--concurrency N]
+//	dispatch test [DIR|FILE]... [-update] [-run REGEXP]
 //	dispatch replay --journal FILE [--what-if SCRIPT --channel NS/QUEUE]
 //
 // Run "dispatch help COMMAND" for a command's flags and an example.
@@ -63,6 +64,7 @@ func commands() []command {
 		{"validate", "load a config, compile every script, report every problem", validateUsage, plain(runValidate)},
 		{"route", "ask a channel's routing script for one decision", routeUsage, plain(runRoute)},
 		{"run", "run the channels with simulated workers over a load of activities", runUsage, runRun},
+		{"test", "run golden scenarios and compare their journals", testUsage, plain(runTest)},
 		{"replay", "check and replay a journal, or test another script against it", replayUsage, plain(runReplay)},
 	}
 }

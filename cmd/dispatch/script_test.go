@@ -1,0 +1,21 @@
+package main
+
+import (
+	"flag"
+	"testing"
+
+	"github.com/rogpeppe/go-internal/testscript"
+)
+
+var updateScripts = flag.Bool("update", false, "rewrite the expected output in testdata/script from the runs (cmp with a file in the archive)")
+
+// TestMain makes this test binary also the dispatch command of the scripts.
+func TestMain(m *testing.M) {
+	testscript.Main(m, map[string]func(){"dispatch": main})
+}
+
+// TestScripts runs the end-to-end CLI scripts in testdata/script: every
+// subcommand's happy path, --help, exit codes and error messages.
+func TestScripts(t *testing.T) {
+	testscript.Run(t, testscript.Params{Dir: "testdata/script", UpdateScripts: *updateScripts})
+}
