@@ -1,9 +1,14 @@
 package config_test
 
 import (
+	"context"
 	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/aion-dispatch/dispatch/config"
+	"github.com/aion-dispatch/dispatch/router"
 )
 
 // Load the shipped configuration: every channel comes with its compiled
@@ -22,4 +27,40 @@ func ExampleLoad() {
 	// prod/render lua ../scripts/affinity.lua 3
 	// prod/checkout lua ../scripts/sticky.lua 2
 	// prod/search expr ../scripts/canary.expr 3
+}
+
+// Keep a config in service up to date with its files. Apply is where the
+// new version goes into service (node.Node.Apply does it for a running
+// node); a broken save never reaches it. This example is compiled, not run:
+// it waits for file changes.
+func ExampleWatcher() {
+	compiler := router.NewCompiler(router.Limits{})
+	cfg, err := config.Load("dispatch.yaml", config.Options{Compiler: compiler})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	w, err := config.NewWatcher(cfg, config.WatchOptions{
+		Options: config.Options{Compiler: compiler},
+		Apply: func(old, next *config.Config) error {
+			fmt.Println("now serving", len(next.Channels), "channels")
+			return nil
+		},
+	})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	go func() { // SIGHUP: look at every file now
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		for range hup {
+			w.Rescan()
+		}
+	}()
+	if err := w.Run(ctx); err != nil {
+		fmt.Println(err)
+	}
 }
