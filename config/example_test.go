@@ -53,11 +53,17 @@ func ExampleWatcher() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	go func() { // SIGHUP: look at every file now
-		hup := make(chan os.Signal, 1)
-		signal.Notify(hup, syscall.SIGHUP)
-		for range hup {
-			w.Rescan()
+		for {
+			select {
+			case <-hup:
+				w.Rescan()
+			case <-ctx.Done():
+				return
+			}
 		}
 	}()
 	if err := w.Run(ctx); err != nil {
