@@ -121,6 +121,40 @@ func Find(paths []string, run *regexp.Regexp) ([]string, error) {
 // 1-based line numbers in each.
 func Diff(want, got string) string {
 	a, b := splitLines(want), splitLines(got)
+	// The common head and tail are matched as they are, so that the table
+	// below covers only the part that differs.
+	pre := 0
+	for pre < len(a) && pre < len(b) && a[pre] == b[pre] {
+		pre++
+	}
+	suf := 0
+	for suf < len(a)-pre && suf < len(b)-pre && a[len(a)-1-suf] == b[len(b)-1-suf] {
+		suf++
+	}
+	var lines []diffLine
+	for k := 0; k < pre; k++ {
+		lines = append(lines, diffLine{' ', a[k], k + 1, k + 1})
+	}
+	am, bm := a[pre:len(a)-suf], b[pre:len(b)-suf]
+	lines = append(lines, diffMiddle(am, bm, pre)...)
+	for k := 0; k < suf; k++ {
+		i, j := len(a)-suf+k, len(b)-suf+k
+		lines = append(lines, diffLine{' ', a[i], i + 1, j + 1})
+	}
+	return render(lines)
+}
+
+// diffLine is one line of a diff: ' ' in both, '-' only in want, '+' only in got.
+type diffLine struct {
+	op   byte
+	text string
+	ai   int // 1-based line in want, 0 if none
+	bi   int
+}
+
+// diffMiddle diffs a and b, which start after line offset of both texts,
+// by longest common subsequence.
+func diffMiddle(a, b []string, offset int) []diffLine {
 	// lcs[i][j] is the length of the longest common subsequence of a[i:] and b[j:].
 	lcs := make([][]int, len(a)+1)
 	for i := range lcs {
@@ -135,27 +169,27 @@ func Diff(want, got string) string {
 			}
 		}
 	}
-	type line struct {
-		op   byte
-		text string
-		ai   int // 1-based line in want, 0 if none
-		bi   int
-	}
-	var lines []line
+	var lines []diffLine
 	i, j := 0, 0
 	for i < len(a) || j < len(b) {
 		switch {
 		case i < len(a) && j < len(b) && a[i] == b[j]:
-			lines = append(lines, line{' ', a[i], i + 1, j + 1})
+			lines = append(lines, diffLine{' ', a[i], offset + i + 1, offset + j + 1})
 			i, j = i+1, j+1
 		case i < len(a) && (j == len(b) || lcs[i+1][j] >= lcs[i][j+1]):
-			lines = append(lines, line{'-', a[i], i + 1, 0})
+			lines = append(lines, diffLine{'-', a[i], offset + i + 1, 0})
 			i++
 		default:
-			lines = append(lines, line{'+', b[j], 0, j + 1})
+			lines = append(lines, diffLine{'+', b[j], 0, offset + j + 1})
 			j++
 		}
 	}
+	return lines
+}
+
+// render prints the changed lines of a diff with two lines of context
+// around each, and "..." where lines are left out.
+func render(lines []diffLine) string {
 	const context = 2
 	show := make([]bool, len(lines))
 	for k, l := range lines {

@@ -1,6 +1,7 @@
 package scenario
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,28 +19,32 @@ import (
 	"github.com/aion-dispatch/dispatch/router"
 )
 
-// quiesceLimit bounds the wait for the workers to go idle after a step; it
-// is a guard against a hang, not a timing.
-const quiesceLimit = 30 * time.Second
+// stepLimit bounds the wait for one step (a request to finish, the workers
+// to settle) when ctx has no earlier deadline; it guards against a hang, it
+// is not a timing.
+const stepLimit = 30 * time.Second
 
-// errStuck ends a request that does not finish within quiesceLimit.
+// errStuck ends a request that does not finish within the step's limit.
 var errStuck = errors.New("the request never finished: does it reach a worker that hangs, without a start_to_close?")
 
 // Run runs the scenario and returns its journal: every operation in order,
-// with seq numbers, no times, and conversation ids c1, c2, …, router
-// sources relative to the scenario's directory. An error means the scenario
-// could not run as written (or a replay step found a difference), not that
-// its journal differs from the golden one.
+// with seq numbers, no times, and conversation ids c1, c2, …, with the
+// paths of the scenario, its config and its scripts relative to the
+// scenario's directory. An error means the scenario could not run as
+// written (or a replay step found a difference), not that its journal
+// differs from the golden one. Each step may take up to 30s, or until ctx's
+// deadline if that is sooner.
 func Run(ctx context.Context, s *Scenario) ([]engine.Operation, error) {
 	r := &runner{s: s, table: router.NewTable(), pool: local.NewPool(), workers: map[WorkerRef]*scripted{}}
 	defer r.pool.Close(context.Background())
+	defer r.abandon() // async dispatches still open after an error
 	for _, ch := range s.Config.Channels {
 		r.table.Set(ch.Name, ch.Router(s.Config.File))
 		r.pool.AddChannel(ch.Name)
 	}
 	for _, w := range s.Workers {
 		if err := r.start(w); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s:%d: %w", s.File, w.Line, err)
 		}
 	}
 	d, err := engine.NewDispatcher(engine.Options{Pool: r.pool, Router: r.table, Conversations: r.pool,
@@ -48,46 +53,11 @@ func Run(ctx context.Context, s *Scenario) ([]engine.Operation, error) {
 		return nil, err
 	}
 	for _, st := range s.Steps {
-		where := fmt.Sprintf("%s:%d", s.File, st.Line)
-		switch {
-		case st.Request != nil && st.Request.Async:
-			if err := r.dispatchAsync(ctx, d, *st.Request, st.Line); err != nil {
-				return nil, fmt.Errorf("%s: %w", where, err)
-			}
-		case st.Request != nil:
-			rctx, cancel := context.WithTimeoutCause(ctx, quiesceLimit, errStuck)
-			res, err := d.Dispatch(rctx, st.Request.Channel.Namespace(), st.Request.Channel.TaskQueue(), st.Request.Request)
-			cancel()
-			if errors.Is(err, errStuck) {
-				return nil, fmt.Errorf("%s: %w", where, errStuck)
-			}
-			r.done = append(r.done, outcome{req: *st.Request, res: res, err: err})
-		case st.Swap != nil:
-			ch, _ := s.Config.Channel(st.Swap.Channel)
-			src := st.Swap.Path
-			if src == "" {
-				src = fmt.Sprintf("%s:%d (inline)", s.File, st.Line)
-			}
-			r.table.Set(st.Swap.Channel, router.NewScript(st.Swap.Program, src, ch.ScriptTimeout))
-		case st.AddWorker != nil:
-			if err := r.start(*st.AddWorker); err != nil {
-				return nil, fmt.Errorf("%s: %w", where, err)
-			}
-		case st.RemoveWorker != nil:
-			ref := *st.RemoveWorker
-			w, ok := r.pool.Remove(ref.Channel, ref.ID)
-			if !ok {
-				return nil, fmt.Errorf("%s: remove_worker: %s has no worker %s", where, shortName(ref.Channel), ref.ID)
-			}
-			w.Drain("removed by the scenario")
-			delete(r.workers, ref)
-		case st.Replay:
-			if err := r.replay(ctx); err != nil {
-				return nil, fmt.Errorf("%s: replay: %w", where, err)
-			}
+		if err := r.step(ctx, d, st); err != nil {
+			return nil, fmt.Errorf("%s:%d: %w", s.File, st.Line, err)
 		}
 		if err := r.quiesce(ctx); err != nil {
-			return nil, fmt.Errorf("%s: %w", where, err)
+			return nil, fmt.Errorf("%s:%d: %w", s.File, st.Line, err)
 		}
 	}
 	for len(r.async) > 0 {
@@ -96,22 +66,71 @@ func Run(ctx context.Context, s *Scenario) ([]engine.Operation, error) {
 		<-a.done
 		r.async = r.async[1:]
 		if err := r.quiesce(ctx); err != nil {
-			return nil, fmt.Errorf("%s: cancelling the async request of line %d: %w", s.File, a.line, err)
+			return nil, fmt.Errorf("%s:%d: cancelling this async request: %w", s.File, a.line, err)
 		}
 	}
 	return normalise(r.rec.ops(), s), nil
 }
 
-// pending is an async request still running.
+// step runs one step.
+func (r *runner) step(ctx context.Context, d *engine.Dispatcher, st Step) error {
+	switch {
+	case st.Request != nil && st.Request.Async:
+		return r.dispatchAsync(ctx, d, *st.Request, st.Line)
+	case st.Request != nil:
+		rctx, cancel := context.WithDeadlineCause(ctx, limit(ctx), errStuck)
+		res, err := d.Dispatch(rctx, st.Request.Channel.Namespace(), st.Request.Channel.TaskQueue(), st.Request.Request)
+		ended := rctx.Err() != nil // the step's limit or ctx, not the request's own timeouts
+		cancel()
+		if ended {
+			return errStuck
+		}
+		r.done = append(r.done, outcome{req: *st.Request, res: res, err: err})
+	case st.Swap != nil:
+		ch, _ := r.s.Config.Channel(st.Swap.Channel)
+		src := st.Swap.Path
+		if src == "" {
+			src = fmt.Sprintf("%s:%d (inline)", r.s.File, st.Line)
+		}
+		r.table.Set(st.Swap.Channel, router.NewScript(st.Swap.Program, src, ch.ScriptTimeout))
+	case st.AddWorker != nil:
+		return r.start(*st.AddWorker)
+	case st.RemoveWorker != nil:
+		ref := *st.RemoveWorker
+		w, ok := r.pool.Remove(ref.Channel, ref.ID)
+		if !ok {
+			return fmt.Errorf("remove_worker: %s has no worker %s", shortName(ref.Channel), ref.ID)
+		}
+		w.Drain("removed by the scenario")
+		delete(r.workers, ref)
+	case st.Replay:
+		if err := r.replay(ctx); err != nil {
+			return fmt.Errorf("replay: %w", err)
+		}
+	}
+	return nil
+}
+
+// limit returns until when a step may wait: stepLimit from now, or ctx's
+// deadline if sooner.
+func limit(ctx context.Context) time.Time {
+	deadline := time.Now().Add(stepLimit)
+	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
+		return dl
+	}
+	return deadline
+}
+
+// pending is an async request still open.
 type pending struct {
 	line   int
-	worker WorkerRef // the worker that has it
+	conv   string // its conversation
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
-// dispatchAsync starts a dispatch and returns once it is with a worker (or
-// is over, if no worker could take it).
+// dispatchAsync starts a dispatch and returns once it is with a worker. A
+// dispatch that ends before that (no worker could take it) is simply over.
 func (r *runner) dispatchAsync(ctx context.Context, d *engine.Dispatcher, req Request, line int) error {
 	before := len(r.rec.ops())
 	actx, cancel := context.WithCancel(ctx)
@@ -120,12 +139,12 @@ func (r *runner) dispatchAsync(ctx context.Context, d *engine.Dispatcher, req Re
 		defer close(p.done)
 		d.Dispatch(actx, req.Channel.Namespace(), req.Channel.TaskQueue(), req.Request)
 	}()
-	deadline := time.Now().Add(quiesceLimit)
+	deadline := limit(ctx)
 	for {
 		for _, op := range r.rec.ops()[before:] {
 			switch op.Kind {
 			case engine.OpMessageSent:
-				p.worker = WorkerRef{req.Channel, op.WorkerID}
+				p.conv = op.ConversationID
 				r.async = append(r.async, p)
 				return nil
 			case engine.OpConversationClosed:
@@ -134,12 +153,25 @@ func (r *runner) dispatchAsync(ctx context.Context, d *engine.Dispatcher, req Re
 				return nil
 			}
 		}
-		if time.Now().After(deadline) {
+		if ctx.Err() != nil || time.Now().After(deadline) {
 			cancel()
-			return errors.New("async request never reached a worker")
+			<-p.done
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			return errors.New("the async request never reached a worker")
 		}
 		time.Sleep(100 * time.Microsecond)
 	}
+}
+
+// abandon cancels the async dispatches still open and waits for them.
+func (r *runner) abandon() {
+	for _, a := range r.async {
+		a.cancel()
+		<-a.done
+	}
+	r.async = nil
 }
 
 type runner struct {
@@ -207,14 +239,27 @@ func (sw *scripted) handle(ctx context.Context, req engine.ActivityRequest) engi
 }
 
 // quiesce waits until the workers hold exactly the async activities still
-// open, running or queued, so that the next step's snapshot does not depend
-// on how fast the last one wound down.
+// open, so that the next step's snapshot does not depend on how fast the
+// last one wound down. A worker whose executors are all taken may also hold
+// queued activities of conversations that closed (a timeout): they stay
+// until an executor is free, which is as deterministic as the rest.
 func (r *runner) quiesce(ctx context.Context) error {
-	held := map[WorkerRef]int{}
-	for _, p := range r.async {
-		held[p.worker]++
+	held := map[WorkerRef]int{} // async activities per worker: each where it was sent last
+	last := map[string]WorkerRef{}
+	for _, op := range r.rec.ops() {
+		if op.Kind == engine.OpMessageSent {
+			last[op.ConversationID] = WorkerRef{op.Channel, op.WorkerID}
+		}
 	}
-	deadline := time.Now().Add(quiesceLimit)
+	for _, p := range r.async {
+		select {
+		case <-p.done:
+			return fmt.Errorf("the async request of line %d finished while the scenario went on; async needs a worker that hangs", p.line)
+		default:
+		}
+		held[last[p.conv]]++
+	}
+	deadline := limit(ctx)
 	for {
 		settled, load := true, 0
 		for _, ch := range r.s.Config.Channels {
@@ -225,12 +270,14 @@ func (r *runner) quiesce(ctx context.Context) error {
 			for _, w := range ws {
 				// A worker runs what it holds up to its capacity and queues
 				// the rest, once its executors have caught up.
+				st := w.State
 				k := held[WorkerRef{ch.Name, w.ID}]
-				run := min(k, w.State.MaxInFlight)
-				if w.State.InFlight != run || w.State.BufferDepth != k-run {
+				run := min(k, st.MaxInFlight)
+				full := st.InFlight == st.MaxInFlight
+				if st.InFlight != run || (st.BufferDepth != k-run && !(full && st.BufferDepth > k-run)) {
 					settled = false
 				}
-				load += w.State.InFlight + w.State.BufferDepth
+				load += st.InFlight + st.BufferDepth
 			}
 		}
 		if settled {
@@ -240,6 +287,9 @@ func (r *runner) quiesce(ctx context.Context) error {
 				}
 			}
 			return nil
+		}
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("workers hold %d activities after the step, want %d (a hang without a timeout? async to a worker that answers?)", load, len(r.async))
@@ -252,7 +302,15 @@ func (r *runner) quiesce(ctx context.Context) error {
 // only the recorded operations: no pool, router, conversation or recording
 // may be touched, and each outcome must equal the live one.
 func (r *runner) replay(ctx context.Context) error {
-	ops := r.rec.ops()
+	// Through the journal's own format and reader, as a replay from a file.
+	data, err := Journal(r.rec.ops())
+	if err != nil {
+		return err
+	}
+	ops, _, err := journal.ReadAll(bytes.NewReader(data))
+	if err != nil {
+		return fmt.Errorf("read back the journal: %w", err)
+	}
 	rp := journal.NewReplay(ops, nil)
 	var touched touchCounter
 	d, err := engine.NewDispatcher(engine.Options{Pool: &touched, Router: &touched, Conversations: &touched,
@@ -343,7 +401,7 @@ func (c *collector) ops() []engine.Operation {
 // router sources and messages, are made relative to the scenario's
 // directory.
 func normalise(ops []engine.Operation, s *Scenario) []engine.Operation {
-	dir := filepath.Dir(s.File)
+	dir := absPath(filepath.Dir(s.File))
 	paths := []string{s.File, s.Config.File}
 	for _, ch := range s.Config.Channels {
 		paths = append(paths, ch.Routing.Path)
@@ -360,7 +418,7 @@ func normalise(ops []engine.Operation, s *Scenario) []engine.Operation {
 		if p == "" {
 			continue
 		}
-		if rel, err := filepath.Rel(dir, p); err == nil {
+		if rel, err := filepath.Rel(dir, absPath(p)); err == nil {
 			pairs = append(pairs, p, filepath.ToSlash(rel))
 		}
 	}
@@ -370,6 +428,14 @@ func normalise(ops []engine.Operation, s *Scenario) []engine.Operation {
 		ops[i].Message = r.Replace(ops[i].Message)
 	}
 	return ops
+}
+
+// absPath is p made absolute, or p if that fails.
+func absPath(p string) string {
+	if a, err := filepath.Abs(p); err == nil {
+		return a
+	}
+	return p
 }
 
 func shortName(ch engine.ChannelName) string { return ch.Namespace() + "/" + ch.TaskQueue() }

@@ -224,8 +224,15 @@ func Load(path string) (*Scenario, error) {
 	s.Config = l.cfg
 
 	workerLines := itemLines(&doc, "workers")
+	first := map[WorkerRef]int{}
 	for i, w := range f.Workers {
-		s.Workers = append(s.Workers, l.worker(w, at(workerLines, i)))
+		wk := l.worker(w, at(workerLines, i))
+		ref := WorkerRef{wk.Channel, wk.ID}
+		if line, dup := first[ref]; dup && wk.ID != "" {
+			l.errorf(wk.Line, "worker %s on %s is declared twice (first at line %d)", wk.ID, w.Channel, line)
+		}
+		first[ref] = wk.Line
+		s.Workers = append(s.Workers, wk)
 	}
 	stepLines := itemLines(&doc, "steps")
 	for i, st := range f.Steps {

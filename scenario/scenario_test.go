@@ -3,10 +3,12 @@ package scenario_test
 import (
 	"context"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -70,7 +72,17 @@ func TestLoadErrors(t *testing.T) {
 		name, body string
 		want       []string
 	}{
-		{"unknown key", "version: 1\nchannels: []\nstepz: []\n", []string{"stepz"}},
+		{"unknown key", "version: 1\nchannels: []\nstepz: []\n", []string{":3: field stepz not found"}},
+		{"empty", "", []string{":1: the file is empty"}},
+		{"duplicate worker", `version: 1
+channels:
+  - {namespace: prod, task_queue: email, routing: {lang: lua, source: "function route(r, c) return c[1].id end"}}
+workers:
+  - {channel: prod/email, id: w1, script: [{complete: ok}]}
+  - {channel: prod/email, id: w1, script: [{complete: ok}]}
+steps:
+  - request: {channel: prod/email, workflow_id: wf-1, activity_type: send}
+`, []string{":6: worker w1 on prod/email is declared twice (first at line 5)"}},
 		{"no channels", "steps:\n  - replay: true\n", []string{":1: a scenario needs config: FILE or inline channels"}},
 		{"bad steps", `version: 1
 channels:
@@ -143,4 +155,63 @@ func mustAbs(t *testing.T, p string) string {
 		t.Fatal(err)
 	}
 	return a
+}
+
+// Scenarios that load but cannot run as written fail with their step's
+// location and what to do.
+func TestRunErrors(t *testing.T) {
+	head := `version: 1
+channels:
+  - namespace: prod
+    task_queue: email
+    routing: {lang: lua, source: "function route(r, c) return c[1].id end"}
+workers:
+  - {channel: prod/email, id: w1, script: [%s]}
+steps:
+%s`
+	for _, tc := range []struct {
+		name, script, steps, want string
+	}{
+		{"hang without a timeout", "{hang: true}",
+			"  - request: {channel: prod/email, workflow_id: wf-1, activity_type: send}\n",
+			".yaml:9: the request never finished"},
+		{"async to a worker that answers", "{complete: ok, latency: 1ms}",
+			"  - request: {channel: prod/email, workflow_id: wf-1, activity_type: send, async: true}\n  - request: {channel: prod/email, workflow_id: wf-2, activity_type: send}\n",
+			"the async request of line 9 finished while the scenario went on"},
+		{"remove an unknown worker", "{complete: ok}",
+			"  - remove_worker: {channel: prod/email, id: w9}\n",
+			".yaml:9: remove_worker: prod/email has no worker w9"},
+		{"add a worker that runs", "{complete: ok}",
+			"  - add_worker: {channel: prod/email, id: w1, script: [{complete: ok}]}\n",
+			".yaml:9: worker w1: start worker"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "s.yaml")
+			if err := os.WriteFile(path, []byte(fmt.Sprintf(head, tc.script, tc.steps)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			s, err := scenario.Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			_, err = scenario.Run(ctx, s)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("Run: %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestRunHonoursACancelledContext(t *testing.T) {
+	s, err := scenario.Load("../testdata/scenarios/least_loaded_lua.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := scenario.Run(ctx, s); err == nil {
+		t.Fatal("Run with a cancelled context: no error")
+	}
 }
