@@ -118,6 +118,10 @@ type Watcher struct {
 	path string
 	opts WatchOptions
 	log  *slog.Logger
+	fw   *fsnotify.Watcher
+
+	closeOnce sync.Once
+	closed    chan struct{} // closed by Close
 
 	rescan chan struct{}
 
@@ -132,7 +136,9 @@ type Watcher struct {
 }
 
 // NewWatcher returns a watcher for cfg, which must come from [Load] or
-// [Parse] and be the config in service. Start it with [Watcher.Run].
+// [Parse] and be the config in service. It fails if the system cannot watch
+// files (inotify limits, say). Start it with [Watcher.Run], which releases
+// the watch when it returns; a watcher never run must be closed.
 func NewWatcher(cfg *Config, opts WatchOptions) (*Watcher, error) {
 	if cfg == nil || cfg.File == "" {
 		return nil, errors.New("watch: no config loaded from a file")
@@ -146,12 +152,28 @@ func NewWatcher(cfg *Config, opts WatchOptions) (*Watcher, error) {
 	if opts.Compiler == nil {
 		opts.Compiler = router.NewCompiler(router.Limits{})
 	}
-	w := &Watcher{path: cfg.File, opts: opts, log: opts.Logger, rescan: make(chan struct{}, 1), cur: cfg}
+	fw, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, fmt.Errorf("watch %s: %w", cfg.File, err)
+	}
+	w := &Watcher{path: cfg.File, opts: opts, log: opts.Logger, fw: fw, closed: make(chan struct{}),
+		rescan: make(chan struct{}, 1), cur: cfg}
 	if w.log == nil {
 		w.log = slog.Default()
 	}
 	w.seen = seenOf(cfg)
 	return w, nil
+}
+
+// Close releases the watch. Run does it when it returns; Close is for a
+// watcher that is never run, and is safe to call more than once.
+func (w *Watcher) Close() error {
+	var err error
+	w.closeOnce.Do(func() {
+		close(w.closed)
+		err = w.fw.Close()
+	})
+	return err
 }
 
 // seenOf returns the hashes of the files of cfg as it was loaded.
@@ -188,15 +210,18 @@ func (w *Watcher) Rescan() {
 	}
 }
 
-// Run watches until ctx ends. Once its watches are in place it looks at the
-// files, so that a change made since the config was loaded is not missed.
-// It returns an error only if watching cannot start.
+// Run watches until ctx ends, then releases the watch. Once its watches are
+// in place it looks at the files, so that a change made since the config
+// was loaded is not missed. It returns an error only if the watcher was
+// closed before it ran.
 func (w *Watcher) Run(ctx context.Context) error {
-	fw, err := fsnotify.NewWatcher()
-	if err != nil {
-		return fmt.Errorf("watch %s: %w", w.path, err)
+	fw := w.fw
+	defer w.Close()
+	select {
+	case <-w.closed:
+		return fmt.Errorf("watch %s: the watcher is closed", w.path)
+	default:
 	}
-	defer fw.Close()
 
 	settle := time.NewTimer(time.Hour)
 	settle.Stop()
