@@ -138,7 +138,11 @@ func (n *Node) Apply(_, next *config.Config) error {
 		case !had:
 			n.table.Set(ch.Name, ch.Router(next.File))
 			n.pool.AddChannel(ch.Name)
-			n.log.Info("channel added", "channel", ch.Name.String(), "router", ch.Routing.SourceName(ch, next.File))
+			level := slog.LevelInfo
+			if len(n.cfg.Channels) == 0 {
+				level = slog.LevelDebug // starting: every channel is new
+			}
+			n.log.Log(context.Background(), level, "channel added", "channel", ch.Name.String(), "router", ch.Routing.SourceName(ch, next.File))
 		case routingChanged(old, ch, n.cfg.File, next.File):
 			n.table.Set(ch.Name, ch.Router(next.File))
 			n.log.Info("router swapped", "channel", ch.Name.String(), "router", ch.Routing.SourceName(ch, next.File),
@@ -167,6 +171,10 @@ func routingChanged(old, next config.Channel, oldFile, nextFile string) bool {
 // applyWorkers starts, retires and replaces the workers of channel. n.mu is
 // held.
 func (n *Node) applyWorkers(channel engine.ChannelName, old, next []config.Worker) {
+	was := map[string]bool{}
+	for _, o := range old {
+		was[o.ID] = true
+	}
 	keep := map[string]bool{}
 	for _, w := range next {
 		for _, o := range old {
@@ -175,10 +183,17 @@ func (n *Node) applyWorkers(channel engine.ChannelName, old, next []config.Worke
 			}
 		}
 	}
+	is := map[string]bool{}
+	for _, w := range next {
+		is[w.ID] = true
+	}
 	for _, o := range old {
 		if !keep[o.ID] {
 			n.pool.Remove(channel, o.ID)
 			n.retire(workerKey{channel, o.ID}, "worker removed from the config")
+			if !is[o.ID] {
+				n.log.Info("worker removed; it finishes what it has", "channel", channel.String(), "worker", o.ID)
+			}
 		}
 	}
 	for _, w := range next {
@@ -187,6 +202,13 @@ func (n *Node) applyWorkers(channel engine.ChannelName, old, next []config.Worke
 		}
 		if err := n.startWorker(channel, w); err != nil {
 			n.log.Error("worker not started", "channel", channel.String(), "worker", w.ID, "err", err)
+			continue
+		}
+		switch {
+		case was[w.ID]:
+			n.log.Info("worker replaced", "channel", channel.String(), "worker", w.ID)
+		case len(old) > 0:
+			n.log.Info("worker added", "channel", channel.String(), "worker", w.ID)
 		}
 	}
 }
@@ -227,13 +249,16 @@ func (n *Node) startWorker(channel engine.ChannelName, wc config.Worker) error {
 // goroutine that restarts it when it exits, if its behaviour says so. n.mu
 // is held.
 func (n *Node) spawn(channel engine.ChannelName, r *run) error {
-	self := new(atomic.Pointer[local.Worker]) // the process the handler belongs to
+	// The process the handler belongs to: known once Start returns, and a
+	// handler may run before that, so it waits for ready.
+	self, ready := new(atomic.Pointer[local.Worker]), make(chan struct{})
 	w, err := n.pool.Start(channel, local.WorkerConfig{ID: r.cfg.ID, MaxInFlight: r.cfg.MaxInFlight, Tags: r.cfg.Tags,
-		Handler: n.simulate(channel, r.cfg, self)})
+		Handler: n.simulate(channel, r.cfg, self, ready)})
 	if err != nil {
 		return err
 	}
 	self.Store(w)
+	close(ready)
 	r.cur.Store(w)
 	n.wg.Add(1)
 	go n.supervise(channel, r, w)
@@ -274,6 +299,7 @@ func (n *Node) supervise(channel engine.ChannelName, r *run, w *local.Worker) {
 		return
 	}
 	n.stats.restarted(channel, r.cfg.ID)
+	n.log.Debug("worker restarted", "channel", channel.String(), "worker", r.cfg.ID)
 }
 
 // Close stops every worker, waiting for their handlers to return, or until
@@ -294,9 +320,14 @@ func (n *Node) Close(ctx context.Context) error {
 // channel, the worker and the activity (workflow, type, input), not on
 // which executor runs it when, so the same activity on the same worker
 // always fares the same.
-func (n *Node) simulate(channel engine.ChannelName, wc config.Worker, self *atomic.Pointer[local.Worker]) local.Handler {
+func (n *Node) simulate(channel engine.ChannelName, wc config.Worker, self *atomic.Pointer[local.Worker], ready <-chan struct{}) local.Handler {
 	b := wc.Behavior
 	return func(ctx context.Context, req engine.ActivityRequest) engine.ActivityResult {
+		select {
+		case <-ready:
+		case <-ctx.Done():
+			return engine.Failed("cancelled")
+		}
 		g := n.draws(channel, wc.ID, req)
 		wait := b.Latency
 		if b.Jitter > 0 {
@@ -314,10 +345,8 @@ func (n *Node) simulate(channel engine.ChannelName, wc config.Worker, self *atom
 		}
 		switch {
 		case u < b.ExitRate:
-			if w := self.Load(); w != nil {
-				n.stats.exited(channel, wc.ID)
-				w.Stop(fmt.Sprintf("simulated exit (exit_rate %g)", b.ExitRate))
-			}
+			n.stats.exited(channel, wc.ID)
+			self.Load().Stop(fmt.Sprintf("simulated exit (exit_rate %g)", b.ExitRate))
 			return engine.ActivityResult{} // an exited worker's answer is dropped
 		case u < b.ExitRate+b.FailRate:
 			return engine.Failed(fmt.Sprintf("simulated failure (fail_rate %g)", b.FailRate))

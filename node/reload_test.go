@@ -41,6 +41,7 @@ func newReloadRig(t testing.TB, rec engine.Recorder, debounce time.Duration) *re
 	for name, body := range map[string]string{
 		rig.script: pickScript(0),
 		conf: `version: 1
+defaults: {script_timeout: 1s} # about swaps, not deadlines: no timeout under a starved -race run
 channels:
   - namespace: prod
     task_queue: email

@@ -192,20 +192,22 @@ type outcome struct {
 
 // scripted is a running scripted worker.
 type scripted struct {
-	spec Worker
-	n    atomic.Int64 // requests received
-	w    atomic.Pointer[local.Worker]
-	busy sync.WaitGroup // handlers running
+	spec  Worker
+	ready chan struct{} // closed once w is set
+	n     atomic.Int64  // requests received
+	w     atomic.Pointer[local.Worker]
+	busy  sync.WaitGroup // handlers running
 }
 
 func (r *runner) start(spec Worker) error {
-	sw := &scripted{spec: spec}
+	sw := &scripted{spec: spec, ready: make(chan struct{})}
 	w, err := r.pool.Start(spec.Channel, local.WorkerConfig{ID: spec.ID, MaxInFlight: spec.MaxInFlight, Tags: spec.Tags,
 		Handler: sw.handle})
 	if err != nil {
 		return fmt.Errorf("worker %s: %w", spec.ID, err)
 	}
 	sw.w.Store(w)
+	close(sw.ready)
 	r.workers[WorkerRef{spec.Channel, spec.ID}] = sw
 	return nil
 }
@@ -214,6 +216,7 @@ func (r *runner) start(spec Worker) error {
 func (sw *scripted) handle(ctx context.Context, req engine.ActivityRequest) engine.ActivityResult {
 	sw.busy.Add(1)
 	defer sw.busy.Done()
+	<-sw.ready
 	k := int(sw.n.Add(1)) - 1
 	a := sw.spec.Script[min(k, len(sw.spec.Script)-1)]
 	if a.Latency > 0 {
@@ -252,15 +255,17 @@ func (r *runner) quiesce(ctx context.Context) error {
 		}
 	}
 	for _, p := range r.async {
-		select {
-		case <-p.done:
-			return fmt.Errorf("the async request of line %d finished while the scenario went on; async needs a worker that hangs", p.line)
-		default:
-		}
 		held[last[p.conv]]++
 	}
 	deadline := limit(ctx)
 	for {
+		for _, p := range r.async {
+			select {
+			case <-p.done:
+				return fmt.Errorf("the async request of line %d finished while the scenario went on; async needs a worker that hangs", p.line)
+			default:
+			}
+		}
 		settled, load := true, 0
 		for _, ch := range r.s.Config.Channels {
 			ws, err := r.pool.Workers(ctx, ch.Name, engine.ActivityRequest{})

@@ -16,6 +16,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
+	"regexp"
+	"sort"
 	"strings"
 	"time"
 
@@ -492,10 +495,47 @@ func yamlError(file string, err error) *config.Error {
 	var line int
 	if _, scanErr := fmt.Sscanf(msg, "line %d: ", &line); scanErr == nil {
 		e.Line = line
-		e.Msg = msg[strings.Index(msg, ": ")+2:]
+		e.Msg = unknownKey(msg[strings.Index(msg, ": ")+2:])
 		if te != nil && len(te.Errors) > 1 {
 			e.Msg += fmt.Sprintf(" (and %d more)", len(te.Errors)-1)
 		}
 	}
 	return e
+}
+
+// yamlShapes name the parts of a scenario for messages about their keys.
+var yamlShapes = map[string]struct {
+	what string
+	t    reflect.Type
+}{
+	"fileYAML":    {"the scenario", reflect.TypeFor[fileYAML]()},
+	"workerYAML":  {"worker", reflect.TypeFor[workerYAML]()},
+	"actionYAML":  {"script action", reflect.TypeFor[actionYAML]()},
+	"stepYAML":    {"step", reflect.TypeFor[stepYAML]()},
+	"requestYAML": {"request", reflect.TypeFor[requestYAML]()},
+	"swapYAML":    {"swap", reflect.TypeFor[swapYAML]()},
+	"refYAML":     {"remove_worker", reflect.TypeFor[refYAML]()},
+}
+
+var fieldNotFound = regexp.MustCompile(`^field (\S+) not found in type scenario\.(\w+)$`)
+
+// unknownKey rewrites yaml.v3's "field X not found in type T" into the
+// words of the scenario format, with the keys that are known there.
+func unknownKey(msg string) string {
+	m := fieldNotFound.FindStringSubmatch(msg)
+	if m == nil {
+		return msg
+	}
+	shape, ok := yamlShapes[m[2]]
+	if !ok {
+		return msg
+	}
+	var known []string
+	for i := range shape.t.NumField() {
+		if tag, _, _ := strings.Cut(shape.t.Field(i).Tag.Get("yaml"), ","); tag != "" {
+			known = append(known, tag)
+		}
+	}
+	sort.Strings(known)
+	return fmt.Sprintf("%s: unknown key %q (known: %s)", shape.what, m[1], strings.Join(known, ", "))
 }

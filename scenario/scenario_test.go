@@ -72,7 +72,8 @@ func TestLoadErrors(t *testing.T) {
 		name, body string
 		want       []string
 	}{
-		{"unknown key", "version: 1\nchannels: []\nstepz: []\n", []string{":3: field stepz not found"}},
+		{"unknown key", "version: 1\nchannels: []\nstepz: []\n", []string{`:3: the scenario: unknown key "stepz" (known: channels, config, defaults, description, steps, version, workers)`}},
+		{"unknown key in a worker", "version: 1\nchannels: []\nworkers:\n  - {id: w1, colour: blue}\n", []string{`:4: worker: unknown key "colour" (known: channel, id, max_in_flight, script, tags)`}},
 		{"empty", "", []string{":1: the file is empty"}},
 		{"duplicate worker", `version: 1
 channels:

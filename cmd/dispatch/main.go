@@ -1,12 +1,12 @@
 // Command dispatch validates channel configs, asks routing scripts for
-// decisions, runs channels with simulated local workers, and replays
-// journals.
+// decisions, runs channels with simulated local workers, checks golden
+// scenarios, and replays journals.
 //
 // Usage:
 //
 //	dispatch validate -c FILE
 //	dispatch route -c FILE --channel NS/QUEUE --candidates JSON [--exclude ID]... [--request JSON] [--json]
-//	dispatch run -c FILE [--requests FILE|-] [--journal FILE] [--watch] [--seed N] [--concurrency N]
+//	dispatch run [-c FILE] [--requests FILE|-] [--journal FILE [--fsync MODE]] [--watch [--poll D]] [--seed N] [--concurrency N] [--sample N] [-v]
 //	dispatch test [DIR|FILE]... [-update] [-run REGEXP]
 //	dispatch replay --journal FILE [--what-if SCRIPT --channel NS/QUEUE]
 //

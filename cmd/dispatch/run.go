@@ -19,8 +19,8 @@ import (
 	"github.com/aion-dispatch/dispatch/router"
 )
 
-const runUsage = `Usage: dispatch run -c FILE [--requests FILE|-] [--journal FILE [--fsync MODE]]
-                    [--watch [--poll DURATION]] [--seed N] [--concurrency N] [-v]
+const runUsage = `Usage: dispatch run [-c FILE] [--requests FILE|-] [--journal FILE [--fsync MODE]]
+                    [--watch [--poll DURATION]] [--seed N] [--concurrency N] [--sample N] [-v]
 
 Starts every channel of the config with its routing script and its local
 workers, which behave as their "behavior" says (latency, jitter, fail_rate,
@@ -46,7 +46,7 @@ version goes to stdout. Ctrl-C stops reading, lets the activities in flight
 finish and prints the summary; a second Ctrl-C abandons them.
 
 Flags:
-  -c FILE              the config (YAML)
+  -c, --config FILE    the config (YAML; default config/dispatch.yaml)
   --requests FILE|-    activities to dispatch, JSONL; "-" for stdin
   --journal FILE       record every step to this journal (appended to)
   --fsync MODE         journal durability: batch (default), interval or never
@@ -85,7 +85,8 @@ type runOptions struct {
 func runRun(args []string, e *env) int {
 	fs := newFlags("run", runUsage, e.stderr)
 	var o runOptions
-	fs.StringVar(&o.config, "c", "", "")
+	fs.StringVar(&o.config, "config", "config/dispatch.yaml", "")
+	fs.StringVar(&o.config, "c", "config/dispatch.yaml", "")
 	fs.StringVar(&o.requests, "requests", "", "")
 	fs.StringVar(&o.journal, "journal", "", "")
 	fs.StringVar(&o.fsync, "fsync", "batch", "")
@@ -105,7 +106,7 @@ func runRun(args []string, e *env) int {
 	fsync, err := journal.ParseFsync(o.fsync)
 	switch {
 	case o.config == "":
-		return usage("-c FILE is required")
+		return usage("-c FILE: the config must not be empty")
 	case o.concurrency < 1:
 		return usage("--concurrency %d: want at least 1", o.concurrency)
 	case o.sample < 1:
@@ -126,6 +127,8 @@ type runner struct {
 	fsync journal.Fsync
 	con   *console
 	log   *slog.Logger
+
+	abandoned bool // a second interrupt cancelled the activities in flight
 
 	mu          sync.Mutex
 	badLines    int
@@ -232,7 +235,7 @@ func (r *runner) run() int {
 		e.started(n)
 	}
 	stopProgress := r.con.progress(n.Counters)
-	interrupted := r.feed(dispatchCtx, n, cfg, in, inName, sigs, watcher, abandon)
+	interrupted := r.feed(dispatchCtx, n, cfg, in, inName, sigs, watcher, func() { r.abandoned = true; abandon() })
 	stopProgress()
 	stopWatch()
 
@@ -264,9 +267,16 @@ func (r *runner) run() int {
 	}
 	if badLines > 0 {
 		code = exitError
-		why = append(why, fmt.Sprintf("%d requests lines were not valid activities (reported above)", badLines))
+		if badLines == 1 {
+			why = append(why, "1 requests line was not a valid activity (reported above)")
+		} else {
+			why = append(why, fmt.Sprintf("%d requests lines were not valid activities (reported above)", badLines))
+		}
 	}
-	if interrupted {
+	switch {
+	case r.abandoned:
+		fmt.Fprintln(e.stdout, "interrupted twice: stopped reading requests and abandoned the activities in flight")
+	case interrupted:
 		fmt.Fprintln(e.stdout, "interrupted: stopped reading requests and let the activities in flight finish")
 	}
 	if closeErr != nil {

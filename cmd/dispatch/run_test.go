@@ -248,7 +248,7 @@ func TestRunUsage(t *testing.T) {
 		want string
 	}{
 		{[]string{"run", "--help"}, exitOK, "Usage: dispatch run"},
-		{[]string{"run"}, exitUsage, "-c FILE is required"},
+		{[]string{"run", "--config", filepath.Join(t.TempDir(), "none.yaml")}, exitError, "cannot read config"},
 		{[]string{"run", "-c", conf, "--concurrency", "0"}, exitUsage, "--concurrency 0"},
 		{[]string{"run", "-c", conf, "--fsync", "sometimes"}, exitUsage, "want batch, interval or never"},
 		{[]string{"run", "-c", conf, "--poll", "1s"}, exitUsage, "--poll needs --watch"},

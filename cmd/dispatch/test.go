@@ -78,7 +78,11 @@ func runTest(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		return exitError
 	}
 	if len(files) == 0 {
-		fmt.Fprintf(stderr, "dispatch test: no scenario (*.yaml) in %s\n", strings.Join(dirs, ", "))
+		if run != nil {
+			fmt.Fprintf(stderr, "dispatch test: no scenario in %s matches -run %q\n", strings.Join(dirs, ", "), *runFlag)
+		} else {
+			fmt.Fprintf(stderr, "dispatch test: no scenario (*.yaml) in %s\n", strings.Join(dirs, ", "))
+		}
 		return exitError
 	}
 	passed, failed := 0, 0
