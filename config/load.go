@@ -356,7 +356,7 @@ func (l *loader) channels(n *yaml.Node, cfg *Config) {
 			continue
 		}
 		if line, dup := seen[ch.Name]; dup {
-			l.errorf(cn, "duplicate channel %s/%s (first at line %d)", ch.Name.Namespace(), ch.Name.TaskQueue(), line)
+			l.errorf(cn, "duplicate channel %s (first at line %d)", ch.Name.Short(), line)
 			continue
 		}
 		seen[ch.Name] = ch.Pos.Line

@@ -50,6 +50,13 @@ type watchHarness struct {
 	failApp error // Apply returns it while set
 }
 
+// setApplyError makes Apply fail with err (nil: succeed).
+func (h *watchHarness) setApplyError(err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.failApp = err
+}
+
 // startWatch writes files (relative to a new directory), loads conf from it
 // and runs a watcher until the test ends.
 func startWatch(t *testing.T, files map[string]string, conf string, opts config.WatchOptions) *watchHarness {
@@ -335,17 +342,20 @@ func TestWatchIgnoresSavesThatChangeNothing(t *testing.T) {
 	}
 }
 
-func TestWatchApplyErrorKeepsTheOldConfig(t *testing.T) {
+// An apply that fails keeps the old config and is tried again on the next
+// look.
+func TestWatchApplyErrorKeepsTheOldConfigAndRetries(t *testing.T) {
 	h := startWatch(t, map[string]string{"dispatch.yaml": confYAML("pick.lua", ""), "pick.lua": pickV1},
 		"dispatch.yaml", config.WatchOptions{})
-	h.mu.Lock()
-	h.failApp = errors.New("no room for it")
-	h.mu.Unlock()
+	h.setApplyError(errors.New("no room for it"))
 	writeFile(t, filepath.Join(h.dir, "pick.lua"), pickV2)
 	o := h.waitFor(config.Failed, nil)
 	if !strings.Contains(o.Err.Error(), "no room for it") || source(o.Config) != pickV1 {
 		t.Errorf("outcome %v serving %q: want the apply error and the old version", o.Err, source(o.Config))
 	}
+	h.setApplyError(nil)
+	h.w.Rescan()
+	h.waitFor(config.Reloaded, hasSource(pickV2))
 }
 
 // A script that is a symlink into a directory nobody watches changes
@@ -402,20 +412,4 @@ func TestWatchRetriesAFailedConfig(t *testing.T) {
 	if s := h.w.Stats(); s.Failures != 1 {
 		t.Errorf("stats %+v: want the failure counted once", s)
 	}
-}
-
-// An apply that fails is tried again on the next look.
-func TestWatchRetriesAFailedApply(t *testing.T) {
-	h := startWatch(t, map[string]string{"dispatch.yaml": confYAML("pick.lua", ""), "pick.lua": pickV1},
-		"dispatch.yaml", config.WatchOptions{})
-	h.mu.Lock()
-	h.failApp = errors.New("busy")
-	h.mu.Unlock()
-	writeFile(t, filepath.Join(h.dir, "pick.lua"), pickV2)
-	h.waitFor(config.Failed, nil)
-	h.mu.Lock()
-	h.failApp = nil
-	h.mu.Unlock()
-	h.w.Rescan()
-	h.waitFor(config.Reloaded, hasSource(pickV2))
 }

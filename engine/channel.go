@@ -52,6 +52,15 @@ func (c ChannelName) TaskQueue() string { return c.taskQueue }
 // IsZero reports whether c is the zero value, which names no channel.
 func (c ChannelName) IsZero() bool { return c.namespace == "" && c.taskQueue == "" }
 
+// Short returns "{namespace}/{task_queue}", the form configs and the CLI
+// use, or "" for the zero value.
+func (c ChannelName) Short() string {
+	if c.IsZero() {
+		return ""
+	}
+	return c.namespace + "/" + c.taskQueue
+}
+
 // String returns "aion.dispatch.{namespace}.{task_queue}", or "" for the zero value.
 func (c ChannelName) String() string {
 	if c.IsZero() {

@@ -28,10 +28,13 @@ func TestDispatchChannel(t *testing.T) {
 	} {
 		ch, err := engine.DispatchChannel(tc.ns, tc.queue)
 		if tc.want != "" {
-			if err != nil || ch.String() != tc.want || ch.Namespace() != tc.ns || ch.TaskQueue() != tc.queue {
+			if err != nil || ch.String() != tc.want || ch.Namespace() != tc.ns || ch.TaskQueue() != tc.queue || ch.Short() != tc.ns+"/"+tc.queue {
 				t.Errorf("DispatchChannel(%q, %q) = %v, %v; want %s", tc.ns, tc.queue, ch, err, tc.want)
 			}
 			continue
+		}
+		if ch.Short() != "" {
+			t.Errorf("DispatchChannel(%q, %q) failed but Short() = %q, want \"\"", tc.ns, tc.queue, ch.Short())
 		}
 		var ce *engine.ChannelNameError
 		if !errors.Is(err, engine.ErrInvalidChannel) || !errors.As(err, &ce) || ce.Part != tc.part {

@@ -107,7 +107,7 @@ func Summarize(ops []engine.Operation, outcomes []Outcome) Summary {
 		return m[k]
 	}
 	for _, op := range ops {
-		ch := get(s.Channels, op.Channel.Namespace()+"/"+op.Channel.TaskQueue())
+		ch := get(s.Channels, op.Channel.Short())
 		switch op.Kind {
 		case engine.OpWorkerSelected:
 			ch.Selected++
@@ -128,7 +128,7 @@ func Summarize(ops []engine.Operation, outcomes []Outcome) Summary {
 		}
 	}
 	for _, o := range outcomes {
-		for _, t := range []*Tally{get(s.Channels, o.Channel.Namespace()+"/"+o.Channel.TaskQueue()), &s.Total} {
+		for _, t := range []*Tally{get(s.Channels, o.Channel.Short()), &s.Total} {
 			t.Conversations++
 			switch {
 			case o.Err == nil:

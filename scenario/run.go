@@ -99,7 +99,7 @@ func (r *runner) step(ctx context.Context, d *engine.Dispatcher, st Step) error 
 		ref := *st.RemoveWorker
 		w, ok := r.pool.Remove(ref.Channel, ref.ID)
 		if !ok {
-			return fmt.Errorf("remove_worker: %s has no worker %s", shortName(ref.Channel), ref.ID)
+			return fmt.Errorf("remove_worker: %s has no worker %s", ref.Channel.Short(), ref.ID)
 		}
 		w.Drain("removed by the scenario")
 		delete(r.workers, ref)
@@ -442,5 +442,3 @@ func absPath(p string) string {
 	}
 	return p
 }
-
-func shortName(ch engine.ChannelName) string { return ch.Namespace() + "/" + ch.TaskQueue() }

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/aion-dispatch/dispatch/config"
-	"github.com/aion-dispatch/dispatch/engine"
 	"github.com/aion-dispatch/dispatch/node"
 )
 
@@ -113,7 +112,7 @@ func (r *runner) summary(w io.Writer, s node.Stats, watcher *config.Watcher) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "channel\tactivities\tcompleted\tfailed\tother\tre-routes\texits\tp50\tp99")
 	for _, ch := range s.Channels {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", short(ch.Channel), ch.Activities, ch.Completed, ch.Failed,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", ch.Channel.Short(), ch.Activities, ch.Completed, ch.Failed,
 			ch.Other, ch.Reroutes, ch.Exits, latency(ch.Latency.P50), latency(ch.Latency.P99))
 	}
 	tw.Flush()
@@ -122,7 +121,7 @@ func (r *runner) summary(w io.Writer, s node.Stats, watcher *config.Watcher) {
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "channel\tworker\tselected\tcompleted\tfailed\ttimeouts\texits\trestarts\tlost\tre-routed\tp50\tp99")
 	for _, wk := range s.Workers {
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", short(wk.Channel), wk.Worker, wk.Selected,
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", wk.Channel.Short(), wk.Worker, wk.Selected,
 			wk.Completed, wk.Failed, wk.TimedOut, wk.Exits, wk.Restarts, wk.Lost, wk.Rerouted, latency(wk.Latency.P50), latency(wk.Latency.P99))
 	}
 	tw.Flush()
@@ -131,7 +130,7 @@ func (r *runner) summary(w io.Writer, s node.Stats, watcher *config.Watcher) {
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "channel\trouter\thash\tsource\tdecisions")
 	for _, rt := range s.Routers {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", short(rt.Channel), rt.Version.Lang, shortHash(rt.Version.Hash), rt.Version.Source, rt.Decisions)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", rt.Channel.Short(), rt.Version.Lang, shortHash(rt.Version.Hash), rt.Version.Source, rt.Decisions)
 	}
 	tw.Flush()
 	if watcher != nil {
@@ -149,9 +148,6 @@ func (r *runner) summary(w io.Writer, s node.Stats, watcher *config.Watcher) {
 		}
 	}
 }
-
-// short names a channel as the CLI takes it: NS/QUEUE.
-func short(ch engine.ChannelName) string { return ch.Namespace() + "/" + ch.TaskQueue() }
 
 // latency rounds a duration for a table.
 func latency(d time.Duration) string {
