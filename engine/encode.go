@@ -34,8 +34,13 @@ func (op Operation) AppendJSON(dst []byte) ([]byte, error) {
 	e.str("workflow_id", op.WorkflowID)
 	e.str("conversation_id", op.ConversationID)
 	if !op.Channel.IsZero() {
-		e.key("channel")
-		e.buf = appendString(e.buf, op.Channel.String())
+		e.key("channel") // the String form, without building it
+		e.buf = append(e.buf, '"')
+		e.buf = appendEscaped(e.buf, channelPrefix)
+		e.buf = appendEscaped(e.buf, op.Channel.namespace)
+		e.buf = append(e.buf, '.')
+		e.buf = appendEscaped(e.buf, op.Channel.taskQueue)
+		e.buf = append(e.buf, '"')
 	}
 	e.key("kind")
 	e.buf = appendString(e.buf, opKindNames[op.Kind])
@@ -217,11 +222,25 @@ const hexDigits = "0123456789abcdef"
 // replaced by U+FFFD, so that the line is the one json.Marshal would write.
 func appendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
+	dst = appendEscaped(dst, s)
+	return append(dst, '"')
+}
+
+// plainASCII marks the ASCII bytes a JSON string holds as they are.
+var plainASCII = func() (t [utf8.RuneSelf]bool) {
+	for b := 0x20; b < utf8.RuneSelf; b++ {
+		t[b] = b != '"' && b != '\\' && b != '<' && b != '>' && b != '&'
+	}
+	return t
+}()
+
+// appendEscaped appends s escaped as the inside of a JSON string.
+func appendEscaped(dst []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		b := s[i]
 		if b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' && b != '<' && b != '>' && b != '&' {
+			if plainASCII[b] {
 				i++
 				continue
 			}
@@ -263,6 +282,5 @@ func appendString(dst []byte, s string) []byte {
 		}
 		i += size
 	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
+	return append(dst, s[start:]...)
 }

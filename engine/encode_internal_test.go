@@ -64,3 +64,45 @@ func FuzzAppendJSON(f *testing.F) {
 		checkEncoding(t, op)
 	})
 }
+
+// embeddableReference is embeddableJSON's definition, written the slow way:
+// valid, free of what encoding/json escapes, and equal to its compact form.
+func embeddableReference(data []byte) bool {
+	if !json.Valid(data) || bytes.ContainsAny(data, "<>&\u2028\u2029") {
+		return false
+	}
+	if data[0] == '"' || bytes.Equal(data, []byte("null")) {
+		return false
+	}
+	var c bytes.Buffer
+	if err := json.Compact(&c, data); err != nil {
+		return false
+	}
+	return bytes.Equal(c.Bytes(), data)
+}
+
+var embeddableSeeds = []string{
+	``, `null`, `"s"`, `{}`, `[]`, `1`, `true`, `{"a":1}`, `{"a": 1}`, ` {"a":1}`, "{\"a\":1}\n",
+	`{"a":"x y"}`, `{"a":"<"}`, `{"a":"\u003c"}`, `{"a":"q\"b c"}`, `{"a":"\\"," ":2}`, `{"a":"\\" }`,
+	"{\"a\":\"\u2028\"}", "{\"a\":\"\u2027\"}", "{\"a\":\"\xe2\x80\"}", `{"a":[1,2,{"b":null}]}`,
+	`{"a":1`, `{"a":01}`, "{\"a\":\"\xff\"}", `[1,	2]`, `"a" `,
+}
+
+func TestEmbeddableJSON(t *testing.T) {
+	for _, s := range embeddableSeeds {
+		if got, want := embeddableJSON([]byte(s)), embeddableReference([]byte(s)); got != want {
+			t.Errorf("embeddableJSON(%q) = %v, want %v", s, got, want)
+		}
+	}
+}
+
+func FuzzEmbeddableJSON(f *testing.F) {
+	for _, s := range embeddableSeeds {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if got, want := embeddableJSON(data), embeddableReference(data); got != want {
+			t.Fatalf("embeddableJSON(%q) = %v, want %v", data, got, want)
+		}
+	})
+}

@@ -95,6 +95,7 @@ type Writer struct {
 	pending []byte  // lines not yet written
 	spare   []byte  // the other buffer, reused
 	cur     *commit // the commit pending will be part of
+	clock   stamp   // formats the lines' times
 	err     error   // the first write or sync error; every later Record fails with it
 	closed  bool
 
@@ -199,7 +200,7 @@ func (w *Writer) Record(ctx context.Context, op engine.Operation) error {
 		return errors.New("journal: closed")
 	}
 	w.seq++
-	w.pending = appendLine(w.pending, w.seq, w.opts.Now(), body)
+	w.pending = w.appendLine(w.pending, w.seq, w.opts.Now(), body)
 	c := w.cur
 	waits := w.opts.Fsync != FsyncNever && op.Kind == engine.OpConversationClosed
 	if waits && w.opts.Fsync == FsyncBatch {
@@ -335,14 +336,47 @@ func terminateLine(f *os.File, end int64) error {
 }
 
 // appendLine writes {"seq":N,"time":"T", followed by body without its "{".
-func appendLine(dst []byte, seq uint64, t time.Time, body []byte) []byte {
+func (w *Writer) appendLine(dst []byte, seq uint64, t time.Time, body []byte) []byte {
 	dst = append(dst, `{"seq":`...)
 	dst = strconv.AppendUint(dst, seq, 10)
 	dst = append(dst, `,"time":"`...)
-	dst = t.UTC().AppendFormat(dst, time.RFC3339Nano)
+	dst = w.clock.append(dst, t)
 	dst = append(dst, `",`...)
 	dst = append(dst, body[1:]...)
 	return append(dst, '\n')
+}
+
+// stamp writes times as time.RFC3339Nano does in UTC, reusing the date and
+// clock of the second it wrote last: a line's time is written under the
+// Writer's lock, and AppendFormat spends most of its time on the layout.
+type stamp struct {
+	sec    int64
+	prefix []byte // "2006-01-02T15:04:05" of sec
+}
+
+func (s *stamp) append(dst []byte, t time.Time) []byte {
+	t = t.UTC()
+	if y := t.Year(); y < 1 || y > 9999 {
+		return t.AppendFormat(dst, time.RFC3339Nano)
+	}
+	if sec := t.Unix(); s.prefix == nil || sec != s.sec {
+		s.prefix = t.AppendFormat(s.prefix[:0], "2006-01-02T15:04:05")
+		s.sec = sec
+	}
+	dst = append(dst, s.prefix...)
+	if ns := t.Nanosecond(); ns != 0 {
+		frac := [10]byte{'.'}
+		for i := 9; i > 0; i-- {
+			frac[i] = byte('0' + ns%10)
+			ns /= 10
+		}
+		n := len(frac)
+		for frac[n-1] == '0' {
+			n--
+		}
+		dst = append(dst, frac[:n]...)
+	}
+	return append(dst, 'Z')
 }
 
 // scanTail finds, in a journal file, the seq of its last complete line and
