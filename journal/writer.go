@@ -36,7 +36,8 @@ const (
 	FsyncInterval
 	// FsyncNever: Record returns once its line is buffered; buffers are
 	// written when they fill, every Options.Interval and on Close, and never
-	// synced.
+	// synced. (Under every setting, a Record that finds 1 MiB waiting to be
+	// written waits until it is.)
 	FsyncNever
 )
 
@@ -74,8 +75,14 @@ type Options struct {
 	Now func() time.Time
 }
 
-// bufferLimit is how much FsyncNever buffers before a Record writes.
-const bufferLimit = 256 << 10
+// bufferLimit is how much is buffered before the flusher is asked to write;
+// pendingLimit is how much may wait for it, beyond which a Record waits until
+// the buffer is written, so that a disk slower than the dispatches holds
+// them back instead of the buffer growing without bound.
+const (
+	bufferLimit  = 256 << 10
+	pendingLimit = 4 * bufferLimit
+)
 
 // encodeBuffers recycles the buffers operations are encoded into.
 var encodeBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
@@ -176,7 +183,9 @@ func NewWriter(out io.Writer, opts Options) *Writer {
 // therefore returns its result only once its story is durable, and pays
 // for one sync, shared with every conversation closing at the same time,
 // rather than one per step. A conversation cut short by a crash is never
-// closed, and a replay treats it as unfinished.
+// closed, and a replay treats it as unfinished. Whatever the setting, a
+// Record that finds 1 MiB waiting to be written waits until it is: a disk
+// slower than the dispatches holds them back rather than filling memory.
 //
 // An error is sticky: after a failed write the journal accepts nothing
 // more, and the next Record (at the latest the close of the conversation)
@@ -207,6 +216,7 @@ func (w *Writer) Record(ctx context.Context, op engine.Operation) error {
 		c.sync = true
 	}
 	full := len(w.pending) >= bufferLimit
+	waits = waits || len(w.pending) >= pendingLimit
 	w.mu.Unlock()
 	if waits || full {
 		w.signal()
