@@ -30,6 +30,8 @@ const rewatchPeriod = 100 * time.Millisecond
 type WatchOptions struct {
 	// Options are used for every load and compile; share the Compiler the
 	// first Load used, so that unchanged scripts are not compiled again.
+	// The watcher then owns that Compiler: after each reload or failure it
+	// drops the programs the config in service does not use.
 	Options
 	// Apply puts a new config in service; it is given the config in service
 	// and the one that replaces it. An error keeps the old one. Required.
@@ -343,6 +345,9 @@ func (w *Watcher) relevant(ev fsnotify.Event, watched map[string]bool) bool {
 // check rehashes the files and loads what changed.
 func (w *Watcher) check() {
 	out := w.load()
+	if out.Kind != Unchanged {
+		w.forgetUnused()
+	}
 	w.mu.Lock()
 	w.stats.Checks++
 	switch out.Kind {
@@ -508,8 +513,7 @@ func (w *Watcher) loadScripts(cur *Config) Outcome {
 	return Outcome{Kind: Unchanged}
 }
 
-// apply puts next in service and lets the compiler forget the programs
-// only cur used.
+// apply puts next in service.
 func (w *Watcher) apply(cur, next *Config) error {
 	if err := w.opts.Apply(cur, next); err != nil {
 		return fmt.Errorf("apply %s: %w", w.path, err)
@@ -517,18 +521,20 @@ func (w *Watcher) apply(cur, next *Config) error {
 	w.mu.Lock()
 	w.cur = next
 	w.mu.Unlock()
+	return nil
+}
+
+// forgetUnused lets the compiler forget every program the config in service
+// does not use: the versions a reload replaced, and those a failed reload
+// compiled (a retry compiles them again).
+func (w *Watcher) forgetUnused() {
 	inUse := map[string]bool{}
-	for _, ch := range next.Channels {
+	for _, ch := range w.Config().Channels {
 		if p := ch.Routing.Program; p != nil {
 			inUse[p.Hash()] = true
 		}
 	}
-	for _, ch := range cur.Channels {
-		if p := ch.Routing.Program; p != nil && !inUse[p.Hash()] {
-			w.opts.Compiler.Forget(p.Hash())
-		}
-	}
-	return nil
+	w.opts.Compiler.Retain(func(hash string) bool { return inUse[hash] })
 }
 
 // scriptFiles returns the script files cfg names, each once, in order.

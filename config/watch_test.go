@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/aion-dispatch/dispatch/config"
+	"github.com/aion-dispatch/dispatch/router"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -411,5 +412,40 @@ func TestWatchRetriesAFailedConfig(t *testing.T) {
 	h.waitFor(config.Reloaded, hasSource(pickV2))
 	if s := h.w.Stats(); s.Failures != 1 {
 		t.Errorf("stats %+v: want the failure counted once", s)
+	}
+}
+
+// TestWatchForgetsProgramsNotInService: the compiler keeps only the programs
+// of the config in service, whether a reload replaced a version or a config
+// failed after some of its scripts compiled.
+func TestWatchForgetsProgramsNotInService(t *testing.T) {
+	compiler := router.NewCompiler(router.Limits{})
+	two := func(first, second string) string {
+		return confYAML(first, "  - namespace: prod\n    task_queue: sms\n    routing: {lua: "+second+"}\n")
+	}
+	h := startWatch(t, map[string]string{
+		"dispatch.yaml": confYAML("pick.lua", ""),
+		"pick.lua":      pickV1,
+		"v2.lua":        pickV2,
+		"broken.lua":    broken,
+	}, "dispatch.yaml", config.WatchOptions{Options: config.Options{Compiler: compiler}})
+	if n := compiler.Len(); n != 1 {
+		t.Fatalf("after the first load the compiler holds %d programs, want 1", n)
+	}
+	// v2.lua compiles, broken.lua does not: the config fails as a whole.
+	writeFile(t, h.conf, two("v2.lua", "broken.lua"))
+	h.waitFor(config.Failed, nil)
+	if n := compiler.Len(); n != 1 {
+		t.Errorf("after a failed config the compiler holds %d programs, want 1 (the one in service)", n)
+	}
+	writeFile(t, h.conf, two("v2.lua", "pick.lua"))
+	h.waitFor(config.Reloaded, hasSource(pickV2))
+	if n := compiler.Len(); n != 2 {
+		t.Errorf("with two scripts in service the compiler holds %d programs, want 2", n)
+	}
+	writeFile(t, filepath.Join(h.dir, "pick.lua"), pickV3) // replaces pickV1
+	h.waitFor(config.Reloaded, nil)
+	if n := compiler.Len(); n != 2 {
+		t.Errorf("after a script was replaced the compiler holds %d programs, want 2", n)
 	}
 }

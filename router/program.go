@@ -210,6 +210,26 @@ func (c *Compiler) Forget(hash string) {
 	c.mu.Unlock()
 }
 
+// Retain drops from the cache every program whose hash keep rejects: what a
+// reload compiled and then did not put in service (a config that failed
+// after some of its scripts compiled, say) is freed too.
+func (c *Compiler) Retain(keep func(hash string) bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for hash := range c.progs {
+		if !keep(hash) {
+			delete(c.progs, hash)
+		}
+	}
+}
+
+// Len returns how many compiled programs the cache holds.
+func (c *Compiler) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.progs)
+}
+
 // run calls the program once on sel, bounded by timeout.
 func (p *Program) run(ctx context.Context, sel *engine.Selection, timeout time.Duration) (rawResult, error) {
 	if p.lua != nil {
