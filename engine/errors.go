@@ -50,13 +50,14 @@ type DispatchError struct {
 	Err            error
 }
 
-// Error implements error: "dispatch CHANNEL workflow W [worker X]: cause".
+// Error implements error: "dispatch NS/QUEUE workflow W [worker X]: cause",
+// naming the channel the way configs and the CLI do.
 func (e *DispatchError) Error() string {
 	var b strings.Builder
 	b.WriteString("dispatch")
 	if !e.Channel.IsZero() {
 		b.WriteString(" ")
-		b.WriteString(e.Channel.String())
+		b.WriteString(e.Channel.Short())
 	}
 	b.WriteString(" workflow ")
 	if e.WorkflowID == "" {

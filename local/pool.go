@@ -61,7 +61,7 @@ func (p *Pool) Start(channel engine.ChannelName, cfg WorkerConfig) (*Worker, err
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
-		return nil, fmt.Errorf("start worker %s on %s: pool is closed", cfg.ID, channel)
+		return nil, fmt.Errorf("start worker %s on %s: pool is closed", cfg.ID, channel.Short())
 	}
 	m := *p.members.Load()
 	ws := m[channel]
@@ -71,7 +71,7 @@ func (p *Pool) Start(channel engine.ChannelName, cfg WorkerConfig) (*Worker, err
 			continue
 		}
 		if w.ctx.Err() == nil {
-			return nil, fmt.Errorf("start worker %s on %s: a running worker has that id", cfg.ID, channel)
+			return nil, fmt.Errorf("start worker %s on %s: a running worker has that id", cfg.ID, channel.Short())
 		}
 		at = i
 	}
@@ -133,7 +133,7 @@ func (p *Pool) RemoveChannel(channel engine.ChannelName) []*Worker {
 func (p *Pool) Workers(_ context.Context, channel engine.ChannelName, _ engine.ActivityRequest) ([]engine.Worker, error) {
 	ws, ok := (*p.members.Load())[channel]
 	if !ok {
-		return nil, fmt.Errorf("%w: %s", engine.ErrUnknownChannel, channel)
+		return nil, fmt.Errorf("%w %s", engine.ErrUnknownChannel, channel.Short())
 	}
 	out := make([]engine.Worker, 0, len(ws))
 	for _, w := range ws {

@@ -49,7 +49,7 @@ func (s *Slot) Swap(r engine.Router) engine.Router {
 func (s *Slot) Select(ctx context.Context, in engine.Selection) (engine.Decision, error) {
 	r := s.Load()
 	if r == nil {
-		return engine.Decision{}, fmt.Errorf("channel %s has no router", in.Channel)
+		return engine.Decision{}, fmt.Errorf("channel %s has no router", in.Channel.Short())
 	}
 	return r.Select(ctx, in)
 }
@@ -119,7 +119,7 @@ func (t *Table) Channels() []engine.ChannelName {
 func (t *Table) Select(ctx context.Context, in engine.Selection) (engine.Decision, error) {
 	s, ok := t.Slot(in.Channel)
 	if !ok {
-		return engine.Decision{}, fmt.Errorf("%w: no router for %s", engine.ErrUnknownChannel, in.Channel)
+		return engine.Decision{}, fmt.Errorf("%w: no router for %s", engine.ErrUnknownChannel, in.Channel.Short())
 	}
 	return s.Select(ctx, in)
 }

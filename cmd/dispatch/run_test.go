@@ -169,7 +169,7 @@ func TestRunRequests(t *testing.T) {
 	}
 	for _, want := range []string{
 		reqs + `:2: json: unknown field "activity_typ"`,
-		reqs + `:5: dispatch aion.dispatch.prod.fax workflow wf-4: worker pool: unknown channel: aion.dispatch.prod.fax`,
+		reqs + `:5: dispatch prod/fax workflow wf-4: worker pool: unknown channel prod/fax`,
 		reqs + `:6: start_to_close "soon": want a positive duration`,
 		reqs + `:7: invalid character 'o' in literal null`,
 	} {
