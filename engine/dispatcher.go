@@ -221,7 +221,7 @@ func (c *call) run(ctx context.Context) (ActivityResult, error) {
 		}
 		switch ev.Kind {
 		case EventResponse:
-			return c.answered(ctx, ev.Result)
+			return c.answered(ev.Result)
 		case EventWorkerExited:
 			msg := ev.Message
 			if msg == "" {
@@ -259,7 +259,11 @@ func (c *call) receive(ctx context.Context) (Event, error) {
 }
 
 // answered records the worker's response and turns it into Dispatch's result.
-func (c *call) answered(ctx context.Context, res ActivityResult) (ActivityResult, error) {
+// The answer arrived in time: it is recorded even if ctx ends meanwhile (a
+// journal waiting for a slow disk), like the close that follows it, so that
+// neither the result nor the journal's story is lost to a late deadline.
+func (c *call) answered(res ActivityResult) (ActivityResult, error) {
+	ctx := uncancelled(c.caller)
 	switch res.Status {
 	case StatusCompleted:
 		res = Completed(res.Output) // a completed result carries no error

@@ -428,6 +428,33 @@ func TestDispatchContextCancel(t *testing.T) {
 	r.checkIdle(t, w)
 }
 
+// TestDispatchKeepsAnAnswerWhileRecordingIt: the worker answered, and the
+// caller's context ends while the answer is being recorded (a journal
+// waiting for a slow disk). The answer is a fact: it is recorded whatever
+// the context, and the dispatch returns it rather than a cancellation.
+func TestDispatchKeepsAnAnswerWhileRecordingIt(t *testing.T) {
+	r := newRig(t)
+	w := r.start(t, "w1", echo)
+	ctx, cancel := context.WithCancel(context.Background())
+	r.rec.before = func(rctx context.Context, op engine.Operation) error {
+		if op.Kind != engine.OpMessageReceived {
+			return nil
+		}
+		cancel()          // the context ends while the record waits…
+		return rctx.Err() // …and a recorder that honours it gives up
+	}
+	res, err := r.dispatch(ctx, request("wf-1"))
+	if err != nil || res.Status != engine.StatusCompleted {
+		t.Fatalf("dispatch = %+v, %v; want the completed answer", res, err)
+	}
+	want := []string{"conversation_opened", "worker_selected", "message_sent", "message_received", "conversation_closed"}
+	if got := kinds(r.rec.all()); !slices.Equal(got, want) {
+		t.Fatalf("kinds = %v, want %v", got, want)
+	}
+	r.convs.checkClosedOnce(t)
+	r.checkIdle(t, w)
+}
+
 func TestDispatchAlreadyCancelled(t *testing.T) {
 	r := newRig(t)
 	ctx, cancel := context.WithCancel(context.Background())

@@ -22,6 +22,8 @@ type memRecorder struct {
 	// replay, when set, answers ReplayOutcome.
 	replay      *engine.RecordedOutcome
 	replayCalls atomic.Int32
+	// before, when set, runs first in Record; its error is Record's.
+	before func(ctx context.Context, op engine.Operation) error
 }
 
 var errDisk = errors.New("disk full")
@@ -34,7 +36,12 @@ func (r *memRecorder) ReplayOutcome(context.Context, engine.ChannelName, engine.
 	return engine.RecordedOutcome{}, false, nil
 }
 
-func (r *memRecorder) Record(_ context.Context, op engine.Operation) error {
+func (r *memRecorder) Record(ctx context.Context, op engine.Operation) error {
+	if r.before != nil {
+		if err := r.before(ctx, op); err != nil {
+			return err
+		}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if op.Kind == r.failOn {

@@ -114,6 +114,8 @@ type Writer struct {
 	stop     chan struct{}
 	done     chan struct{}
 	stopOnce sync.Once
+
+	waitingForRoom func() // a test's hook: called when a Record waits for room
 }
 
 // commit is one write (and maybe sync) of the flusher; done is closed when
@@ -184,8 +186,10 @@ func NewWriter(out io.Writer, opts Options) *Writer {
 // for one sync, shared with every conversation closing at the same time,
 // rather than one per step. A conversation cut short by a crash is never
 // closed, and a replay treats it as unfinished. Whatever the setting, a
-// Record that finds 1 MiB waiting to be written waits until it is: a disk
-// slower than the dispatches holds them back rather than filling memory.
+// Record that finds 1 MiB waiting to be written waits until it is, before
+// it appends its line: a disk slower than the dispatches holds them back
+// rather than filling memory. If ctx ends while it waits, the line is not
+// recorded and Record returns ctx's error.
 //
 // An error is sticky: after a failed write the journal accepts nothing
 // more, and the next Record (at the latest the close of the conversation)
@@ -200,13 +204,32 @@ func (w *Writer) Record(ctx context.Context, op engine.Operation) error {
 		return fmt.Errorf("journal: %w", err)
 	}
 	w.mu.Lock()
-	switch {
-	case w.err != nil:
+	for {
+		switch {
+		case w.err != nil:
+			w.mu.Unlock()
+			return w.err
+		case w.closed:
+			w.mu.Unlock()
+			return errors.New("journal: closed")
+		}
+		if len(w.pending) < pendingLimit {
+			break
+		}
+		// No room: wait until the flusher has written what is pending. The
+		// line is not appended if ctx ends first.
+		c := w.cur
 		w.mu.Unlock()
-		return w.err
-	case w.closed:
-		w.mu.Unlock()
-		return errors.New("journal: closed")
+		w.signal()
+		if w.waitingForRoom != nil {
+			w.waitingForRoom()
+		}
+		select {
+		case <-c.done:
+		case <-ctx.Done():
+			return fmt.Errorf("journal: %w", ctx.Err())
+		}
+		w.mu.Lock()
 	}
 	w.seq++
 	w.pending = w.appendLine(w.pending, w.seq, w.opts.Now(), body)
@@ -216,7 +239,6 @@ func (w *Writer) Record(ctx context.Context, op engine.Operation) error {
 		c.sync = true
 	}
 	full := len(w.pending) >= bufferLimit
-	waits = waits || len(w.pending) >= pendingLimit
 	w.mu.Unlock()
 	if waits || full {
 		w.signal()

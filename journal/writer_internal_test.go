@@ -1,8 +1,10 @@
 package journal
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -39,67 +41,88 @@ func TestStampMatchesAppendFormat(t *testing.T) {
 	}
 }
 
-// gatedWriter holds every Write until the test opens the gate, and counts
+// gatedWriter holds every Write until the test opens the gate, and keeps
 // what it was given.
 type gatedWriter struct {
-	started chan struct{} // one send when the first Write begins
-	gate    chan struct{}
+	entered chan struct{} // closed when the first Write begins
 	once    sync.Once
+	gate    chan struct{}
 	mu      sync.Mutex
-	n       int
+	out     bytes.Buffer
 }
 
 func (g *gatedWriter) Write(p []byte) (int, error) {
-	g.once.Do(func() { close(g.started) })
+	g.once.Do(func() { close(g.entered) })
 	<-g.gate
 	g.mu.Lock()
-	g.n += len(p)
-	g.mu.Unlock()
-	return len(p), nil
+	defer g.mu.Unlock()
+	return g.out.Write(p)
 }
 
-// TestPendingIsBounded: with the output stuck, Records without a sync
-// buffer up to pendingLimit and then wait, rather than growing the buffer
-// for as long as dispatches go on; once the output moves, every line is
-// written. The Records run under a cancelled context, so that the one that
-// would wait returns at once with the context's error.
-func TestPendingIsBounded(t *testing.T) {
-	g := &gatedWriter{started: make(chan struct{}), gate: make(chan struct{})}
+// TestRecordWaitsForRoom: with the output stuck, Records buffer up to
+// pendingLimit; the next one waits, before it appends its line, until the
+// buffer is written. One whose context ends while it waits records nothing
+// and returns the context's error; one that waits on resumes once the output
+// moves, and its line follows all the others.
+func TestRecordWaitsForRoom(t *testing.T) {
+	g := &gatedWriter{entered: make(chan struct{}), gate: make(chan struct{})}
 	w := NewWriter(g, Options{Fsync: FsyncNever, Interval: time.Hour})
-	op := engine.Operation{Kind: engine.OpMessageSent, ConversationID: "c1", WorkerID: strings.Repeat("w", 1000)}
-	body, err := op.AppendJSON(nil)
-	if err != nil {
-		t.Fatal(err)
+	waiting := make(chan struct{}, 10)
+	w.waitingForRoom = func() { waiting <- struct{}{} }
+	pending := func() (int, uint64) {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		return len(w.pending), w.seq
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	lines := 3 * pendingLimit / len(body) // more than the flusher's batch and the pending limit together
-	recorded := 0
-	for recorded < lines {
-		err := w.Record(ctx, op)
-		recorded++ // a Record that waits has buffered its line first
-		if err != nil {
-			if !errors.Is(err, context.Canceled) {
-				t.Fatal(err)
+	filler := engine.Operation{Kind: engine.OpMessageSent, ConversationID: "c1", WorkerID: strings.Repeat("w", 1000)}
+	for {
+		if n, _ := pending(); n >= pendingLimit {
+			// Full. Once the flusher is stuck in Write with a batch, it
+			// can take no more; until then it may still take all of this.
+			<-g.entered
+			if n, _ := pending(); n >= pendingLimit {
+				break
 			}
-			break
+		}
+		if err := w.Record(context.Background(), filler); err != nil { // there is room: it does not wait
+			t.Fatal(err)
 		}
 	}
-	if recorded == lines {
-		t.Fatalf("all %d Records returned without waiting while the output was stuck", lines)
-	}
-	w.mu.Lock()
-	n := len(w.pending)
-	w.mu.Unlock()
-	if limit := pendingLimit + 2*len(body); n > limit {
+	n, seq := pending()
+	if limit := pendingLimit + 2*len(filler.WorkerID); n > limit {
 		t.Fatalf("pending grew to %d bytes, want at most %d", n, limit)
 	}
-	<-g.started // the flusher took a batch and holds it
+
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := w.Record(ctx, filler); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Record with no room and a cancelled context: %v, want context.Canceled", err)
+	}
+	<-waiting
+	if n2, seq2 := pending(); n2 != n || seq2 != seq {
+		t.Fatalf("the cancelled Record appended: pending %d -> %d bytes, seq %d -> %d", n, n2, seq, seq2)
+	}
+
+	marker := engine.Operation{Kind: engine.OpMessageSent, ConversationID: "c2", WorkerID: "marker"}
+	done := make(chan error, 1)
+	go func() { done <- w.Record(context.Background(), marker) }()
+	<-waiting // it waits for room rather than appending
+	if _, seq2 := pending(); seq2 != seq {
+		t.Fatalf("the waiting Record appended: seq %d -> %d", seq, seq2)
+	}
 	close(g.gate)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if g.n < recorded*len(body) {
-		t.Fatalf("wrote %d bytes, want at least %d for %d lines", g.n, recorded*len(body), recorded)
+	lines := strings.Split(strings.TrimSuffix(g.out.String(), "\n"), "\n")
+	if len(lines) != int(seq)+1 {
+		t.Fatalf("wrote %d lines, want the %d that found room and the marker", len(lines), seq)
+	}
+	want := fmt.Sprintf(`{"seq":%d,`, seq+1)
+	if last := lines[len(lines)-1]; !strings.HasPrefix(last, want) || !strings.Contains(last, `"worker_id":"marker"`) {
+		t.Fatalf("last line %.80s, want the marker with %s", last, want)
 	}
 }
