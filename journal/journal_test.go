@@ -655,3 +655,86 @@ func TestVerifyAndSummarize(t *testing.T) {
 		t.Errorf("summary = %+v, channel %+v", s.Total, email)
 	}
 }
+
+// TestOpenAfterLongLines: the tail is found however long the last lines
+// are (up to the line limit), whether the last one is whole or torn.
+func TestOpenAfterLongLines(t *testing.T) {
+	long := func(seq uint64, n int) []byte {
+		op := engine.Operation{Seq: seq, Kind: engine.OpMessageSent, ConversationID: "c1", Message: strings.Repeat("m", n)}
+		line, err := op.AppendJSON(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return append(line, '\n')
+	}
+	for _, tc := range []struct {
+		name      string
+		file      [][]byte
+		torn      int // bytes of a torn line after the file's lines
+		wantLines int
+	}{
+		{"a whole 3 MiB last line", [][]byte{long(1, 10), long(2, 3<<20)}, 0, 2},
+		{"a torn 5 MiB line after a whole 3 MiB one", [][]byte{long(1, 10), long(2, 3<<20)}, 5 << 20, 2},
+		{"a torn 2 MiB line after small ones", [][]byte{long(1, 10), long(2, 10)}, 2 << 20, 2},
+		{"only a torn 3 MiB line", nil, 3 << 20, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "j.jsonl")
+			raw := bytes.Join(tc.file, nil)
+			if tc.torn > 0 {
+				raw = append(raw, long(9, tc.torn)[:tc.torn]...)
+			}
+			if err := os.WriteFile(path, raw, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			w, recovered, err := journal.Open(path, journal.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (recovered != "") != (tc.torn > 0) {
+				t.Errorf("recovered %q with a torn line of %d bytes", recovered, tc.torn)
+			}
+			if err := w.Record(context.Background(), engine.Operation{Kind: engine.OpMessageSent, ConversationID: "c2"}); err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			ops, truncated, err := journal.ReadAll(f)
+			if err != nil || truncated != 0 {
+				t.Fatalf("read back: %v, a torn line at %d", err, truncated)
+			}
+			if len(ops) != tc.wantLines+1 || ops[len(ops)-1].Seq != uint64(tc.wantLines+1) {
+				t.Fatalf("read back %d lines, the last with seq %d; want %d, the last with seq %d",
+					len(ops), ops[len(ops)-1].Seq, tc.wantLines+1, tc.wantLines+1)
+			}
+		})
+	}
+}
+
+// TestRecordRefusesALineTheReaderCannotRead: a line over MaxLineBytes would
+// make the journal unreadable; the record fails and nothing is written.
+func TestRecordRefusesALineTheReaderCannotRead(t *testing.T) {
+	var out bytes.Buffer
+	w := journal.NewWriter(&out, journal.Options{Fsync: journal.FsyncNever})
+	op := engine.Operation{Kind: engine.OpMessageSent, ConversationID: "c1", Message: strings.Repeat("m", journal.MaxLineBytes)}
+	if err := w.Record(context.Background(), op); err == nil || !strings.Contains(err.Error(), "message_sent line") {
+		t.Fatalf("Record of a line over the limit: %v", err)
+	}
+	op.Message = strings.Repeat("m", journal.MaxLineBytes-200)
+	if err := w.Record(context.Background(), op); err != nil {
+		t.Fatalf("Record of a line just under the limit: %v", err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ops, _, err := journal.ReadAll(&out)
+	if err != nil || len(ops) != 1 || ops[0].Seq != 1 {
+		t.Fatalf("read back %d ops: %v", len(ops), err)
+	}
+}

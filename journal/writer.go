@@ -203,6 +203,9 @@ func (w *Writer) Record(ctx context.Context, op engine.Operation) error {
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
 	}
+	if len(body)+lineOverhead > MaxLineBytes {
+		return fmt.Errorf("journal: a %s line of %d bytes is over the %d a journal line may hold", op.Kind, len(body)+lineOverhead, MaxLineBytes)
+	}
 	w.mu.Lock()
 	for {
 		switch {
@@ -367,6 +370,9 @@ func terminateLine(f *os.File, end int64) error {
 	return err
 }
 
+// lineOverhead bounds what appendLine adds to a body: seq, time, newline.
+const lineOverhead = len(`{"seq":18446744073709551615,"time":"2006-01-02T15:04:05.999999999Z",`) + 1
+
 // appendLine writes {"seq":N,"time":"T", followed by body without its "{".
 func (w *Writer) appendLine(dst []byte, seq uint64, t time.Time, body []byte) []byte {
 	dst = append(dst, `{"seq":`...)
@@ -413,7 +419,9 @@ func (s *stamp) append(dst []byte, t time.Time) []byte {
 
 // scanTail finds, in a journal file, the seq of its last complete line and
 // where that line ends. A last line without a newline that does not parse
-// is a torn write: end excludes it and recovered describes it.
+// is a torn write: end excludes it and recovered describes it. It reads the
+// end of the file in growing windows, until one holds a whole line before
+// the last: a line may be up to MaxLineBytes.
 func scanTail(f *os.File) (lastSeq uint64, end int64, recovered string, err error) {
 	info, err := f.Stat()
 	if err != nil {
@@ -423,31 +431,47 @@ func scanTail(f *os.File) (lastSeq uint64, end int64, recovered string, err erro
 	if size == 0 {
 		return 0, 0, "", nil
 	}
-	const window = 1 << 20
-	start := max(size-window, 0)
-	buf := make([]byte, size-start)
-	if _, err := f.ReadAt(buf, start); err != nil && !errors.Is(err, io.EOF) {
-		return 0, 0, "", err
-	}
-	end = size
-	if buf[len(buf)-1] != '\n' {
-		cut := bytes.LastIndexByte(buf, '\n') + 1 // start of the last line
-		var op engine.Operation
-		if json.Unmarshal(buf[cut:], &op) != nil {
-			recovered = fmt.Sprintf("dropped a truncated last line of %d bytes", len(buf)-cut)
-			end = start + int64(cut)
-			buf = buf[:cut]
+	const maxWindow = 2*MaxLineBytes + 2 // a whole line and a torn one after it
+	for window := int64(1 << 20); ; window = min(4*window, maxWindow) {
+		start := max(size-window, 0)
+		buf := make([]byte, size-start)
+		if _, err := f.ReadAt(buf, start); err != nil && !errors.Is(err, io.EOF) {
+			return 0, 0, "", err
+		}
+		// Lines start after a newline, or where the file does.
+		first := 0
+		if start > 0 {
+			first = bytes.IndexByte(buf, '\n') + 1
+			if first == 0 {
+				if window == maxWindow {
+					return 0, 0, "", fmt.Errorf("no line ends in the last %d bytes", window)
+				}
+				continue
+			}
+		}
+		lines := buf[first:]
+		end, recovered = size, ""
+		if n := len(lines); n > 0 && lines[n-1] != '\n' {
+			cut := bytes.LastIndexByte(lines, '\n') + 1 // start of the last line
+			var op engine.Operation
+			if json.Unmarshal(lines[cut:], &op) != nil {
+				recovered = fmt.Sprintf("dropped a truncated last line of %d bytes", n-cut)
+				end = start + int64(first+cut)
+				lines = lines[:cut]
+			}
+		}
+		split := bytes.Split(bytes.TrimRight(lines, "\n"), []byte("\n"))
+		for i := len(split) - 1; i >= 0; i-- {
+			var op engine.Operation
+			if json.Unmarshal(split[i], &op) == nil {
+				return op.Seq, end, recovered, nil
+			}
+		}
+		switch {
+		case start == 0:
+			return 0, end, recovered, nil
+		case window == maxWindow:
+			return 0, 0, "", fmt.Errorf("no complete line in the last %d bytes", window)
 		}
 	}
-	lines := bytes.Split(bytes.TrimRight(buf, "\n"), []byte("\n"))
-	for i := len(lines) - 1; i >= 0; i-- {
-		var op engine.Operation
-		if json.Unmarshal(lines[i], &op) == nil {
-			return op.Seq, end, recovered, nil
-		}
-	}
-	if start > 0 {
-		return 0, 0, "", fmt.Errorf("no complete line in the last %d bytes", window)
-	}
-	return 0, end, recovered, nil
 }
