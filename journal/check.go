@@ -57,7 +57,7 @@ type convCheck struct {
 }
 
 // Checker checks, one operation at a time, that a journal tells a legal
-// story: seq strictly increasing, every conversation opened once, its steps
+// story: seq increasing one by one (a gap is a lost line), every conversation opened once, its steps
 // in a legal order with the right states and attempts, closed exactly once.
 type Checker struct {
 	lastSeq  uint64
@@ -74,12 +74,7 @@ func (c *Checker) fail(line int, conv, format string, args ...any) {
 
 // Add checks op, found at line.
 func (c *Checker) Add(line int, op engine.Operation) {
-	if op.Seq != 0 || c.lastSeq != 0 {
-		if op.Seq <= c.lastSeq {
-			c.fail(line, "", "seq %d does not increase (previous %d)", op.Seq, c.lastSeq)
-		}
-		c.lastSeq = op.Seq
-	}
+	defer c.checkSeq(line, op.Seq) // after the conversation's problems, which say more
 	id := op.ConversationID
 	if id == "" {
 		c.fail(line, "", "%s without a conversation id", op.Kind)
@@ -121,6 +116,21 @@ func (c *Checker) Add(line int, op engine.Operation) {
 	cv.last = op.Kind
 }
 
+func (c *Checker) checkSeq(line int, seq uint64) {
+	if seq == 0 && c.lastSeq == 0 {
+		return // a journal without seqs (written by hand)
+	}
+	switch {
+	case seq <= c.lastSeq:
+		c.fail(line, "", "seq %d does not increase (previous %d)", seq, c.lastSeq)
+	case c.lastSeq != 0 && seq > c.lastSeq+1:
+		// A writer numbers its lines one by one, across reopenings too.
+		missing := seq - c.lastSeq - 1
+		c.fail(line, "", "seq jumps from %d to %d: %d %s missing", c.lastSeq, seq, missing, plural(missing, "line is", "lines are"))
+	}
+	c.lastSeq = seq
+}
+
 func allowed(from, to engine.OpKind) bool {
 	for _, k := range next[from] {
 		if k == to {
@@ -128,6 +138,13 @@ func allowed(from, to engine.OpKind) bool {
 		}
 	}
 	return false
+}
+
+func plural(n uint64, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 func stateText(s engine.ActivityState) string {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -436,6 +437,13 @@ func TestCheck(t *testing.T) {
 		{"closed twice", func(l []string) []string { return append(l, strings.Replace(l[len(l)-1], `"seq":`, `"seq":9`, 1)) }, "after conversation_closed"},
 		{"never closed", func(l []string) []string { return l[:len(l)-1] }, "never closed"},
 		{"step before open", func(l []string) []string { return l[1:] }, "before conversation_opened"},
+		{"a line lost in the middle", func(l []string) []string {
+			i := slices.IndexFunc(l, func(s string) bool { return strings.Contains(s, "conversation_closed") })
+			if i == len(l)-1 {
+				t.Fatal("the first conversation_closed is the last line")
+			}
+			return slices.Delete(l, i, i+1) // an unclosed conversation, but not one a crash left
+		}, "1 line is missing"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			edited := tc.edit(append([]string(nil), lines...))
