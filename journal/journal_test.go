@@ -477,11 +477,11 @@ func TestWhatIf(t *testing.T) {
 	}, []engine.ActivityRequest{request("wf-1", "a"), request("wf-2", "b"), request("wf-3", "c")})
 	ops, _, _ := journal.ReadAll(bytes.NewReader(raw))
 	same := router.NewNative("least-loaded", router.LeastLoaded)
-	if rep := journal.WhatIf(context.Background(), ops, nil, channel(t), same, 5); rep.Decisions != 3 || rep.Changed != 0 {
+	if rep := journal.WhatIf(context.Background(), ops, channel(t), same, journal.WhatIfOptions{Keep: 5}); rep.Decisions != 3 || rep.Changed != 0 {
 		t.Errorf("the same policy: %+v", rep)
 	}
 	last := router.NewNative("last", func(in engine.Selection) string { return in.Candidates[len(in.Candidates)-1].ID })
-	rep := journal.WhatIf(context.Background(), ops, nil, channel(t), last, 2)
+	rep := journal.WhatIf(context.Background(), ops, channel(t), last, journal.WhatIfOptions{Keep: 2})
 	if rep.Decisions != 3 || rep.Changed != 3 || len(rep.Examples) != 2 {
 		t.Fatalf("another policy: %+v", rep)
 	}
@@ -489,9 +489,33 @@ func TestWhatIf(t *testing.T) {
 		t.Errorf("first change = %+v", ex)
 	}
 	other, _ := engine.DispatchChannel("prod", "sms")
-	if rep := journal.WhatIf(context.Background(), ops, nil, other, last, 2); rep.Decisions != 0 {
+	if rep := journal.WhatIf(context.Background(), ops, other, last, journal.WhatIfOptions{Keep: 2}); rep.Decisions != 0 {
 		t.Errorf("another channel: %+v", rep)
 	}
+	if got := journal.Decisions(ops); len(got) != 1 || got[channel(t)] != 3 {
+		t.Errorf("decisions per channel = %v, want 3 on %s", got, channel(t))
+	}
+
+	// A router that times out is given up on after MaxTimeouts decisions.
+	errSlow := errors.New("too slow")
+	slow := failingRouter{err: fmt.Errorf("script: %w", errSlow)}
+	rep = journal.WhatIf(context.Background(), ops, channel(t), slow, journal.WhatIfOptions{Keep: 5, MaxTimeouts: 2, ErrTimeout: errSlow})
+	if !rep.Stopped || rep.Decisions != 2 || rep.Errors != 2 || rep.Timeouts != 2 || len(rep.Examples) != 2 {
+		t.Errorf("a router that times out: %+v", rep)
+	}
+	// Other errors do not stop it.
+	rep = journal.WhatIf(context.Background(), ops, channel(t), failingRouter{err: errors.New("bug")},
+		journal.WhatIfOptions{MaxTimeouts: 2, ErrTimeout: errSlow})
+	if rep.Stopped || rep.Decisions != 3 || rep.Errors != 3 || rep.Timeouts != 0 {
+		t.Errorf("a router that fails: %+v", rep)
+	}
+}
+
+// failingRouter fails every decision with err.
+type failingRouter struct{ err error }
+
+func (r failingRouter) Select(context.Context, engine.Selection) (engine.Decision, error) {
+	return engine.Decision{}, r.err
 }
 
 func FuzzReader(f *testing.F) {

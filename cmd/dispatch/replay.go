@@ -1,12 +1,14 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -18,7 +20,7 @@ import (
 )
 
 const replayUsage = `Usage: dispatch replay --journal FILE
-       dispatch replay --journal FILE --what-if SCRIPT --channel NS/QUEUE [--examples N]
+       dispatch replay --journal FILE --what-if SCRIPT --channel NS/QUEUE [--examples N] [--timeout D]
 
 Checks a journal (seq increasing, every conversation opened once, its steps
 in a legal order, closed exactly once) and replays every recorded dispatch
@@ -38,9 +40,12 @@ Flags:
   --what-if SCRIPT     a .lua or .expr routing script to compare
   --channel NS/QUEUE   the channel whose decisions to compare (with --what-if)
   --examples N         how many changed decisions to show (default 5)
+  --timeout D          the script's deadline per decision (default 50ms, as
+                       a channel's script_timeout); it stops after 5 timeouts
 
-Exit codes: 0 consistent (or the what-if ran), 1 a problem (printed as
-FILE:LINE: message), 2 usage.
+Exit codes: 0 consistent (or the what-if ran without a script error), 1 a
+problem (printed as FILE:LINE: message): a broken journal, a channel with no
+decisions in it, a script that fails on some decision; 2 usage.
 
 Examples:
   dispatch replay --journal journal.jsonl
@@ -53,6 +58,7 @@ func runReplay(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	whatIf := fs.String("what-if", "", "")
 	channelFlag := fs.String("channel", "", "")
 	examples := fs.Int("examples", 5, "")
+	timeout := fs.Duration("timeout", router.DefaultTimeout, "")
 	if code := parseFlags(fs, replayUsage, args, stdout); code >= 0 {
 		return code
 	}
@@ -65,7 +71,7 @@ func runReplay(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		return exitError
 	}
 	if *whatIf != "" {
-		return runWhatIf(*path, ops, lines, *whatIf, *channelFlag, *examples, stdout, stderr)
+		return runWhatIf(*path, ops, lines, *whatIf, *channelFlag, *examples, *timeout, stdout, stderr)
 	}
 	checker := journal.NewChecker()
 	for i, op := range ops {
@@ -151,11 +157,15 @@ func printSummary(w io.Writer, path string, s journal.Summary) {
 	tw.Flush()
 }
 
-func runWhatIf(path string, ops []engine.Operation, lines []int, script, channelFlag string, examples int, stdout, stderr io.Writer) int {
+// whatIfMaxTimeouts is how many decisions may time out before a what-if
+// gives up on the script.
+const whatIfMaxTimeouts = 5
+
+func runWhatIf(path string, ops []engine.Operation, lines []int, script, channelFlag string, examples int, timeout time.Duration, stdout, stderr io.Writer) int {
 	ch, err := config.ParseChannelFlag(channelFlag)
 	if err != nil {
 		fmt.Fprintf(stderr, "dispatch replay: --channel: %v\n", err)
-		return exitError
+		return exitUsage
 	}
 	var lang router.Lang
 	switch filepath.Ext(script) {
@@ -165,6 +175,11 @@ func runWhatIf(path string, ops []engine.Operation, lines []int, script, channel
 		lang = router.Expr
 	default:
 		fmt.Fprintf(stderr, "dispatch replay: --what-if %s: want a .lua or .expr file\n", script)
+		return exitUsage
+	}
+	decisions := journal.Decisions(ops)
+	if decisions[ch] == 0 {
+		fmt.Fprintf(stderr, "%s: no routing decisions on %s; %s\n", path, ch.Short(), decisionsText(decisions))
 		return exitError
 	}
 	src, err := os.ReadFile(script)
@@ -177,17 +192,16 @@ func runWhatIf(path string, ops []engine.Operation, lines []int, script, channel
 		fmt.Fprintln(stderr, err)
 		return exitError
 	}
-	r := router.NewScript(prog, script, time.Second)
-	rep := journal.WhatIf(context.Background(), ops, lines, ch, r, examples)
-	fmt.Fprintf(stdout, "%s: %d decisions on %s; %s (%s) would change %d", path, rep.Decisions, channelFlag,
-		script, shortHash(prog.Hash()), rep.Changed)
-	if rep.Decisions > 0 {
-		fmt.Fprintf(stdout, " (%.1f%%)", 100*float64(rep.Changed)/float64(rep.Decisions))
-	}
+	r := router.NewScript(prog, script, timeout)
+	rep := journal.WhatIf(context.Background(), ops, ch, r, journal.WhatIfOptions{Lines: lines, Keep: examples,
+		MaxTimeouts: whatIfMaxTimeouts, ErrTimeout: router.ErrScriptTimeout})
+	fmt.Fprintf(stdout, "%s: %d decisions on %s; %s (%s) would change %d (%.1f%%)", path, rep.Decisions, ch.Short(),
+		script, shortHash(prog.Hash()), rep.Changed, 100*float64(rep.Changed)/float64(rep.Decisions))
 	if rep.Errors > 0 {
 		fmt.Fprintf(stdout, ", %d of them errors", rep.Errors)
 	}
 	fmt.Fprintln(stdout)
+	var firstErr error
 	if len(rep.Examples) > 0 {
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "\nLINE\tWORKFLOW\tCONVERSATION\tATTEMPT\tRECORDED\tPROPOSED")
@@ -195,7 +209,9 @@ func runWhatIf(path string, ops []engine.Operation, lines []int, script, channel
 			proposed := c.Proposed
 			switch {
 			case c.Err != nil:
-				proposed = "error: " + c.Err.Error()
+				firstErr = cmp.Or(firstErr, c.Err)
+				msg, _, _ := strings.Cut(c.Err.Error(), "\n") // the source line and caret come below, once
+				proposed = "error: " + msg
 			case proposed == "":
 				proposed = "(none)"
 			}
@@ -203,5 +219,30 @@ func runWhatIf(path string, ops []engine.Operation, lines []int, script, channel
 		}
 		tw.Flush()
 	}
-	return exitOK
+	if rep.Errors == 0 {
+		return exitOK
+	}
+	switch {
+	case rep.Stopped:
+		fmt.Fprintf(stderr, "%s: stopped after %d decisions: the script timed out on %d of them (deadline %s, --timeout)\n",
+			script, rep.Decisions, rep.Timeouts, timeout)
+	case firstErr != nil:
+		fmt.Fprintf(stderr, "%s: fails on %d of %d recorded decisions; the first error:\n%v\n", script, rep.Errors, rep.Decisions, firstErr)
+	default:
+		fmt.Fprintf(stderr, "%s: fails on %d of %d recorded decisions\n", script, rep.Errors, rep.Decisions)
+	}
+	return exitError
+}
+
+// decisionsText lists the channels that have decisions in a journal.
+func decisionsText(decisions map[engine.ChannelName]int) string {
+	if len(decisions) == 0 {
+		return "the journal has none at all"
+	}
+	var parts []string
+	for ch, n := range decisions {
+		parts = append(parts, fmt.Sprintf("%s (%d)", ch.Short(), n))
+	}
+	slices.Sort(parts)
+	return "the journal has decisions on " + strings.Join(parts, ", ")
 }

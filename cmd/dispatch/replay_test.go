@@ -130,7 +130,36 @@ func TestReplayWhatIf(t *testing.T) {
 			t.Errorf("%v: exit %d, want %d", args, code, exitUsage)
 		}
 	}
-	if code, _, stderr := runCLI(t, "", "replay", "--journal", path, "--what-if", "x.py", "--channel", "prod/email"); code != exitError || !strings.Contains(stderr, ".lua or .expr") {
+	if code, _, stderr := runCLI(t, "", "replay", "--journal", path, "--what-if", "x.py", "--channel", "prod/email"); code != exitUsage || !strings.Contains(stderr, ".lua or .expr") {
 		t.Errorf("bad script: %d %s", code, stderr)
+	}
+
+	// A channel the journal has no decisions on is a mistake, not a pass.
+	code, _, stderr = runCLI(t, "", "replay", "--journal", path, "--what-if", same, "--channel", "prod/nope")
+	if code != exitError || !strings.Contains(stderr, "no routing decisions on prod/nope; the journal has decisions on prod/email (4)") {
+		t.Errorf("unknown channel: exit %d, stderr %q", code, stderr)
+	}
+
+	// A script that fails on recorded traffic fails the what-if, its errors
+	// on one line each in the table and the first one whole below it.
+	broken := filepath.Join(t.TempDir(), "broken.lua")
+	os.WriteFile(broken, []byte("function route(r, c)\n  return c[1].nope.id\nend\n"), 0o644)
+	code, stdout, stderr = runCLI(t, "", "replay", "--journal", path, "--what-if", broken, "--channel", "prod/email")
+	if code != exitError || !strings.Contains(stdout, "would change 4 (100.0%), 4 of them errors") ||
+		!strings.Contains(stderr, broken+": fails on 4 of 4 recorded decisions; the first error:\n"+broken+":2") {
+		t.Errorf("broken script: exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
+	}
+	for _, line := range strings.Split(stdout, "\n") {
+		if strings.HasPrefix(line, "\t") {
+			t.Errorf("an error's source line broke the table: %q", line)
+		}
+	}
+
+	// A script that loops gets the --timeout deadline per decision, not more.
+	loop := filepath.Join(t.TempDir(), "loop.lua")
+	os.WriteFile(loop, []byte("function route(r, c)\n  while true do end\nend\n"), 0o644)
+	code, _, stderr = runCLI(t, "", "replay", "--journal", path, "--what-if", loop, "--channel", "prod/email", "--timeout", "2ms")
+	if code != exitError || !strings.Contains(stderr, "timed out after 2ms") {
+		t.Errorf("looping script: exit %d, stderr %q", code, stderr)
 	}
 }
