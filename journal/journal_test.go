@@ -683,8 +683,30 @@ func TestVerifyAndSummarize(t *testing.T) {
 	s := journal.Summarize(ops, outcomes)
 	email := s.Channels["prod/email"]
 	if s.Total.Conversations != 2 || s.Total.Completed != 1 || s.Total.Failed != 1 || email == nil || email.Selected != 2 ||
-		s.Workers["w1"].Answered != 1 || s.Workers["w1"].AnsweredFailed != 1 {
+		s.Workers[journal.WorkerKey{Channel: "prod/email", Worker: "w1"}].Answered != 1 ||
+		s.Workers[journal.WorkerKey{Channel: "prod/email", Worker: "w1"}].AnsweredFailed != 1 {
 		t.Errorf("summary = %+v, channel %+v", s.Total, email)
+	}
+}
+
+// TestSummaryKeepsWorkersOfChannelsApart: worker ids are unique within a
+// channel only, so a summary counts w1 of one channel apart from w1 of
+// another.
+func TestSummaryKeepsWorkersOfChannelsApart(t *testing.T) {
+	a, _ := engine.DispatchChannel("prod", "a")
+	b, _ := engine.DispatchChannel("prod", "b")
+	ops := []engine.Operation{
+		{Kind: engine.OpWorkerSelected, Channel: a, WorkerID: "w1"},
+		{Kind: engine.OpWorkerSelected, Channel: b, WorkerID: "w1"},
+		{Kind: engine.OpWorkerSelected, Channel: b, WorkerID: "w1"},
+	}
+	s := journal.Summarize(ops, nil)
+	want := []journal.WorkerKey{{Channel: "prod/a", Worker: "w1"}, {Channel: "prod/b", Worker: "w1"}}
+	if got := s.WorkerKeys(); !slices.Equal(got, want) {
+		t.Fatalf("workers %v, want %v", got, want)
+	}
+	if s.Workers[want[0]].Selected != 1 || s.Workers[want[1]].Selected != 2 {
+		t.Errorf("selections %d and %d, want 1 and 2", s.Workers[want[0]].Selected, s.Workers[want[1]].Selected)
 	}
 }
 

@@ -78,15 +78,33 @@ type Tally struct {
 type Summary struct {
 	Operations int
 	Total      Tally
-	Channels   map[string]*Tally // by "namespace/task_queue"
-	Workers    map[string]*Tally // by worker id
+	Channels   map[string]*Tally    // by "namespace/task_queue"
+	Workers    map[WorkerKey]*Tally // by channel and worker id
+}
+
+// WorkerKey names a worker: ids are unique within a channel only.
+type WorkerKey struct {
+	Channel string // "namespace/task_queue"
+	Worker  string
 }
 
 // ChannelNames returns the channels of s in order.
 func (s Summary) ChannelNames() []string { return sortedNames(s.Channels) }
 
-// WorkerNames returns the workers of s in order.
-func (s Summary) WorkerNames() []string { return sortedNames(s.Workers) }
+// WorkerKeys returns the workers of s in order of channel, then id.
+func (s Summary) WorkerKeys() []WorkerKey {
+	out := make([]WorkerKey, 0, len(s.Workers))
+	for k := range s.Workers {
+		out = append(out, k)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Channel != out[j].Channel {
+			return out[i].Channel < out[j].Channel
+		}
+		return out[i].Worker < out[j].Worker
+	})
+	return out
+}
 
 func sortedNames(m map[string]*Tally) []string {
 	out := make([]string, 0, len(m))
@@ -99,27 +117,34 @@ func sortedNames(m map[string]*Tally) []string {
 
 // Summarize counts the outcomes and steps of ops, per channel and per worker.
 func Summarize(ops []engine.Operation, outcomes []Outcome) Summary {
-	s := Summary{Operations: len(ops), Channels: map[string]*Tally{}, Workers: map[string]*Tally{}}
+	s := Summary{Operations: len(ops), Channels: map[string]*Tally{}, Workers: map[WorkerKey]*Tally{}}
 	get := func(m map[string]*Tally, k string) *Tally {
 		if m[k] == nil {
 			m[k] = &Tally{}
 		}
 		return m[k]
 	}
+	worker := func(op engine.Operation) *Tally {
+		k := WorkerKey{Channel: op.Channel.Short(), Worker: op.WorkerID}
+		if s.Workers[k] == nil {
+			s.Workers[k] = &Tally{}
+		}
+		return s.Workers[k]
+	}
 	for _, op := range ops {
 		ch := get(s.Channels, op.Channel.Short())
 		switch op.Kind {
 		case engine.OpWorkerSelected:
 			ch.Selected++
-			get(s.Workers, op.WorkerID).Selected++
+			worker(op).Selected++
 		case engine.OpWorkerExited:
 			ch.Exits++
-			get(s.Workers, op.WorkerID).Exits++
+			worker(op).Exits++
 		case engine.OpWorkerTimedOut:
 			ch.TimedOut++
-			get(s.Workers, op.WorkerID).TimedOut++
+			worker(op).TimedOut++
 		case engine.OpMessageReceived:
-			w := get(s.Workers, op.WorkerID)
+			w := worker(op)
 			if op.Result.Status == engine.StatusCompleted {
 				w.Answered++
 			} else {

@@ -149,10 +149,10 @@ func printSummary(w io.Writer, path string, s journal.Summary) {
 	tw.Flush()
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "WORKER\tSELECTED\tCOMPLETED\tFAILED\tEXITS\tTIMEOUTS")
-	for _, k := range s.WorkerNames() {
+	fmt.Fprintln(tw, "CHANNEL\tWORKER\tSELECTED\tCOMPLETED\tFAILED\tEXITS\tTIMEOUTS")
+	for _, k := range s.WorkerKeys() {
 		c := s.Workers[k]
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\n", k, c.Selected, c.Answered, c.AnsweredFailed, c.Exits, c.TimedOut)
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\n", k.Channel, k.Worker, c.Selected, c.Answered, c.AnsweredFailed, c.Exits, c.TimedOut)
 	}
 	tw.Flush()
 }
