@@ -168,8 +168,13 @@ func (c *Config) Channel(ch engine.ChannelName) (Channel, bool) {
 	return Channel{}, false
 }
 
-// ParseChannelFlag parses the CLI's "NAMESPACE/TASK_QUEUE" form.
+// ParseChannelFlag parses a channel as the CLI and requests name it:
+// "NAMESPACE/TASK_QUEUE", or the engine's "aion.dispatch.NAMESPACE.TASK_QUEUE"
+// that journals and logs show, so that either can be pasted.
 func ParseChannelFlag(s string) (engine.ChannelName, error) {
+	if strings.HasPrefix(s, "aion.dispatch.") {
+		return engine.ParseChannelName(s)
+	}
 	ns, queue, ok := strings.Cut(s, "/")
 	if !ok {
 		return engine.ChannelName{}, fmt.Errorf("channel %q: want NAMESPACE/TASK_QUEUE", s)

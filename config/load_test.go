@@ -280,11 +280,13 @@ func TestLoadFileErrors(t *testing.T) {
 }
 
 func TestParseChannelFlag(t *testing.T) {
-	ch, err := config.ParseChannelFlag("prod/email")
-	if err != nil || ch.String() != "aion.dispatch.prod.email" {
-		t.Errorf("= %v, %v", ch, err)
+	for _, good := range []string{"prod/email", "aion.dispatch.prod.email"} { // the engine's form, as journals show it
+		ch, err := config.ParseChannelFlag(good)
+		if err != nil || ch.String() != "aion.dispatch.prod.email" {
+			t.Errorf("%q = %v, %v", good, ch, err)
+		}
 	}
-	for _, bad := range []string{"prod", "prod/", "/email", "prod/e.mail"} {
+	for _, bad := range []string{"prod", "prod/", "/email", "prod/e.mail", "aion.dispatch.prod", "aion.dispatch.prod/email"} {
 		if _, err := config.ParseChannelFlag(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}

@@ -142,10 +142,10 @@ func (n *Node) Apply(_, next *config.Config) error {
 			if len(n.cfg.Channels) == 0 {
 				level = slog.LevelDebug // starting: every channel is new
 			}
-			n.log.Log(context.Background(), level, "channel added", "channel", ch.Name.String(), "router", ch.Routing.SourceName(ch, next.File))
+			n.log.Log(context.Background(), level, "channel added", "channel", ch.Name.Short(), "router", ch.Routing.SourceName(ch, next.File))
 		case routingChanged(old, ch, n.cfg.File, next.File):
 			n.table.Set(ch.Name, ch.Router(next.File))
-			n.log.Info("router swapped", "channel", ch.Name.String(), "router", ch.Routing.SourceName(ch, next.File),
+			n.log.Info("router swapped", "channel", ch.Name.Short(), "router", ch.Routing.SourceName(ch, next.File),
 				"hash", ch.Routing.Program.Hash())
 		}
 		n.applyWorkers(ch.Name, old.Workers, ch.Workers)
@@ -155,7 +155,7 @@ func (n *Node) Apply(_, next *config.Config) error {
 		for _, w := range n.pool.RemoveChannel(name) {
 			n.retire(workerKey{name, w.ID()}, "channel removed")
 		}
-		n.log.Info("channel removed", "channel", name.String())
+		n.log.Info("channel removed", "channel", name.Short())
 	}
 	n.cfg = next
 	return nil
@@ -192,7 +192,7 @@ func (n *Node) applyWorkers(channel engine.ChannelName, old, next []config.Worke
 			n.pool.Remove(channel, o.ID)
 			n.retire(workerKey{channel, o.ID}, "worker removed from the config")
 			if !is[o.ID] {
-				n.log.Info("worker removed; it finishes what it has", "channel", channel.String(), "worker", o.ID)
+				n.log.Info("worker removed; it finishes what it has", "channel", channel.Short(), "worker", o.ID)
 			}
 		}
 	}
@@ -201,14 +201,14 @@ func (n *Node) applyWorkers(channel engine.ChannelName, old, next []config.Worke
 			continue
 		}
 		if err := n.startWorker(channel, w); err != nil {
-			n.log.Error("worker not started", "channel", channel.String(), "worker", w.ID, "err", err)
+			n.log.Error("worker not started", "channel", channel.Short(), "worker", w.ID, "err", err)
 			continue
 		}
 		switch {
 		case was[w.ID]:
-			n.log.Info("worker replaced", "channel", channel.String(), "worker", w.ID)
+			n.log.Info("worker replaced", "channel", channel.Short(), "worker", w.ID)
 		case len(old) > 0:
-			n.log.Info("worker added", "channel", channel.String(), "worker", w.ID)
+			n.log.Info("worker added", "channel", channel.Short(), "worker", w.ID)
 		}
 	}
 }
@@ -278,7 +278,7 @@ func (n *Node) supervise(channel engine.ChannelName, r *run, w *local.Worker) {
 		return
 	}
 	after := r.cfg.Behavior.RestartAfter
-	n.log.Debug("worker exited", "channel", channel.String(), "worker", r.cfg.ID, "message", w.ExitMessage())
+	n.log.Debug("worker exited", "channel", channel.Short(), "worker", r.cfg.ID, "message", w.ExitMessage())
 	if after <= 0 {
 		return
 	}
@@ -295,11 +295,11 @@ func (n *Node) supervise(channel engine.ChannelName, r *run, w *local.Worker) {
 		return
 	}
 	if err := n.spawn(channel, r); err != nil {
-		n.log.Error("worker restart failed", "channel", channel.String(), "worker", r.cfg.ID, "err", err)
+		n.log.Error("worker restart failed", "channel", channel.Short(), "worker", r.cfg.ID, "err", err)
 		return
 	}
 	n.stats.restarted(channel, r.cfg.ID)
-	n.log.Debug("worker restarted", "channel", channel.String(), "worker", r.cfg.ID)
+	n.log.Debug("worker restarted", "channel", channel.Short(), "worker", r.cfg.ID)
 }
 
 // Close stops every worker, waiting for their handlers to return, or until

@@ -50,13 +50,13 @@ func TestCLI(t *testing.T) {
 		{"route exclude", "", []string{"route", "-c", shipped, "--channel", "prod/email", "--candidates", cands, "--exclude", "email-2"}, exitOK, "email-3\n", "", false},
 		{"route stdin", cands, []string{"route", "-c", shipped, "--channel", "prod/email", "--candidates", "-"}, exitOK, "email-2\n", "", false},
 		{"route sticky", "", []string{"route", "-c", shipped, "--channel", "prod/checkout", "--candidates", `[{"id":"checkout-1"},{"id":"checkout-2"}]`, "--request", `{"workflow_id":"wf-7"}`}, exitOK, "checkout-", "", false},
-		{"route none", "", []string{"route", "-c", shipped, "--channel", "prod/email", "--candidates", `[{"id":"a"}]`, "--exclude", "a"}, exitNoWorker, "", "NoWorkersAvailable", true},
+		{"route none", "", []string{"route", "-c", shipped, "--channel", "prod/email", "--candidates", `[{"id":"a"}]`, "--exclude", "a"}, exitNoWorker, "", "NoWorkersAvailable: all 1 candidates are excluded (a)", true},
 		{"route unknown channel", "", []string{"route", "-c", shipped, "--channel", "prod/fax", "--candidates", cands}, exitError, "", "unknown channel: prod/fax", true},
-		{"route bad channel", "", []string{"route", "-c", shipped, "--channel", "prod", "--candidates", cands}, exitError, "", "want NAMESPACE/TASK_QUEUE", true},
+		{"route bad channel", "", []string{"route", "-c", shipped, "--channel", "prod", "--candidates", cands}, exitUsage, "", "want NAMESPACE/TASK_QUEUE", true},
 		{"route missing flags", "", []string{"route", "-c", shipped}, exitUsage, "", "--channel and --candidates are required", true},
-		{"route bad candidates", "", []string{"route", "-c", shipped, "--channel", "prod/email", "--candidates", `[{"id":"a","weight":2}]`}, exitError, "", `unknown field "weight"`, true},
-		{"route duplicate candidate", "", []string{"route", "-c", shipped, "--channel", "prod/email", "--candidates", `[{"id":"a"},{"id":"a"}]`}, exitError, "", `"a" appears twice`, true},
-		{"route bad request", "", []string{"route", "-c", shipped, "--channel", "prod/email", "--candidates", cands, "--request", `{"workflow":1}`}, exitError, "", "--request", true},
+		{"route bad candidates", "", []string{"route", "-c", shipped, "--channel", "prod/email", "--candidates", `[{"id":"a","weight":2}]`}, exitUsage, "", `unknown field "weight"`, true},
+		{"route duplicate candidate", "", []string{"route", "-c", shipped, "--channel", "prod/email", "--candidates", `[{"id":"a"},{"id":"a"}]`}, exitUsage, "", `"a" appears twice`, true},
+		{"route bad request", "", []string{"route", "-c", shipped, "--channel", "prod/email", "--candidates", cands, "--request", `{"workflow":1}`}, exitUsage, "", `--request: unknown field "workflow"`, true},
 		{"route broken config", "", []string{"route", "-c", broken, "--channel", "prod/email", "--candidates", cands}, exitError, "", "cannot read script", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

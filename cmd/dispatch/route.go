@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -24,7 +25,8 @@ script runs, and listed to it as excluded.
 
 Flags:
   -c, --config FILE     the config file (default config/dispatch.yaml)
-  --channel NS/QUEUE    the channel, as namespace/task_queue
+  --channel NS/QUEUE    the channel, as namespace/task_queue (or the
+                        aion.dispatch.NS.QUEUE form journals show)
   --candidates JSON     the workers to choose from: a JSON array of
                         {"id", "in_flight", "max_in_flight", "buffer_depth", "tags"};
                         @FILE reads it from a file, - from standard input
@@ -34,7 +36,10 @@ Flags:
                         "conversation_id", "attempt"}; @FILE and - as above
   --json                print {"worker", "lang", "hash", "source", "duration"}
 
-Exit codes: 0 a worker was chosen, 3 the script chose none, 1 error, 2 usage.
+Exit codes: 0 a worker was chosen; 3 none was (the script chose none, or no
+candidate is left once the excluded are removed, in which case the script is
+not run, as in the engine); 1 an error (the config, the channel, the script);
+2 a bad command line, flag values included (--candidates that are not JSON).
 
 Example:
   dispatch route -c config/dispatch.yaml --channel prod/email \
@@ -78,22 +83,29 @@ func runRoute(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "dispatch route: "+format+"\n", a...)
 		return exitError
 	}
+	usage := func(format string, a ...any) int { // a flag's value is wrong
+		fmt.Fprintf(stderr, "dispatch route: "+format+"\n", a...)
+		return exitUsage
+	}
 	if *channelFlag == "" || *candidatesFlag == "" {
 		fmt.Fprintln(stderr, "dispatch route: --channel and --candidates are required")
 		fmt.Fprint(stderr, routeUsage)
 		return exitUsage
 	}
+	if *candidatesFlag == "-" && *requestFlag == "-" {
+		return usage("--candidates and --request cannot both read standard input; give one of them as JSON or @FILE")
+	}
 	ch, err := config.ParseChannelFlag(*channelFlag)
 	if err != nil {
-		return fail("--channel: %v", err)
+		return usage("--channel: %v", err)
 	}
 	cands, err := readCandidates(*candidatesFlag, stdin)
 	if err != nil {
-		return fail("--candidates: %v", err)
+		return usage("--candidates: %v", err)
 	}
 	req, err := readRouteRequest(*requestFlag, stdin)
 	if err != nil {
-		return fail("--request: %v", err)
+		return usage("--request: %v", err)
 	}
 	cfg, err := config.Load(*path, config.Options{})
 	if err != nil {
@@ -106,11 +118,17 @@ func runRoute(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	sel := selection(ch, req, cands, excluded)
 	r := channel.Router(cfg.File)
-	start := time.Now()
-	d, err := r.Select(context.Background(), sel)
-	took := time.Since(start)
-	if err != nil {
-		return fail("%v", err)
+	var d engine.Decision
+	var took time.Duration
+	if len(sel.Candidates) > 0 {
+		start := time.Now()
+		d, err = r.Select(context.Background(), sel)
+		took = time.Since(start)
+		if err != nil {
+			return fail("%v", err)
+		}
+	} else {
+		d.Version = r.Version() // like the engine, which does not ask the router then
 	}
 	if *asJSON {
 		out := routeResult{Lang: d.Version.Lang, Hash: d.Version.Hash, Source: d.Version.Source, Duration: took.String()}
@@ -125,11 +143,17 @@ func runRoute(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	} else if d.WorkerID != "" {
 		fmt.Fprintln(stdout, d.WorkerID)
 	}
-	if d.WorkerID == "" {
+	switch {
+	case d.WorkerID != "":
+		return exitOK
+	case len(cands) == 0:
+		fmt.Fprintf(stderr, "dispatch route: %v: no candidates\n", engine.ErrNoWorkers)
+	case len(sel.Candidates) == 0:
+		fmt.Fprintf(stderr, "dispatch route: %v: all %d candidates are excluded (%s)\n", engine.ErrNoWorkers, len(cands), strings.Join(excluded, ", "))
+	default:
 		fmt.Fprintf(stderr, "dispatch route: %v: %s chose none of %d candidates\n", engine.ErrNoWorkers, d.Version.Source, len(sel.Candidates))
-		return exitNoWorker
 	}
-	return exitOK
+	return exitNoWorker
 }
 
 // selection builds what the engine would hand the router: the candidates
@@ -198,16 +222,62 @@ func readArg(v string, stdin io.Reader) ([]byte, error) {
 	return []byte(v), nil
 }
 
+// decodeStrict decodes one JSON value into v, refusing unknown fields and
+// trailing data, with errors in the input's terms rather than Go's.
 func decodeStrict(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return err
+		return jsonError(err)
 	}
 	if dec.More() {
 		return errors.New("unexpected data after the JSON value")
 	}
 	return nil
+}
+
+// jsonError rewords encoding/json's errors, which name Go types and struct
+// fields, for someone who wrote the JSON.
+func jsonError(err error) error {
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.As(err, &typeErr):
+		what := jsonKind(typeErr.Type.Kind())
+		if typeErr.Field == "" {
+			return fmt.Errorf("want %s, not a JSON %s", what, typeErr.Value)
+		}
+		return fmt.Errorf("%s: want %s, not a JSON %s", typeErr.Field, what, typeErr.Value)
+	case errors.As(err, &syntaxErr):
+		return fmt.Errorf("not valid JSON at byte %d: %s", syntaxErr.Offset, strings.TrimPrefix(syntaxErr.Error(), "json: "))
+	case errors.Is(err, io.EOF):
+		return errors.New("empty: want a JSON value")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return errors.New("the JSON value ends too soon")
+	}
+	if msg, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		return fmt.Errorf("unknown field %s", msg)
+	}
+	return err
+}
+
+func jsonKind(k reflect.Kind) string {
+	switch k {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	}
+	return "another type"
 }
 
 func readCandidates(v string, stdin io.Reader) ([]engine.ConsumerStateView, error) {

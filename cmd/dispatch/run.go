@@ -425,5 +425,13 @@ func (r *runner) dispatch(ctx context.Context, n *node.Node, a activity, inName 
 	if a.line > 0 {
 		where = fmt.Sprintf("%s:%d", inName, a.line)
 	}
+	if errors.Is(err, engine.ErrUnknownChannel) {
+		var names []string
+		for _, ch := range n.Config().Channels {
+			names = append(names, ch.Name.Short())
+		}
+		r.con.printf("%s: %v (the config has %s)\n", where, err, strings.Join(names, ", "))
+		return
+	}
 	r.con.printf("%s: %v\n", where, err)
 }

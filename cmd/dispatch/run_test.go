@@ -168,10 +168,10 @@ func TestRunRequests(t *testing.T) {
 		t.Fatalf("exit %d, want 1\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 	for _, want := range []string{
-		reqs + `:2: json: unknown field "activity_typ"`,
-		reqs + `:5: dispatch prod/fax workflow wf-4: worker pool: unknown channel prod/fax`,
+		reqs + `:2: unknown field "activity_typ"`,
+		reqs + `:5: dispatch prod/fax workflow wf-4: worker pool: unknown channel prod/fax (the config has prod/email, prod/sms)`,
 		reqs + `:6: start_to_close "soon": want a positive duration`,
-		reqs + `:7: invalid character 'o' in literal null`,
+		reqs + `:7: not valid JSON at byte 2: invalid character 'o' in literal null`,
 	} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr)
