@@ -96,13 +96,13 @@ func (l *loader) parse(data []byte) *Config {
 				Msg: "the file is empty; a config needs `version: 1` and `channels`"})
 			return nil
 		}
-		l.yamlError(err)
+		l.yamlError(data, err)
 		return nil
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
 		if err != nil {
-			l.yamlError(err)
+			l.yamlError(data, err)
 		} else {
 			l.errorf(&extra, "a second YAML document; a config file holds exactly one")
 		}
@@ -136,14 +136,62 @@ func (l *loader) parse(data []byte) *Config {
 	return cfg
 }
 
-func (l *loader) yamlError(err error) {
+func (l *loader) yamlError(data []byte, err error) {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	e := &Error{File: l.file, Msg: msg, Err: err}
 	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
 		e.Line, _ = strconv.Atoi(m[1])
 		e.Msg = m[2]
 	}
+	if line, text := syntaxLine(data); line > 0 {
+		e.Line = line
+		if strings.Contains(e.Msg, "tab character") {
+			indent := text[:len(text)-len(bytes.TrimLeft(text, " \t"))]
+			if i := bytes.IndexByte(indent, '\t'); i >= 0 {
+				e.Column = i + 1
+			}
+		}
+	}
 	l.errs = append(l.errs, e)
+}
+
+// maxSyntaxSearchLines bounds the files syntaxLine searches.
+const maxSyntaxSearchLines = 5000
+
+// syntaxLine returns the line (1-based, and its text) where data stops being
+// YAML: the one after the longest prefix of whole lines that parses, every
+// longer prefix failing. yaml.v3's errors name the line where the enclosing
+// construct starts, and for parser errors one line early (go-yaml/yaml#205);
+// this is the line an editor should jump to. It returns 0 for files over
+// maxSyntaxSearchLines lines, or if data parses.
+func syntaxLine(data []byte) (int, []byte) {
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	if len(lines) > maxSyntaxSearchLines || parsesAsYAML(data) {
+		return 0, nil
+	}
+	end := len(data)
+	for k := len(lines) - 1; k >= 0; k-- {
+		end -= len(lines[k])
+		if parsesAsYAML(data[:end]) {
+			return k + 1, bytes.TrimRight(lines[k], "\r\n")
+		}
+	}
+	return 0, nil // not reached: the empty prefix parses
+}
+
+// parsesAsYAML reports whether every document in data parses.
+func parsesAsYAML(data []byte) bool {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var n yaml.Node
+		err := dec.Decode(&n)
+		if errors.Is(err, io.EOF) {
+			return true
+		}
+		if err != nil {
+			return false
+		}
+	}
 }
 
 // resolve follows aliases, within the aliasing budget.

@@ -117,6 +117,18 @@ func TestLoadReportsEveryProblemWithItsPlace(t *testing.T) {
 			`conf/dispatch.yaml:1:10: version must be a whole number, got str "one"`,
 			"conf/dispatch.yaml:2:11: channels is empty"}},
 		{"syntax", "version: 1\nchannels: [\n", []string{"conf/dispatch.yaml:2: did not find expected node content"}},
+		// yaml.v3 names the line where the enclosing construct starts, one
+		// early for parser errors; the error names the line that broke it.
+		{"a tab in the indentation", "version: 1\nchannels:\n  - namespace: prod\n    task_queue: email\n \trouting: {lua: a.lua}\n",
+			[]string{"conf/dispatch.yaml:5:2: found a tab character that violates indentation"}},
+		{"an unclosed flow mapping", "version: 1\nchannels:\n  - namespace: prod\n    task_queue: email\n    routing: {lua: a.lua\n  - namespace: x\n",
+			[]string{"conf/dispatch.yaml:5: did not find expected ',' or '}'"}},
+		{"an unclosed quote", "version: 1\nchannels:\n  - namespace: prod\n    task_queue: \"email\n    routing: {lua: a.lua}\n",
+			[]string{"conf/dispatch.yaml:4: found unexpected end of stream"}},
+		{"a line indented wrong", "version: 1\nchannels:\n  - namespace: prod\n    task_queue: email\n   routing: x\n",
+			[]string{"conf/dispatch.yaml:5: did not find expected '-' indicator"}},
+		{"a quote closed lines later, then a real error", "version: 1\nchannels:\n  - namespace: \"prod\n      more\"\n    task_queue: [x\n",
+			[]string{"conf/dispatch.yaml:5: did not find expected ',' or ']'"}},
 		{"unknown keys at every level", `version: 1
 colour: red
 defaults: {script_timeout: 5ms, retries: 3}
