@@ -629,9 +629,8 @@ func scriptError(err error, file string, lineOffset int) *Error {
 		if lineOffset == 0 {
 			e.Column = se.Column
 		}
-		if se.Snippet != "" {
-			e.Msg += "\n\t" + se.Snippet
-		}
+		// An inline script's columns are not the YAML file's: no caret then.
+		e.Msg += se.Excerpt(lineOffset == 0)
 	}
 	return e
 }

@@ -226,7 +226,7 @@ channels:
 			`conf/dispatch.yaml:9:54: unknown script language "python"`,
 			`conf/dispatch.yaml:17: syntax error near 'end'`,
 			`scripts/bad.expr:1:1: unknown name leastLoded`,
-			`scripts/bad.lua:2:15: syntax error near 'id'`,
+			`scripts/bad.lua:2:14: syntax error near 'id'`,
 			`scripts/noroute.lua: the script defines no function route`}},
 		{"two documents", "version: 1\n---\nversion: 1\n", []string{"conf/dispatch.yaml:2:1: a second YAML document"}},
 		{"merge key", "version: 1\nx: &a {b: 1}\nchannels:\n  - <<: *a\n", []string{

@@ -33,16 +33,22 @@ func (e *ScriptError) Error() string {
 	b.WriteString(e.Location())
 	b.WriteString(": ")
 	b.WriteString(e.Message)
-	if e.Snippet != "" {
-		b.WriteString("\n\t")
-		b.WriteString(e.Snippet)
-		if e.Column > 0 {
-			b.WriteString("\n\t")
-			b.WriteString(caretPad(e.Snippet, e.Column))
-			b.WriteString("^")
-		}
-	}
+	b.WriteString(e.Excerpt(true))
 	return b.String()
+}
+
+// Excerpt returns the source line, on a line of its own after a newline
+// and a tab, and below it a caret under the column when withCaret is set
+// and the column is known; "" when the line is unknown.
+func (e *ScriptError) Excerpt(withCaret bool) string {
+	if e.Snippet == "" {
+		return ""
+	}
+	s := "\n\t" + e.Snippet
+	if withCaret && e.Column > 0 {
+		s += "\n\t" + caretPad(e.Snippet, e.Column) + "^"
+	}
+	return s
 }
 
 // Location returns "FILE:LINE:COL", "FILE:LINE" or "FILE", as known.

@@ -49,6 +49,10 @@ func compileLua(name string, src []byte, limits Limits) (*luaProgram, error) {
 				se.Message = pe.Message + " at end of file"
 			}
 			se.Snippet = sourceLine(src, se.Line)
+			// gopher-lua places a token at its last character; point at its first.
+			if t := pe.Token; t != "" && se.Column >= len(t) && strings.HasSuffix(se.Snippet[:min(se.Column, len(se.Snippet))], t) {
+				se.Column -= len(t) - 1
+			}
 			return nil, se
 		}
 		return nil, &ScriptError{Lang: Lua, File: name, Message: err.Error(), Err: err}
