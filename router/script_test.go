@@ -153,7 +153,9 @@ func TestScriptErrors(t *testing.T) {
 		want      string // rendered location and message start
 		runtime   bool
 	}{
-		{"lua syntax", "function route()\n  return candidates[\nend", router.Lua, "test.lua:3:", false},
+		{"lua syntax", "function route()\n  return candidates[\nend", router.Lua, "test.lua:3:1: syntax error near 'end'\n\tend\n\t^", false},
+		{"lua syntax mid-line", "function route(r, c)\n  return c[1.id\nend", router.Lua, // the caret under the token's first character
+			"test.lua:2:14: syntax error near 'id'\n\t  return c[1.id\n\t             ^", false},
 		{"lua no route", "local x = 1", router.Lua, "defines no function route", false},
 		{"lua top-level error", "error('boom')", router.Lua, "test.lua:1: boom", false},
 		{"lua runtime", "function route(r, c)\n  return c[1].id .. nil\nend", router.Lua, "test.lua:2:", true},
