@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
+	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -125,15 +128,50 @@ func (v *shapeVisitor) Visit(n *ast.Node) {
 	}
 }
 
-// exprError renders an expr error as a ScriptError.
+// exprError renders an expr error as a ScriptError, in the script's terms.
 func exprError(name string, src []byte, err error) error {
-	se := &ScriptError{Lang: Expr, File: name, Message: err.Error(), Err: err}
+	se := &ScriptError{Lang: Expr, File: name, Message: exprMessage(err.Error()), Err: err}
 	var fe *file.Error
 	if errors.As(err, &fe) {
-		se.Line, se.Column, se.Message = fe.Line, fe.Column+1, fe.Message
+		se.Line, se.Column, se.Message = fe.Line, fe.Column+1, exprMessage(fe.Message)
 		se.Snippet = sourceLine(src, fe.Line)
 	}
 	return se
+}
+
+var noField = regexp.MustCompile(`^type router\.expr(Candidate|Request) has no field (\S+)$`)
+
+// exprTypeNames puts the script's words for the env's Go types into expr's
+// messages, longest first.
+var exprTypeNames = strings.NewReplacer(
+	"[]*router.exprCandidate", "a list of candidates",
+	"*router.exprCandidate", "a candidate",
+	"router.exprCandidate", "a candidate",
+	"*router.exprRequest", "the request",
+	"router.exprRequest", "the request",
+)
+
+// exprMessage rewords an expr message that names the env's Go types.
+func exprMessage(msg string) string {
+	if m := noField.FindStringSubmatch(msg); m != nil {
+		if m[1] == "Candidate" {
+			return fmt.Sprintf("a candidate has no field %s (it has %s)", m[2], exprFields(exprCandidate{}))
+		}
+		return fmt.Sprintf("the request has no field %s (it has %s)", m[2], exprFields(exprRequest{}))
+	}
+	return exprTypeNames.Replace(msg)
+}
+
+// exprFields lists the expr names of v's fields.
+func exprFields(v any) string {
+	t := reflect.TypeOf(v)
+	var names []string
+	for i := range t.NumField() {
+		if tag := t.Field(i).Tag.Get("expr"); tag != "" {
+			names = append(names, tag)
+		}
+	}
+	return strings.Join(names, ", ")
 }
 
 type exprRunner struct {
