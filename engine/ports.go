@@ -104,7 +104,11 @@ type Recorder interface {
 	// ReplayOutcome returns the recorded outcome for this dispatch and true,
 	// or false when the dispatch should run live.
 	ReplayOutcome(ctx context.Context, channel ChannelName, req ActivityRequest) (RecordedOutcome, bool, error)
-	// Record appends one operation. An error fails the dispatch.
+	// Record appends one operation. An error fails the dispatch. ctx is
+	// the dispatch's, bounded by its timeouts, for the steps before the
+	// worker answers; the answer (message_received), worker_timed_out and
+	// conversation_closed are recorded with a context that is never
+	// cancelled, since they state what already happened.
 	Record(ctx context.Context, op Operation) error
 }
 
