@@ -148,6 +148,7 @@ type call struct {
 	conv    Conversation
 	attempt int
 	worker  string         // the worker of the current attempt, "" before selection
+	opened  bool           // conversation_opened was recorded
 	started bool           // worker_selected was recorded for the current attempt
 	final   ActivityState  // the state conversation_closed records
 	result  ActivityResult // the worker's answer, when there was one
@@ -158,6 +159,7 @@ func (c *call) run(ctx context.Context) (ActivityResult, error) {
 	if err := c.record(ctx, Operation{Kind: OpConversationOpened, State: StateScheduled, Request: c.req}); err != nil {
 		return ActivityResult{}, err
 	}
+	c.opened = true
 	var excluded []string
 	for c.attempt = 1; ; c.attempt++ {
 		c.worker, c.started = "", false
@@ -319,7 +321,17 @@ func (c *call) finish(ctx context.Context, res ActivityResult, err error) (Activ
 	if err != nil {
 		op.Message = err.Error()
 	}
-	if rerr := c.record(uncancelled(c.caller), op); rerr != nil {
+	// A conversation the journal never opened is not closed there either.
+	if c.opened && c.d.rec != nil {
+		rerr := c.record(uncancelled(c.caller), op)
+		if rerr != nil && !op.Result.IsZero() {
+			// The result may be what the recorder refused (a line too long
+			// for it): the conversation is still closed, without it, and
+			// the message says why, as the dispatch's error does.
+			err = errors.Join(err, rerr)
+			op.Result, op.Message = ActivityResult{}, err.Error()
+			rerr = c.record(uncancelled(c.caller), op)
+		}
 		err = errors.Join(err, rerr)
 	}
 	if err != nil {

@@ -295,8 +295,14 @@ func TestDispatchClosesWhenRecordingFails(t *testing.T) {
 			if n := r.convs.checkClosedOnce(t); n != 1 {
 				t.Errorf("opened %d, want 1", n)
 			}
-			if kind != engine.OpConversationClosed {
-				closed := opsOf(r.rec.all(), engine.OpConversationClosed)
+			closed := opsOf(r.rec.all(), engine.OpConversationClosed)
+			switch kind {
+			case engine.OpConversationOpened: // the journal never heard of it: a close would be illegal there
+				if ops := r.rec.all(); len(ops) != 0 {
+					t.Errorf("recorded %v for a conversation whose opening was not recorded", kinds(ops))
+				}
+			case engine.OpConversationClosed:
+			default:
 				if len(closed) != 1 || !strings.Contains(closed[0].Message, "disk full") {
 					t.Errorf("conversation_closed = %+v, want one carrying the record error", closed)
 				}
@@ -304,6 +310,36 @@ func TestDispatchClosesWhenRecordingFails(t *testing.T) {
 			r.checkIdle(t, w)
 		})
 	}
+}
+
+// TestDispatchClosesWithoutAResultTheRecorderRefuses: a recorder that
+// cannot take the worker's answer (a line too long for a journal) refuses
+// message_received and the close that carries the same result; the
+// conversation is still closed, without the result, saying why.
+func TestDispatchClosesWithoutAResultTheRecorderRefuses(t *testing.T) {
+	r := newRig(t)
+	errTooLong := errors.New("line too long")
+	r.rec.before = func(_ context.Context, op engine.Operation) error {
+		if !op.Result.IsZero() {
+			return errTooLong
+		}
+		return nil
+	}
+	w := r.start(t, "w1", echo)
+	_, err := r.dispatch(context.Background(), request("wf-1"))
+	if !errors.Is(err, engine.ErrRecord) || !errors.Is(err, errTooLong) {
+		t.Fatalf("err = %v, want ErrRecord wrapping the recorder's error", err)
+	}
+	want := []string{"conversation_opened", "worker_selected", "message_sent", "conversation_closed"}
+	ops := r.rec.all()
+	if got := kinds(ops); !slices.Equal(got, want) {
+		t.Fatalf("kinds = %v, want %v", got, want)
+	}
+	if c := ops[3]; !c.Result.IsZero() || !strings.Contains(c.Message, "message_received") || !strings.Contains(c.Message, "line too long") {
+		t.Errorf("conversation_closed = %+v, want no result and the record error", c)
+	}
+	r.convs.checkClosedOnce(t)
+	r.checkIdle(t, w)
 }
 
 func TestDispatchRecordingWorkerExitedFails(t *testing.T) {

@@ -792,3 +792,29 @@ func TestRecordRefusesALineTheReaderCannotRead(t *testing.T) {
 		t.Fatalf("read back %d ops: %v", len(ops), err)
 	}
 }
+
+// TestAnswerTooLongForAJournalLine: a worker's answer over the line limit
+// fails the dispatch, and the journal still tells a legal story: the
+// conversation is closed, without the result, with the record error, and
+// replays as that error.
+func TestAnswerTooLongForAJournalLine(t *testing.T) {
+	huge := engine.Payload{ContentType: "text/plain", Data: bytes.Repeat([]byte("x"), journal.MaxLineBytes)}
+	raw := recordDispatches(t, map[string]local.Handler{
+		"w1": func(context.Context, engine.ActivityRequest) engine.ActivityResult { return engine.Completed(huge) },
+	}, []engine.ActivityRequest{request("wf-1", "a")})
+	ops, truncated, err := journal.ReadAll(bytes.NewReader(raw))
+	if err != nil || truncated != 0 {
+		t.Fatalf("read: %v, torn line %d", err, truncated)
+	}
+	c := journal.NewChecker()
+	for i, op := range ops {
+		c.Add(i+1, op)
+	}
+	if p := c.Problems(); len(p) != 0 {
+		t.Fatalf("problems: %v", p)
+	}
+	out := journal.Outcomes(ops, nil)
+	if len(out) != 1 || !errors.Is(out[0].Err, engine.ErrRecord) || !out[0].Result.IsZero() {
+		t.Fatalf("outcomes = %+v, want one record error without a result", out)
+	}
+}
