@@ -155,23 +155,29 @@ func (l *loader) yamlError(data []byte, err error) {
 	l.errs = append(l.errs, e)
 }
 
-// maxSyntaxSearchLines bounds the files syntaxLine searches.
-const maxSyntaxSearchLines = 5000
+// syntaxSearchBytes bounds how much syntaxLine parses in all: each step
+// parses a whole prefix, so a search costs up to lines × size.
+const syntaxSearchBytes = 4 << 20
 
 // syntaxLine returns the line (1-based, and its text) where data stops being
 // YAML: the one after the longest prefix of whole lines that parses, every
 // longer prefix failing. yaml.v3's errors name the line where the enclosing
 // construct starts, and for parser errors one line early (go-yaml/yaml#205);
-// this is the line an editor should jump to. It returns 0 for files over
-// maxSyntaxSearchLines lines, or if data parses.
+// this is the line an editor should jump to. It returns 0, for the caller to
+// fall back on yaml.v3's line, when the search would parse more than
+// syntaxSearchBytes, when lines end in a lone CR (which yaml.v3 counts as a
+// line break too), or if data parses.
 func syntaxLine(data []byte) (int, []byte) {
-	lines := bytes.SplitAfter(data, []byte("\n"))
-	if len(lines) > maxSyntaxSearchLines || parsesAsYAML(data) {
+	if bytes.Count(data, []byte("\r")) > bytes.Count(data, []byte("\r\n")) || parsesAsYAML(data) {
 		return 0, nil
 	}
-	end := len(data)
+	lines := bytes.SplitAfter(data, []byte("\n"))
+	end, budget := len(data), syntaxSearchBytes
 	for k := len(lines) - 1; k >= 0; k-- {
 		end -= len(lines[k])
+		if budget -= end; budget < 0 {
+			return 0, nil
+		}
 		if parsesAsYAML(data[:end]) {
 			return k + 1, bytes.TrimRight(lines[k], "\r\n")
 		}

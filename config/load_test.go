@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"strconv"
 	"strings"
@@ -127,6 +128,8 @@ func TestLoadReportsEveryProblemWithItsPlace(t *testing.T) {
 			[]string{"conf/dispatch.yaml:4: found unexpected end of stream"}},
 		{"a line indented wrong", "version: 1\nchannels:\n  - namespace: prod\n    task_queue: email\n   routing: x\n",
 			[]string{"conf/dispatch.yaml:5: did not find expected '-' indicator"}},
+		{"lines that end in a lone CR, yaml.v3's line then", "version: 1\rchannels:\r  - namespace: \"x\r",
+			[]string{"conf/dispatch.yaml:3: found unexpected end of stream"}},
 		{"a quote closed lines later, then a real error", "version: 1\nchannels:\n  - namespace: \"prod\n      more\"\n    task_queue: [x\n",
 			[]string{"conf/dispatch.yaml:5: did not find expected ',' or ']'"}},
 		{"unknown keys at every level", `version: 1
@@ -325,4 +328,19 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("error is not a non-empty config.Errors: %v", err)
 		}
 	})
+}
+
+// TestSyntaxSearchIsBounded: in a large file whose error leaves every prefix
+// unparseable, the search for the line gives up within its budget and the
+// error keeps yaml.v3's line.
+func TestSyntaxSearchIsBounded(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("version: 1\nchannels: [\n")
+	for i := range 5000 {
+		fmt.Fprintf(&b, "  {namespace: n%d, task_queue: q, routing: {lua: a.lua}},\n", i)
+	}
+	_, err := config.Parse("big.yaml", []byte(b.String()), config.Options{ReadFile: memFS{}.ReadFile})
+	if err == nil || !strings.HasPrefix(err.Error(), "big.yaml:5002: did not find expected node content") {
+		t.Fatalf("err = %v", err)
+	}
 }
