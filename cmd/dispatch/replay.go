@@ -22,10 +22,10 @@ import (
 const replayUsage = `Usage: dispatch replay --journal FILE
        dispatch replay --journal FILE --what-if SCRIPT --channel NS/QUEUE [--examples N] [--timeout D]
 
-Checks a journal (seq increasing, every conversation opened once, its steps
-in a legal order, closed exactly once) and replays every recorded dispatch
-through the engine in replay mode, proving that no worker, router or
-conversation is touched. Prints a summary per channel and per worker. What
+Checks a journal (seq 1, 2, 3, … with no line missing, every conversation
+opened once, its steps in a legal order, closed exactly once) and replays
+every recorded dispatch through the engine in replay mode, proving that no
+worker, router or conversation is touched. Prints a summary per channel and per worker. What
 a crash leaves (a torn last line, conversations never closed) is reported as
 a warning and not replayed.
 
@@ -38,7 +38,8 @@ yesterday's traffic before deploying it.
 Flags:
   --journal FILE       the journal (JSON lines)
   --what-if SCRIPT     a .lua or .expr routing script to compare
-  --channel NS/QUEUE   the channel whose decisions to compare (with --what-if)
+  --channel NS/QUEUE   the channel whose decisions to compare (with --what-if;
+                       aion.dispatch.NS.QUEUE as in the journal works too)
   --examples N         how many changed decisions to show (default 5)
   --timeout D          the script's deadline per decision (default 50ms, as
                        a channel's script_timeout); it stops after 5 timeouts
@@ -177,6 +178,10 @@ func runWhatIf(path string, ops []engine.Operation, lines []int, script, channel
 		fmt.Fprintf(stderr, "dispatch replay: --what-if %s: want a .lua or .expr file\n", script)
 		return exitUsage
 	}
+	if timeout <= 0 {
+		fmt.Fprintf(stderr, "dispatch replay: --timeout %s: want a positive duration such as 50ms\n", timeout)
+		return exitUsage
+	}
 	decisions := journal.Decisions(ops)
 	if decisions[ch] == 0 {
 		fmt.Fprintf(stderr, "%s: no routing decisions on %s; %s\n", path, ch.Short(), decisionsText(decisions))
@@ -195,7 +200,11 @@ func runWhatIf(path string, ops []engine.Operation, lines []int, script, channel
 	r := router.NewScript(prog, script, timeout)
 	rep := journal.WhatIf(context.Background(), ops, ch, r, journal.WhatIfOptions{Lines: lines, Keep: examples,
 		MaxTimeouts: whatIfMaxTimeouts, ErrTimeout: router.ErrScriptTimeout})
-	fmt.Fprintf(stdout, "%s: %d decisions on %s; %s (%s) would change %d (%.1f%%)", path, rep.Decisions, ch.Short(),
+	ran := fmt.Sprint(rep.Decisions)
+	if rep.Stopped {
+		ran = fmt.Sprintf("%d of %d", rep.Decisions, decisions[ch])
+	}
+	fmt.Fprintf(stdout, "%s: %s decisions on %s; %s (%s) would change %d (%.1f%%)", path, ran, ch.Short(),
 		script, shortHash(prog.Hash()), rep.Changed, 100*float64(rep.Changed)/float64(rep.Decisions))
 	if rep.Errors > 0 {
 		fmt.Fprintf(stdout, ", %d of them errors", rep.Errors)
@@ -224,8 +233,8 @@ func runWhatIf(path string, ops []engine.Operation, lines []int, script, channel
 	}
 	switch {
 	case rep.Stopped:
-		fmt.Fprintf(stderr, "%s: stopped after %d decisions: the script timed out on %d of them (deadline %s, --timeout)\n",
-			script, rep.Decisions, rep.Timeouts, timeout)
+		fmt.Fprintf(stderr, "%s: stopped after %d of %d decisions: the script timed out on %d of them (deadline %s, --timeout)\n",
+			script, rep.Decisions, decisions[ch], rep.Timeouts, timeout)
 	case firstErr != nil:
 		fmt.Fprintf(stderr, "%s: fails on %d of %d recorded decisions; the first error:\n%v\n", script, rep.Errors, rep.Decisions, firstErr)
 	default:

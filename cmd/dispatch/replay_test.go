@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -155,11 +156,28 @@ func TestReplayWhatIf(t *testing.T) {
 		}
 	}
 
+	// --timeout must be positive.
+	if code, _, stderr := runCLI(t, "", "replay", "--journal", path, "--what-if", same, "--channel", "prod/email", "--timeout", "0s"); code != exitUsage || !strings.Contains(stderr, "want a positive duration") {
+		t.Errorf("--timeout 0s: exit %d, stderr %q", code, stderr)
+	}
+
 	// A script that loops gets the --timeout deadline per decision, not more.
 	loop := filepath.Join(t.TempDir(), "loop.lua")
 	os.WriteFile(loop, []byte("function route(r, c)\n  while true do end\nend\n"), 0o644)
 	code, _, stderr = runCLI(t, "", "replay", "--journal", path, "--what-if", loop, "--channel", "prod/email", "--timeout", "2ms")
 	if code != exitError || !strings.Contains(stderr, "timed out after 2ms") {
 		t.Errorf("looping script: exit %d, stderr %q", code, stderr)
+	}
+
+	// ... and is given up on after 5 timeouts, saying how far it got.
+	long := filepath.Join(t.TempDir(), "long.jsonl")
+	if code, _, stderr := runCLI(t, "", "run", "-c", shipped, "--sample", "8", "--journal", long, "--fsync", "never"); code != exitOK {
+		t.Fatalf("run: exit %d: %s", code, stderr)
+	}
+	code, stdout, stderr = runCLI(t, "", "replay", "--journal", long, "--what-if", loop, "--channel", "prod/email", "--timeout", "1ms")
+	// (8 activities, and a re-route or two when email-3 exits: 8 or more decisions)
+	if code != exitError || !regexp.MustCompile(`: 5 of (8|9|1\d) decisions on prod/email;`).MatchString(stdout) ||
+		!regexp.MustCompile(`stopped after 5 of (8|9|1\d) decisions: the script timed out on 5 of them`).MatchString(stderr) {
+		t.Errorf("looping script on a longer journal: exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
 	}
 }
