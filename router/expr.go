@@ -153,6 +153,9 @@ var exprTypeNames = strings.NewReplacer(
 
 // exprMessage rewords an expr message that names the env's Go types.
 func exprMessage(msg string) string {
+	if strings.HasPrefix(msg, "cannot use router.exprCandidate as type *router.exprCandidate") {
+		return `a candidate cannot be looked for in a list with "in"; compare ids, for example any(candidates, .id == "w1")`
+	}
 	if m := noField.FindStringSubmatch(msg); m != nil {
 		if m[1] == "Candidate" {
 			return fmt.Sprintf("a candidate has no field %s (it has %s)", m[2], exprFields(exprCandidate{}))

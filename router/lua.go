@@ -49,9 +49,16 @@ func compileLua(name string, src []byte, limits Limits) (*luaProgram, error) {
 				se.Message = pe.Message + " at end of file"
 			}
 			se.Snippet = sourceLine(src, se.Line)
-			// gopher-lua places a token at its last character; point at its first.
-			if t := pe.Token; t != "" && se.Column >= len(t) && strings.HasSuffix(se.Snippet[:min(se.Column, len(se.Snippet))], t) {
-				se.Column -= len(t) - 1
+			// gopher-lua places a token at its last character; point at its
+			// first (a string's token is its text, the quotes around it).
+			if t := pe.Token; t != "" && se.Column > 0 {
+				before := se.Snippet[:min(se.Column, len(se.Snippet))]
+				for _, form := range []string{t, `"` + t + `"`, "'" + t + "'"} {
+					if strings.HasSuffix(before, form) {
+						se.Column -= len(form) - 1
+						break
+					}
+				}
 			}
 			return nil, se
 		}

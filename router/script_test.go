@@ -166,6 +166,9 @@ func TestScriptErrors(t *testing.T) {
 			"test.expr:1:15: a candidate has no field nope (it has id, in_flight, max_in_flight, buffer_depth, available, tags)", false},
 		{"expr unknown request field", "request.foo == 1", router.Expr, "test.expr:1:9: the request has no field foo (it has namespace,", false},
 		{"expr type mismatch", "candidates[0] + 1", router.Expr, "mismatched types a candidate and int", false},
+		{"expr in on candidates", "candidates[0] in candidates ? 'a' : 'b'", router.Expr, `compare ids, for example any(candidates, .id == "w1")`, false},
+		{"lua syntax near a string", "function route(r, c)\n  local x = 1 \"str\"\nend", router.Lua, // the caret under the opening quote
+			"test.lua:2:15: syntax error near 'str'\n\t  local x = 1 \"str\"\n\t              ^", false},
 		{"expr runtime", `withTag(candidates, 3)`, router.Expr, "test.expr:1:", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
