@@ -230,7 +230,7 @@ func decodeStrict(data []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		return jsonError(err)
 	}
-	if dec.More() {
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return errors.New("unexpected data after the JSON value")
 	}
 	return nil
@@ -243,11 +243,14 @@ func jsonError(err error) error {
 	var syntaxErr *json.SyntaxError
 	switch {
 	case errors.As(err, &typeErr):
-		what := jsonKind(typeErr.Type.Kind())
-		if typeErr.Field == "" {
-			return fmt.Errorf("want %s, not a JSON %s", what, typeErr.Value)
+		what := fmt.Sprintf("want %s, not a JSON %s", jsonKind(typeErr.Type.Kind()), typeErr.Value)
+		if n, ok := strings.CutPrefix(typeErr.Value, "number "); ok && !strings.ContainsAny(n, ".eE") {
+			what = fmt.Sprintf("%s is out of range", n) // a whole number too big for its field
 		}
-		return fmt.Errorf("%s: want %s, not a JSON %s", typeErr.Field, what, typeErr.Value)
+		if typeErr.Field == "" {
+			return errors.New(what)
+		}
+		return fmt.Errorf("%s: %s", typeErr.Field, what)
 	case errors.As(err, &syntaxErr):
 		return fmt.Errorf("not valid JSON at byte %d: %s", syntaxErr.Offset, strings.TrimPrefix(syntaxErr.Error(), "json: "))
 	case errors.Is(err, io.EOF):
@@ -285,15 +288,23 @@ func readCandidates(v string, stdin io.Reader) ([]engine.ConsumerStateView, erro
 	if err != nil {
 		return nil, err
 	}
-	var raw []struct {
+	const want = `want a JSON array of {"id", "in_flight", "max_in_flight", "buffer_depth", "tags"}`
+	var elems []json.RawMessage
+	if err := decodeStrict(data, &elems); err != nil {
+		return nil, fmt.Errorf("%s: %w", want, err)
+	}
+	type candidate struct {
 		ID          string   `json:"id"`
 		InFlight    int      `json:"in_flight"`
 		MaxInFlight *int     `json:"max_in_flight"`
 		BufferDepth int      `json:"buffer_depth"`
 		Tags        []string `json:"tags"`
 	}
-	if err := decodeStrict(data, &raw); err != nil {
-		return nil, fmt.Errorf("want a JSON array of {\"id\", \"in_flight\", \"max_in_flight\", \"buffer_depth\", \"tags\"}: %w", err)
+	raw := make([]candidate, len(elems))
+	for i, e := range elems { // one by one, so that an error says which
+		if err := decodeStrict(e, &raw[i]); err != nil {
+			return nil, fmt.Errorf("candidate %d: %w", i+1, err)
+		}
 	}
 	out := make([]engine.ConsumerStateView, 0, len(raw))
 	seen := map[string]bool{}

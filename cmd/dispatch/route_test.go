@@ -1,0 +1,38 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestReadCandidatesErrors: what is wrong with --candidates is said in the
+// JSON's terms (which candidate, which field, what was expected), never in
+// Go's, and nothing after the array is ignored.
+func TestReadCandidatesErrors(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{`[{"id":"a"},{"id":"b","in_flight":"x"}]`, `candidate 2: in_flight: want a whole number, not a JSON string`},
+		{`[{"id":"a","in_flight":99999999999999999999}]`, `candidate 1: in_flight: 99999999999999999999 is out of range`},
+		{`[{"id":"a","in_flight":1.5}]`, `candidate 1: in_flight: want a whole number, not a JSON number 1.5`},
+		{`[{"id":"a","tags":"eu"}]`, `candidate 1: tags: want an array, not a JSON string`},
+		{`[{"id":"a","weight":2}]`, `candidate 1: unknown field "weight"`},
+		{`{"id":"a"}`, `want an array, not a JSON object`},
+		{`[{"id":"a"}]]`, `unexpected data after the JSON value`},
+		{`[{"id":"a"}] {}`, `unexpected data after the JSON value`},
+		{`[{"id":"a"`, `the JSON value ends too soon`},
+		{`[{"id":a}]`, `not valid JSON at byte 8: invalid character 'a'`},
+		{``, `empty: want a JSON value`},
+		{`[{}]`, `candidate 1 has no id`},
+	} {
+		_, err := readCandidates(tc.in, strings.NewReader(""))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: error %v, want it to say %q", tc.in, err, tc.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "Go ") || err != nil && strings.Contains(err.Error(), "json: ") {
+			t.Errorf("%s: error %q speaks Go", tc.in, err)
+		}
+	}
+	got, err := readCandidates(`[{"id":"a","in_flight":1,"max_in_flight":2,"tags":["eu"]}, {"id":"b"}] `, strings.NewReader(""))
+	if err != nil || len(got) != 2 || got[0].MaxInFlight != 2 || got[1].MaxInFlight != 1 || got[0].Tags[0] != "eu" {
+		t.Errorf("good candidates: %+v, %v", got, err)
+	}
+}
