@@ -337,7 +337,9 @@ func (w *Writer) Flush() error {
 }
 
 // Close flushes everything (syncing, unless the setting is FsyncNever),
-// stops the flusher and closes the output. Records after Close fail.
+// stops the flusher and closes the output. Records after Close fail, and so
+// does one still waiting for room when Close is called (its line is not
+// written): close a journal once the dispatches that record to it are done.
 func (w *Writer) Close() error {
 	w.mu.Lock()
 	already := w.closed

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -124,5 +125,60 @@ func TestRecordWaitsForRoom(t *testing.T) {
 	want := fmt.Sprintf(`{"seq":%d,`, seq+1)
 	if last := lines[len(lines)-1]; !strings.HasPrefix(last, want) || !strings.Contains(last, `"worker_id":"marker"`) {
 		t.Fatalf("last line %.80s, want the marker with %s", last, want)
+	}
+}
+
+// TestCloseWakesARecordWaitingForRoom: Close does not deadlock with a
+// Record waiting for room; the Record fails with "closed" (its line is not
+// written), and Close writes everything that was appended.
+func TestCloseWakesARecordWaitingForRoom(t *testing.T) {
+	g := &gatedWriter{entered: make(chan struct{}), gate: make(chan struct{})}
+	w := NewWriter(g, Options{Fsync: FsyncNever, Interval: time.Hour})
+	waiting := make(chan struct{}, 10)
+	w.waitingForRoom = func() { waiting <- struct{}{} }
+	filler := engine.Operation{Kind: engine.OpMessageSent, ConversationID: "c1", WorkerID: strings.Repeat("w", 1000)}
+	for {
+		w.mu.Lock()
+		n := len(w.pending)
+		w.mu.Unlock()
+		if n >= pendingLimit {
+			<-g.entered
+			w.mu.Lock()
+			n = len(w.pending)
+			w.mu.Unlock()
+			if n >= pendingLimit {
+				break
+			}
+		}
+		if err := w.Record(context.Background(), filler); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.mu.Lock()
+	appended := w.seq
+	w.mu.Unlock()
+	recorded := make(chan error, 1)
+	go func() { recorded <- w.Record(context.Background(), filler) }()
+	<-waiting
+	closed := make(chan error, 1)
+	go func() { closed <- w.Close() }()
+	for { // Close marks the journal closed before it waits for the flusher
+		w.mu.Lock()
+		c := w.closed
+		w.mu.Unlock()
+		if c {
+			break
+		}
+		runtime.Gosched()
+	}
+	close(g.gate)
+	if err := <-recorded; err == nil || !strings.Contains(err.Error(), "closed") {
+		t.Errorf("the waiting Record: %v, want a closed journal", err)
+	}
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if lines := strings.Count(g.out.String(), "\n"); lines != int(appended) {
+		t.Errorf("wrote %d lines, want the %d appended", lines, appended)
 	}
 }
