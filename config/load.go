@@ -611,7 +611,11 @@ func (l *loader) inlineScript(langNode, srcNode *yaml.Node, r *Routing) {
 		if src.Style == yaml.LiteralStyle || src.Style == yaml.FoldedStyle {
 			first++
 		}
-		l.scriptError(err, l.file, first-1)
+		e := scriptError(err, l.file, first-1)
+		if e.Line == 0 { // an error of the whole script (no route function): at the source
+			e.Line, e.Column = src.Line, src.Column
+		}
+		l.errs = append(l.errs, e)
 		return
 	}
 	r.Program = prog

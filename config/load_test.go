@@ -222,12 +222,14 @@ channels:
         function route(r, c)
           return c[
         end
+  - {namespace: a, task_queue: inline2, routing: {lang: lua, source: "function rout(r, c) return nil end"}}
 `, []string{
 			`conf/dispatch.yaml:3:56: cannot read script ../scripts/nope.lua: file does not exist`,
 			`conf/dispatch.yaml:7:47: routing: give one script file, lua or expr`,
 			`conf/dispatch.yaml:8:47: routing: missing the script`,
 			`conf/dispatch.yaml:9:54: unknown script language "python"`,
 			`conf/dispatch.yaml:17: syntax error near 'end'`,
+			`conf/dispatch.yaml:18:70: the script defines no function route`, // an inline script's own error: at its source
 			`scripts/bad.expr:1:1: unknown name leastLoded`,
 			`scripts/bad.lua:2:14: syntax error near 'id'`,
 			`scripts/noroute.lua: the script defines no function route`}},
