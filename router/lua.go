@@ -45,8 +45,12 @@ func compileLua(name string, src []byte, limits Limits) (*luaProgram, error) {
 				se.Message += " near '" + pe.Token + "'"
 			}
 			if pe.Pos.Line == parse.EOF {
-				se.Line, se.Column = strings.Count(string(src), "\n")+1, 0
-				se.Message = pe.Message + " at end of file"
+				last := strings.Count(string(src), "\n") // the last line, if the file ends with a newline
+				if !bytes.HasSuffix(src, []byte("\n")) {
+					last++
+				}
+				se.Line, se.Column = max(last, 1), 0
+				se.Message = pe.Message + " at end of file: is an end or a closing bracket missing?"
 			}
 			se.Snippet = sourceLine(src, se.Line)
 			// gopher-lua places a token at its last character; point at its

@@ -157,6 +157,8 @@ func TestScriptErrors(t *testing.T) {
 		{"lua syntax mid-line", "function route(r, c)\n  return c[1.id\nend", router.Lua, // the caret under the token's first character
 			"test.lua:2:14: syntax error near 'id'\n\t  return c[1.id\n\t             ^", false},
 		{"lua no route", "local x = 1", router.Lua, "defines no function route", false},
+		{"lua end missing", "function route(r, c)\n  if true then\n    return c[1].id\nend\n", router.Lua, // the last line, not one past it
+			"test.lua:4: syntax error at end of file: is an end or a closing bracket missing?\n\tend", false},
 		{"lua top-level error", "error('boom')", router.Lua, "test.lua:1: boom", false},
 		{"lua runtime", "function route(r, c)\n  return c[1].id .. nil\nend", router.Lua, "test.lua:2:", true},
 		{"lua runtime nil index", "function route(r, c)\n  local x = nil\n  return x.id\nend", router.Lua, "test.lua:3:", true},
