@@ -363,7 +363,7 @@ func (w *Watcher) check() {
 	case Reloaded:
 		w.log.Info("reloaded", "files", strings.Join(out.Files, ", "))
 	case Failed:
-		w.log.Error("reload failed; keeping the version in service", "files", strings.Join(out.Files, ", "), "err", out.Err.Error())
+		w.log.Error("reload failed; keeping the version in service", "files", strings.Join(out.Files, ", "), "err", oneLine(out.Err))
 	case Incomplete:
 		w.log.Debug("waiting for a file being written", "err", out.Err)
 	}
@@ -552,4 +552,17 @@ func scriptFiles(cfg *Config) []string {
 func contentHash(data []byte) string {
 	sum := sha256.Sum256(data)
 	return hex.EncodeToString(sum[:])
+}
+
+// oneLine is err's text for a log line: its problems joined by "; ",
+// without the source lines and carets under them (dispatch validate shows
+// those), which a log line would print as escaped text.
+func oneLine(err error) string {
+	var kept []string
+	for _, line := range strings.Split(err.Error(), "\n") {
+		if line != "" && !strings.HasPrefix(line, "\t") {
+			kept = append(kept, line)
+		}
+	}
+	return strings.Join(kept, "; ")
 }

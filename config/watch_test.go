@@ -1,6 +1,7 @@
 package config_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -271,15 +272,21 @@ func TestWatchConfigMapSwap(t *testing.T) {
 }
 
 func TestWatchBrokenScriptKeepsTheLastGoodVersion(t *testing.T) {
+	var logs lockedBuffer
 	h := startWatch(t, map[string]string{
 		"dispatch.yaml": confYAML("pick.lua", "  - namespace: prod\n    task_queue: sms\n    routing: {lua: pick.lua}\n"),
 		"pick.lua":      pickV1,
-	}, "dispatch.yaml", config.WatchOptions{})
+	}, "dispatch.yaml", config.WatchOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	path := filepath.Join(h.dir, "pick.lua")
 	writeFile(t, path, broken)
 	o := h.waitFor(config.Failed, nil)
 	if want := path + ":2:"; !strings.HasPrefix(o.Err.Error(), want) {
 		t.Errorf("error %q, want it to start with %q", o.Err, want)
+	}
+	// The log line names the place; the source line and caret, which a log
+	// line would print escaped, are left to dispatch validate.
+	if want := fmt.Sprintf("err=\"%s:2:14: syntax error near 'id'\"", path); !strings.Contains(logs.String(), want) {
+		t.Errorf("log %q lacks %q", logs.String(), want)
 	}
 	for _, ch := range o.Config.Channels {
 		if string(ch.Routing.Source) != pickV1 {
@@ -448,4 +455,22 @@ func TestWatchForgetsProgramsNotInService(t *testing.T) {
 	if n := compiler.Len(); n != 2 {
 		t.Errorf("after a script was replaced the compiler holds %d programs, want 2", n)
 	}
+}
+
+// lockedBuffer is a bytes.Buffer for a logger and a test to share.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
