@@ -1,0 +1,76 @@
+package router_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/aion-dispatch/dispatch/router"
+)
+
+// TestLuaNamesAreCheckedWhenCompiled: a name that would be nil when the
+// script runs (a misspelt local, an unknown helper) is a compile error with
+// its line and, when one is close, a suggestion; everything a script may
+// legitimately read compiles.
+func TestLuaNamesAreCheckedWhenCompiled(t *testing.T) {
+	for _, tc := range []struct{ name, src, want string }{
+		{"misspelt parameter", "function route(r, cands)\n  return dispatch.least_loaded(cand)\nend",
+			"test.lua:2: unknown name cand (did you mean cands?)"},
+		{"unknown helper", "function route(r, c)\n  return dispatch.leastloaded(c)\nend",
+			"test.lua:2: dispatch has no leastloaded (did you mean least_loaded?) (it has concat, has_tag, json_decode, least_loaded, p2c, random, rendezvous, with_tag)"},
+		{"unknown string function", "function route(r, c)\n  return string.startswith(c[1].id, 'w') and c[1].id\nend",
+			"test.lua:2: string has no startswith"},
+		{"a local out of its scope", "function route(r, c)\n  do local pick = c[1] end\n  return pick.id\nend",
+			"test.lua:3: unknown name pick"},
+		{"a for variable after the loop", "function route(r, c)\n  for i = 1, #c do end\n  return c[i].id\nend",
+			"test.lua:3: unknown name i"},
+		{"in a nested function", "local function best(c)\n  return dispatch.least_loaded(c)\nend\nfunction route(r, c)\n  return bset(c)\nend",
+			"test.lua:5: unknown name bset (did you mean best?)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := router.NewCompiler(router.Limits{}).Compile(router.Lua, "test.lua", []byte(tc.src))
+			if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+				t.Errorf("compile: %v\nwant %q", err, tc.want)
+			}
+		})
+	}
+	for _, src := range []string{
+		// globals assigned anywhere, read anywhere (even before the assignment runs)
+		"function route(r, c) return pick(c) end\nfunction pick(c) return c[1].id end",
+		"function route(r, c) seen = (seen or 0) + 1 return c[1].id end",
+		// locals, upvalues, recursion, loops, repeat-until seeing the body's locals
+		"local n = 1\nlocal function f(k) if k > 0 then return f(k - 1) end return n end\nfunction route(r, c) return c[f(2)].id end",
+		"function route(r, c) for _, w in ipairs(c) do if w:has_tag('eu') then return w.id end end end",
+		"function route(r, c) local i = 0 repeat i = i + 1 local w = c[i] until w == nil or w.in_flight == 0 return c[1].id end",
+		// methods, self, varargs, tables of functions, the libraries
+		"local M = {}\nfunction M:pick(c) return self.first(c) end\nM.first = function(c) return c[1].id end\nfunction route(r, c, ...) return M:pick(c) end",
+		"function route(r, c) return string.format('%s', c[1].id):lower() .. table.concat({}) .. math.floor(1) and c[1].id end",
+		// a local that shadows a library: its members are not checked
+		"function route(r, c) local string = {startswith = function() return true end} return string.startswith() and c[1].id end",
+		"function route(r, c) local ok = pcall(error, 'x') assert(true) return select('#', 1) and tostring(1) and type(c) and c[1].id end",
+	} {
+		if _, err := router.NewCompiler(router.Limits{}).Compile(router.Lua, "ok.lua", []byte(src)); err != nil {
+			t.Errorf("a valid script was refused: %v\n%s", err, src)
+		}
+	}
+}
+
+// FuzzCompileLua feeds arbitrary sources to the compiler: it must not
+// panic, and every refusal is a located ScriptError.
+func FuzzCompileLua(f *testing.F) {
+	for _, s := range []string{
+		"function route(r, c) return dispatch.least_loaded(c) end",
+		"local M = {}\nfunction M:pick(c) return self end\nfunction route(r, c, ...) for i = 1, #c do end repeat local x = 1 until x end",
+		"function route(r, c) return dispatch.leastloaded(cand) end",
+		"function route(r, c)\n  return c[1.id\nend",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, src string) {
+		_, err := router.NewCompiler(router.Limits{}).Compile(router.Lua, "f.lua", []byte(src))
+		var se *router.ScriptError
+		if err != nil && !errors.As(err, &se) {
+			t.Fatalf("%T %v", err, err)
+		}
+	})
+}
