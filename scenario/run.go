@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -404,8 +405,42 @@ func (c *collector) ops() []engine.Operation {
 // normalise makes a journal independent of the directory the scenario was
 // run from: the paths of the scenario, its config and its scripts, in
 // router sources and messages, are made relative to the scenario's
-// directory.
+// directory. It also makes it independent of the scripts' exact text:
+// router hashes become v1, v2, … in the order they first appear (in full,
+// and in the 12-digit form messages use), so that an edit that changes no
+// decision (a comment, a renamed local) leaves the golden as it was, while
+// a swap still shows as a new version.
 func normalise(ops []engine.Operation, s *Scenario) []engine.Operation {
+	var full, short []string       // old, new pairs for the replacer
+	version := map[string]string{} // short form → vN
+	see := func(h string) {
+		hex := strings.TrimPrefix(h, "sha256:")
+		key := hex[:min(12, len(hex))]
+		v, ok := version[key]
+		if !ok {
+			v = fmt.Sprintf("v%d", len(version)+1)
+			version[key] = v
+			short = append(short, key, v)
+		}
+		if len(hex) > 12 {
+			full = append(full, h, v)
+		}
+	}
+	for _, op := range ops {
+		if op.Router.Hash != "" {
+			see(op.Router.Hash)
+		}
+		// A version that only ever failed is named in messages alone.
+		for _, h := range messageHashes.FindAllString(op.Message, -1) {
+			see(strings.TrimPrefix(strings.TrimPrefix(h, "lua "), "expr "))
+		}
+	}
+	hashes := strings.NewReplacer(append(full, short...)...) // full forms first: they hold the short ones
+	for i := range ops {
+		ops[i].Router.Hash = hashes.Replace(ops[i].Router.Hash)
+		ops[i].Message = hashes.Replace(ops[i].Message)
+	}
+
 	dir := absPath(filepath.Dir(s.File))
 	paths := []string{s.File, s.Config.File}
 	for _, ch := range s.Config.Channels {
@@ -434,6 +469,10 @@ func normalise(ops []engine.Operation, s *Scenario) []engine.Operation {
 	}
 	return ops
 }
+
+// messageHashes finds router hashes in messages: in full, or the 12 digits
+// routers print after the language.
+var messageHashes = regexp.MustCompile(`sha256:[0-9a-f]{64}|(?:lua|expr) [0-9a-f]{12}\b`)
 
 // absPath is p made absolute, or p if that fails.
 func absPath(p string) string {

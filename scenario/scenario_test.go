@@ -216,3 +216,44 @@ func TestRunHonoursACancelledContext(t *testing.T) {
 		t.Fatal("Run with a cancelled context: no error")
 	}
 }
+
+// TestGoldenIgnoresEditsThatChangeNoDecision: router hashes are numbered in
+// a golden journal, so a comment added to a script leaves the scenario
+// passing, while an edit that changes a decision fails it.
+func TestGoldenIgnoresEditsThatChangeNoDecision(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("pick.lua", "function route(r, c) return c[1].id end\n")
+	write("s.yaml", `version: 1
+channels:
+  - namespace: prod
+    task_queue: email
+    routing: {lua: pick.lua}
+workers:
+  - {channel: prod/email, id: w1, script: [{complete: ok}]}
+  - {channel: prod/email, id: w2, script: [{complete: ok}]}
+steps:
+  - request: {channel: prod/email, workflow_id: wf-1, activity_type: send}
+`)
+	path := filepath.Join(dir, "s.yaml")
+	if res := scenario.Check(context.Background(), path, true); !res.Updated {
+		t.Fatalf("update: %+v", res)
+	}
+	golden, _ := os.ReadFile(scenario.GoldenPath(path))
+	if !strings.Contains(string(golden), `"hash":"v1"`) {
+		t.Fatalf("golden journal without a numbered version:\n%s", golden)
+	}
+	write("pick.lua", "-- the first candidate, always\nfunction route(r, c) return c[1].id end\n")
+	if res := scenario.Check(context.Background(), path, false); !res.Passed() {
+		t.Fatalf("a comment failed the scenario: %v\n%s", res.Err, res.Diff)
+	}
+	write("pick.lua", "function route(r, c) return c[2].id end\n")
+	if res := scenario.Check(context.Background(), path, false); res.Passed() || !strings.Contains(res.Diff, `"worker_id":"w2"`) {
+		t.Fatalf("a changed decision passed: %+v", res)
+	}
+}
