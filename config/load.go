@@ -529,6 +529,10 @@ func (l *loader) behavior(n *yaml.Node) Behavior {
 		"exit_rate":     func(_, v *yaml.Node) { b.ExitRate = l.rate(v, "exit_rate") },
 		"restart_after": func(_, v *yaml.Node) { b.RestartAfter = l.duration(v, "restart_after", true) },
 	})
+	if b.FailRate+b.ExitRate > 1 && b.FailRate <= 1 && b.ExitRate <= 1 {
+		// One draw decides: exit, else fail, else complete.
+		l.errorf(n, "fail_rate %g and exit_rate %g add up to more than 1", b.FailRate, b.ExitRate)
+	}
 	return b
 }
 

@@ -191,6 +191,7 @@ channels:
       - {id: d, tags: ["", " gpu"]}
       - {id: c, max_in_flight: many, behavior: {latency: -1ms, fail_rate: 1.5, exit_rate: x, restart_after: 0s}}
       - {max_in_flight: 2}
+      - {id: e, behavior: {fail_rate: 0.6, exit_rate: 0.5}}
 `, []string{
 			`conf/dispatch.yaml:2:28: defaults.script_timeout must be above zero, got 0s`,
 			`conf/dispatch.yaml:6:21: script_timeout: "soon" is not a duration`,
@@ -204,7 +205,8 @@ channels:
 			`conf/dispatch.yaml:12:75: fail_rate must be a number from 0 to 1, got 1.5`,
 			`conf/dispatch.yaml:12:91: exit_rate must be a number from 0 to 1, got str "x"`,
 			`conf/dispatch.yaml:12:109: restart_after must be above zero, got 0s`,
-			`conf/dispatch.yaml:13:9: worker: missing "id"`}},
+			`conf/dispatch.yaml:13:9: worker: missing "id"`,
+			`conf/dispatch.yaml:14:27: fail_rate 0.6 and exit_rate 0.5 add up to more than 1`}},
 		{"scripts", `version: 1
 channels:
   - {namespace: a, task_queue: missing, routing: {lua: ../scripts/nope.lua}}
