@@ -115,6 +115,9 @@ func parseRequest(data []byte) (activity, error) {
 	if err != nil {
 		return activity{}, err
 	}
+	if err := checkInput(rl.Input, rl.ContentType); err != nil {
+		return activity{}, err
+	}
 	a := activity{channel: ch, req: engine.ActivityRequest{WorkflowID: rl.WorkflowID, ActivityType: rl.ActivityType,
 		TaskQueue: ch.TaskQueue(), Input: inputPayload(rl.Input, rl.ContentType)}}
 	for _, d := range []struct {

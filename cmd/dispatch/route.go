@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"os"
 	"reflect"
 	"slices"
@@ -186,6 +187,21 @@ func selection(ch engine.ChannelName, req routeRequest, cands []engine.ConsumerS
 	return sel
 }
 
+// checkInput refuses an input whose content type says JSON but whose data
+// would not be JSON: a string input is sent as its text, so "hi" with
+// application/json would reach the worker, and scripts, as broken JSON.
+func checkInput(raw json.RawMessage, contentType string) error {
+	p := inputPayload(raw, contentType)
+	if len(p.Data) == 0 || json.Valid(p.Data) {
+		return nil
+	}
+	mt, _, err := mime.ParseMediaType(p.ContentType)
+	if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+		return nil
+	}
+	return fmt.Errorf("input: the content_type is %s but the input string is not JSON; give the JSON value itself, not a string, or another content_type", p.ContentType)
+}
+
 // inputPayload turns a JSON input into a payload: a JSON string is its text
 // (text/plain unless told), any other value its JSON (application/json).
 func inputPayload(raw json.RawMessage, contentType string) engine.Payload {
@@ -343,6 +359,9 @@ func readRouteRequest(v string, stdin io.Reader) (routeRequest, error) {
 	}
 	if req.Attempt < 0 {
 		return req, errors.New("attempt cannot be negative")
+	}
+	if err := checkInput(req.Input, req.ContentType); err != nil {
+		return req, err
 	}
 	return req, nil
 }

@@ -36,3 +36,30 @@ func TestReadCandidatesErrors(t *testing.T) {
 		t.Errorf("good candidates: %+v, %v", got, err)
 	}
 }
+
+// TestInputMustMatchItsContentType: a string input is sent as its text, so
+// with a JSON content type the text must be JSON; anything else is refused
+// where it is written rather than failing in a script.
+func TestInputMustMatchItsContentType(t *testing.T) {
+	for _, tc := range []struct {
+		line string
+		ok   bool
+	}{
+		{`{"input":"hi","content_type":"application/json"}`, false},
+		{`{"input":"hi","content_type":"application/vnd.acme+json; charset=utf-8"}`, false},
+		{`{"input":"{\"a\":1}","content_type":"application/json"}`, true},
+		{`{"input":"hi"}`, true},
+		{`{"input":"hi","content_type":"text/plain"}`, true},
+		{`{"input":{"a":1}}`, true},
+		{`{"input":[1,2],"content_type":"application/json"}`, true},
+	} {
+		_, err := readRouteRequest(tc.line, strings.NewReader(""))
+		if (err == nil) != tc.ok {
+			t.Errorf("--request %s: %v", tc.line, err)
+		}
+		_, err = parseRequest([]byte(`{"channel":"prod/email","workflow_id":"w","activity_type":"a",` + tc.line[1:]))
+		if (err == nil) != tc.ok {
+			t.Errorf("requests line with %s: %v", tc.line, err)
+		}
+	}
+}

@@ -36,7 +36,7 @@ The load is the requests file, one JSON activity a line, read as it arrives
    "input": {"to": "a@example.com"}, "start_to_close": "2s", "schedule_to_close": "10s"}
 
 ("input" is any JSON value, or a string sent as text/plain; "content_type"
-overrides.) A line that is not a valid activity is reported with its line
+overrides, and a string under a JSON content_type must be JSON text.) A line that is not a valid activity is reported with its line
 number and skipped. Without --requests, a built-in sample load over every
 configured channel runs for a few seconds at most.
 
