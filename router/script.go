@@ -95,8 +95,14 @@ func (s *Script) wrap(err error) error {
 		return fmt.Errorf("%s (%s %s): %w after %s", s.version.Source, s.version.Lang, shortHash(s.version.Hash), ErrScriptTimeout, s.timeout)
 	}
 	var se *ScriptError
-	if errors.As(err, &se) && se.File == "" {
-		se.File = s.version.Source
+	if errors.As(err, &se) {
+		if se.File == "" {
+			se.File = s.version.Source
+		}
+		// Which version failed, as the journal's worker_selected lines name
+		// the versions that chose: a version that only ever fails has no
+		// such line.
+		se.Message += fmt.Sprintf(" (%s %s)", s.version.Lang, shortHash(s.version.Hash))
 	}
 	return err
 }
