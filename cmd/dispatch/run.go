@@ -36,9 +36,12 @@ The load is the requests file, one JSON activity a line, read as it arrives
    "input": {"to": "a@example.com"}, "start_to_close": "2s", "schedule_to_close": "10s"}
 
 ("input" is any JSON value, or a string sent as text/plain; "content_type"
-overrides, and a string under a JSON content_type must be JSON text.) A line that is not a valid activity is reported with its line
-number and skipped. Without --requests, a built-in sample load over every
-configured channel runs for a few seconds at most.
+overrides, and a string under a JSON content_type must be JSON text.) A
+line that is not a valid activity is reported with its line number and
+skipped. A line for a channel the config does not have is dispatched and
+fails with "unknown channel" (with --watch, a config edit may add the
+channel while lines arrive). Without --requests, a built-in sample load
+over every configured channel runs for a few seconds at most.
 
 Progress goes to stderr (a live line on a terminal, a plain line a second
 otherwise); at the end a summary per channel, per worker and per router
