@@ -29,7 +29,7 @@ var libraryMembers = sync.OnceValue(func() map[string][]string {
 		var names []string
 		if t, ok := L.GetGlobal(lib).(*lua.LTable); ok {
 			t.ForEach(func(k, _ lua.LValue) {
-				if s, ok := k.(lua.LString); ok && !dropped[lib+"."+string(s)] {
+				if s, ok := k.(lua.LString); ok && !dropped[lib+"."+string(s)] && !strings.HasPrefix(string(s), "__") {
 					names = append(names, string(s))
 				}
 			})
@@ -44,16 +44,21 @@ var libraryMembers = sync.OnceValue(func() map[string][]string {
 type nameProblem struct {
 	line int
 	msg  string
+	// unknown, when set, is a variable name to suggest a close one for;
+	// the suggestion is worked out for the reported problem only.
+	unknown string
 }
 
 // checkNames finds, before a script runs, the names that would be nil when
 // it does: a global it reads but neither assigns anywhere nor gets from the
-// sandbox (a misspelt local, say), and a member of dispatch, string, table
-// or math that the table does not have (dispatch.leastloaded). expr scripts
-// get the same check from expr's compiler. It returns the first problem by
-// line, or ok.
+// sandbox (a misspelt local, say); a member of dispatch, string, table or
+// math that the table does not have (dispatch.leastloaded); a field the
+// request or a candidate does not have (r.regoin, c[1].inflight), where
+// route's parameters are used as they come. It also refuses writes to what
+// is read-only. expr scripts get the same checks from expr's compiler. It
+// returns the first problem by line, or ok.
 func checkNames(chunk []ast.Stmt) (nameProblem, bool) {
-	c := &nameCheck{assigned: map[string]bool{}}
+	c := &nameCheck{assigned: map[string]bool{}, reassigned: map[string]bool{}, declared: map[string]bool{}}
 	c.findAssigned(chunk)
 	c.push()
 	c.stmts(chunk)
@@ -61,30 +66,80 @@ func checkNames(chunk []ast.Stmt) (nameProblem, bool) {
 		return nameProblem{}, true
 	}
 	slices.SortStableFunc(c.problems, func(a, b nameProblem) int { return a.line - b.line })
-	return c.problems[0], false
+	p := c.problems[0]
+	if p.unknown != "" {
+		p.msg = c.unknownName(p.unknown)
+	}
+	return p, false
+}
+
+// valueKind is what the checker knows a local holds.
+type valueKind int
+
+const (
+	plainValue valueKind = iota
+	requestValue
+	candidatesValue // route's list of candidates
+	candidateValue  // one element of it
+)
+
+// requestFields and candidateFields are what scripts can read there.
+var (
+	requestFields   = []string{"activity_type", "attempt", "channel", "conversation_id", "input", "input_content_type", "namespace", "task_queue", "workflow_id"}
+	candidateFields = []string{"available", "buffer_depth", "has_tag", "id", "in_flight", "max_in_flight", "tags"}
+)
+
+// sandboxRemoved are the standard names the sandbox takes away.
+var sandboxRemoved = map[string]string{
+	"next": "use pairs", "rawget": "", "rawset": "", "print": "a script has no output; return a worker id",
+	"require": "", "module": "", "dofile": "", "loadfile": "", "load": "", "loadstring": "",
+	"collectgarbage": "", "getfenv": "", "setfenv": "", "newproxy": "", "io": "", "os": "", "debug": "",
+	"package": "", "coroutine": "", "channel": "", "_G": "", "gcinfo": "", "_printregs": "",
 }
 
 type nameCheck struct {
-	scopes   []map[string]bool
-	assigned map[string]bool // globals the script assigns somewhere
-	problems []nameProblem
+	scopes     []map[string]valueKind
+	assigned   map[string]bool // globals the script assigns somewhere
+	reassigned map[string]bool // every name assigned with = anywhere (a parameter given a new value, say)
+	declared   map[string]bool // every local name declared anywhere, for suggestions
+	problems   []nameProblem
 }
 
-func (c *nameCheck) push() { c.scopes = append(c.scopes, map[string]bool{}) }
+func (c *nameCheck) push() { c.scopes = append(c.scopes, map[string]valueKind{}) }
 func (c *nameCheck) pop()  { c.scopes = c.scopes[:len(c.scopes)-1] }
 func (c *nameCheck) declare(names ...string) {
 	for _, n := range names {
-		c.scopes[len(c.scopes)-1][n] = true
+		c.scopes[len(c.scopes)-1][n] = plainValue
+		c.declared[n] = true
 	}
 }
 
-func (c *nameCheck) local(name string) bool {
+// declareKind declares name as holding a value of kind, unless the script
+// assigns to that name anywhere (then it may hold anything).
+func (c *nameCheck) declareKind(name string, kind valueKind) {
+	c.declare(name)
+	if !c.reassigned[name] {
+		c.scopes[len(c.scopes)-1][name] = kind
+	}
+}
+
+// lookup finds name among the locals in scope.
+func (c *nameCheck) lookup(name string) (valueKind, bool) {
 	for i := len(c.scopes) - 1; i >= 0; i-- {
-		if c.scopes[i][name] {
-			return true
+		if k, ok := c.scopes[i][name]; ok {
+			return k, true
 		}
 	}
-	return false
+	return plainValue, false
+}
+
+func (c *nameCheck) local(name string) bool {
+	_, ok := c.lookup(name)
+	return ok
+}
+
+func (c *nameCheck) problem(line int, format string, args ...any) {
+	c.problems = append(c.problems, nameProblem{line: line, msg: fmt.Sprintf(format, args...)})
 }
 
 // findAssigned collects every global name the chunk assigns, at any depth:
@@ -92,11 +147,10 @@ func (c *nameCheck) local(name string) bool {
 // (a name assigned where a local shadows it counts too), which can only
 // hide a problem, never invent one.
 func (c *nameCheck) findAssigned(stmts []ast.Stmt) {
-	var expr func(e ast.Expr)
 	var walk func(stmts []ast.Stmt)
-	expr = func(e ast.Expr) {
-		if f, ok := e.(*ast.FunctionExpr); ok {
-			walk(f.Stmts)
+	exprs := func(es []ast.Expr) {
+		for _, e := range es {
+			eachFunction(e, func(f *ast.FunctionExpr) { walk(f.Stmts) })
 		}
 	}
 	walk = func(stmts []ast.Stmt) {
@@ -106,41 +160,90 @@ func (c *nameCheck) findAssigned(stmts []ast.Stmt) {
 				for _, l := range s.Lhs {
 					if id, ok := l.(*ast.IdentExpr); ok {
 						c.assigned[id.Value] = true
+						c.reassigned[id.Value] = true
 					}
 				}
-				for _, r := range s.Rhs {
-					expr(r)
-				}
+				exprs(s.Lhs)
+				exprs(s.Rhs)
 			case *ast.FuncDefStmt:
 				if id, ok := s.Name.Func.(*ast.IdentExpr); ok {
 					c.assigned[id.Value] = true
 				}
 				walk(s.Func.Stmts)
 			case *ast.LocalAssignStmt:
-				for _, r := range s.Exprs {
-					expr(r)
-				}
+				exprs(s.Exprs)
+			case *ast.FuncCallStmt:
+				exprs([]ast.Expr{s.Expr})
 			case *ast.DoBlockStmt:
 				walk(s.Stmts)
 			case *ast.WhileStmt:
+				exprs([]ast.Expr{s.Condition})
 				walk(s.Stmts)
 			case *ast.RepeatStmt:
 				walk(s.Stmts)
+				exprs([]ast.Expr{s.Condition})
 			case *ast.IfStmt:
+				exprs([]ast.Expr{s.Condition})
 				walk(s.Then)
 				walk(s.Else)
 			case *ast.NumberForStmt:
+				exprs([]ast.Expr{s.Init, s.Limit, s.Step})
 				walk(s.Stmts)
 			case *ast.GenericForStmt:
+				exprs(s.Exprs)
 				walk(s.Stmts)
 			case *ast.ReturnStmt:
-				for _, r := range s.Exprs {
-					expr(r)
-				}
+				exprs(s.Exprs)
 			}
 		}
 	}
 	walk(stmts)
+}
+
+// eachFunction calls fn for every function literal in e, outermost first,
+// without entering their bodies (fn does that).
+func eachFunction(e ast.Expr, fn func(*ast.FunctionExpr)) {
+	var visit func(e ast.Expr)
+	visit = func(e ast.Expr) {
+		switch e := e.(type) {
+		case nil:
+		case *ast.FunctionExpr:
+			fn(e)
+		case *ast.AttrGetExpr:
+			visit(e.Object)
+			visit(e.Key)
+		case *ast.TableExpr:
+			for _, f := range e.Fields {
+				visit(f.Key)
+				visit(f.Value)
+			}
+		case *ast.FuncCallExpr:
+			visit(e.Func)
+			visit(e.Receiver)
+			for _, a := range e.Args {
+				visit(a)
+			}
+		case *ast.LogicalOpExpr:
+			visit(e.Lhs)
+			visit(e.Rhs)
+		case *ast.RelationalOpExpr:
+			visit(e.Lhs)
+			visit(e.Rhs)
+		case *ast.ArithmeticOpExpr:
+			visit(e.Lhs)
+			visit(e.Rhs)
+		case *ast.StringConcatOpExpr:
+			visit(e.Lhs)
+			visit(e.Rhs)
+		case *ast.UnaryMinusOpExpr:
+			visit(e.Expr)
+		case *ast.UnaryNotOpExpr:
+			visit(e.Expr)
+		case *ast.UnaryLenOpExpr:
+			visit(e.Expr)
+		}
+	}
+	visit(e)
 }
 
 func (c *nameCheck) stmts(stmts []ast.Stmt) {
@@ -163,7 +266,7 @@ func (c *nameCheck) stmt(s ast.Stmt) {
 		c.exprs(s.Rhs)
 		for _, l := range s.Lhs {
 			if _, ok := l.(*ast.IdentExpr); !ok {
-				c.expr(l) // t.k = v reads t
+				c.target(l)
 			}
 		}
 	case *ast.LocalAssignStmt:
@@ -177,12 +280,15 @@ func (c *nameCheck) stmt(s ast.Stmt) {
 	case *ast.FuncDefStmt:
 		switch {
 		case s.Name.Receiver != nil: // function a:b()
-			c.expr(s.Name.Receiver)
+			c.target(&ast.AttrGetExpr{Object: s.Name.Receiver, Key: &ast.StringExpr{Value: s.Name.Method}})
 			c.function(s.Func, "self")
 			return
 		default:
-			if _, ok := s.Name.Func.(*ast.IdentExpr); !ok {
-				c.expr(s.Name.Func) // function a.b() reads a
+			if id, ok := s.Name.Func.(*ast.IdentExpr); !ok {
+				c.target(s.Name.Func) // function a.b() writes a.b
+			} else if id.Value == "route" && !c.local("route") {
+				c.route(s.Func)
+				return
 			}
 		}
 		c.function(s.Func)
@@ -211,10 +317,37 @@ func (c *nameCheck) stmt(s ast.Stmt) {
 		c.scoped(s.Stmts, s.Name)
 	case *ast.GenericForStmt:
 		c.exprs(s.Exprs)
-		c.scoped(s.Stmts, s.Names...)
+		c.push()
+		c.declare(s.Names...)
+		// for _, w in ipairs(candidates): w is a candidate
+		if len(s.Names) == 2 && len(s.Exprs) == 1 {
+			if call, ok := s.Exprs[0].(*ast.FuncCallExpr); ok && len(call.Args) == 1 && c.kindOf(call.Args[0]) == candidatesValue {
+				if f, ok := call.Func.(*ast.IdentExpr); ok && (f.Value == "ipairs" || f.Value == "pairs") && !c.local(f.Value) && !c.assigned[f.Value] {
+					c.declareKind(s.Names[1], candidateValue)
+				}
+			}
+		}
+		c.stmts(s.Stmts)
+		c.pop()
 	case *ast.ReturnStmt:
 		c.exprs(s.Exprs)
 	}
+}
+
+// route walks the route function, whose parameters are the request and the
+// candidates.
+func (c *nameCheck) route(f *ast.FunctionExpr) {
+	c.push()
+	names := f.ParList.Names
+	c.declare(names...)
+	if len(names) > 0 {
+		c.declareKind(names[0], requestValue)
+	}
+	if len(names) > 1 {
+		c.declareKind(names[1], candidatesValue)
+	}
+	c.stmts(f.Stmts)
+	c.pop()
 }
 
 func (c *nameCheck) function(f *ast.FunctionExpr, extra ...string) {
@@ -228,6 +361,75 @@ func (c *nameCheck) exprs(es []ast.Expr) {
 	}
 }
 
+// kindOf says what e holds, as far as the checker knows.
+func (c *nameCheck) kindOf(e ast.Expr) valueKind {
+	switch e := e.(type) {
+	case *ast.IdentExpr:
+		k, _ := c.lookup(e.Value)
+		return k
+	case *ast.AttrGetExpr:
+		if _, named := e.Key.(*ast.StringExpr); !named && c.kindOf(e.Object) == candidatesValue {
+			return candidateValue // candidates[i]
+		}
+	}
+	return plainValue
+}
+
+// library returns the name of the sandbox table e names (dispatch, string,
+// table, math), or "".
+func (c *nameCheck) library(e ast.Expr) string {
+	id, ok := e.(*ast.IdentExpr)
+	if !ok || c.local(id.Value) || c.assigned[id.Value] {
+		return ""
+	}
+	if _, ok := libraryMembers()[id.Value]; ok {
+		return id.Value
+	}
+	return ""
+}
+
+// member checks a read of key in what object holds.
+func (c *nameCheck) member(line int, object ast.Expr, key string) {
+	if lib := c.library(object); lib != "" {
+		members := libraryMembers()[lib]
+		if !slices.Contains(members, key) {
+			c.problem(line, "%s has no %s%s (it has %s)", lib, key, didYouMean(key, members), strings.Join(members, ", "))
+		}
+		return
+	}
+	switch c.kindOf(object) {
+	case requestValue:
+		if !slices.Contains(requestFields, key) {
+			c.problem(line, "the request has no field %s%s (it has %s)", key, didYouMean(key, requestFields), strings.Join(requestFields, ", "))
+		}
+	case candidateValue:
+		if !slices.Contains(candidateFields, key) {
+			c.problem(line, "a candidate has no field %s%s (it has %s)", key, didYouMean(key, candidateFields), strings.Join(candidateFields, ", "))
+		}
+	}
+}
+
+// target checks an assignment to a field.
+func (c *nameCheck) target(e ast.Expr) {
+	get, ok := e.(*ast.AttrGetExpr)
+	if !ok {
+		c.expr(e)
+		return
+	}
+	c.expr(get.Object)
+	c.expr(get.Key)
+	if lib := c.library(get.Object); lib != "" {
+		c.problem(get.Line(), "the %s table is read-only: keep your own functions in a local table", lib)
+		return
+	}
+	switch c.kindOf(get.Object) {
+	case requestValue:
+		c.problem(get.Line(), "the request is read-only: copy what you need into a local")
+	case candidateValue, candidatesValue:
+		c.problem(get.Line(), "the candidates are read-only: copy what you need into a local table")
+	}
+}
+
 func (c *nameCheck) expr(e ast.Expr) {
 	switch e := e.(type) {
 	case *ast.IdentExpr:
@@ -235,14 +437,8 @@ func (c *nameCheck) expr(e ast.Expr) {
 	case *ast.AttrGetExpr:
 		c.expr(e.Object)
 		c.expr(e.Key)
-		id, isIdent := e.Object.(*ast.IdentExpr)
-		key, isString := e.Key.(*ast.StringExpr)
-		if !isIdent || !isString || c.local(id.Value) || c.assigned[id.Value] {
-			return
-		}
-		if members, ok := libraryMembers()[id.Value]; ok && !slices.Contains(members, key.Value) {
-			c.problems = append(c.problems, nameProblem{line: e.Line(), msg: fmt.Sprintf("%s has no %s%s (it has %s)",
-				id.Value, key.Value, didYouMean(key.Value, members), strings.Join(members, ", "))})
+		if key, ok := e.Key.(*ast.StringExpr); ok {
+			c.member(e.Line(), e.Object, key.Value)
 		}
 	case *ast.FunctionExpr:
 		c.function(e)
@@ -259,6 +455,7 @@ func (c *nameCheck) expr(e ast.Expr) {
 		}
 		if e.Receiver != nil {
 			c.expr(e.Receiver)
+			c.method(e)
 		}
 		c.exprs(e.Args)
 	case *ast.LogicalOpExpr:
@@ -282,17 +479,45 @@ func (c *nameCheck) expr(e ast.Expr) {
 	}
 }
 
+// method checks a call written receiver:method(...).
+func (c *nameCheck) method(call *ast.FuncCallExpr) {
+	if lib := c.library(call.Receiver); lib == "dispatch" && slices.Contains(dispatchHelpers, call.Method) {
+		c.problem(call.Line(), "dispatch:%s passes the dispatch table as the first argument: call dispatch.%s(...)", call.Method, call.Method)
+		return
+	}
+	switch c.kindOf(call.Receiver) {
+	case requestValue:
+		c.problem(call.Line(), "the request has no methods: r:%s(...)", call.Method)
+		return
+	case candidateValue:
+		if call.Method != "has_tag" {
+			c.problem(call.Line(), "a candidate's only method is has_tag, not %s", call.Method)
+		}
+		return
+	}
+	c.member(call.Line(), call.Receiver, call.Method)
+}
+
 // read checks a name read as a variable.
 func (c *nameCheck) read(id *ast.IdentExpr) {
 	name := id.Value
 	if c.local(name) || c.assigned[name] || luaBaseAllowed[name] || name == "dispatch" {
 		return
 	}
-	var known []string
-	for _, s := range c.scopes {
-		for n := range s {
-			known = append(known, n)
+	c.problems = append(c.problems, nameProblem{line: id.Line(), unknown: name})
+}
+
+// unknownName says why name is unknown, with a close name if there is one.
+func (c *nameCheck) unknownName(name string) string {
+	if why, removed := sandboxRemoved[name]; removed {
+		if why != "" {
+			why = ": " + why
 		}
+		return fmt.Sprintf("%s is not available to routing scripts (the sandbox removes it)%s", name, why)
+	}
+	var known []string
+	for n := range c.declared {
+		known = append(known, n)
 	}
 	for n := range luaBaseAllowed {
 		known = append(known, n)
@@ -302,14 +527,19 @@ func (c *nameCheck) read(id *ast.IdentExpr) {
 	}
 	known = append(known, "dispatch")
 	sort.Strings(known)
-	c.problems = append(c.problems, nameProblem{line: id.Line(), msg: fmt.Sprintf(
-		"unknown name %s%s: not a local in scope, a global the script assigns, or one the sandbox has", name, didYouMean(name, known))})
+	return fmt.Sprintf("unknown name %s%s: not a local in scope, a global the script assigns, or one the sandbox has", name, didYouMean(name, known))
 }
 
 // didYouMean returns ` (did you mean X?)` for the closest of names within
 // two edits of name, or "".
 func didYouMean(name string, names []string) string {
 	best, bestD := "", 3
+	if len(name) <= 4 {
+		bestD = 2 // one edit at most: two would make any short name look close
+	}
+	if len(name) < 3 {
+		return ""
+	}
 	for _, n := range names {
 		if d := editDistance(strings.ToLower(name), strings.ToLower(n)); d < bestD {
 			best, bestD = n, d
@@ -321,23 +551,28 @@ func didYouMean(name string, names []string) string {
 	return fmt.Sprintf(" (did you mean %s?)", best)
 }
 
-// editDistance is the Levenshtein distance between a and b, in bytes.
+// editDistance is the number of edits between a and b, in bytes, counting
+// a swap of two neighbours as one (typos are often swaps).
 func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
 	}
 	for i := 1; i <= len(a); i++ {
-		cur[0] = i
 		for j := 1; j <= len(b); j++ {
 			cost := 1
 			if a[i-1] == b[j-1] {
 				cost = 0
 			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
 		}
-		prev, cur = cur, prev
 	}
-	return prev[len(b)]
+	return d[len(a)][len(b)]
 }

@@ -26,6 +26,26 @@ func TestLuaNamesAreCheckedWhenCompiled(t *testing.T) {
 			"test.lua:3: unknown name i"},
 		{"in a nested function", "local function best(c)\n  return dispatch.least_loaded(c)\nend\nfunction route(r, c)\n  return bset(c)\nend",
 			"test.lua:5: unknown name bset (did you mean best?)"},
+		{"a name the sandbox removes", "function route(r, c)\n  print(c[1].id)\nend",
+			"test.lua:2: print is not available to routing scripts (the sandbox removes it): a script has no output"},
+		{"a misspelt request field", "function route(r, c)\n  if r.regoin == 'eu' then return c[1].id end\nend",
+			"test.lua:2: the request has no field regoin (it has activity_type,"},
+		{"a misspelt candidate field", "function route(r, c)\n  return c[1].inflight == 0 and c[1].id\nend",
+			"test.lua:2: a candidate has no field inflight (did you mean in_flight?)"},
+		{"a misspelt field of a loop's candidate", "function route(r, cands)\n  for _, w in ipairs(cands) do\n    if w.max_inflight > 0 then return w.id end\n  end\nend",
+			"test.lua:3: a candidate has no field max_inflight (did you mean max_in_flight?)"},
+		{"a candidate method", "function route(r, c)\n  return c[1]:hasTag('eu') and c[1].id\nend",
+			"test.lua:2: a candidate's only method is has_tag, not hasTag"},
+		{"a helper called with a colon", "function route(r, c)\n  return dispatch:least_loaded(c)\nend",
+			"test.lua:2: dispatch:least_loaded passes the dispatch table as the first argument: call dispatch.least_loaded(...)"},
+		{"an unknown helper called with a colon", "function route(r, c)\n  return dispatch:leastloaded(c)\nend",
+			"test.lua:2: dispatch has no leastloaded"},
+		{"a write to a library", "function string.trim(s) return s end\nfunction route(r, c) return c[1].id end",
+			"test.lua:1: the string table is read-only: keep your own functions in a local table"},
+		{"a write to the request", "function route(r, c)\n  r.attempt = 2\n  return c[1].id\nend",
+			"test.lua:2: the request is read-only"},
+		{"a write to a candidate", "function route(r, c)\n  c[1].in_flight = 0\n  return c[1].id\nend",
+			"test.lua:2: the candidates are read-only"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := router.NewCompiler(router.Limits{}).Compile(router.Lua, "test.lua", []byte(tc.src))
@@ -48,6 +68,18 @@ func TestLuaNamesAreCheckedWhenCompiled(t *testing.T) {
 		// a local that shadows a library: its members are not checked
 		"function route(r, c) local string = {startswith = function() return true end} return string.startswith() and c[1].id end",
 		"function route(r, c) local ok = pcall(error, 'x') assert(true) return select('#', 1) and tostring(1) and type(c) and c[1].id end",
+		// globals assigned in functions passed around, in tables, in conditions
+		"function route(r, c) pcall(function() picked = c[1].id end) return picked end",
+		"local M = {init = function() ready = 1 end}\nfunction route(r, c) M.init() return c[ready].id end",
+		"function route(r, c) table.sort({3, 1}, function(a, b) last = a return a < b end) return last and c[1].id end",
+		"function route(r, c) if pcall(function() g = 1 end) then return c[g].id end end",
+		// fields that exist; a parameter given another value is not checked
+		"function route(r, c) if r.input_content_type and r.attempt > 1 then return nil end for _, w in ipairs(c) do if w.available > 0 and w:has_tag('eu') and #w.tags > 0 then return w.id end end end",
+		"function route(r, c) r = {regoin = 'eu'} return r.regoin and c[1].id end",
+		"function route(r, c) local w = c[1] w = {inflight = 0} return w.inflight == 0 and c[1].id end",
+		// a local table of one's own, methods and all
+		"local util = {}\nfunction util.pick(c) return c[1].id end\nfunction util:name() return self.x end\nfunction route(r, c) return util.pick(c) end",
+		"function route(r, c) return ('W1'):lower() == c[1].id and c[1].id or string.upper(c[1].id):lower() end",
 	} {
 		if _, err := router.NewCompiler(router.Limits{}).Compile(router.Lua, "ok.lua", []byte(src)); err != nil {
 			t.Errorf("a valid script was refused: %v\n%s", err, src)

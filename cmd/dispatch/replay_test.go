@@ -144,10 +144,10 @@ func TestReplayWhatIf(t *testing.T) {
 	// A script that fails on recorded traffic fails the what-if, its errors
 	// on one line each in the table and the first one whole below it.
 	broken := filepath.Join(t.TempDir(), "broken.lua")
-	os.WriteFile(broken, []byte("function route(r, c)\n  return c[1].nope.id\nend\n"), 0o644)
+	os.WriteFile(broken, []byte("function route(r, c)\n  local pick\n  return pick.id\nend\n"), 0o644) // fails when it runs
 	code, stdout, stderr = runCLI(t, "", "replay", "--journal", path, "--what-if", broken, "--channel", "prod/email")
 	if code != exitError || !strings.Contains(stdout, "would change 4 (100.0%), 4 of them errors") ||
-		!strings.Contains(stderr, broken+": fails on 4 of 4 recorded decisions; the first error:\n"+broken+":2") {
+		!strings.Contains(stderr, broken+": fails on 4 of 4 recorded decisions; the first error:\n"+broken+":3") {
 		t.Errorf("broken script: exit %d\nstdout %s\nstderr %s", code, stdout, stderr)
 	}
 	for _, line := range strings.Split(stdout, "\n") {
