@@ -102,6 +102,9 @@ type nameCheck struct {
 	assigned   map[string]bool // globals the script assigns somewhere
 	reassigned map[string]bool // every name assigned with = anywhere (a parameter given a new value, say)
 	declared   map[string]bool // every local name declared anywhere, for suggestions
+	routeDefs  int             // definitions of the global route
+	routeRead  bool            // route is read as a value somewhere (called, kept)
+	probing    bool            // the expression being walked tests whether a name exists
 	problems   []nameProblem
 }
 
@@ -150,7 +153,11 @@ func (c *nameCheck) findAssigned(stmts []ast.Stmt) {
 	var walk func(stmts []ast.Stmt)
 	exprs := func(es []ast.Expr) {
 		for _, e := range es {
-			eachFunction(e, func(f *ast.FunctionExpr) { walk(f.Stmts) })
+			eachFunction(e, func(f *ast.FunctionExpr) { walk(f.Stmts) }, func(id *ast.IdentExpr) {
+				if id.Value == "route" {
+					c.routeRead = true
+				}
+			})
 		}
 	}
 	walk = func(stmts []ast.Stmt) {
@@ -161,6 +168,9 @@ func (c *nameCheck) findAssigned(stmts []ast.Stmt) {
 					if id, ok := l.(*ast.IdentExpr); ok {
 						c.assigned[id.Value] = true
 						c.reassigned[id.Value] = true
+						if id.Value == "route" {
+							c.routeDefs++
+						}
 					}
 				}
 				exprs(s.Lhs)
@@ -168,6 +178,9 @@ func (c *nameCheck) findAssigned(stmts []ast.Stmt) {
 			case *ast.FuncDefStmt:
 				if id, ok := s.Name.Func.(*ast.IdentExpr); ok {
 					c.assigned[id.Value] = true
+					if id.Value == "route" {
+						c.routeDefs++
+					}
 				}
 				walk(s.Func.Stmts)
 			case *ast.LocalAssignStmt:
@@ -201,12 +214,15 @@ func (c *nameCheck) findAssigned(stmts []ast.Stmt) {
 }
 
 // eachFunction calls fn for every function literal in e, outermost first,
-// without entering their bodies (fn does that).
-func eachFunction(e ast.Expr, fn func(*ast.FunctionExpr)) {
+// without entering their bodies (fn does that), and ident for every name e
+// reads outside them.
+func eachFunction(e ast.Expr, fn func(*ast.FunctionExpr), ident func(*ast.IdentExpr)) {
 	var visit func(e ast.Expr)
 	visit = func(e ast.Expr) {
 		switch e := e.(type) {
 		case nil:
+		case *ast.IdentExpr:
+			ident(e)
 		case *ast.FunctionExpr:
 			fn(e)
 		case *ast.AttrGetExpr:
@@ -297,15 +313,15 @@ func (c *nameCheck) stmt(s ast.Stmt) {
 	case *ast.DoBlockStmt:
 		c.scoped(s.Stmts)
 	case *ast.WhileStmt:
-		c.expr(s.Condition)
+		c.probe(s.Condition)
 		c.scoped(s.Stmts)
 	case *ast.RepeatStmt:
 		c.push() // until sees the body's locals
 		c.stmts(s.Stmts)
-		c.expr(s.Condition)
+		c.probe(s.Condition)
 		c.pop()
 	case *ast.IfStmt:
-		c.expr(s.Condition)
+		c.probe(s.Condition)
 		c.scoped(s.Then)
 		c.scoped(s.Else)
 	case *ast.NumberForStmt:
@@ -335,11 +351,19 @@ func (c *nameCheck) stmt(s ast.Stmt) {
 }
 
 // route walks the route function, whose parameters are the request and the
-// candidates.
+// candidates, when nothing else can call it: defined once, never read as a
+// value (a script that calls route itself, or wraps it, may pass anything).
 func (c *nameCheck) route(f *ast.FunctionExpr) {
-	c.push()
 	names := f.ParList.Names
+	if c.routeDefs != 1 || c.routeRead || len(slices.Compact(slices.Sorted(slices.Values(names)))) != len(names) {
+		c.function(f)
+		return
+	}
+	c.push()
 	c.declare(names...)
+	if f.ParList.HasVargs {
+		c.declare("arg")
+	}
 	if len(names) > 0 {
 		c.declareKind(names[0], requestValue)
 	}
@@ -352,6 +376,9 @@ func (c *nameCheck) route(f *ast.FunctionExpr) {
 
 func (c *nameCheck) function(f *ast.FunctionExpr, extra ...string) {
 	names := append(extra, f.ParList.Names...)
+	if f.ParList.HasVargs {
+		names = append(names, "arg") // gopher-lua's Lua 5.0 compatibility: arg holds the varargs
+	}
 	c.scoped(f.Stmts, names...)
 }
 
@@ -430,7 +457,52 @@ func (c *nameCheck) target(e ast.Expr) {
 	}
 }
 
+// probe walks an expression that tests whether something exists: a
+// condition, the left side of or, the operand of not, a comparison with
+// nil. There a missing global or member is the point (if DEBUG then,
+// table.unpack or unpack), not a mistake.
+func (c *nameCheck) probe(e ast.Expr) {
+	switch e := e.(type) {
+	case *ast.IdentExpr, *ast.AttrGetExpr:
+		was := c.probing
+		c.probing = true
+		c.expr(e)
+		c.probing = was
+	case *ast.LogicalOpExpr:
+		c.probe(e.Lhs)
+		c.probe(e.Rhs)
+	case *ast.UnaryNotOpExpr:
+		c.probe(e.Expr)
+	case *ast.RelationalOpExpr:
+		if e.Operator == "==" || e.Operator == "~=" {
+			c.probe(e.Lhs)
+			c.probe(e.Rhs)
+			return
+		}
+		c.expr(e)
+	default:
+		c.expr(e)
+	}
+}
+
 func (c *nameCheck) expr(e ast.Expr) {
+	if c.probing {
+		// Only the outermost name or member is a probe: what it is read
+		// from must exist (a.b.c probes c, and checks a.b).
+		c.probing = false
+		defer func() { c.probing = true }()
+		switch e := e.(type) {
+		case *ast.IdentExpr:
+			return
+		case *ast.AttrGetExpr:
+			c.expr(e.Object)
+			c.expr(e.Key)
+			if key, ok := e.Key.(*ast.StringExpr); ok && c.kindOf(e.Object) != plainValue {
+				c.member(e.Line(), e.Object, key.Value) // a field of the request or a candidate is not probed for
+			}
+			return
+		}
+	}
 	switch e := e.(type) {
 	case *ast.IdentExpr:
 		c.read(e)
@@ -459,7 +531,11 @@ func (c *nameCheck) expr(e ast.Expr) {
 		}
 		c.exprs(e.Args)
 	case *ast.LogicalOpExpr:
-		c.expr(e.Lhs)
+		if e.Operator == "or" {
+			c.probe(e.Lhs) // x = table.unpack or unpack
+		} else {
+			c.expr(e.Lhs)
+		}
 		c.expr(e.Rhs)
 	case *ast.RelationalOpExpr:
 		c.expr(e.Lhs)
@@ -481,7 +557,7 @@ func (c *nameCheck) expr(e ast.Expr) {
 
 // method checks a call written receiver:method(...).
 func (c *nameCheck) method(call *ast.FuncCallExpr) {
-	if lib := c.library(call.Receiver); lib == "dispatch" && slices.Contains(dispatchHelpers, call.Method) {
+	if lib := c.library(call.Receiver); lib == "dispatch" && slices.Contains(dispatchHelpers, call.Method) && call.Method != "random" {
 		c.problem(call.Line(), "dispatch:%s passes the dispatch table as the first argument: call dispatch.%s(...)", call.Method, call.Method)
 		return
 	}

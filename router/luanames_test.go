@@ -46,6 +46,10 @@ func TestLuaNamesAreCheckedWhenCompiled(t *testing.T) {
 			"test.lua:2: the request is read-only"},
 		{"a write to a candidate", "function route(r, c)\n  c[1].in_flight = 0\n  return c[1].id\nend",
 			"test.lua:2: the candidates are read-only"},
+		{"a probe still checks what it reads from", "function route(r, c)\n  if dispatch.leastloaded.x then return nil end\nend",
+			"test.lua:2: dispatch has no leastloaded"},
+		{"a misspelt field in a condition", "function route(r, c)\n  if c[1].inflight == nil then return nil end\nend",
+			"test.lua:2: a candidate has no field inflight"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := router.NewCompiler(router.Limits{}).Compile(router.Lua, "test.lua", []byte(tc.src))
@@ -80,6 +84,15 @@ func TestLuaNamesAreCheckedWhenCompiled(t *testing.T) {
 		// a local table of one's own, methods and all
 		"local util = {}\nfunction util.pick(c) return c[1].id end\nfunction util:name() return self.x end\nfunction route(r, c) return util.pick(c) end",
 		"function route(r, c) return ('W1'):lower() == c[1].id and c[1].id or string.upper(c[1].id):lower() end",
+		// route called or wrapped by the script itself: its parameters may be anything
+		"function route(req, c) if req.region == 'eu' then return c[2].id end return c[1].id end\nlocal base = route\nfunction route(r, c) return base({region = 'eu'}, c) end",
+		"function route(r, c) if r.fallback then return c[1].id end return route({fallback = true}, c) end",
+		"function route(r, c, c) return c end", // the last of two same-named parameters wins in Lua
+		// arg in a vararg function (gopher-lua's Lua 5.0 compatibility)
+		"function route(...) local c = arg[2] return c[arg.n - 1].id end",
+		// testing whether a name exists is the point, not a mistake
+		"local unpack = table.unpack or unpack\nfunction route(r, c) if math.type then return nil end if DEBUG then return nil end if not string.startswith and select_worker == nil then return c[1].id end end",
+		"function route(r, c) return dispatch:random() and c[1].id end", // random ignores its arguments
 	} {
 		if _, err := router.NewCompiler(router.Limits{}).Compile(router.Lua, "ok.lua", []byte(src)); err != nil {
 			t.Errorf("a valid script was refused: %v\n%s", err, src)
