@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -411,36 +412,62 @@ func (c *collector) ops() []engine.Operation {
 // decision (a comment, a renamed local) leaves the golden as it was, while
 // a swap still shows as a new version.
 func normalise(ops []engine.Operation, s *Scenario) []engine.Operation {
-	var full, short []string       // old, new pairs for the replacer
-	version := map[string]string{} // short form → vN
-	see := func(h string) {
+	// The versions are the scenario's own programs' and those the journal
+	// names; only those are numbered, and only where a hash is written
+	// (sha256:HEX, or LANG HEX12 in messages), so that other text that
+	// looks like hex stays as it is.
+	known := map[string]string{} // 12-digit form → vN
+	number := func(h string) {
+		if h == "" {
+			return
+		}
 		hex := strings.TrimPrefix(h, "sha256:")
-		key := hex[:min(12, len(hex))]
-		v, ok := version[key]
-		if !ok {
-			v = fmt.Sprintf("v%d", len(version)+1)
-			version[key] = v
-			short = append(short, key, v)
-		}
-		if len(hex) > 12 {
-			full = append(full, h, v)
+		if key := hex[:min(12, len(hex))]; known[key] == "" {
+			known[key] = fmt.Sprintf("v%d", len(known)+1)
 		}
 	}
-	for _, op := range ops {
-		if op.Router.Hash != "" {
-			see(op.Router.Hash)
-		}
-		// A version that only ever failed is named in messages alone.
-		for _, h := range messageHashes.FindAllString(op.Message, -1) {
-			see(strings.TrimPrefix(strings.TrimPrefix(h, "lua "), "expr "))
+	var programs []string
+	for _, ch := range s.Config.Channels {
+		if p := ch.Routing.Program; p != nil {
+			programs = append(programs, p.Hash())
 		}
 	}
-	hashes := strings.NewReplacer(append(full, short...)...) // full forms first: they hold the short ones
+	for _, st := range s.Steps {
+		if st.Swap != nil && st.Swap.Program != nil {
+			programs = append(programs, st.Swap.Program.Hash())
+		}
+	}
+	for _, op := range ops { // in the order they first appear
+		number(op.Router.Hash)
+		for _, m := range messageHashes.FindAllStringSubmatch(op.Message, -1) {
+			if h := cmp.Or(m[1], m[3]); slices.ContainsFunc(programs, func(p string) bool { return strings.HasPrefix(strings.TrimPrefix(p, "sha256:"), h) }) {
+				number(h)
+			}
+		}
+	}
+	for _, h := range programs { // after those that appear, so as not to shift them
+		number(h)
+	}
+	rename := func(text string) string {
+		return messageHashes.ReplaceAllStringFunc(text, func(m string) string {
+			sub := messageHashes.FindStringSubmatch(m)
+			hex := cmp.Or(sub[1], sub[3])
+			v, ok := known[hex[:min(12, len(hex))]]
+			switch {
+			case !ok:
+				return m
+			case sub[1] != "":
+				return v
+			}
+			return sub[2] + " " + v
+		})
+	}
 	for i := range ops {
-		ops[i].Router.Hash = hashes.Replace(ops[i].Router.Hash)
-		ops[i].Message = hashes.Replace(ops[i].Message)
+		if h := ops[i].Router.Hash; h != "" {
+			ops[i].Router.Hash = known[strings.TrimPrefix(h, "sha256:")[:12]]
+		}
+		ops[i].Message = rename(ops[i].Message)
 	}
-
 	dir := absPath(filepath.Dir(s.File))
 	paths := []string{s.File, s.Config.File}
 	for _, ch := range s.Config.Channels {
@@ -472,7 +499,7 @@ func normalise(ops []engine.Operation, s *Scenario) []engine.Operation {
 
 // messageHashes finds router hashes in messages: in full, or the 12 digits
 // routers print after the language.
-var messageHashes = regexp.MustCompile(`sha256:[0-9a-f]{64}|(?:lua|expr) [0-9a-f]{12}\b`)
+var messageHashes = regexp.MustCompile(`sha256:([0-9a-f]{64})|\b(lua|expr) ([0-9a-f]{12})\b`)
 
 // absPath is p made absolute, or p if that fails.
 func absPath(p string) string {

@@ -257,3 +257,32 @@ steps:
 		t.Fatalf("a changed decision passed: %+v", res)
 	}
 }
+
+// TestGoldenNumbersOnlyRouterHashes: text that merely looks like a hash (in
+// a worker's failure, in a script's own error) is left as it is.
+func TestGoldenNumbersOnlyRouterHashes(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "s.yaml")
+	if err := os.WriteFile(path, []byte(`version: 1
+channels:
+  - namespace: prod
+    task_queue: email
+    routing: {lang: lua, source: "function route(r, c) if r.workflow_id == 'wf-2' then error('bad expr 0123456789ab') end return c[1].id end"}
+workers:
+  - {channel: prod/email, id: w1, script: [{fail: "lua cafe00000000 crashed"}]}
+steps:
+  - request: {channel: prod/email, workflow_id: wf-1, activity_type: send}
+  - request: {channel: prod/email, workflow_id: wf-2, activity_type: send}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if res := scenario.Check(context.Background(), path, true); !res.Updated {
+		t.Fatalf("update: %+v", res)
+	}
+	golden, _ := os.ReadFile(scenario.GoldenPath(path))
+	for _, want := range []string{`"hash":"v1"`, "lua cafe00000000 crashed", "bad expr 0123456789ab (lua v1)"} {
+		if !strings.Contains(string(golden), want) {
+			t.Errorf("golden journal lacks %q:\n%s", want, golden)
+		}
+	}
+}
