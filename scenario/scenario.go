@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -439,6 +440,9 @@ func payload(n *yaml.Node, contentType string) (engine.Payload, error) {
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!str" {
 		if contentType == "" {
 			contentType = "text/plain"
+		}
+		if mt, _, err := mime.ParseMediaType(contentType); err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json")) && !json.Valid([]byte(n.Value)) {
+			return engine.Payload{}, fmt.Errorf("the content_type is %s but the input string is not JSON; give the value itself, not a string, or another content_type", contentType)
 		}
 		return engine.Payload{ContentType: contentType, Data: []byte(n.Value)}, nil
 	}

@@ -75,6 +75,12 @@ func TestLoadErrors(t *testing.T) {
 		{"unknown key", "version: 1\nchannels: []\nstepz: []\n", []string{`:3: the scenario: unknown key "stepz" (known: channels, config, defaults, description, steps, version, workers)`}},
 		{"unknown key in a worker", "version: 1\nchannels: []\nworkers:\n  - {id: w1, colour: blue}\n", []string{`:4: worker: unknown key "colour" (known: channel, id, max_in_flight, script, tags)`}},
 		{"empty", "", []string{":1: the file is empty"}},
+		{"input not JSON under a JSON content type", `version: 1
+channels:
+  - {namespace: prod, task_queue: email, routing: {lang: lua, source: "function route(r, c) return c[1].id end"}}
+steps:
+  - request: {channel: prod/email, workflow_id: wf-1, activity_type: send, input: "hi", content_type: application/json}
+`, []string{":5: request: input: the content_type is application/json but the input string is not JSON"}},
 		{"duplicate worker", `version: 1
 channels:
   - {namespace: prod, task_queue: email, routing: {lang: lua, source: "function route(r, c) return c[1].id end"}}
