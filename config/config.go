@@ -177,7 +177,7 @@ func ParseChannelFlag(s string) (engine.ChannelName, error) {
 	}
 	ns, queue, ok := strings.Cut(s, "/")
 	if !ok {
-		return engine.ChannelName{}, fmt.Errorf("channel %q: want NAMESPACE/TASK_QUEUE", s)
+		return engine.ChannelName{}, fmt.Errorf("channel %q: want NAMESPACE/TASK_QUEUE (or aion.dispatch.NAMESPACE.TASK_QUEUE)", s)
 	}
 	return engine.DispatchChannel(ns, queue)
 }

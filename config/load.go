@@ -145,10 +145,11 @@ func (l *loader) yamlError(data []byte, err error) {
 	}
 	if line, text := syntaxLine(data); line > 0 {
 		e.Line = line
-		if strings.Contains(e.Msg, "tab character") {
-			indent := text[:len(text)-len(bytes.TrimLeft(text, " \t"))]
-			if i := bytes.IndexByte(indent, '\t'); i >= 0 {
-				e.Column = i + 1
+		indent := text[:len(text)-len(bytes.TrimLeft(text, " \t"))]
+		if i := bytes.IndexByte(indent, '\t'); i >= 0 { // what editors most often get wrong
+			e.Column = i + 1
+			if !strings.Contains(e.Msg, "tab character") {
+				e.Msg += " (a tab in the indentation: YAML indents with spaces)"
 			}
 		}
 	}
@@ -374,8 +375,10 @@ func (l *loader) duration(n *yaml.Node, what string, positive bool) time.Duratio
 	switch {
 	case err != nil:
 		l.errorf(s, "%s: %q is not a duration (write it like 50ms, 2s or 1m30s)", what, s.Value)
-	case d < 0 || (positive && d == 0):
+	case positive && d <= 0:
 		l.errorf(s, "%s must be above zero, got %s", what, s.Value)
+	case d < 0:
+		l.errorf(s, "%s cannot be negative, got %s", what, s.Value)
 	}
 	return d
 }

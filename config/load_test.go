@@ -122,6 +122,8 @@ func TestLoadReportsEveryProblemWithItsPlace(t *testing.T) {
 		// early for parser errors; the error names the line that broke it.
 		{"a tab in the indentation", "version: 1\nchannels:\n  - namespace: prod\n    task_queue: email\n \trouting: {lua: a.lua}\n",
 			[]string{"conf/dispatch.yaml:5:2: found a tab character that violates indentation"}},
+		{"a tab starting a list item", "version: 1\nchannels:\n\t- namespace: p\n",
+			[]string{"conf/dispatch.yaml:3:1: found character that cannot start any token (a tab in the indentation: YAML indents with spaces)"}},
 		{"an unclosed flow mapping", "version: 1\nchannels:\n  - namespace: prod\n    task_queue: email\n    routing: {lua: a.lua\n  - namespace: x\n",
 			[]string{"conf/dispatch.yaml:5: did not find expected ',' or '}'"}},
 		{"an unclosed quote", "version: 1\nchannels:\n  - namespace: prod\n    task_queue: \"email\n    routing: {lua: a.lua}\n",
@@ -201,7 +203,7 @@ channels:
 			`conf/dispatch.yaml:11:24: tag "" must be non-empty`,
 			`conf/dispatch.yaml:11:28: tag " gpu" must be non-empty`,
 			`conf/dispatch.yaml:12:32: max_in_flight must be a whole number, got str "many"`,
-			`conf/dispatch.yaml:12:58: latency must be above zero, got -1ms`,
+			`conf/dispatch.yaml:12:58: latency cannot be negative, got -1ms`,
 			`conf/dispatch.yaml:12:75: fail_rate must be a number from 0 to 1, got 1.5`,
 			`conf/dispatch.yaml:12:91: exit_rate must be a number from 0 to 1, got str "x"`,
 			`conf/dispatch.yaml:12:109: restart_after must be above zero, got 0s`,

@@ -75,7 +75,8 @@ func compileLuaChecked(name string, src []byte, limits Limits, checkNamesFirst b
 		return nil, &ScriptError{Lang: Lua, File: name, Message: err.Error(), Err: err}
 	}
 	if p, ok := checkNames(chunk); checkNamesFirst && !ok {
-		return nil, &ScriptError{Lang: Lua, File: name, Line: p.line, Message: p.msg, Snippet: sourceLine(src, p.line)}
+		snippet := sourceLine(src, p.line)
+		return nil, &ScriptError{Lang: Lua, File: name, Line: p.line, Column: tokenColumn(snippet, p.token), Message: p.msg, Snippet: snippet}
 	}
 	pure, direct := pureChunk(chunk)
 	rewriteConcat(chunk)

@@ -12,7 +12,10 @@ import (
 )
 
 // dispatchHelpers are the functions of the sandbox's dispatch table.
-var dispatchHelpers = []string{"concat", "has_tag", "json_decode", "least_loaded", "p2c", "random", "rendezvous", "with_tag"}
+var dispatchHelpers = []string{"has_tag", "json_decode", "least_loaded", "p2c", "random", "rendezvous", "with_tag"}
+
+// removedMembers are the library functions the sandbox takes away.
+var removedMembers = map[string]bool{"string.dump": true, "math.randomseed": true}
 
 // libraryMembers lists, per library table the sandbox keeps, the names it
 // holds there (what gopher-lua's library has, less what the sandbox drops).
@@ -24,7 +27,7 @@ var libraryMembers = sync.OnceValue(func() map[string][]string {
 		L.Call(0, 0)
 	}
 	dropped := map[string]bool{"string.dump": true, "math.randomseed": true}
-	out := map[string][]string{"dispatch": dispatchHelpers}
+	out := map[string][]string{"dispatch": append(slices.Clone(dispatchHelpers), "concat")} // concat: what .. calls; not listed
 	for _, lib := range []string{"string", "table", "math"} {
 		var names []string
 		if t, ok := L.GetGlobal(lib).(*lua.LTable); ok {
@@ -44,6 +47,8 @@ var libraryMembers = sync.OnceValue(func() map[string][]string {
 type nameProblem struct {
 	line int
 	msg  string
+	// token is the text to put the caret under on the line, if found.
+	token string
 	// unknown, when set, is a variable name to suggest a close one for;
 	// the suggestion is worked out for the reported problem only.
 	unknown string
@@ -141,8 +146,8 @@ func (c *nameCheck) local(name string) bool {
 	return ok
 }
 
-func (c *nameCheck) problem(line int, format string, args ...any) {
-	c.problems = append(c.problems, nameProblem{line: line, msg: fmt.Sprintf(format, args...)})
+func (c *nameCheck) problem(line int, token, format string, args ...any) {
+	c.problems = append(c.problems, nameProblem{line: line, token: token, msg: fmt.Sprintf(format, args...)})
 }
 
 // findAssigned collects every global name the chunk assigns, at any depth:
@@ -419,19 +424,28 @@ func (c *nameCheck) library(e ast.Expr) string {
 func (c *nameCheck) member(line int, object ast.Expr, key string) {
 	if lib := c.library(object); lib != "" {
 		members := libraryMembers()[lib]
-		if !slices.Contains(members, key) {
-			c.problem(line, "%s has no %s%s (it has %s)", lib, key, didYouMean(key, members), strings.Join(members, ", "))
+		if slices.Contains(members, key) {
+			return
 		}
+		if removedMembers[lib+"."+key] {
+			c.problem(line, key, "%s.%s is not available to routing scripts (the sandbox removes it)", lib, key)
+			return
+		}
+		listed := members
+		if lib == "dispatch" {
+			listed = dispatchHelpers // without concat, what .. calls
+		}
+		c.problem(line, key, "%s has no %s%s (it has %s)", lib, key, didYouMean(key, listed), strings.Join(listed, ", "))
 		return
 	}
 	switch c.kindOf(object) {
 	case requestValue:
 		if !slices.Contains(requestFields, key) {
-			c.problem(line, "the request has no field %s%s (it has %s)", key, didYouMean(key, requestFields), strings.Join(requestFields, ", "))
+			c.problem(line, key, "the request has no field %s%s (it has %s)", key, didYouMean(key, requestFields), strings.Join(requestFields, ", "))
 		}
 	case candidateValue:
 		if !slices.Contains(candidateFields, key) {
-			c.problem(line, "a candidate has no field %s%s (it has %s)", key, didYouMean(key, candidateFields), strings.Join(candidateFields, ", "))
+			c.problem(line, key, "a candidate has no field %s%s (it has %s)", key, didYouMean(key, candidateFields), strings.Join(candidateFields, ", "))
 		}
 	}
 }
@@ -446,14 +460,14 @@ func (c *nameCheck) target(e ast.Expr) {
 	c.expr(get.Object)
 	c.expr(get.Key)
 	if lib := c.library(get.Object); lib != "" {
-		c.problem(get.Line(), "the %s table is read-only: keep your own functions in a local table", lib)
+		c.problem(get.Line(), lib, "the %s table is read-only: keep your own functions in a local table", lib)
 		return
 	}
 	switch c.kindOf(get.Object) {
 	case requestValue:
-		c.problem(get.Line(), "the request is read-only: copy what you need into a local")
+		c.problem(get.Line(), "=", "the request is read-only: copy what you need into a local")
 	case candidateValue, candidatesValue:
-		c.problem(get.Line(), "the candidates are read-only: copy what you need into a local table")
+		c.problem(get.Line(), "=", "the candidates are read-only: copy what you need into a local table")
 	}
 }
 
@@ -558,16 +572,16 @@ func (c *nameCheck) expr(e ast.Expr) {
 // method checks a call written receiver:method(...).
 func (c *nameCheck) method(call *ast.FuncCallExpr) {
 	if lib := c.library(call.Receiver); lib == "dispatch" && slices.Contains(dispatchHelpers, call.Method) && call.Method != "random" {
-		c.problem(call.Line(), "dispatch:%s passes the dispatch table as the first argument: call dispatch.%s(...)", call.Method, call.Method)
+		c.problem(call.Line(), "dispatch:", "dispatch:%s passes the dispatch table as the first argument: call dispatch.%s(...)", call.Method, call.Method)
 		return
 	}
 	switch c.kindOf(call.Receiver) {
 	case requestValue:
-		c.problem(call.Line(), "the request has no methods: r:%s(...)", call.Method)
+		c.problem(call.Line(), call.Method, "the request has no methods: r:%s(...)", call.Method)
 		return
 	case candidateValue:
 		if call.Method != "has_tag" {
-			c.problem(call.Line(), "a candidate's only method is has_tag, not %s", call.Method)
+			c.problem(call.Line(), call.Method, "a candidate's only method is has_tag, not %s", call.Method)
 		}
 		return
 	}
@@ -580,7 +594,7 @@ func (c *nameCheck) read(id *ast.IdentExpr) {
 	if c.local(name) || c.assigned[name] || luaBaseAllowed[name] || name == "dispatch" {
 		return
 	}
-	c.problems = append(c.problems, nameProblem{line: id.Line(), unknown: name})
+	c.problems = append(c.problems, nameProblem{line: id.Line(), unknown: name, token: name})
 }
 
 // unknownName says why name is unknown, with a close name if there is one.
@@ -617,6 +631,9 @@ func didYouMean(name string, names []string) string {
 		return ""
 	}
 	for _, n := range names {
+		if n == name {
+			continue // a local of another block: not a suggestion
+		}
 		if d := editDistance(strings.ToLower(name), strings.ToLower(n)); d < bestD {
 			best, bestD = n, d
 		}
@@ -651,4 +668,31 @@ func editDistance(a, b string) int {
 		}
 	}
 	return d[len(a)][len(b)]
+}
+
+// tokenColumn returns the 1-based column of token in line (as a whole word
+// when it is one), or 0.
+func tokenColumn(line, token string) int {
+	if token == "" {
+		return 0
+	}
+	word := true
+	for _, r := range token {
+		word = word && (r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9')
+	}
+	for from := 0; ; {
+		i := strings.Index(line[from:], token)
+		if i < 0 {
+			return 0
+		}
+		i += from
+		end := i + len(token)
+		isWord := func(b byte) bool {
+			return b == '_' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9'
+		}
+		if !word || ((i == 0 || !isWord(line[i-1])) && (end == len(line) || !isWord(line[end]))) {
+			return i + 1
+		}
+		from = end
+	}
 }

@@ -178,6 +178,10 @@ func runWhatIf(path string, ops []engine.Operation, lines []int, script, channel
 		fmt.Fprintf(stderr, "dispatch replay: --what-if %s: want a .lua or .expr file\n", script)
 		return exitUsage
 	}
+	if examples < 0 {
+		fmt.Fprintf(stderr, "dispatch replay: --examples %d: want 0 or more\n", examples)
+		return exitUsage
+	}
 	if timeout <= 0 {
 		fmt.Fprintf(stderr, "dispatch replay: --timeout %s: want a positive duration such as 50ms\n", timeout)
 		return exitUsage

@@ -19,8 +19,9 @@ Runs golden scenarios: each NAME.yaml names a config (config: FILE) or
 declares channels inline, scripted workers (what each does with its 1st,
 2nd, … request: complete, fail, exit or hang, with a latency) and steps
 (requests, script swaps, workers added or removed, a replay). Running one
-gives its journal with times removed and conversation ids numbered c1,
-c2, …; it must equal NAME.golden.jsonl beside it. On a difference, prints a
+gives its journal with times removed, conversation ids numbered c1, c2, …,
+router versions numbered v1, v2, … and paths relative to the scenario; it
+must equal NAME.golden.jsonl beside it. On a difference, prints a
 line diff (- golden, + run). The format is in docs/scenarios.md.
 
 With no DIR, runs testdata/scenarios. A DIR holds scenarios directly (not
