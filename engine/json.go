@@ -75,6 +75,20 @@ func (p *Payload) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// ErrPayloadNotJSON is what [Payload.Check] reports for a payload whose
+// content type says JSON but whose data is not.
+var ErrPayloadNotJSON = errors.New("the content type says JSON but the data is not JSON")
+
+// Check reports whether p is what its content type says, as far as the
+// engine can tell: data under application/json or a +json type must be
+// JSON (scripts decode it, and the journal embeds it as JSON).
+func (p Payload) Check() error {
+	if len(p.Data) > 0 && isJSONContentType(p.ContentType) && !json.Valid(p.Data) {
+		return fmt.Errorf("%w (content type %s)", ErrPayloadNotJSON, p.ContentType)
+	}
+	return nil
+}
+
 // isJSONContentType reports whether ct is application/json or a +json type.
 func isJSONContentType(ct string) bool {
 	if ct == "application/json" { // the common case, without parsing

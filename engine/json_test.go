@@ -2,6 +2,7 @@ package engine_test
 
 import (
 	"encoding/json"
+	"errors"
 	"reflect"
 	"strings"
 	"testing"
@@ -235,5 +236,24 @@ func TestMarshalRejectsYearsRFC3339CannotWrite(t *testing.T) {
 	op := engine.Operation{Kind: engine.OpMessageSent, Time: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}
 	if _, err := op.AppendJSON(nil); err == nil {
 		t.Error("year 10000 was written")
+	}
+}
+
+func TestPayloadCheck(t *testing.T) {
+	for _, tc := range []struct {
+		p  engine.Payload
+		ok bool
+	}{
+		{engine.Payload{}, true},
+		{engine.Payload{ContentType: "application/json", Data: []byte(`{"a":1}`)}, true},
+		{engine.Payload{ContentType: "application/json", Data: []byte(`hi`)}, false},
+		{engine.Payload{ContentType: "application/cloudevents+json; charset=utf-8", Data: []byte(`{`)}, false},
+		{engine.Payload{ContentType: "text/plain", Data: []byte(`hi`)}, true},
+		{engine.Payload{ContentType: "application/json"}, true}, // no data: nothing to check
+	} {
+		err := tc.p.Check()
+		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, engine.ErrPayloadNotJSON)) {
+			t.Errorf("%+v: Check() = %v", tc.p, err)
+		}
 	}
 }

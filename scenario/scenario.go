@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -441,10 +440,11 @@ func payload(n *yaml.Node, contentType string) (engine.Payload, error) {
 		if contentType == "" {
 			contentType = "text/plain"
 		}
-		if mt, _, err := mime.ParseMediaType(contentType); err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json")) && !json.Valid([]byte(n.Value)) {
-			return engine.Payload{}, fmt.Errorf("the content_type is %s but the input string is not JSON; give the value itself, not a string, or another content_type", contentType)
+		p := engine.Payload{ContentType: contentType, Data: []byte(n.Value)}
+		if err := p.Check(); err != nil {
+			return engine.Payload{}, fmt.Errorf("%w; give the value itself, not a string, or another content_type", err)
 		}
-		return engine.Payload{ContentType: contentType, Data: []byte(n.Value)}, nil
+		return p, nil
 	}
 	var v any
 	if err := n.Decode(&v); err != nil {

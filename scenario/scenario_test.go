@@ -80,7 +80,7 @@ channels:
   - {namespace: prod, task_queue: email, routing: {lang: lua, source: "function route(r, c) return c[1].id end"}}
 steps:
   - request: {channel: prod/email, workflow_id: wf-1, activity_type: send, input: "hi", content_type: application/json}
-`, []string{":5: request: input: the content_type is application/json but the input string is not JSON"}},
+`, []string{":5: request: input: the content type says JSON but the data is not JSON (content type application/json)"}},
 		{"duplicate worker", `version: 1
 channels:
   - {namespace: prod, task_queue: email, routing: {lang: lua, source: "function route(r, c) return c[1].id end"}}

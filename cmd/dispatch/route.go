@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"os"
 	"reflect"
 	"slices"
@@ -191,15 +190,10 @@ func selection(ch engine.ChannelName, req routeRequest, cands []engine.ConsumerS
 // would not be JSON: a string input is sent as its text, so "hi" with
 // application/json would reach the worker, and scripts, as broken JSON.
 func checkInput(raw json.RawMessage, contentType string) error {
-	p := inputPayload(raw, contentType)
-	if len(p.Data) == 0 || json.Valid(p.Data) {
-		return nil
+	if err := inputPayload(raw, contentType).Check(); err != nil {
+		return fmt.Errorf("input: %w; give the JSON value itself, not a string, or another content_type", err)
 	}
-	mt, _, err := mime.ParseMediaType(p.ContentType)
-	if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
-		return nil
-	}
-	return fmt.Errorf("input: the content_type is %s but the input string is not JSON; give the JSON value itself, not a string, or another content_type", p.ContentType)
+	return nil
 }
 
 // inputPayload turns a JSON input into a payload: a JSON string is its text
