@@ -89,15 +89,7 @@ func TestRoundTrip(t *testing.T) {
 			if err := w.Close(); err != nil {
 				t.Fatal(err)
 			}
-			f, err := os.Open(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			got, truncated, err := journal.ReadAll(f)
-			if err != nil || truncated != 0 {
-				t.Fatalf("read: %v, truncated %d", err, truncated)
-			}
+			got := readBack(t, path)
 			if len(got) != len(ops) {
 				t.Fatalf("read %d ops, wrote %d", len(got), len(ops))
 			}
@@ -754,15 +746,7 @@ func TestOpenAfterLongLines(t *testing.T) {
 			if err := w.Close(); err != nil {
 				t.Fatal(err)
 			}
-			f, err := os.Open(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			ops, truncated, err := journal.ReadAll(f)
-			if err != nil || truncated != 0 {
-				t.Fatalf("read back: %v, a torn line at %d", err, truncated)
-			}
+			ops := readBack(t, path)
 			if len(ops) != tc.wantLines+1 || ops[len(ops)-1].Seq != uint64(tc.wantLines+1) {
 				t.Fatalf("read back %d lines, the last with seq %d; want %d, the last with seq %d",
 					len(ops), ops[len(ops)-1].Seq, tc.wantLines+1, tc.wantLines+1)
@@ -817,4 +801,19 @@ func TestAnswerTooLongForAJournalLine(t *testing.T) {
 	if len(out) != 1 || !errors.Is(out[0].Err, engine.ErrRecord) || !out[0].Result.IsZero() {
 		t.Fatalf("outcomes = %+v, want one record error without a result", out)
 	}
+}
+
+// readBack reads the journal at path whole; a torn line fails the test.
+func readBack(t *testing.T, path string) []engine.Operation {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	ops, truncated, err := journal.ReadAll(f)
+	if err != nil || truncated != 0 {
+		t.Fatalf("read %s: %v, a torn line at %d", path, err, truncated)
+	}
+	return ops
 }

@@ -222,49 +222,16 @@ func (c *nameCheck) findAssigned(stmts []ast.Stmt) {
 // without entering their bodies (fn does that), and ident for every name e
 // reads outside them.
 func eachFunction(e ast.Expr, fn func(*ast.FunctionExpr), ident func(*ast.IdentExpr)) {
-	var visit func(e ast.Expr)
-	visit = func(e ast.Expr) {
-		switch e := e.(type) {
-		case nil:
-		case *ast.IdentExpr:
-			ident(e)
-		case *ast.FunctionExpr:
-			fn(e)
-		case *ast.AttrGetExpr:
-			visit(e.Object)
-			visit(e.Key)
-		case *ast.TableExpr:
-			for _, f := range e.Fields {
-				visit(f.Key)
-				visit(f.Value)
-			}
-		case *ast.FuncCallExpr:
-			visit(e.Func)
-			visit(e.Receiver)
-			for _, a := range e.Args {
-				visit(a)
-			}
-		case *ast.LogicalOpExpr:
-			visit(e.Lhs)
-			visit(e.Rhs)
-		case *ast.RelationalOpExpr:
-			visit(e.Lhs)
-			visit(e.Rhs)
-		case *ast.ArithmeticOpExpr:
-			visit(e.Lhs)
-			visit(e.Rhs)
-		case *ast.StringConcatOpExpr:
-			visit(e.Lhs)
-			visit(e.Rhs)
-		case *ast.UnaryMinusOpExpr:
-			visit(e.Expr)
-		case *ast.UnaryNotOpExpr:
-			visit(e.Expr)
-		case *ast.UnaryLenOpExpr:
-			visit(e.Expr)
+	switch e := e.(type) {
+	case *ast.IdentExpr:
+		ident(e)
+	case *ast.FunctionExpr:
+		fn(e)
+	default:
+		for _, sub := range subExprs(e) {
+			eachFunction(sub, fn, ident)
 		}
 	}
-	visit(e)
 }
 
 func (c *nameCheck) stmts(stmts []ast.Stmt) {
@@ -528,13 +495,6 @@ func (c *nameCheck) expr(e ast.Expr) {
 		}
 	case *ast.FunctionExpr:
 		c.function(e)
-	case *ast.TableExpr:
-		for _, f := range e.Fields {
-			if f.Key != nil {
-				c.expr(f.Key)
-			}
-			c.expr(f.Value)
-		}
 	case *ast.FuncCallExpr:
 		if e.Func != nil {
 			c.expr(e.Func)
@@ -551,21 +511,8 @@ func (c *nameCheck) expr(e ast.Expr) {
 			c.expr(e.Lhs)
 		}
 		c.expr(e.Rhs)
-	case *ast.RelationalOpExpr:
-		c.expr(e.Lhs)
-		c.expr(e.Rhs)
-	case *ast.ArithmeticOpExpr:
-		c.expr(e.Lhs)
-		c.expr(e.Rhs)
-	case *ast.StringConcatOpExpr:
-		c.expr(e.Lhs)
-		c.expr(e.Rhs)
-	case *ast.UnaryMinusOpExpr:
-		c.expr(e.Expr)
-	case *ast.UnaryNotOpExpr:
-		c.expr(e.Expr)
-	case *ast.UnaryLenOpExpr:
-		c.expr(e.Expr)
+	default: // tables and operators: what they hold
+		c.exprs(subExprs(e))
 	}
 }
 

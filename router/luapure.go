@@ -326,30 +326,8 @@ func (p *purity) expr(e ast.Expr) bool {
 		}
 	case *ast.FunctionExpr:
 		return p.function(e)
-	case *ast.AttrGetExpr:
-		return p.expr(e.Object) && p.expr(e.Key)
-	case *ast.TableExpr:
-		for _, f := range e.Fields {
-			if !p.expr(f.Key) || !p.expr(f.Value) {
-				return false
-			}
-		}
-	case *ast.FuncCallExpr:
-		return p.expr(e.Func) && p.expr(e.Receiver) && p.exprs(e.Args)
-	case *ast.LogicalOpExpr:
-		return p.expr(e.Lhs) && p.expr(e.Rhs)
-	case *ast.RelationalOpExpr:
-		return p.expr(e.Lhs) && p.expr(e.Rhs)
-	case *ast.ArithmeticOpExpr:
-		return p.expr(e.Lhs) && p.expr(e.Rhs)
-	case *ast.StringConcatOpExpr:
-		return p.expr(e.Lhs) && p.expr(e.Rhs)
-	case *ast.UnaryMinusOpExpr:
-		return p.expr(e.Expr)
-	case *ast.UnaryNotOpExpr:
-		return p.expr(e.Expr)
-	case *ast.UnaryLenOpExpr:
-		return p.expr(e.Expr)
+	default: // tables, calls, operators: what they hold
+		return p.exprs(subExprs(e))
 	}
 	return true
 }

@@ -26,8 +26,7 @@ func TestLuaSandboxHasNoEscape(t *testing.T) {
   return "present"
 end`
 			_, err := router.NewCompiler(router.Limits{}).Compile(router.Lua, "test.lua", []byte(src))
-			lib, member, isMember := strings.Cut(name, ".")
-			_, _ = lib, member
+			lib, _, isMember := strings.Cut(name, ".")
 			want := name + " is not available to routing scripts (the sandbox removes it)"
 			col := strings.Index(src[strings.Index(src, "\n")+1:], "return "+name) + len("return ") + 1
 			if isMember {
