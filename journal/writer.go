@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/internal/regularfile"
 )
 
 // Fsync says when the journal forces written lines to stable storage.
@@ -128,36 +129,118 @@ type commit struct {
 
 func newCommit() *commit { return &commit{done: make(chan struct{})} }
 
-// Open opens (creating it if needed) the journal at path for appending. A
-// torn last line left by a crash is cut off first, so that new lines start
-// on a line of their own; recovered says what was cut, or is "". The seq
-// continues from the last line in the file.
+// ErrNotJournal is matched (errors.Is) by Open's error for a file that
+// holds something other than a journal: Open writes nothing to it.
+var ErrNotJournal = errors.New("not a journal")
+
+// ErrLocked is matched (errors.Is) by Open's error for a journal that
+// another Writer holds, in this process or another.
+var ErrLocked = errors.New("held by another writer")
+
+// Open opens the journal at path for appending, creating it if needed, and
+// takes the journal's lock: a journal has one writer at a time, and a
+// second Open of the same file, by this process or another, fails at once
+// with [ErrLocked] until the first is closed (or its process ends). The
+// path must be a regular file: a directory, named pipe or device is
+// refused.
+//
+// A non-empty file must be a journal: its first and last complete lines
+// must be journal lines, or Open fails with [ErrNotJournal] before it
+// writes or cuts anything. An incomplete last line that does not parse (a
+// crash in the middle of a write) is cut off, so that new lines start on a
+// line of their own; recovered says how many bytes were removed, or is "".
+// The seq continues from the last line in the file.
 func Open(path string, opts Options) (w *Writer, recovered string, err error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	f, err := regularfile.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, "", fmt.Errorf("journal: %w", err)
 	}
-	last, end, recovered, err := scanTail(f)
-	if err == nil && recovered != "" {
-		err = f.Truncate(end)
-	}
-	if err == nil {
-		_, err = f.Seek(end, io.SeekStart)
-	}
+	last, torn, err := prepareTail(f)
 	if err != nil {
 		f.Close()
 		return nil, "", fmt.Errorf("journal %s: %w", path, err)
 	}
-	if err == nil && end > 0 {
-		err = terminateLine(f, end)
-	}
-	if err != nil {
-		f.Close()
-		return nil, "", fmt.Errorf("journal %s: %w", path, err)
+	if torn > 0 {
+		recovered = fmt.Sprintf("dropped a truncated last line of %d bytes", torn)
 	}
 	w = NewWriter(f, opts)
 	w.seq = last
 	return w, recovered, nil
+}
+
+// prepareTail locks f, checks that it holds a journal, cuts a torn last
+// line and leaves the offset where the next line goes.
+func prepareTail(f *os.File) (last uint64, torn int64, err error) {
+	if err := lock(f); err != nil {
+		return 0, 0, err
+	}
+	info, err := f.Stat()
+	if err != nil {
+		return 0, 0, err
+	}
+	size := info.Size()
+	if size == 0 {
+		return 0, 0, nil
+	}
+	if err := checkFirstLine(f, size); err != nil {
+		return 0, 0, err
+	}
+	last, end, err := scanTail(f, size)
+	if err != nil {
+		return 0, 0, err
+	}
+	if end < size {
+		if err := f.Truncate(end); err != nil {
+			return 0, 0, err
+		}
+	}
+	if _, err := f.Seek(end, io.SeekStart); err != nil {
+		return 0, 0, err
+	}
+	if end > 0 {
+		if err := terminateLine(f, end); err != nil {
+			return 0, 0, err
+		}
+	}
+	return last, size - end, nil
+}
+
+// linePrefix is how every line a Writer writes begins.
+const linePrefix = `{"seq":`
+
+// startsLikeALine reports whether b is how a line written by a Writer
+// starts, or as much of it as b holds: what a torn write leaves.
+func startsLikeALine(b []byte) bool {
+	n := min(len(b), len(linePrefix))
+	return string(b[:n]) == linePrefix[:n]
+}
+
+// checkFirstLine makes sure the file starts as a journal does: with a
+// journal line, or with the beginning of one that a crash cut short.
+func checkFirstLine(f *os.File, size int64) error {
+	r := NewReader(io.NewSectionReader(f, 0, size))
+	op, err := r.Next()
+	switch {
+	case err == nil && op.Seq > 0:
+		return nil
+	case err == nil:
+		return fmt.Errorf("%w: line 1 has no seq; refusing to write to it", ErrNotJournal)
+	case errors.Is(err, io.EOF) && r.Truncated() == 1:
+		// One incomplete line: the first write, cut short?
+		head := make([]byte, min(size, int64(len(linePrefix))))
+		if _, err := f.ReadAt(head, 0); err != nil {
+			return err
+		}
+		if startsLikeALine(head) {
+			return nil
+		}
+		return fmt.Errorf("%w: it holds one line without a newline that is not a journal line; refusing to write to it", ErrNotJournal)
+	}
+	var le *LineError
+	if errors.As(err, &le) {
+		return fmt.Errorf("%w: line 1 is not a journal line (%v); refusing to write to it", ErrNotJournal, le.Err)
+	}
+	return err
 }
 
 // NewWriter returns a Writer that appends to out, starting at seq 1. If out
@@ -419,26 +502,19 @@ func (s *stamp) append(dst []byte, t time.Time) []byte {
 	return append(dst, 'Z')
 }
 
-// scanTail finds, in a journal file, the seq of its last complete line and
-// where that line ends. A last line without a newline that does not parse
-// is a torn write: end excludes it and recovered describes it. It reads the
-// end of the file in growing windows, until one holds a whole line before
-// the last: a line may be up to MaxLineBytes.
-func scanTail(f *os.File) (lastSeq uint64, end int64, recovered string, err error) {
-	info, err := f.Stat()
-	if err != nil {
-		return 0, 0, "", err
-	}
-	size := info.Size()
-	if size == 0 {
-		return 0, 0, "", nil
-	}
+// scanTail finds, in a journal file of size bytes, the seq of its last
+// complete line and where that line ends. A last line without a newline
+// that does not parse is a torn write: end excludes it. A last complete
+// line that is not a journal line is ErrNotJournal. It reads the end of the
+// file in growing windows, until one holds a whole line before the last: a
+// line may be up to MaxLineBytes.
+func scanTail(f *os.File, size int64) (lastSeq uint64, end int64, err error) {
 	const maxWindow = 2*MaxLineBytes + 2 // a whole line and a torn one after it
 	for window := int64(1 << 20); ; window = min(4*window, maxWindow) {
 		start := max(size-window, 0)
 		buf := make([]byte, size-start)
 		if _, err := f.ReadAt(buf, start); err != nil && !errors.Is(err, io.EOF) {
-			return 0, 0, "", err
+			return 0, 0, err
 		}
 		// Lines start after a newline, or where the file does.
 		first := 0
@@ -446,34 +522,41 @@ func scanTail(f *os.File) (lastSeq uint64, end int64, recovered string, err erro
 			first = bytes.IndexByte(buf, '\n') + 1
 			if first == 0 {
 				if window == maxWindow {
-					return 0, 0, "", fmt.Errorf("no line ends in the last %d bytes", window)
+					return 0, 0, fmt.Errorf("%w: no line ends in the last %d bytes", ErrNotJournal, window)
 				}
 				continue
 			}
 		}
 		lines := buf[first:]
-		end, recovered = size, ""
+		end = size
 		if n := len(lines); n > 0 && lines[n-1] != '\n' {
 			cut := bytes.LastIndexByte(lines, '\n') + 1 // start of the last line
 			var op engine.Operation
-			if json.Unmarshal(lines[cut:], &op) != nil {
-				recovered = fmt.Sprintf("dropped a truncated last line of %d bytes", n-cut)
+			if tail := lines[cut:]; json.Unmarshal(tail, &op) != nil {
+				if !startsLikeALine(tail) {
+					return 0, 0, fmt.Errorf("%w: its last line is incomplete and not the start of a journal line; refusing to write to it", ErrNotJournal)
+				}
 				end = start + int64(first+cut)
 				lines = lines[:cut]
 			}
 		}
-		split := bytes.Split(bytes.TrimRight(lines, "\n"), []byte("\n"))
-		for i := len(split) - 1; i >= 0; i-- {
-			var op engine.Operation
-			if json.Unmarshal(split[i], &op) == nil {
-				return op.Seq, end, recovered, nil
+		whole := bytes.TrimSuffix(lines, []byte("\n"))
+		if len(whole) == 0 {
+			if start == 0 {
+				return 0, end, nil // only a torn first line
 			}
+			if window == maxWindow {
+				return 0, 0, fmt.Errorf("%w: no complete line in the last %d bytes", ErrNotJournal, window)
+			}
+			continue
 		}
-		switch {
-		case start == 0:
-			return 0, end, recovered, nil
-		case window == maxWindow:
-			return 0, 0, "", fmt.Errorf("no complete line in the last %d bytes", window)
+		var op engine.Operation
+		if err := json.Unmarshal(whole[bytes.LastIndexByte(whole, '\n')+1:], &op); err != nil || op.Seq == 0 {
+			if err == nil {
+				err = errors.New("no seq")
+			}
+			return 0, 0, fmt.Errorf("%w: its last complete line is not a journal line (%v); refusing to write to it", ErrNotJournal, err)
 		}
+		return op.Seq, end, nil
 	}
 }

@@ -51,7 +51,9 @@ finish and prints the summary; a second Ctrl-C abandons them.
 Flags:
   -c, --config FILE    the config (YAML; default config/dispatch.yaml)
   --requests FILE|-    activities to dispatch, JSONL; "-" for stdin
-  --journal FILE       record every step to this journal (appended to)
+  --journal FILE       record every step to this journal: created, or appended
+                       to if it is one (any other file is refused, untouched);
+                       one run at a time may write a journal
   --fsync MODE         journal durability: batch (default), interval or never
   --watch              reload scripts and config when their files change,
                        and on SIGHUP
