@@ -17,6 +17,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/internal/regularfile"
 	"github.com/aion-dispatch/dispatch/router"
 )
 
@@ -25,26 +26,42 @@ type Options struct {
 	// Compiler compiles the routing scripts; nil means a new one with the
 	// default limits. Share one to reuse programs across reloads.
 	Compiler *router.Compiler
-	// ReadFile reads the config and script files; nil means os.ReadFile.
+	// ReadFile reads the config and script files; nil means reading them
+	// from disk safely: a path that is not a regular file (a directory, a
+	// named pipe, a device) is refused without blocking on it, and a file
+	// is read no further than its limit (MaxConfigBytes, MaxScriptBytes).
 	ReadFile func(name string) ([]byte, error)
 	// ExtraKeys are top-level keys the loader accepts and ignores, for
 	// files that embed a config among keys of their own (golden scenarios).
 	ExtraKeys []string
 }
 
-func (o Options) readFile(name string) ([]byte, error) {
+// readFile reads the file name, of at most limit bytes, without the UTF-8
+// byte-order mark some editors put at its start.
+func (o Options) readFile(name string, limit int) ([]byte, error) {
+	var data []byte
+	var err error
 	if o.ReadFile != nil {
-		return o.ReadFile(name)
+		data, err = o.ReadFile(name)
+	} else {
+		data, err = regularfile.Read(name, int64(limit))
 	}
-	return os.ReadFile(name)
+	return trimBOM(data), err
 }
+
+// trimBOM drops a UTF-8 byte-order mark at the start of data.
+func trimBOM(data []byte) []byte { return bytes.TrimPrefix(data, []byte("\uFEFF")) }
 
 // Load reads and validates the config file at path and compiles its scripts.
 // On failure the error is an [Errors] listing every problem found.
 func Load(path string, opts Options) (*Config, error) {
-	data, err := opts.readFile(path)
+	data, err := opts.readFile(path, MaxConfigBytes)
 	if err != nil {
-		return nil, Errors{{File: path, Msg: "cannot read config: " + errText(err), Err: err}}
+		msg := "cannot read config: " + errText(err)
+		if errors.Is(err, regularfile.ErrTooLarge) {
+			msg = "the file " + errText(err)
+		}
+		return nil, Errors{{File: path, Msg: msg, Err: err}}
 	}
 	return Parse(path, data, opts)
 }
@@ -56,6 +73,7 @@ func Parse(path string, data []byte, opts Options) (*Config, error) {
 		opts.Compiler = router.NewCompiler(router.Limits{})
 	}
 	l := &loader{file: path, dir: filepath.Dir(path), opts: opts}
+	data = trimBOM(data)
 	cfg := l.parse(data)
 	if len(l.errs) > 0 {
 		l.errs.sort()
@@ -578,8 +596,11 @@ func (l *loader) scriptFile(pathNode *yaml.Node, r *Routing) {
 	if !filepath.IsAbs(path) {
 		path = filepath.Join(l.dir, rel)
 	}
-	src, err := l.opts.readFile(path)
+	src, err := l.opts.readFile(path, MaxScriptBytes)
 	switch {
+	case errors.Is(err, regularfile.ErrTooLarge):
+		l.errorf(pathNode, "script %s %s", rel, errText(err))
+		return
 	case err != nil:
 		l.errorf(pathNode, "cannot read script %s: %s", rel, errText(err))
 		return

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"path/filepath"
 	"slices"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/aion-dispatch/dispatch/internal/regularfile"
 	"github.com/aion-dispatch/dispatch/router"
 )
 
@@ -131,6 +133,9 @@ type Watcher struct {
 	cur   *Config
 	seen  map[string]string // file -> hash of the content last looked at (the config file: last applied)
 	stats WatchStats
+	// unreadableErr holds, per file that could not be read (not missing),
+	// the error last reported, so that it is reported once.
+	unreadableErr map[string]string
 	// failedConfig is the hash and error of a config file that did not
 	// load; it is tried again on every look (a script it names may appear)
 	// but its failure is reported once.
@@ -164,6 +169,7 @@ func NewWatcher(cfg *Config, opts WatchOptions) (*Watcher, error) {
 		w.log = slog.Default()
 	}
 	w.seen = seenOf(cfg)
+	w.unreadableErr = map[string]string{}
 	return w, nil
 }
 
@@ -376,13 +382,19 @@ func (w *Watcher) check() {
 // puts what changed in service.
 func (w *Watcher) load() Outcome {
 	cur := w.Config()
-	data, err := w.opts.readFile(w.path)
+	data, err := w.opts.readFile(w.path, MaxConfigBytes)
 	switch {
-	case err != nil:
+	case errors.Is(err, fs.ErrNotExist):
 		return Outcome{Kind: Incomplete, Err: fmt.Errorf("config %s: %s", w.path, errText(err))}
+	case err != nil:
+		if !w.unreadable(w.path, err) {
+			return Outcome{Kind: Unchanged}
+		}
+		return Outcome{Kind: Failed, Files: []string{w.path}, Err: Errors{readError(w.path, "config", err)}}
 	case len(data) == 0:
 		return Outcome{Kind: Incomplete, Err: fmt.Errorf("config %s is empty", w.path)}
 	}
+	w.readable(w.path)
 	if h := contentHash(data); h != w.seenHash(w.path) {
 		out := w.loadConfig(cur, data, h)
 		if out.Kind != Unchanged {
@@ -392,6 +404,37 @@ func (w *Watcher) load() Outcome {
 		// still reload.
 	}
 	return w.loadScripts(cur)
+}
+
+// unreadable records that file cannot be read (for a reason other than
+// being missing, which is a save in progress) and reports whether that is
+// news: the same error on the same file is reported once, until the file
+// reads again.
+func (w *Watcher) unreadable(file string, err error) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.unreadableErr[file] == err.Error() {
+		return false
+	}
+	w.unreadableErr[file] = err.Error()
+	return true
+}
+
+// readable forgets that file could not be read.
+func (w *Watcher) readable(file string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.unreadableErr, file)
+}
+
+// readError is the reload failure of a file (what: "config" or "script")
+// that could not be read: a directory, a named pipe or a device where the
+// file should be, or a file over its limit.
+func readError(file, what string, err error) *Error {
+	if errors.Is(err, regularfile.ErrTooLarge) {
+		return &Error{File: file, Msg: what + " " + errText(err), Err: err}
+	}
+	return &Error{File: file, Msg: "cannot read " + what + ": " + errText(err), Err: err}
 }
 
 func (w *Watcher) seenHash(file string) string {
@@ -443,15 +486,22 @@ func (w *Watcher) loadScripts(cur *Config) Outcome {
 	var errs Errors
 	before := map[string]string{} // hashes of the changed files, to restore if the apply fails
 	for _, file := range scriptFiles(cur) {
-		src, err := w.opts.readFile(file)
+		src, err := w.opts.readFile(file, MaxScriptBytes)
 		switch {
-		case err != nil:
+		case errors.Is(err, fs.ErrNotExist):
 			incomplete = append(incomplete, fmt.Sprintf("script %s: %v", file, errText(err)))
+			continue
+		case err != nil:
+			if w.unreadable(file, err) {
+				errs = append(errs, readError(file, "script", err))
+				failedFiles = append(failedFiles, file)
+			}
 			continue
 		case len(src) == 0:
 			incomplete = append(incomplete, fmt.Sprintf("script %s is empty", file))
 			continue
 		}
+		w.readable(file)
 		h := contentHash(src)
 		prev := w.seenHash(file)
 		if h == prev {
