@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -674,10 +673,4 @@ func scriptError(err error, file string, lineOffset int) *Error {
 }
 
 // errText is an OS error without the path it repeats.
-func errText(err error) string {
-	var pe *os.PathError
-	if errors.As(err, &pe) {
-		return pe.Err.Error()
-	}
-	return err.Error()
-}
+func errText(err error) string { return regularfile.Reason(err) }

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/internal/regularfile"
 )
 
 // GoldenPath returns the golden journal of the scenario file at path.
@@ -65,7 +66,7 @@ func Check(ctx context.Context, path string, update bool) Result {
 		res.Err = err
 		return res
 	}
-	want, err := os.ReadFile(res.Golden)
+	want, err := regularfile.Read(res.Golden, MaxGoldenBytes)
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && !update:
 		res.Err = fmt.Errorf("no golden journal %s; create it with -update", res.Golden)

@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -26,7 +25,15 @@ import (
 
 	"github.com/aion-dispatch/dispatch/config"
 	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/internal/regularfile"
 	"github.com/aion-dispatch/dispatch/router"
+)
+
+// The most a scenario file and a golden journal may hold. A scenario's
+// scripts have config.MaxScriptBytes.
+const (
+	MaxFileBytes   = 4 << 20
+	MaxGoldenBytes = 64 << 20
 )
 
 // Scenario is a loaded scenario.
@@ -184,10 +191,11 @@ func (l *loader) errorf(line int, format string, args ...any) {
 // Load reads and checks the scenario at path. Its problems are reported
 // together as config.Errors (FILE:LINE: message).
 func Load(path string) (*Scenario, error) {
-	data, err := os.ReadFile(path)
+	data, err := regularfile.Read(path, MaxFileBytes)
 	if err != nil {
-		return nil, config.Errors{{File: path, Msg: "cannot read scenario: " + err.Error(), Err: err}}
+		return nil, config.Errors{{File: path, Msg: "cannot read scenario: " + regularfile.Reason(err), Err: err}}
 	}
+	data = bytes.TrimPrefix(data, []byte("\uFEFF"))
 	l := &loader{file: path, dir: filepath.Dir(path), compiler: router.NewCompiler(router.Limits{})}
 	var f fileYAML
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -413,9 +421,9 @@ func (l *loader) swap(sw *swapYAML, line int) *Swap {
 	if file != "" {
 		out.Path = l.path(file)
 		name = out.Path
-		src, err := os.ReadFile(out.Path)
+		src, err := regularfile.Read(out.Path, config.MaxScriptBytes)
 		if err != nil {
-			l.errorf(line, "swap: cannot read script %s: %v", file, err)
+			l.errorf(line, "swap: cannot read script %s: %s", file, regularfile.Reason(err))
 			return out
 		}
 		out.Source = src

@@ -220,16 +220,36 @@ func inputPayload(raw json.RawMessage, contentType string) engine.Payload {
 	return engine.Payload{ContentType: contentType, Data: raw}
 }
 
-// readArg returns the flag's text, the file it names with @FILE, or
-// standard input for "-".
+// maxArgBytes bounds what readArg reads from a file or standard input.
+const maxArgBytes = 16 << 20
+
+// readArg returns the flag's text, the file it names with @FILE (a pipe,
+// as from a shell's <(…), works too), or standard input for "-"; a file or
+// input over maxArgBytes is an error, found without reading past it.
 func readArg(v string, stdin io.Reader) ([]byte, error) {
 	switch {
 	case v == "-":
-		return io.ReadAll(io.LimitReader(stdin, 16<<20))
+		return readAtMost(stdin, "standard input")
 	case strings.HasPrefix(v, "@"):
-		return os.ReadFile(v[1:])
+		f, err := os.Open(v[1:])
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		return readAtMost(f, v[1:])
 	}
 	return []byte(v), nil
+}
+
+func readAtMost(r io.Reader, name string) ([]byte, error) {
+	data, err := io.ReadAll(io.LimitReader(r, maxArgBytes+1))
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("read %s: %w", name, err)
+	case len(data) > maxArgBytes:
+		return nil, fmt.Errorf("%s is over the limit of %d bytes", name, maxArgBytes)
+	}
+	return bytes.TrimPrefix(data, []byte("\uFEFF")), nil
 }
 
 // decodeStrict decodes one JSON value into v, refusing unknown fields and

@@ -20,7 +20,8 @@ import (
 )
 
 const runUsage = `Usage: dispatch run [-c FILE] [--requests FILE|-] [--journal FILE [--fsync MODE]]
-                    [--watch [--poll DURATION]] [--seed N] [--concurrency N] [--sample N] [-v]
+                    [--watch [--poll DURATION]] [--seed N] [--concurrency N] [--sample N]
+                    [--drain-timeout D] [-v]
 
 Starts every channel of the config with its routing script and its local
 workers, which behave as their "behavior" says (latency, jitter, fail_rate,
@@ -45,8 +46,9 @@ over every configured channel runs for a few seconds at most.
 
 Progress goes to stderr (a live line on a terminal, a plain line a second
 otherwise); at the end a summary per channel, per worker and per router
-version goes to stdout. Ctrl-C stops reading, lets the activities in flight
-finish and prints the summary; a second Ctrl-C abandons them.
+version goes to stdout. Ctrl-C (SIGINT) or SIGTERM stops reading, lets the
+activities in flight finish for up to --drain-timeout and prints the
+summary; a second signal abandons them at once.
 
 Flags:
   -c, --config FILE    the config (YAML; default config/dispatch.yaml)
@@ -62,10 +64,14 @@ Flags:
   --seed N             seed of the simulated behaviour (default 1)
   --concurrency N      activities in flight at most (default 16)
   --sample N           activities per channel in the built-in load (default 500)
+  --drain-timeout D    after an interrupt, how long the activities in flight
+                       may take to finish before they are abandoned
+                       (default 10s)
   -v                   log every reload, worker exit and restart
 
 Exit codes: 0 every activity completed, 1 some did not (the summary says
-why) or the run could not start, 2 usage.
+why) or the run could not start, 2 usage, 130 interrupted by SIGINT, 143
+by SIGTERM (the summary is printed first).
 
 Examples:
   dispatch run -c config/dispatch.yaml
@@ -84,6 +90,7 @@ type runOptions struct {
 	seed        uint64
 	concurrency int
 	sample      int
+	drain       time.Duration
 	verbose     bool
 }
 
@@ -100,6 +107,7 @@ func runRun(args []string, e *env) int {
 	fs.Uint64Var(&o.seed, "seed", 1, "")
 	fs.IntVar(&o.concurrency, "concurrency", 16, "")
 	fs.IntVar(&o.sample, "sample", 500, "")
+	fs.DurationVar(&o.drain, "drain-timeout", 10*time.Second, "")
 	fs.BoolVar(&o.verbose, "v", false, "")
 	if code := parseFlags(fs, runUsage, args, e.stdout); code >= 0 {
 		return code
@@ -116,6 +124,8 @@ func runRun(args []string, e *env) int {
 		return usage("--concurrency %d: want at least 1", o.concurrency)
 	case o.sample < 1:
 		return usage("--sample %d: want at least 1", o.sample)
+	case o.drain <= 0:
+		return usage("--drain-timeout %s: want a positive duration", o.drain)
 	case o.poll < 0 || (o.poll > 0 && !o.watch):
 		return usage("--poll needs --watch and a positive duration")
 	case err != nil:
@@ -133,7 +143,8 @@ type runner struct {
 	con   *console
 	log   *slog.Logger
 
-	abandoned bool // a second interrupt cancelled the activities in flight
+	abandoned bool      // a second interrupt, or the drain timeout, cancelled the activities in flight
+	signal    os.Signal // the first interrupt, or nil
 
 	mu          sync.Mutex
 	badLines    int
@@ -177,11 +188,16 @@ func (r *runner) run() int {
 	case "-":
 		in, inName = e.stdin, "stdin"
 	default:
+		// A file, a pipe or a FIFO: streaming is the point. A directory
+		// is a mistake worth saying at once.
 		f, err := os.Open(r.opts.requests)
 		if err != nil {
 			return r.fail("%v", err)
 		}
 		defer f.Close()
+		if info, err := f.Stat(); err == nil && info.IsDir() {
+			return r.fail("--requests %s: is a directory; want a JSONL file, a pipe or - for stdin", r.opts.requests)
+		}
 		in, inName = f, r.opts.requests
 	}
 
@@ -280,7 +296,7 @@ func (r *runner) run() int {
 	}
 	switch {
 	case r.abandoned:
-		fmt.Fprintln(e.stdout, "interrupted twice: stopped reading requests and abandoned the activities in flight")
+		fmt.Fprintln(e.stdout, "interrupted: stopped reading requests and abandoned the activities in flight")
 	case interrupted:
 		fmt.Fprintln(e.stdout, "interrupted: stopped reading requests and let the activities in flight finish")
 	}
@@ -288,16 +304,32 @@ func (r *runner) run() int {
 		code = exitError
 		why = append(why, closeErr.Error())
 	}
+	if sig, ok := r.signal.(syscall.Signal); ok {
+		// As a shell reports a process its signal ended: 128 + the signal.
+		code = 128 + int(sig)
+		why = append([]string{"interrupted by " + signalName(sig)}, why...)
+	}
 	if len(why) > 0 {
-		fmt.Fprintf(e.stdout, "exit 1: %s\n", strings.Join(why, "; "))
+		fmt.Fprintf(e.stdout, "exit %d: %s\n", code, strings.Join(why, "; "))
 	}
 	return code
 }
 
+// signalName names the signals that interrupt a run.
+func signalName(s syscall.Signal) string {
+	switch s {
+	case syscall.SIGINT:
+		return "SIGINT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	}
+	return s.String()
+}
+
 // feed dispatches the activities as they come, at most --concurrency at a
 // time, until the input ends or an interrupt; then it waits for those in
-// flight (a second interrupt abandons them). It reports whether it was
-// interrupted.
+// flight (a second interrupt, or the drain timeout after the first,
+// abandons them). It reports whether it was interrupted.
 func (r *runner) feed(ctx context.Context, n *node.Node, cfg *config.Config, in io.Reader, inName string,
 	sigs <-chan os.Signal, watcher *config.Watcher, abandon context.CancelFunc) (interrupted bool) {
 	items := make(chan activity)
@@ -335,6 +367,13 @@ func (r *runner) feed(ctx context.Context, n *node.Node, cfg *config.Config, in 
 
 	slots := make(chan struct{}, r.opts.concurrency)
 	var wg sync.WaitGroup
+	var drainTimeout <-chan time.Time // runs from the first interrupt
+	var drainTimer *time.Timer
+	defer func() {
+		if drainTimer != nil {
+			drainTimer.Stop()
+		}
+	}()
 	onSignal := func(s os.Signal) {
 		switch {
 		case s == syscall.SIGHUP && watcher != nil:
@@ -347,8 +386,28 @@ func (r *runner) feed(ctx context.Context, n *node.Node, cfg *config.Config, in 
 			abandon()
 		default:
 			interrupted = true
+			r.signal = s
 			close(stop)
-			r.con.printf("interrupt: letting the activities in flight finish (interrupt again to abandon them)\n")
+			drainTimer = time.NewTimer(r.opts.drain)
+			drainTimeout = drainTimer.C
+			r.con.printf("interrupt: letting the activities in flight finish, for up to %s (interrupt again to abandon them)\n", r.opts.drain)
+		}
+	}
+	// drain waits for the activities in flight, still handling signals.
+	drain := func() {
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		for {
+			select {
+			case <-done:
+				return
+			case s := <-sigs:
+				onSignal(s)
+			case <-drainTimeout:
+				drainTimeout = nil
+				r.con.printf("drain timeout (%s): abandoning the activities in flight\n", r.opts.drain)
+				abandon()
+			}
 		}
 	}
 	for {
@@ -356,7 +415,7 @@ func (r *runner) feed(ctx context.Context, n *node.Node, cfg *config.Config, in 
 		case s := <-sigs:
 			onSignal(s)
 			if interrupted {
-				r.drain(&wg, sigs, onSignal)
+				drain()
 				return interrupted
 			}
 		case a, ok := <-items:
@@ -367,7 +426,7 @@ func (r *runner) feed(ctx context.Context, n *node.Node, cfg *config.Config, in 
 					r.badLines++
 					r.mu.Unlock()
 				}
-				r.drain(&wg, sigs, onSignal)
+				drain()
 				return interrupted
 			}
 			acquired := false
@@ -380,7 +439,7 @@ func (r *runner) feed(ctx context.Context, n *node.Node, cfg *config.Config, in 
 				}
 			}
 			if !acquired {
-				r.drain(&wg, sigs, onSignal)
+				drain()
 				return interrupted
 			}
 			wg.Add(1)
@@ -389,20 +448,6 @@ func (r *runner) feed(ctx context.Context, n *node.Node, cfg *config.Config, in 
 				defer func() { <-slots }()
 				r.dispatch(ctx, n, a, inName)
 			}()
-		}
-	}
-}
-
-// drain waits for the activities in flight, still handling signals.
-func (r *runner) drain(wg *sync.WaitGroup, sigs <-chan os.Signal, onSignal func(os.Signal)) {
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	for {
-		select {
-		case <-done:
-			return
-		case s := <-sigs:
-			onSignal(s)
 		}
 	}
 }

@@ -91,12 +91,18 @@ func (s *syncBuffer) String() string {
 // returns the pipe, the node once started, the signals and a wait function.
 func startRun(t *testing.T, args ...string) (stdin *io.PipeWriter, n *node.Node, sig *fakeSignals, wait func() (int, string, string)) {
 	t.Helper()
+	return startRunTo(t, new(syncBuffer), args...)
+}
+
+// startRunTo is startRun with stderr written to stderr as the run goes.
+func startRunTo(t *testing.T, stderr *syncBuffer, args ...string) (stdin *io.PipeWriter, n *node.Node, sig *fakeSignals, wait func() (int, string, string)) {
+	t.Helper()
 	pr, pw := io.Pipe()
 	t.Cleanup(func() { pw.Close() })
 	sig = &fakeSignals{}
-	var stdout, stderr syncBuffer
+	var stdout syncBuffer
 	started := make(chan *node.Node, 1)
-	e := &env{stdin: pr, stdout: &stdout, stderr: &stderr, notify: sig.notify, stopNotify: sig.stop,
+	e := &env{stdin: pr, stdout: &stdout, stderr: stderr, notify: sig.notify, stopNotify: sig.stop,
 		started: func(n *node.Node) { started <- n }}
 	code := make(chan int, 1)
 	go func() { code <- runEnv(append([]string{"run"}, args...), e) }()
@@ -200,12 +206,61 @@ func TestRunInterruptDrains(t *testing.T) {
 	}
 	sig.send(os.Interrupt) // stdin stays open: the run must end anyway
 	code, stdout, stderr := wait()
-	if code != exitOK {
-		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	if code != 130 {
+		t.Fatalf("exit %d, want 130 (SIGINT)\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 	if !strings.Contains(stdout, "3 activities in ") || !strings.Contains(stdout, "3 completed, 0 did not") ||
-		!strings.Contains(stdout, "interrupted") || !strings.Contains(stderr, "letting the activities in flight finish") {
+		!strings.Contains(stdout, "exit 130: interrupted by SIGINT") || !strings.Contains(stderr, "letting the activities in flight finish") {
 		t.Errorf("want the three in flight finished and the interrupt told:\nstdout:\n%s\nstderr:\n%s", stdout, stderr)
+	}
+}
+
+// TestRunTerminateAbandonsAfterTheDrainTimeout: SIGTERM lets the activities
+// in flight finish, but no longer than --drain-timeout: a run whose workers
+// hang still ends, with its summary, exit 143.
+func TestRunTerminateAbandonsAfterTheDrainTimeout(t *testing.T) {
+	conf := runConfig(t, "{latency: 1h}")
+	stdin, n, sig, wait := startRun(t, "-c", conf, "--requests", "-", "--drain-timeout", "20ms")
+	fmt.Fprintln(stdin, `{"channel": "prod/email", "workflow_id": "wf-1", "activity_type": "send"}`)
+	eventually(t, "dispatched", func() bool { return n.Counters().Dispatched == 1 })
+	sig.send(syscall.SIGTERM)
+	code, stdout, stderr := wait()
+	if code != 143 {
+		t.Fatalf("exit %d, want 143 (SIGTERM)\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	for _, want := range []string{"1 activities in ", "0 completed, 1 did not", "abandoned the activities in flight",
+		"exit 143: interrupted by SIGTERM; 1 of 1 activities did not complete"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, stdout)
+		}
+	}
+	if !strings.Contains(stderr, "drain timeout (20ms): abandoning the activities in flight") {
+		t.Errorf("stderr:\n%s", stderr)
+	}
+}
+
+// TestRunEndsOnSignalWhileAScriptIsAPipe: a watched script replaced by a
+// named pipe is reported, and does not keep the run from ending.
+func TestRunEndsOnSignalWhileAScriptIsAPipe(t *testing.T) {
+	conf := runConfig(t, "{}")
+	script := filepath.Join(filepath.Dir(conf), "pick.lua")
+	var log syncBuffer
+	_, n, sig, wait := startRunTo(t, &log, "-c", conf, "--requests", "-", "--watch")
+	if err := os.Remove(script); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(script, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sig.send(syscall.SIGHUP)
+	eventually(t, "the pipe reported", func() bool { return strings.Contains(log.String(), "is a named pipe, not a regular file") })
+	sig.send(os.Interrupt)
+	code, stdout, stderr := wait()
+	if code != 130 {
+		t.Fatalf("exit %d, want 130\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	if !strings.Contains(stdout, "0 activities in ") || n.Config().Channels[0].Routing.Program == nil {
+		t.Errorf("want the summary and the script in service kept:\n%s", stdout)
 	}
 }
 
@@ -253,6 +308,8 @@ func TestRunUsage(t *testing.T) {
 		{[]string{"run", "-c", conf, "--fsync", "sometimes"}, exitUsage, "want batch, interval or never"},
 		{[]string{"run", "-c", conf, "--poll", "1s"}, exitUsage, "--poll needs --watch"},
 		{[]string{"run", "-c", conf, "--requests", filepath.Join(t.TempDir(), "nope.jsonl")}, exitError, "no such file"},
+		{[]string{"run", "-c", conf, "--requests", t.TempDir()}, exitError, "is a directory; want a JSONL file, a pipe or - for stdin"},
+		{[]string{"run", "-c", conf, "--drain-timeout", "0s"}, exitUsage, "--drain-timeout 0s: want a positive duration"},
 		{[]string{"run", "-c", filepath.Join(t.TempDir(), "nope.yaml")}, exitError, "cannot read config"},
 	} {
 		code, stdout, stderr := runCLI(t, "", tc.args...)

@@ -133,3 +133,13 @@ func Read(path string, limit int64) ([]byte, error) {
 	}
 	return data, nil
 }
+
+// Reason returns err's text without the operation and path that an
+// *fs.PathError puts in front, for messages that name the file already.
+func Reason(err error) string {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
