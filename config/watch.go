@@ -16,6 +16,7 @@ import (
 
 	"github.com/fsnotify/fsnotify"
 
+	"github.com/aion-dispatch/dispatch/engine"
 	"github.com/aion-dispatch/dispatch/internal/regularfile"
 	"github.com/aion-dispatch/dispatch/router"
 )
@@ -52,6 +53,14 @@ type WatchOptions struct {
 	// Notify, if set, is called after every look at the files with what came
 	// of it, on the watcher's goroutine. Tests synchronise on it.
 	Notify func(Outcome)
+	// Gate, if set, is the reload gate: every channel whose routing a
+	// reload would change (a script edit, or a config edit of its routing
+	// or script timeout; a new channel too) is checked with it before
+	// anything is applied. A version it refuses is refused as a compile
+	// error is: reported with the failing case, counted, and the last good
+	// version keeps serving. A version it lets through is logged with what
+	// it would change.
+	Gate GateFunc
 }
 
 // OutcomeKind says what came of looking at the files.
@@ -88,6 +97,9 @@ type Outcome struct {
 	Kind OutcomeKind
 	// Files are the files whose change was loaded (or failed to load).
 	Files []string
+	// Gated says, for a reload, what the reload gate found on each channel
+	// whose routing changed.
+	Gated []Gated
 	// Config is the config in service afterwards.
 	Config *Config
 	// Err is why a change failed ([Errors] with FILE:LINE:COL for a config
@@ -95,11 +107,20 @@ type Outcome struct {
 	Err error
 }
 
+// Gated is what the reload gate found on one channel of a reload.
+type Gated struct {
+	Channel engine.ChannelName
+	Source  string // the script's name: its path, or FILE:LINE (inline)
+	Version int    // the source's version in this watcher: 1 as loaded, +1 per reload
+	Report  router.GateReport
+}
+
 // WatchStats count what a Watcher has done.
 type WatchStats struct {
 	Checks   int // looks at the files
 	Reloads  int // changes put in service
-	Failures int // changes that did not load or apply
+	Failures int // changes that did not load or apply, refusals included
+	Refusals int // versions the reload gate refused
 	// LastError is the last failure's message, or "".
 	LastError string
 }
@@ -133,6 +154,10 @@ type Watcher struct {
 	cur   *Config
 	seen  map[string]string // file -> hash of the content last looked at (the config file: last applied)
 	stats WatchStats
+	// runCtx is Run's context, for the reload gate.
+	runCtx context.Context
+	// versions counts, per script source, the versions put in service.
+	versions map[string]int
 	// unreadableErr holds, per file that could not be read (not missing),
 	// the error last reported, so that it is reported once.
 	unreadableErr map[string]string
@@ -170,6 +195,8 @@ func NewWatcher(cfg *Config, opts WatchOptions) (*Watcher, error) {
 	}
 	w.seen = seenOf(cfg)
 	w.unreadableErr = map[string]string{}
+	w.versions = map[string]int{}
+	w.runCtx = context.Background()
 	return w, nil
 }
 
@@ -225,6 +252,9 @@ func (w *Watcher) Rescan() {
 func (w *Watcher) Run(ctx context.Context) error {
 	fw := w.fw
 	defer w.Close()
+	w.mu.Lock()
+	w.runCtx = ctx
+	w.mu.Unlock()
 	select {
 	case <-w.closed:
 		return fmt.Errorf("watch %s: the watcher is closed", w.path)
@@ -362,12 +392,22 @@ func (w *Watcher) check() {
 	case Failed:
 		w.stats.Failures++
 		w.stats.LastError = out.Err.Error()
+		if errors.Is(out.Err, router.ErrRefused) {
+			w.stats.Refusals++
+		}
 	}
 	out.Config = w.cur
 	w.mu.Unlock()
 	switch out.Kind {
 	case Reloaded:
 		w.log.Info("reloaded", "files", strings.Join(out.Files, ", "))
+		for _, g := range out.Gated {
+			msg := fmt.Sprintf("%s v%d in service", g.Source, g.Version)
+			if w.opts.Gate != nil {
+				msg += "; " + g.Report.String()
+			}
+			w.log.Info(msg, "channel", g.Channel.Short())
+		}
 	case Failed:
 		w.log.Error("reload failed; keeping the version in service", "files", strings.Join(out.Files, ", "), "err", oneLine(out.Err))
 	case Incomplete:
@@ -454,6 +494,10 @@ func (w *Watcher) setSeen(file, hash string) {
 func (w *Watcher) loadConfig(cur *Config, data []byte, h string) Outcome {
 	files := []string{w.path}
 	next, err := Parse(w.path, data, w.opts.Options)
+	var gated []Gated
+	if err == nil {
+		gated, err = w.gateConfig(cur, next)
+	}
 	if err == nil {
 		err = w.apply(cur, next)
 	}
@@ -474,7 +518,8 @@ func (w *Watcher) loadConfig(cur *Config, data []byte, h string) Outcome {
 		w.seen[file] = h
 	}
 	w.mu.Unlock()
-	return Outcome{Kind: Reloaded, Files: files}
+	w.numberVersions(gated)
+	return Outcome{Kind: Reloaded, Files: files, Gated: gated}
 }
 
 // loadScripts compiles every script whose content changed and swaps those
@@ -484,6 +529,7 @@ func (w *Watcher) loadScripts(cur *Config) Outcome {
 	next.Channels = slices.Clone(cur.Channels)
 	var changed, failedFiles, incomplete []string
 	var errs Errors
+	var gated []Gated
 	before := map[string]string{} // hashes of the changed files, to restore if the apply fails
 	for _, file := range scriptFiles(cur) {
 		src, err := w.opts.readFile(file, MaxScriptBytes)
@@ -528,6 +574,19 @@ func (w *Watcher) loadScripts(cur *Config) Outcome {
 			}
 			r.Source, r.Program = src, prog
 		}
+		var fileGated []Gated
+		for i := range next.Channels {
+			if !ok || next.Channels[i].Routing.Path != file {
+				continue
+			}
+			g, err := w.gate(next.Channels[i], next.File)
+			if err != nil {
+				errs = append(errs, err)
+				ok = false
+				break
+			}
+			fileGated = append(fileGated, g)
+		}
 		if !ok {
 			// Keep the last good version in every channel.
 			for i := range next.Channels {
@@ -539,6 +598,7 @@ func (w *Watcher) loadScripts(cur *Config) Outcome {
 			continue
 		}
 		changed = append(changed, file)
+		gated = append(gated, fileGated...)
 	}
 	if len(changed) > 0 {
 		if err := w.apply(cur, &next); err != nil {
@@ -556,11 +616,92 @@ func (w *Watcher) loadScripts(cur *Config) Outcome {
 		errs.sort()
 		return Outcome{Kind: Failed, Files: failedFiles, Err: errs}
 	case len(changed) > 0:
-		return Outcome{Kind: Reloaded, Files: changed}
+		w.numberVersions(gated)
+		return Outcome{Kind: Reloaded, Files: changed, Gated: gated}
 	case len(incomplete) > 0:
 		return Outcome{Kind: Incomplete, Err: errors.New(strings.Join(incomplete, "; "))}
 	}
 	return Outcome{Kind: Unchanged}
+}
+
+// gate runs the reload gate, if there is one, on ch as file would put it
+// in service.
+func (w *Watcher) gate(ch Channel, file string) (Gated, *Error) {
+	g := Gated{Channel: ch.Name, Source: ch.Routing.SourceName(ch, file)}
+	if w.opts.Gate == nil {
+		return g, nil
+	}
+	w.mu.Lock()
+	ctx := w.runCtx
+	w.mu.Unlock()
+	rep, err := w.opts.Gate(ctx, ch, file)
+	if err != nil {
+		return g, gateError(ch, file, err)
+	}
+	g.Report = rep
+	return g, nil
+}
+
+// gateConfig runs the reload gate on every channel of next whose routing
+// differs from cur's (or is new), and refuses next if it refuses one.
+func (w *Watcher) gateConfig(cur, next *Config) ([]Gated, error) {
+	var gated []Gated
+	var errs Errors
+	for _, ch := range next.Channels {
+		old, had := cur.Channel(ch.Name)
+		if had && old.Routing.Program.Hash() == ch.Routing.Program.Hash() && old.ScriptTimeout == ch.ScriptTimeout &&
+			old.Routing.SourceName(old, cur.File) == ch.Routing.SourceName(ch, next.File) {
+			continue
+		}
+		g, err := w.gate(ch, next.File)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		gated = append(gated, g)
+	}
+	if len(errs) > 0 {
+		errs.sort()
+		return nil, errs
+	}
+	return gated, nil
+}
+
+// numberVersions gives each gated source its version number: 1 is the
+// version loaded first, each reload that puts it in service adds one.
+func (w *Watcher) numberVersions(gated []Gated) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	seen := map[string]bool{}
+	for i, g := range gated {
+		if !seen[g.Source] {
+			seen[g.Source] = true
+			w.versions[g.Source] = max(w.versions[g.Source], 1) + 1
+		}
+		gated[i].Version = w.versions[g.Source]
+	}
+}
+
+// gateError is a version the reload gate refused, placed at the script's
+// line when the script failed at a known one, else at the script file or
+// the channel's place in the config.
+func gateError(ch Channel, file string, err error) *Error {
+	e := &Error{File: file, Line: ch.Pos.Line, Column: ch.Pos.Column, Err: err}
+	if p := ch.Routing.Path; p != "" {
+		e.File, e.Line, e.Column = p, 0, 0
+	}
+	cause, where := err, ""
+	var ge *router.GateError
+	if errors.As(err, &ge) {
+		cause, where = ge.Err, ", on "+ge.Case()
+	}
+	msg := cause.Error()
+	var se *router.ScriptError
+	if errors.As(cause, &se) && se.Line > 0 && ch.Routing.Path != "" {
+		e.Line, e.Column, msg = se.Line, se.Column, se.Message
+	}
+	e.Msg = fmt.Sprintf("%s: %v: %s%s", ch.Name.Short(), router.ErrRefused, msg, where)
+	return e
 }
 
 // apply puts next in service.

@@ -113,6 +113,20 @@ func (n *Node) Config() *config.Config {
 	return n.cfg
 }
 
+// Gate is the reload gate of the node's channels (a config.GateFunc, for
+// config.WatchOptions): it runs ch's router, as file would put it in
+// service, over the last decisions the channel made (router.Slot.Recent),
+// or over synthetic ones from its configured workers when it has made none,
+// and refuses a version that errors, times out or names no candidate on
+// any of them.
+func (n *Node) Gate(ctx context.Context, ch config.Channel, file string) (router.GateReport, error) {
+	var recent []router.Sample
+	if s, ok := n.table.Slot(ch.Name); ok {
+		recent = s.Recent()
+	}
+	return ch.Gate(ctx, file, recent)
+}
+
 // Apply puts next in service in place of the node's current config (old is
 // accepted for config.WatchOptions.Apply and otherwise unused): added
 // channels start; removed ones stop taking dispatches (those get an

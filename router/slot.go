@@ -12,16 +12,19 @@ import (
 
 // Slot holds the active router of one channel. A dispatch reads the slot at
 // each selection, so a swap takes effect from the next selection and never
-// disturbs a call already running.
+// disturbs a call already running. A slot made by [NewSlot] also keeps the
+// channel's last [DefaultRecentDecisions] decisions, for the reload gate
+// ([Slot.Recent], [Gate]).
 type Slot struct {
-	cur atomic.Pointer[slotEntry]
+	cur    atomic.Pointer[slotEntry]
+	recent *recent
 }
 
 type slotEntry struct{ r engine.Router }
 
 // NewSlot returns a slot holding r.
 func NewSlot(r engine.Router) *Slot {
-	s := &Slot{}
+	s := &Slot{recent: newRecent(DefaultRecentDecisions)}
 	s.Store(r)
 	return s
 }
@@ -51,8 +54,18 @@ func (s *Slot) Select(ctx context.Context, in engine.Selection) (engine.Decision
 	if r == nil {
 		return engine.Decision{}, fmt.Errorf("channel %s has no router", in.Channel.Short())
 	}
-	return r.Select(ctx, in)
+	d, err := r.Select(ctx, in)
+	if err == nil {
+		s.recent.add(in, d.WorkerID)
+	}
+	return d, err
 }
+
+// Recent returns copies of the last decisions made through the slot that
+// did not fail, oldest first: the requests and candidates the channel
+// really saw, and what was chosen. Decisions on inputs over 64 KiB are not
+// kept.
+func (s *Slot) Recent() []Sample { return s.recent.samples() }
 
 // Table routes each selection to the slot of its channel. Channels are added
 // and removed copy-on-write, so lookups take no lock.

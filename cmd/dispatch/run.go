@@ -236,7 +236,7 @@ func (r *runner) run() int {
 	stopWatch := func() {}
 	if r.opts.watch {
 		watcher, err = config.NewWatcher(cfg, config.WatchOptions{Options: config.Options{Compiler: compiler},
-			Apply: n.Apply, Poll: r.opts.poll, Logger: r.log})
+			Apply: n.Apply, Gate: n.Gate, Poll: r.opts.poll, Logger: r.log})
 		if err != nil {
 			n.Close(context.Background())
 			return r.fail("%v", err)

@@ -1,0 +1,149 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/aion-dispatch/dispatch/engine"
+)
+
+// ErrRefused is matched (errors.Is) by the error of a version the reload
+// gate refuses.
+var ErrRefused = errors.New("refused by the reload gate")
+
+// GateReport is what the reload gate found on a version it let through.
+type GateReport struct {
+	Decisions int  // the decisions the version was run on
+	Changed   int  // how many of them it decides differently
+	Synthetic bool // the decisions were made up from the configured workers: the channel had no traffic yet
+}
+
+// String says it the way a log line does: "would change 12 of the last
+// 256 decisions".
+func (r GateReport) String() string {
+	if r.Synthetic {
+		return fmt.Sprintf("passed %d synthetic decisions (no traffic yet)", r.Decisions)
+	}
+	return fmt.Sprintf("would change %d of the last %d decisions", r.Changed, r.Decisions)
+}
+
+// GateError is why the reload gate refused a version: the first decision
+// on which it failed, and how.
+type GateError struct {
+	Index     int // 1-based, among Total
+	Total     int
+	Synthetic bool
+	Sample    Sample
+	Err       error // the script's error, timeout or bad decision
+}
+
+// Error names the failing case, then the script's error.
+func (e *GateError) Error() string {
+	return fmt.Sprintf("%v: on %s: %v", ErrRefused, e.Case(), e.Err)
+}
+
+// Case describes the failing decision: "recent decision 3 of 256
+// (workflow wf-3, attempt 1, candidates [w1 0/4, w2 4/4])".
+func (e *GateError) Case() string {
+	kind := "recent decision"
+	if e.Synthetic {
+		kind = "synthetic decision"
+	}
+	sel := e.Sample.Selection
+	return fmt.Sprintf("%s %d of %d (workflow %s, attempt %d, candidates [%s]%s)", kind, e.Index, e.Total,
+		sel.WorkflowID, sel.Attempt, describeCandidates(sel.Candidates), describeExcluded(sel.Excluded))
+}
+
+// Unwrap returns the script's error.
+func (e *GateError) Unwrap() error { return e.Err }
+
+// Is makes a GateError match ErrRefused.
+func (e *GateError) Is(target error) bool { return target == ErrRefused }
+
+// Gate runs r on each sample, as the channel would have, before r is put in
+// service: a call that errors, runs past its deadline or returns an id that
+// is not a candidate refuses r with a *GateError naming the first such
+// sample. Otherwise the report says how many samples r decides differently
+// from what was chosen then. Samples should come from the channel's slot
+// ([Table.Recent]), or, before any traffic, from [SyntheticSamples].
+func Gate(ctx context.Context, r engine.Router, samples []Sample, synthetic bool) (GateReport, error) {
+	rep := GateReport{Decisions: len(samples), Synthetic: synthetic}
+	for i, s := range samples {
+		if err := ctx.Err(); err != nil {
+			return rep, err
+		}
+		sel := s.Selection
+		sel.Candidates = slices.Clone(sel.Candidates) // a script must not see another's edits
+		d, err := r.Select(ctx, sel)
+		if err == nil && d.WorkerID != "" && !slices.ContainsFunc(sel.Candidates, func(w engine.Worker) bool { return w.ID == d.WorkerID }) {
+			err = fmt.Errorf("returned %q, which is not a candidate: %w", d.WorkerID, ErrBadDecision)
+		}
+		if err != nil {
+			return rep, &GateError{Index: i + 1, Total: len(samples), Synthetic: synthetic, Sample: s, Err: err}
+		}
+		if d.WorkerID != s.Chosen {
+			rep.Changed++
+		}
+	}
+	return rep, nil
+}
+
+// SyntheticSamples makes decisions for the reload gate of a channel that has
+// had no traffic yet, from the workers it is configured with (ids, capacities
+// and tags; three plain one-slot workers when it has none): every worker
+// idle; half full; all full; and, for each worker, a second attempt with
+// that worker excluded. Requests carry a JSON object input ("{}"), so a
+// script that needs a field of the input must cope with its absence, as it
+// must with real traffic. Chosen is "" in every sample.
+func SyntheticSamples(channel engine.ChannelName, workers []engine.ConsumerStateView) []Sample {
+	if len(workers) == 0 {
+		workers = []engine.ConsumerStateView{{ID: "w1", MaxInFlight: 1}, {ID: "w2", MaxInFlight: 1}, {ID: "w3", MaxInFlight: 1}}
+	}
+	req := engine.ActivityRequest{WorkflowID: "gate-wf", ActivityType: "gate", TaskQueue: channel.TaskQueue(),
+		Input: engine.Payload{ContentType: "application/json", Data: []byte("{}")}}
+	load := func(fill func(max int) int) []engine.Worker {
+		out := make([]engine.Worker, len(workers))
+		for i, v := range workers {
+			v.InFlight = fill(max(v.MaxInFlight, 1))
+			out[i] = engine.Worker{ID: v.ID, State: v}
+		}
+		return out
+	}
+	sample := func(n int, cands []engine.Worker, excluded []string) Sample {
+		r := req
+		r.WorkflowID = fmt.Sprintf("gate-wf-%d", n)
+		return Sample{Selection: engine.Selection{WorkflowID: r.WorkflowID, Channel: channel,
+			ConversationID: fmt.Sprintf("gate-%d", n), Attempt: len(excluded) + 1, Request: r,
+			Candidates: cands, Excluded: excluded}}
+	}
+	out := []Sample{
+		sample(1, load(func(int) int { return 0 }), nil),
+		sample(2, load(func(m int) int { return m / 2 }), nil),
+		sample(3, load(func(m int) int { return m }), nil),
+	}
+	if len(workers) > 1 {
+		for i, w := range workers {
+			cands := slices.Delete(load(func(int) int { return 0 }), i, i+1)
+			out = append(out, sample(len(out)+1, cands, []string{w.ID}))
+		}
+	}
+	return out
+}
+
+func describeCandidates(ws []engine.Worker) string {
+	parts := make([]string, len(ws))
+	for i, w := range ws {
+		parts[i] = fmt.Sprintf("%s %d/%d", w.ID, w.State.InFlight, w.State.MaxInFlight)
+	}
+	return strings.Join(parts, ", ")
+}
+
+func describeExcluded(ids []string) string {
+	if len(ids) == 0 {
+		return ""
+	}
+	return "; excluded [" + strings.Join(ids, ", ") + "]"
+}

@@ -1,0 +1,166 @@
+package router_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/router"
+)
+
+// participant stands for a worker's process in a selection.
+type participant struct{ id string }
+
+func (p participant) ID() string { return p.id }
+
+// TestSlotKeepsTheLastDecisions: the ring keeps the last
+// DefaultRecentDecisions decisions that did not fail, oldest first,
+// without the workers' processes and without inputs over 64 KiB.
+func TestSlotKeepsTheLastDecisions(t *testing.T) {
+	slot := router.NewSlot(compile(t, router.Lua, `
+function route(r, c)
+  if r.workflow_id == "wf-fail" then error("no") end
+  return c[#c].id
+end`))
+	if got := slot.Recent(); len(got) != 0 {
+		t.Fatalf("a new slot holds %d decisions", len(got))
+	}
+	const n = router.DefaultRecentDecisions + 10
+	for i := range n {
+		in := selection(t, worker("w1", 0, 1, 0), worker("w2", 0, 1, 0))
+		in.WorkflowID = fmt.Sprintf("wf-%d", i)
+		in.Candidates[0].Participant = participant{"w1"}
+		in.Excluded = []string{"w0"}
+		if _, err := slot.Select(context.Background(), in); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, in := range []engine.Selection{selection(t, worker("w1", 0, 1, 0)), selection(t, worker("w1", 0, 1, 0))} {
+		in.WorkflowID = "wf-fail"
+		if _, err := slot.Select(context.Background(), in); err == nil {
+			t.Fatal("wf-fail did not fail")
+		}
+	}
+	big := selection(t, worker("w1", 0, 1, 0))
+	big.WorkflowID, big.Request.Input.Data = "wf-big", []byte(`"`+strings.Repeat("x", 64<<10)+`"`)
+	if _, err := slot.Select(context.Background(), big); err != nil {
+		t.Fatal(err)
+	}
+
+	got := slot.Recent()
+	if len(got) != router.DefaultRecentDecisions {
+		t.Fatalf("%d decisions kept, want %d", len(got), router.DefaultRecentDecisions)
+	}
+	for i, s := range got {
+		if want := fmt.Sprintf("wf-%d", n-router.DefaultRecentDecisions+i); s.Selection.WorkflowID != want {
+			t.Fatalf("decision %d is %s, want %s", i, s.Selection.WorkflowID, want)
+		}
+		if s.Chosen != "w2" || len(s.Selection.Candidates) != 2 || s.Selection.Candidates[0].Participant != nil ||
+			len(s.Selection.Excluded) != 1 {
+			t.Fatalf("decision %d = %+v", i, s)
+		}
+	}
+	// What Recent returns is a copy.
+	got[0].Selection.Candidates[0].ID = "changed"
+	if slot.Recent()[0].Selection.Candidates[0].ID != "w1" {
+		t.Error("Recent returned the ring's own candidates")
+	}
+}
+
+func TestGate(t *testing.T) {
+	recent := make([]router.Sample, 10)
+	for i := range recent {
+		in := selection(t, worker("w1", 0, 1, 0), worker("w2", 0, 1, 0))
+		in.WorkflowID = fmt.Sprintf("wf-%d", i)
+		in.Request.WorkflowID = in.WorkflowID
+		recent[i] = router.Sample{Selection: in, Chosen: "w1"}
+	}
+	for _, tc := range []struct {
+		name, src string
+		changed   int
+		refused   string // the start of the failing case and its cause, or "" to pass
+		timeout   bool
+	}{
+		{"same decisions", `function route(r, c) return c[1].id end`, 0, "", false},
+		{"changes some", `function route(r, c) if r.workflow_id == "wf-3" or r.workflow_id == "wf-7" then return c[2].id end return c[1].id end`, 2, "", false},
+		{"none is a decision", `function route(r, c) return nil end`, 10, "", false},
+		{"runtime error on one", `function route(r, c) if r.workflow_id == "wf-4" then return c[9].id end return c[1].id end`,
+			0, "refused by the reload gate: on recent decision 5 of 10 (workflow wf-4, attempt 1, candidates [w1 0/1, w2 0/1]): test.lua:1:", false},
+		{"unknown id", `function route(r, c) return "w9" end`,
+			0, "refused by the reload gate: on recent decision 1 of 10 (workflow wf-0, attempt 1, candidates [w1 0/1, w2 0/1]): test.lua (lua ", false},
+		{"loop", `function route(r, c) while true do end end`, 0, "refused by the reload gate: on recent decision 1 of 10", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rep, err := router.Gate(context.Background(), compileTimeout(t, tc.src, 20*time.Millisecond), recent, false)
+			if tc.refused == "" {
+				if err != nil || rep.Changed != tc.changed || rep.Decisions != 10 {
+					t.Fatalf("report %+v, %v; want %d of 10 changed", rep, err, tc.changed)
+				}
+				if want := fmt.Sprintf("would change %d of the last 10 decisions", tc.changed); rep.String() != want {
+					t.Errorf("report says %q, want %q", rep, want)
+				}
+				return
+			}
+			var ge *router.GateError
+			if !errors.As(err, &ge) || !errors.Is(err, router.ErrRefused) || !strings.HasPrefix(err.Error(), tc.refused) {
+				t.Fatalf("err = %v\nwant a GateError starting %q", err, tc.refused)
+			}
+			if tc.timeout != errors.Is(err, router.ErrScriptTimeout) {
+				t.Errorf("timeout %v, want %v: %v", !tc.timeout, tc.timeout, err)
+			}
+		})
+	}
+}
+
+func TestSyntheticSamples(t *testing.T) {
+	ch := channel(t)
+	samples := router.SyntheticSamples(ch, []engine.ConsumerStateView{{ID: "a", MaxInFlight: 4, Tags: []string{"eu"}}, {ID: "b", MaxInFlight: 2}})
+	var got []string
+	for _, s := range samples {
+		var cands []string
+		for _, c := range s.Selection.Candidates {
+			cands = append(cands, fmt.Sprintf("%s %d/%d", c.ID, c.State.InFlight, c.State.MaxInFlight))
+		}
+		got = append(got, fmt.Sprintf("attempt %d [%s] excluded %v", s.Selection.Attempt, strings.Join(cands, ", "), s.Selection.Excluded))
+	}
+	want := []string{
+		"attempt 1 [a 0/4, b 0/2] excluded []",
+		"attempt 1 [a 2/4, b 1/2] excluded []",
+		"attempt 1 [a 4/4, b 2/2] excluded []",
+		"attempt 2 [b 0/2] excluded [a]",
+		"attempt 2 [a 0/4] excluded [b]",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("samples:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// Every shipped-style policy passes on them, and one that hard-codes
+	// an id does not.
+	for src, ok := range map[string]bool{
+		`function route(r, c) return dispatch.least_loaded(c) end`: true,
+		`function route(r, c) return "a" end`:                      false,
+	} {
+		_, err := router.Gate(context.Background(), compile(t, router.Lua, src), samples, true)
+		if (err == nil) != ok {
+			t.Errorf("%s: err = %v", src, err)
+		}
+		if err != nil && !strings.Contains(err.Error(), "on synthetic decision 4 of 5") {
+			t.Errorf("err = %v, want it on the synthetic decision that excludes a", err)
+		}
+	}
+	if got := router.SyntheticSamples(ch, nil); len(got) != 6 || got[0].Selection.Candidates[2].ID != "w3" {
+		t.Errorf("with no workers: %d samples", len(got))
+	}
+}
+
+func compileTimeout(t testing.TB, src string, timeout time.Duration) *router.Script {
+	t.Helper()
+	p, err := router.NewCompiler(router.Limits{}).Compile(router.Lua, "test.lua", []byte(src))
+	if err != nil {
+		t.Fatalf("compile: %v", err)
+	}
+	return router.NewScript(p, "test.lua", timeout)
+}

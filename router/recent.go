@@ -1,0 +1,107 @@
+package router
+
+import (
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/aion-dispatch/dispatch/engine"
+)
+
+// DefaultRecentDecisions is how many of a channel's decisions its slot
+// keeps for the reload gate, unless the table is told otherwise.
+const DefaultRecentDecisions = 256
+
+// maxRecentInput is the largest request input a decision may carry to be
+// kept: the ring holds the requests themselves, and a few large payloads
+// should not pin megabytes per channel.
+const maxRecentInput = 64 << 10
+
+// Sample is one routing decision a channel made: what its router saw and
+// the id it chose ("" for none). The selection's candidates carry their
+// ids and states, not their processes.
+type Sample struct {
+	Selection engine.Selection
+	Chosen    string
+}
+
+// recent keeps the last decisions of one channel in a ring. Adding one
+// takes a lock on its entry only, so concurrent dispatches of a channel
+// contend only when the ring wraps onto an entry being written.
+type recent struct {
+	next    atomic.Uint64
+	entries []recentEntry
+}
+
+type recentEntry struct {
+	mu     sync.Mutex
+	n      uint64 // 1 + the decision's position in the channel's history; 0 if empty
+	sel    engine.Selection
+	chosen string
+}
+
+func newRecent(size int) *recent {
+	if size <= 0 {
+		return nil
+	}
+	return &recent{entries: make([]recentEntry, size)}
+}
+
+// add keeps the decision, reusing the entry's buffers.
+func (r *recent) add(in engine.Selection, chosen string) {
+	if r == nil || len(in.Request.Input.Data) > maxRecentInput {
+		return
+	}
+	n := r.next.Add(1)
+	e := &r.entries[(n-1)%uint64(len(r.entries))]
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.n > n {
+		return // a later decision got here first
+	}
+	cands, excluded := e.sel.Candidates[:0], e.sel.Excluded[:0]
+	for _, w := range in.Candidates {
+		w.Participant = nil // the ring must not keep a worker alive
+		cands = append(cands, w)
+	}
+	excluded = append(excluded, in.Excluded...)
+	e.sel = in
+	e.sel.Candidates, e.sel.Excluded = cands, excluded
+	e.chosen, e.n = chosen, n
+}
+
+// samples returns copies of the kept decisions, oldest first.
+func (r *recent) samples() []Sample {
+	if r == nil {
+		return nil
+	}
+	type kept struct {
+		n uint64
+		s Sample
+	}
+	var all []kept
+	for i := range r.entries {
+		e := &r.entries[i]
+		e.mu.Lock()
+		if e.n > 0 {
+			sel := e.sel
+			sel.Candidates, sel.Excluded = slices.Clone(sel.Candidates), slices.Clone(sel.Excluded)
+			all = append(all, kept{e.n, Sample{Selection: sel, Chosen: e.chosen}})
+		}
+		e.mu.Unlock()
+	}
+	slices.SortFunc(all, func(a, b kept) int {
+		switch {
+		case a.n < b.n:
+			return -1
+		case a.n > b.n:
+			return 1
+		}
+		return 0
+	})
+	out := make([]Sample, len(all))
+	for i, k := range all {
+		out[i] = k.s
+	}
+	return out
+}
