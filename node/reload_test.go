@@ -35,13 +35,28 @@ type reloadRig struct {
 // newReloadRig starts the rig; debounce 0 means the watcher's default.
 func newReloadRig(t testing.TB, rec engine.Recorder, debounce time.Duration) *reloadRig {
 	t.Helper()
+	// About swaps, not deadlines: no timeout under a starved -race run.
+	return startReloadRig(t, rigOptions{rec: rec, debounce: debounce, timeout: "1s"})
+}
+
+// rigOptions configure a reloadRig.
+type rigOptions struct {
+	rec      engine.Recorder
+	debounce time.Duration
+	timeout  string // the channel's script_timeout
+	gate     bool   // watch with the node's reload gate
+}
+
+func startReloadRig(t testing.TB, opts rigOptions) *reloadRig {
+	t.Helper()
+	rec, debounce := opts.rec, opts.debounce
 	dir := t.TempDir()
 	rig := &reloadRig{script: filepath.Join(dir, "pick.lua"), outcomes: make(chan config.Outcome, 16)}
 	conf := filepath.Join(dir, "dispatch.yaml")
 	for name, body := range map[string]string{
 		rig.script: pickScript(0),
 		conf: `version: 1
-defaults: {script_timeout: 1s} # about swaps, not deadlines: no timeout under a starved -race run
+defaults: {script_timeout: ` + opts.timeout + `}
 channels:
   - namespace: prod
     task_queue: email
@@ -63,8 +78,12 @@ channels:
 	if err != nil {
 		t.Fatal(err)
 	}
+	var gate config.GateFunc
+	if opts.gate {
+		gate = rig.n.Gate
+	}
 	rig.w, err = config.NewWatcher(cfg, config.WatchOptions{Options: config.Options{Compiler: compiler}, Apply: rig.n.Apply,
-		Debounce: debounce, Logger: quiet, Notify: func(o config.Outcome) {
+		Gate: gate, Debounce: debounce, Logger: quiet, Notify: func(o config.Outcome) {
 			if o.Kind == config.Reloaded || o.Kind == config.Failed {
 				rig.outcomes <- o
 			}

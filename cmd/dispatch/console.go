@@ -136,6 +136,9 @@ func (r *runner) summary(w io.Writer, s node.Stats, watcher *config.Watcher) {
 	if watcher != nil {
 		st := watcher.Stats()
 		fmt.Fprintf(w, "\nreloads: %d applied, %d failed", st.Reloads, st.Failures)
+		if st.Refusals > 0 {
+			fmt.Fprintf(w, ", %d of them refused by the reload gate", st.Refusals)
+		}
 		if st.LastError != "" {
 			fmt.Fprintf(w, " (last: %s)", firstLine(st.LastError))
 		}

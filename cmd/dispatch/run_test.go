@@ -290,8 +290,42 @@ func TestRunWatchReloadsOnSIGHUP(t *testing.T) {
 	if strings.Count(stdout, "pick.lua") != 2 || !strings.Contains(stdout, "reloads: 1 applied, 0 failed") {
 		t.Errorf("want two versions of pick.lua deciding and one reload:\n%s", stdout)
 	}
-	if !strings.Contains(stderr, "reloaded") {
-		t.Errorf("the reload is not logged:\n%s", stderr)
+	if !strings.Contains(stderr, "reloaded") || !strings.Contains(stderr, "pick.lua v2 in service; would change 1 of the last 1 decisions") {
+		t.Errorf("the reload is not logged, with what the reload gate found:\n%s", stderr)
+	}
+}
+
+// TestRunWatchRefusesAVersionThatFails: under --watch, a script that
+// compiles but fails on the channel's recent decisions is refused; the
+// activities keep going to the last good version.
+func TestRunWatchRefusesAVersionThatFails(t *testing.T) {
+	conf := runConfig(t, "{}")
+	script := filepath.Join(filepath.Dir(conf), "pick.lua")
+	var log syncBuffer
+	stdin, n, sig, wait := startRunTo(t, &log, "-c", conf, "--requests", "-", "--watch")
+	send := func(wf string) {
+		fmt.Fprintf(stdin, `{"channel": "prod/email", "workflow_id": %q, "activity_type": "send"}`+"\n", wf)
+	}
+	send("wf-1")
+	eventually(t, "first completed", func() bool { return n.Counters().Completed == 1 })
+	if err := os.WriteFile(script, []byte("function route(r, c)\n  return c[5].id\nend\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sig.send(syscall.SIGHUP)
+	eventually(t, "the refusal logged", func() bool { return strings.Contains(log.String(), "refused by the reload gate") })
+	send("wf-2")
+	stdin.Close()
+	code, stdout, stderr := wait()
+	if code != exitOK {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	for _, want := range []string{"2 completed, 0 did not", "reloads: 0 applied, 1 failed, 1 of them refused by the reload gate"} {
+		if !strings.Contains(stdout, want) {
+			t.Errorf("stdout lacks %q:\n%s", want, stdout)
+		}
+	}
+	if want := "pick.lua:2: prod/email: refused by the reload gate: attempt to index a non-table object(nil) with key 'id'"; !strings.Contains(stderr, want) {
+		t.Errorf("stderr lacks %q:\n%s", want, stderr)
 	}
 }
 
