@@ -36,3 +36,32 @@ func (c Channel) WorkerViews() []engine.ConsumerStateView {
 	}
 	return out
 }
+
+// Gate runs the reload gate on every channel of the config, over recent(ch)
+// or, where that is empty or recent is nil, over synthetic decisions from
+// the channel's workers: what `dispatch validate` checks. The error lists
+// every channel refused, as [Errors] placed at the failing script line, the
+// script, or the channel in the config.
+func (c *Config) Gate(ctx context.Context, recent func(engine.ChannelName) []router.Sample) ([]Gated, error) {
+	var gated []Gated
+	var errs Errors
+	for _, ch := range c.Channels {
+		var samples []router.Sample
+		if recent != nil {
+			samples = recent(ch.Name)
+		}
+		g := Gated{Channel: ch.Name, Source: ch.Routing.SourceName(ch, c.File), Version: 1}
+		rep, err := ch.Gate(ctx, c.File, samples)
+		if err != nil {
+			errs = append(errs, gateError(ch, c.File, err))
+			continue
+		}
+		g.Report = rep
+		gated = append(gated, g)
+	}
+	if len(errs) > 0 {
+		errs.sort()
+		return gated, errs
+	}
+	return gated, nil
+}

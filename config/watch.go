@@ -405,6 +405,9 @@ func (w *Watcher) check() {
 			msg := fmt.Sprintf("%s v%d in service", g.Source, g.Version)
 			if w.opts.Gate != nil {
 				msg += "; " + g.Report.String()
+				if g.Report.Synthetic {
+					msg += " (no traffic yet)"
+				}
 			}
 			w.log.Info(msg, "channel", g.Channel.Short())
 		}

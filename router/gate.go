@@ -22,10 +22,10 @@ type GateReport struct {
 }
 
 // String says it the way a log line does: "would change 12 of the last
-// 256 decisions".
+// 256 decisions", or "passed 6 synthetic decisions".
 func (r GateReport) String() string {
 	if r.Synthetic {
-		return fmt.Sprintf("passed %d synthetic decisions (no traffic yet)", r.Decisions)
+		return fmt.Sprintf("passed %d synthetic decisions", r.Decisions)
 	}
 	return fmt.Sprintf("would change %d of the last %d decisions", r.Changed, r.Decisions)
 }
