@@ -9,3 +9,9 @@ func CompileLuaUnchecked(name string, src []byte) (*Program, error) {
 	}
 	return &Program{lang: Lua, hash: Hash(Lua, src), lua: lp}, nil
 }
+
+// Running returns how many calls of s hold a place now.
+func (s *Script) Running() int { return len(s.calls) }
+
+// Solo reports whether s runs one call at a time for timing out.
+func (s *Script) Solo() bool { return s.strikes.Load() >= strikeLimit }

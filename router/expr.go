@@ -288,10 +288,6 @@ func (p *exprProgram) put(r *exprRunner) {
 }
 
 func (p *exprProgram) route(_ context.Context, selection *engine.Selection, timeout time.Duration) (rawResult, error) {
-	var start time.Time
-	if p.timed {
-		start = time.Now()
-	}
 	r := p.get()
 	r.callIn.sel = *selection
 	r.in, r.seeded = &r.callIn, false
@@ -317,6 +313,12 @@ func (p *exprProgram) route(_ context.Context, selection *engine.Selection, time
 	}
 	if !sameSlice(r.envExcluded, sel.Excluded) {
 		r.env["excluded"], r.envExcluded = sel.Excluded, sel.Excluded
+	}
+	// The deadline counts from here, when the script starts: not the time
+	// taken to get a runner or set its inputs.
+	var start time.Time
+	if p.timed {
+		start = time.Now()
 	}
 	out, err := r.vm.Run(p.prog, r.env)
 	// Read the result before the runner goes back: a candidate points into

@@ -131,8 +131,10 @@ func (p *luaProgram) put(st *luaState) {
 	p.mu.Unlock()
 }
 
-// route runs the script's route function for one selection.
-func (p *luaProgram) route(ctx context.Context, sel *engine.Selection, deadline time.Time) (result rawResult, err error) {
+// route runs the script's route function for one selection, stopping it
+// once it has run for timeout. The time counts from the call, once a state
+// is borrowed (or made, which takes longer than many calls).
+func (p *luaProgram) route(ctx context.Context, sel *engine.Selection, timeout time.Duration) (result rawResult, err error) {
 	st, err := p.get()
 	if err != nil {
 		return rawResult{}, err
@@ -149,8 +151,8 @@ func (p *luaProgram) route(ctx context.Context, sel *engine.Selection, deadline 
 			p.put(st)
 		}
 	}()
-	st.ctx.reset(ctx, deadline)
 	st.callIn.sel = *sel
+	st.ctx.reset(ctx, time.Now().Add(timeout))
 	result, err = st.call(&st.callIn)
 	// The clock is read every 256 instructions; one builtin call (a pattern
 	// match, say) can outrun that, so look once more now.

@@ -51,6 +51,14 @@ type Limits struct {
 	// ExprMemoryBudget caps what one expr run may allocate, in the VM's
 	// units. Default 1e6.
 	ExprMemoryBudget uint
+	// MaxConcurrentCalls bounds how many calls of one channel's script
+	// ([Script]) run at once, so that a channel whose script loops until
+	// its deadline holds at most that many cores and the other channels
+	// keep the rest; further calls wait (their deadline starts when they
+	// run). After strikeLimit calls in a row time out, the channel runs one
+	// call at a time until a call finishes in time. Default
+	// max(1, GOMAXPROCS/2); negative means no bound.
+	MaxConcurrentCalls int
 }
 
 func (l Limits) maxString() int     { return orDefault(l.MaxStringBytes, 1<<20) }
@@ -59,6 +67,12 @@ func (l Limits) registryMax() int   { return orDefault(l.RegistryMaxSize, 1<<16)
 func (l Limits) poolSize() int      { return orDefault(l.PoolSize, 2*runtime.GOMAXPROCS(0)) }
 func (l Limits) exprMaxNodes() uint { return orDefault(l.ExprMaxNodes, 10_000) }
 func (l Limits) exprMemory() uint   { return orDefault(l.ExprMemoryBudget, 1_000_000) }
+func (l Limits) concurrentCalls() int {
+	if l.MaxConcurrentCalls < 0 {
+		return 0 // no bound
+	}
+	return orDefault(l.MaxConcurrentCalls, max(1, runtime.GOMAXPROCS(0)/2))
+}
 func (l Limits) compileTimeout() time.Duration {
 	return orDefault(l.CompileTimeout, time.Second)
 }
@@ -73,8 +87,9 @@ func orDefault[T int | uint | time.Duration](v, def T) T {
 // Program is a compiled routing script. It is immutable and safe for
 // concurrent use; identical sources share one Program (see [Compiler]).
 type Program struct {
-	lang Lang
-	hash string // "sha256:<hex>" of language and source
+	lang   Lang
+	hash   string // "sha256:<hex>" of language and source
+	limits Limits
 	lua  *luaProgram
 	expr *exprProgram
 }
@@ -181,7 +196,7 @@ func (c *Compiler) Compile(lang Lang, name string, source []byte) (_ *Program, e
 			err = &ScriptError{Lang: lang, File: name, Message: fmt.Sprintf("compiler panic: %v", r)}
 		}
 	}()
-	p = &Program{lang: lang, hash: hash}
+	p = &Program{lang: lang, hash: hash, limits: c.limits}
 	switch lang {
 	case Lua:
 		p.lua, err = compileLua(name, source, c.limits)
@@ -233,7 +248,7 @@ func (c *Compiler) Len() int {
 // run calls the program once on sel, bounded by timeout.
 func (p *Program) run(ctx context.Context, sel *engine.Selection, timeout time.Duration) (rawResult, error) {
 	if p.lua != nil {
-		return p.lua.route(ctx, sel, time.Now().Add(timeout))
+		return p.lua.route(ctx, sel, timeout)
 	}
 	return p.expr.route(ctx, sel, timeout)
 }

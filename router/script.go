@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aion-dispatch/dispatch/engine"
@@ -21,7 +22,18 @@ type Script struct {
 	timeout time.Duration
 	version engine.RouterVersion
 	loaded  time.Time
+
+	// calls bounds the calls running at once (Limits.MaxConcurrentCalls);
+	// nil for no bound. solo admits one call at a time while the script
+	// keeps timing out: strikes counts its timeouts in a row.
+	calls   chan struct{}
+	solo    chan struct{}
+	strikes atomic.Int32
 }
+
+// strikeLimit is how many calls in a row must time out before a script runs
+// one call at a time.
+const strikeLimit = 3
 
 // NewScript returns a router that runs prog, loaded from source (a path, or
 // a name for inline scripts), with each call bounded by timeout (0 means
@@ -30,12 +42,16 @@ func NewScript(prog *Program, source string, timeout time.Duration) *Script {
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
-	return &Script{
+	s := &Script{
 		prog:    prog,
 		timeout: timeout,
 		version: engine.RouterVersion{Lang: string(prog.lang), Hash: prog.hash, Source: source},
 		loaded:  time.Now(),
 	}
+	if n := prog.limits.concurrentCalls(); n > 0 {
+		s.calls, s.solo = make(chan struct{}, n), make(chan struct{}, 1)
+	}
+	return s
 }
 
 // Version returns the language, hash and source of the script.
@@ -74,12 +90,23 @@ func (s *Script) Select(ctx context.Context, in engine.Selection) (engine.Decisi
 }
 
 func (s *Script) run(ctx context.Context, sel *engine.Selection) (res rawResult, err error) {
+	solo, err := s.admit(ctx)
+	if err != nil {
+		return res, err
+	}
+	defer s.release(solo)
 	defer func() {
 		if r := recover(); r != nil {
 			err = &ScriptError{Lang: s.prog.lang, File: s.version.Source, Message: fmt.Sprintf("interpreter panic: %v", r)}
 		}
 	}()
 	res, err = s.prog.run(ctx, sel, s.timeout)
+	switch {
+	case errors.Is(err, ErrScriptTimeout):
+		s.strikes.Add(1)
+	case s.strikes.Load() != 0:
+		s.strikes.Store(0)
+	}
 	if err != nil {
 		return res, s.wrap(err)
 	}
@@ -87,6 +114,53 @@ func (s *Script) run(ctx context.Context, sel *engine.Selection) (res rawResult,
 		return res, s.badDecision(res.describe(), *sel)
 	}
 	return res, nil
+}
+
+// admit waits until the call may run: fewer than Limits.MaxConcurrentCalls
+// are running, and none at all while the script keeps timing out. It
+// reports whether the call holds the solo place too (pass it to release),
+// or returns ctx's error.
+func (s *Script) admit(ctx context.Context) (solo bool, err error) {
+	if s.calls == nil {
+		return false, nil
+	}
+	if err := acquire(ctx, s.calls); err != nil {
+		return false, err
+	}
+	if s.strikes.Load() < strikeLimit {
+		return false, nil
+	}
+	if err := acquire(ctx, s.solo); err != nil {
+		<-s.calls
+		return false, err
+	}
+	return true, nil
+}
+
+// release gives back what admit took.
+func (s *Script) release(solo bool) {
+	if s.calls == nil {
+		return
+	}
+	if solo {
+		<-s.solo
+	}
+	<-s.calls
+}
+
+// acquire takes a place in sem, or fails when ctx ends first.
+func acquire(ctx context.Context, sem chan struct{}) error {
+	select {
+	case sem <- struct{}{}:
+		return nil
+	default:
+	}
+	select {
+	case sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // wrap names the script in a runtime error.
