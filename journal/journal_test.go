@@ -404,7 +404,7 @@ func TestCheck(t *testing.T) {
 	raw := recordDispatches(t, map[string]local.Handler{
 		"w1": func(ctx context.Context, _ engine.ActivityRequest) engine.ActivityResult { panic("crash") },
 		"w2": func(context.Context, engine.ActivityRequest) engine.ActivityResult {
-			return engine.Completed(engine.Payload{})
+			return engine.Completed(engine.Payload{ContentType: "text/plain", Data: []byte("sent")})
 		},
 	}, []engine.ActivityRequest{request("wf-1", "a"), request("wf-2", "b")})
 	ops, _, err := journal.ReadAll(bytes.NewReader(raw))
@@ -420,6 +420,19 @@ func TestCheck(t *testing.T) {
 	}
 
 	lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
+	// The journal: c1 is lines 1-8 (w1 exits on attempt 1, w2 answers
+	// attempt 2), c2 lines 9-13 (w2 answers attempt 1).
+	if len(lines) != 13 || !strings.Contains(lines[3], "worker_exited") || !strings.Contains(lines[6], "message_received") {
+		t.Fatalf("the recorded journal is not the one the cases edit:\n%s", raw)
+	}
+	// edit replaces old with new in the n-th line (1-based).
+	edit := func(l []string, n int, old, new string) []string {
+		if !strings.Contains(l[n-1], old) {
+			t.Fatalf("line %d lacks %s: %s", n, old, l[n-1])
+		}
+		l[n-1] = strings.Replace(l[n-1], old, new, 1)
+		return l
+	}
 	for _, tc := range []struct {
 		name string
 		edit func([]string) []string
@@ -436,6 +449,43 @@ func TestCheck(t *testing.T) {
 			}
 			return slices.Delete(l, i, i+1) // an unclosed conversation, but not one a crash left
 		}, "1 line is missing"},
+		{"a reply from another worker", func(l []string) []string {
+			return edit(l, 7, `"worker_id":"w2"`, `"worker_id":"w1"`)
+		}, "line 7: conversation c1: message_received of worker w1, but attempt 2 went to worker w2"},
+		{"a message sent to another worker", func(l []string) []string {
+			return edit(l, 11, `"worker_id":"w2"`, `"worker_id":"w1"`)
+		}, "line 11: conversation c2: message_sent of worker w1, but attempt 1 went to worker w2"},
+		{"an exit of another worker", func(l []string) []string {
+			return edit(l, 4, `"worker_id":"w1"`, `"worker_id":"w2"`)
+		}, "line 4: conversation c1: worker_exited of worker w2, but attempt 1 went to worker w1"},
+		{"a close naming another worker", func(l []string) []string {
+			return edit(l, 13, `"worker_id":"w2"`, `"worker_id":"w1"`)
+		}, "line 13: conversation c2: conversation_closed of worker w1, but attempt 1 went to worker w2"},
+		{"a selection of a worker that is not a candidate", func(l []string) []string {
+			return edit(l, 10, `"worker_id":"w2"`, `"worker_id":"w9"`)
+		}, "line 10: conversation c2: worker_selected chose w9, which is not a candidate (candidates: w2)"},
+		{"a selection of an excluded worker", func(l []string) []string {
+			l = edit(l, 5, `"candidates":[{"id":"w2"`, `"candidates":[{"id":"w1","in_flight":0,"max_in_flight":1,"buffer_depth":0},{"id":"w2"`)
+			return edit(l, 5, `"worker_id":"w2"`, `"worker_id":"w1"`)
+		}, "line 5: conversation c1: worker_selected chose w1, which is excluded"},
+		{"a selection of a worker that exited, not listed as excluded", func(l []string) []string {
+			l = edit(l, 5, `"candidates":[{"id":"w2"`, `"candidates":[{"id":"w1","in_flight":0,"max_in_flight":1,"buffer_depth":0},{"id":"w2"`)
+			l = edit(l, 5, `,"excluded":["w1"]`, ``)
+			return edit(l, 5, `"worker_id":"w2"`, `"worker_id":"w1"`)
+		}, "line 5: conversation c1: worker_selected chose w1, which exited at line 4"},
+		{"a close with another result", func(l []string) []string {
+			return edit(l, 13, `"data":"sent"`, `"data":"lost"`)
+		}, "line 13: conversation c2: conversation_closed with result completed (text/plain \"lost\"), but the message_received at line 12 has completed (text/plain \"sent\")"},
+		{"a close with a failure instead of the answer", func(l []string) []string {
+			return edit(l, 8, `"result":{"status":"completed","output":{"content_type":"text/plain","data":"sent"}}`, `"result":{"status":"failed","error":"550"}`)
+		}, "line 8: conversation c1: conversation_closed with result failed (550), but the message_received at line 7 has completed (text/plain \"sent\")"},
+		{"a close with a result and no answer", func(l []string) []string {
+			l = slices.Delete(l, 11, 12) // c2's message_received
+			return edit(l, 12, `"seq":13`, `"seq":12`)
+		}, "line 12: conversation c2: conversation_closed with result completed (text/plain \"sent\"), but no message_received"},
+		{"an attempt that does not follow an exit", func(l []string) []string {
+			return edit(l, 13, `"attempt":1`, `"attempt":2`)
+		}, "line 13: conversation c2: conversation_closed of attempt 2, but attempt 1 did not end in worker_exited"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			edited := tc.edit(append([]string(nil), lines...))

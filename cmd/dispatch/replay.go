@@ -23,7 +23,10 @@ const replayUsage = `Usage: dispatch replay --journal FILE
        dispatch replay --journal FILE --what-if SCRIPT --channel NS/QUEUE [--examples N] [--timeout D]
 
 Checks a journal (seq 1, 2, 3, … with no line missing, every conversation
-opened once, its steps in a legal order, closed exactly once) and replays
+opened once, its steps in a legal order, closed exactly once; each selection
+of one of its candidates, never of an excluded or exited worker; every step
+of an attempt from the worker it went to; a close with the attempt it ended
+in and the worker's answer as its result) and replays
 every recorded dispatch through the engine in replay mode, proving that no
 worker, router or conversation is touched. Prints a summary per channel and per worker. What
 a crash leaves (a torn last line, conversations never closed) is reported as
