@@ -2,6 +2,7 @@ package journal_test
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"testing"
 
@@ -37,7 +38,8 @@ func TestGeneratedJournal(t *testing.T) {
 	if p := c.Problems(); len(p) != 0 {
 		t.Fatalf("%d problems, the first: %v", len(p), p[0])
 	}
-	if _, err := journal.Verify(ops, nil); err != nil {
-		t.Fatal(err)
+	rep, err := journal.Verify(context.Background(), bytes.NewReader(raw))
+	if err != nil || rep.Problems != 0 || len(rep.Unfinished) != 0 || rep.Summary.Operations != len(ops) {
+		t.Fatalf("verify: %+v, %v", rep, err)
 	}
 }

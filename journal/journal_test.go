@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -517,13 +518,13 @@ func TestWhatIf(t *testing.T) {
 			return engine.Completed(engine.Payload{})
 		},
 	}, []engine.ActivityRequest{request("wf-1", "a"), request("wf-2", "b"), request("wf-3", "c")})
-	ops, _, _ := journal.ReadAll(bytes.NewReader(raw))
+	ops := func() iter.Seq2[int, engine.Operation] { return journal.NewReader(bytes.NewReader(raw)).All() }
 	same := router.NewNative("least-loaded", router.LeastLoaded)
-	if rep := journal.WhatIf(context.Background(), ops, channel(t), same, journal.WhatIfOptions{Keep: 5}); rep.Decisions != 3 || rep.Changed != 0 {
+	if rep := journal.WhatIf(context.Background(), ops(), channel(t), same, journal.WhatIfOptions{Keep: 5}); rep.Decisions != 3 || rep.Changed != 0 {
 		t.Errorf("the same policy: %+v", rep)
 	}
 	last := router.NewNative("last", func(in engine.Selection) string { return in.Candidates[len(in.Candidates)-1].ID })
-	rep := journal.WhatIf(context.Background(), ops, channel(t), last, journal.WhatIfOptions{Keep: 2})
+	rep := journal.WhatIf(context.Background(), ops(), channel(t), last, journal.WhatIfOptions{Keep: 2})
 	if rep.Decisions != 3 || rep.Changed != 3 || len(rep.Examples) != 2 {
 		t.Fatalf("another policy: %+v", rep)
 	}
@@ -531,24 +532,26 @@ func TestWhatIf(t *testing.T) {
 		t.Errorf("first change = %+v", ex)
 	}
 	other, _ := engine.DispatchChannel("prod", "sms")
-	if rep := journal.WhatIf(context.Background(), ops, other, last, journal.WhatIfOptions{Keep: 2}); rep.Decisions != 0 {
+	rep = journal.WhatIf(context.Background(), ops(), other, last, journal.WhatIfOptions{Keep: 2})
+	if rep.Decisions != 0 || rep.Recorded != 0 {
 		t.Errorf("another channel: %+v", rep)
 	}
-	if got := journal.Decisions(ops); len(got) != 1 || got[channel(t)] != 3 {
+	if got := rep.Channels; len(got) != 1 || got[channel(t)] != 3 {
 		t.Errorf("decisions per channel = %v, want 3 on %s", got, channel(t))
 	}
 
-	// A router that times out is given up on after MaxTimeouts decisions.
+	// A router that times out is given up on after MaxTimeouts decisions;
+	// the rest are counted.
 	errSlow := errors.New("too slow")
 	slow := failingRouter{err: fmt.Errorf("script: %w", errSlow)}
-	rep = journal.WhatIf(context.Background(), ops, channel(t), slow, journal.WhatIfOptions{Keep: 5, MaxTimeouts: 2, ErrTimeout: errSlow})
-	if !rep.Stopped || rep.Decisions != 2 || rep.Errors != 2 || rep.Timeouts != 2 || len(rep.Examples) != 2 {
+	rep = journal.WhatIf(context.Background(), ops(), channel(t), slow, journal.WhatIfOptions{Keep: 5, MaxTimeouts: 2, ErrTimeout: errSlow})
+	if !rep.Stopped || rep.Decisions != 2 || rep.Recorded != 3 || rep.Errors != 2 || rep.Timeouts != 2 || len(rep.Examples) != 2 {
 		t.Errorf("a router that times out: %+v", rep)
 	}
 	// Other errors do not stop it.
-	rep = journal.WhatIf(context.Background(), ops, channel(t), failingRouter{err: errors.New("bug")},
+	rep = journal.WhatIf(context.Background(), ops(), channel(t), failingRouter{err: errors.New("bug")},
 		journal.WhatIfOptions{MaxTimeouts: 2, ErrTimeout: errSlow})
-	if rep.Stopped || rep.Decisions != 3 || rep.Errors != 3 || rep.Timeouts != 0 {
+	if rep.Stopped || rep.Decisions != 3 || rep.Recorded != 3 || rep.Errors != 3 || rep.Timeouts != 0 {
 		t.Errorf("a router that fails: %+v", rep)
 	}
 }
@@ -717,12 +720,11 @@ func TestVerifyAndSummarize(t *testing.T) {
 			return engine.Completed(engine.Payload{})
 		},
 	}, []engine.ActivityRequest{request("wf-1", "a"), request("wf-2", "bad")})
-	ops, _, _ := journal.ReadAll(bytes.NewReader(raw))
-	outcomes, err := journal.Verify(ops, nil)
-	if err != nil || len(outcomes) != 2 {
-		t.Fatalf("verify: %d outcomes, %v", len(outcomes), err)
+	rep, err := journal.Verify(context.Background(), bytes.NewReader(raw))
+	if err != nil || rep.Problems != 0 || rep.Summary.Total.Conversations != 2 {
+		t.Fatalf("verify: %+v, %v", rep, err)
 	}
-	s := journal.Summarize(ops, outcomes)
+	s := rep.Summary
 	email := s.Channels["prod/email"]
 	if s.Total.Conversations != 2 || s.Total.Completed != 1 || s.Total.Failed != 1 || email == nil || email.Selected != 2 ||
 		s.Workers[journal.WorkerKey{Channel: "prod/email", Worker: "w1"}].Answered != 1 ||

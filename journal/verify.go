@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 
 	"github.com/aion-dispatch/dispatch/engine"
@@ -34,12 +35,64 @@ func (l *liveCounter) NextConversationID() string {
 	return "live"
 }
 
-// Verify dispatches every finished conversation of ops again through a
-// dispatcher in replay mode and checks that each gets its recorded outcome
-// without a single call to a pool, router or conversation. lines are the
-// ops' line numbers (nil if unknown). It returns the outcomes replayed, or
-// a Problem locating the first divergence.
-func Verify(ops []engine.Operation, lines []int) ([]Outcome, error) {
+// Report is what Verify found in a journal.
+type Report struct {
+	Summary   Summary // the operations read, and the outcomes replayed
+	Truncated int     // the line of a torn last line, which was skipped; or 0
+	// Unfinished are the conversations opened and never closed, at the
+	// lines that opened them: what a crash leaves. They are not replayed.
+	Unfinished []Problem
+	Problems   int     // how many problems were found; the replay stops at the first
+	First      Problem // the first problem, when Problems > 0
+}
+
+// Verify reads the journal in r, checks it (see Checker) and dispatches
+// every finished conversation again through a dispatcher in replay mode,
+// checking that each gets its recorded outcome without a single call to a
+// pool, router or conversation. The problems it finds are in the Report;
+// its error says that the journal could not be read to its end (a
+// *LineError names the line), the Report then covering the lines before.
+func Verify(ctx context.Context, r io.Reader) (Report, error) {
+	jr := NewReader(r)
+	var ops []engine.Operation
+	var lines []int
+	for line, op := range jr.All() {
+		ops = append(ops, op)
+		lines = append(lines, line)
+	}
+	rep := Report{Truncated: jr.Truncated()}
+	checker := NewChecker()
+	for i, op := range ops {
+		checker.Add(lines[i], op)
+	}
+	for _, p := range checker.Problems() {
+		if p.Unfinished() {
+			rep.Unfinished = append(rep.Unfinished, p)
+			continue
+		}
+		if rep.Problems == 0 {
+			rep.First = p
+		}
+		rep.Problems++
+	}
+	var outcomes []Outcome
+	if rep.Problems == 0 {
+		var err error
+		outcomes, err = verifyAll(ctx, ops, lines)
+		if err != nil {
+			var p Problem
+			if !errors.As(err, &p) {
+				return rep, err
+			}
+			rep.First, rep.Problems = p, 1
+		}
+	}
+	rep.Summary = Summarize(ops, outcomes)
+	return rep, jr.Err()
+}
+
+// verifyAll replays every finished conversation of ops.
+func verifyAll(ctx context.Context, ops []engine.Operation, lines []int) ([]Outcome, error) {
 	live := &liveCounter{}
 	d, err := engine.NewDispatcher(engine.Options{Pool: live, Router: live, Conversations: live, IDs: live,
 		Recorder: Recorder{Replay: NewReplay(ops, lines)}})
@@ -48,7 +101,7 @@ func Verify(ops []engine.Operation, lines []int) ([]Outcome, error) {
 	}
 	outcomes := Outcomes(ops, lines)
 	for _, o := range outcomes {
-		res, err := d.Dispatch(context.Background(), o.Channel.Namespace(), o.Channel.TaskQueue(), o.Request)
+		res, err := d.Dispatch(ctx, o.Channel.Namespace(), o.Channel.TaskQueue(), o.Request)
 		if live.calls > 0 {
 			return nil, Problem{Line: o.Line, ConversationID: o.ConversationID,
 				Msg: fmt.Sprintf("the replay made a live call: %v", err)}
