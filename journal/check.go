@@ -57,8 +57,7 @@ func (p Problem) Error() string {
 type convCheck struct {
 	last    engine.OpKind
 	attempt int
-	opened  int // line
-	closed  bool
+	opened  int    // line
 	worker  string // the worker selected for the current attempt, "" before selection
 	exits   []exit // the workers that exited, in order
 	reply   engine.ActivityResult
@@ -71,6 +70,14 @@ type exit struct {
 	line   int
 }
 
+// recentCloses is how many of the last closed conversations a Checker
+// remembers, to name a step or an opening that comes after a close.
+const recentCloses = 1024
+
+// closedConv is a conversation that closed recently: where it opened and
+// closed.
+type closedConv struct{ opened, closed int }
+
 // Checker checks, one operation at a time, that a journal tells a story the
 // dispatcher could have written: seq increasing one by one (a gap is a lost
 // line); every conversation opened once, its steps in a legal order with the
@@ -78,22 +85,40 @@ type exit struct {
 // candidate that is neither excluded nor exited; every step of an attempt of
 // the worker it went to; a close with the worker's answer as its result
 // (see docs/journal.md).
+//
+// Its memory is bounded by what is open at once, not by the journal's
+// length: the conversations not yet closed, and the ids of the last 1,024
+// closed ones. A step of a conversation closed longer ago than
+// that reads as a step before its opening, and its opening again as a new
+// conversation.
 type Checker struct {
-	lastSeq  uint64
-	convs    map[string]*convCheck
-	problems []Problem
+	lastSeq uint64
+	convs   map[string]*convCheck // the open conversations
+	recent  map[string]closedConv // the last recentCloses closed conversations
+	ring    []string              // their ids, in the order they closed
+	next    int                   // the ring's oldest entry, once it is full
+	found   []Problem             // what Add found
 }
 
 // NewChecker returns an empty Checker.
-func NewChecker() *Checker { return &Checker{convs: make(map[string]*convCheck)} }
-
-func (c *Checker) fail(line int, conv, format string, args ...any) {
-	c.problems = append(c.problems, Problem{Line: line, ConversationID: conv, Msg: fmt.Sprintf(format, args...)})
+func NewChecker() *Checker {
+	return &Checker{convs: make(map[string]*convCheck), recent: make(map[string]closedConv, recentCloses)}
 }
 
-// Add checks op, found at line.
-func (c *Checker) Add(line int, op engine.Operation) {
-	defer c.checkSeq(line, op.Seq) // after the conversation's problems, which say more
+func (c *Checker) fail(line int, conv, format string, args ...any) {
+	c.found = append(c.found, Problem{Line: line, ConversationID: conv, Msg: fmt.Sprintf(format, args...)})
+}
+
+// Add checks op, found at line, and returns what is wrong with it (nil:
+// nothing), in the order the problems were found.
+func (c *Checker) Add(line int, op engine.Operation) []Problem {
+	c.found = nil
+	c.add(line, op)
+	c.checkSeq(line, op.Seq) // after the conversation's problems, which say more
+	return c.found
+}
+
+func (c *Checker) add(line int, op engine.Operation) {
 	id := op.ConversationID
 	if id == "" {
 		c.fail(line, "", "%s without a conversation id", op.Kind)
@@ -102,26 +127,30 @@ func (c *Checker) Add(line int, op engine.Operation) {
 	if want, ok := wantState[op.Kind]; ok && op.State.Name != want {
 		c.fail(line, id, "%s with state %s, want %s", op.Kind, stateText(op.State), want)
 	}
-	cv, seen := c.convs[id]
+	cv, open := c.convs[id]
+	closed, recent := c.recent[id]
 	if op.Kind == engine.OpConversationOpened {
-		if seen {
+		switch {
+		case open:
 			c.fail(line, id, "opened again (first at line %d)", cv.opened)
-			return
+		case recent:
+			c.fail(line, id, "opened again (first at line %d, closed at line %d)", closed.opened, closed.closed)
+		default:
+			c.convs[id] = &convCheck{last: op.Kind, opened: line}
 		}
-		c.convs[id] = &convCheck{last: op.Kind, opened: line}
 		return
 	}
 	switch {
-	case !seen:
-		c.fail(line, id, "%s before conversation_opened", op.Kind)
+	case recent:
+		c.fail(line, id, "%s after conversation_closed (line %d)", op.Kind, closed.closed)
 		return
-	case cv.closed:
-		c.fail(line, id, "%s after conversation_closed", op.Kind)
+	case !open:
+		c.fail(line, id, "%s before conversation_opened", op.Kind)
 		return
 	}
 	if op.Kind == engine.OpConversationClosed {
 		c.checkClose(line, id, cv, op)
-		cv.closed, cv.last = true, op.Kind
+		c.close(id, closedConv{opened: cv.opened, closed: line})
 		return
 	}
 	if !allowed(cv.last, op.Kind) {
@@ -281,6 +310,20 @@ func listText(ids []string) string {
 	return strings.Join(ids, ", ")
 }
 
+// close forgets an open conversation but for its lines, which it keeps
+// among the last recentCloses closed ones.
+func (c *Checker) close(id string, cc closedConv) {
+	delete(c.convs, id)
+	if len(c.ring) < recentCloses {
+		c.ring = append(c.ring, id)
+	} else {
+		delete(c.recent, c.ring[c.next])
+		c.ring[c.next] = id
+		c.next = (c.next + 1) % recentCloses
+	}
+	c.recent[id] = cc
+}
+
 func (c *Checker) checkSeq(line int, seq uint64) {
 	if seq == 0 && c.lastSeq == 0 {
 		return // a journal without seqs (written by hand)
@@ -319,15 +362,17 @@ func stateText(s engine.ActivityState) string {
 	return s.Name.String()
 }
 
-// Problems returns what was found, with conversations that were opened but
-// never closed reported at the line that opened them, in line order.
-func (c *Checker) Problems() []Problem {
-	out := append([]Problem(nil), c.problems...)
+// Open returns how many conversations are open: opened and not closed.
+func (c *Checker) Open() int { return len(c.convs) }
+
+// Unfinished returns the conversations opened and not closed so far, as
+// problems at the lines that opened them, in line order. At the end of a
+// journal they are what a crash leaves (Problem.Unfinished).
+func (c *Checker) Unfinished() []Problem {
+	out := make([]Problem, 0, len(c.convs))
 	for id, cv := range c.convs {
-		if !cv.closed {
-			out = append(out, Problem{Line: cv.opened, ConversationID: id, Msg: "never closed", unfinished: true})
-		}
+		out = append(out, Problem{Line: cv.opened, ConversationID: id, Msg: "never closed", unfinished: true})
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Line < out[j].Line })
+	sort.Slice(out, func(i, j int) bool { return out[i].Line < out[j].Line })
 	return out
 }

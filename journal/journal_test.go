@@ -2,6 +2,7 @@ package journal_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -412,11 +413,7 @@ func TestCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := journal.NewChecker()
-	for i, op := range ops {
-		c.Add(i+1, op)
-	}
-	if p := c.Problems(); len(p) != 0 {
+	if p := check(ops); len(p) != 0 {
 		t.Fatalf("a recorded journal has problems: %v", p)
 	}
 
@@ -494,16 +491,13 @@ func TestCheck(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c := journal.NewChecker()
-			for i, op := range ops {
-				c.Add(i+1, op)
-			}
+			problems := check(ops)
 			found := false
-			for _, p := range c.Problems() {
+			for _, p := range problems {
 				found = found || (strings.Contains(p.Error(), tc.want) && strings.HasPrefix(p.Error(), "line "))
 			}
 			if !found {
-				t.Errorf("problems = %v, want one saying %q with its line", c.Problems(), tc.want)
+				t.Errorf("problems = %v, want one saying %q with its line", problems, tc.want)
 			}
 		})
 	}
@@ -575,6 +569,7 @@ func FuzzReader(f *testing.F) {
 	f.Add([]byte("\n\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r := journal.NewReader(bytes.NewReader(data))
+		c := journal.NewChecker()
 		for {
 			op, err := r.Next()
 			if errors.Is(err, io.EOF) {
@@ -590,9 +585,8 @@ func FuzzReader(f *testing.F) {
 			if op.Kind == 0 {
 				t.Fatalf("an operation without a kind at line %d", r.Line())
 			}
-			c := journal.NewChecker()
-			c.Add(r.Line(), op)
-			_ = c.Problems()
+			_ = c.Add(r.Line(), op)
+			_ = c.Unfinished()
 		}
 	})
 }
@@ -842,11 +836,7 @@ func TestAnswerTooLongForAJournalLine(t *testing.T) {
 	if err != nil || truncated != 0 {
 		t.Fatalf("read: %v, torn line %d", err, truncated)
 	}
-	c := journal.NewChecker()
-	for i, op := range ops {
-		c.Add(i+1, op)
-	}
-	if p := c.Problems(); len(p) != 0 {
+	if p := check(ops); len(p) != 0 {
 		t.Fatalf("problems: %v", p)
 	}
 	out := journal.Outcomes(ops, nil)
@@ -868,4 +858,17 @@ func readBack(t *testing.T, path string) []engine.Operation {
 		t.Fatalf("read %s: %v, a torn line at %d", path, err, truncated)
 	}
 	return ops
+}
+
+// check runs a Checker over ops, numbered from 1, and returns the problems
+// it finds with the conversations left open, in line order.
+func check(ops []engine.Operation) []journal.Problem {
+	c := journal.NewChecker()
+	var out []journal.Problem
+	for i, op := range ops {
+		out = append(out, c.Add(i+1, op)...)
+	}
+	out = append(out, c.Unfinished()...)
+	slices.SortStableFunc(out, func(a, b journal.Problem) int { return cmp.Compare(a.Line, b.Line) })
+	return out
 }

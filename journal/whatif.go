@@ -50,7 +50,8 @@ type WhatIfOptions struct {
 // WhatIf re-runs every recorded decision on channel, as ops yields them with
 // their lines (Reader.All), through r, with the same request, candidates,
 // excluded ids, attempt and conversation id (so seeded random draws are the
-// same), and reports which would change.
+// same), and reports which would change. It holds the requests of the
+// channel's open conversations, not the journal.
 func WhatIf(ctx context.Context, ops iter.Seq2[int, engine.Operation], channel engine.ChannelName, r engine.Router, opts WhatIfOptions) WhatIfReport {
 	requests := map[string]engine.ActivityRequest{}
 	rep := WhatIfReport{Channels: map[engine.ChannelName]int{}}
@@ -64,6 +65,8 @@ func WhatIf(ctx context.Context, ops iter.Seq2[int, engine.Operation], channel e
 		switch op.Kind {
 		case engine.OpConversationOpened:
 			requests[op.ConversationID] = op.Request
+		case engine.OpConversationClosed:
+			delete(requests, op.ConversationID) // only open conversations are held
 		case engine.OpWorkerSelected:
 			rep.Recorded++
 			if opts.MaxTimeouts > 0 && rep.Timeouts >= opts.MaxTimeouts {

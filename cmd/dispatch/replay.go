@@ -26,11 +26,13 @@ Checks a journal (seq 1, 2, 3, … with no line missing, every conversation
 opened once, its steps in a legal order, closed exactly once; each selection
 of one of its candidates, never of an excluded or exited worker; every step
 of an attempt from the worker it went to; a close with the attempt it ended
-in and the worker's answer as its result) and replays
-every recorded dispatch through the engine in replay mode, proving that no
-worker, router or conversation is touched. Prints a summary per channel and per worker. What
-a crash leaves (a torn last line, conversations never closed) is reported as
-a warning and not replayed.
+in and the worker's answer as its result) and replays every recorded
+dispatch through the engine in replay mode, proving that no worker, router
+or conversation is touched. Prints a summary per channel and per worker.
+What a crash leaves (a torn last line, conversations never closed) is
+reported as a warning and not replayed. The journal is read once, line by
+line, holding only what is open at once (conversations not yet closed), so
+its size does not matter.
 
 With --what-if, re-runs every recorded routing decision on the channel (same
 request, candidates, excluded workers, attempt and seeded random draws)
