@@ -82,7 +82,7 @@ func Verify(ctx context.Context, r io.Reader) (Report, error) {
 			continue
 		}
 		if err := ctx.Err(); err != nil {
-			return rep, err
+			return rep, fmt.Errorf("journal: verify stopped at line %d: %w", line, err)
 		}
 		if p, ok := v.verify(ctx, o); !ok {
 			rep.problem(p)

@@ -123,7 +123,7 @@ func readError(stderr io.Writer, path string, err error) int {
 	if errors.As(err, &le) {
 		fmt.Fprintf(stderr, "%s:%d: %v\n", path, le.Line, le.Err)
 	} else {
-		fmt.Fprintf(stderr, "dispatch replay: %s: %v\n", path, err)
+		fmt.Fprintf(stderr, "dispatch replay: %v\n", err) // a file's errors name it
 	}
 	return exitError
 }
