@@ -126,7 +126,7 @@ func TestMemoryDoesNotGrowWithTheJournal(t *testing.T) {
 // a close is named as such while the close is among them.
 func TestCheckerHoldsOnlyOpenConversations(t *testing.T) {
 	c := journal.NewChecker()
-	r := journal.NewReader(gen.New(gen.Options{Bytes: 4 << 20, Open: 8, Seed: 3}))
+	r := journal.NewReader(gen.New(gen.Options{Bytes: 1 << 20, Open: 8, Seed: 3}))
 	most, n := 0, 0
 	for line, op := range r.All() {
 		if p := c.Add(line, op); len(p) > 0 {
