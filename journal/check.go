@@ -1,8 +1,13 @@
 package journal
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
+	"strconv"
+	"strings"
 
 	"github.com/aion-dispatch/dispatch/engine"
 )
@@ -52,29 +57,68 @@ func (p Problem) Error() string {
 type convCheck struct {
 	last    engine.OpKind
 	attempt int
-	opened  int // line
-	closed  bool
+	opened  int    // line
+	worker  string // the worker selected for the current attempt, "" before selection
+	exits   []exit // the workers that exited, in order
+	reply   engine.ActivityResult
+	replyAt int // the line of message_received, or 0
 }
 
-// Checker checks, one operation at a time, that a journal tells a legal
-// story: seq increasing one by one (a gap is a lost line), every conversation opened once, its steps
-// in a legal order with the right states and attempts, closed exactly once.
+// exit is a worker that exited during a conversation, and where.
+type exit struct {
+	worker string
+	line   int
+}
+
+// recentCloses is how many of the last closed conversations a Checker
+// remembers, to name a step or an opening that comes after a close.
+const recentCloses = 1024
+
+// closedConv is a conversation that closed recently: where it opened and
+// closed.
+type closedConv struct{ opened, closed int }
+
+// Checker checks, one operation at a time, that a journal tells a story the
+// dispatcher could have written: seq increasing one by one (a gap is a lost
+// line); every conversation opened once, its steps in a legal order with the
+// right states and attempts, closed exactly once; each selection of a
+// candidate that is neither excluded nor exited; every step of an attempt of
+// the worker it went to; a close with the worker's answer as its result
+// (see docs/journal.md).
+//
+// Its memory is bounded by what is open at once, not by the journal's
+// length: the conversations not yet closed, and the ids of the last 1,024
+// closed ones. A step of a conversation closed longer ago than
+// that reads as a step before its opening, and its opening again as a new
+// conversation.
 type Checker struct {
-	lastSeq  uint64
-	convs    map[string]*convCheck
-	problems []Problem
+	lastSeq uint64
+	convs   map[string]*convCheck // the open conversations
+	recent  map[string]closedConv // the last recentCloses closed conversations
+	ring    []string              // their ids, in the order they closed
+	next    int                   // the ring's oldest entry, once it is full
+	found   []Problem             // what Add found
 }
 
 // NewChecker returns an empty Checker.
-func NewChecker() *Checker { return &Checker{convs: make(map[string]*convCheck)} }
-
-func (c *Checker) fail(line int, conv, format string, args ...any) {
-	c.problems = append(c.problems, Problem{Line: line, ConversationID: conv, Msg: fmt.Sprintf(format, args...)})
+func NewChecker() *Checker {
+	return &Checker{convs: make(map[string]*convCheck), recent: make(map[string]closedConv, recentCloses)}
 }
 
-// Add checks op, found at line.
-func (c *Checker) Add(line int, op engine.Operation) {
-	defer c.checkSeq(line, op.Seq) // after the conversation's problems, which say more
+func (c *Checker) fail(line int, conv, format string, args ...any) {
+	c.found = append(c.found, Problem{Line: line, ConversationID: conv, Msg: fmt.Sprintf(format, args...)})
+}
+
+// Add checks op, found at line, and returns what is wrong with it (nil:
+// nothing), in the order the problems were found.
+func (c *Checker) Add(line int, op engine.Operation) []Problem {
+	c.found = nil
+	c.add(line, op)
+	c.checkSeq(line, op.Seq) // after the conversation's problems, which say more
+	return c.found
+}
+
+func (c *Checker) add(line int, op engine.Operation) {
 	id := op.ConversationID
 	if id == "" {
 		c.fail(line, "", "%s without a conversation id", op.Kind)
@@ -83,25 +127,30 @@ func (c *Checker) Add(line int, op engine.Operation) {
 	if want, ok := wantState[op.Kind]; ok && op.State.Name != want {
 		c.fail(line, id, "%s with state %s, want %s", op.Kind, stateText(op.State), want)
 	}
-	cv, seen := c.convs[id]
+	cv, open := c.convs[id]
+	closed, recent := c.recent[id]
 	if op.Kind == engine.OpConversationOpened {
-		if seen {
+		switch {
+		case open:
 			c.fail(line, id, "opened again (first at line %d)", cv.opened)
-			return
+		case recent:
+			c.fail(line, id, "opened again (first at line %d, closed at line %d)", closed.opened, closed.closed)
+		default:
+			c.convs[id] = &convCheck{last: op.Kind, opened: line}
 		}
-		c.convs[id] = &convCheck{last: op.Kind, opened: line}
 		return
 	}
 	switch {
-	case !seen:
-		c.fail(line, id, "%s before conversation_opened", op.Kind)
+	case recent:
+		c.fail(line, id, "%s after conversation_closed (line %d)", op.Kind, closed.closed)
 		return
-	case cv.closed:
-		c.fail(line, id, "%s after conversation_closed", op.Kind)
+	case !open:
+		c.fail(line, id, "%s before conversation_opened", op.Kind)
 		return
 	}
 	if op.Kind == engine.OpConversationClosed {
-		cv.closed, cv.last = true, op.Kind
+		c.checkClose(line, id, cv, op)
+		c.close(id, closedConv{opened: cv.opened, closed: line})
 		return
 	}
 	if !allowed(cv.last, op.Kind) {
@@ -113,7 +162,166 @@ func (c *Checker) Add(line int, op engine.Operation) {
 	if op.Attempt != cv.attempt {
 		c.fail(line, id, "%s of attempt %d during attempt %d", op.Kind, op.Attempt, cv.attempt)
 	}
+	switch op.Kind {
+	case engine.OpWorkerSelected:
+		c.checkSelection(line, id, cv, op)
+		cv.worker = op.WorkerID
+	case engine.OpMessageSent, engine.OpMessageReceived, engine.OpWorkerExited, engine.OpWorkerTimedOut:
+		if cv.worker != "" && op.WorkerID != cv.worker {
+			c.fail(line, id, "%s of %s, but attempt %d went to worker %s", op.Kind, workerText(op.WorkerID), cv.attempt, cv.worker)
+		}
+	}
+	switch op.Kind {
+	case engine.OpMessageReceived:
+		cv.reply, cv.replyAt = op.Result, line
+	case engine.OpWorkerExited:
+		cv.exits = append(cv.exits, exit{worker: op.WorkerID, line: line})
+		cv.worker = ""
+	}
 	cv.last = op.Kind
+}
+
+// checkSelection checks that a worker_selected chose one of its
+// candidates, neither excluded nor exited earlier in the conversation, and
+// that its excluded ids are the workers that exited, as the dispatcher
+// excludes them.
+func (c *Checker) checkSelection(line int, id string, cv *convCheck, op engine.Operation) {
+	chosen := op.WorkerID
+	if !slices.ContainsFunc(op.Candidates, func(v engine.ConsumerStateView) bool { return v.ID == chosen }) {
+		ids := make([]string, len(op.Candidates))
+		for i, v := range op.Candidates {
+			ids[i] = v.ID
+		}
+		c.fail(line, id, "worker_selected chose %s, which is not a candidate (candidates: %s)", workerID(chosen), listText(ids))
+	}
+	i := slices.IndexFunc(cv.exits, func(e exit) bool { return e.worker == chosen })
+	switch {
+	case slices.Contains(op.Excluded, chosen):
+		c.fail(line, id, "worker_selected chose %s, which is excluded", workerID(chosen))
+	case i >= 0:
+		c.fail(line, id, "worker_selected chose %s, which exited at line %d", workerID(chosen), cv.exits[i].line)
+	}
+	exited := make([]string, len(cv.exits))
+	for i, e := range cv.exits {
+		exited[i] = e.worker
+	}
+	if !slices.Equal(op.Excluded, exited) {
+		c.fail(line, id, "worker_selected excludes %s, but the workers that exited are %s", listText(op.Excluded), listText(exited))
+	}
+}
+
+// checkClose checks a conversation_closed against the steps before it: the
+// attempt it names, its worker, and its result, which is the worker's
+// answer when there was one.
+func (c *Checker) checkClose(line int, id string, cv *convCheck, op engine.Operation) {
+	// The dispatcher starts the next attempt when one ends in an exit (and
+	// the first after the opening); a close before its selection names it.
+	between := cv.last == engine.OpConversationOpened || cv.last == engine.OpWorkerExited
+	switch want := cv.attempt + btoi(between); {
+	case op.Attempt == want:
+	case !between && op.Attempt == cv.attempt+1:
+		c.fail(line, id, "conversation_closed of attempt %d, but attempt %d did not end in worker_exited", op.Attempt, cv.attempt)
+	case between && cv.attempt > 0:
+		c.fail(line, id, "conversation_closed of attempt %d after attempt %d ended in worker_exited (want attempt %d)", op.Attempt, cv.attempt, want)
+	default:
+		c.fail(line, id, "conversation_closed of attempt %d during attempt %d", op.Attempt, want)
+	}
+	if !between && op.WorkerID != cv.worker {
+		c.fail(line, id, "conversation_closed of %s, but attempt %d went to worker %s", workerText(op.WorkerID), cv.attempt, cv.worker)
+	}
+	switch {
+	case cv.last == engine.OpMessageReceived:
+		// A result too long for a line is dropped, and the message says so.
+		lost := op.Result.IsZero() && strings.Contains(op.Message, engine.ErrRecord.Error())
+		if !lost && !sameResult(op.Result, cv.reply) {
+			c.fail(line, id, "conversation_closed with result %s, but the message_received at line %d has %s",
+				resultText(op.Result), cv.replyAt, resultText(cv.reply))
+		}
+	case !op.Result.IsZero():
+		c.fail(line, id, "conversation_closed with result %s, but no message_received", resultText(op.Result))
+	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func sameResult(a, b engine.ActivityResult) bool {
+	return a.Status == b.Status && a.Error == b.Error && a.Output.ContentType == b.Output.ContentType &&
+		bytes.Equal(a.Output.Data, b.Output.Data)
+}
+
+// resultText shows a result in a message: its status and, shortened, its
+// output or error.
+func resultText(r engine.ActivityResult) string {
+	const max = 60
+	switch r.Status {
+	case 0:
+		return "none"
+	case engine.StatusFailed:
+		return fmt.Sprintf("failed (%s)", shorten(r.Error, max))
+	}
+	data := r.Output.Data
+	cut := len(data) > max
+	if cut {
+		data = data[:max]
+	}
+	text := strconv.Quote(string(data))
+	if !cut && strings.Contains(r.Output.ContentType, "json") && json.Valid(data) {
+		text = string(data)
+	}
+	if cut {
+		text += "..."
+	}
+	if r.Output.ContentType == "" {
+		return fmt.Sprintf("%s (%s)", r.Status, text)
+	}
+	return fmt.Sprintf("%s (%s %s)", r.Status, r.Output.ContentType, text)
+}
+
+func shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}
+
+func workerText(id string) string {
+	if id == "" {
+		return "no worker"
+	}
+	return "worker " + id
+}
+
+func workerID(id string) string {
+	if id == "" {
+		return `""`
+	}
+	return id
+}
+
+func listText(ids []string) string {
+	if len(ids) == 0 {
+		return "none"
+	}
+	return strings.Join(ids, ", ")
+}
+
+// close forgets an open conversation but for its lines, which it keeps
+// among the last recentCloses closed ones.
+func (c *Checker) close(id string, cc closedConv) {
+	delete(c.convs, id)
+	if len(c.ring) < recentCloses {
+		c.ring = append(c.ring, id)
+	} else {
+		delete(c.recent, c.ring[c.next])
+		c.ring[c.next] = id
+		c.next = (c.next + 1) % recentCloses
+	}
+	c.recent[id] = cc
 }
 
 func (c *Checker) checkSeq(line int, seq uint64) {
@@ -154,15 +362,17 @@ func stateText(s engine.ActivityState) string {
 	return s.Name.String()
 }
 
-// Problems returns what was found, with conversations that were opened but
-// never closed reported at the line that opened them, in line order.
-func (c *Checker) Problems() []Problem {
-	out := append([]Problem(nil), c.problems...)
+// Open returns how many conversations are open: opened and not closed.
+func (c *Checker) Open() int { return len(c.convs) }
+
+// Unfinished returns the conversations opened and not closed so far, as
+// problems at the lines that opened them, in line order. At the end of a
+// journal they are what a crash leaves (Problem.Unfinished).
+func (c *Checker) Unfinished() []Problem {
+	out := make([]Problem, 0, len(c.convs))
 	for id, cv := range c.convs {
-		if !cv.closed {
-			out = append(out, Problem{Line: cv.opened, ConversationID: id, Msg: "never closed", unfinished: true})
-		}
+		out = append(out, Problem{Line: cv.opened, ConversationID: id, Msg: "never closed", unfinished: true})
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].Line < out[j].Line })
+	sort.Slice(out, func(i, j int) bool { return out[i].Line < out[j].Line })
 	return out
 }

@@ -2,10 +2,12 @@ package journal_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -404,22 +406,31 @@ func TestCheck(t *testing.T) {
 	raw := recordDispatches(t, map[string]local.Handler{
 		"w1": func(ctx context.Context, _ engine.ActivityRequest) engine.ActivityResult { panic("crash") },
 		"w2": func(context.Context, engine.ActivityRequest) engine.ActivityResult {
-			return engine.Completed(engine.Payload{})
+			return engine.Completed(engine.Payload{ContentType: "text/plain", Data: []byte("sent")})
 		},
 	}, []engine.ActivityRequest{request("wf-1", "a"), request("wf-2", "b")})
 	ops, _, err := journal.ReadAll(bytes.NewReader(raw))
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := journal.NewChecker()
-	for i, op := range ops {
-		c.Add(i+1, op)
-	}
-	if p := c.Problems(); len(p) != 0 {
+	if p := check(ops); len(p) != 0 {
 		t.Fatalf("a recorded journal has problems: %v", p)
 	}
 
 	lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
+	// The journal: c1 is lines 1-8 (w1 exits on attempt 1, w2 answers
+	// attempt 2), c2 lines 9-13 (w2 answers attempt 1).
+	if len(lines) != 13 || !strings.Contains(lines[3], "worker_exited") || !strings.Contains(lines[6], "message_received") {
+		t.Fatalf("the recorded journal is not the one the cases edit:\n%s", raw)
+	}
+	// edit replaces old with new in the n-th line (1-based).
+	edit := func(l []string, n int, old, new string) []string {
+		if !strings.Contains(l[n-1], old) {
+			t.Fatalf("line %d lacks %s: %s", n, old, l[n-1])
+		}
+		l[n-1] = strings.Replace(l[n-1], old, new, 1)
+		return l
+	}
 	for _, tc := range []struct {
 		name string
 		edit func([]string) []string
@@ -436,6 +447,43 @@ func TestCheck(t *testing.T) {
 			}
 			return slices.Delete(l, i, i+1) // an unclosed conversation, but not one a crash left
 		}, "1 line is missing"},
+		{"a reply from another worker", func(l []string) []string {
+			return edit(l, 7, `"worker_id":"w2"`, `"worker_id":"w1"`)
+		}, "line 7: conversation c1: message_received of worker w1, but attempt 2 went to worker w2"},
+		{"a message sent to another worker", func(l []string) []string {
+			return edit(l, 11, `"worker_id":"w2"`, `"worker_id":"w1"`)
+		}, "line 11: conversation c2: message_sent of worker w1, but attempt 1 went to worker w2"},
+		{"an exit of another worker", func(l []string) []string {
+			return edit(l, 4, `"worker_id":"w1"`, `"worker_id":"w2"`)
+		}, "line 4: conversation c1: worker_exited of worker w2, but attempt 1 went to worker w1"},
+		{"a close naming another worker", func(l []string) []string {
+			return edit(l, 13, `"worker_id":"w2"`, `"worker_id":"w1"`)
+		}, "line 13: conversation c2: conversation_closed of worker w1, but attempt 1 went to worker w2"},
+		{"a selection of a worker that is not a candidate", func(l []string) []string {
+			return edit(l, 10, `"worker_id":"w2"`, `"worker_id":"w9"`)
+		}, "line 10: conversation c2: worker_selected chose w9, which is not a candidate (candidates: w2)"},
+		{"a selection of an excluded worker", func(l []string) []string {
+			l = edit(l, 5, `"candidates":[{"id":"w2"`, `"candidates":[{"id":"w1","in_flight":0,"max_in_flight":1,"buffer_depth":0},{"id":"w2"`)
+			return edit(l, 5, `"worker_id":"w2"`, `"worker_id":"w1"`)
+		}, "line 5: conversation c1: worker_selected chose w1, which is excluded"},
+		{"a selection of a worker that exited, not listed as excluded", func(l []string) []string {
+			l = edit(l, 5, `"candidates":[{"id":"w2"`, `"candidates":[{"id":"w1","in_flight":0,"max_in_flight":1,"buffer_depth":0},{"id":"w2"`)
+			l = edit(l, 5, `,"excluded":["w1"]`, ``)
+			return edit(l, 5, `"worker_id":"w2"`, `"worker_id":"w1"`)
+		}, "line 5: conversation c1: worker_selected chose w1, which exited at line 4"},
+		{"a close with another result", func(l []string) []string {
+			return edit(l, 13, `"data":"sent"`, `"data":"lost"`)
+		}, "line 13: conversation c2: conversation_closed with result completed (text/plain \"lost\"), but the message_received at line 12 has completed (text/plain \"sent\")"},
+		{"a close with a failure instead of the answer", func(l []string) []string {
+			return edit(l, 8, `"result":{"status":"completed","output":{"content_type":"text/plain","data":"sent"}}`, `"result":{"status":"failed","error":"550"}`)
+		}, "line 8: conversation c1: conversation_closed with result failed (550), but the message_received at line 7 has completed (text/plain \"sent\")"},
+		{"a close with a result and no answer", func(l []string) []string {
+			l = slices.Delete(l, 11, 12) // c2's message_received
+			return edit(l, 12, `"seq":13`, `"seq":12`)
+		}, "line 12: conversation c2: conversation_closed with result completed (text/plain \"sent\"), but no message_received"},
+		{"an attempt that does not follow an exit", func(l []string) []string {
+			return edit(l, 13, `"attempt":1`, `"attempt":2`)
+		}, "line 13: conversation c2: conversation_closed of attempt 2, but attempt 1 did not end in worker_exited"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			edited := tc.edit(append([]string(nil), lines...))
@@ -443,16 +491,13 @@ func TestCheck(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c := journal.NewChecker()
-			for i, op := range ops {
-				c.Add(i+1, op)
-			}
+			problems := check(ops)
 			found := false
-			for _, p := range c.Problems() {
+			for _, p := range problems {
 				found = found || (strings.Contains(p.Error(), tc.want) && strings.HasPrefix(p.Error(), "line "))
 			}
 			if !found {
-				t.Errorf("problems = %v, want one saying %q with its line", c.Problems(), tc.want)
+				t.Errorf("problems = %v, want one saying %q with its line", problems, tc.want)
 			}
 		})
 	}
@@ -467,13 +512,13 @@ func TestWhatIf(t *testing.T) {
 			return engine.Completed(engine.Payload{})
 		},
 	}, []engine.ActivityRequest{request("wf-1", "a"), request("wf-2", "b"), request("wf-3", "c")})
-	ops, _, _ := journal.ReadAll(bytes.NewReader(raw))
+	ops := func() iter.Seq2[int, engine.Operation] { return journal.NewReader(bytes.NewReader(raw)).All() }
 	same := router.NewNative("least-loaded", router.LeastLoaded)
-	if rep := journal.WhatIf(context.Background(), ops, channel(t), same, journal.WhatIfOptions{Keep: 5}); rep.Decisions != 3 || rep.Changed != 0 {
+	if rep := journal.WhatIf(context.Background(), ops(), channel(t), same, journal.WhatIfOptions{Keep: 5}); rep.Decisions != 3 || rep.Changed != 0 {
 		t.Errorf("the same policy: %+v", rep)
 	}
 	last := router.NewNative("last", func(in engine.Selection) string { return in.Candidates[len(in.Candidates)-1].ID })
-	rep := journal.WhatIf(context.Background(), ops, channel(t), last, journal.WhatIfOptions{Keep: 2})
+	rep := journal.WhatIf(context.Background(), ops(), channel(t), last, journal.WhatIfOptions{Keep: 2})
 	if rep.Decisions != 3 || rep.Changed != 3 || len(rep.Examples) != 2 {
 		t.Fatalf("another policy: %+v", rep)
 	}
@@ -481,24 +526,26 @@ func TestWhatIf(t *testing.T) {
 		t.Errorf("first change = %+v", ex)
 	}
 	other, _ := engine.DispatchChannel("prod", "sms")
-	if rep := journal.WhatIf(context.Background(), ops, other, last, journal.WhatIfOptions{Keep: 2}); rep.Decisions != 0 {
+	rep = journal.WhatIf(context.Background(), ops(), other, last, journal.WhatIfOptions{Keep: 2})
+	if rep.Decisions != 0 || rep.Recorded != 0 {
 		t.Errorf("another channel: %+v", rep)
 	}
-	if got := journal.Decisions(ops); len(got) != 1 || got[channel(t)] != 3 {
+	if got := rep.Channels; len(got) != 1 || got[channel(t)] != 3 {
 		t.Errorf("decisions per channel = %v, want 3 on %s", got, channel(t))
 	}
 
-	// A router that times out is given up on after MaxTimeouts decisions.
+	// A router that times out is given up on after MaxTimeouts decisions;
+	// the rest are counted.
 	errSlow := errors.New("too slow")
 	slow := failingRouter{err: fmt.Errorf("script: %w", errSlow)}
-	rep = journal.WhatIf(context.Background(), ops, channel(t), slow, journal.WhatIfOptions{Keep: 5, MaxTimeouts: 2, ErrTimeout: errSlow})
-	if !rep.Stopped || rep.Decisions != 2 || rep.Errors != 2 || rep.Timeouts != 2 || len(rep.Examples) != 2 {
+	rep = journal.WhatIf(context.Background(), ops(), channel(t), slow, journal.WhatIfOptions{Keep: 5, MaxTimeouts: 2, ErrTimeout: errSlow})
+	if !rep.Stopped || rep.Decisions != 2 || rep.Recorded != 3 || rep.Errors != 2 || rep.Timeouts != 2 || len(rep.Examples) != 2 {
 		t.Errorf("a router that times out: %+v", rep)
 	}
 	// Other errors do not stop it.
-	rep = journal.WhatIf(context.Background(), ops, channel(t), failingRouter{err: errors.New("bug")},
+	rep = journal.WhatIf(context.Background(), ops(), channel(t), failingRouter{err: errors.New("bug")},
 		journal.WhatIfOptions{MaxTimeouts: 2, ErrTimeout: errSlow})
-	if rep.Stopped || rep.Decisions != 3 || rep.Errors != 3 || rep.Timeouts != 0 {
+	if rep.Stopped || rep.Decisions != 3 || rep.Recorded != 3 || rep.Errors != 3 || rep.Timeouts != 0 {
 		t.Errorf("a router that fails: %+v", rep)
 	}
 }
@@ -522,6 +569,7 @@ func FuzzReader(f *testing.F) {
 	f.Add([]byte("\n\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		r := journal.NewReader(bytes.NewReader(data))
+		c := journal.NewChecker()
 		for {
 			op, err := r.Next()
 			if errors.Is(err, io.EOF) {
@@ -537,9 +585,8 @@ func FuzzReader(f *testing.F) {
 			if op.Kind == 0 {
 				t.Fatalf("an operation without a kind at line %d", r.Line())
 			}
-			c := journal.NewChecker()
-			c.Add(r.Line(), op)
-			_ = c.Problems()
+			_ = c.Add(r.Line(), op)
+			_ = c.Unfinished()
 		}
 	})
 }
@@ -667,12 +714,11 @@ func TestVerifyAndSummarize(t *testing.T) {
 			return engine.Completed(engine.Payload{})
 		},
 	}, []engine.ActivityRequest{request("wf-1", "a"), request("wf-2", "bad")})
-	ops, _, _ := journal.ReadAll(bytes.NewReader(raw))
-	outcomes, err := journal.Verify(ops, nil)
-	if err != nil || len(outcomes) != 2 {
-		t.Fatalf("verify: %d outcomes, %v", len(outcomes), err)
+	rep, err := journal.Verify(context.Background(), bytes.NewReader(raw))
+	if err != nil || rep.Problems != 0 || rep.Summary.Total.Conversations != 2 {
+		t.Fatalf("verify: %+v, %v", rep, err)
 	}
-	s := journal.Summarize(ops, outcomes)
+	s := rep.Summary
 	email := s.Channels["prod/email"]
 	if s.Total.Conversations != 2 || s.Total.Completed != 1 || s.Total.Failed != 1 || email == nil || email.Selected != 2 ||
 		s.Workers[journal.WorkerKey{Channel: "prod/email", Worker: "w1"}].Answered != 1 ||
@@ -790,11 +836,7 @@ func TestAnswerTooLongForAJournalLine(t *testing.T) {
 	if err != nil || truncated != 0 {
 		t.Fatalf("read: %v, torn line %d", err, truncated)
 	}
-	c := journal.NewChecker()
-	for i, op := range ops {
-		c.Add(i+1, op)
-	}
-	if p := c.Problems(); len(p) != 0 {
+	if p := check(ops); len(p) != 0 {
 		t.Fatalf("problems: %v", p)
 	}
 	out := journal.Outcomes(ops, nil)
@@ -816,4 +858,17 @@ func readBack(t *testing.T, path string) []engine.Operation {
 		t.Fatalf("read %s: %v, a torn line at %d", path, err, truncated)
 	}
 	return ops
+}
+
+// check runs a Checker over ops, numbered from 1, and returns the problems
+// it finds with the conversations left open, in line order.
+func check(ops []engine.Operation) []journal.Problem {
+	c := journal.NewChecker()
+	var out []journal.Problem
+	for i, op := range ops {
+		out = append(out, c.Add(i+1, op)...)
+	}
+	out = append(out, c.Unfinished()...)
+	slices.SortStableFunc(out, func(a, b journal.Problem) int { return cmp.Compare(a.Line, b.Line) })
+	return out
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 
 	"github.com/aion-dispatch/dispatch/engine"
 )
@@ -30,7 +31,8 @@ func (e *LineError) Unwrap() error { return e.Err }
 type Reader struct {
 	br        *bufio.Reader
 	line      int
-	truncated int // the line number of a torn last line, or 0
+	truncated int   // the line number of a torn last line, or 0
+	err       error // what stopped All, if not the end
 }
 
 // NewReader returns a Reader of the journal in r.
@@ -70,6 +72,31 @@ func (r *Reader) Next() (engine.Operation, error) {
 	}
 	return op, nil
 }
+
+// All returns an iterator over the operations of the journal and their
+// lines, read one at a time as the loop asks for them. It stops at the end
+// (after a torn last line, which Truncated then reports) or at the first
+// line that cannot be read, which Err then returns.
+func (r *Reader) All() iter.Seq2[int, engine.Operation] {
+	return func(yield func(int, engine.Operation) bool) {
+		for {
+			op, err := r.Next()
+			if err != nil {
+				if !errors.Is(err, io.EOF) {
+					r.err = err
+				}
+				return
+			}
+			if !yield(r.line, op) {
+				return
+			}
+		}
+	}
+}
+
+// Err returns the error that stopped All before the end of the journal (a
+// *LineError for a line that cannot be read), or nil.
+func (r *Reader) Err() error { return r.err }
 
 // readLine returns the next line with its newline, if it has one.
 func (r *Reader) readLine() ([]byte, error) {

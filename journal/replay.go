@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"sync"
 
@@ -58,10 +59,13 @@ type Outcome struct {
 // request whose activity type or input differs from the recorded one is a
 // *NonDeterminismError; past the recorded history the dispatch goes live.
 // It is safe for concurrent use.
+//
+// A Replay must answer any workflow at any time, so it holds an index of
+// the finished dispatches: each one's request and outcome (not its other
+// steps), from when it is made until that dispatch has been replayed.
 type Replay struct {
-	mu       sync.Mutex
-	outcomes map[replayKey][]Outcome
-	next     map[replayKey]int
+	mu      sync.Mutex
+	history map[replayKey]*history
 }
 
 type replayKey struct {
@@ -69,56 +73,80 @@ type replayKey struct {
 	channel  engine.ChannelName
 }
 
+// history is what is left to replay of one workflow on one channel.
+type history struct {
+	answered int       // how many were replayed
+	left     []Outcome // the rest, in order
+}
+
 // NewReplay indexes the outcomes of ops, in journal order, with lines the
 // 1-based line of each op (nil if unknown). Conversations that never closed
 // (a crash) are not outcomes: their dispatch did not finish.
 func NewReplay(ops []engine.Operation, lines []int) *Replay {
-	p := &Replay{outcomes: make(map[replayKey][]Outcome), next: make(map[replayKey]int)}
+	p := &Replay{history: make(map[replayKey]*history)}
 	for _, o := range Outcomes(ops, lines) {
 		k := replayKey{o.Request.WorkflowID, o.Channel}
-		p.outcomes[k] = append(p.outcomes[k], o)
+		h := p.history[k]
+		if h == nil {
+			h = &history{}
+			p.history[k] = h
+		}
+		h.left = append(h.left, o)
 	}
 	return p
 }
 
 // Outcomes returns the finished dispatches of ops in the order they opened.
 func Outcomes(ops []engine.Operation, lines []int) []Outcome {
-	open := map[string]int{} // conversation id → index in out
+	t := newTracker()
 	var out []Outcome
-	var closed []bool
 	for i, op := range ops {
-		switch op.Kind {
-		case engine.OpConversationOpened:
-			req := op.Request
-			if req.WorkflowID == "" {
-				req.WorkflowID = op.WorkflowID
-			}
-			line := i + 1
-			if lines != nil {
-				line = lines[i]
-			}
-			open[op.ConversationID] = len(out)
-			out = append(out, Outcome{ConversationID: op.ConversationID, Request: req, Channel: op.Channel, Line: line})
-			closed = append(closed, false)
-		case engine.OpConversationClosed:
-			j, ok := open[op.ConversationID]
-			if !ok {
-				continue
-			}
-			o := &out[j]
-			o.WorkerID = op.WorkerID
-			o.Result = op.Result
-			o.Err = recordedError(op)
-			closed[j] = true
+		line := i + 1
+		if lines != nil {
+			line = lines[i]
+		}
+		if o, ok := t.add(line, op); ok {
+			out = append(out, o)
 		}
 	}
-	finished := out[:0]
-	for j, o := range out {
-		if closed[j] {
-			finished = append(finished, o)
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Line < out[j].Line })
+	return out
+}
+
+// tracker follows the conversations of a journal as its operations come
+// and gives each finished dispatch when its conversation closes. It holds
+// the open conversations only.
+type tracker struct{ open map[string]Outcome }
+
+func newTracker() *tracker { return &tracker{open: make(map[string]Outcome)} }
+
+// add takes op, found at line, and returns the outcome it finishes, if it
+// is the close of an open conversation.
+func (t *tracker) add(line int, op engine.Operation) (Outcome, bool) {
+	switch op.Kind {
+	case engine.OpConversationOpened:
+		req := op.Request
+		if req.WorkflowID == "" {
+			req.WorkflowID = op.WorkflowID
 		}
+		t.open[op.ConversationID] = Outcome{ConversationID: op.ConversationID, Request: req, Channel: op.Channel, Line: line}
+	case engine.OpConversationClosed:
+		o, ok := t.open[op.ConversationID]
+		if !ok {
+			return Outcome{}, false
+		}
+		delete(t.open, op.ConversationID)
+		o.WorkerID = op.WorkerID
+		o.Result = op.Result
+		o.Err = recordedError(op)
+		return o, true
 	}
-	return finished
+	return Outcome{}, false
+}
+
+// sameRequest reports whether req asks for what o recorded.
+func sameRequest(o Outcome, req engine.ActivityRequest) bool {
+	return o.Request.ActivityType == req.ActivityType && bytes.Equal(o.Request.Input.Data, req.Input.Data)
 }
 
 // recordedError rebuilds the error a dispatch returned from its
@@ -161,22 +189,27 @@ type replayedError struct {
 func (e *replayedError) Error() string { return e.msg }
 func (e *replayedError) Unwrap() error { return e.cause }
 
-// ReplayOutcome implements engine.Recorder's ReplayOutcome.
+// ReplayOutcome implements engine.Recorder's ReplayOutcome. An outcome is
+// let go once replayed.
 func (p *Replay) ReplayOutcome(_ context.Context, ch engine.ChannelName, req engine.ActivityRequest) (engine.RecordedOutcome, bool, error) {
 	k := replayKey{req.WorkflowID, ch}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	n := p.next[k]
-	list := p.outcomes[k]
-	if n >= len(list) {
+	h := p.history[k]
+	if h == nil {
 		return engine.RecordedOutcome{}, false, nil // past the recorded history: live
 	}
-	o := list[n]
-	if o.Request.ActivityType != req.ActivityType || !bytes.Equal(o.Request.Input.Data, req.Input.Data) {
+	o := h.left[0]
+	if !sameRequest(o, req) {
 		return engine.RecordedOutcome{}, false, &NonDeterminismError{WorkflowID: req.WorkflowID, Channel: ch,
-			Position: n + 1, Recorded: o.Request, Requested: req, Line: o.Line}
+			Position: h.answered + 1, Recorded: o.Request, Requested: req, Line: o.Line}
 	}
-	p.next[k] = n + 1
+	h.left[0] = Outcome{}
+	h.left = h.left[1:]
+	h.answered++
+	if len(h.left) == 0 {
+		delete(p.history, k)
+	}
 	return engine.RecordedOutcome{Result: o.Result, Err: o.Err}, true, nil
 }
 

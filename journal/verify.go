@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sort"
 
 	"github.com/aion-dispatch/dispatch/engine"
@@ -34,31 +35,115 @@ func (l *liveCounter) NextConversationID() string {
 	return "live"
 }
 
-// Verify dispatches every finished conversation of ops again through a
-// dispatcher in replay mode and checks that each gets its recorded outcome
-// without a single call to a pool, router or conversation. lines are the
-// ops' line numbers (nil if unknown). It returns the outcomes replayed, or
-// a Problem locating the first divergence.
-func Verify(ops []engine.Operation, lines []int) ([]Outcome, error) {
-	live := &liveCounter{}
-	d, err := engine.NewDispatcher(engine.Options{Pool: live, Router: live, Conversations: live, IDs: live,
-		Recorder: Recorder{Replay: NewReplay(ops, lines)}})
+// Report is what Verify found in a journal.
+type Report struct {
+	Summary   Summary // the operations read, and the outcomes replayed
+	Truncated int     // the line of a torn last line, which was skipped; or 0
+	// Unfinished are the conversations opened and never closed, at the
+	// lines that opened them: what a crash leaves. They are not replayed.
+	Unfinished []Problem
+	Problems   int     // how many problems were found; the replay stops at the first
+	First      Problem // the first problem, when Problems > 0
+}
+
+func (r *Report) problem(p Problem) {
+	if r.Problems == 0 {
+		r.First = p
+	}
+	r.Problems++
+}
+
+// Verify reads the journal in r, checks it (see Checker) and dispatches
+// every finished conversation again, as it closes, through a dispatcher in
+// replay mode, checking that each gets its recorded outcome without a
+// single call to a pool, router or conversation. The problems it finds are
+// in the Report; its error says that the journal could not be read to its
+// end (a *LineError names the line), the Report then covering the lines
+// before.
+//
+// It reads the journal once, line by line, and holds what is open at once
+// (see Checker; a replayed conversation is let go when it closes): its
+// memory does not grow with the journal's length.
+func Verify(ctx context.Context, r io.Reader) (Report, error) {
+	v, err := newVerifier()
 	if err != nil {
-		return nil, err
+		return Report{}, err
 	}
-	outcomes := Outcomes(ops, lines)
-	for _, o := range outcomes {
-		res, err := d.Dispatch(context.Background(), o.Channel.Namespace(), o.Channel.TaskQueue(), o.Request)
-		if live.calls > 0 {
-			return nil, Problem{Line: o.Line, ConversationID: o.ConversationID,
-				Msg: fmt.Sprintf("the replay made a live call: %v", err)}
+	jr := NewReader(r)
+	checker, convs := NewChecker(), newTracker()
+	var rep Report
+	for line, op := range jr.All() {
+		rep.Summary.add(op)
+		for _, p := range checker.Add(line, op) {
+			rep.problem(p)
 		}
-		if errText(err) != errText(o.Err) || res.Status != o.Result.Status || string(res.Output.Data) != string(o.Result.Output.Data) {
-			return nil, Problem{Line: o.Line, ConversationID: o.ConversationID,
-				Msg: fmt.Sprintf("replayed (%v, %v), recorded (%v, %v)", res.Status, err, o.Result.Status, o.Err)}
+		o, ok := convs.add(line, op)
+		if !ok || rep.Problems > 0 {
+			continue
 		}
+		if err := ctx.Err(); err != nil {
+			return rep, fmt.Errorf("journal: verify stopped at line %d: %w", line, err)
+		}
+		if p, ok := v.verify(ctx, o); !ok {
+			rep.problem(p)
+			continue
+		}
+		rep.Summary.addOutcome(o)
 	}
-	return outcomes, nil
+	rep.Truncated = jr.Truncated()
+	rep.Unfinished = checker.Unfinished()
+	return rep, jr.Err()
+}
+
+// verifier replays one finished dispatch at a time.
+type verifier struct {
+	live *liveCounter
+	rec  *oneOutcome
+	d    *engine.Dispatcher
+}
+
+func newVerifier() (*verifier, error) {
+	v := &verifier{live: &liveCounter{}, rec: &oneOutcome{}}
+	d, err := engine.NewDispatcher(engine.Options{Pool: v.live, Router: v.live, Conversations: v.live, IDs: v.live, Recorder: v.rec})
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	v.d = d
+	return v, nil
+}
+
+// verify dispatches o's request again and checks that it gets o's outcome
+// without a live call; if not, it returns the Problem.
+func (v *verifier) verify(ctx context.Context, o Outcome) (Problem, bool) {
+	v.rec.o = o
+	res, err := v.d.Dispatch(ctx, o.Channel.Namespace(), o.Channel.TaskQueue(), o.Request)
+	if v.live.calls > 0 {
+		return Problem{Line: o.Line, ConversationID: o.ConversationID,
+			Msg: fmt.Sprintf("the replay made a live call: %v", err)}, false
+	}
+	if errText(err) != errText(o.Err) || res.Status != o.Result.Status || string(res.Output.Data) != string(o.Result.Output.Data) {
+		return Problem{Line: o.Line, ConversationID: o.ConversationID,
+			Msg: fmt.Sprintf("replayed (%v, %v), recorded (%v, %v)", res.Status, err, o.Result.Status, o.Err)}, false
+	}
+	return Problem{}, true
+}
+
+// oneOutcome is the recorder of Verify's dispatcher: it answers the
+// dispatch being verified from its own outcome, if the request is the one
+// recorded on that channel, and lets anything else go live (which the
+// verifier then counts). Dispatched in the order they opened, a journal's
+// dispatches would get the same answers from a Replay.
+type oneOutcome struct{ o Outcome }
+
+func (r *oneOutcome) ReplayOutcome(_ context.Context, ch engine.ChannelName, req engine.ActivityRequest) (engine.RecordedOutcome, bool, error) {
+	if ch != r.o.Channel || req.WorkflowID != r.o.Request.WorkflowID || !sameRequest(r.o, req) {
+		return engine.RecordedOutcome{}, false, nil
+	}
+	return engine.RecordedOutcome{Result: r.o.Result, Err: r.o.Err}, true, nil
+}
+
+func (r *oneOutcome) Record(context.Context, engine.Operation) error {
+	return errors.New("replay recorded an operation")
 }
 
 func errText(err error) string {
@@ -117,57 +202,77 @@ func sortedNames(m map[string]*Tally) []string {
 
 // Summarize counts the outcomes and steps of ops, per channel and per worker.
 func Summarize(ops []engine.Operation, outcomes []Outcome) Summary {
-	s := Summary{Operations: len(ops), Channels: map[string]*Tally{}, Workers: map[WorkerKey]*Tally{}}
-	get := func(m map[string]*Tally, k string) *Tally {
-		if m[k] == nil {
-			m[k] = &Tally{}
-		}
-		return m[k]
-	}
-	worker := func(op engine.Operation) *Tally {
-		k := WorkerKey{Channel: op.Channel.Short(), Worker: op.WorkerID}
-		if s.Workers[k] == nil {
-			s.Workers[k] = &Tally{}
-		}
-		return s.Workers[k]
-	}
+	var s Summary
 	for _, op := range ops {
-		ch := get(s.Channels, op.Channel.Short())
-		switch op.Kind {
-		case engine.OpWorkerSelected:
-			ch.Selected++
-			worker(op).Selected++
-		case engine.OpWorkerExited:
-			ch.Exits++
-			worker(op).Exits++
-		case engine.OpWorkerTimedOut:
-			ch.TimedOut++
-			worker(op).TimedOut++
-		case engine.OpMessageReceived:
-			w := worker(op)
-			if op.Result.Status == engine.StatusCompleted {
-				w.Answered++
-			} else {
-				w.AnsweredFailed++
-			}
-		}
+		s.add(op)
 	}
 	for _, o := range outcomes {
-		for _, t := range []*Tally{get(s.Channels, o.Channel.Short()), &s.Total} {
-			t.Conversations++
-			switch {
-			case o.Err == nil:
-				t.Completed++
-			case errors.Is(o.Err, engine.ErrActivityFailed):
-				t.Failed++
-			case errors.Is(o.Err, engine.ErrNoWorkers):
-				t.NoWorkers++
-			case errors.Is(o.Err, engine.ErrStartToCloseTimeout), errors.Is(o.Err, engine.ErrScheduleToCloseTimeout):
-				t.Timeouts++
-			default:
-				t.OtherErrors++
-			}
-		}
+		s.addOutcome(o)
 	}
 	return s
+}
+
+func (s *Summary) tally(ch engine.ChannelName) *Tally {
+	if s.Channels == nil {
+		s.Channels = map[string]*Tally{}
+	}
+	k := ch.Short()
+	if s.Channels[k] == nil {
+		s.Channels[k] = &Tally{}
+	}
+	return s.Channels[k]
+}
+
+func (s *Summary) worker(op engine.Operation) *Tally {
+	if s.Workers == nil {
+		s.Workers = map[WorkerKey]*Tally{}
+	}
+	k := WorkerKey{Channel: op.Channel.Short(), Worker: op.WorkerID}
+	if s.Workers[k] == nil {
+		s.Workers[k] = &Tally{}
+	}
+	return s.Workers[k]
+}
+
+// add counts one operation's step.
+func (s *Summary) add(op engine.Operation) {
+	s.Operations++
+	ch := s.tally(op.Channel)
+	switch op.Kind {
+	case engine.OpWorkerSelected:
+		ch.Selected++
+		s.worker(op).Selected++
+	case engine.OpWorkerExited:
+		ch.Exits++
+		s.worker(op).Exits++
+	case engine.OpWorkerTimedOut:
+		ch.TimedOut++
+		s.worker(op).TimedOut++
+	case engine.OpMessageReceived:
+		w := s.worker(op)
+		if op.Result.Status == engine.StatusCompleted {
+			w.Answered++
+		} else {
+			w.AnsweredFailed++
+		}
+	}
+}
+
+// addOutcome counts one replayed outcome.
+func (s *Summary) addOutcome(o Outcome) {
+	for _, t := range []*Tally{s.tally(o.Channel), &s.Total} {
+		t.Conversations++
+		switch {
+		case o.Err == nil:
+			t.Completed++
+		case errors.Is(o.Err, engine.ErrActivityFailed):
+			t.Failed++
+		case errors.Is(o.Err, engine.ErrNoWorkers):
+			t.NoWorkers++
+		case errors.Is(o.Err, engine.ErrStartToCloseTimeout), errors.Is(o.Err, engine.ErrScheduleToCloseTimeout):
+			t.Timeouts++
+		default:
+			t.OtherErrors++
+		}
+	}
 }

@@ -3,6 +3,7 @@ package journal
 import (
 	"context"
 	"errors"
+	"iter"
 
 	"github.com/aion-dispatch/dispatch/engine"
 )
@@ -26,37 +27,51 @@ type WhatIfReport struct {
 	Timeouts  int      // errors that were the router running out of time
 	Stopped   bool     // WhatIfOptions.MaxTimeouts was reached before the end
 	Examples  []Change // the first few changes
+	// Recorded counts the decisions on the channel in the whole journal:
+	// Decisions, and those after a stop.
+	Recorded int
+	// Channels counts the recorded decisions per channel, the channel's
+	// included: where to look when it has none.
+	Channels map[engine.ChannelName]int
 }
 
 // WhatIfOptions tune WhatIf.
 type WhatIfOptions struct {
-	Lines []int // the ops' line numbers; nil: their index + 1
-	Keep  int   // how many changes to keep as examples
+	Keep int // how many changes to keep as examples
 	// MaxTimeouts, if positive, stops the run after that many decisions on
 	// which the router timed out (errors.Is ErrTimeout): a script stuck in
-	// a loop would otherwise cost its whole deadline on every decision.
+	// a loop would otherwise cost its whole deadline on every decision. The
+	// rest of the journal is only counted.
 	MaxTimeouts int
 	// ErrTimeout is the error a router's timeout matches.
 	ErrTimeout error
 }
 
-// WhatIf re-runs every recorded decision on channel through r, with the
-// same request, candidates, excluded ids, attempt and conversation id (so
-// seeded random draws are the same), and reports which would change.
-func WhatIf(ctx context.Context, ops []engine.Operation, channel engine.ChannelName, r engine.Router, opts WhatIfOptions) WhatIfReport {
+// WhatIf re-runs every recorded decision on channel, as ops yields them with
+// their lines (Reader.All), through r, with the same request, candidates,
+// excluded ids, attempt and conversation id (so seeded random draws are the
+// same), and reports which would change. It holds the requests of the
+// channel's open conversations, not the journal.
+func WhatIf(ctx context.Context, ops iter.Seq2[int, engine.Operation], channel engine.ChannelName, r engine.Router, opts WhatIfOptions) WhatIfReport {
 	requests := map[string]engine.ActivityRequest{}
-	var rep WhatIfReport
-	for i, op := range ops {
+	rep := WhatIfReport{Channels: map[engine.ChannelName]int{}}
+	for line, op := range ops {
+		if op.Kind == engine.OpWorkerSelected {
+			rep.Channels[op.Channel]++
+		}
 		if op.Channel != channel {
 			continue
 		}
 		switch op.Kind {
 		case engine.OpConversationOpened:
 			requests[op.ConversationID] = op.Request
+		case engine.OpConversationClosed:
+			delete(requests, op.ConversationID) // only open conversations are held
 		case engine.OpWorkerSelected:
+			rep.Recorded++
 			if opts.MaxTimeouts > 0 && rep.Timeouts >= opts.MaxTimeouts {
 				rep.Stopped = true
-				return rep
+				continue
 			}
 			rep.Decisions++
 			in := engine.Selection{
@@ -82,26 +97,10 @@ func WhatIf(ctx context.Context, ops []engine.Operation, channel engine.ChannelN
 				}
 			}
 			if len(rep.Examples) < opts.Keep {
-				line := i + 1
-				if opts.Lines != nil {
-					line = opts.Lines[i]
-				}
 				rep.Examples = append(rep.Examples, Change{Line: line, WorkflowID: op.WorkflowID,
 					ConversationID: op.ConversationID, Attempt: op.Attempt, Recorded: op.WorkerID, Proposed: d.WorkerID, Err: err})
 			}
 		}
 	}
 	return rep
-}
-
-// Decisions counts the recorded routing decisions (worker_selected) per
-// channel.
-func Decisions(ops []engine.Operation) map[engine.ChannelName]int {
-	out := map[engine.ChannelName]int{}
-	for _, op := range ops {
-		if op.Kind == engine.OpWorkerSelected {
-			out[op.Channel]++
-		}
-	}
-	return out
 }

@@ -23,11 +23,16 @@ const replayUsage = `Usage: dispatch replay --journal FILE
        dispatch replay --journal FILE --what-if SCRIPT --channel NS/QUEUE [--examples N] [--timeout D]
 
 Checks a journal (seq 1, 2, 3, … with no line missing, every conversation
-opened once, its steps in a legal order, closed exactly once) and replays
-every recorded dispatch through the engine in replay mode, proving that no
-worker, router or conversation is touched. Prints a summary per channel and per worker. What
-a crash leaves (a torn last line, conversations never closed) is reported as
-a warning and not replayed.
+opened once, its steps in a legal order, closed exactly once; each selection
+of one of its candidates, never of an excluded or exited worker; every step
+of an attempt from the worker it went to; a close with the attempt it ended
+in and the worker's answer as its result) and replays every recorded
+dispatch through the engine in replay mode, proving that no worker, router
+or conversation is touched. Prints a summary per channel and per worker.
+What a crash leaves (a torn last line, conversations never closed) is
+reported as a warning and not replayed. The journal is read once, line by
+line, holding only what is open at once (conversations not yet closed), so
+its size does not matter.
 
 With --what-if, re-runs every recorded routing decision on the channel (same
 request, candidates, excluded workers, attempt and seeded random draws)
@@ -67,72 +72,60 @@ func runReplay(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "dispatch replay: --journal is required, and --what-if and --channel go together")
 		return exitUsage
 	}
-	ops, lines, ok := readJournal(*path, stderr)
-	if !ok {
+	f, err := os.Open(*path)
+	if err != nil {
+		fmt.Fprintf(stderr, "dispatch replay: %v\n", err)
 		return exitError
 	}
+	defer f.Close()
 	if *whatIf != "" {
-		return runWhatIf(*path, ops, lines, *whatIf, *channelFlag, *examples, *timeout, stdout, stderr)
+		return runWhatIf(*path, f, *whatIf, *channelFlag, *examples, *timeout, stdout, stderr)
 	}
-	checker := journal.NewChecker()
-	for i, op := range ops {
-		checker.Add(lines[i], op)
-	}
-	// A conversation that never closed is what a crash leaves: it is
-	// reported and not replayed. Anything else is a broken journal.
-	var problems []journal.Problem
-	for _, p := range checker.Problems() {
-		if p.Unfinished() {
+	rep, err := journal.Verify(context.Background(), f)
+	warnTruncated(stderr, *path, rep.Truncated)
+	if err != nil {
+		// The journal cannot be read past a line: a problem after what came
+		// before it.
+		if rep.Problems == 0 {
+			return readError(stderr, *path, err)
+		}
+		rep.Problems++
+	} else {
+		// A conversation that never closed is what a crash leaves: it is
+		// reported and not replayed. Anything else is a broken journal.
+		for _, p := range rep.Unfinished {
 			fmt.Fprintf(stderr, "%s:%d: warning: conversation %s never closed (the run stopped before it ended?); it is not replayed\n",
 				*path, p.Line, p.ConversationID)
-			continue
 		}
-		problems = append(problems, p)
 	}
-	if len(problems) > 0 {
-		fmt.Fprintf(stderr, "%s:%v\n", *path, strings.TrimPrefix(problems[0].Error(), "line "))
-		if len(problems) > 1 {
-			fmt.Fprintf(stderr, "(and %d more problems)\n", len(problems)-1)
+	if rep.Problems > 0 {
+		fmt.Fprintf(stderr, "%s:%v\n", *path, strings.TrimPrefix(rep.First.Error(), "line "))
+		if rep.Problems > 1 {
+			fmt.Fprintf(stderr, "(and %d more problems)\n", rep.Problems-1)
 		}
 		return exitError
 	}
-	outcomes, err := journal.Verify(ops, lines)
-	if err != nil {
-		fmt.Fprintf(stderr, "%s:%v\n", *path, strings.TrimPrefix(err.Error(), "line "))
-		return exitError
-	}
-	printSummary(stdout, *path, journal.Summarize(ops, outcomes))
+	printSummary(stdout, *path, rep.Summary)
 	return exitOK
 }
 
-// readJournal reads the whole journal, reporting a torn tail as a warning
-// and anything malformed as an error at its line.
-func readJournal(path string, stderr io.Writer) ([]engine.Operation, []int, bool) {
-	f, err := os.Open(path)
-	if err != nil {
-		fmt.Fprintf(stderr, "dispatch replay: %v\n", err)
-		return nil, nil, false
+// warnTruncated reports a torn last line, which reading skipped.
+func warnTruncated(stderr io.Writer, path string, line int) {
+	if line > 0 {
+		fmt.Fprintf(stderr, "%s:%d: warning: the last line is truncated (a crash in the middle of a write?); it is ignored\n", path, line)
 	}
-	defer f.Close()
-	r := journal.NewReader(f)
-	var ops []engine.Operation
-	var lines []int
-	for {
-		op, err := r.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			fmt.Fprintf(stderr, "%s:%v\n", path, strings.TrimPrefix(err.Error(), "line "))
-			return nil, nil, false
-		}
-		ops = append(ops, op)
-		lines = append(lines, r.Line())
+}
+
+// readError reports why a journal could not be read: at its line if it is
+// a line that is malformed.
+func readError(stderr io.Writer, path string, err error) int {
+	var le *journal.LineError
+	if errors.As(err, &le) {
+		fmt.Fprintf(stderr, "%s:%d: %v\n", path, le.Line, le.Err)
+	} else {
+		fmt.Fprintf(stderr, "dispatch replay: %v\n", err) // a file's errors name it
 	}
-	if n := r.Truncated(); n > 0 {
-		fmt.Fprintf(stderr, "%s:%d: warning: the last line is truncated (a crash in the middle of a write?); it is ignored\n", path, n)
-	}
-	return ops, lines, true
+	return exitError
 }
 
 func printSummary(w io.Writer, path string, s journal.Summary) {
@@ -162,7 +155,7 @@ func printSummary(w io.Writer, path string, s journal.Summary) {
 // gives up on the script.
 const whatIfMaxTimeouts = 5
 
-func runWhatIf(path string, ops []engine.Operation, lines []int, script, channelFlag string, examples int, timeout time.Duration, stdout, stderr io.Writer) int {
+func runWhatIf(path string, journalFile io.Reader, script, channelFlag string, examples int, timeout time.Duration, stdout, stderr io.Writer) int {
 	ch, err := config.ParseChannelFlag(channelFlag)
 	if err != nil {
 		fmt.Fprintf(stderr, "dispatch replay: --channel: %v\n", err)
@@ -186,11 +179,6 @@ func runWhatIf(path string, ops []engine.Operation, lines []int, script, channel
 		fmt.Fprintf(stderr, "dispatch replay: --timeout %s: want a positive duration such as 50ms\n", timeout)
 		return exitUsage
 	}
-	decisions := journal.Decisions(ops)
-	if decisions[ch] == 0 {
-		fmt.Fprintf(stderr, "%s: no routing decisions on %s; %s\n", path, ch.Short(), decisionsText(decisions))
-		return exitError
-	}
 	src, err := os.ReadFile(script)
 	if err != nil {
 		fmt.Fprintf(stderr, "dispatch replay: %v\n", err)
@@ -202,11 +190,20 @@ func runWhatIf(path string, ops []engine.Operation, lines []int, script, channel
 		return exitError
 	}
 	r := router.NewScript(prog, script, timeout)
-	rep := journal.WhatIf(context.Background(), ops, ch, r, journal.WhatIfOptions{Lines: lines, Keep: examples,
+	jr := journal.NewReader(journalFile)
+	rep := journal.WhatIf(context.Background(), jr.All(), ch, r, journal.WhatIfOptions{Keep: examples,
 		MaxTimeouts: whatIfMaxTimeouts, ErrTimeout: router.ErrScriptTimeout})
+	if err := jr.Err(); err != nil {
+		return readError(stderr, path, err)
+	}
+	warnTruncated(stderr, path, jr.Truncated())
+	if rep.Recorded == 0 {
+		fmt.Fprintf(stderr, "%s: no routing decisions on %s; %s\n", path, ch.Short(), decisionsText(rep.Channels))
+		return exitError
+	}
 	ran := fmt.Sprint(rep.Decisions)
 	if rep.Stopped {
-		ran = fmt.Sprintf("%d of %d", rep.Decisions, decisions[ch])
+		ran = fmt.Sprintf("%d of %d", rep.Decisions, rep.Recorded)
 	}
 	fmt.Fprintf(stdout, "%s: %s decisions on %s; %s (%s) would change %d (%.1f%%)", path, ran, ch.Short(),
 		script, shortHash(prog.Hash()), rep.Changed, 100*float64(rep.Changed)/float64(rep.Decisions))
@@ -238,7 +235,7 @@ func runWhatIf(path string, ops []engine.Operation, lines []int, script, channel
 	switch {
 	case rep.Stopped:
 		fmt.Fprintf(stderr, "%s: stopped after %d of %d decisions: the script timed out on %d of them (deadline %s, --timeout)\n",
-			script, rep.Decisions, decisions[ch], rep.Timeouts, timeout)
+			script, rep.Decisions, rep.Recorded, rep.Timeouts, timeout)
 	case firstErr != nil:
 		fmt.Fprintf(stderr, "%s: fails on %d of %d recorded decisions; the first error:\n%v\n", script, rep.Errors, rep.Decisions, firstErr)
 	default:
