@@ -47,59 +47,82 @@ type WhatIfOptions struct {
 	ErrTimeout error
 }
 
+// Decision is one recorded routing decision: what the router saw and what
+// it chose.
+type Decision struct {
+	Line int // the line of its worker_selected
+	// Selection is what the router saw: the request of its conversation,
+	// the candidates with their states then, the excluded ids, the attempt
+	// and the conversation id (so seeded random draws are the same).
+	Selection engine.Selection
+	Chosen    string // the worker the journal's router chose
+}
+
+// Decisions yields the recorded routing decisions of ops, as Reader.All
+// yields them with their lines, in journal order. It holds the requests of
+// open conversations, not the journal.
+func Decisions(ops iter.Seq2[int, engine.Operation]) iter.Seq[Decision] {
+	return func(yield func(Decision) bool) {
+		requests := map[string]engine.ActivityRequest{}
+		for line, op := range ops {
+			switch op.Kind {
+			case engine.OpConversationOpened:
+				requests[op.ConversationID] = op.Request
+			case engine.OpConversationClosed:
+				delete(requests, op.ConversationID) // only open conversations are held
+			case engine.OpWorkerSelected:
+				in := engine.Selection{
+					WorkflowID:     op.WorkflowID,
+					Channel:        op.Channel,
+					ConversationID: op.ConversationID,
+					Attempt:        op.Attempt,
+					Request:        requests[op.ConversationID],
+					Excluded:       op.Excluded,
+				}
+				for _, v := range op.Candidates {
+					in.Candidates = append(in.Candidates, engine.Worker{ID: v.ID, State: v})
+				}
+				if !yield(Decision{Line: line, Selection: in, Chosen: op.WorkerID}) {
+					return
+				}
+			}
+		}
+	}
+}
+
 // WhatIf re-runs every recorded decision on channel, as ops yields them with
 // their lines (Reader.All), through r, with the same request, candidates,
 // excluded ids, attempt and conversation id (so seeded random draws are the
 // same), and reports which would change. It holds the requests of the
 // channel's open conversations, not the journal.
 func WhatIf(ctx context.Context, ops iter.Seq2[int, engine.Operation], channel engine.ChannelName, r engine.Router, opts WhatIfOptions) WhatIfReport {
-	requests := map[string]engine.ActivityRequest{}
 	rep := WhatIfReport{Channels: map[engine.ChannelName]int{}}
-	for line, op := range ops {
-		if op.Kind == engine.OpWorkerSelected {
-			rep.Channels[op.Channel]++
-		}
-		if op.Channel != channel {
+	for dec := range Decisions(ops) {
+		rep.Channels[dec.Selection.Channel]++
+		if dec.Selection.Channel != channel {
 			continue
 		}
-		switch op.Kind {
-		case engine.OpConversationOpened:
-			requests[op.ConversationID] = op.Request
-		case engine.OpConversationClosed:
-			delete(requests, op.ConversationID) // only open conversations are held
-		case engine.OpWorkerSelected:
-			rep.Recorded++
-			if opts.MaxTimeouts > 0 && rep.Timeouts >= opts.MaxTimeouts {
-				rep.Stopped = true
-				continue
+		rep.Recorded++
+		if opts.MaxTimeouts > 0 && rep.Timeouts >= opts.MaxTimeouts {
+			rep.Stopped = true
+			continue
+		}
+		rep.Decisions++
+		in := dec.Selection
+		d, err := r.Select(ctx, in)
+		if err == nil && d.WorkerID == dec.Chosen {
+			continue
+		}
+		rep.Changed++
+		if err != nil {
+			rep.Errors++
+			if opts.ErrTimeout != nil && errors.Is(err, opts.ErrTimeout) {
+				rep.Timeouts++
 			}
-			rep.Decisions++
-			in := engine.Selection{
-				WorkflowID:     op.WorkflowID,
-				Channel:        op.Channel,
-				ConversationID: op.ConversationID,
-				Attempt:        op.Attempt,
-				Request:        requests[op.ConversationID],
-				Excluded:       op.Excluded,
-			}
-			for _, v := range op.Candidates {
-				in.Candidates = append(in.Candidates, engine.Worker{ID: v.ID, State: v})
-			}
-			d, err := r.Select(ctx, in)
-			if err == nil && d.WorkerID == op.WorkerID {
-				continue
-			}
-			rep.Changed++
-			if err != nil {
-				rep.Errors++
-				if opts.ErrTimeout != nil && errors.Is(err, opts.ErrTimeout) {
-					rep.Timeouts++
-				}
-			}
-			if len(rep.Examples) < opts.Keep {
-				rep.Examples = append(rep.Examples, Change{Line: line, WorkflowID: op.WorkflowID,
-					ConversationID: op.ConversationID, Attempt: op.Attempt, Recorded: op.WorkerID, Proposed: d.WorkerID, Err: err})
-			}
+		}
+		if len(rep.Examples) < opts.Keep {
+			rep.Examples = append(rep.Examples, Change{Line: dec.Line, WorkflowID: in.WorkflowID,
+				ConversationID: in.ConversationID, Attempt: in.Attempt, Recorded: dec.Chosen, Proposed: d.WorkerID, Err: err})
 		}
 	}
 	return rep

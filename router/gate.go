@@ -75,20 +75,30 @@ func Gate(ctx context.Context, r engine.Router, samples []Sample, synthetic bool
 		if err := ctx.Err(); err != nil {
 			return rep, err
 		}
-		sel := s.Selection
-		sel.Candidates = slices.Clone(sel.Candidates) // a script must not see another's edits
-		d, err := r.Select(ctx, sel)
-		if err == nil && d.WorkerID != "" && !slices.ContainsFunc(sel.Candidates, func(w engine.Worker) bool { return w.ID == d.WorkerID }) {
-			err = fmt.Errorf("returned %q, which is not a candidate: %w", d.WorkerID, ErrBadDecision)
-		}
+		chosen, err := Decide(ctx, r, s.Selection)
 		if err != nil {
 			return rep, &GateError{Index: i + 1, Total: len(samples), Synthetic: synthetic, Sample: s, Err: err}
 		}
-		if d.WorkerID != s.Chosen {
+		if chosen != s.Chosen {
 			rep.Changed++
 		}
 	}
 	return rep, nil
+}
+
+// Decide runs r on one selection as the reload gate does: it returns the id
+// r chooses ("" for none), or r's error, or an error matching
+// ErrBadDecision when the id is not among the candidates.
+func Decide(ctx context.Context, r engine.Router, sel engine.Selection) (string, error) {
+	sel.Candidates = slices.Clone(sel.Candidates) // a script must not see another's edits
+	d, err := r.Select(ctx, sel)
+	if err == nil && d.WorkerID != "" && !slices.ContainsFunc(sel.Candidates, func(w engine.Worker) bool { return w.ID == d.WorkerID }) {
+		err = fmt.Errorf("returned %q, which is not a candidate: %w", d.WorkerID, ErrBadDecision)
+	}
+	if err != nil {
+		return "", err
+	}
+	return d.WorkerID, nil
 }
 
 // SyntheticSamples makes decisions for the reload gate of a channel that has

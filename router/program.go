@@ -90,8 +90,8 @@ type Program struct {
 	lang   Lang
 	hash   string // "sha256:<hex>" of language and source
 	limits Limits
-	lua  *luaProgram
-	expr *exprProgram
+	lua    *luaProgram
+	expr   *exprProgram
 }
 
 // Lang returns the script's language.
