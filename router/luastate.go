@@ -638,6 +638,7 @@ func (st *luaState) mathRandom(L *lua.LState) int {
 
 // jsonDecode turns a JSON document into Lua values (objects become tables
 // with string keys, in document order; arrays tables from 1; null nil).
+// Text that is not one JSON value raises an error, which pcall catches.
 func (st *luaState) jsonDecode(L *lua.LState) int {
 	s := L.CheckString(1)
 	if len(s) > st.limits.maxString() {
@@ -651,21 +652,25 @@ func (st *luaState) jsonDecode(L *lua.LState) int {
 			err = errors.New("data after the JSON value")
 		}
 	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		err = errors.New("unexpected end of JSON input")
+	}
 	if err != nil {
-		L.Push(lua.LNil)
-		L.Push(lua.LString("json_decode: " + err.Error()))
-		return 2
+		L.RaiseError("json_decode: %v", err)
 	}
 	L.Push(v)
 	return 1
 }
 
+// maxJSONDepth is how deeply json_decode nests arrays and objects.
+const maxJSONDepth = 200
+
 // decodeLua reads one JSON value from dec as a Lua value. Keys are set in
 // the order the document gives them, so that pairs walks a decoded object
 // the same way in every interpreter (a Go map would not).
 func decodeLua(L *lua.LState, dec *json.Decoder, depth int) (lua.LValue, error) {
-	if depth > 200 {
-		return nil, errors.New("nested too deeply")
+	if depth >= maxJSONDepth {
+		return nil, fmt.Errorf("nested deeper than %d levels", maxJSONDepth)
 	}
 	tok, err := dec.Token()
 	if err != nil {
