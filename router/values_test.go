@@ -141,6 +141,8 @@ func FuzzScriptMessages(f *testing.F) {
 		`fromPairs([[1, candidates[0]], [request, 2]])`,
 		`toPairs({"a": 1, "b": candidates})`,
 		`fromJSON(request.input)`,
+		`{c[1], {e}, r, dispatch.with_tag(c, "eu"), math, 1.5, "s", true}`,
+		`select(2, pcall(function() return {} .. 1 end))`,
 	} {
 		f.Add(s)
 	}
@@ -150,8 +152,19 @@ func FuzzScriptMessages(f *testing.F) {
 		Candidates: []engine.Worker{worker("w1", 0, 1, 0, "eu"), worker("w2", 2, 4, 1)},
 		Excluded:   []string{"w0"},
 	}
-	f.Fuzz(func(t *testing.T, src string) {
-		for _, lang := range []router.Lang{router.Lua, router.Expr} {
+	f.Fuzz(func(t *testing.T, text string) {
+		// The text as a script, and as a Lua expression that is raised or
+		// returned: most of what the fuzzer writes is no whole script.
+		for _, sc := range []struct {
+			lang router.Lang
+			src  string
+		}{
+			{router.Lua, text},
+			{router.Lua, "function route(r, c, e) error(" + text + ") end"},
+			{router.Lua, "function route(r, c, e) return " + text + " end"},
+			{router.Expr, text},
+		} {
+			lang, src := sc.lang, sc.src
 			var msgs [2]string
 			timedOut := false
 			for run := range msgs {
