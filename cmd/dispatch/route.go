@@ -270,18 +270,9 @@ func readArg(v string, stdin io.Reader) ([]byte, error) {
 	return []byte(v), nil
 }
 
-// decodeStrict decodes one JSON value into v, refusing unknown fields, a
-// key given twice (see [checkKeys]) and trailing data, with errors in the
-// input's terms rather than Go's.
+// decodeStrict decodes one JSON value into v, refusing unknown fields and
+// trailing data, with errors in the input's terms rather than Go's.
 func decodeStrict(data []byte, v any) error {
-	if err := decodeJSON(data, v); err != nil {
-		return err
-	}
-	return checkKeys(data, reflect.TypeOf(v))
-}
-
-// decodeJSON is decodeStrict without the check of keys.
-func decodeJSON(data []byte, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -290,7 +281,12 @@ func decodeJSON(data []byte, v any) error {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return errors.New("unexpected data after the JSON value")
 	}
-	return nil
+	// A key given twice is refused too. Elements kept raw are decoded, and
+	// checked, one by one, so that an error can say which.
+	if _, elems := v.(*[]json.RawMessage); elems {
+		return nil
+	}
+	return checkKeys(data, reflect.TypeOf(v))
 }
 
 // jsonError rewords encoding/json's errors, which name Go types and struct
@@ -347,7 +343,7 @@ func readCandidates(v string, stdin io.Reader) ([]engine.ConsumerStateView, erro
 	}
 	const want = `want a JSON array of {"id", "in_flight", "max_in_flight", "buffer_depth", "tags"}`
 	var elems []json.RawMessage
-	if err := decodeJSON(data, &elems); err != nil { // each candidate's keys are checked below, with its number
+	if err := decodeStrict(data, &elems); err != nil {
 		return nil, fmt.Errorf("%s: %w", want, err)
 	}
 	type candidate struct {
