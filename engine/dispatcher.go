@@ -172,7 +172,7 @@ func (c *call) run(ctx context.Context) (ActivityResult, error) {
 		}
 		cands := withoutExcluded(snapshot, excluded)
 		if len(cands) == 0 {
-			return ActivityResult{}, noWorkers(len(snapshot), excluded)
+			return ActivityResult{}, noWorkers(snapshot, excluded)
 		}
 		var seen []ConsumerStateView // what the journal records, taken before the router runs
 		if c.d.rec != nil {
@@ -191,7 +191,7 @@ func (c *call) run(ctx context.Context) (ActivityResult, error) {
 			return ActivityResult{}, fmt.Errorf("%w: %w", ErrRouting, err)
 		}
 		if dec.WorkerID == "" {
-			return ActivityResult{}, fmt.Errorf("%w: router %s chose none of %d candidates", ErrNoWorkers, versionText(dec.Version), len(cands))
+			return ActivityResult{}, choseNone(dec.Version, cands)
 		}
 		w, ok := findWorker(cands, dec.WorkerID)
 		if !ok {
@@ -366,12 +366,57 @@ func uncancelled(ctx context.Context) context.Context {
 	return context.WithoutCancel(ctx)
 }
 
-func noWorkers(total int, excluded []string) error {
-	if total == 0 {
-		return fmt.Errorf("%w: the channel has no workers", ErrNoWorkers)
+// noWorkers is the error of an attempt left without candidates: nobody is
+// subscribed, or every subscriber is excluded. Excluded ids that are no
+// longer subscribed are listed apart, so that every count agrees with the
+// ids beside it.
+func noWorkers(snapshot []Worker, excluded []string) error {
+	var gone []string
+	for _, id := range excluded {
+		if _, ok := findWorker(snapshot, id); !ok {
+			gone = append(gone, id)
+		}
 	}
-	return fmt.Errorf("%w: all %d workers are excluded (%s)", ErrNoWorkers, total, strings.Join(excluded, ", "))
+	var msg string
+	switch len(snapshot) {
+	case 0:
+		msg = "no workers subscribed"
+	case 1:
+		msg = fmt.Sprintf("the 1 subscribed worker is excluded (%s)", workerIDs(snapshot))
+	default:
+		msg = fmt.Sprintf("all %d subscribed workers are excluded (%s)", len(snapshot), workerIDs(snapshot))
+	}
+	if len(gone) > 0 {
+		msg += "; also excluded, no longer subscribed: " + strings.Join(gone, ", ")
+	}
+	return fmt.Errorf("%w: %s", ErrNoWorkers, msg)
 }
+
+// choseNone is the error of a router that chose none of the candidates.
+func choseNone(v RouterVersion, cands []Worker) error {
+	who := "the router"
+	if v.Hash != "" { // only scripts have a content hash
+		who = "the script"
+	}
+	noun := "candidates"
+	if len(cands) == 1 {
+		noun = "candidate"
+	}
+	ids := make([]string, 0, min(len(cands), maxListedIDs))
+	for _, w := range cands[:min(len(cands), maxListedIDs)] {
+		ids = append(ids, w.ID)
+	}
+	list := strings.Join(ids, ", ")
+	if more := len(cands) - len(ids); more > 0 {
+		list += fmt.Sprintf(" and %d more", more)
+	}
+	return fmt.Errorf("%w: %s %s chose none of %d %s (%s)", ErrNoWorkers, who, versionText(v), len(cands), noun, list)
+}
+
+// maxListedIDs is how many candidate ids a message names before it counts
+// the rest: a message (and the journal line that keeps it) stays short
+// however large the pool.
+const maxListedIDs = 10
 
 // withoutExcluded returns the workers whose ids are not excluded, in order.
 // With nothing excluded it returns ws itself.

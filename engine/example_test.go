@@ -52,5 +52,5 @@ func ExampleDispatcher() {
 	// Output:
 	// completed sent to a@example.com <nil>
 	// true
-	// dispatch prod/email workflow wf-2: NoWorkersAvailable: the channel has no workers
+	// dispatch prod/email workflow wf-2: NoWorkersAvailable: no workers subscribed
 }

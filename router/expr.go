@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -42,27 +43,28 @@ type exprProgram struct {
 // exprCandidate is a candidate as an expr script sees it. Scripts get
 // pointers into the runner's own array, so lists built by filter or withTag
 // copy pointers, not candidates.
+// The json tags give toJSON the names scripts know.
 type exprCandidate struct {
-	ID          string   `expr:"id"`
-	InFlight    int      `expr:"in_flight"`
-	MaxInFlight int      `expr:"max_in_flight"`
-	BufferDepth int      `expr:"buffer_depth"`
-	Available   int      `expr:"available"`
-	Tags        []string `expr:"tags"`
+	ID          string   `expr:"id" json:"id"`
+	InFlight    int      `expr:"in_flight" json:"in_flight"`
+	MaxInFlight int      `expr:"max_in_flight" json:"max_in_flight"`
+	BufferDepth int      `expr:"buffer_depth" json:"buffer_depth"`
+	Available   int      `expr:"available" json:"available"`
+	Tags        []string `expr:"tags" json:"tags"`
 	slot        int      // index into the call's views
 }
 
 // exprRequest is the request as an expr script sees it.
 type exprRequest struct {
-	Namespace        string `expr:"namespace"`
-	TaskQueue        string `expr:"task_queue"`
-	Channel          string `expr:"channel"`
-	WorkflowID       string `expr:"workflow_id"`
-	ConversationID   string `expr:"conversation_id"`
-	Attempt          int    `expr:"attempt"`
-	ActivityType     string `expr:"activity_type"`
-	InputContentType string `expr:"input_content_type"`
-	Input            string `expr:"input"`
+	Namespace        string `expr:"namespace" json:"namespace"`
+	TaskQueue        string `expr:"task_queue" json:"task_queue"`
+	Channel          string `expr:"channel" json:"channel"`
+	WorkflowID       string `expr:"workflow_id" json:"workflow_id"`
+	ConversationID   string `expr:"conversation_id" json:"conversation_id"`
+	Attempt          int    `expr:"attempt" json:"attempt"`
+	ActivityType     string `expr:"activity_type" json:"activity_type"`
+	InputContentType string `expr:"input_content_type" json:"input_content_type"`
+	Input            string `expr:"input" json:"input"`
 }
 
 // helper is the shape of every helper: expr's fast call path.
@@ -88,16 +90,17 @@ func exprEnvTypes() map[string]any {
 }
 
 func compileExpr(name string, src []byte, limits Limits) (*exprProgram, error) {
-	prog, err := expr.Compile(string(src),
-		expr.Env(exprEnvTypes()),
-		expr.MaxNodes(limits.exprMaxNodes()),
-	)
+	opts := append([]expr.Option{expr.Env(exprEnvTypes()), expr.MaxNodes(limits.exprMaxNodes())}, exprValueFunctions()...)
+	prog, err := expr.Compile(string(src), opts...)
 	if err != nil {
 		return nil, exprError(name, src, err)
 	}
 	v := &shapeVisitor{}
 	node := prog.Node()
 	ast.Walk(&node, v)
+	if err := helperValues(node, src); err != nil {
+		return nil, exprError(name, src, err)
+	}
 	return &exprProgram{prog: prog, src: src, limits: limits, timed: v.timed, readsCandidates: v.reads}, nil
 }
 
@@ -105,6 +108,38 @@ func compileExpr(name string, src []byte, limits Limits) (*exprProgram, error) {
 var helperNames = map[string]bool{
 	"leastLoaded": true, "withTag": true, "rendezvous": true, "p2c": true, "random": true, "hasTag": true,
 }
+
+// helperValues refuses a helper named other than to call it: a function
+// value has nothing a script can use, and fmt would write it, in a string
+// or a message, as its address.
+func helperValues(node ast.Node, src []byte) error {
+	var callees, named []*ast.IdentifierNode
+	ast.Walk(&node, visitFunc(func(n ast.Node) {
+		switch n := n.(type) {
+		case *ast.CallNode:
+			if id, ok := n.Callee.(*ast.IdentifierNode); ok {
+				callees = append(callees, id)
+			}
+		case *ast.IdentifierNode:
+			if helperNames[n.Value] {
+				named = append(named, n)
+			}
+		}
+	}))
+	for _, id := range named {
+		if !slices.Contains(callees, id) {
+			fe := &file.Error{Location: id.Location(),
+				Message: fmt.Sprintf("%s is a helper and not a value: call it, as in %s(candidates)", id.Value, id.Value)}
+			return fe.Bind(file.NewSource(string(src)))
+		}
+	}
+	return nil
+}
+
+// visitFunc is an ast.Visitor calling a function on every node.
+type visitFunc func(ast.Node)
+
+func (f visitFunc) Visit(n *ast.Node) { f(*n) }
 
 // shapeVisitor finds what a program does beyond calling helpers: anything
 // but member reads, operators and helper calls may take time (timed), and
@@ -145,6 +180,11 @@ var noField = regexp.MustCompile(`^type router\.expr(Candidate|Request) has no f
 // messages, longest first.
 var exprTypeNames = strings.NewReplacer(
 	"[]*router.exprCandidate", "a list of candidates",
+	"[][2]interface {}", "a list of pairs",
+	"[]interface {}", "a list",
+	"map[string]interface {}", "a map",
+	"func(...interface {}) interface {}", "a function",
+	"interface {}", "any",
 	"*router.exprCandidate", "a candidate",
 	"router.exprCandidate", "a candidate",
 	"*router.exprRequest", "the request",
@@ -323,7 +363,7 @@ func (p *exprProgram) route(_ context.Context, selection *engine.Selection, time
 	out, err := r.vm.Run(p.prog, r.env)
 	// Read the result before the runner goes back: a candidate points into
 	// the runner's array, which the next call rewrites.
-	res := exprResult(out)
+	res := r.result(out)
 	p.put(r)
 	if p.timed && time.Since(start) > timeout {
 		return rawResult{}, ErrScriptTimeout
@@ -334,7 +374,7 @@ func (p *exprProgram) route(_ context.Context, selection *engine.Selection, time
 	return res, nil
 }
 
-func exprResult(out any) rawResult {
+func (r *exprRunner) result(out any) rawResult {
 	switch v := out.(type) {
 	case nil:
 		return rawResult{none: true}
@@ -348,7 +388,7 @@ func exprResult(out any) rawResult {
 		}
 		return rawResult{none: true}
 	}
-	return rawResult{other: fmt.Sprintf("%T %v", out, out)}
+	return rawResult{other: r.describe(out)}
 }
 
 // updateCandidates makes env.Candidates show ws, rewriting only the entries

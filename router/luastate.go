@@ -54,7 +54,8 @@ type luaState struct {
 	refuseNewKeys *lua.LTable // metatable of tables whose existing keys only the host writes
 	ipairsIter    *lua.LFunction
 	proxyNextFn   *lua.LFunction
-	next          lua.LValue // the base library's next
+	next          lua.LValue             // the base library's next
+	names         map[*lua.LTable]string // the read-only libraries, by the names scripts know them by
 }
 
 var errNoRoute = errors.New("the script defines no function route(request, candidates, excluded)")
@@ -151,6 +152,10 @@ func (st *luaState) sandbox() {
 	}))
 	G.RawSetString("pairs", L.NewFunction(st.pairs))
 	G.RawSetString("unpack", L.NewFunction(st.unpack))
+	// An interpreter's message that names a table or function names it by
+	// its address: what pcall and xpcall's handler see says the type.
+	G.RawSetString("pcall", L.NewFunction(st.pcall(G.RawGetString("pcall").(*lua.LFunction))))
+	G.RawSetString("xpcall", L.NewFunction(st.xpcall(G.RawGetString("xpcall").(*lua.LFunction))))
 
 	str := G.RawGetString("string").(*lua.LTable)
 	origFormat := str.RawGetString("format").(*lua.LFunction)
@@ -244,6 +249,10 @@ func (st *luaState) lockedMT(index, length lua.LValue) *lua.LTable {
 // readOnly returns an empty table that reads through to t and refuses writes.
 func (st *luaState) readOnly(name string, t *lua.LTable) *lua.LTable {
 	proxy := st.L.NewTable()
+	if st.names == nil {
+		st.names = make(map[*lua.LTable]string)
+	}
+	st.names[proxy] = name
 	mt := st.L.NewTable()
 	mt.RawSetString("__index", t)
 	mt.RawSetString("__newindex", st.L.NewFunction(func(L *lua.LState) int {
@@ -284,7 +293,7 @@ func (st *luaState) loadRoute() (*lua.LFunction, error) {
 	fn.Env = env
 	L.Push(fn)
 	if err := L.PCall(0, 0, nil); err != nil {
-		return nil, err
+		return nil, st.plainError(err)
 	}
 	route, ok := env.RawGetString("route").(*lua.LFunction)
 	if !ok {
@@ -313,7 +322,7 @@ func (st *luaState) call(in *callInput) (rawResult, error) {
 	L.Push(st.cands.list)
 	L.Push(st.exclUD)
 	if err := L.PCall(3, 1, nil); err != nil {
-		return rawResult{}, err
+		return rawResult{}, st.plainError(err)
 	}
 	ret := L.Get(-1)
 	L.Pop(1)
@@ -629,6 +638,7 @@ func (st *luaState) mathRandom(L *lua.LState) int {
 
 // jsonDecode turns a JSON document into Lua values (objects become tables
 // with string keys, in document order; arrays tables from 1; null nil).
+// Text that is not one JSON value raises an error, which pcall catches.
 func (st *luaState) jsonDecode(L *lua.LState) int {
 	s := L.CheckString(1)
 	if len(s) > st.limits.maxString() {
@@ -642,21 +652,25 @@ func (st *luaState) jsonDecode(L *lua.LState) int {
 			err = errors.New("data after the JSON value")
 		}
 	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		err = errors.New("unexpected end of JSON input")
+	}
 	if err != nil {
-		L.Push(lua.LNil)
-		L.Push(lua.LString("json_decode: " + err.Error()))
-		return 2
+		L.RaiseError("json_decode: %v", err)
 	}
 	L.Push(v)
 	return 1
 }
 
+// maxJSONDepth is how deeply json_decode nests arrays and objects.
+const maxJSONDepth = 200
+
 // decodeLua reads one JSON value from dec as a Lua value. Keys are set in
 // the order the document gives them, so that pairs walks a decoded object
 // the same way in every interpreter (a Go map would not).
 func decodeLua(L *lua.LState, dec *json.Decoder, depth int) (lua.LValue, error) {
-	if depth > 200 {
-		return nil, errors.New("nested too deeply")
+	if depth >= maxJSONDepth {
+		return nil, fmt.Errorf("nested deeper than %d levels", maxJSONDepth)
 	}
 	tok, err := dec.Token()
 	if err != nil {
@@ -832,11 +846,16 @@ func (st *luaState) unpack(L *lua.LState) int {
 func (st *luaState) strFormat(orig *lua.LFunction) lua.LGFunction {
 	return func(L *lua.LState) int {
 		f := L.CheckString(1)
+		arg := 1 // the argument of the directive being read
 		for i := 0; i < len(f); i++ {
 			if f[i] != '%' {
 				continue
 			}
 			i++
+			if i < len(f) && f[i] == '%' {
+				continue
+			}
+			arg++
 			for i < len(f) && strings.IndexByte("-+ #0", f[i]) >= 0 {
 				i++
 			}
@@ -857,6 +876,13 @@ func (st *luaState) strFormat(orig *lua.LFunction) lua.LGFunction {
 			if digits > 2 {
 				L.RaiseError("string.format: invalid format (width or precision too long)")
 			}
+			// %s and %q of a table or function write what tostring does,
+			// not the interpreter's address.
+			if i < len(f) && (f[i] == 's' || f[i] == 'q') && arg <= L.GetTop() {
+				if v := L.Get(arg); isReference(v) && L.GetMetaField(v, "__tostring") == lua.LNil {
+					L.Replace(arg, lua.LString(v.Type().String()))
+				}
+			}
 		}
 		// Bound the result before formatting: 400 %s of 1 MiB each would
 		// build 400 MiB first and fail the size check after.
@@ -872,6 +898,50 @@ func (st *luaState) strFormat(orig *lua.LFunction) lua.LGFunction {
 			st.tooLong(L, "string.format", total)
 		}
 		return st.callCapped(L, orig, "string.format")
+	}
+}
+
+// isReference reports whether v is a value gopher-lua renders with its
+// address.
+func isReference(v lua.LValue) bool {
+	switch v.Type() {
+	case lua.LTTable, lua.LTFunction, lua.LTUserData, lua.LTThread, lua.LTChannel:
+		return true
+	}
+	return false
+}
+
+// pcall is the base library's pcall, whose error message, when it is a
+// string, names tables and functions by their type rather than address.
+func (st *luaState) pcall(orig *lua.LFunction) lua.LGFunction {
+	return func(L *lua.LState) int {
+		n := st.callCapped(L, orig, "")
+		if n >= 2 && L.Get(-n) == lua.LFalse {
+			if s, ok := L.Get(-n + 1).(lua.LString); ok {
+				L.Replace(-n+1, lua.LString(withoutAddresses(string(s))))
+			}
+		}
+		return n
+	}
+}
+
+// xpcall is the base library's xpcall, whose handler gets the error
+// message, when it is a string, without addresses.
+func (st *luaState) xpcall(orig *lua.LFunction) lua.LGFunction {
+	return func(L *lua.LState) int {
+		if h, ok := L.Get(2).(*lua.LFunction); ok {
+			L.Replace(2, L.NewFunction(func(L *lua.LState) int {
+				msg := L.Get(1)
+				if s, ok := msg.(lua.LString); ok {
+					msg = lua.LString(withoutAddresses(string(s)))
+				}
+				L.Push(h)
+				L.Push(msg)
+				L.Call(1, 1)
+				return 1
+			}))
+		}
+		return st.callCapped(L, orig, "")
 	}
 }
 

@@ -97,3 +97,22 @@ func TestShippedScripts(t *testing.T) {
 		})
 	}
 }
+
+// TestAffinityWithoutJSON checks that affinity.lua, given an input that its
+// content type calls JSON but that is not, routes as with no region rather
+// than failing: json_decode raises, and the script catches it.
+func TestAffinityWithoutJSON(t *testing.T) {
+	src, err := os.ReadFile("../scripts/affinity.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := compile(t, router.Lua, string(src))
+	in := selection(t, worker("eu-1", 3, 4, 0, "eu"), worker("us-1", 0, 4, 0, "us"))
+	for _, input := range []string{`{"region":"eu"`, `region=eu`, ``} {
+		in.Request.Input.Data = []byte(input)
+		d, err := s.Select(context.Background(), in)
+		if err != nil || d.WorkerID != "us-1" {
+			t.Errorf("input %q: chose %q, %v; want us-1, the least loaded", input, d.WorkerID, err)
+		}
+	}
+}

@@ -50,7 +50,7 @@ func TestCLI(t *testing.T) {
 		{"route exclude", "", []string{"route", "-c", shipped, "--channel", "prod/email", "--candidates", cands, "--exclude", "email-2"}, exitOK, "email-3\n", "", false},
 		{"route stdin", cands, []string{"route", "-c", shipped, "--channel", "prod/email", "--candidates", "-"}, exitOK, "email-2\n", "", false},
 		{"route sticky", "", []string{"route", "-c", shipped, "--channel", "prod/checkout", "--candidates", `[{"id":"checkout-1"},{"id":"checkout-2"}]`, "--request", `{"workflow_id":"wf-7"}`}, exitOK, "checkout-", "", false},
-		{"route none", "", []string{"route", "-c", shipped, "--channel", "prod/email", "--candidates", `[{"id":"a"}]`, "--exclude", "a"}, exitNoWorker, "", "NoWorkersAvailable: all 1 candidates are excluded (a)", true},
+		{"route none", "", []string{"route", "-c", shipped, "--channel", "prod/email", "--candidates", `[{"id":"a"}]`, "--exclude", "a"}, exitNoWorker, "", "NoWorkersAvailable: the 1 candidate is excluded (a)", true},
 		{"route unknown channel", "", []string{"route", "-c", shipped, "--channel", "prod/fax", "--candidates", cands}, exitError, "", "unknown channel: prod/fax", true},
 		{"route bad channel", "", []string{"route", "-c", shipped, "--channel", "prod", "--candidates", cands}, exitUsage, "", "want NAMESPACE/TASK_QUEUE", true},
 		{"route missing flags", "", []string{"route", "-c", shipped}, exitUsage, "", "--channel and --candidates are required", true},

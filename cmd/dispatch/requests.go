@@ -53,12 +53,19 @@ func readRequests(r io.Reader, name string, emit func(activity, error) bool) err
 	br := bufio.NewReaderSize(r, 64<<10)
 	for line := 1; ; line++ {
 		data, tooLong, err := readLine(br)
+		bom := bytes.HasPrefix(data, byteOrderMark)
+		if bom && line == 1 { // some editors start a UTF-8 file with one
+			data, bom = data[len(byteOrderMark):], false
+		}
 		if len(bytes.TrimSpace(data)) > 0 || tooLong {
 			var a activity
 			var perr error
-			if tooLong {
+			switch {
+			case tooLong:
 				perr = fmt.Errorf("line longer than %d bytes", maxRequestLine)
-			} else {
+			case bom:
+				perr = errors.New("a byte-order mark (U+FEFF) is allowed only at the start of the file")
+			default:
 				a, perr = parseRequest(data)
 			}
 			a.line = line
@@ -77,6 +84,9 @@ func readRequests(r io.Reader, name string, emit func(activity, error) bool) err
 		}
 	}
 }
+
+// byteOrderMark is U+FEFF in UTF-8.
+var byteOrderMark = []byte("\uFEFF")
 
 // readLine reads one line without its newline; a line over maxRequestLine
 // is read to its end and reported as too long.

@@ -2,6 +2,8 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -14,6 +16,8 @@ func FuzzReadRequests(f *testing.F) {
 	f.Add(`{"channel": "prod/sms", "workflow_id": "wf-2", "activity_type": "text", "input": "hi", "start_to_close": "2s"}`)
 	f.Add("\n\n{\"channel\": \"prod\"}\nnot json\r\n")
 	f.Add(`{"channel": "a/b", "workflow_id": "w", "activity_type": "t", "schedule_to_close": "-1s"}`)
+	f.Add("\uFEFF" + `{"channel": "a/b", "workflow_id": "w", "activity_type": "t", "input": {"k": 1, "k": 2}}`)
+	f.Add(`{"channel": "a/b", "Channel": "c/d", "workflow_id": "w", "activity_type": "t"}` + "\n\uFEFF{}")
 	f.Fuzz(func(t *testing.T, input string) {
 		lines := strings.Count(input, "\n") + 1
 		last := 0
@@ -51,5 +55,90 @@ func TestReadRequestsLongLine(t *testing.T) {
 	})
 	if err != nil || len(got) != 2 || !strings.HasPrefix(got[0], "r.jsonl:1: line longer than") || got[1] != "wf-2" {
 		t.Fatalf("got %q, %v; want the long line reported and the next one read", got, err)
+	}
+}
+
+// TestRequestLinesWithDuplicateKeys: a key given twice is refused, with
+// the line and the key, wherever it is, so that no activity runs with one
+// of two values chosen silently (encoding/json keeps the last; other
+// readers of the same line, a worker decoding the input, may keep the
+// first). Keys that differ only in case are the same field to the decoder,
+// so they count as given twice too, except in the input, which is data.
+func TestRequestLinesWithDuplicateKeys(t *testing.T) {
+	const head = `{"channel":"prod/email","workflow_id":"wf-1","activity_type":"send"`
+	for _, tc := range []struct{ line, want string }{
+		{head + `,"workflow_id":"wf-2"}`, `requests.jsonl:1: duplicate key "workflow_id"`},
+		{`{"channel":"prod/email","channel":"prod/sms","workflow_id":"wf-1","activity_type":"send"}`, `requests.jsonl:1: duplicate key "channel"`},
+		{head + `,"Channel":"prod/sms"}`, `requests.jsonl:1: duplicate key "Channel" (the same field as "channel")`},
+		{head + `,"input":{"to":"a","to":"b"}}`, `requests.jsonl:1: duplicate key "to" in input`},
+		{head + `,"input":{"items":[{"id":1},{"id":2,"id":3}]}}`, `requests.jsonl:1: duplicate key "id" in input.items[1]`},
+		{head + `,"input":[{"a":{"b":1,"b":2}}]}`, `requests.jsonl:1: duplicate key "b" in input[0].a`},
+	} {
+		var got []string
+		err := readRequests(strings.NewReader(tc.line+"\n"), "requests.jsonl", func(a activity, err error) bool {
+			if err != nil {
+				got = append(got, err.Error())
+			}
+			return true
+		})
+		if err != nil || len(got) != 1 || got[0] != tc.want {
+			t.Errorf("%s\n  got %q, %v\n  want [%q]", tc.line, got, err, tc.want)
+		}
+	}
+	// Keys that only look alike are different keys.
+	for _, line := range []string{
+		head + `,"input":{"to":"a","To":"b","t o":"c"}}`,
+		head + `,"input":[{"id":1},{"id":1}]}`,
+		head + `,"input":{"a":{"id":1},"b":{"id":1}}}`,
+		head + `,"input":"{\"to\":\"a\"}"}`,
+	} {
+		if _, err := parseRequest([]byte(line)); err != nil {
+			t.Errorf("%s: %v", line, err)
+		}
+	}
+}
+
+// TestRouteFlagsWithDuplicateKeys: --request and --candidates refuse a key
+// given twice as requests lines do.
+func TestRouteFlagsWithDuplicateKeys(t *testing.T) {
+	if _, err := readRouteRequest(`{"workflow_id":"a","workflow_id":"b"}`, strings.NewReader("")); err == nil ||
+		!strings.Contains(err.Error(), `duplicate key "workflow_id"`) {
+		t.Errorf("--request: %v", err)
+	}
+	if _, err := readCandidates(`[{"id":"a"},{"id":"b","in_flight":1,"in_flight":2}]`, strings.NewReader("")); err == nil ||
+		!strings.Contains(err.Error(), `candidate 2: duplicate key "in_flight"`) {
+		t.Errorf("--candidates: %v", err)
+	}
+}
+
+// TestReadRequestsByteOrderMark: a UTF-8 byte-order mark at the start of
+// a requests file, as some editors write, is not part of the first line;
+// one anywhere else is an error of its line.
+func TestReadRequestsByteOrderMark(t *testing.T) {
+	const line = `{"channel": "prod/email", "workflow_id": "wf-%d", "activity_type": "send"}`
+	for _, tc := range []struct {
+		name, input string
+		want        []string
+	}{
+		{"at the start", "\uFEFF" + fmt.Sprintf(line, 1) + "\n" + fmt.Sprintf(line, 2) + "\n", []string{"1 wf-1", "2 wf-2"}},
+		{"alone on the first line", "\uFEFF\n" + fmt.Sprintf(line, 2) + "\n", []string{"2 wf-2"}},
+		{"at the start, CRLF", "\uFEFF" + fmt.Sprintf(line, 1) + "\r\n", []string{"1 wf-1"}},
+		{"on a later line", fmt.Sprintf(line, 1) + "\n\uFEFF" + fmt.Sprintf(line, 2) + "\n",
+			[]string{"1 wf-1", "r.jsonl:2: a byte-order mark (U+FEFF) is allowed only at the start of the file"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			err := readRequests(strings.NewReader(tc.input), "r.jsonl", func(a activity, err error) bool {
+				if err != nil {
+					got = append(got, err.Error())
+				} else {
+					got = append(got, fmt.Sprintf("%d %s", a.line, a.req.WorkflowID))
+				}
+				return true
+			})
+			if err != nil || !slices.Equal(got, tc.want) {
+				t.Errorf("got %q, %v; want %q", got, err, tc.want)
+			}
+		})
 	}
 }

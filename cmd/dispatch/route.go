@@ -149,11 +149,49 @@ func runRoute(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case len(cands) == 0:
 		fmt.Fprintf(stderr, "dispatch route: %v: no candidates\n", engine.ErrNoWorkers)
 	case len(sel.Candidates) == 0:
-		fmt.Fprintf(stderr, "dispatch route: %v: all %d candidates are excluded (%s)\n", engine.ErrNoWorkers, len(cands), strings.Join(excluded, ", "))
+		fmt.Fprintf(stderr, "dispatch route: %v: %s\n", engine.ErrNoWorkers, allExcluded(cands, excluded))
 	default:
-		fmt.Fprintf(stderr, "dispatch route: %v: %s chose none of %d candidates\n", engine.ErrNoWorkers, d.Version.Source, len(sel.Candidates))
+		fmt.Fprintf(stderr, "dispatch route: %v: the script %s %s %s chose none of %s\n", engine.ErrNoWorkers,
+			d.Version.Lang, d.Version.Source, d.Version.Hash, countedIDs(sel.Candidates))
 	}
 	return exitNoWorker
+}
+
+// allExcluded says that every candidate is excluded, naming apart the
+// excluded ids that are not candidates, so that the count agrees with the
+// ids beside it.
+func allExcluded(cands []engine.ConsumerStateView, excluded []string) string {
+	ids := make([]string, len(cands))
+	for i, c := range cands {
+		ids[i] = c.ID
+	}
+	msg := fmt.Sprintf("all %d candidates are excluded (%s)", len(ids), strings.Join(ids, ", "))
+	if len(ids) == 1 {
+		msg = fmt.Sprintf("the 1 candidate is excluded (%s)", ids[0])
+	}
+	var others []string
+	for _, id := range excluded {
+		if !slices.Contains(ids, id) {
+			others = append(others, id)
+		}
+	}
+	if len(others) > 0 {
+		msg += "; also excluded, not a candidate: " + strings.Join(others, ", ")
+	}
+	return msg
+}
+
+// countedIDs returns "N candidates (a, b, …)".
+func countedIDs(ws []engine.Worker) string {
+	ids := make([]string, len(ws))
+	for i, w := range ws {
+		ids[i] = w.ID
+	}
+	noun := "candidates"
+	if len(ids) == 1 {
+		noun = "candidate"
+	}
+	return fmt.Sprintf("%d %s (%s)", len(ids), noun, strings.Join(ids, ", "))
 }
 
 // selection builds what the engine would hand the router: the candidates
@@ -263,7 +301,12 @@ func decodeStrict(data []byte, v any) error {
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		return errors.New("unexpected data after the JSON value")
 	}
-	return nil
+	// A key given twice is refused too. Elements kept raw are decoded, and
+	// checked, one by one, so that an error can say which.
+	if _, elems := v.(*[]json.RawMessage); elems {
+		return nil
+	}
+	return checkKeys(data, reflect.TypeOf(v))
 }
 
 // jsonError rewords encoding/json's errors, which name Go types and struct

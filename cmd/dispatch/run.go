@@ -38,8 +38,9 @@ The load is the requests file, one JSON activity a line, read as it arrives
 
 ("input" is any JSON value, or a string sent as text/plain; "content_type"
 overrides, and a string under a JSON content_type must be JSON text.) A
-line that is not a valid activity is reported with its line number and
-skipped. A line for a channel the config does not have is dispatched and
+line that is not a valid activity (a key given twice, in the line or in its
+input, included) is reported with its line number and skipped; a UTF-8
+byte-order mark may start the file. A line for a channel the config does not have is dispatched and
 fails with "unknown channel" (with --watch, a config edit may add the
 channel while lines arrive). Without --requests, a built-in sample load
 over every configured channel runs for a few seconds at most.
