@@ -1,12 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -15,6 +15,7 @@ import (
 
 	"github.com/aion-dispatch/dispatch/config"
 	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/internal/regularfile"
 	"github.com/aion-dispatch/dispatch/journal"
 	"github.com/aion-dispatch/dispatch/router"
 )
@@ -72,7 +73,7 @@ func runReplay(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "dispatch replay: --journal is required, and --what-if and --channel go together")
 		return exitUsage
 	}
-	f, err := os.Open(*path)
+	f, err := regularfile.Open(*path)
 	if err != nil {
 		fmt.Fprintf(stderr, "dispatch replay: %v\n", err)
 		return exitError
@@ -179,9 +180,9 @@ func runWhatIf(path string, journalFile io.Reader, script, channelFlag string, e
 		fmt.Fprintf(stderr, "dispatch replay: --timeout %s: want a positive duration such as 50ms\n", timeout)
 		return exitUsage
 	}
-	src, err := os.ReadFile(script)
+	src, err := readScript(script)
 	if err != nil {
-		fmt.Fprintf(stderr, "dispatch replay: %v\n", err)
+		fmt.Fprintf(stderr, "dispatch replay: --what-if: %v\n", err)
 		return exitError
 	}
 	prog, err := router.NewCompiler(router.Limits{}).Compile(lang, script, src)
@@ -255,4 +256,15 @@ func decisionsText(decisions map[engine.ChannelName]int) string {
 	}
 	slices.Sort(parts)
 	return "the journal has decisions on " + strings.Join(parts, ", ")
+}
+
+// readScript reads a routing script file as the config's are read: a
+// regular file of at most config.MaxScriptBytes, without a leading UTF-8
+// byte-order mark.
+func readScript(path string) ([]byte, error) {
+	src, err := regularfile.Read(path, config.MaxScriptBytes)
+	if err != nil {
+		return nil, err
+	}
+	return bytes.TrimPrefix(src, []byte("\uFEFF")), nil
 }
