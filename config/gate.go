@@ -2,6 +2,8 @@ package config
 
 import (
 	"context"
+	"errors"
+	"fmt"
 
 	"github.com/aion-dispatch/dispatch/engine"
 	"github.com/aion-dispatch/dispatch/router"
@@ -53,7 +55,7 @@ func (c *Config) Gate(ctx context.Context, recent func(engine.ChannelName) []rou
 		g := Gated{Channel: ch.Name, Source: ch.Routing.SourceName(ch, c.File), Version: 1}
 		rep, err := ch.Gate(ctx, c.File, samples)
 		if err != nil {
-			errs = append(errs, gateError(ch, c.File, err))
+			errs = append(errs, ch.Refusal(c.File, err))
 			continue
 		}
 		g.Report = rep
@@ -64,4 +66,27 @@ func (c *Config) Gate(ctx context.Context, recent func(engine.ChannelName) []rou
 		return gated, errs
 	}
 	return gated, nil
+}
+
+// Refusal places the reload gate's refusal of the channel's routing (err,
+// usually a *router.GateError), the channel coming from the config file:
+// at the script line that failed when it is known, else at the script
+// file, or at the channel in the config for an inline script.
+func (c Channel) Refusal(file string, err error) *Error {
+	e := &Error{File: file, Line: c.Pos.Line, Column: c.Pos.Column, Err: err}
+	if p := c.Routing.Path; p != "" {
+		e.File, e.Line, e.Column = p, 0, 0
+	}
+	cause, where := err, ""
+	var ge *router.GateError
+	if errors.As(err, &ge) {
+		cause, where = ge.Err, ", on "+ge.Case()
+	}
+	msg := cause.Error()
+	var se *router.ScriptError
+	if errors.As(cause, &se) && se.Line > 0 && c.Routing.Path != "" {
+		e.Line, e.Column, msg = se.Line, se.Column, se.Message
+	}
+	e.Msg = fmt.Sprintf("%s: %v: %s%s", c.Name.Short(), router.ErrRefused, msg, where)
+	return e
 }

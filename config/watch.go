@@ -639,7 +639,7 @@ func (w *Watcher) gate(ch Channel, file string) (Gated, *Error) {
 	w.mu.Unlock()
 	rep, err := w.opts.Gate(ctx, ch, file)
 	if err != nil {
-		return g, gateError(ch, file, err)
+		return g, ch.Refusal(file, err)
 	}
 	g.Report = rep
 	return g, nil
@@ -683,28 +683,6 @@ func (w *Watcher) numberVersions(gated []Gated) {
 		}
 		gated[i].Version = w.versions[g.Source]
 	}
-}
-
-// gateError is a version the reload gate refused, placed at the script's
-// line when the script failed at a known one, else at the script file or
-// the channel's place in the config.
-func gateError(ch Channel, file string, err error) *Error {
-	e := &Error{File: file, Line: ch.Pos.Line, Column: ch.Pos.Column, Err: err}
-	if p := ch.Routing.Path; p != "" {
-		e.File, e.Line, e.Column = p, 0, 0
-	}
-	cause, where := err, ""
-	var ge *router.GateError
-	if errors.As(err, &ge) {
-		cause, where = ge.Err, ", on "+ge.Case()
-	}
-	msg := cause.Error()
-	var se *router.ScriptError
-	if errors.As(cause, &se) && se.Line > 0 && ch.Routing.Path != "" {
-		e.Line, e.Column, msg = se.Line, se.Column, se.Message
-	}
-	e.Msg = fmt.Sprintf("%s: %v: %s%s", ch.Name.Short(), router.ErrRefused, msg, where)
-	return e
 }
 
 // apply puts next in service.

@@ -36,8 +36,11 @@ type GateError struct {
 	Index     int // 1-based, among Total
 	Total     int
 	Synthetic bool
-	Sample    Sample
-	Err       error // the script's error, timeout or bad decision
+	// Where, if set, names the decision instead of its index: a journal's
+	// FILE:LINE, say.
+	Where  string
+	Sample Sample
+	Err    error // the script's error, timeout or bad decision
 }
 
 // Error names the failing case, then the script's error.
@@ -48,12 +51,15 @@ func (e *GateError) Error() string {
 // Case describes the failing decision: "recent decision 3 of 256
 // (workflow wf-3, attempt 1, candidates [w1 0/4, w2 4/4])".
 func (e *GateError) Case() string {
-	kind := "recent decision"
-	if e.Synthetic {
-		kind = "synthetic decision"
+	where := fmt.Sprintf("recent decision %d of %d", e.Index, e.Total)
+	switch {
+	case e.Where != "":
+		where = e.Where
+	case e.Synthetic:
+		where = fmt.Sprintf("synthetic decision %d of %d", e.Index, e.Total)
 	}
 	sel := e.Sample.Selection
-	return fmt.Sprintf("%s %d of %d (workflow %s, attempt %d, candidates [%s]%s)", kind, e.Index, e.Total,
+	return fmt.Sprintf("%s (workflow %s, attempt %d, candidates [%s]%s)", where,
 		sel.WorkflowID, sel.Attempt, describeCandidates(sel.Candidates), describeExcluded(sel.Excluded))
 }
 

@@ -8,31 +8,45 @@ import (
 
 	"github.com/aion-dispatch/dispatch/config"
 	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/internal/regularfile"
+	"github.com/aion-dispatch/dispatch/journal"
 	"github.com/aion-dispatch/dispatch/router"
 )
 
-const validateUsage = `Usage: dispatch validate -c FILE
+const validateUsage = `Usage: dispatch validate -c FILE [--against JOURNAL]
 
 Loads the YAML config, reads and compiles every routing script, and runs
 each script through the reload gate that guards hot reloads: over synthetic
 decisions made from the channel's configured workers (all idle, half full,
 full, and each excluded on a second attempt; inputs are "{}"), a call that
 errors, runs past the channel's script_timeout or returns an id that is not
-a candidate is a problem. Every problem is reported at once as
-FILE:LINE:COL: message (script errors point into the script). Exit 0 when
-the config is valid, 1 when it is not.
+a candidate is a problem.
+
+With --against, the scripts are run instead over every routing decision a
+journal recorded on their channels (the requests, candidates, exclusions
+and attempts those decisions saw, with the same seeded random draws), and
+each channel says how many of them its script would decide differently:
+the check to make before putting a new script in service. A channel with
+no decision in the journal is checked on synthetic decisions. A script that
+times out on 5 decisions is not run on the rest of them.
+
+Every problem is reported at once as FILE:LINE:COL: message (script errors
+point into the script). Exit 0 when the config is valid, 1 when it is not.
 
 Flags:
   -c, --config FILE   the config file (default config/dispatch.yaml)
+  --against JOURNAL   run the scripts over the decisions of this journal
 
-Example:
+Examples:
   dispatch validate -c config/dispatch.yaml
+  dispatch validate -c config/dispatch.yaml --against journal.jsonl
 `
 
 func runValidate(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlags("validate", validateUsage, stderr)
 	path := fs.String("config", "config/dispatch.yaml", "")
 	fs.StringVar(path, "c", "config/dispatch.yaml", "")
+	against := fs.String("against", "", "")
 	if code := parseFlags(fs, validateUsage, args, stdout); code >= 0 {
 		return code
 	}
@@ -41,14 +55,41 @@ func runValidate(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		printConfigErrors(stderr, err)
 		return exitError
 	}
-	gated, err := cfg.Gate(context.Background(), nil)
-	if err != nil {
-		printConfigErrors(stderr, err)
-		return exitError
+	var recorded map[engine.ChannelName]*recordedCheck
+	if *against != "" {
+		if recorded, err = checkAgainst(cfg, *against); err != nil {
+			fmt.Fprintf(stderr, "dispatch validate: --against: %v\n", err)
+			return exitError
+		}
 	}
-	reports := map[engine.ChannelName]router.GateReport{}
-	for _, g := range gated {
-		reports[g.Channel] = g.Report
+	var problems config.Errors
+	reports := map[engine.ChannelName]string{}
+	for _, ch := range cfg.Channels {
+		if rc := recorded[ch.Name]; rc != nil && rc.decisions > 0 {
+			if rc.refusal != nil {
+				e := ch.Refusal(cfg.File, rc.refusal)
+				if rc.failed > 1 {
+					e.Msg += fmt.Sprintf("; it fails on %d of the %d recorded decisions it ran on", rc.failed, rc.decisions)
+				}
+				problems = append(problems, e)
+				continue
+			}
+			reports[ch.Name] = fmt.Sprintf("would change %d of %d recorded decisions", rc.changed, rc.decisions)
+			continue
+		}
+		rep, err := ch.Gate(context.Background(), cfg.File, nil)
+		if err != nil {
+			problems = append(problems, ch.Refusal(cfg.File, err))
+			continue
+		}
+		reports[ch.Name] = rep.String()
+		if recorded != nil {
+			reports[ch.Name] += " (no decision in the journal)"
+		}
+	}
+	if len(problems) > 0 {
+		printConfigErrors(stderr, problems)
+		return exitError
 	}
 	workers := 0
 	for _, ch := range cfg.Channels {
@@ -61,6 +102,68 @@ func runValidate(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 			ch.Name.Namespace(), ch.Name.TaskQueue(), v.Lang, v.Source, shortHash(v.Hash), ch.ScriptTimeout, reports[ch.Name])
 	}
 	return exitOK
+}
+
+// recordedCheck is what running a channel's script over a journal's
+// decisions found.
+type recordedCheck struct {
+	decisions, changed, failed, timeouts int
+	refusal                              *router.GateError // the first failure
+}
+
+// maxTimeoutsAgainst is how many timeouts stop a script's run over a
+// journal: a loop would cost its whole deadline on every decision.
+const maxTimeoutsAgainst = 5
+
+// checkAgainst runs every channel's script over the decisions the journal
+// at path recorded on the channel, streaming it.
+func checkAgainst(cfg *config.Config, path string) (map[engine.ChannelName]*recordedCheck, error) {
+	f, err := regularfile.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	routers := map[engine.ChannelName]engine.Router{}
+	out := map[engine.ChannelName]*recordedCheck{}
+	for _, ch := range cfg.Channels {
+		routers[ch.Name] = ch.Router(cfg.File)
+		out[ch.Name] = &recordedCheck{}
+	}
+	jr := journal.NewReader(f)
+	ctx := context.Background()
+	for dec := range journal.Decisions(jr.All()) {
+		r, ok := routers[dec.Selection.Channel]
+		if !ok {
+			continue
+		}
+		rc := out[dec.Selection.Channel]
+		if rc.timeouts >= maxTimeoutsAgainst {
+			continue
+		}
+		rc.decisions++
+		chosen, err := router.Decide(ctx, r, dec.Selection)
+		switch {
+		case err != nil:
+			rc.failed++
+			if errors.Is(err, router.ErrScriptTimeout) {
+				rc.timeouts++
+			}
+			if rc.refusal == nil {
+				rc.refusal = &router.GateError{Where: fmt.Sprintf("%s:%d", path, dec.Line),
+					Sample: router.Sample{Selection: dec.Selection, Chosen: dec.Chosen}, Err: err}
+			}
+		case chosen != dec.Chosen:
+			rc.changed++
+		}
+	}
+	if err := jr.Err(); err != nil {
+		var le *journal.LineError
+		if errors.As(err, &le) {
+			return nil, fmt.Errorf("%s:%d: %w", path, le.Line, le.Err)
+		}
+		return nil, err
+	}
+	return out, nil
 }
 
 // printConfigErrors writes each problem on its own line(s).
