@@ -139,3 +139,51 @@ func BenchmarkRunawayStop(b *testing.B) {
 	slices.Sort(ratios)
 	b.ReportMetric(ratios[len(ratios)/2], "stop/deadline")
 }
+
+// BenchmarkDecisionOverhead measures what the host adds around one Lua
+// helper decision at 16 candidates: an explicit bound on concurrent calls
+// (a place taken and given back; without one, the check for a timing-out
+// script is an atomic load) and the slot's ring of recent decisions (a copy
+// of the selection into it), sequential and from every core at once.
+//
+//	go test ./router -run '^$' -bench DecisionOverhead -benchmem -count 5
+func BenchmarkDecisionOverhead(b *testing.B) {
+	ctx := context.Background()
+	in := benchSelection(b, 16)
+	const src = `function route(r, c) return dispatch.least_loaded(c, "gpu") end`
+	script := func(bound int) *router.Script {
+		p, err := router.NewCompiler(router.Limits{MaxConcurrentCalls: bound}).Compile(router.Lua, "bench.lua", []byte(src))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return router.NewScript(p, "bench.lua", time.Second)
+	}
+	for _, tc := range []struct {
+		name string
+		r    engine.Router
+	}{
+		{"script", script(0)},
+		{"script/calls=2", script(2)},
+		{"slot", router.NewSlot(script(0))},
+	} {
+		b.Run(tc.name+"/sequential", func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := tc.r.Select(ctx, in); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(tc.name+"/parallel", func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := tc.r.Select(ctx, in); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}

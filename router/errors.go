@@ -12,6 +12,10 @@ var (
 	ErrScriptTimeout = errors.New("routing script timed out")
 	// ErrBadDecision: a script returned something that names no candidate.
 	ErrBadDecision = errors.New("routing script returned an invalid decision")
+	// ErrScriptThrottled: the call was not run, because the channel's
+	// calls keep timing out and it runs them one at a time (see
+	// Limits.MaxConcurrentCalls).
+	ErrScriptThrottled = errors.New("routing script not run")
 )
 
 // ScriptError is a compile or runtime error in a routing script, rendered the

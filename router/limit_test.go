@@ -3,6 +3,7 @@ package router_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,29 +64,64 @@ func TestConcurrentCallsAreBounded(t *testing.T) {
 	<-done
 }
 
-// TestTimingOutScriptRunsAlone: after calls in a row time out, a channel's
-// script runs one call at a time, until a call finishes in time.
+// TestTimingOutScriptRunsAlone: once a channel's calls keep timing out,
+// its script runs one call at a time: another call waits for the looping
+// one (and gives up with its context); it runs freely again once calls
+// finish in time.
 func TestTimingOutScriptRunsAlone(t *testing.T) {
-	s := limited(t, 4, 100*time.Millisecond)
 	in := selection(t, worker("w1", 0, 1, 0))
 	loop := in
 	loop.WorkflowID = "loop"
-	for i := range 3 {
-		if s.Solo() {
-			t.Fatalf("alone after %d timeouts", i)
-		}
+
+	// Real timeouts count.
+	s := limited(t, 0, 20*time.Millisecond)
+	for range 2 {
 		if _, err := s.Select(context.Background(), loop); !errors.Is(err, router.ErrScriptTimeout) {
-			t.Fatalf("call %d: %v, want a timeout", i, err)
+			t.Fatalf("%v, want a timeout", err)
 		}
 	}
 	if !s.Solo() {
-		t.Fatal("not alone after 3 timeouts in a row")
+		t.Fatal("not alone after 2 timeouts in a row")
 	}
-	if _, err := s.Select(context.Background(), in); err != nil {
-		t.Fatal(err)
+
+	// Alone, a call waits for the one running.
+	s = limited(t, 0, time.Minute)
+	s.Strike(true)
+	s.Strike(true)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { _, err := s.Select(ctx, loop); done <- err }()
+	eventually(t, func() bool { return s.Running() == 1 })
+	waitCtx, stop := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer stop()
+	if d, err := s.Select(waitCtx, in); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("a call while a timing-out script runs: %+v, %v; want it to wait and give up", d, err)
 	}
-	if s.Solo() {
-		t.Error("still alone after a call finished in time")
+	cancel()
+	<-done
+
+	// A call that waits a whole deadline for its turn is not run: the
+	// channel sheds its load rather than queue it.
+	shed := limited(t, 0, 20*time.Millisecond)
+	shed.Strike(true)
+	shed.Strike(true)
+	release := shed.TakeSolo()
+	_, err := shed.Select(context.Background(), in)
+	release()
+	if !errors.Is(err, router.ErrScriptThrottled) || errors.Is(err, router.ErrScriptTimeout) ||
+		!strings.HasPrefix(err.Error(), "limited.lua (lua ") || !strings.Contains(err.Error(), "it runs one at a time") {
+		t.Fatalf("a call that waited its whole deadline: %v; want ErrScriptThrottled naming the script", err)
+	}
+
+	// Calls that finish in time free it again.
+	for i := 0; s.Solo(); i++ {
+		if i == 8 {
+			t.Fatal("still alone after 8 calls in time")
+		}
+		s.Strike(false)
+	}
+	if d, err := s.Select(context.Background(), in); err != nil || d.WorkerID != "w1" || s.Running() != 0 {
+		t.Fatalf("a call of a healthy script: %+v, %v (%d places held)", d, err, s.Running())
 	}
 }
 

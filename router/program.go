@@ -51,28 +51,25 @@ type Limits struct {
 	// ExprMemoryBudget caps what one expr run may allocate, in the VM's
 	// units. Default 1e6.
 	ExprMemoryBudget uint
-	// MaxConcurrentCalls bounds how many calls of one channel's script
-	// ([Script]) run at once, so that a channel whose script loops until
-	// its deadline holds at most that many cores and the other channels
-	// keep the rest; further calls wait (their deadline starts when they
-	// run). After strikeLimit calls in a row time out, the channel runs one
-	// call at a time until a call finishes in time. Default
-	// max(1, GOMAXPROCS/2); negative means no bound.
+	// MaxConcurrentCalls, if positive, bounds how many calls of one
+	// channel's script ([Script]) run at once; further calls wait (their
+	// deadline starts when they run). Whatever it is, a channel whose
+	// calls keep timing out (more than about one in five lately) runs one
+	// call at a time until its calls finish in time again, so that a
+	// script looping into its deadline holds one core, not every core; a
+	// call that waits a whole deadline for its turn then fails with
+	// ErrScriptThrottled rather than queue. Default 0: no bound but that
+	// one.
 	MaxConcurrentCalls int
 }
 
-func (l Limits) maxString() int     { return orDefault(l.MaxStringBytes, 1<<20) }
-func (l Limits) callStack() int     { return orDefault(l.CallStackSize, 200) }
-func (l Limits) registryMax() int   { return orDefault(l.RegistryMaxSize, 1<<16) }
-func (l Limits) poolSize() int      { return orDefault(l.PoolSize, 2*runtime.GOMAXPROCS(0)) }
-func (l Limits) exprMaxNodes() uint { return orDefault(l.ExprMaxNodes, 10_000) }
-func (l Limits) exprMemory() uint   { return orDefault(l.ExprMemoryBudget, 1_000_000) }
-func (l Limits) concurrentCalls() int {
-	if l.MaxConcurrentCalls < 0 {
-		return 0 // no bound
-	}
-	return orDefault(l.MaxConcurrentCalls, max(1, runtime.GOMAXPROCS(0)/2))
-}
+func (l Limits) maxString() int       { return orDefault(l.MaxStringBytes, 1<<20) }
+func (l Limits) callStack() int       { return orDefault(l.CallStackSize, 200) }
+func (l Limits) registryMax() int     { return orDefault(l.RegistryMaxSize, 1<<16) }
+func (l Limits) poolSize() int        { return orDefault(l.PoolSize, 2*runtime.GOMAXPROCS(0)) }
+func (l Limits) exprMaxNodes() uint   { return orDefault(l.ExprMaxNodes, 10_000) }
+func (l Limits) exprMemory() uint     { return orDefault(l.ExprMemoryBudget, 1_000_000) }
+func (l Limits) concurrentCalls() int { return max(l.MaxConcurrentCalls, 0) }
 func (l Limits) compileTimeout() time.Duration {
 	return orDefault(l.CompileTimeout, time.Second)
 }

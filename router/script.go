@@ -25,15 +25,21 @@ type Script struct {
 
 	// calls bounds the calls running at once (Limits.MaxConcurrentCalls);
 	// nil for no bound. solo admits one call at a time while the script
-	// keeps timing out: strikes counts its timeouts in a row.
+	// keeps timing out: strikes rises by strikeTimeout on a timeout and
+	// falls by one on any other outcome, never below 0 nor above
+	// strikeMax, and calls run alone while it is strikeSolo or more.
 	calls   chan struct{}
 	solo    chan struct{}
 	strikes atomic.Int32
 }
 
-// strikeLimit is how many calls in a row must time out before a script runs
-// one call at a time.
-const strikeLimit = 3
+// The strikes of a script: two timeouts in a row make it run alone, and it
+// stays alone while more than about one call in five times out.
+const (
+	strikeTimeout = 4
+	strikeSolo    = 2 * strikeTimeout
+	strikeMax     = 4 * strikeTimeout
+)
 
 // NewScript returns a router that runs prog, loaded from source (a path, or
 // a name for inline scripts), with each call bounded by timeout (0 means
@@ -49,8 +55,9 @@ func NewScript(prog *Program, source string, timeout time.Duration) *Script {
 		loaded:  time.Now(),
 	}
 	if n := prog.limits.concurrentCalls(); n > 0 {
-		s.calls, s.solo = make(chan struct{}, n), make(chan struct{}, 1)
+		s.calls = make(chan struct{}, n)
 	}
+	s.solo = make(chan struct{}, 1)
 	return s
 }
 
@@ -92,6 +99,9 @@ func (s *Script) Select(ctx context.Context, in engine.Selection) (engine.Decisi
 func (s *Script) run(ctx context.Context, sel *engine.Selection) (res rawResult, err error) {
 	solo, err := s.admit(ctx)
 	if err != nil {
+		if errors.Is(err, ErrScriptThrottled) {
+			err = fmt.Errorf("%s (%s %s): %w", s.version.Source, s.version.Lang, shortHash(s.version.Hash), err)
+		}
 		return res, err
 	}
 	defer s.release(solo)
@@ -101,12 +111,7 @@ func (s *Script) run(ctx context.Context, sel *engine.Selection) (res rawResult,
 		}
 	}()
 	res, err = s.prog.run(ctx, sel, s.timeout)
-	switch {
-	case errors.Is(err, ErrScriptTimeout):
-		s.strikes.Add(1)
-	case s.strikes.Load() != 0:
-		s.strikes.Store(0)
-	}
+	s.strike(errors.Is(err, ErrScriptTimeout))
 	if err != nil {
 		return res, s.wrap(err)
 	}
@@ -117,21 +122,33 @@ func (s *Script) run(ctx context.Context, sel *engine.Selection) (res rawResult,
 }
 
 // admit waits until the call may run: fewer than Limits.MaxConcurrentCalls
-// are running, and none at all while the script keeps timing out. It
-// reports whether the call holds the solo place too (pass it to release),
-// or returns ctx's error.
+// of the script's calls are running, and none at all while it keeps timing
+// out. It reports whether the call holds the solo place (pass it to
+// release), or returns ctx's error. A healthy script without a bound pays
+// one atomic load.
 func (s *Script) admit(ctx context.Context) (solo bool, err error) {
-	if s.calls == nil {
+	if s.calls != nil {
+		if err := acquire(ctx, s.calls); err != nil {
+			return false, err
+		}
+	}
+	if s.strikes.Load() < strikeSolo {
 		return false, nil
 	}
-	if err := acquire(ctx, s.calls); err != nil {
-		return false, err
-	}
-	if s.strikes.Load() < strikeLimit {
-		return false, nil
-	}
-	if err := acquire(ctx, s.solo); err != nil {
-		<-s.calls
+	// Alone: wait for the call running, but no longer than a call may
+	// run, so that a channel whose calls keep timing out sheds its load
+	// instead of queueing it without bound.
+	wait, cancel := context.WithTimeout(ctx, s.timeout)
+	err = acquire(wait, s.solo)
+	cancel()
+	if err != nil {
+		if s.calls != nil {
+			<-s.calls
+		}
+		if ctx.Err() == nil {
+			err = fmt.Errorf("%w: its calls keep timing out, so it runs one at a time, and one ran for the whole %s this call waited",
+				ErrScriptThrottled, s.timeout)
+		}
 		return false, err
 	}
 	return true, nil
@@ -139,13 +156,26 @@ func (s *Script) admit(ctx context.Context) (solo bool, err error) {
 
 // release gives back what admit took.
 func (s *Script) release(solo bool) {
-	if s.calls == nil {
-		return
-	}
 	if solo {
 		<-s.solo
 	}
-	<-s.calls
+	if s.calls != nil {
+		<-s.calls
+	}
+}
+
+// strike counts a call's outcome: timedOut or not.
+func (s *Script) strike(timedOut bool) {
+	for {
+		n := s.strikes.Load()
+		next := max(n-1, 0)
+		if timedOut {
+			next = min(n+strikeTimeout, strikeMax)
+		}
+		if next == n || s.strikes.CompareAndSwap(n, next) {
+			return
+		}
+	}
 }
 
 // acquire takes a place in sem, or fails when ctx ends first.
