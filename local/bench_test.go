@@ -74,17 +74,21 @@ func BenchmarkRoundTrip(b *testing.B) {
 
 // BenchmarkWorkers takes the snapshot of one channel in a pool of 10,000
 // channels: the read on every dispatch. With 4 workers the snapshot is
-// built (one allocation); with none it is the lookup alone.
+// built (one allocation); with none it is the lookup alone. The channels are
+// added one at a time with AddChannel (so that these run on the pool as it
+// was before AddChannels too), or, in the last case, together with one
+// AddChannels, as node.Apply adds them.
 func BenchmarkWorkers(b *testing.B) {
-	for _, workers := range []int{4, 0} {
-		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
-			benchmarkWorkers(b, workers, func(p *local.Pool, chs []engine.ChannelName) {
-				for _, ch := range chs {
-					p.AddChannel(ch)
-				}
-			})
-		})
+	oneAtATime := func(p *local.Pool, chs []engine.ChannelName) {
+		for _, ch := range chs {
+			p.AddChannel(ch)
+		}
 	}
+	together := func(p *local.Pool, chs []engine.ChannelName) { p.AddChannels(chs...) }
+	for _, workers := range []int{4, 0} {
+		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) { benchmarkWorkers(b, workers, oneAtATime) })
+	}
+	b.Run("workers=4,added-together", func(b *testing.B) { benchmarkWorkers(b, 4, together) })
 }
 
 func benchmarkWorkers(b *testing.B, workers int, add func(*local.Pool, []engine.ChannelName)) {
