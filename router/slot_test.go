@@ -3,6 +3,7 @@ package router_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"testing"
 
 	"github.com/aion-dispatch/dispatch/engine"
@@ -112,5 +113,30 @@ func TestTableSetAllAndRemoveMany(t *testing.T) {
 	tbl.Remove()
 	if len(tbl.Channels()) != 1 {
 		t.Error("Remove() removed something")
+	}
+}
+
+// A slot keeps its channel's recent decisions, but a channel that has made
+// none costs next to nothing: a node may start thousands of channels before
+// any traffic comes.
+func TestIdleSlotIsSmall(t *testing.T) {
+	r := compile(t, router.Expr, `candidates[0].id`)
+	const n = 100
+	slots := make([]*router.Slot, n)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for i := range slots {
+		slots[i] = router.NewSlot(r)
+	}
+	runtime.ReadMemStats(&after)
+	if per := (after.TotalAlloc - before.TotalAlloc) / n; per > 1<<10 {
+		t.Errorf("a slot with no decisions yet allocates %d bytes", per)
+	}
+	// The first decision makes the ring.
+	if _, err := slots[0].Select(context.Background(), selection(t, worker("w1", 0, 1, 0))); err != nil {
+		t.Fatal(err)
+	}
+	if got := slots[0].Recent(); len(got) != 1 || got[0].Chosen != "w1" {
+		t.Errorf("after one decision, Recent() = %+v", got)
 	}
 }
