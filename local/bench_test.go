@@ -2,6 +2,8 @@ package local_test
 
 import (
 	"context"
+	"fmt"
+	"runtime"
 	"testing"
 
 	"github.com/aion-dispatch/dispatch/engine"
@@ -68,4 +70,53 @@ func BenchmarkRoundTrip(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkWorkers takes the snapshot of one channel in a pool of 10,000
+// channels: the read on every dispatch. With 4 workers the snapshot is
+// built (one allocation); with none it is the lookup alone. The channels are
+// added one at a time with AddChannel (so that these run on the pool as it
+// was before AddChannels too), or, in the last case, together with one
+// AddChannels, as node.Apply adds them.
+func BenchmarkWorkers(b *testing.B) {
+	oneAtATime := func(p *local.Pool, chs []engine.ChannelName) {
+		for _, ch := range chs {
+			p.AddChannel(ch)
+		}
+	}
+	together := func(p *local.Pool, chs []engine.ChannelName) { p.AddChannels(chs...) }
+	for _, workers := range []int{4, 0} {
+		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) { benchmarkWorkers(b, workers, oneAtATime) })
+	}
+	b.Run("workers=4,added-together", func(b *testing.B) { benchmarkWorkers(b, 4, together) })
+}
+
+func benchmarkWorkers(b *testing.B, workers int, add func(*local.Pool, []engine.ChannelName)) {
+	p := local.NewPool()
+	b.Cleanup(func() { _ = p.Close(context.Background()) })
+	chs := make([]engine.ChannelName, 10_000)
+	for i := range chs {
+		ch, err := engine.DispatchChannel("prod", fmt.Sprintf("q%d", i))
+		if err != nil {
+			b.Fatal(err)
+		}
+		chs[i] = ch
+	}
+	add(p, chs)
+	target := chs[5_000]
+	for i := range workers {
+		if _, err := p.Start(target, local.WorkerConfig{ID: fmt.Sprintf("w%d", i), Handler: func(_ context.Context, req engine.ActivityRequest) engine.ActivityResult {
+			return engine.Completed(req.Input)
+		}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	runtime.GC() // the setup's garbage is not collected while the reads are timed
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if ws, err := p.Workers(ctx, target, engine.ActivityRequest{}); err != nil || len(ws) != workers {
+			b.Fatalf("snapshot: %v, %v", ws, err)
+		}
+	}
 }

@@ -304,6 +304,66 @@ func TestMembership(t *testing.T) {
 	}
 }
 
+// Channels added or removed together: the ones already there keep their
+// workers, a name given twice or unknown is harmless, and a snapshot taken
+// before is not affected.
+func TestAddAndRemoveManyChannels(t *testing.T) {
+	p := newPool(t)
+	name := func(q string) engine.ChannelName {
+		ch, err := engine.DispatchChannel("prod", q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ch
+	}
+	a, b, c, unknown := name("a"), name("b"), name("c"), name("unknown")
+	h := func(context.Context, engine.ActivityRequest) engine.ActivityResult {
+		return engine.Completed(engine.Payload{})
+	}
+	w1, err := p.Start(a, local.WorkerConfig{ID: "w1", Handler: h}) // Start adds a channel it does not know
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.AddChannels(a, b, c, b)
+	ids := func(ch engine.ChannelName) string {
+		ws, err := p.Workers(context.Background(), ch, engine.ActivityRequest{})
+		if err != nil {
+			return err.Error()
+		}
+		var out []string
+		for _, w := range ws {
+			out = append(out, w.ID)
+		}
+		return "[" + strings.Join(out, ",") + "]"
+	}
+	if got := ids(a) + ids(b) + ids(c); got != "[w1][][]" {
+		t.Fatalf("after AddChannels(a, b, c, b): a, b, c = %s, want [w1][][]", got)
+	}
+	w2, err := p.Start(c, local.WorkerConfig{ID: "w2", Handler: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, p, a)
+	removed := p.RemoveChannels(c, a, unknown, a)
+	if len(removed) != 2 || removed[0] != w2 || removed[1] != w1 {
+		t.Errorf("RemoveChannels(c, a, unknown, a) = %v, want [w2 w1]", removed)
+	}
+	for _, ch := range []engine.ChannelName{a, c, unknown} {
+		if _, err := p.Workers(context.Background(), ch, engine.ActivityRequest{}); !errors.Is(err, engine.ErrUnknownChannel) {
+			t.Errorf("%s after RemoveChannels: %v, want ErrUnknownChannel", ch.Short(), err)
+		}
+	}
+	if got := ids(b); got != "[]" {
+		t.Errorf("b after removing a and c: %s", got)
+	}
+	if len(before) != 1 || before[0].ID != "w1" {
+		t.Errorf("a snapshot taken before the removal changed: %+v", before)
+	}
+	if p.RemoveChannels() != nil || p.RemoveChannels(a) != nil {
+		t.Error("removing nothing, or a channel already removed, returned workers")
+	}
+}
+
 func TestConfigErrors(t *testing.T) {
 	p := newPool(t)
 	ch := channel(t)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -15,42 +16,76 @@ import (
 // [engine.WorkerPool] and [engine.ConversationFactory]. Membership changes
 // are copy-on-write: a snapshot already taken is never affected, and nothing
 // in flight is paused.
+//
+// Reads take no lock: the map of channels is replaced, never modified, and
+// each channel's workers are a list replaced, never modified, in that
+// channel's own entry. So starting or removing a worker copies the list of
+// its channel only, and the map is copied only when channels are added or
+// removed: once per [Pool.AddChannels] or [Pool.RemoveChannels] call,
+// however many channels it names.
 type Pool struct {
-	mu      sync.Mutex // serialises membership changes
-	members atomic.Pointer[membership]
-	started map[*Worker]struct{} // workers to stop on Close, pruned as they finish
-	closed  bool
+	mu       sync.Mutex // serialises membership changes
+	channels atomic.Pointer[channelMap]
+	started  map[*Worker]struct{} // workers to stop on Close, pruned as they finish
+	pruneAt  int                  // prune started when it holds this many
+	closed   bool
 }
 
-// membership maps each channel to its workers in pool order. It is never
-// modified once published.
-type membership map[engine.ChannelName][]*Worker
+// channelMap maps each channel to its membership. It is never modified once
+// published.
+type channelMap map[engine.ChannelName]*membership
+
+// membership holds one channel's workers in pool order. The list is
+// replaced, never modified, so a snapshot holds on to the one it read.
+type membership struct {
+	workers atomic.Pointer[[]*Worker]
+}
+
+func (m *membership) list() []*Worker {
+	if ws := m.workers.Load(); ws != nil {
+		return *ws
+	}
+	return nil
+}
+
+// minPrune is the size of the started set below which Start does not prune
+// it.
+const minPrune = 64
 
 // NewPool returns an empty pool.
 func NewPool() *Pool {
-	p := &Pool{started: make(map[*Worker]struct{})}
-	p.members.Store(&membership{})
+	p := &Pool{started: make(map[*Worker]struct{}), pruneAt: minPrune}
+	p.channels.Store(&channelMap{})
 	return p
 }
 
 // AddChannel makes channel known to the pool with no workers, so that its
 // snapshot is empty (NoWorkersAvailable) rather than an unknown channel.
-func (p *Pool) AddChannel(channel engine.ChannelName) {
+// Each call that adds a channel copies the pool's map of channels: add many
+// channels with one [Pool.AddChannels].
+func (p *Pool) AddChannel(channel engine.ChannelName) { p.AddChannels(channel) }
+
+// AddChannels makes each of channels known to the pool with no workers, as
+// AddChannel does, copying the map of channels at most once. Channels
+// already known keep their workers.
+func (p *Pool) AddChannels(channels ...engine.ChannelName) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	m := *p.members.Load()
-	if _, ok := m[channel]; ok {
-		return
+	cur := *p.channels.Load()
+	added := make(channelMap)
+	slab := make([]membership, len(channels)) // one object for the collector to mark, not one per channel
+	for i, ch := range channels {
+		if _, ok := cur[ch]; !ok {
+			added[ch] = &slab[i]
+		}
 	}
-	next := maps.Clone(m)
-	next[channel] = nil
-	p.members.Store(&next)
+	p.publish(added, nil)
 }
 
 // Start starts a worker and adds it to channel, after the workers already
-// there. An id that belongs to a worker that exited is replaced in place, so
-// a restarted worker keeps its position; an id of a running worker is an
-// error.
+// there (a channel the pool does not know yet is added). An id that belongs
+// to a worker that exited is replaced in place, so a restarted worker keeps
+// its position; an id of a running worker is an error.
 func (p *Pool) Start(channel engine.ChannelName, cfg WorkerConfig) (*Worker, error) {
 	if channel.IsZero() {
 		return nil, fmt.Errorf("start worker %s: %w: empty channel", cfg.ID, engine.ErrInvalidChannel)
@@ -63,8 +98,11 @@ func (p *Pool) Start(channel engine.ChannelName, cfg WorkerConfig) (*Worker, err
 	if p.closed {
 		return nil, fmt.Errorf("start worker %s on %s: pool is closed", cfg.ID, channel.Short())
 	}
-	m := *p.members.Load()
-	ws := m[channel]
+	m := (*p.channels.Load())[channel]
+	var ws []*Worker
+	if m != nil {
+		ws = m.list()
+	}
 	at := -1
 	for i, w := range ws {
 		if w.id != cfg.ID {
@@ -79,17 +117,20 @@ func (p *Pool) Start(channel engine.ChannelName, cfg WorkerConfig) (*Worker, err
 	if err != nil {
 		return nil, fmt.Errorf("start worker: %w", err)
 	}
-	next := maps.Clone(m)
-	updated := append([]*Worker(nil), ws...)
+	updated := append(make([]*Worker, 0, len(ws)+1), ws...)
 	if at >= 0 {
 		updated[at] = w
 	} else {
 		updated = append(updated, w)
 	}
-	next[channel] = updated
-	p.members.Store(&next)
-	p.prune()
-	p.started[w] = struct{}{}
+	if m == nil {
+		m = &membership{}
+		m.workers.Store(&updated)
+		p.publish(channelMap{channel: m}, nil)
+	} else {
+		m.workers.Store(&updated)
+	}
+	p.track(w)
 	return w, nil
 }
 
@@ -98,13 +139,15 @@ func (p *Pool) Start(channel engine.ChannelName, cfg WorkerConfig) (*Worker, err
 func (p *Pool) Remove(channel engine.ChannelName, id string) (*Worker, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	m := *p.members.Load()
-	ws := m[channel]
+	m := (*p.channels.Load())[channel]
+	if m == nil {
+		return nil, false
+	}
+	ws := m.list()
 	for i, w := range ws {
 		if w.id == id {
-			next := maps.Clone(m)
-			next[channel] = append(append([]*Worker(nil), ws[:i]...), ws[i+1:]...)
-			p.members.Store(&next)
+			updated := append(append(make([]*Worker, 0, len(ws)-1), ws[:i]...), ws[i+1:]...)
+			m.workers.Store(&updated)
 			return w, true
 		}
 	}
@@ -113,28 +156,56 @@ func (p *Pool) Remove(channel engine.ChannelName, id string) (*Worker, bool) {
 
 // RemoveChannel drops channel and returns its workers, which keep running
 // what they have (see [Worker.Drain]); the pool still stops them on Close.
-// Later snapshots of the channel fail with [engine.ErrUnknownChannel].
+// Later snapshots of the channel fail with [engine.ErrUnknownChannel]. Each
+// call copies the pool's map of channels: remove many channels with one
+// [Pool.RemoveChannels].
 func (p *Pool) RemoveChannel(channel engine.ChannelName) []*Worker {
+	return p.RemoveChannels(channel)
+}
+
+// RemoveChannels drops each of channels, as RemoveChannel does, copying the
+// map of channels at most once, and returns the workers of all of them,
+// channel by channel in the order given.
+func (p *Pool) RemoveChannels(channels ...engine.ChannelName) []*Worker {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	m := *p.members.Load()
-	ws, ok := m[channel]
-	if !ok {
+	var out []*Worker
+	for _, m := range p.publish(nil, channels) {
+		out = append(out, m.list()...)
+	}
+	return out
+}
+
+// publish replaces the map of channels with a copy that has the channels of
+// add and lacks those of remove, unless that copy would be the same, and
+// returns the memberships it removed, in the order of remove. p.mu is held.
+func (p *Pool) publish(add channelMap, remove []engine.ChannelName) []*membership {
+	cur := *p.channels.Load()
+	known := func(ch engine.ChannelName) bool { _, ok := cur[ch]; return ok }
+	if len(add) == 0 && !slices.ContainsFunc(remove, known) {
 		return nil
 	}
-	next := maps.Clone(m)
-	delete(next, channel)
-	p.members.Store(&next)
-	return ws
+	next := maps.Clone(cur) // copies the map's storage whole, faster than inserting every entry again
+	maps.Copy(next, add)
+	var removed []*membership
+	for _, ch := range remove {
+		if m, ok := next[ch]; ok {
+			removed = append(removed, m)
+			delete(next, ch)
+		}
+	}
+	p.channels.Store(&next)
+	return removed
 }
 
 // Workers implements [engine.WorkerPool]: the running workers of channel in
 // pool order, each with its current state. Exited workers are left out.
 func (p *Pool) Workers(_ context.Context, channel engine.ChannelName, _ engine.ActivityRequest) ([]engine.Worker, error) {
-	ws, ok := (*p.members.Load())[channel]
+	m, ok := (*p.channels.Load())[channel]
 	if !ok {
 		return nil, fmt.Errorf("%w %s", engine.ErrUnknownChannel, channel.Short())
 	}
+	ws := m.list()
 	out := make([]engine.Worker, 0, len(ws))
 	for _, w := range ws {
 		if w.ctx.Err() != nil {
@@ -172,13 +243,20 @@ func (p *Pool) Close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// prune forgets workers whose goroutines have all returned. p.mu is held.
-func (p *Pool) prune() {
-	for w := range p.started {
-		select {
-		case <-w.stopped:
-			delete(p.started, w)
-		default:
+// track adds w to the workers to stop on Close, first forgetting those whose
+// goroutines have all returned once the set has doubled since it was last
+// pruned (so that a pool whose workers come and go keeps a bounded set, at
+// a constant cost per Start). p.mu is held.
+func (p *Pool) track(w *Worker) {
+	if len(p.started) >= p.pruneAt {
+		for w := range p.started {
+			select {
+			case <-w.stopped:
+				delete(p.started, w)
+			default:
+			}
 		}
+		p.pruneAt = max(2*len(p.started), minPrune)
 	}
+	p.started[w] = struct{}{}
 }

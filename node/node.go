@@ -141,33 +141,50 @@ func (n *Node) Apply(_, next *config.Config) error {
 	if n.closed {
 		return errors.New("node: closed")
 	}
-	cur := map[engine.ChannelName]config.Channel{}
+	// Every step is linear in the channels: the table and the pool copy
+	// their maps of channels once for all the channels added, and once for
+	// all those removed.
+	cur := make(map[engine.ChannelName]config.Channel, len(n.cfg.Channels))
 	for _, ch := range n.cfg.Channels {
 		cur[ch.Name] = ch
 	}
+	addedRoutes := map[engine.ChannelName]engine.Router{}
+	var added []engine.ChannelName
 	for _, ch := range next.Channels {
 		old, had := cur[ch.Name]
-		delete(cur, ch.Name)
 		switch {
 		case !had:
-			n.table.Set(ch.Name, ch.Router(next.File))
-			n.pool.AddChannel(ch.Name)
+			addedRoutes[ch.Name] = ch.Router(next.File)
+			added = append(added, ch.Name)
 			level := slog.LevelInfo
 			if len(n.cfg.Channels) == 0 {
 				level = slog.LevelDebug // starting: every channel is new
 			}
 			n.log.Log(context.Background(), level, "channel added", "channel", ch.Name.Short(), "router", ch.Routing.SourceName(ch, next.File))
 		case routingChanged(old, ch, n.cfg.File, next.File):
-			n.table.Set(ch.Name, ch.Router(next.File))
+			n.table.Set(ch.Name, ch.Router(next.File)) // a slot already there: nothing is copied
 			n.log.Info("router swapped", "channel", ch.Name.Short(), "router", ch.Routing.SourceName(ch, next.File),
 				"hash", ch.Routing.Program.Hash())
 		}
+	}
+	n.table.SetAll(addedRoutes)
+	n.pool.AddChannels(added...)
+	for _, ch := range next.Channels {
+		old := cur[ch.Name]
+		delete(cur, ch.Name)
 		n.applyWorkers(ch.Name, old.Workers, ch.Workers)
 	}
-	for name := range cur {
-		n.table.Remove(name)
-		for _, w := range n.pool.RemoveChannel(name) {
-			n.retire(workerKey{name, w.ID()}, "channel removed")
+	removed := make([]engine.ChannelName, 0, len(cur))
+	for _, ch := range n.cfg.Channels { // in the old config's order
+		if _, gone := cur[ch.Name]; gone {
+			removed = append(removed, ch.Name)
+		}
+	}
+	n.table.Remove(removed...)
+	n.pool.RemoveChannels(removed...)
+	for _, name := range removed {
+		for _, w := range cur[name].Workers {
+			n.retire(workerKey{name, w.ID}, "channel removed")
 		}
 		n.log.Info("channel removed", "channel", name.Short())
 	}
@@ -185,21 +202,17 @@ func routingChanged(old, next config.Channel, oldFile, nextFile string) bool {
 // applyWorkers starts, retires and replaces the workers of channel. n.mu is
 // held.
 func (n *Node) applyWorkers(channel engine.ChannelName, old, next []config.Worker) {
-	was := map[string]bool{}
+	was := make(map[string]config.Worker, len(old))
 	for _, o := range old {
-		was[o.ID] = true
+		was[o.ID] = o
 	}
+	is := make(map[string]bool, len(next))
 	keep := map[string]bool{}
 	for _, w := range next {
-		for _, o := range old {
-			if o.ID == w.ID && sameWorker(o, w) {
-				keep[w.ID] = true
-			}
-		}
-	}
-	is := map[string]bool{}
-	for _, w := range next {
 		is[w.ID] = true
+		if o, ok := was[w.ID]; ok && sameWorker(o, w) {
+			keep[w.ID] = true
+		}
 	}
 	for _, o := range old {
 		if !keep[o.ID] {
@@ -218,8 +231,9 @@ func (n *Node) applyWorkers(channel engine.ChannelName, old, next []config.Worke
 			n.log.Error("worker not started", "channel", channel.Short(), "worker", w.ID, "err", err)
 			continue
 		}
+		_, replaced := was[w.ID]
 		switch {
-		case was[w.ID]:
+		case replaced:
 			n.log.Info("worker replaced", "channel", channel.Short(), "worker", w.ID)
 		case len(old) > 0:
 			n.log.Info("worker added", "channel", channel.Short(), "worker", w.ID)

@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -158,24 +159,57 @@ func TestGsubMatchesGopherLua(t *testing.T) {
 	}
 }
 
+// TestPatternBudget checks the two things that stop a backtracking match
+// inside one call into Go: the call's context (its deadline) and the step
+// budget. Each must be the cause of the stop it is tested for; the matcher
+// would otherwise still end, later, on the other one.
 func TestPatternBudget(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel()
-	start := time.Now()
-	_, _, _, err := patternFind(ctx, strings.Repeat("a", 300), ".-.-.-b", 1, false, false)
-	if err == nil {
-		t.Fatal("a backtracking pattern ran to its end")
+	src, pattern := strings.Repeat("a", 300), ".-.-.-b"
+	backtrack := func(ctx context.Context, budget int) (*matcher, error) {
+		m := &matcher{src: src, pat: pattern, budget: budget, ctx: ctx}
+		err := func() (err error) {
+			defer recoverPattern(&err)
+			m.match(0, 0)
+			return nil
+		}()
+		return m, err
 	}
-	t.Logf("stopped after %v: %v", time.Since(start), err)
-	// Without a deadline, the step budget stops it (a small one here).
-	m := &matcher{src: strings.Repeat("a", 300), pat: ".-.-.-b", budget: 100_000}
-	err = func() (err error) {
-		defer recoverPattern(&err)
-		m.match(0, 0)
-		return nil
-	}()
+
+	// The context is consulted every checkSteps steps: one that has ended
+	// stops the match at the first check, whatever the budget.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	m, err := backtrack(ctx, 0)
+	if !errors.Is(err, context.Canceled) {
+		t.Errorf("under an ended context: %v, want context.Canceled", err)
+	} else if m.steps > checkSteps {
+		t.Errorf("under an ended context the match ran %d steps, want at most %d", m.steps, checkSteps)
+	}
+
+	// A deadline stops it soon after it passes, through patternFind as the
+	// string library calls it. The bound is generous (a loaded machine, the
+	// race detector); without the context check the match runs on until the
+	// step budget ends it with errPatternTooComplex.
+	const deadline = 20 * time.Millisecond
+	dctx, dcancel := context.WithTimeout(context.Background(), deadline)
+	defer dcancel()
+	start := time.Now()
+	_, _, _, err = patternFind(dctx, src, pattern, 1, false, false)
+	took := time.Since(start)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("under a %v deadline: %v after %v, want context.DeadlineExceeded", deadline, err, took)
+	} else if limit := 100 * deadline; took > limit {
+		t.Errorf("stopped %v after the start, more than %v for a %v deadline", took, limit, deadline)
+	}
+
+	// Without a deadline, the step budget stops it (a small one here), and
+	// no later than the first check past it.
+	const budget = 100_000
+	m, err = backtrack(context.Background(), budget)
 	if err != errPatternTooComplex {
-		t.Fatalf("without a deadline: %v, want the step budget", err)
+		t.Errorf("without a deadline: %v, want the step budget", err)
+	} else if m.steps > budget+checkSteps {
+		t.Errorf("a budget of %d steps stopped the match after %d", budget, m.steps)
 	}
 }
 

@@ -144,6 +144,12 @@ end`)
 	}
 }
 
+// TestLuaRunawayIsStopped runs scripts that never return under a 20 ms
+// deadline: each must be stopped by that deadline (ErrScriptTimeout, not
+// some other limit it would reach later) and soon after it passes. The
+// bound, 100 times the deadline, is generous so that a loaded machine or
+// the race detector cannot make it flaky; a deadline check made rare
+// enough to matter, or gone, runs far past it.
 func TestLuaRunawayIsStopped(t *testing.T) {
 	for _, tc := range []struct{ name, src string }{
 		{"loop", `function route() while true do end end`},
@@ -152,6 +158,13 @@ func TestLuaRunawayIsStopped(t *testing.T) {
 		{"gsub per match", `function route()
   local s = string.rep("a", 100000)
   while true do s:gsub("a", function(x) return x end) end
+end`},
+		// Each match is one call into Go that would backtrack until the
+		// matcher's step budget ends it (tenths of a second): only the
+		// matcher's own check of the deadline stops the first one in time.
+		{"backtracking matches in pcall", `function route()
+  local s = string.rep("a", 300)
+  while true do pcall(string.match, s, ".-.-.-b") end
 end`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -163,13 +176,16 @@ end`},
 			s := router.NewScript(p, "spin.lua", deadline)
 			start := time.Now()
 			_, err = s.Select(context.Background(), selection(t, worker("w1", 0, 1, 0)))
+			took := time.Since(start)
 			if !errors.Is(err, router.ErrScriptTimeout) {
-				t.Fatalf("err = %v, want ErrScriptTimeout", err)
+				t.Fatalf("err = %v after %v, want ErrScriptTimeout", err, took)
 			}
 			if !strings.Contains(err.Error(), "spin.lua") || !strings.Contains(err.Error(), "20ms") {
 				t.Errorf("timeout error %q should name the script and the deadline", err)
 			}
-			t.Logf("stopped after %v (deadline %v)", time.Since(start), deadline)
+			if limit := 100 * deadline; took > limit {
+				t.Errorf("stopped %v after the call began, more than %v for a %v deadline", took, limit, deadline)
+			}
 		})
 	}
 }
@@ -368,13 +384,24 @@ end`
 
 func TestLuaSlowPatternIsATimeout(t *testing.T) {
 	// One string.match call that backtracks for longer than the deadline:
-	// it cannot be interrupted, but its answer must not count.
+	// whether the matcher stops it or it ends between two of the matcher's
+	// checks, its answer must not count.
 	s := router.NewScript(mustProgram(t, router.Lua, `function route(r, c)
   if string.match(string.rep("a", 100), ".-.-.-b") then return "w9" end
   return c[1].id
 end`), "slow.lua", 5*time.Millisecond)
 	if _, err := s.Select(context.Background(), selection(t, worker("w1", 0, 1, 0))); !errors.Is(err, router.ErrScriptTimeout) {
 		t.Errorf("err = %v, want a timeout", err)
+	}
+
+	// The match above is usually stopped by the matcher itself. A call that
+	// no check inside the interpreter sees pass its deadline (a few
+	// instructions, no call into Go that consults the context, under a
+	// deadline that has passed by the time it returns) must not count
+	// either: the deadline is looked at once more after the call.
+	late := router.NewScript(mustProgram(t, router.Lua, `function route(r, c) return c[1].id end`), "late.lua", time.Nanosecond)
+	if d, err := late.Select(context.Background(), selection(t, worker("w1", 0, 1, 0))); !errors.Is(err, router.ErrScriptTimeout) {
+		t.Errorf("a call that returned after its deadline: chose %q, err = %v; want a timeout", d.WorkerID, err)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -67,8 +68,12 @@ func (s *Slot) Select(ctx context.Context, in engine.Selection) (engine.Decision
 // kept.
 func (s *Slot) Recent() []Sample { return s.recent.samples() }
 
-// Table routes each selection to the slot of its channel. Channels are added
-// and removed copy-on-write, so lookups take no lock.
+// Table routes each selection to the slot of its channel. Lookups take no
+// lock: the map of slots is replaced, never modified, and a channel's router
+// changes in its own slot. So swapping the router of a channel already in
+// the table copies nothing, and the map is copied only when channels are
+// added or removed: once per [Table.SetAll] or [Table.Remove] call, however
+// many channels it names.
 type Table struct {
 	mu    sync.Mutex
 	slots atomic.Pointer[map[engine.ChannelName]*Slot]
@@ -88,33 +93,59 @@ func (t *Table) Slot(channel engine.ChannelName) (*Slot, bool) {
 }
 
 // Set makes r the router of channel, creating its slot if needed, and
-// returns the slot.
+// returns the slot. Each call that creates a slot copies the table's map:
+// add many channels with one [Table.SetAll].
 func (t *Table) Set(channel engine.ChannelName, r engine.Router) *Slot {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	cur := *t.slots.Load()
-	if s, ok := cur[channel]; ok {
+	if s, ok := (*t.slots.Load())[channel]; ok {
 		s.Store(r)
 		return s
 	}
-	next := maps.Clone(cur)
 	s := NewSlot(r)
-	next[channel] = s
-	t.slots.Store(&next)
+	t.publish(map[engine.ChannelName]*Slot{channel: s}, nil)
 	return s
 }
 
-// Remove drops channel; later selections on it fail with
-// [engine.ErrUnknownChannel].
-func (t *Table) Remove(channel engine.ChannelName) {
+// SetAll makes each router of routes the router of its channel, as Set
+// does, copying the table's map at most once.
+func (t *Table) SetAll(routes map[engine.ChannelName]engine.Router) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	cur := *t.slots.Load()
-	if _, ok := cur[channel]; !ok {
+	added := make(map[engine.ChannelName]*Slot)
+	for ch, r := range routes {
+		if s, ok := cur[ch]; ok {
+			s.Store(r)
+			continue
+		}
+		added[ch] = NewSlot(r)
+	}
+	t.publish(added, nil)
+}
+
+// Remove drops channels; later selections on them fail with
+// [engine.ErrUnknownChannel]. The table's map is copied at most once.
+func (t *Table) Remove(channels ...engine.ChannelName) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.publish(nil, channels)
+}
+
+// publish replaces the map of slots with a copy that has the slots of add
+// and lacks the channels of remove, unless that copy would be the same.
+// t.mu is held.
+func (t *Table) publish(add map[engine.ChannelName]*Slot, remove []engine.ChannelName) {
+	cur := *t.slots.Load()
+	known := func(ch engine.ChannelName) bool { _, ok := cur[ch]; return ok }
+	if len(add) == 0 && !slices.ContainsFunc(remove, known) {
 		return
 	}
-	next := maps.Clone(cur)
-	delete(next, channel)
+	next := maps.Clone(cur) // copies the map's storage whole, faster than inserting every entry again
+	maps.Copy(next, add)
+	for _, ch := range remove {
+		delete(next, ch)
+	}
 	t.slots.Store(&next)
 }
 

@@ -3,6 +3,7 @@ package router_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"testing"
 
 	"github.com/aion-dispatch/dispatch/engine"
@@ -69,5 +70,73 @@ func TestTable(t *testing.T) {
 	tbl.Remove(in.Channel)
 	if _, err := tbl.Select(context.Background(), in); !errors.Is(err, engine.ErrUnknownChannel) {
 		t.Errorf("after remove: %v", err)
+	}
+}
+
+// Channels set or removed together: a channel already in the table keeps
+// its slot (a dispatch holding it sees the new router), and a name given
+// twice or unknown is harmless.
+func TestTableSetAllAndRemoveMany(t *testing.T) {
+	name := func(q string) engine.ChannelName {
+		ch, err := engine.DispatchChannel("prod", q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ch
+	}
+	a, b, c, unknown := name("a"), name("b"), name("c"), name("unknown")
+	r1 := compile(t, router.Expr, `candidates[0].id`)
+	r2 := compile(t, router.Lua, `function route(r, c) return c[1].id end`)
+	tbl := router.NewTable()
+	slotA := tbl.Set(a, r1)
+	tbl.SetAll(map[engine.ChannelName]engine.Router{a: r2, b: r1, c: r2})
+	if s, ok := tbl.Slot(a); !ok {
+		t.Fatal("a is gone after SetAll")
+	} else if s != slotA || s.Load() != r2 {
+		t.Errorf("a after SetAll: slot %p (had %p), router %v; want the same slot with the new router", s, slotA, s.Load())
+	}
+	for ch, want := range map[engine.ChannelName]engine.Router{b: r1, c: r2} {
+		if s, ok := tbl.Slot(ch); !ok || s.Load() != want {
+			t.Errorf("%s after SetAll: %v, %v", ch.Short(), s, ok)
+		}
+	}
+	tbl.SetAll(nil)
+	tbl.Remove(c, a, unknown, a)
+	if chs := tbl.Channels(); len(chs) != 1 || chs[0] != b {
+		t.Errorf("after Remove(c, a, unknown, a): channels %v, want [b]", chs)
+	}
+	in := selection(t, worker("w1", 0, 1, 0))
+	in.Channel = a
+	if _, err := tbl.Select(context.Background(), in); !errors.Is(err, engine.ErrUnknownChannel) {
+		t.Errorf("a removed channel: %v", err)
+	}
+	tbl.Remove()
+	if len(tbl.Channels()) != 1 {
+		t.Error("Remove() removed something")
+	}
+}
+
+// A slot keeps its channel's recent decisions, but a channel that has made
+// none costs next to nothing: a node may start thousands of channels before
+// any traffic comes.
+func TestIdleSlotIsSmall(t *testing.T) {
+	r := compile(t, router.Expr, `candidates[0].id`)
+	const n = 100
+	slots := make([]*router.Slot, n)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for i := range slots {
+		slots[i] = router.NewSlot(r)
+	}
+	runtime.ReadMemStats(&after)
+	if per := (after.TotalAlloc - before.TotalAlloc) / n; per > 1<<10 {
+		t.Errorf("a slot with no decisions yet allocates %d bytes", per)
+	}
+	// The first decision makes the ring.
+	if _, err := slots[0].Select(context.Background(), selection(t, worker("w1", 0, 1, 0))); err != nil {
+		t.Fatal(err)
+	}
+	if got := slots[0].Recent(); len(got) != 1 || got[0].Chosen != "w1" {
+		t.Errorf("after one decision, Recent() = %+v", got)
 	}
 }

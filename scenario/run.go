@@ -40,10 +40,14 @@ func Run(ctx context.Context, s *Scenario) ([]engine.Operation, error) {
 	r := &runner{s: s, table: router.NewTable(), pool: local.NewPool(), workers: map[WorkerRef]*scripted{}}
 	defer r.pool.Close(context.Background())
 	defer r.abandon() // async dispatches still open after an error
+	routes := make(map[engine.ChannelName]engine.Router, len(s.Config.Channels))
+	names := make([]engine.ChannelName, 0, len(s.Config.Channels))
 	for _, ch := range s.Config.Channels {
-		r.table.Set(ch.Name, ch.Router(s.Config.File))
-		r.pool.AddChannel(ch.Name)
+		routes[ch.Name] = ch.Router(s.Config.File)
+		names = append(names, ch.Name)
 	}
+	r.table.SetAll(routes) // one copy of each map for all the channels
+	r.pool.AddChannels(names...)
 	for _, w := range s.Workers {
 		if err := r.start(w); err != nil {
 			return nil, fmt.Errorf("%s:%d: %w", s.File, w.Line, err)
