@@ -104,34 +104,18 @@ func TestReloadSoak(t *testing.T) {
 	defer stop()
 	var wg sync.WaitGroup
 	var ok, failed atomic.Int64
-	// A tick a millisecond, and as many dispatches as are due by then: a
-	// timer finer than that is not kept on every machine.
-	tick := time.NewTicker(time.Millisecond)
-	defer tick.Stop()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		start := time.Now()
-		for i := 0; ; {
-			select {
-			case <-ctx.Done():
+		offerLoad(ctx, &wg, rate, func(i int) {
+			if _, err := rig.n.Dispatch(context.Background(), "prod", "email", request(fmt.Sprintf("wf-%d", i))); err != nil {
+				if failed.Add(1) <= 3 {
+					t.Logf("dispatch failed: %v", err)
+				}
 				return
-			case <-tick.C:
 			}
-			for due := int(time.Since(start) * rate / time.Second); i < due; i++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					if _, err := rig.n.Dispatch(context.Background(), "prod", "email", request(fmt.Sprintf("wf-%d", i))); err != nil {
-						if failed.Add(1) <= 3 {
-							t.Logf("dispatch failed: %v", err)
-						}
-						return
-					}
-					ok.Add(1)
-				}()
-			}
-		}
+			ok.Add(1)
+		})
 	}()
 	every := *soak / (edits + 1)
 	saved, refused := 0, 0

@@ -58,50 +58,32 @@ channels:
 			var mu sync.Mutex
 			var lat []time.Duration
 			var done, failed atomic.Int64
-			// offer dispatches queue at rate for the window, each in its own
-			// goroutine, as a server would; record reports B's.
-			offer := func(ctx context.Context, wg *sync.WaitGroup, queue string, record bool) {
-				// A tick a millisecond, and as many dispatches as are due.
-				tick := time.NewTicker(time.Millisecond)
-				defer tick.Stop()
+			var windowEnd time.Time
+			// B's dispatches are measured; A's only load the node.
+			measure := func(i int) {
 				start := time.Now()
-				for i := 0; ; {
-					select {
-					case <-ctx.Done():
-						return
-					case <-tick.C:
-					}
-					for due := int(time.Since(start) * rate / time.Second); i < due; i++ {
-						wg.Add(1)
-						go func() {
-							defer wg.Done()
-							start := time.Now()
-							_, err := n.Dispatch(context.Background(), "prod", queue, request(fmt.Sprintf("%s-%d", queue, i)))
-							if !record {
-								return
-							}
-							if err != nil {
-								failed.Add(1)
-								return
-							}
-							if end, _ := ctx.Deadline(); time.Now().Before(end) {
-								done.Add(1) // within the window
-							}
-							mu.Lock()
-							lat = append(lat, time.Since(start))
-							mu.Unlock()
-						}()
-					}
+				_, err := n.Dispatch(context.Background(), "prod", "b", request(fmt.Sprintf("b-%d", i)))
+				if err != nil {
+					failed.Add(1)
+					return
 				}
+				if time.Now().Before(windowEnd) {
+					done.Add(1)
+				}
+				mu.Lock()
+				lat = append(lat, time.Since(start))
+				mu.Unlock()
 			}
+			load := func(i int) { n.Dispatch(context.Background(), "prod", "a", request(fmt.Sprintf("a-%d", i))) }
 			var elapsed time.Duration
 			for b.Loop() {
-				ctx, stop := context.WithTimeout(context.Background(), window)
-				var wg sync.WaitGroup
 				start := time.Now()
+				windowEnd = start.Add(window)
+				ctx, stop := context.WithDeadline(context.Background(), windowEnd)
+				var wg sync.WaitGroup
 				wg.Add(2)
-				go func() { defer wg.Done(); offer(ctx, &wg, "a", false) }()
-				go func() { defer wg.Done(); offer(ctx, &wg, "b", true) }()
+				go func() { defer wg.Done(); offerLoad(ctx, &wg, rate, load) }()
+				go func() { defer wg.Done(); offerLoad(ctx, &wg, rate, measure) }()
 				<-ctx.Done()
 				elapsed += time.Since(start)
 				wg.Wait()
@@ -112,5 +94,29 @@ channels:
 			b.ReportMetric(float64(p99.Microseconds())/1000, "b-p99-ms")
 			b.ReportMetric(float64(failed.Load()), "b-failed")
 		})
+	}
+}
+
+// offerLoad calls dispatch(0), dispatch(1), … at rate a second until ctx
+// ends, each in a goroutine of its own added to wg, as a server takes
+// requests. It ticks every millisecond and starts as many as are due by
+// then: a timer finer than that is not kept on every machine.
+func offerLoad(ctx context.Context, wg *sync.WaitGroup, rate int, dispatch func(i int)) {
+	tick := time.NewTicker(time.Millisecond)
+	defer tick.Stop()
+	start := time.Now()
+	for i := 0; ; {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		for due := int(time.Since(start) * time.Duration(rate) / time.Second); i < due; i++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				dispatch(i)
+			}()
+		}
 	}
 }

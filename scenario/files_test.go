@@ -26,32 +26,14 @@ func TestScenarioFilesAreReadSafely(t *testing.T) {
 	}
 
 	swap := filepath.Join(dir, "swap.yaml")
-	writeScenario(t, swap, `version: 1
-channels:
-  - namespace: prod
-    task_queue: email
-    routing: {lang: lua, source: "function route(r, c) return c[1].id end"}
-workers:
-  - {channel: prod/email, id: w1, script: [{complete: sent}]}
-steps:
-  - swap: {channel: prod/email, lua: fifo.yaml}
-`)
+	writeScenario(t, swap, oneStep("swap: {channel: prod/email, lua: fifo.yaml}"))
 	if _, err := scenario.Load(swap); err == nil ||
 		!strings.Contains(err.Error(), "swap: cannot read script fifo.yaml: is a named pipe, not a regular file") {
 		t.Errorf("swap: err = %v", err)
 	}
 
 	ok := filepath.Join(dir, "ok.yaml")
-	writeScenario(t, ok, `version: 1
-channels:
-  - namespace: prod
-    task_queue: email
-    routing: {lang: lua, source: "function route(r, c) return c[1].id end"}
-workers:
-  - {channel: prod/email, id: w1, script: [{complete: sent}]}
-steps:
-  - request: {channel: prod/email, workflow_id: wf-1, activity_type: send}
-`)
+	writeScenario(t, ok, oneStep("request: {channel: prod/email, workflow_id: wf-1, activity_type: send}"))
 	if err := syscall.Mkfifo(scenario.GoldenPath(ok), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -66,4 +48,17 @@ func writeScenario(t *testing.T, path, body string) {
 	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// oneStep is a scenario of one channel and worker, and the one step.
+func oneStep(step string) string {
+	return `version: 1
+channels:
+  - namespace: prod
+    task_queue: email
+    routing: {lang: lua, source: "function route(r, c) return c[1].id end"}
+workers:
+  - {channel: prod/email, id: w1, script: [{complete: sent}]}
+steps:
+  - ` + step + "\n"
 }
