@@ -36,6 +36,11 @@ type Options struct {
 	// Logger gets a line for each channel and worker change; nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// RecentDecisions is how many of each channel's last decisions the node
+	// keeps for its reload gate ([Node.Gate]);
+	// router.DefaultRecentDecisions is what `dispatch run --watch` keeps.
+	// With 0 the gate checks new versions on synthetic decisions only.
+	RecentDecisions int
 }
 
 // Node is a running set of channels. Its methods are safe for concurrent
@@ -76,7 +81,7 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 		return nil, errors.New("node: no config")
 	}
 	n := &Node{
-		table:   router.NewTable(),
+		table:   router.NewTable(router.KeepRecent(opts.RecentDecisions)),
 		pool:    local.NewPool(),
 		seed:    opts.Seed,
 		log:     opts.Logger,

@@ -74,7 +74,11 @@ channels:
 	if err != nil {
 		t.Fatal(err)
 	}
-	rig.n, err = node.New(cfg, node.Options{Recorder: rec, Logger: quiet})
+	nopts := node.Options{Recorder: rec, Logger: quiet}
+	if opts.gate {
+		nopts.RecentDecisions = router.DefaultRecentDecisions
+	}
+	rig.n, err = node.New(cfg, nopts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,9 +70,10 @@ func (e *GateError) Unwrap() error { return e.Err }
 func (e *GateError) Is(target error) bool { return target == ErrRefused }
 
 // Gate runs r on each sample, as the channel would have, before r is put in
-// service: a call that errors, runs past its deadline or returns an id that
-// is not a candidate refuses r with a *GateError naming the first such
-// sample. Otherwise the report says how many samples r decides differently
+// service: a call that errors, runs past its deadline (twice: one timeout
+// may be the machine's, not the script's) or returns an id that is not a
+// candidate refuses r with a *GateError naming the first such sample. If
+// ctx ends first, Gate returns ctx's error, which is no refusal. Otherwise the report says how many samples r decides differently
 // from what was chosen then. Samples should come from the channel's slot
 // ([Table.Recent]), or, before any traffic, from [SyntheticSamples].
 func Gate(ctx context.Context, r engine.Router, samples []Sample, synthetic bool) (GateReport, error) {
@@ -82,7 +83,15 @@ func Gate(ctx context.Context, r engine.Router, samples []Sample, synthetic bool
 			return rep, err
 		}
 		chosen, err := Decide(ctx, r, s.Selection)
+		if errors.Is(err, ErrScriptTimeout) && ctx.Err() == nil {
+			// A deadline is wall-clock time: one missed by a call that
+			// was starved of CPU must not refuse a good version.
+			chosen, err = Decide(ctx, r, s.Selection)
+		}
 		if err != nil {
+			if ctx.Err() != nil {
+				return rep, ctx.Err() // the gate was stopped: not a refusal
+			}
 			return rep, &GateError{Index: i + 1, Total: len(samples), Synthetic: synthetic, Sample: s, Err: err}
 		}
 		if chosen != s.Chosen {
@@ -110,8 +119,9 @@ func Decide(ctx context.Context, r engine.Router, sel engine.Selection) (string,
 // SyntheticSamples makes decisions for the reload gate of a channel that has
 // had no traffic yet, from the workers it is configured with (ids, capacities
 // and tags; three plain one-slot workers when it has none): every worker
-// idle; half full; all full; and, for each worker, a second attempt with
-// that worker excluded. Requests carry a JSON object input ("{}"), so a
+// idle; half full; all full; and, for each worker (the first and last
+// maxExclusionSamples/2 of a long list), a second attempt with that worker
+// excluded. Requests carry a JSON object input ("{}"), so a
 // script that needs a field of the input must cope with its absence, as it
 // must with real traffic. Chosen is "" in every sample.
 func SyntheticSamples(channel engine.ChannelName, workers []engine.ConsumerStateView) []Sample {
@@ -142,12 +152,19 @@ func SyntheticSamples(channel engine.ChannelName, workers []engine.ConsumerState
 	}
 	if len(workers) > 1 {
 		for i, w := range workers {
+			if len(workers) > maxExclusionSamples && i >= maxExclusionSamples/2 && i < len(workers)-maxExclusionSamples/2 {
+				continue
+			}
 			cands := slices.Delete(load(func(int) int { return 0 }), i, i+1)
 			out = append(out, sample(len(out)+1, cands, []string{w.ID}))
 		}
 	}
 	return out
 }
+
+// maxExclusionSamples bounds the synthetic samples that exclude one worker:
+// each holds every other worker.
+const maxExclusionSamples = 16
 
 func describeCandidates(ws []engine.Worker) string {
 	parts := make([]string, len(ws))

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -25,7 +26,7 @@ func TestSlotKeepsTheLastDecisions(t *testing.T) {
 function route(r, c)
   if r.workflow_id == "wf-fail" then error("no") end
   return c[#c].id
-end`))
+end`), router.KeepRecent(router.DefaultRecentDecisions))
 	if got := slot.Recent(); len(got) != 0 {
 		t.Fatalf("a new slot holds %d decisions", len(got))
 	}
@@ -68,6 +69,66 @@ end`))
 	got[0].Selection.Candidates[0].ID = "changed"
 	if slot.Recent()[0].Selection.Candidates[0].ID != "w1" {
 		t.Error("Recent returned the ring's own candidates")
+	}
+
+	// Without KeepRecent, nothing is kept.
+	bare := router.NewSlot(compile(t, router.Lua, `function route(r, c) return c[1].id end`))
+	if _, err := bare.Select(context.Background(), selection(t, worker("w1", 0, 1, 0))); err != nil {
+		t.Fatal(err)
+	}
+	if got := bare.Recent(); len(got) != 0 {
+		t.Errorf("a slot without KeepRecent kept %d decisions", len(got))
+	}
+}
+
+// TestSlotCopiesWhatItKeeps: the caller may reuse its input and its
+// candidates' tags once a decision is made; the ring keeps what was seen.
+func TestSlotCopiesWhatItKeeps(t *testing.T) {
+	slot := router.NewSlot(compile(t, router.Lua, `function route(r, c) return c[1].id end`), router.KeepRecent(4))
+	in := selection(t, worker("w1", 0, 1, 0, "eu", "gpu"))
+	in.Request.Input.Data = []byte(`{"a":1}`)
+	if _, err := slot.Select(context.Background(), in); err != nil {
+		t.Fatal(err)
+	}
+	copy(in.Request.Input.Data, `{"b":2}`)
+	in.Candidates[0].State.Tags[0] = "us"
+	got := slot.Recent()[0].Selection
+	if string(got.Request.Input.Data) != `{"a":1}` || got.Candidates[0].State.Tags[0] != "eu" {
+		t.Errorf("kept input %s and tags %v; want what the decision saw", got.Request.Input.Data, got.Candidates[0].State.Tags)
+	}
+}
+
+// TestSlotRingUnderConcurrentDecisions: decisions from many goroutines and
+// reads of the ring at once (run with -race), every kept decision whole.
+func TestSlotRingUnderConcurrentDecisions(t *testing.T) {
+	slot := router.NewSlot(compile(t, router.Lua, `function route(r, c) return c[#c].id end`), router.KeepRecent(8))
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				in := selection(t, worker("w1", 0, 1, 0, "t"), worker(fmt.Sprintf("g%d", g), i, 1000, 0))
+				in.WorkflowID = fmt.Sprintf("wf-%d-%d", g, i)
+				if _, err := slot.Select(context.Background(), in); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	for range 50 {
+		for _, s := range slot.Recent() {
+			c := s.Selection.Candidates
+			if len(c) != 2 || s.Chosen != c[1].ID || c[0].State.Tags[0] != "t" ||
+				s.Selection.WorkflowID != fmt.Sprintf("wf-%s-%d", strings.TrimPrefix(c[1].ID, "g"), c[1].State.InFlight) {
+				t.Fatalf("a torn decision: %+v", s)
+			}
+		}
+	}
+	wg.Wait()
+	if got := slot.Recent(); len(got) != 8 {
+		t.Errorf("%d kept, want 8", len(got))
 	}
 }
 
@@ -163,4 +224,32 @@ func compileTimeout(t testing.TB, src string, timeout time.Duration) *router.Scr
 		t.Fatalf("compile: %v", err)
 	}
 	return router.NewScript(p, "test.lua", timeout)
+}
+
+// TestGateStoppedIsNoRefusal: a gate whose context ends (the watcher
+// stopping) reports that, not a refusal of the version.
+func TestGateStoppedIsNoRefusal(t *testing.T) {
+	samples := router.SyntheticSamples(channel(t), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	_, err := router.Gate(ctx, compileTimeout(t, `function route(r, c) while true do end end`, time.Minute), samples, true)
+	if !errors.Is(err, context.DeadlineExceeded) || errors.Is(err, router.ErrRefused) {
+		t.Fatalf("err = %v; want the context's error, no refusal", err)
+	}
+}
+
+// TestSyntheticSamplesAreBounded: a channel of many workers gets a bounded
+// number of samples that exclude one worker.
+func TestSyntheticSamplesAreBounded(t *testing.T) {
+	workers := make([]engine.ConsumerStateView, 1000)
+	for i := range workers {
+		workers[i] = engine.ConsumerStateView{ID: fmt.Sprintf("w%d", i), MaxInFlight: 1}
+	}
+	samples := router.SyntheticSamples(channel(t), workers)
+	if len(samples) != 3+16 {
+		t.Fatalf("%d samples, want 19", len(samples))
+	}
+	if first, last := samples[3].Selection.Excluded[0], samples[len(samples)-1].Selection.Excluded[0]; first != "w0" || last != "w999" {
+		t.Errorf("excluded %s first and %s last; want the first and the last workers", first, last)
+	}
 }

@@ -146,7 +146,7 @@ func (s *Script) admit(ctx context.Context) (solo bool, err error) {
 			<-s.calls
 		}
 		if ctx.Err() == nil {
-			err = fmt.Errorf("%w: its calls keep timing out, so it runs one at a time, and one ran for the whole %s this call waited",
+			err = fmt.Errorf("%w: its calls keep timing out, so it runs one at a time, and this call waited its whole %s deadline for its turn",
 				ErrScriptThrottled, s.timeout)
 		}
 		return false, err

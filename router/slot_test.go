@@ -126,7 +126,7 @@ func TestIdleSlotIsSmall(t *testing.T) {
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	for i := range slots {
-		slots[i] = router.NewSlot(r)
+		slots[i] = router.NewSlot(r, router.KeepRecent(router.DefaultRecentDecisions))
 	}
 	runtime.ReadMemStats(&after)
 	if per := (after.TotalAlloc - before.TotalAlloc) / n; per > 1<<10 {

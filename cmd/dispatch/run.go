@@ -215,7 +215,11 @@ func (r *runner) run() int {
 		}
 		rec = journal.Recorder{Writer: jw}
 	}
-	n, err := node.New(cfg, node.Options{Recorder: rec, Seed: r.opts.seed, Logger: r.log})
+	nopts := node.Options{Recorder: rec, Seed: r.opts.seed, Logger: r.log}
+	if r.opts.watch {
+		nopts.RecentDecisions = router.DefaultRecentDecisions // for the reload gate
+	}
+	n, err := node.New(cfg, nopts)
 	if err != nil {
 		if jw != nil {
 			jw.Close()
