@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/aion-dispatch/dispatch/engine"
 	"github.com/aion-dispatch/dispatch/router"
@@ -86,6 +87,13 @@ func (c Channel) Refusal(file string, err error) *Error {
 	var se *router.ScriptError
 	if errors.As(cause, &se) && se.Line > 0 && c.Routing.Path != "" {
 		e.Line, e.Column, msg = se.Line, se.Column, se.Message
+	}
+	// "SOURCE (lua abc123) returned …" or "SOURCE (lua abc123): …": the
+	// source is said already.
+	if rest, ok := strings.CutPrefix(msg, c.Routing.SourceName(c, file)+" ("); ok {
+		if version, after, ok := strings.Cut(rest, ")"); ok {
+			msg = version + after
+		}
 	}
 	e.Msg = fmt.Sprintf("%s: %v: %s%s", c.Name.Short(), router.ErrRefused, msg, where)
 	return e

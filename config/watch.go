@@ -97,6 +97,9 @@ type Outcome struct {
 	Kind OutcomeKind
 	// Files are the files whose change was loaded (or failed to load).
 	Files []string
+	// Applied are, for a Failed outcome of several scripts changed at once,
+	// those whose change was put in service nonetheless.
+	Applied []string
 	// Gated says, for a reload, what the reload gate found on each channel
 	// whose routing changed.
 	Gated []Gated
@@ -392,15 +395,19 @@ func (w *Watcher) check() {
 	case Failed:
 		w.stats.Failures++
 		w.stats.LastError = out.Err.Error()
-		if errors.Is(out.Err, router.ErrRefused) {
-			w.stats.Refusals++
+		w.stats.Refusals += refusals(out.Err)
+		if len(out.Applied) > 0 {
+			w.stats.Reloads++
 		}
 	}
 	out.Config = w.cur
 	w.mu.Unlock()
-	switch out.Kind {
-	case Reloaded:
-		w.log.Info("reloaded", "files", strings.Join(out.Files, ", "))
+	applied := out.Files
+	if out.Kind == Failed {
+		applied = out.Applied
+	}
+	if len(applied) > 0 {
+		w.log.Info("reloaded", "files", strings.Join(applied, ", "))
 		for _, g := range out.Gated {
 			msg := fmt.Sprintf("%s v%d in service", g.Source, g.Version)
 			if w.opts.Gate != nil {
@@ -411,6 +418,8 @@ func (w *Watcher) check() {
 			}
 			w.log.Info(msg, "channel", g.Channel.Short())
 		}
+	}
+	switch out.Kind {
 	case Failed:
 		w.log.Error("reload failed; keeping the version in service", "files", strings.Join(out.Files, ", "), "err", oneLine(out.Err))
 	case Incomplete:
@@ -500,6 +509,10 @@ func (w *Watcher) loadConfig(cur *Config, data []byte, h string) Outcome {
 	var gated []Gated
 	if err == nil {
 		gated, err = w.gateConfig(cur, next)
+		var es Errors
+		if err != nil && !errors.As(err, &es) {
+			return Outcome{Kind: Incomplete, Err: err} // stopped: look again next time
+		}
 	}
 	if err == nil {
 		err = w.apply(cur, next)
@@ -578,17 +591,27 @@ func (w *Watcher) loadScripts(cur *Config) Outcome {
 			r.Source, r.Program = src, prog
 		}
 		var fileGated []Gated
+		stopped := false
 		for i := range next.Channels {
 			if !ok || next.Channels[i].Routing.Path != file {
 				continue
 			}
 			g, err := w.gate(next.Channels[i], next.File)
-			if err != nil {
-				errs = append(errs, err)
+			var refused *Error
+			switch {
+			case errors.As(err, &refused):
+				errs = append(errs, refused)
 				ok = false
+			case err != nil: // the watcher is stopping: look again next time
+				w.setSeen(file, prev)
+				incomplete = append(incomplete, fmt.Sprintf("script %s: %v", file, err))
+				ok, stopped = false, true
+			default:
+				fileGated = append(fileGated, g)
+			}
+			if !ok {
 				break
 			}
-			fileGated = append(fileGated, g)
 		}
 		if !ok {
 			// Keep the last good version in every channel.
@@ -597,7 +620,9 @@ func (w *Watcher) loadScripts(cur *Config) Outcome {
 					next.Channels[i].Routing = cur.Channels[i].Routing
 				}
 			}
-			failedFiles = append(failedFiles, file)
+			if !stopped {
+				failedFiles = append(failedFiles, file)
+			}
 			continue
 		}
 		changed = append(changed, file)
@@ -617,7 +642,10 @@ func (w *Watcher) loadScripts(cur *Config) Outcome {
 	switch {
 	case len(errs) > 0:
 		errs.sort()
-		return Outcome{Kind: Failed, Files: failedFiles, Err: errs}
+		if len(changed) > 0 { // put in service beside the failures
+			w.numberVersions(gated)
+		}
+		return Outcome{Kind: Failed, Files: failedFiles, Applied: changed, Gated: gated, Err: errs}
 	case len(changed) > 0:
 		w.numberVersions(gated)
 		return Outcome{Kind: Reloaded, Files: changed, Gated: gated}
@@ -628,8 +656,9 @@ func (w *Watcher) loadScripts(cur *Config) Outcome {
 }
 
 // gate runs the reload gate, if there is one, on ch as file would put it
-// in service.
-func (w *Watcher) gate(ch Channel, file string) (Gated, *Error) {
+// in service. Its error is the refusal, an *Error, or the watcher's
+// context's error if it stopped first.
+func (w *Watcher) gate(ch Channel, file string) (Gated, error) {
 	g := Gated{Channel: ch.Name, Source: ch.Routing.SourceName(ch, file)}
 	if w.opts.Gate == nil {
 		return g, nil
@@ -638,11 +667,32 @@ func (w *Watcher) gate(ch Channel, file string) (Gated, *Error) {
 	ctx := w.runCtx
 	w.mu.Unlock()
 	rep, err := w.opts.Gate(ctx, ch, file)
-	if err != nil {
+	switch {
+	case err != nil && ctx.Err() != nil:
+		return g, fmt.Errorf("the reload gate was stopped: %w", ctx.Err())
+	case err != nil:
 		return g, ch.Refusal(file, err)
 	}
 	g.Report = rep
 	return g, nil
+}
+
+// refusals counts the versions the reload gate refused in a failure.
+func refusals(err error) int {
+	var es Errors
+	if !errors.As(err, &es) {
+		if errors.Is(err, router.ErrRefused) {
+			return 1
+		}
+		return 0
+	}
+	n := 0
+	for _, e := range es {
+		if errors.Is(e, router.ErrRefused) {
+			n++
+		}
+	}
+	return n
 }
 
 // gateConfig runs the reload gate on every channel of next whose routing
@@ -657,11 +707,15 @@ func (w *Watcher) gateConfig(cur, next *Config) ([]Gated, error) {
 			continue
 		}
 		g, err := w.gate(ch, next.File)
-		if err != nil {
-			errs = append(errs, err)
-			continue
+		var refused *Error
+		switch {
+		case errors.As(err, &refused):
+			errs = append(errs, refused)
+		case err != nil:
+			return nil, err
+		default:
+			gated = append(gated, g)
 		}
-		gated = append(gated, g)
 	}
 	if len(errs) > 0 {
 		errs.sort()
