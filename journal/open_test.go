@@ -34,6 +34,8 @@ func TestOpenRefusesWhatIsNotAJournal(t *testing.T) {
 		{"a journal with text after it", journalLine + "notes: done\n", "its last complete line is not a journal line"},
 		{"a journal with text after it, no newline", journalLine + "notes: done", "its last line is incomplete and not the start of a journal line"},
 		{"an empty first line", "\n" + journalLine, "line 1 is not a journal line"},
+		{"a journal, then text that starts as a line does", journalLine + `{"seq":2 is what I wrote`, "its last line is incomplete and not the start of a journal line"},
+		{"one line that starts as a journal line and is not JSON", `{"seq":1 and so on`, "one line without a newline that is not a journal line"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "d.yaml")
@@ -66,6 +68,9 @@ func TestOpenCutsOnlyATornTail(t *testing.T) {
 		{"after whole lines", journalLine, `{"seq":2,"time":"2026-11-25T20:00:00Z","ki`},
 		{"the first line", "", `{"seq":1,"ti`},
 		{"the first line, cut in its first bytes", "", `{"se`},
+		{"zero bytes where a write did not reach the disk", journalLine, "\x00\x00\x00\x00\x00\x00\x00\x00"},
+		{"a line cut short, then zero bytes", journalLine, `{"seq":2,"time":"2026` + "\x00\x00\x00\x00"},
+		{"only zero bytes", "", "\x00\x00\x00"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "j.jsonl")
@@ -98,9 +103,9 @@ func TestOpenRefusesSpecialFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	for path, want := range map[string]string{
-		os.DevNull: "journal: open /dev/null: is a character device, not a regular file",
-		fifo:       "journal: open " + fifo + ": is a named pipe, not a regular file",
-		dir:        "journal: open " + dir + ": is a directory, not a regular file",
+		os.DevNull: "journal /dev/null: is a character device, not a regular file",
+		fifo:       "journal " + fifo + ": is a named pipe, not a regular file",
+		dir:        "journal " + dir + ": is a directory, not a regular file",
 	} {
 		w, _, err := journal.Open(path, journal.Options{})
 		if err == nil {

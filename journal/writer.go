@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strconv"
 	"sync"
@@ -153,7 +154,11 @@ var ErrLocked = errors.New("held by another writer")
 func Open(path string, opts Options) (w *Writer, recovered string, err error) {
 	f, err := regularfile.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
-		return nil, "", fmt.Errorf("journal: %w", err)
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err // the path is said below
+		}
+		return nil, "", fmt.Errorf("journal %s: %w", path, err)
 	}
 	last, torn, err := prepareTail(f)
 	if err != nil {
@@ -208,11 +213,26 @@ func prepareTail(f *os.File) (last uint64, torn int64, err error) {
 // linePrefix is how every line a Writer writes begins.
 const linePrefix = `{"seq":`
 
-// startsLikeALine reports whether b is how a line written by a Writer
-// starts, or as much of it as b holds: what a torn write leaves.
-func startsLikeALine(b []byte) bool {
+// tornLine reports whether b, a last line without a newline that does not
+// parse, is what a crash leaves of a line a Writer was writing: the start
+// of one (`{"seq":`, and JSON as far as it goes), perhaps followed by the
+// zero bytes a file system leaves where a write did not reach the disk, or
+// zero bytes alone.
+func tornLine(b []byte) bool {
+	b = bytes.TrimRight(b, "\x00")
+	if len(b) == 0 {
+		return true
+	}
 	n := min(len(b), len(linePrefix))
-	return string(b[:n]) == linePrefix[:n]
+	if string(b[:n]) != linePrefix[:n] {
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	for {
+		if _, err := dec.Token(); err != nil {
+			return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
+		}
+	}
 }
 
 // checkFirstLine makes sure the file starts as a journal does: with a
@@ -226,12 +246,13 @@ func checkFirstLine(f *os.File, size int64) error {
 	case err == nil:
 		return fmt.Errorf("%w: line 1 has no seq; refusing to write to it", ErrNotJournal)
 	case errors.Is(err, io.EOF) && r.Truncated() == 1:
-		// One incomplete line: the first write, cut short?
-		head := make([]byte, min(size, int64(len(linePrefix))))
-		if _, err := f.ReadAt(head, 0); err != nil {
+		// One incomplete line (the reader read it whole: it is under the
+		// line limit): the first write, cut short?
+		line := make([]byte, size)
+		if _, err := f.ReadAt(line, 0); err != nil {
 			return err
 		}
-		if startsLikeALine(head) {
+		if tornLine(line) {
 			return nil
 		}
 		return fmt.Errorf("%w: it holds one line without a newline that is not a journal line; refusing to write to it", ErrNotJournal)
@@ -533,7 +554,7 @@ func scanTail(f *os.File, size int64) (lastSeq uint64, end int64, err error) {
 			cut := bytes.LastIndexByte(lines, '\n') + 1 // start of the last line
 			var op engine.Operation
 			if tail := lines[cut:]; json.Unmarshal(tail, &op) != nil {
-				if !startsLikeALine(tail) {
+				if !tornLine(tail) {
 					return 0, 0, fmt.Errorf("%w: its last line is incomplete and not the start of a journal line; refusing to write to it", ErrNotJournal)
 				}
 				end = start + int64(first+cut)

@@ -79,17 +79,18 @@ func Open(path string) (*os.File, error) {
 	return OpenFile(path, os.O_RDONLY, 0)
 }
 
-// OpenFile is [os.OpenFile] for regular files only: it opens path without
-// blocking (a named pipe or a device opens at once) and refuses anything
-// that is not a regular file, closing it again. With os.O_CREATE, a missing
-// path is created as a regular file.
+// OpenFile is [os.OpenFile] for regular files only: a path that is
+// something else is refused without being opened (opening some devices
+// does something: a tape rewinds, a watchdog arms); if it becomes something
+// else between that look and the open, the open does not block (a named
+// pipe or a device opens at once) and the file is refused and closed. With
+// os.O_CREATE, a missing path is created as a regular file.
 func OpenFile(path string, flag int, perm fs.FileMode) (*os.File, error) {
+	if info, err := os.Stat(path); err == nil && !info.Mode().IsRegular() {
+		return nil, &fs.PathError{Op: "open", Path: path, Err: &KindError{Mode: info.Mode().Type()}}
+	}
 	f, err := os.OpenFile(path, flag|nonBlocking, perm)
 	if err != nil {
-		// Opening a directory for writing fails; say what it is.
-		if info, serr := os.Stat(path); serr == nil && !info.Mode().IsRegular() {
-			return nil, &fs.PathError{Op: "open", Path: path, Err: &KindError{Mode: info.Mode().Type()}}
-		}
 		return nil, err
 	}
 	info, err := f.Stat()
