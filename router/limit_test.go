@@ -27,17 +27,18 @@ end`
 
 // TestConcurrentCallsAreBounded: while a channel's calls hold every place,
 // another call of the same channel waits for one (and gives up with its
-// context) rather than run; a call that waited is not charged for the wait.
+// context) rather than run; a call that waited is not charged for the wait;
+// under a bound that is not reached, a call runs at once.
 func TestConcurrentCallsAreBounded(t *testing.T) {
-	s := limited(t, 1, time.Minute)
 	in := selection(t, worker("w1", 0, 1, 0))
 	loop := in
 	loop.WorkflowID = "loop"
+
+	s := limited(t, 1, time.Minute)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { _, err := s.Select(ctx, loop); done <- err }()
 	eventually(t, func() bool { return s.Running() == 1 })
-
 	waitCtx, stop := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer stop()
 	d, err := s.Select(waitCtx, in)
@@ -48,17 +49,30 @@ func TestConcurrentCallsAreBounded(t *testing.T) {
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("the looping call: %v", err)
 	}
-	if d, err := s.Select(context.Background(), in); err != nil || d.WorkerID != "w1" {
-		t.Fatalf("once the place is free: %+v, %v", d, err)
+
+	// A call that waits longer than its deadline for its place still runs
+	// in full once it has it.
+	const timeout = 100 * time.Millisecond
+	s = limited(t, 1, timeout)
+	go func() { _, err := s.Select(context.Background(), loop); done <- err }()
+	eventually(t, func() bool { return s.Running() == 1 })
+	start := time.Now()
+	d, err = s.Select(context.Background(), in)
+	if err != nil || d.WorkerID != "w1" {
+		t.Fatalf("a call that waited %s for its place: %+v, %v; want w1", time.Since(start), d, err)
+	}
+	if err := <-done; !errors.Is(err, router.ErrScriptTimeout) {
+		t.Fatalf("the looping call: %v", err)
 	}
 
-	// Without a bound, the same call runs at once.
-	free := limited(t, -1, time.Minute)
+	// Under a bound of 2, with one place held, a call runs at once.
+	s = limited(t, 2, time.Minute)
 	ctx, cancel = context.WithCancel(context.Background())
 	defer cancel()
-	go func() { _, err := free.Select(ctx, loop); done <- err }()
-	if d, err := free.Select(context.Background(), in); err != nil || d.WorkerID != "w1" {
-		t.Fatalf("unbounded: %+v, %v", d, err)
+	go func() { _, err := s.Select(ctx, loop); done <- err }()
+	eventually(t, func() bool { return s.Running() == 1 })
+	if d, err := s.Select(context.Background(), in); err != nil || d.WorkerID != "w1" {
+		t.Fatalf("with a place free: %+v, %v", d, err)
 	}
 	cancel()
 	<-done
@@ -118,10 +132,12 @@ func TestTimingOutScriptRunsAlone(t *testing.T) {
 		if i == 8 {
 			t.Fatal("still alone after 8 calls in time")
 		}
-		s.Strike(false)
+		if _, err := s.Select(context.Background(), in); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if d, err := s.Select(context.Background(), in); err != nil || d.WorkerID != "w1" || s.Running() != 0 {
-		t.Fatalf("a call of a healthy script: %+v, %v (%d places held)", d, err, s.Running())
+	if s.Running() != 0 {
+		t.Errorf("%d places held after the calls", s.Running())
 	}
 }
 

@@ -29,6 +29,8 @@ type luaProgram struct {
 
 	mu   sync.Mutex
 	free []*luaState
+
+	madeState func() // a test's hook: called when a call has to make a state
 }
 
 // luaChunkName is the chunk name the interpreter puts in front of runtime
@@ -119,6 +121,9 @@ func (p *luaProgram) get() (*luaState, error) {
 		return st, nil
 	}
 	p.mu.Unlock()
+	if p.madeState != nil {
+		p.madeState()
+	}
 	return p.newState()
 }
 

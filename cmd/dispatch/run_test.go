@@ -246,6 +246,7 @@ func TestRunEndsOnSignalWhileAScriptIsAPipe(t *testing.T) {
 	script := filepath.Join(filepath.Dir(conf), "pick.lua")
 	var log syncBuffer
 	_, n, sig, wait := startRunTo(t, &log, "-c", conf, "--requests", "-", "--watch")
+	inService := n.Config().Channels[0].Routing.Program.Hash()
 	if err := os.Remove(script); err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +260,7 @@ func TestRunEndsOnSignalWhileAScriptIsAPipe(t *testing.T) {
 	if code != 130 {
 		t.Fatalf("exit %d, want 130\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
-	if !strings.Contains(stdout, "0 activities in ") || n.Config().Channels[0].Routing.Program == nil {
+	if !strings.Contains(stdout, "0 activities in ") || n.Config().Channels[0].Routing.Program.Hash() != inService {
 		t.Errorf("want the summary and the script in service kept:\n%s", stdout)
 	}
 }
