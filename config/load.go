@@ -48,6 +48,12 @@ func (o Options) readFile(name string, limit int) ([]byte, error) {
 	return trimBOM(data), err
 }
 
+// ReadScript reads a routing script file as Load does: a regular file of
+// at most MaxScriptBytes, without a leading UTF-8 byte-order mark.
+func ReadScript(path string) ([]byte, error) {
+	return Options{}.readFile(path, MaxScriptBytes)
+}
+
 // trimBOM drops a UTF-8 byte-order mark at the start of data.
 func trimBOM(data []byte) []byte { return bytes.TrimPrefix(data, []byte("\uFEFF")) }
 

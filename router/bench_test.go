@@ -165,6 +165,7 @@ func BenchmarkDecisionOverhead(b *testing.B) {
 		{"script", script(0)},
 		{"script/calls=2", script(2)},
 		{"slot", router.NewSlot(script(0))},
+		{"slot/keep-recent", router.NewSlot(script(0), router.KeepRecent(router.DefaultRecentDecisions))},
 	} {
 		b.Run(tc.name+"/sequential", func(b *testing.B) {
 			b.ReportAllocs()

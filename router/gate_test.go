@@ -18,28 +18,38 @@ type participant struct{ id string }
 
 func (p participant) ID() string { return p.id }
 
-// TestSlotKeepsTheLastDecisions: the ring keeps the last
-// DefaultRecentDecisions decisions that did not fail, oldest first,
-// without the workers' processes and without inputs over 64 KiB.
+// TestSlotKeepsTheLastDecisions: the ring keeps decisions that did not
+// fail, oldest first, without the workers' processes and without inputs
+// over 64 KiB: every one until it is full, then about one in eight, so
+// that what it holds comes from the last decisions.
 func TestSlotKeepsTheLastDecisions(t *testing.T) {
+	const size = 16
 	slot := router.NewSlot(compile(t, router.Lua, `
 function route(r, c)
   if r.workflow_id == "wf-fail" then error("no") end
   return c[#c].id
-end`), router.KeepRecent(router.DefaultRecentDecisions))
+end`), router.KeepRecent(size))
 	if got := slot.Recent(); len(got) != 0 {
 		t.Fatalf("a new slot holds %d decisions", len(got))
 	}
-	const n = router.DefaultRecentDecisions + 10
-	for i := range n {
-		in := selection(t, worker("w1", 0, 1, 0), worker("w2", 0, 1, 0))
-		in.WorkflowID = fmt.Sprintf("wf-%d", i)
-		in.Candidates[0].Participant = participant{"w1"}
-		in.Excluded = []string{"w0"}
-		if _, err := slot.Select(context.Background(), in); err != nil {
-			t.Fatal(err)
+	decide := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			in := selection(t, worker("w1", 0, 1, 0), worker("w2", 0, 1, 0))
+			in.WorkflowID = fmt.Sprintf("wf-%d", i)
+			in.Candidates[0].Participant = participant{"w1"}
+			in.Excluded = []string{"w0"}
+			if _, err := slot.Select(context.Background(), in); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
+	seq := func(s router.Sample) int {
+		var n int
+		fmt.Sscanf(s.Selection.WorkflowID, "wf-%d", &n)
+		return n
+	}
+	decide(0, size-1)
 	for _, in := range []engine.Selection{selection(t, worker("w1", 0, 1, 0)), selection(t, worker("w1", 0, 1, 0))} {
 		in.WorkflowID = "wf-fail"
 		if _, err := slot.Select(context.Background(), in); err == nil {
@@ -51,18 +61,27 @@ end`), router.KeepRecent(router.DefaultRecentDecisions))
 	if _, err := slot.Select(context.Background(), big); err != nil {
 		t.Fatal(err)
 	}
-
 	got := slot.Recent()
-	if len(got) != router.DefaultRecentDecisions {
-		t.Fatalf("%d decisions kept, want %d", len(got), router.DefaultRecentDecisions)
+	if len(got) != size-1 {
+		t.Fatalf("%d decisions kept, want %d: every one but those that failed or carried a big input", len(got), size-1)
 	}
 	for i, s := range got {
-		if want := fmt.Sprintf("wf-%d", n-router.DefaultRecentDecisions+i); s.Selection.WorkflowID != want {
-			t.Fatalf("decision %d is %s, want %s", i, s.Selection.WorkflowID, want)
-		}
-		if s.Chosen != "w2" || len(s.Selection.Candidates) != 2 || s.Selection.Candidates[0].Participant != nil ||
+		if seq(s) != i || s.Chosen != "w2" || len(s.Selection.Candidates) != 2 || s.Selection.Candidates[0].Participant != nil ||
 			len(s.Selection.Excluded) != 1 {
 			t.Fatalf("decision %d = %+v", i, s)
+		}
+	}
+
+	// Full, it keeps about one in eight: after thousands more, what it
+	// holds is from those, in order.
+	decide(size-1, 4000)
+	got = slot.Recent()
+	if len(got) != size {
+		t.Fatalf("%d decisions kept, want %d", len(got), size)
+	}
+	for i, s := range got {
+		if seq(s) < size || (i > 0 && seq(s) <= seq(got[i-1])) {
+			t.Fatalf("kept %s at %d: want later decisions, oldest first", s.Selection.WorkflowID, i)
 		}
 	}
 	// What Recent returns is a copy.

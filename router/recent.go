@@ -1,6 +1,7 @@
 package router
 
 import (
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -69,9 +70,18 @@ func (r *recent) ring() []recentEntry {
 	return *r.entries.Load() // made by a concurrent first decision
 }
 
-// add keeps the decision, reusing the entry's buffers.
+// keepOneIn is how sparsely a full ring keeps decisions: about one in
+// keepOneIn, at random, so that a busy channel pays for a copy on one
+// decision in eight, and its ring spans eight times as many decisions.
+const keepOneIn = 8
+
+// add keeps the decision, reusing the entry's buffers: every decision until
+// the ring is full, then about one in keepOneIn.
 func (r *recent) add(in engine.Selection, chosen string) {
 	if r == nil || len(in.Request.Input.Data) > maxRecentInput {
+		return
+	}
+	if r.next.Load() >= uint64(r.size) && rand.Uint32()%keepOneIn != 0 {
 		return
 	}
 	entries := r.ring()

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"errors"
@@ -180,7 +179,7 @@ func runWhatIf(path string, journalFile io.Reader, script, channelFlag string, e
 		fmt.Fprintf(stderr, "dispatch replay: --timeout %s: want a positive duration such as 50ms\n", timeout)
 		return exitUsage
 	}
-	src, err := readScript(script)
+	src, err := config.ReadScript(script)
 	if err != nil {
 		fmt.Fprintf(stderr, "dispatch replay: --what-if: %v\n", err)
 		return exitError
@@ -258,13 +257,3 @@ func decisionsText(decisions map[engine.ChannelName]int) string {
 	return "the journal has decisions on " + strings.Join(parts, ", ")
 }
 
-// readScript reads a routing script file as the config's are read: a
-// regular file of at most config.MaxScriptBytes, without a leading UTF-8
-// byte-order mark.
-func readScript(path string) ([]byte, error) {
-	src, err := regularfile.Read(path, config.MaxScriptBytes)
-	if err != nil {
-		return nil, err
-	}
-	return bytes.TrimPrefix(src, []byte("\uFEFF")), nil
-}
