@@ -256,4 +256,3 @@ func decisionsText(decisions map[engine.ChannelName]int) string {
 	slices.Sort(parts)
 	return "the journal has decisions on " + strings.Join(parts, ", ")
 }
-
