@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/aion-dispatch/dispatch/config"
 )
@@ -97,4 +98,41 @@ func TestWatchRefusesAScriptThatBecomesAPipe(t *testing.T) {
 	must(t, os.Remove(path))
 	writeFile(t, path, pickV2)
 	h.waitFor(config.Reloaded, hasSource(pickV2))
+}
+
+// TestWatchLooksWhileAFileBesideKeepsChanging: a journal written without
+// pause beside the config must not put off the look at a fixed config for
+// good (after a failed config every event in its directory counts).
+func TestWatchLooksWhileAFileBesideKeepsChanging(t *testing.T) {
+	h := startWatch(t, map[string]string{"dispatch.yaml": confYAML("pick.lua", ""), "pick.lua": pickV1},
+		"dispatch.yaml", config.WatchOptions{Debounce: 20 * time.Millisecond})
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { // the journal
+		defer close(done)
+		f, err := os.Create(filepath.Join(h.dir, "journal.jsonl"))
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		defer f.Close()
+		tick := time.NewTicker(2 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				f.WriteString("{}\n")
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	writeFile(t, h.conf, confYAML("pick.lua", "    bogus: 1\n"))
+	h.waitFor(config.Failed, nil)
+	writeFile(t, h.conf, confYAML("pick.lua", "    script_timeout: 30ms\n"))
+	o := h.waitFor(config.Reloaded, nil)
+	if o.Config.Channels[0].ScriptTimeout != 30*time.Millisecond {
+		t.Errorf("in service: timeout %s, want the fixed config's 30ms", o.Config.Channels[0].ScriptTimeout)
+	}
 }

@@ -25,6 +25,10 @@ import (
 // before it reads them, when WatchOptions set none.
 const DefaultDebounce = 50 * time.Millisecond
 
+// maxSettle bounds a burst of events: its files are read at the latest
+// maxSettle×Debounce after its first event, however many follow.
+const maxSettle = 10
+
 // rewatchPeriod is how often a Watcher retries watching a directory that is
 // gone (removed, or not created yet).
 const rewatchPeriod = 100 * time.Millisecond
@@ -267,6 +271,18 @@ func (w *Watcher) Run(ctx context.Context) error {
 	settle := time.NewTimer(time.Hour)
 	settle.Stop()
 	defer settle.Stop()
+	// A burst settles once Debounce passes without an event, or at the
+	// latest maxSettle after its first event: a file written without pause
+	// in a watched directory (a journal beside the config) must not put
+	// the look off for good.
+	var burst time.Time // when the burst's first event came; zero: no burst
+	unsettled := func() {
+		now := time.Now()
+		if burst.IsZero() {
+			burst = now
+		}
+		settle.Reset(min(w.opts.Debounce, burst.Add(maxSettle*w.opts.Debounce).Sub(now)))
+	}
 	var poll <-chan time.Time
 	if w.opts.Poll > 0 {
 		t := time.NewTicker(w.opts.Poll)
@@ -288,7 +304,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 				return nil
 			}
 			if w.relevant(ev, watched) {
-				settle.Reset(w.opts.Debounce)
+				unsettled()
 			}
 		case err, ok := <-fw.Errors:
 			if !ok {
@@ -297,7 +313,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 			if errors.Is(err, fsnotify.ErrEventOverflow) {
 				w.log.Warn("file events overflowed; rescanning everything", "config", w.path)
 				clear(watched)
-				settle.Reset(w.opts.Debounce)
+				unsettled()
 			} else {
 				w.log.Warn("file watch error", "config", w.path, "err", err)
 			}
@@ -315,6 +331,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 				w.check() // the directory came back; what is in it now?
 			}
 		case <-settle.C:
+			burst = time.Time{}
 			// Watch first: a directory recreated during the burst must be
 			// watched before its files are read, or a write right after the
 			// read would go unseen.
