@@ -20,7 +20,8 @@ type GateFunc func(ctx context.Context, ch Channel, file string) (router.GateRep
 // Gate runs the channel's router, as file would put it in service, over
 // recent (the channel's recent decisions), or over decisions made up from
 // its configured workers when recent is empty ([router.SyntheticSamples]).
-// A call that errors, times out or names no candidate refuses the version
+// A call that errors, times out or returns an id that is not a candidate
+// refuses the version
 // with a *router.GateError.
 func (c Channel) Gate(ctx context.Context, file string, recent []router.Sample) (router.GateReport, error) {
 	synthetic := len(recent) == 0

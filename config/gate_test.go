@@ -64,6 +64,15 @@ func TestWatchGateRefusesVersionsThatFailWhenTheyRun(t *testing.T) {
 	if want := "pick.lua v2 in service; passed 5 synthetic decisions (no traffic yet)"; !strings.Contains(log.String(), want) {
 		t.Errorf("log lacks %q:\n%s", want, log.String())
 	}
+
+	// Choosing no worker is a decision, not a failure; but one made on
+	// every decision is said louder.
+	none := "function route(r, c) return nil end\n"
+	writeFile(t, path, none)
+	h.waitFor(config.Reloaded, hasSource(none))
+	if want := `level=WARN msg="` + path + ` v3 in service; passed 5 synthetic decisions, choosing no worker on 5 of them (no traffic yet)"`; !strings.Contains(log.String(), want) {
+		t.Errorf("log lacks %q:\n%s", want, log.String())
+	}
 }
 
 // TestWatchGateRefusesAConfigWhoseRoutingFails: a config edit whose new

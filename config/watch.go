@@ -427,13 +427,17 @@ func (w *Watcher) check() {
 		w.log.Info("reloaded", "files", strings.Join(applied, ", "))
 		for _, g := range out.Gated {
 			msg := fmt.Sprintf("%s v%d in service", g.Source, g.Version)
+			level := slog.LevelInfo
 			if w.opts.Gate != nil {
 				msg += "; " + g.Report.String()
 				if g.Report.Synthetic {
 					msg += " (no traffic yet)"
 				}
+				if g.Report.Worrying() {
+					level = slog.LevelWarn // its dispatches will find no worker
+				}
 			}
-			w.log.Info(msg, "channel", g.Channel.Short())
+			w.log.Log(context.Background(), level, msg, "channel", g.Channel.Short())
 		}
 	}
 	switch out.Kind {

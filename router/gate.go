@@ -18,16 +18,35 @@ var ErrRefused = errors.New("refused by the reload gate")
 type GateReport struct {
 	Decisions int  // the decisions the version was run on
 	Changed   int  // how many of them it decides differently
+	None      int  // how many of them it chooses no worker on
+	Lost      int  // how many of those chose a worker then
 	Synthetic bool // the decisions were made up from the configured workers: the channel had no traffic yet
 }
 
 // String says it the way a log line does: "would change 12 of the last
-// 256 decisions", or "passed 6 synthetic decisions".
+// 256 decisions", or "passed 6 synthetic decisions", and how many of them
+// it chooses no worker on, if any.
 func (r GateReport) String() string {
 	if r.Synthetic {
-		return fmt.Sprintf("passed %d synthetic decisions", r.Decisions)
+		s := fmt.Sprintf("passed %d synthetic decisions", r.Decisions)
+		if r.None > 0 {
+			s += fmt.Sprintf(", choosing no worker on %d of them", r.None)
+		}
+		return s
 	}
-	return fmt.Sprintf("would change %d of the last %d decisions", r.Changed, r.Decisions)
+	s := fmt.Sprintf("would change %d of the last %d decisions", r.Changed, r.Decisions)
+	if r.Lost > 0 {
+		s += fmt.Sprintf(", %d of them from a worker to none", r.Lost)
+	}
+	return s
+}
+
+// Worrying reports whether the version chooses no worker where one was
+// chosen, or on every synthetic decision: legal (a script may hold work
+// back), but each such dispatch fails with NoWorkersAvailable, so a log
+// should say it louder.
+func (r GateReport) Worrying() bool {
+	return r.Lost > 0 || (r.Synthetic && r.Decisions > 0 && r.None == r.Decisions)
 }
 
 // GateError is why the reload gate refused a version: the first decision
@@ -96,6 +115,12 @@ func Gate(ctx context.Context, r engine.Router, samples []Sample, synthetic bool
 		}
 		if chosen != s.Chosen {
 			rep.Changed++
+		}
+		if chosen == "" {
+			rep.None++
+			if s.Chosen != "" {
+				rep.Lost++
+			}
 		}
 	}
 	return rep, nil
