@@ -167,6 +167,9 @@ func Open(path string, opts Options) (w *Writer, recovered string, err error) {
 	}
 	if torn > 0 {
 		recovered = fmt.Sprintf("dropped a truncated last line of %d bytes", torn)
+		if torn == 1 {
+			recovered = "dropped a truncated last line of 1 byte"
+		}
 	}
 	w = NewWriter(f, opts)
 	w.seq = last

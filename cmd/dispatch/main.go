@@ -125,7 +125,8 @@ func mainUsage(w io.Writer) {
 		fmt.Fprintf(w, "\t%-9s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun \"dispatch help COMMAND\" or \"dispatch COMMAND --help\" for a command's flags and an example.")
-	fmt.Fprintln(w, "Exit codes: 0 success, 1 failure, 2 bad command line, 3 no worker chosen (route).")
+	fmt.Fprintln(w, "Exit codes: 0 success, 1 failure, 2 bad command line, 3 no worker chosen (route),")
+	fmt.Fprintln(w, "130 and 143 a run interrupted by SIGINT or SIGTERM.")
 }
 
 // newFlags returns a flag set whose --help prints the command's usage to

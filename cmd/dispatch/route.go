@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"reflect"
 	"slices"
@@ -281,7 +282,10 @@ func readArg(v string, stdin io.Reader) ([]byte, error) {
 
 func readAtMost(r io.Reader, name string) ([]byte, error) {
 	data, err := io.ReadAll(io.LimitReader(r, maxArgBytes+1))
+	var pe *fs.PathError
 	switch {
+	case errors.As(err, &pe):
+		return nil, err // it names the file
 	case err != nil:
 		return nil, fmt.Errorf("read %s: %w", name, err)
 	case len(data) > maxArgBytes:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"strings"
@@ -40,10 +41,12 @@ The load is the requests file, one JSON activity a line, read as it arrives
 overrides, and a string under a JSON content_type must be JSON text.) A
 line that is not a valid activity (a key given twice, in the line or in its
 input, included) is reported with its line number and skipped; a UTF-8
-byte-order mark may start the file. A line for a channel the config does not have is dispatched and
-fails with "unknown channel" (with --watch, a config edit may add the
-channel while lines arrive). Without --requests, a built-in sample load
-over every configured channel runs for a few seconds at most.
+byte-order mark may start the file. A line for a channel the config does
+not have is dispatched and fails with "unknown channel" (with --watch, a
+config edit may add the channel while lines arrive). Without --requests, a
+built-in sample load runs: --sample activities (500 by default) on every
+configured channel. A named pipe as --requests waits for a writer (an
+interrupt ends the wait).
 
 Progress goes to stderr (a live line on a terminal, a plain line a second
 otherwise); at the end a summary per channel, per worker and per router
@@ -180,6 +183,16 @@ func (r *runner) run() int {
 		return exitError
 	}
 
+	// Signals: the first interrupt stops reading and drains, the second
+	// abandons what is in flight; SIGHUP rescans the files under --watch.
+	// They are taken from here on, so that one also ends a wait for a
+	// named pipe's writer.
+	sigs := make(chan os.Signal, 4)
+	if e.notify != nil {
+		e.notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+		defer e.stopNotify(sigs)
+	}
+
 	// The requests file is opened before anything starts, so that a wrong
 	// path fails fast.
 	var in io.Reader
@@ -191,7 +204,11 @@ func (r *runner) run() int {
 	default:
 		// A file, a pipe or a FIFO: streaming is the point. A directory
 		// is a mistake worth saying at once.
-		f, err := os.Open(r.opts.requests)
+		f, sig, err := r.openRequests(sigs)
+		if s, ok := sig.(syscall.Signal); ok {
+			fmt.Fprintf(e.stderr, "dispatch run: interrupted by %s while waiting for a writer to open %s\n", signalName(s), r.opts.requests)
+			return 128 + int(s)
+		}
 		if err != nil {
 			return r.fail("%v", err)
 		}
@@ -227,13 +244,6 @@ func (r *runner) run() int {
 		return r.fail("%v", err)
 	}
 
-	// Signals: the first interrupt stops reading and drains, the second
-	// abandons what is in flight; SIGHUP rescans the files under --watch.
-	sigs := make(chan os.Signal, 4)
-	if e.notify != nil {
-		e.notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-		defer e.stopNotify(sigs)
-	}
 	dispatchCtx, abandon := context.WithCancel(context.Background())
 	defer abandon()
 
@@ -329,6 +339,40 @@ func signalName(s syscall.Signal) string {
 		return "SIGTERM"
 	}
 	return s.String()
+}
+
+// openRequests opens the requests file. Opening a named pipe waits for a
+// writer, which may never come: an interrupt (returned) ends the wait.
+func (r *runner) openRequests(sigs <-chan os.Signal) (*os.File, os.Signal, error) {
+	path := r.opts.requests
+	if info, err := os.Stat(path); err == nil && info.Mode()&fs.ModeNamedPipe != 0 {
+		r.con.printf("%s: waiting for a writer to open the named pipe\n", path)
+	}
+	type opened struct {
+		f   *os.File
+		err error
+	}
+	done := make(chan opened, 1)
+	go func() {
+		f, err := os.Open(path)
+		done <- opened{f, err}
+	}()
+	for {
+		select {
+		case o := <-done:
+			return o.f, nil, o.err
+		case s := <-sigs:
+			if s == syscall.SIGHUP {
+				continue
+			}
+			go func() { // the open returns when a writer comes, or never
+				if o := <-done; o.f != nil {
+					o.f.Close()
+				}
+			}()
+			return nil, s, nil
+		}
+	}
 }
 
 // feed dispatches the activities as they come, at most --concurrency at a

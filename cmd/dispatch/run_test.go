@@ -366,3 +366,34 @@ func TestRunJournal(t *testing.T) {
 		t.Fatalf("replay of the run's journal: exit %d\n%s%s", code, stdout, stderr)
 	}
 }
+
+// TestRunInterruptedWaitingForAPipeWriter: a named pipe as --requests waits
+// for a writer; an interrupt ends the wait, exit 130.
+func TestRunInterruptedWaitingForAPipeWriter(t *testing.T) {
+	conf := runConfig(t, "{}")
+	fifo := filepath.Join(t.TempDir(), "requests.fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sig := &fakeSignals{}
+	var stdout, stderr syncBuffer
+	e := &env{stdin: strings.NewReader(""), stdout: &stdout, stderr: &stderr, notify: sig.notify, stopNotify: sig.stop}
+	code := make(chan int, 1)
+	go func() { code <- runEnv([]string{"run", "-c", conf, "--requests", fifo}, e) }()
+	eventually(t, "the wait said", func() bool { return strings.Contains(stderr.String(), "waiting for a writer to open the named pipe") })
+	sig.send(os.Interrupt)
+	select {
+	case c := <-code:
+		if c != 130 || !strings.Contains(stderr.String(), "interrupted by SIGINT while waiting for a writer to open "+fifo) {
+			t.Errorf("exit %d\nstderr:\n%s", c, stderr.String())
+		}
+	case <-time.After(20 * time.Second): // a hang guard, not a timing
+		t.Fatalf("the run did not end\n%s", stderr.String())
+	}
+	// Let the abandoned open return, as a writer would.
+	w, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+}

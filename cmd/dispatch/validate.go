@@ -57,8 +57,20 @@ func runValidate(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	}
 	var recorded map[engine.ChannelName]*recordedCheck
 	if *against != "" {
-		if recorded, err = checkAgainst(cfg, *against); err != nil {
+		var others map[engine.ChannelName]int
+		var torn int
+		if recorded, others, torn, err = checkAgainst(cfg, *against); err != nil {
 			fmt.Fprintf(stderr, "dispatch validate: --against: %v\n", err)
+			return exitError
+		}
+		warnTruncated(stderr, *against, torn)
+		matched := 0
+		for _, rc := range recorded {
+			matched += rc.decisions
+		}
+		if matched == 0 {
+			// A journal of another config would check nothing and pass.
+			fmt.Fprintf(stderr, "%s: no routing decisions on the channels of %s; %s\n", *against, cfg.File, decisionsText(others))
 			return exitError
 		}
 	}
@@ -116,11 +128,13 @@ type recordedCheck struct {
 const maxTimeoutsAgainst = 5
 
 // checkAgainst runs every channel's script over the decisions the journal
-// at path recorded on the channel, streaming it.
-func checkAgainst(cfg *config.Config, path string) (map[engine.ChannelName]*recordedCheck, error) {
+// at path recorded on the channel, streaming it. It also counts the
+// decisions on the journal's other channels, and returns the line of a
+// torn last line (0 if none).
+func checkAgainst(cfg *config.Config, path string) (map[engine.ChannelName]*recordedCheck, map[engine.ChannelName]int, int, error) {
 	f, err := regularfile.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, nil, 0, err
 	}
 	defer f.Close()
 	routers := map[engine.ChannelName]engine.Router{}
@@ -129,11 +143,13 @@ func checkAgainst(cfg *config.Config, path string) (map[engine.ChannelName]*reco
 		routers[ch.Name] = ch.Router(cfg.File)
 		out[ch.Name] = &recordedCheck{}
 	}
+	others := map[engine.ChannelName]int{}
 	jr := journal.NewReader(f)
 	ctx := context.Background()
 	for dec := range journal.Decisions(jr.All()) {
 		r, ok := routers[dec.Selection.Channel]
 		if !ok {
+			others[dec.Selection.Channel]++
 			continue
 		}
 		rc := out[dec.Selection.Channel]
@@ -159,11 +175,11 @@ func checkAgainst(cfg *config.Config, path string) (map[engine.ChannelName]*reco
 	if err := jr.Err(); err != nil {
 		var le *journal.LineError
 		if errors.As(err, &le) {
-			return nil, fmt.Errorf("%s:%d: %w", path, le.Line, le.Err)
+			return nil, nil, 0, fmt.Errorf("%s:%d: %w", path, le.Line, le.Err)
 		}
-		return nil, err
+		return nil, nil, 0, err
 	}
-	return out, nil
+	return out, others, jr.Truncated(), nil
 }
 
 // printConfigErrors writes each problem on its own line(s).
