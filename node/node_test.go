@@ -3,6 +3,7 @@ package node_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -309,5 +310,62 @@ func TestStartIsLinearInChannels(t *testing.T) {
 	t.Logf("bytes a channel: %d at 250, %d at 2000", small, large)
 	if float64(large) > 1.5*float64(small) {
 		t.Errorf("starting 2,000 channels allocated %d bytes a channel, 250 channels %d: the cost per channel grows with the channels", large, small)
+	}
+}
+
+// failingRecorder refuses every operation from the n-th on, as a journal on
+// a full disk does.
+type failingRecorder struct {
+	mu   sync.Mutex
+	n, i int
+}
+
+func (r *failingRecorder) ReplayOutcome(context.Context, engine.ChannelName, engine.ActivityRequest) (engine.RecordedOutcome, bool, error) {
+	return engine.RecordedOutcome{}, false, nil
+}
+
+func (r *failingRecorder) Record(context.Context, engine.Operation) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.i++
+	if r.i >= r.n {
+		return errors.New("journal: write j.jsonl: no space left on device\nand a second line")
+	}
+	return nil
+}
+
+// TestStatsAgreeWhenTheJournalFails: every dispatch is counted once as
+// completed or not, whichever step the journal refused, and a reason is one
+// line.
+func TestStatsAgreeWhenTheJournalFails(t *testing.T) {
+	cfg := parse(t, `version: 1
+channels:
+  - namespace: prod
+    task_queue: email
+    routing: `+leastLoaded+`
+    workers: [{id: w1, max_in_flight: 4}]
+`, nil)
+	n, err := node.New(cfg, node.Options{Recorder: &failingRecorder{n: 10}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close(context.Background())
+	const total = 20
+	for i := range total {
+		n.Dispatch(context.Background(), "prod", "email", request(fmt.Sprintf("wf-%d", i)))
+	}
+	s := n.Stats()
+	c := s.Counters
+	if c.Dispatched != total || c.Completed+c.Failed != total {
+		t.Errorf("counters %+v: want %d dispatched, each completed or not", c, total)
+	}
+	ch := s.Channels[0]
+	if ch.Activities != total || ch.Completed+ch.Failed+ch.Other != total {
+		t.Errorf("channel %+v: want %d activities, each counted once", ch, total)
+	}
+	for _, r := range s.Reasons {
+		if strings.Contains(r.Reason, "\n") {
+			t.Errorf("a reason of two lines: %q", r.Reason)
+		}
 	}
 }

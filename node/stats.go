@@ -5,6 +5,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -157,13 +158,21 @@ func (s *stats) ReplayOutcome(ctx context.Context, ch engine.ChannelName, req en
 	return s.next.ReplayOutcome(ctx, ch, req)
 }
 
-// Record implements engine.Recorder: it counts op and passes it on.
+// Record implements engine.Recorder: it counts op and passes it on. A
+// conversation_opened the next recorder refuses (a journal that cannot be
+// written) opens nothing: the dispatch fails there and no close follows,
+// so the failure is counted as its close.
 func (s *stats) Record(ctx context.Context, op engine.Operation) error {
 	s.observe(op)
 	if s.next == nil {
 		return nil
 	}
-	return s.next.Record(ctx, op)
+	err := s.next.Record(ctx, op)
+	if err != nil && op.Kind == engine.OpConversationOpened {
+		s.observe(engine.Operation{Kind: engine.OpConversationClosed, WorkflowID: op.WorkflowID,
+			ConversationID: op.ConversationID, Channel: op.Channel, Message: "not recorded: " + err.Error()})
+	}
+	return err
 }
 
 func (s *stats) observe(op engine.Operation) {
@@ -174,12 +183,6 @@ func (s *stats) observe(op engine.Operation) {
 	case engine.OpWorkerSelected:
 		if op.Attempt > 1 {
 			s.rerouted.Add(1)
-		}
-	case engine.OpConversationClosed:
-		if op.Result.Status == engine.StatusCompleted {
-			s.completed.Add(1)
-		} else {
-			s.failed.Add(1)
 		}
 	}
 	s.mu.Lock()
@@ -210,6 +213,18 @@ func (s *stats) observe(op engine.Operation) {
 	case engine.OpWorkerTimedOut:
 		s.worker(op.Channel, op.WorkerID).TimedOut++
 	case engine.OpConversationClosed:
+		o, ok := s.open[op.ConversationID]
+		if !ok {
+			// Closed already: the engine records a close again, without
+			// its result, when the journal refused the first.
+			return
+		}
+		delete(s.open, op.ConversationID)
+		if op.Result.Status == engine.StatusCompleted {
+			s.completed.Add(1)
+		} else {
+			s.failed.Add(1)
+		}
 		c := s.channel(op.Channel)
 		var w *workerAcc
 		if op.WorkerID != "" {
@@ -226,19 +241,16 @@ func (s *stats) observe(op engine.Operation) {
 			if w != nil {
 				w.Failed++
 			}
-			s.reasons["activity failed: "+op.Result.Error]++
+			s.reasons[oneLine("activity failed: "+op.Result.Error)]++
 		default:
 			c.Other++
-			s.reasons[op.Message]++
+			s.reasons[oneLine(op.Message)]++
 		}
-		if o, ok := s.open[op.ConversationID]; ok {
-			delete(s.open, op.ConversationID)
-			d := now.Sub(o.at)
-			c.lat.add(d)
-			s.all.add(d)
-			if w != nil {
-				w.lat.add(d)
-			}
+		d := now.Sub(o.at)
+		c.lat.add(d)
+		s.all.add(d)
+		if w != nil {
+			w.lat.add(d)
 		}
 	}
 }
@@ -344,3 +356,7 @@ func summarise(ds []time.Duration) LatencySummary {
 	}
 	return LatencySummary{P50: at(0.50), P99: at(0.99)}
 }
+
+// oneLine keeps a reason on one line of the summary: the lines of a joined
+// error are joined with "; ".
+func oneLine(s string) string { return strings.ReplaceAll(s, "\n", "; ") }
