@@ -55,9 +55,11 @@ func (p Problem) Error() string {
 }
 
 type convCheck struct {
-	last    engine.OpKind
-	attempt int
-	opened  int    // line
+	last     engine.OpKind
+	attempt  int
+	opened   int // line
+	channel  engine.ChannelName
+	workflow string
 	worker  string // the worker selected for the current attempt, "" before selection
 	exits   []exit // the workers that exited, in order
 	reply   engine.ActivityResult
@@ -136,7 +138,10 @@ func (c *Checker) add(line int, op engine.Operation) {
 		case recent:
 			c.fail(line, id, "opened again (first at line %d, closed at line %d)", closed.opened, closed.closed)
 		default:
-			c.convs[id] = &convCheck{last: op.Kind, opened: line}
+			c.convs[id] = &convCheck{last: op.Kind, opened: line, channel: op.Channel, workflow: op.WorkflowID}
+			if w := op.Request.WorkflowID; w != "" && w != op.WorkflowID {
+				c.fail(line, id, "conversation_opened of workflow %s, but its request is of workflow %s", op.WorkflowID, w)
+			}
 		}
 		return
 	}
@@ -147,6 +152,10 @@ func (c *Checker) add(line int, op engine.Operation) {
 	case !open:
 		c.fail(line, id, "%s before conversation_opened", op.Kind)
 		return
+	}
+	if op.Channel != cv.channel || op.WorkflowID != cv.workflow {
+		c.fail(line, id, "%s on %s for workflow %s, but the conversation opened on %s for workflow %s (line %d)",
+			op.Kind, channelText(op.Channel), op.WorkflowID, channelText(cv.channel), cv.workflow, cv.opened)
 	}
 	if op.Kind == engine.OpConversationClosed {
 		c.checkClose(line, id, cv, op)
@@ -200,6 +209,16 @@ func (c *Checker) checkSelection(line int, id string, cv *convCheck, op engine.O
 		c.fail(line, id, "worker_selected chose %s, which is excluded", workerID(chosen))
 	case i >= 0:
 		c.fail(line, id, "worker_selected chose %s, which exited at line %d", workerID(chosen), cv.exits[i].line)
+	}
+	seen := make(map[string]bool, len(op.Candidates))
+	for _, v := range op.Candidates {
+		switch {
+		case seen[v.ID]:
+			c.fail(line, id, "worker_selected has candidate %s twice", workerID(v.ID))
+		case slices.Contains(op.Excluded, v.ID):
+			c.fail(line, id, "worker_selected has candidate %s, which is excluded (the host removes excluded workers before the router runs)", workerID(v.ID))
+		}
+		seen[v.ID] = true
 	}
 	exited := make([]string, len(cv.exits))
 	for i, e := range cv.exits {
@@ -375,4 +394,12 @@ func (c *Checker) Unfinished() []Problem {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Line < out[j].Line })
 	return out
+}
+
+// channelText names a channel as NS/QUEUE, or says it is missing.
+func channelText(ch engine.ChannelName) string {
+	if ch.IsZero() {
+		return "no channel"
+	}
+	return ch.Short()
 }

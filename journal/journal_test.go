@@ -484,6 +484,18 @@ func TestCheck(t *testing.T) {
 		{"an attempt that does not follow an exit", func(l []string) []string {
 			return edit(l, 13, `"attempt":1`, `"attempt":2`)
 		}, "line 13: conversation c2: conversation_closed of attempt 2, but attempt 1 did not end in worker_exited"},
+		{"an excluded worker among the candidates", func(l []string) []string {
+			return edit(l, 5, `"candidates":[{"id":"w2"`, `"candidates":[{"id":"w1","in_flight":0,"max_in_flight":1,"buffer_depth":0},{"id":"w2"`)
+		}, "line 5: conversation c1: worker_selected has candidate w1, which is excluded"},
+		{"a candidate twice", func(l []string) []string {
+			return edit(l, 10, `"candidates":[{"id":"w2"`, `"candidates":[{"id":"w2","in_flight":0,"max_in_flight":1,"buffer_depth":0},{"id":"w2"`)
+		}, "line 10: conversation c2: worker_selected has candidate w2 twice"},
+		{"a step on another channel", func(l []string) []string {
+			return edit(l, 11, `"channel":"aion.dispatch.prod.email"`, `"channel":"aion.dispatch.prod.render"`)
+		}, "line 11: conversation c2: message_sent on prod/render for workflow wf-2, but the conversation opened on prod/email for workflow wf-2 (line 9)"},
+		{"a request of another workflow", func(l []string) []string {
+			return edit(l, 9, `"request":{"workflow_id":"wf-2"`, `"request":{"workflow_id":"wf-9"`)
+		}, "line 9: conversation c2: conversation_opened of workflow wf-2, but its request is of workflow wf-9"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			edited := tc.edit(append([]string(nil), lines...))
