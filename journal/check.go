@@ -60,10 +60,10 @@ type convCheck struct {
 	opened   int // line
 	channel  engine.ChannelName
 	workflow string
-	worker  string // the worker selected for the current attempt, "" before selection
-	exits   []exit // the workers that exited, in order
-	reply   engine.ActivityResult
-	replyAt int // the line of message_received, or 0
+	worker   string // the worker selected for the current attempt, "" before selection
+	exits    []exit // the workers that exited, in order
+	reply    engine.ActivityResult
+	replyAt  int // the line of message_received, or 0
 }
 
 // exit is a worker that exited during a conversation, and where.
