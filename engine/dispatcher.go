@@ -36,6 +36,14 @@ type Options struct {
 	Recorder Recorder
 	// IDs hands out conversation ids. Nil means [RandomIDs].
 	IDs IDSource
+	// Capacity tells the activities waiting in a channel's backlog when to
+	// look again. Nil: an activity no worker can take now fails with
+	// ErrNoWorkers at once, as if every channel's policy said
+	// FailWhenFull.
+	Capacity CapacitySignal
+	// Backlog returns a channel's backlog policy; nil means the defaults
+	// (BacklogPolicy{}) for every channel.
+	Backlog func(ChannelName) BacklogPolicy
 }
 
 // Dispatcher runs dispatch conversations. It is safe for concurrent use; each

@@ -62,6 +62,7 @@ func (op Operation) AppendJSON(dst []byte) ([]byte, error) {
 		e.key("attempt")
 		e.buf = strconv.AppendInt(e.buf, int64(op.Attempt), 10)
 	}
+	e.str("waited", durationText(op.Waited))
 	if op.Router != (RouterVersion{}) {
 		e.key("router")
 		e.buf = append(e.buf, `{"lang":`...)
@@ -212,6 +213,7 @@ func (e *encoder) request(r ActivityRequest) {
 	}
 	e.str("schedule_to_close", durationText(r.ScheduleToClose))
 	e.str("start_to_close", durationText(r.StartToClose))
+	e.str("schedule_to_start", durationText(r.ScheduleToStart))
 	e.buf = append(e.buf, '}')
 }
 

@@ -32,6 +32,15 @@ var (
 	// ErrScheduleToCloseTimeout means the whole conversation took longer
 	// than the request's schedule-to-close timeout.
 	ErrScheduleToCloseTimeout = errors.New("schedule-to-close timeout")
+	// ErrScheduleToStartTimeout means the activity waited in the channel's
+	// backlog longer than the request's schedule-to-start timeout.
+	ErrScheduleToStartTimeout = errors.New("schedule-to-start timeout")
+	// ErrBacklogFull means the channel's backlog already held as many
+	// waiting activities as it may (its max_backlog).
+	ErrBacklogFull = errors.New("backlog full")
+	// ErrWorkerFull is what [Conversation.Link] returns, wrapped, for a
+	// worker with no free slot: the activity waits in the backlog.
+	ErrWorkerFull = errors.New("worker has no free slot")
 	// ErrRecord means the recorder could not record an operation.
 	ErrRecord = errors.New("record failed")
 	// ErrPanic means a pool, router, conversation or recorder panicked; the

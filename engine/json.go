@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"cmp"
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
@@ -146,6 +147,7 @@ type requestJSON struct {
 	Input           Payload `json:"input,omitzero"`
 	ScheduleToClose string  `json:"schedule_to_close,omitempty"`
 	StartToClose    string  `json:"start_to_close,omitempty"`
+	ScheduleToStart string  `json:"schedule_to_start,omitempty"`
 }
 
 // MarshalJSON writes the request with durations as Go duration strings ("2s").
@@ -157,6 +159,7 @@ func (r ActivityRequest) MarshalJSON() ([]byte, error) {
 		Input:           r.Input,
 		ScheduleToClose: durationText(r.ScheduleToClose),
 		StartToClose:    durationText(r.StartToClose),
+		ScheduleToStart: durationText(r.ScheduleToStart),
 	})
 }
 
@@ -174,6 +177,10 @@ func (r *ActivityRequest) UnmarshalJSON(b []byte) error {
 	if err != nil {
 		return err
 	}
+	s2s, err := parseDurationText("schedule_to_start", in.ScheduleToStart)
+	if err != nil {
+		return err
+	}
 	*r = ActivityRequest{
 		WorkflowID:      in.WorkflowID,
 		ActivityType:    in.ActivityType,
@@ -181,6 +188,7 @@ func (r *ActivityRequest) UnmarshalJSON(b []byte) error {
 		Input:           in.Input,
 		ScheduleToClose: s2c,
 		StartToClose:    st2c,
+		ScheduleToStart: s2s,
 	}
 	return nil
 }
@@ -297,6 +305,7 @@ type operationJSON struct {
 	Result         ActivityResult      `json:"result,omitzero"`
 	Message        string              `json:"message,omitempty"`
 	Attempt        int                 `json:"attempt,omitempty"`
+	Waited         string              `json:"waited,omitempty"`
 	Router         RouterVersion       `json:"router,omitzero"`
 	Candidates     []ConsumerStateView `json:"candidates,omitempty"`
 	Excluded       []string            `json:"excluded,omitempty"`
@@ -320,6 +329,10 @@ func (op *Operation) UnmarshalJSON(b []byte) error {
 	if in.Kind == 0 {
 		return errors.New("operation: missing kind")
 	}
+	waited, err := time.ParseDuration(cmp.Or(in.Waited, "0"))
+	if err != nil {
+		return fmt.Errorf("operation: waited: %w", err)
+	}
 	*op = Operation{
 		Seq:            in.Seq,
 		Time:           in.Time,
@@ -336,6 +349,7 @@ func (op *Operation) UnmarshalJSON(b []byte) error {
 		Candidates:     in.Candidates,
 		Excluded:       in.Excluded,
 		Request:        in.Request,
+		Waited:         waited,
 	}
 	return nil
 }

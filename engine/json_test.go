@@ -36,9 +36,10 @@ func sampleOperations(t testing.TB) []engine.Operation {
 			op.Request = engine.ActivityRequest{
 				WorkflowID: "wf-1", ActivityType: "send-email", TaskQueue: "email",
 				Input:           engine.Payload{ContentType: "application/json", Data: []byte(`{"to":"a@example.com"}`)},
-				ScheduleToClose: 10 * time.Second, StartToClose: 1500 * time.Millisecond,
+				ScheduleToClose: 10 * time.Second, StartToClose: 1500 * time.Millisecond, ScheduleToStart: 3 * time.Second,
 			}
 		}),
+
 		with(func(op *engine.Operation) {
 			op.Kind = engine.OpWorkerSelected
 			op.WorkerID = "w2"
@@ -50,6 +51,7 @@ func sampleOperations(t testing.TB) []engine.Operation {
 				{ID: "w3", MaxInFlight: 1},
 			}
 			op.Excluded = []string{"w1"}
+			op.Waited = 12500 * time.Microsecond
 		}),
 		with(func(op *engine.Operation) { op.Kind = engine.OpMessageSent; op.WorkerID = "w2"; op.Attempt = 2 }),
 		with(func(op *engine.Operation) {
@@ -93,6 +95,11 @@ func sampleOperations(t testing.TB) []engine.Operation {
 			op.Result = engine.Completed(engine.Payload{ContentType: "application/vnd.x+json", Data: []byte(`"quoted"`)})
 		}),
 		{Kind: engine.OpMessageSent}, // everything else absent
+		with(func(op *engine.Operation) {
+			op.Kind = engine.OpActivityWaiting
+			op.State = engine.StateScheduled
+			op.Message = "no free slot: all 2 candidates are full"
+		}),
 	}
 }
 
@@ -118,13 +125,14 @@ func TestOperationJSONShape(t *testing.T) {
 		op   engine.Operation
 		want string
 	}{
-		{ops[0], `{"seq":2,"time":"2026-11-25T20:00:00.123456789Z","workflow_id":"wf-1","conversation_id":"c1","channel":"aion.dispatch.prod.email","kind":"conversation_opened","state":{"name":"activity_scheduled"},"request":{"workflow_id":"wf-1","activity_type":"send-email","task_queue":"email","input":{"content_type":"application/json","data":{"to":"a@example.com"}},"schedule_to_close":"10s","start_to_close":"1.5s"}}`},
-		{ops[1], `{"seq":2,"time":"2026-11-25T20:00:00.123456789Z","workflow_id":"wf-1","conversation_id":"c1","channel":"aion.dispatch.prod.email","kind":"worker_selected","worker_id":"w2","state":{"name":"activity_started"},"attempt":2,"router":{"lang":"lua","hash":"sha256:ab12","source":"scripts/least_loaded.lua"},"candidates":[{"id":"w2","in_flight":1,"max_in_flight":4,"buffer_depth":2,"tags":["eu","gpu"]},{"id":"w3","in_flight":0,"max_in_flight":1,"buffer_depth":0}],"excluded":["w1"]}`},
+		{ops[0], `{"seq":2,"time":"2026-11-25T20:00:00.123456789Z","workflow_id":"wf-1","conversation_id":"c1","channel":"aion.dispatch.prod.email","kind":"conversation_opened","state":{"name":"activity_scheduled"},"request":{"workflow_id":"wf-1","activity_type":"send-email","task_queue":"email","input":{"content_type":"application/json","data":{"to":"a@example.com"}},"schedule_to_close":"10s","start_to_close":"1.5s","schedule_to_start":"3s"}}`},
+		{ops[1], `{"seq":2,"time":"2026-11-25T20:00:00.123456789Z","workflow_id":"wf-1","conversation_id":"c1","channel":"aion.dispatch.prod.email","kind":"worker_selected","worker_id":"w2","state":{"name":"activity_started"},"attempt":2,"waited":"12.5ms","router":{"lang":"lua","hash":"sha256:ab12","source":"scripts/least_loaded.lua"},"candidates":[{"id":"w2","in_flight":1,"max_in_flight":4,"buffer_depth":2,"tags":["eu","gpu"]},{"id":"w3","in_flight":0,"max_in_flight":1,"buffer_depth":0}],"excluded":["w1"]}`},
 		{ops[4], `{"seq":2,"time":"2026-11-25T20:00:00.123456789Z","workflow_id":"wf-1","conversation_id":"c1","channel":"aion.dispatch.prod.email","kind":"message_received","state":{"name":"activity_failed","retry_eligible":false},"result":{"status":"failed","error":"smtp: 550 mailbox unavailable"},"message":"smtp: 550 mailbox unavailable"}`},
 		{ops[5], `{"seq":2,"time":"2026-11-25T20:00:00.123456789Z","workflow_id":"wf-1","conversation_id":"c1","channel":"aion.dispatch.prod.email","kind":"worker_exited","worker_id":"w1","state":{"name":"activity_failed","retry_eligible":true},"message":"panic: nil map"}`},
 		{ops[7], `{"seq":2,"time":"2026-11-25T20:00:00.123456789Z","workflow_id":"wf-1","conversation_id":"c1","channel":"aion.dispatch.prod.email","kind":"conversation_closed","state":{"name":"activity_completed"},"result":{"status":"completed","output":{"content_type":"application/octet-stream","data_base64":"/wAB"}}}`},
 		{ops[8], `{"seq":2,"time":"2026-11-25T20:00:00.123456789Z","workflow_id":"wf-1","conversation_id":"c1","channel":"aion.dispatch.prod.email","kind":"conversation_closed","result":{"status":"completed","output":{"content_type":"application/json","data":"{ \"spaced\": true }"}}}`},
 		{ops[11], `{"kind":"message_sent"}`},
+		{ops[len(ops)-1], `{"seq":2,"time":"2026-11-25T20:00:00.123456789Z","workflow_id":"wf-1","conversation_id":"c1","channel":"aion.dispatch.prod.email","kind":"activity_waiting","state":{"name":"activity_scheduled"},"message":"no free slot: all 2 candidates are full"}`},
 	} {
 		b, err := json.Marshal(tc.op)
 		if err != nil {

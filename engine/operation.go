@@ -86,6 +86,12 @@ const (
 	OpWorkerExited
 	OpWorkerTimedOut
 	OpConversationClosed
+	// OpActivityWaiting: no worker could take the activity now (no free
+	// slot, the router chose none, or chose a full worker), so it waits in
+	// the channel's backlog; Message says why. It comes after
+	// conversation_opened or worker_exited, before the worker_selected that
+	// ends the wait (or the close).
+	OpActivityWaiting
 )
 
 var opKindNames = [...]string{
@@ -96,6 +102,7 @@ var opKindNames = [...]string{
 	OpWorkerExited:       "worker_exited",
 	OpWorkerTimedOut:     "worker_timed_out",
 	OpConversationClosed: "conversation_closed",
+	OpActivityWaiting:    "activity_waiting",
 }
 
 // String returns the journal name, such as "worker_selected".
@@ -161,4 +168,7 @@ type Operation struct {
 	Excluded   []string
 	// Request is set on conversation_opened, so that a journal replays alone.
 	Request ActivityRequest
+	// Waited is set on a worker_selected that ends a wait in the backlog:
+	// how long the activity waited there.
+	Waited time.Duration
 }

@@ -1,6 +1,9 @@
 package engine
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // The interfaces below are what the [Dispatcher] needs from the world. Each is
 // small so that a transport, a router or a journal implements only its part.
@@ -43,6 +46,34 @@ type Router interface {
 	Select(ctx context.Context, in Selection) (Decision, error)
 }
 
+// CapacitySignal tells the activities waiting in a channel's backlog that
+// the channel may take more work. A pool implements it; the dispatcher
+// waits on it, never polls.
+type CapacitySignal interface {
+	// CapacityChanged returns a channel that is closed the next time the
+	// capacity of channel may have grown: a slot freed, a worker joined,
+	// restarted or changed capacity, the channel's router was replaced.
+	// Ask before looking at the capacity, so that no change is missed.
+	CapacityChanged(channel ChannelName) <-chan struct{}
+}
+
+// BacklogPolicy is how a channel's backlog behaves.
+type BacklogPolicy struct {
+	// MaxBacklog bounds how many activities may wait at once; a dispatch
+	// that would be one more fails with [ErrBacklogFull]. 0 means
+	// DefaultMaxBacklog.
+	MaxBacklog int
+	// FailWhenFull makes a dispatch that no worker can take now fail with
+	// [ErrNoWorkers] at once, as the seed did, instead of waiting: for
+	// hosts whose workflow engine retries.
+	FailWhenFull bool
+	// ScheduleToStart is the default of requests that set none.
+	ScheduleToStart time.Duration
+}
+
+// DefaultMaxBacklog is a channel's max_backlog when its policy sets none.
+const DefaultMaxBacklog = 10_000
+
 // ConversationFactory opens dispatch conversations on channels.
 type ConversationFactory interface {
 	Open(ctx context.Context, workflowID string, channel ChannelName, conversationID string) (Conversation, error)
@@ -52,8 +83,12 @@ type ConversationFactory interface {
 // exactly once on every conversation it opened, whatever happened.
 type Conversation interface {
 	// Link links the worker's process to the conversation, so that its exit
-	// is delivered by Receive. Linking to a worker that already exited
-	// succeeds; the exit is then the next event.
+	// is delivered by Receive, and takes one of the worker's free slots for
+	// the attempt: a worker with none fails with an error wrapping
+	// [ErrWorkerFull], and the activity waits in the backlog. The slot is
+	// the attempt's until its answer, its worker's exit or Close. Linking
+	// to a worker that already exited succeeds; the exit is then the next
+	// event.
 	Link(ctx context.Context, w Worker) error
 	// Send delivers the request to the linked worker.
 	Send(ctx context.Context, msg DispatchRequest) error

@@ -24,15 +24,19 @@ type ActivityRequest struct {
 	// ScheduleToClose bounds the whole conversation, re-routes included.
 	// Zero means no bound.
 	ScheduleToClose time.Duration
-	// StartToClose bounds each attempt's wait for the worker's answer.
-	// Zero means no bound.
+	// StartToClose bounds each attempt's wait for the worker's answer,
+	// from when the request is sent into a free slot. Zero means no bound.
 	StartToClose time.Duration
+	// ScheduleToStart bounds each wait in the channel's backlog for a
+	// worker with a free slot (before the first attempt, and after a
+	// worker exits). Zero means no bound.
+	ScheduleToStart time.Duration
 }
 
 // IsZero reports whether r is the zero value, which means "no request".
 func (r ActivityRequest) IsZero() bool {
 	return r.WorkflowID == "" && r.ActivityType == "" && r.TaskQueue == "" &&
-		r.Input.IsZero() && r.ScheduleToClose == 0 && r.StartToClose == 0
+		r.Input.IsZero() && r.ScheduleToClose == 0 && r.StartToClose == 0 && r.ScheduleToStart == 0
 }
 
 // ResultStatus says how an activity ended. The zero value is invalid.
