@@ -1,8 +1,8 @@
 package engine
 
 import (
-	"cmp"
 	"bytes"
+	"cmp"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
