@@ -49,11 +49,14 @@ type Options struct {
 // Dispatcher runs dispatch conversations. It is safe for concurrent use; each
 // Dispatch call is independent.
 type Dispatcher struct {
-	pool   WorkerPool
-	router Router
-	convs  ConversationFactory
-	rec    Recorder
-	ids    IDSource
+	pool     WorkerPool
+	router   Router
+	convs    ConversationFactory
+	rec      Recorder
+	ids      IDSource
+	capacity CapacitySignal
+	policy   func(ChannelName) BacklogPolicy
+	backlogs backlogs
 }
 
 // NewDispatcher returns a dispatcher over the given pool, router, conversation
@@ -72,12 +75,16 @@ func NewDispatcher(opts Options) (*Dispatcher, error) {
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("engine: dispatcher options lack %s", strings.Join(missing, ", "))
 	}
-	d := &Dispatcher{pool: opts.Pool, router: opts.Router, convs: opts.Conversations, rec: opts.Recorder, ids: opts.IDs}
+	d := &Dispatcher{pool: opts.Pool, router: opts.Router, convs: opts.Conversations, rec: opts.Recorder, ids: opts.IDs,
+		capacity: opts.Capacity, policy: opts.Backlog}
 	if d.ids == nil {
 		d.ids = RandomIDs{}
 	}
 	return d, nil
 }
+
+// Waiting returns how many activities wait in the backlog of channel now.
+func (d *Dispatcher) Waiting(channel ChannelName) int { return d.backlogs.waiting(channel) }
 
 // Dispatch sends req to one worker of the channel of taskQueue in namespace
 // and returns the worker's result. In order, it:
@@ -103,8 +110,14 @@ func (d *Dispatcher) Dispatch(ctx context.Context, namespace, taskQueue string, 
 		return ActivityResult{}, &DispatchError{WorkflowID: req.WorkflowID, Err: err}
 	}
 	c := call{d: d, ch: ch, req: req}
-	if req.ScheduleToClose < 0 || req.StartToClose < 0 {
+	if req.ScheduleToClose < 0 || req.StartToClose < 0 || req.ScheduleToStart < 0 {
 		return ActivityResult{}, c.error(fmt.Errorf("%w: negative timeout", ErrInvalidRequest))
+	}
+	if d.policy != nil {
+		c.policy = d.policy(ch)
+	}
+	if c.req.ScheduleToStart == 0 {
+		c.req.ScheduleToStart = c.policy.ScheduleToStart
 	}
 	if d.rec != nil {
 		out, ok, err := d.rec.ReplayOutcome(ctx, ch, req)
@@ -160,6 +173,7 @@ type call struct {
 	started bool           // worker_selected was recorded for the current attempt
 	final   ActivityState  // the state conversation_closed records
 	result  ActivityResult // the worker's answer, when there was one
+	policy  BacklogPolicy  // the channel's
 }
 
 func (c *call) run(ctx context.Context) (ActivityResult, error) {
@@ -174,44 +188,14 @@ func (c *call) run(ctx context.Context) (ActivityResult, error) {
 		if err := ctx.Err(); err != nil {
 			return ActivityResult{}, err
 		}
-		snapshot, err := c.d.pool.Workers(ctx, c.ch, c.req)
+		p, err := c.place(ctx, excluded)
 		if err != nil {
-			return ActivityResult{}, fmt.Errorf("worker pool: %w", err)
+			return ActivityResult{}, err
 		}
-		cands := withoutExcluded(snapshot, excluded)
-		if len(cands) == 0 {
-			return ActivityResult{}, noWorkers(snapshot, excluded)
-		}
-		var seen []ConsumerStateView // what the journal records, taken before the router runs
-		if c.d.rec != nil {
-			seen = views(cands)
-		}
-		dec, err := c.d.router.Select(ctx, Selection{
-			WorkflowID:     c.req.WorkflowID,
-			Channel:        c.ch,
-			ConversationID: c.convID,
-			Attempt:        c.attempt,
-			Request:        c.req,
-			Candidates:     slices.Clip(cands),
-			Excluded:       slices.Clip(excluded),
-		})
-		if err != nil {
-			return ActivityResult{}, fmt.Errorf("%w: %w", ErrRouting, err)
-		}
-		if dec.WorkerID == "" {
-			return ActivityResult{}, choseNone(dec.Version, cands)
-		}
-		w, ok := findWorker(cands, dec.WorkerID)
-		if !ok {
-			return ActivityResult{}, fmt.Errorf("%w: router %s chose %q, which is not a candidate (candidates: %s)",
-				ErrRouting, versionText(dec.Version), dec.WorkerID, workerIDs(cands))
-		}
-		c.worker = w.ID
-		if err := c.conv.Link(ctx, w); err != nil {
-			return ActivityResult{}, fmt.Errorf("link: %w", err)
-		}
+		w := p.worker
 		if err := c.record(ctx, Operation{Kind: OpWorkerSelected, WorkerID: w.ID, State: StateStarted,
-			Attempt: c.attempt, Router: dec.Version, Candidates: seen, Excluded: slices.Clip(excluded)}); err != nil {
+			Attempt: c.attempt, Router: p.version, Candidates: p.seen, Excluded: slices.Clip(excluded),
+			Waited: p.waited}); err != nil {
 			return ActivityResult{}, err
 		}
 		c.started = true
@@ -402,23 +386,25 @@ func noWorkers(snapshot []Worker, excluded []string) error {
 
 // choseNone is the error of a router that chose none of the candidates.
 func choseNone(v RouterVersion, cands []Worker) error {
-	who := "the router"
-	if v.Hash != "" { // only scripts have a content hash
-		who = "the script"
-	}
 	noun := "candidates"
 	if len(cands) == 1 {
 		noun = "candidate"
 	}
-	ids := make([]string, 0, min(len(cands), maxListedIDs))
-	for _, w := range cands[:min(len(cands), maxListedIDs)] {
+	return fmt.Errorf("%w: %s %s chose none of %d %s (%s)", ErrNoWorkers, routerWord(v), versionText(v), len(cands), noun, listIDs(cands))
+}
+
+// listIDs names the workers' ids, the first maxListedIDs of them, then
+// counts the rest.
+func listIDs(ws []Worker) string {
+	ids := make([]string, 0, min(len(ws), maxListedIDs))
+	for _, w := range ws[:min(len(ws), maxListedIDs)] {
 		ids = append(ids, w.ID)
 	}
 	list := strings.Join(ids, ", ")
-	if more := len(cands) - len(ids); more > 0 {
+	if more := len(ws) - len(ids); more > 0 {
 		list += fmt.Sprintf(" and %d more", more)
 	}
-	return fmt.Errorf("%w: %s %s chose none of %d %s (%s)", ErrNoWorkers, who, versionText(v), len(cands), noun, list)
+	return list
 }
 
 // maxListedIDs is how many candidate ids a message names before it counts

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"reflect"
-	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -646,40 +645,3 @@ func TestDispatchRejectsAnEventOfAnotherAttempt(t *testing.T) {
 	r.checkIdle(t, w)
 }
 
-// A schedule-to-close that fires while Send waits for room in a full
-// mailbox ends the dispatch as a timeout, and the conversation still closes.
-func TestDispatchTimeoutWhileSendWaits(t *testing.T) {
-	r := newRig(t)
-	started := make(chan string, 2)
-	w, err := r.pool.Start(r.channel, local.WorkerConfig{ID: "w1", MailboxSize: 1, Handler: hang(started, "w1")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	bg := make(chan error, 2)
-	go func() { _, err := r.dispatch(ctx, request("wf-running")); bg <- err }()
-	<-started // the worker is busy
-	go func() { _, err := r.dispatch(ctx, request("wf-queued")); bg <- err }()
-	// wf-queued's request fills the one-slot mailbox once it is sent; wait
-	// until the worker's state shows it.
-	for w.State().BufferDepth == 0 {
-		select {
-		case err := <-bg:
-			t.Fatalf("a background dispatch ended early: %v", err)
-		default:
-			runtime.Gosched()
-		}
-	}
-	req := request("wf-blocked")
-	req.ScheduleToClose = 20 * time.Millisecond
-	_, err = r.dispatch(context.Background(), req)
-	if !errors.Is(err, engine.ErrScheduleToCloseTimeout) {
-		t.Fatalf("err = %v, want the schedule-to-close timeout", err)
-	}
-	cancel()
-	<-bg
-	<-bg
-	r.convs.checkClosedOnce(t)
-	r.checkIdle(t, w)
-}

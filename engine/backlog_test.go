@@ -1,0 +1,328 @@
+package engine_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/router"
+)
+
+// manualCapacity is a CapacitySignal the test fires: capacity "changes"
+// exactly when the test says so.
+type manualCapacity struct {
+	mu    sync.Mutex
+	ch    chan struct{}
+	asked atomic.Int32 // CapacityChanged calls
+}
+
+func newManualCapacity() *manualCapacity { return &manualCapacity{ch: make(chan struct{})} }
+
+func (m *manualCapacity) CapacityChanged(engine.ChannelName) <-chan struct{} {
+	m.asked.Add(1)
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.ch
+}
+
+// fire says capacity changed.
+func (m *manualCapacity) fire() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	close(m.ch)
+	m.ch = make(chan struct{})
+}
+
+// backlogRig is a rig whose dispatcher waits in a backlog, on capacity the
+// test fires, under policy.
+func backlogRig(t *testing.T, policy engine.BacklogPolicy, r engine.Router) (*rig, *manualCapacity) {
+	t.Helper()
+	rg := newRig(t)
+	if r != nil {
+		rg.router = &recordingRouter{inner: r}
+	}
+	capacity := newManualCapacity()
+	var err error
+	rg.d, err = engine.NewDispatcher(engine.Options{
+		Pool: rg.pool, Router: rg.router, Conversations: rg.convs, Recorder: rg.rec,
+		IDs: &engine.SequenceIDs{Prefix: "c"}, Capacity: capacity,
+		Backlog: func(engine.ChannelName) engine.BacklogPolicy { return policy },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rg, capacity
+}
+
+// held is a handler whose activities run until the test releases them, one
+// each time, in the order they started.
+type held struct {
+	started chan string // workflow ids, as they start
+	release chan struct{}
+}
+
+func newHeld() *held { return &held{started: make(chan string, 100), release: make(chan struct{})} }
+
+func (h *held) handle(ctx context.Context, req engine.ActivityRequest) engine.ActivityResult {
+	h.started <- req.WorkflowID
+	select {
+	case <-h.release:
+		return engine.Completed(req.Input)
+	case <-ctx.Done():
+		return engine.Failed("cancelled")
+	}
+}
+
+// waiting polls until n activities wait in the rig's channel's backlog; the
+// deadline only guards a hang.
+func waiting(t *testing.T, r *rig, n int) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for r.d.Waiting(r.channel) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("never %d waiting: %v", n, kinds(r.rec.all()))
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestBacklogWaitsForAFreeSlot: with the only worker's one slot taken, an
+// activity waits in the backlog, not in the worker's mailbox, and is sent
+// when the slot frees; its journal says it waited, and for how long.
+func TestBacklogWaitsForAFreeSlot(t *testing.T) {
+	r, capacity := backlogRig(t, engine.BacklogPolicy{}, nil)
+	h := newHeld()
+	w := r.start(t, "w1", h.handle)
+	first := make(chan error, 1)
+	go func() { _, err := r.dispatch(context.Background(), request("wf-1")); first <- err }()
+	<-h.started
+	second := make(chan error, 1)
+	go func() { _, err := r.dispatch(context.Background(), request("wf-2")); second <- err }()
+	waiting(t, r, 1)
+	if s := w.State(); s.InFlight != 1 || s.BufferDepth != 0 {
+		t.Fatalf("worker state %+v while wf-2 waits: want only wf-1 in flight", s)
+	}
+	h.release <- struct{}{}
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	capacity.fire()
+	if id := <-h.started; id != "wf-2" {
+		t.Fatalf("started %s", id)
+	}
+	h.release <- struct{}{}
+	if err := <-second; err != nil {
+		t.Fatal(err)
+	}
+	var wf2 []engine.Operation
+	for _, op := range r.rec.all() {
+		if op.WorkflowID == "wf-2" {
+			wf2 = append(wf2, op)
+		}
+	}
+	if got := strings.Join(kinds(wf2), " "); got != "conversation_opened activity_waiting worker_selected message_sent message_received conversation_closed" {
+		t.Fatalf("wf-2's journal: %s", got)
+	}
+	if msg := wf2[1].Message; msg != "no free slot: the 1 candidate is full (w1, 1 of 1)" || wf2[1].Attempt != 1 || wf2[1].State != engine.StateScheduled {
+		t.Errorf("activity_waiting = %+v", wf2[1])
+	}
+	if wf2[2].Waited <= 0 {
+		t.Errorf("worker_selected after the wait has waited %s", wf2[2].Waited)
+	}
+	r.convs.checkClosedOnce(t)
+	r.checkIdle(t, w)
+}
+
+// TestBacklogIsFIFO: waiting activities are placed oldest first.
+func TestBacklogIsFIFO(t *testing.T) {
+	r, capacity := backlogRig(t, engine.BacklogPolicy{}, nil)
+	h := newHeld()
+	w := r.start(t, "w1", h.handle)
+	done := make(chan error, 10)
+	go func() { _, err := r.dispatch(context.Background(), request("wf-0")); done <- err }()
+	<-h.started
+	for i := 1; i <= 5; i++ {
+		go func() { _, err := r.dispatch(context.Background(), request(fmt.Sprintf("wf-%d", i))); done <- err }()
+		waiting(t, r, i) // joined in this order
+	}
+	for i := 1; i <= 5; i++ {
+		h.release <- struct{}{}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		capacity.fire()
+		if id := <-h.started; id != fmt.Sprintf("wf-%d", i) {
+			t.Fatalf("started %s, want wf-%d: the oldest first", id, i)
+		}
+	}
+	h.release <- struct{}{}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	r.checkIdle(t, w)
+}
+
+// TestBacklogHeldBackBlocksNoOne: an activity its router holds back ("none
+// of these now") does not keep those behind it from a free slot.
+func TestBacklogHeldBackBlocksNoOne(t *testing.T) {
+	var hold atomic.Bool
+	hold.Store(true)
+	pick := router.NewNative("hold", func(in engine.Selection) string {
+		if in.WorkflowID == "wf-held" && hold.Load() {
+			return ""
+		}
+		return router.LeastLoaded(in)
+	})
+	r, capacity := backlogRig(t, engine.BacklogPolicy{}, pick)
+	h := newHeld()
+	w := r.start(t, "w1", h.handle)
+	done := make(chan error, 3)
+	go func() { _, err := r.dispatch(context.Background(), request("wf-0")); done <- err }()
+	<-h.started
+	go func() { _, err := r.dispatch(context.Background(), request("wf-held")); done <- err }()
+	waiting(t, r, 1)
+	go func() { _, err := r.dispatch(context.Background(), request("wf-next")); done <- err }()
+	waiting(t, r, 2)
+	h.release <- struct{}{}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	capacity.fire()
+	if id := <-h.started; id != "wf-next" {
+		t.Fatalf("started %s, want wf-next past the held-back wf-held", id)
+	}
+	hold.Store(false)
+	h.release <- struct{}{}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	capacity.fire()
+	if id := <-h.started; id != "wf-held" {
+		t.Fatalf("started %s, want wf-held once its router lets it go", id)
+	}
+	h.release <- struct{}{}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	r.checkIdle(t, w)
+}
+
+// TestBacklogTimeoutsAndBounds: schedule-to-start ends a wait with its own
+// error; a full backlog refuses at once; when_full: fail does not wait.
+func TestBacklogTimeoutsAndBounds(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		policy engine.BacklogPolicy
+		req    func(engine.ActivityRequest) engine.ActivityRequest
+		want   error
+		msg    string
+		kinds  string
+	}{
+		{"schedule-to-start", engine.BacklogPolicy{}, func(r engine.ActivityRequest) engine.ActivityRequest {
+			r.ScheduleToStart = 20 * time.Millisecond
+			return r
+		}, engine.ErrScheduleToStartTimeout, "schedule-to-start timeout after 20ms", "conversation_opened activity_waiting conversation_closed"},
+		{"schedule-to-start from the channel's policy", engine.BacklogPolicy{ScheduleToStart: 20 * time.Millisecond}, nil,
+			engine.ErrScheduleToStartTimeout, "schedule-to-start timeout after 20ms", "conversation_opened activity_waiting conversation_closed"},
+		{"schedule-to-close while waiting", engine.BacklogPolicy{}, func(r engine.ActivityRequest) engine.ActivityRequest {
+			r.ScheduleToClose = 20 * time.Millisecond
+			return r
+		}, engine.ErrScheduleToCloseTimeout, "schedule-to-close timeout after 20ms", "conversation_opened activity_waiting conversation_closed"},
+		{"backlog full", engine.BacklogPolicy{MaxBacklog: 1}, nil, engine.ErrBacklogFull,
+			"backlog full: 1 activities already wait on prod/email, its max_backlog (1); add workers, raise max_backlog, or set when_full: fail to fail at once",
+			"conversation_opened conversation_closed"},
+		{"when_full: fail", engine.BacklogPolicy{FailWhenFull: true}, nil, engine.ErrNoWorkers,
+			"NoWorkersAvailable: no free slot: the 1 candidate is full (w1, 1 of 1)", "conversation_opened conversation_closed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, _ := backlogRig(t, tc.policy, nil)
+			h := newHeld()
+			w := r.start(t, "w1", h.handle)
+			ctx, cancel := context.WithCancel(context.Background())
+			bg := make(chan error, 2)
+			go func() { _, err := r.dispatch(ctx, request("wf-running")); bg <- err }()
+			<-h.started
+			if tc.name == "backlog full" {
+				go func() { _, err := r.dispatch(ctx, request("wf-waiting")); bg <- err }()
+				waiting(t, r, 1)
+			}
+			req := request("wf-x")
+			if tc.req != nil {
+				req = tc.req(req)
+			}
+			_, err := r.dispatch(context.Background(), req)
+			if !errors.Is(err, tc.want) || !strings.HasSuffix(err.Error(), tc.msg) {
+				t.Fatalf("err = %v\nwant %v ending %q", err, tc.want, tc.msg)
+			}
+			var x []engine.Operation
+			for _, op := range r.rec.all() {
+				if op.WorkflowID == "wf-x" {
+					x = append(x, op)
+				}
+			}
+			if got := strings.Join(kinds(x), " "); got != tc.kinds {
+				t.Errorf("wf-x's journal: %s, want %s", got, tc.kinds)
+			}
+			if closed := x[len(x)-1]; closed.WorkerID != "" || closed.State != engine.StateFailed(true) {
+				t.Errorf("close %+v", closed)
+			}
+			cancel()
+			<-bg
+			if tc.name == "backlog full" {
+				<-bg
+			}
+			r.convs.checkClosedOnce(t)
+			r.checkIdle(t, w)
+		})
+	}
+}
+
+// TestBacklogBoundsScriptCallsPerChange: with many activities held back by
+// their router, a capacity change costs a bounded number of router calls,
+// not one per waiting activity.
+func TestBacklogBoundsScriptCallsPerChange(t *testing.T) {
+	var calls atomic.Int32
+	pick := router.NewNative("hold-all", func(in engine.Selection) string {
+		calls.Add(1)
+		if strings.HasPrefix(in.WorkflowID, "wf-held") {
+			return ""
+		}
+		return router.LeastLoaded(in)
+	})
+	r, capacity := backlogRig(t, engine.BacklogPolicy{}, pick)
+	h := newHeld()
+	w := r.start(t, "w1", h.handle)
+	done := make(chan error, 1)
+	go func() { _, err := r.dispatch(context.Background(), request("wf-0")); done <- err }()
+	<-h.started
+	const deep = 200
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for i := range deep {
+		wg.Add(1)
+		go func() { defer wg.Done(); r.dispatch(ctx, request(fmt.Sprintf("wf-held-%d", i))) }()
+	}
+	waiting(t, r, deep)
+	h.release <- struct{}{}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	before := calls.Load()
+	asked := capacity.asked.Load()
+	capacity.fire()
+	for capacity.asked.Load() == asked { // the round is over when the backlog asks again
+		time.Sleep(time.Millisecond)
+	}
+	if n := calls.Load() - before; n > 16 {
+		t.Errorf("one capacity change cost %d router calls with %d held back; want at most 16", n, deep)
+	}
+	cancel()
+	wg.Wait()
+	r.checkIdle(t, w)
+}
