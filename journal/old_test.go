@@ -132,7 +132,7 @@ func errText(err error) string {
 func sentinels(err error) string {
 	var out []string
 	for _, s := range []error{engine.ErrNoWorkers, engine.ErrActivityFailed, engine.ErrStartToCloseTimeout,
-		engine.ErrScheduleToCloseTimeout, engine.ErrRouting, engine.ErrRecord, engine.ErrPanic, engine.ErrUnknownChannel,
+		engine.ErrScheduleToCloseTimeout, engine.ErrScheduleToStartTimeout, engine.ErrBacklogFull, engine.ErrRouting, engine.ErrRecord, engine.ErrPanic, engine.ErrUnknownChannel,
 		journal.ErrNonDeterminism} {
 		if errors.Is(err, s) {
 			out = append(out, s.Error())
