@@ -577,6 +577,7 @@ func FuzzReader(f *testing.F) {
 	}
 	w.Close()
 	f.Add(buf.Bytes())
+	f.Add(renumber(waitLines())) // waits in a backlog
 	f.Add([]byte("{\"seq\":1,\"kind\":\"message_sent\"}\n{\"se"))
 	f.Add([]byte("\n\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
