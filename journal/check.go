@@ -15,13 +15,16 @@ import (
 // next lists, for each kind, the kinds that may follow it in one
 // conversation. A conversation starts with conversation_opened and ends with
 // exactly one conversation_closed, which may follow any step (a failure or a
-// cancellation ends it there).
+// cancellation ends it there). An attempt that cannot start at once waits
+// in the channel's backlog: activity_waiting, once per wait, before its
+// worker_selected (or the close, when the wait ends the conversation).
 var next = map[engine.OpKind][]engine.OpKind{
-	engine.OpConversationOpened: {engine.OpWorkerSelected},
+	engine.OpConversationOpened: {engine.OpWorkerSelected, engine.OpActivityWaiting},
+	engine.OpActivityWaiting:    {engine.OpWorkerSelected},
 	engine.OpWorkerSelected:     {engine.OpMessageSent, engine.OpWorkerTimedOut},
 	engine.OpMessageSent:        {engine.OpMessageReceived, engine.OpWorkerExited, engine.OpWorkerTimedOut},
 	engine.OpMessageReceived:    {},
-	engine.OpWorkerExited:       {engine.OpWorkerSelected},
+	engine.OpWorkerExited:       {engine.OpWorkerSelected, engine.OpActivityWaiting},
 	engine.OpWorkerTimedOut:     {},
 }
 
@@ -29,6 +32,7 @@ var next = map[engine.OpKind][]engine.OpKind{
 // state for conversation_closed).
 var wantState = map[engine.OpKind]engine.StateName{
 	engine.OpConversationOpened: engine.ActivityScheduled,
+	engine.OpActivityWaiting:    engine.ActivityScheduled,
 	engine.OpWorkerSelected:     engine.ActivityStarted,
 	engine.OpWorkerExited:       engine.ActivityFailed,
 	engine.OpWorkerTimedOut:     engine.ActivityFailed,
@@ -64,6 +68,7 @@ type convCheck struct {
 	exits    []exit // the workers that exited, in order
 	reply    engine.ActivityResult
 	replyAt  int // the line of message_received, or 0
+	waitAt   int // the line of the activity_waiting the conversation is in, or 0
 }
 
 // exit is a worker that exited during a conversation, and where.
@@ -85,8 +90,10 @@ type closedConv struct{ opened, closed int }
 // line); every conversation opened once, its steps in a legal order with the
 // right states and attempts, closed exactly once; each selection of a
 // candidate that is neither excluded nor exited; every step of an attempt of
-// the worker it went to; a close with the worker's answer as its result
-// (see docs/journal.md).
+// the worker it went to; a wait in the backlog only before an attempt's
+// selection, with no worker and a reason, and a waited only on the
+// selection that ends a wait; a close with the worker's answer as its
+// result (see docs/journal.md).
 //
 // Its memory is bounded by what is open at once, not by the journal's
 // length: the conversations not yet closed, and the ids of the last 1,024
@@ -164,17 +171,39 @@ func (c *Checker) add(line int, op engine.Operation) {
 	}
 	if !allowed(cv.last, op.Kind) {
 		c.fail(line, id, "%s cannot follow %s", op.Kind, cv.last)
+		if op.Kind == engine.OpActivityWaiting {
+			// A wait out of place is said once; the steps around it are
+			// checked as if it were not there.
+			return
+		}
 	}
-	if op.Kind == engine.OpWorkerSelected {
+	c.checkWaited(line, id, cv, op)
+	switch op.Kind {
+	case engine.OpWorkerSelected:
 		cv.attempt++
+	case engine.OpActivityWaiting:
+		// It waits to start the next attempt: the first after the opening,
+		// the next one after an exit.
+		if op.Attempt != cv.attempt+1 {
+			c.fail(line, id, "activity_waiting of attempt %d, but it waits to start attempt %d", op.Attempt, cv.attempt+1)
+		}
+		if op.WorkerID != "" {
+			c.fail(line, id, "activity_waiting of worker %s, but a waiting activity has no worker", op.WorkerID)
+		}
+		if op.Message == "" {
+			c.fail(line, id, "activity_waiting without a message saying why it waits")
+		}
 	}
-	if op.Attempt != cv.attempt {
+	if op.Kind != engine.OpActivityWaiting && op.Attempt != cv.attempt {
 		c.fail(line, id, "%s of attempt %d during attempt %d", op.Kind, op.Attempt, cv.attempt)
 	}
 	switch op.Kind {
+	case engine.OpActivityWaiting:
+		cv.waitAt = line
 	case engine.OpWorkerSelected:
 		c.checkSelection(line, id, cv, op)
 		cv.worker = op.WorkerID
+		cv.waitAt = 0
 	case engine.OpMessageSent, engine.OpMessageReceived, engine.OpWorkerExited, engine.OpWorkerTimedOut:
 		if cv.worker != "" && op.WorkerID != cv.worker {
 			c.fail(line, id, "%s of %s, but attempt %d went to worker %s", op.Kind, workerText(op.WorkerID), cv.attempt, cv.worker)
@@ -188,6 +217,20 @@ func (c *Checker) add(line int, op engine.Operation) {
 		cv.worker = ""
 	}
 	cv.last = op.Kind
+}
+
+// checkWaited checks op's waited: only the worker_selected that ends a
+// wait has one, and it is not negative.
+func (c *Checker) checkWaited(line int, id string, cv *convCheck, op engine.Operation) {
+	switch {
+	case op.Waited == 0:
+	case op.Kind != engine.OpWorkerSelected:
+		c.fail(line, id, "%s with waited %s: only a worker_selected that ends a wait has one", op.Kind, op.Waited)
+	case op.Waited < 0:
+		c.fail(line, id, "worker_selected with a negative waited %s", op.Waited)
+	case cv.last != engine.OpActivityWaiting:
+		c.fail(line, id, "worker_selected with waited %s, but no activity_waiting before it", op.Waited)
+	}
 }
 
 // checkSelection checks that a worker_selected chose one of its
@@ -234,10 +277,14 @@ func (c *Checker) checkSelection(line int, id string, cv *convCheck, op engine.O
 // answer when there was one.
 func (c *Checker) checkClose(line int, id string, cv *convCheck, op engine.Operation) {
 	// The dispatcher starts the next attempt when one ends in an exit (and
-	// the first after the opening); a close before its selection names it.
-	between := cv.last == engine.OpConversationOpened || cv.last == engine.OpWorkerExited
+	// the first after the opening); a close before its selection names it,
+	// and so does a close that ends a wait for it.
+	between := cv.last == engine.OpConversationOpened || cv.last == engine.OpWorkerExited ||
+		cv.last == engine.OpActivityWaiting
 	switch want := cv.attempt + btoi(between); {
 	case op.Attempt == want:
+	case cv.last == engine.OpActivityWaiting:
+		c.fail(line, id, "conversation_closed of attempt %d, but the activity_waiting at line %d waits to start attempt %d", op.Attempt, cv.waitAt, want)
 	case !between && op.Attempt == cv.attempt+1:
 		c.fail(line, id, "conversation_closed of attempt %d, but attempt %d did not end in worker_exited", op.Attempt, cv.attempt)
 	case between && cv.attempt > 0:
@@ -247,6 +294,13 @@ func (c *Checker) checkClose(line int, id string, cv *convCheck, op engine.Opera
 	}
 	if !between && op.WorkerID != cv.worker {
 		c.fail(line, id, "conversation_closed of %s, but attempt %d went to worker %s", workerText(op.WorkerID), cv.attempt, cv.worker)
+	}
+	// A wait ends the conversation only when it fails (a timeout, the
+	// caller giving up, a failure of the host): an activity that may be
+	// tried again.
+	if cv.last == engine.OpActivityWaiting && op.State != engine.StateFailed(true) {
+		c.fail(line, id, "conversation_closed after activity_waiting (line %d) with state %s, want activity_failed with retry_eligible true",
+			cv.waitAt, fullStateText(op.State))
 	}
 	switch {
 	case cv.last == engine.OpMessageReceived:
@@ -379,6 +433,14 @@ func stateText(s engine.ActivityState) string {
 		return "none"
 	}
 	return s.Name.String()
+}
+
+// fullStateText shows a state with its retry_eligible, when it has one.
+func fullStateText(s engine.ActivityState) string {
+	if s.Name == engine.ActivityFailed {
+		return fmt.Sprintf("%s (retry_eligible %t)", s.Name, s.RetryEligible)
+	}
+	return stateText(s)
 }
 
 // Open returns how many conversations are open: opened and not closed.

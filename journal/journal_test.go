@@ -577,6 +577,7 @@ func FuzzReader(f *testing.F) {
 	}
 	w.Close()
 	f.Add(buf.Bytes())
+	f.Add(renumber(waitLines())) // waits in a backlog
 	f.Add([]byte("{\"seq\":1,\"kind\":\"message_sent\"}\n{\"se"))
 	f.Add([]byte("\n\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -714,6 +715,20 @@ func TestReplayedErrorKeepsItsSentinel(t *testing.T) {
 	out = journal.Outcomes([]engine.Operation{open, closed}, nil)
 	if !errors.Is(out[0].Err, engine.ErrStartToCloseTimeout) {
 		t.Errorf("outcome error %v: want the start-to-close timeout", out[0].Err)
+	}
+	// The backlog's errors (issue 12) keep theirs too.
+	for _, tc := range []struct {
+		msg      string
+		sentinel error
+	}{
+		{"schedule-to-start timeout after 2s", engine.ErrScheduleToStartTimeout},
+		{"backlog full: 100 activities already wait on prod/email (max_backlog 100)", engine.ErrBacklogFull},
+	} {
+		closed.Message = tc.msg
+		out = journal.Outcomes([]engine.Operation{open, closed}, nil)
+		if !errors.Is(out[0].Err, tc.sentinel) || errors.Is(out[0].Err, engine.ErrScheduleToCloseTimeout) {
+			t.Errorf("outcome error %v: want %v only", out[0].Err, tc.sentinel)
+		}
 	}
 }
 

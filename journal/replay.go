@@ -169,7 +169,8 @@ func recordedError(op engine.Operation) error {
 	} else {
 		first, _, _ := strings.Cut(op.Message, "\n")
 		for _, s := range []error{engine.ErrNoWorkers, engine.ErrActivityFailed, engine.ErrStartToCloseTimeout,
-			engine.ErrScheduleToCloseTimeout, engine.ErrRouting, engine.ErrRecord, engine.ErrPanic, engine.ErrUnknownChannel} {
+			engine.ErrScheduleToCloseTimeout, engine.ErrScheduleToStartTimeout, engine.ErrBacklogFull,
+			engine.ErrRouting, engine.ErrRecord, engine.ErrPanic, engine.ErrUnknownChannel} {
 			if strings.HasPrefix(first, s.Error()) || strings.HasPrefix(first, "worker pool: "+s.Error()) {
 				cause = s
 				break

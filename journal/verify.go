@@ -157,6 +157,16 @@ func errText(err error) string {
 type Tally struct {
 	Conversations, Completed, Failed, NoWorkers, Timeouts, OtherErrors int // outcomes
 	Selected, Answered, AnsweredFailed, Exits, TimedOut                int // steps
+	// ScheduleToStartTimeouts counts the outcomes that were a wait in the
+	// backlog running out of its schedule-to-start (Timeouts counts them
+	// too).
+	ScheduleToStartTimeouts int
+	// Waits counts the activity_waiting steps of a channel: how many
+	// times an activity waited in its backlog.
+	Waits int
+	// Waited holds how long they waited, as the worker_selected that
+	// ended each wait says (its waited), for a channel.
+	Waited Durations
 }
 
 // Summary is a journal's story in numbers.
@@ -165,6 +175,9 @@ type Summary struct {
 	Total      Tally
 	Channels   map[string]*Tally    // by "namespace/task_queue"
 	Workers    map[WorkerKey]*Tally // by channel and worker id
+	// waiting holds the conversations waiting in a backlog, until the
+	// selection or the close that ends the wait: what is open at once.
+	waiting map[string]bool
 }
 
 // WorkerKey names a worker: ids are unique within a channel only.
@@ -200,7 +213,8 @@ func sortedNames(m map[string]*Tally) []string {
 	return out
 }
 
-// Summarize counts the outcomes and steps of ops, per channel and per worker.
+// Summarize counts the outcomes and steps of ops, per channel and per
+// worker, and the waits in each channel's backlog.
 func Summarize(ops []engine.Operation, outcomes []Outcome) Summary {
 	var s Summary
 	for _, op := range ops {
@@ -239,9 +253,22 @@ func (s *Summary) add(op engine.Operation) {
 	s.Operations++
 	ch := s.tally(op.Channel)
 	switch op.Kind {
+	case engine.OpActivityWaiting:
+		ch.Waits++
+		if s.waiting == nil {
+			s.waiting = map[string]bool{}
+		}
+		s.waiting[op.ConversationID] = true
+	case engine.OpConversationClosed:
+		delete(s.waiting, op.ConversationID)
 	case engine.OpWorkerSelected:
 		ch.Selected++
 		s.worker(op).Selected++
+		if s.waiting[op.ConversationID] {
+			// A wait too short for the clock has no waited: it counts as 0.
+			ch.Waited.Add(op.Waited)
+			delete(s.waiting, op.ConversationID)
+		}
 	case engine.OpWorkerExited:
 		ch.Exits++
 		s.worker(op).Exits++
@@ -271,6 +298,9 @@ func (s *Summary) addOutcome(o Outcome) {
 			t.NoWorkers++
 		case errors.Is(o.Err, engine.ErrStartToCloseTimeout), errors.Is(o.Err, engine.ErrScheduleToCloseTimeout):
 			t.Timeouts++
+		case errors.Is(o.Err, engine.ErrScheduleToStartTimeout):
+			t.Timeouts++
+			t.ScheduleToStartTimeouts++
 		default:
 			t.OtherErrors++
 		}

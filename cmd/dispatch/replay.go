@@ -26,19 +26,24 @@ Checks a journal (seq 1, 2, 3, … with no line missing, every conversation
 opened once, its steps in a legal order, closed exactly once; each selection
 of one of its candidates, never of an excluded or exited worker; every step
 of an attempt from the worker it went to; a close with the attempt it ended
-in and the worker's answer as its result) and replays every recorded
-dispatch through the engine in replay mode, proving that no worker, router
-or conversation is touched. Prints a summary per channel and per worker.
-What a crash leaves (a torn last line, conversations never closed) is
-reported as a warning and not replayed. The journal is read once, line by
-line, holding only what is open at once (conversations not yet closed), so
-its size does not matter.
+in and the worker's answer as its result; a wait in a channel's backlog
+only before a selection or a close, of the attempt it waits to start, and
+its length, waited, only on the selection that ends it) and replays every
+recorded dispatch through the engine in replay mode, proving that no
+worker, router or conversation is touched. Prints a summary per channel
+and per worker and, when activities waited in a backlog, per channel the
+waits, the p50 and p99 of how long those that went to a worker waited,
+and the schedule-to-start timeouts. What a crash leaves (a torn last line,
+conversations never closed) is reported as a warning and not replayed. The
+journal is read once, line by line, holding only what is open at once
+(conversations not yet closed), so its size does not matter.
 
-With --what-if, re-runs every recorded routing decision on the channel (same
-request, candidates, excluded workers, attempt and seeded random draws)
-through another script, and reports how many decisions would change, with
-the first few side by side: a way to test a new routing script against
-yesterday's traffic before deploying it.
+With --what-if, re-runs every recorded routing decision on the channel (a
+selection; a wait is not one) with the same request, candidates, excluded
+workers, attempt and seeded random draws through another script, and
+reports how many decisions would change, with the first few side by side:
+a way to test a new routing script against yesterday's traffic before
+deploying it.
 
 Flags:
   --journal FILE       the journal (JSON lines)
@@ -132,8 +137,14 @@ func printSummary(w io.Writer, path string, s journal.Summary) {
 	t := s.Total
 	fmt.Fprintf(w, "%s: consistent: %d operations, %d conversations replayed with 0 live calls\n",
 		path, s.Operations, t.Conversations)
-	fmt.Fprintf(w, "outcomes: %d completed, %d failed, %d no worker, %d timed out, %d other errors\n\n",
-		t.Completed, t.Failed, t.NoWorkers, t.Timeouts, t.OtherErrors)
+	timedOut := fmt.Sprint(t.Timeouts)
+	if t.ScheduleToStartTimeouts > 0 {
+		timedOut += fmt.Sprintf(" timed out (%d schedule-to-start)", t.ScheduleToStartTimeouts)
+	} else {
+		timedOut += " timed out"
+	}
+	fmt.Fprintf(w, "outcomes: %d completed, %d failed, %d no worker, %s, %d other errors\n\n",
+		t.Completed, t.Failed, t.NoWorkers, timedOut, t.OtherErrors)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CHANNEL\tCONVERSATIONS\tCOMPLETED\tFAILED\tNO WORKER\tTIMED OUT\tSELECTIONS\tEXITS")
 	for _, k := range s.ChannelNames() {
@@ -149,6 +160,40 @@ func printSummary(w io.Writer, path string, s journal.Summary) {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%d\t%d\t%d\t%d\n", k.Channel, k.Worker, c.Selected, c.Answered, c.AnsweredFailed, c.Exits, c.TimedOut)
 	}
 	tw.Flush()
+	printBacklog(w, s)
+}
+
+// printBacklog adds, when activities waited in a backlog (issue 12), a
+// table of the waits per channel: how many, the p50 and p99 of those that
+// ended in a selection, and the schedule-to-start timeouts. A journal
+// without waits prints nothing more.
+func printBacklog(w io.Writer, s journal.Summary) {
+	waited := slices.ContainsFunc(s.ChannelNames(), func(k string) bool {
+		return s.Channels[k].Waits > 0 || s.Channels[k].ScheduleToStartTimeouts > 0
+	})
+	if !waited {
+		return
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CHANNEL\tWAITS\tWAIT P50\tWAIT P99\tSCHEDULE-TO-START TIMEOUTS")
+	for _, k := range s.ChannelNames() {
+		c := s.Channels[k]
+		p50, p99 := "-", "-"
+		if c.Waited.Count() > 0 {
+			p50, p99 = waitText(c.Waited.Quantile(0.50)), waitText(c.Waited.Quantile(0.99))
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\n", k, c.Waits, p50, p99, c.ScheduleToStartTimeouts)
+	}
+	tw.Flush()
+}
+
+// waitText shows a wait as dispatch run shows latencies, 0 included.
+func waitText(d time.Duration) string {
+	if d == 0 {
+		return "0s"
+	}
+	return latency(d)
 }
 
 // whatIfMaxTimeouts is how many decisions may time out before a what-if

@@ -1,0 +1,4 @@
+package journal
+
+// DurationsBuckets is how many buckets d holds: its memory.
+func DurationsBuckets(d *Durations) int { return len(d.buckets) }
