@@ -41,6 +41,11 @@ type Config struct {
 // Defaults apply to every channel that does not set its own.
 type Defaults struct {
 	ScriptTimeout time.Duration // default router.DefaultTimeout
+	// Backlog is the backlog policy of a channel that sets none of its
+	// keys: max_backlog (default engine.DefaultMaxBacklog), when_full
+	// (default wait: FailWhenFull false) and schedule_to_start (default
+	// none: 0).
+	Backlog engine.BacklogPolicy
 }
 
 // Channel is one dispatch channel.
@@ -48,8 +53,28 @@ type Channel struct {
 	Name          engine.ChannelName
 	Routing       Routing
 	ScriptTimeout time.Duration // after defaults
-	Workers       []Worker
-	Pos           Position // where the channel is declared
+	// Backlog is how the channel's activities wait when no worker can take
+	// them now: each of max_backlog, when_full and schedule_to_start is the
+	// channel's own, else the one under defaults. MaxBacklog is always set
+	// (1 or more).
+	Backlog engine.BacklogPolicy
+	Workers []Worker
+	Pos     Position // where the channel is declared
+}
+
+// When_full values: what a channel does with an activity no worker can take
+// now.
+const (
+	WhenFullWait = "wait" // it waits in the channel's backlog (the default)
+	WhenFullFail = "fail" // it fails at once with NoWorkersAvailable
+)
+
+// WhenFull returns p's when_full as the config writes it: "wait" or "fail".
+func WhenFull(p engine.BacklogPolicy) string {
+	if p.FailWhenFull {
+		return WhenFullFail
+	}
+	return WhenFullWait
 }
 
 // Routing is a channel's compiled routing script.
@@ -166,6 +191,16 @@ func (c *Config) Channel(ch engine.ChannelName) (Channel, bool) {
 		}
 	}
 	return Channel{}, false
+}
+
+// BacklogPolicies returns every channel's backlog policy by channel, for
+// engine.Options.Backlog.
+func (c *Config) BacklogPolicies() map[engine.ChannelName]engine.BacklogPolicy {
+	out := make(map[engine.ChannelName]engine.BacklogPolicy, len(c.Channels))
+	for _, ch := range c.Channels {
+		out[ch.Name] = ch.Backlog
+	}
+	return out
 }
 
 // ParseChannelFlag parses a channel as the CLI and requests name it:

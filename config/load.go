@@ -135,7 +135,8 @@ func (l *loader) parse(data []byte) *Config {
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
 		root = root.Content[0]
 	}
-	cfg := &Config{File: l.file, Defaults: Defaults{ScriptTimeout: router.DefaultTimeout}}
+	cfg := &Config{File: l.file, Defaults: Defaults{ScriptTimeout: router.DefaultTimeout,
+		Backlog: engine.BacklogPolicy{MaxBacklog: engine.DefaultMaxBacklog}}}
 	var channels *yaml.Node
 	fields := map[string]func(k, v *yaml.Node){
 		"version":  func(_, v *yaml.Node) { cfg.Version, _ = l.integer(v, "version") },
@@ -407,13 +408,49 @@ func (l *loader) duration(n *yaml.Node, what string, positive bool) time.Duratio
 }
 
 func (l *loader) defaults(n *yaml.Node, d *Defaults) {
-	l.mapping(n, "defaults", map[string]func(k, v *yaml.Node){
+	fields := map[string]func(k, v *yaml.Node){
 		"script_timeout": func(_, v *yaml.Node) {
 			if t := l.duration(v, "defaults.script_timeout", true); t > 0 {
 				d.ScriptTimeout = t
 			}
 		},
-	})
+	}
+	l.backlogFields(fields, "defaults.", &d.Backlog)
+	l.mapping(n, "defaults", fields)
+}
+
+// backlogFields adds the keys of a backlog policy (max_backlog, when_full,
+// schedule_to_start) to fields: each one given sets its part of p, and a
+// bad value is reported (named prefix+key) and leaves p as it was.
+func (l *loader) backlogFields(fields map[string]func(k, v *yaml.Node), prefix string, p *engine.BacklogPolicy) {
+	fields["max_backlog"] = func(_, v *yaml.Node) {
+		n, ok := l.integer(v, prefix+"max_backlog")
+		switch {
+		case ok && n < 1:
+			l.errorf(v, "%smax_backlog must be 1 or more, got %s", prefix, v.Value)
+		case ok:
+			p.MaxBacklog = n
+		}
+	}
+	fields["when_full"] = func(_, v *yaml.Node) {
+		s, ok := l.scalar(v, prefix+"when_full")
+		if !ok {
+			return
+		}
+		switch s.Value {
+		case WhenFullWait:
+			p.FailWhenFull = false
+		case WhenFullFail:
+			p.FailWhenFull = true
+		default:
+			l.errorf(s, "%swhen_full must be %s (the default) or %s, got %q", prefix, WhenFullWait, WhenFullFail, s.Value)
+		}
+	}
+	fields["schedule_to_start"] = func(_, v *yaml.Node) {
+		if d := l.duration(v, prefix+"schedule_to_start", true); d > 0 {
+			p.ScheduleToStart = d
+		}
+	}
 }
 
 func (l *loader) channels(n *yaml.Node, cfg *Config) {
@@ -450,16 +487,18 @@ func (l *loader) channel(n *yaml.Node, defaults Defaults) Channel {
 	if n == nil {
 		return Channel{}
 	}
-	ch := Channel{Pos: Position{n.Line, n.Column}, ScriptTimeout: defaults.ScriptTimeout}
+	ch := Channel{Pos: Position{n.Line, n.Column}, ScriptTimeout: defaults.ScriptTimeout, Backlog: defaults.Backlog}
 	var ns, queue string
 	var nsNode, queueNode, routing *yaml.Node
-	if !l.mapping(n, "channel", map[string]func(k, v *yaml.Node){
+	fields := map[string]func(k, v *yaml.Node){
 		"namespace":      func(_, v *yaml.Node) { ns, nsNode = l.str(v, "namespace"), v },
 		"task_queue":     func(_, v *yaml.Node) { queue, queueNode = l.str(v, "task_queue"), v },
 		"routing":        func(_, v *yaml.Node) { routing = v },
 		"script_timeout": func(_, v *yaml.Node) { ch.ScriptTimeout = l.duration(v, "script_timeout", true) },
 		"workers":        func(_, v *yaml.Node) { ch.Workers = l.workers(v) },
-	}, "namespace", "task_queue", "routing") {
+	}
+	l.backlogFields(fields, "", &ch.Backlog)
+	if !l.mapping(n, "channel", fields, "namespace", "task_queue", "routing") {
 		return ch
 	}
 	if nsNode != nil && queueNode != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aion-dispatch/dispatch/config"
+	"github.com/aion-dispatch/dispatch/engine"
 	"github.com/aion-dispatch/dispatch/router"
 )
 
@@ -95,6 +96,81 @@ func TestLoadGood(t *testing.T) {
 	}
 	if got := inline.Router(cfg.File).Version().Source; got != "conf/dispatch.yaml:15 (inline)" {
 		t.Errorf("inline source name = %q", got)
+	}
+}
+
+// TestLoadBacklog: each of max_backlog, when_full and schedule_to_start is
+// the channel's own if it sets it, else the one under defaults, else the
+// default (engine.DefaultMaxBacklog, wait, none).
+func TestLoadBacklog(t *testing.T) {
+	const ch = "  - namespace: prod\n    task_queue: q%d\n    routing: {lua: ../scripts/ll.lua}\n"
+	for _, tc := range []struct {
+		name     string
+		defaults string   // the defaults mapping's keys, or ""
+		channels []string // each channel's backlog keys, one channel each
+		want     []engine.BacklogPolicy
+		wantDefs engine.BacklogPolicy
+	}{
+		{"nothing set: the defaults", "", []string{""},
+			[]engine.BacklogPolicy{{MaxBacklog: engine.DefaultMaxBacklog}},
+			engine.BacklogPolicy{MaxBacklog: engine.DefaultMaxBacklog}},
+		{"a channel's own", "", []string{"max_backlog: 5\n    when_full: fail\n    schedule_to_start: 2s\n", "when_full: wait\n"},
+			[]engine.BacklogPolicy{
+				{MaxBacklog: 5, FailWhenFull: true, ScheduleToStart: 2 * time.Second},
+				{MaxBacklog: engine.DefaultMaxBacklog}},
+			engine.BacklogPolicy{MaxBacklog: engine.DefaultMaxBacklog}},
+		{"under defaults", "{max_backlog: 100, when_full: fail, schedule_to_start: 1m}", []string{""},
+			[]engine.BacklogPolicy{{MaxBacklog: 100, FailWhenFull: true, ScheduleToStart: time.Minute}},
+			engine.BacklogPolicy{MaxBacklog: 100, FailWhenFull: true, ScheduleToStart: time.Minute}},
+		{"each key overrides its default alone", "{max_backlog: 100, when_full: fail, schedule_to_start: 1m}",
+			[]string{"max_backlog: 1\n", "when_full: wait\n", "schedule_to_start: 250ms\n", ""},
+			[]engine.BacklogPolicy{
+				{MaxBacklog: 1, FailWhenFull: true, ScheduleToStart: time.Minute},
+				{MaxBacklog: 100, FailWhenFull: false, ScheduleToStart: time.Minute},
+				{MaxBacklog: 100, FailWhenFull: true, ScheduleToStart: 250 * time.Millisecond},
+				{MaxBacklog: 100, FailWhenFull: true, ScheduleToStart: time.Minute}},
+			engine.BacklogPolicy{MaxBacklog: 100, FailWhenFull: true, ScheduleToStart: time.Minute}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b strings.Builder
+			b.WriteString("version: 1\n")
+			if tc.defaults != "" {
+				b.WriteString("defaults: " + tc.defaults + "\n")
+			}
+			b.WriteString("channels:\n")
+			for i, keys := range tc.channels {
+				fmt.Fprintf(&b, ch, i)
+				if keys != "" {
+					b.WriteString("    " + keys)
+				}
+			}
+			cfg, err := load(t, b.String())
+			if err != nil {
+				t.Fatalf("load: %v\n%s", err, b.String())
+			}
+			if cfg.Defaults.Backlog != tc.wantDefs {
+				t.Errorf("defaults: %+v, want %+v", cfg.Defaults.Backlog, tc.wantDefs)
+			}
+			policies := cfg.BacklogPolicies()
+			for i, want := range tc.want {
+				got := cfg.Channels[i]
+				if got.Backlog != want || policies[got.Name] != want {
+					t.Errorf("channel %d: %+v (by name %+v), want %+v", i, got.Backlog, policies[got.Name], want)
+				}
+			}
+			if len(policies) != len(tc.want) {
+				t.Errorf("BacklogPolicies has %d channels, want %d", len(policies), len(tc.want))
+			}
+		})
+	}
+}
+
+func TestWhenFull(t *testing.T) {
+	if got := config.WhenFull(engine.BacklogPolicy{}); got != "wait" {
+		t.Errorf("default: %q", got)
+	}
+	if got := config.WhenFull(engine.BacklogPolicy{FailWhenFull: true}); got != "fail" {
+		t.Errorf("FailWhenFull: %q", got)
 	}
 }
 
@@ -209,6 +285,37 @@ channels:
 			`conf/dispatch.yaml:12:109: restart_after must be above zero, got 0s`,
 			`conf/dispatch.yaml:13:9: worker: missing "id"`,
 			`conf/dispatch.yaml:14:27: fail_rate 0.6 and exit_rate 0.5 add up to more than 1`}},
+		{"backlog limits, under defaults and in a channel", `version: 1
+defaults: {max_backlog: 0, when_full: drop, schedule_to_start: 0s}
+channels:
+  - namespace: prod
+    task_queue: email
+    routing: {lua: ../scripts/ll.lua}
+    max_backlog: -3
+    when_full: [wait]
+    schedule_to_start: -1s
+  - namespace: prod
+    task_queue: sms
+    routing: {lua: ../scripts/ll.lua}
+    max_backlog: lots
+    when_full: Wait
+    schedule_to_start: soon
+  - {namespace: prod, task_queue: fax, routing: {lua: ../scripts/ll.lua}, max_backlog: 1.5, when_full: , schedule_to_start: 2}
+  - {namespace: prod, task_queue: pager, routing: {lua: ../scripts/ll.lua}, max_backlog: 99999999999}
+`, []string{
+			`conf/dispatch.yaml:2:25: defaults.max_backlog must be 1 or more, got 0`,
+			`conf/dispatch.yaml:2:39: defaults.when_full must be wait (the default) or fail, got "drop"`,
+			`conf/dispatch.yaml:2:64: defaults.schedule_to_start must be above zero, got 0s`,
+			`conf/dispatch.yaml:7:18: max_backlog must be 1 or more, got -3`,
+			`conf/dispatch.yaml:8:16: when_full must be a value, got a list`,
+			`conf/dispatch.yaml:9:24: schedule_to_start must be above zero, got -1s`,
+			`conf/dispatch.yaml:13:18: max_backlog must be a whole number, got str "lots"`,
+			`conf/dispatch.yaml:14:16: when_full must be wait (the default) or fail, got "Wait"`,
+			`conf/dispatch.yaml:15:24: schedule_to_start: "soon" is not a duration`,
+			`conf/dispatch.yaml:16:88: max_backlog must be a whole number, got float "1.5"`,
+			`conf/dispatch.yaml:16:104: when_full must be a value, got nothing`,
+			`conf/dispatch.yaml:16:125: schedule_to_start: "2" is not a duration`,
+			`conf/dispatch.yaml:17:90: max_backlog: "99999999999" is out of range`}},
 		{"scripts", `version: 1
 channels:
   - {namespace: a, task_queue: missing, routing: {lua: ../scripts/nope.lua}}

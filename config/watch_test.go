@@ -12,12 +12,14 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/aion-dispatch/dispatch/config"
+	"github.com/aion-dispatch/dispatch/engine"
 	"github.com/aion-dispatch/dispatch/router"
 )
 
@@ -335,6 +337,38 @@ func TestWatchBrokenConfigKeepsTheWholeOldConfig(t *testing.T) {
 	// (Continued below: a config that names a missing script.)
 	writeFile(t, filepath.Join(h.dir, "v2.lua"), pickV3)
 	h.waitFor(config.Reloaded, hasSource(pickV3))
+}
+
+// TestWatchAppliesABacklogChangeWithoutTheGate: a config edit that changes
+// only a channel's backlog policy is applied (no script changed, so the
+// gate does not run); a bad value keeps the whole old config.
+func TestWatchAppliesABacklogChangeWithoutTheGate(t *testing.T) {
+	var gated atomic.Int32
+	h := startWatch(t, map[string]string{"dispatch.yaml": confYAML("pick.lua", ""), "pick.lua": pickV1},
+		"dispatch.yaml", config.WatchOptions{
+			Gate: func(ctx context.Context, ch config.Channel, file string) (router.GateReport, error) {
+				gated.Add(1)
+				return ch.Gate(ctx, file, nil)
+			},
+		})
+	writeFile(t, h.conf, confYAML("pick.lua", "    max_backlog: 5\n    when_full: fail\n    schedule_to_start: 2s\n"))
+	o := h.waitFor(config.Reloaded, nil)
+	want := engine.BacklogPolicy{MaxBacklog: 5, FailWhenFull: true, ScheduleToStart: 2 * time.Second}
+	if got := o.Config.Channels[0].Backlog; got != want {
+		t.Errorf("backlog after the edit %+v, want %+v", got, want)
+	}
+	if n := gated.Load(); n != 0 || len(o.Gated) != 0 {
+		t.Errorf("the gate ran %d times (gated %v) on an edit that changed no routing", n, o.Gated)
+	}
+
+	writeFile(t, h.conf, confYAML("pick.lua", "    max_backlog: 0\n"))
+	o = h.waitFor(config.Failed, nil)
+	if msg := h.conf + ":6:18: max_backlog must be 1 or more, got 0"; o.Err == nil || o.Err.Error() != msg {
+		t.Errorf("err = %v, want %s", o.Err, msg)
+	}
+	if got := o.Config.Channels[0].Backlog; got != want {
+		t.Errorf("backlog in service after a bad edit %+v, want the last good %+v", got, want)
+	}
 }
 
 func TestWatchIgnoresSavesThatChangeNothing(t *testing.T) {

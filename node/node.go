@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"reflect"
 	"sync"
@@ -61,6 +62,10 @@ type Node struct {
 	cfg     *config.Config
 	workers map[workerKey]*run
 	closed  bool
+
+	// backlogs is each channel's backlog policy in the config in service,
+	// read by the dispatcher without a lock; Apply replaces it.
+	backlogs atomic.Pointer[map[engine.ChannelName]engine.BacklogPolicy]
 }
 
 type workerKey struct {
@@ -92,9 +97,10 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 		n.log = slog.Default()
 	}
 	n.stats = newStats(opts.Recorder)
+	n.backlogs.Store(&map[engine.ChannelName]engine.BacklogPolicy{})
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	d, err := engine.NewDispatcher(engine.Options{Pool: n.pool, Router: n.table, Conversations: n.pool,
-		Recorder: n.stats, IDs: opts.IDs})
+		Recorder: n.stats, IDs: opts.IDs, Backlog: n.BacklogPolicy})
 	if err != nil {
 		return nil, err
 	}
@@ -109,6 +115,14 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 // returns its result (see engine.Dispatcher.Dispatch).
 func (n *Node) Dispatch(ctx context.Context, namespace, taskQueue string, req engine.ActivityRequest) (engine.ActivityResult, error) {
 	return n.disp.Dispatch(ctx, namespace, taskQueue, req)
+}
+
+// BacklogPolicy returns the backlog policy of channel in the config in
+// service: what the node's dispatcher asks before an activity waits. It
+// follows Apply, and a channel the config does not have gets the zero
+// policy (the engine's defaults).
+func (n *Node) BacklogPolicy(channel engine.ChannelName) engine.BacklogPolicy {
+	return (*n.backlogs.Load())[channel]
 }
 
 // Config returns the config in service.
@@ -136,8 +150,10 @@ func (n *Node) Gate(ctx context.Context, ch config.Channel, file string) (router
 // accepted for config.WatchOptions.Apply and otherwise unused): added
 // channels start; removed ones stop taking dispatches (those get an
 // unknown-channel error) and their workers finish what they have; a changed
-// routing swaps the channel's router slot; added, removed and changed
-// workers start, drain and are replaced. Nothing in flight is disturbed.
+// routing swaps the channel's router slot; a changed backlog policy
+// (max_backlog, when_full, schedule_to_start) holds from then on; added,
+// removed and changed workers start, drain and are replaced. Nothing in
+// flight is disturbed.
 // It fails only on a closed node: a worker that cannot start (which a
 // validated config does not have) is logged, and the rest is applied.
 func (n *Node) Apply(_, next *config.Config) error {
@@ -153,6 +169,19 @@ func (n *Node) Apply(_, next *config.Config) error {
 	for _, ch := range n.cfg.Channels {
 		cur[ch.Name] = ch
 	}
+	// The new policies hold from now on; a channel being removed keeps
+	// its own until it is gone.
+	policies := next.BacklogPolicies()
+	during, cloned := policies, false
+	for _, ch := range n.cfg.Channels {
+		if _, kept := policies[ch.Name]; !kept {
+			if !cloned {
+				during, cloned = maps.Clone(policies), true
+			}
+			during[ch.Name] = ch.Backlog
+		}
+	}
+	n.backlogs.Store(&during)
 	addedRoutes := map[engine.ChannelName]engine.Router{}
 	var added []engine.ChannelName
 	for _, ch := range next.Channels {
@@ -171,6 +200,14 @@ func (n *Node) Apply(_, next *config.Config) error {
 			n.log.Info("router swapped", "channel", ch.Name.Short(), "router", ch.Routing.SourceName(ch, next.File),
 				"hash", ch.Routing.Program.Hash())
 		}
+		if had && old.Backlog != ch.Backlog {
+			s2s := "none"
+			if ch.Backlog.ScheduleToStart > 0 {
+				s2s = ch.Backlog.ScheduleToStart.String()
+			}
+			n.log.Info("backlog policy changed", "channel", ch.Name.Short(), "max_backlog", ch.Backlog.MaxBacklog,
+				"when_full", config.WhenFull(ch.Backlog), "schedule_to_start", s2s)
+		}
 	}
 	n.table.SetAll(addedRoutes)
 	n.pool.AddChannels(added...)
@@ -187,6 +224,7 @@ func (n *Node) Apply(_, next *config.Config) error {
 	}
 	n.table.Remove(removed...)
 	n.pool.RemoveChannels(removed...)
+	n.backlogs.Store(&policies)
 	for _, name := range removed {
 		for _, w := range cur[name].Workers {
 			n.retire(workerKey{name, w.ID}, "channel removed")

@@ -369,3 +369,86 @@ channels:
 		}
 	}
 }
+
+// TestBacklogPolicyFollowsApply: the policy the dispatcher asks for is the
+// config's in service: a channel's own, its defaults', the engine's for a
+// channel the config does not have; a reload that changes it is logged,
+// one that does not is not.
+func TestBacklogPolicyFollowsApply(t *testing.T) {
+	channel := func(queue, keys string) string {
+		return "  - namespace: prod\n    task_queue: " + queue + "\n    routing: " + leastLoaded + "\n    workers: [{id: w1}]\n" + keys
+	}
+	email, _ := engine.DispatchChannel("prod", "email")
+	sms, _ := engine.DispatchChannel("prod", "sms")
+	fax, _ := engine.DispatchChannel("prod", "fax")
+	steps := []struct {
+		yaml    string
+		want    map[engine.ChannelName]engine.BacklogPolicy
+		changed []string // the channels whose change is logged
+	}{
+		{"version: 1\ndefaults: {max_backlog: 50}\nchannels:\n" + channel("email", "    when_full: fail\n") + channel("sms", ""),
+			map[engine.ChannelName]engine.BacklogPolicy{
+				email: {MaxBacklog: 50, FailWhenFull: true}, sms: {MaxBacklog: 50}, fax: {}}, nil},
+		{"version: 1\ndefaults: {max_backlog: 50}\nchannels:\n" + channel("email", "    when_full: fail\n") + channel("sms", ""),
+			map[engine.ChannelName]engine.BacklogPolicy{
+				email: {MaxBacklog: 50, FailWhenFull: true}, sms: {MaxBacklog: 50}, fax: {}}, nil},
+		{"version: 1\nchannels:\n" + channel("email", "    max_backlog: 5\n") + channel("fax", "    schedule_to_start: 2s\n"),
+			map[engine.ChannelName]engine.BacklogPolicy{
+				email: {MaxBacklog: 5}, sms: {}, fax: {MaxBacklog: engine.DefaultMaxBacklog, ScheduleToStart: 2 * time.Second}},
+			[]string{"channel=prod/email max_backlog=5 when_full=wait schedule_to_start=none"}},
+		{"version: 1\ndefaults: {schedule_to_start: 1m}\nchannels:\n" + channel("email", "    max_backlog: 5\n") + channel("fax", "    schedule_to_start: 2s\n"),
+			map[engine.ChannelName]engine.BacklogPolicy{
+				email: {MaxBacklog: 5, ScheduleToStart: time.Minute}, sms: {}, fax: {MaxBacklog: engine.DefaultMaxBacklog, ScheduleToStart: 2 * time.Second}},
+			[]string{"channel=prod/email max_backlog=5 when_full=wait schedule_to_start=1m0s"}},
+	}
+	var logs syncBuffer
+	var n *node.Node
+	var cur *config.Config
+	for i, st := range steps {
+		next := parse(t, st.yaml, nil)
+		before := logs.String()
+		if n == nil {
+			var err error
+			n, err = node.New(next, node.Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer n.Close(context.Background())
+		} else if err := n.Apply(cur, next); err != nil {
+			t.Fatal(err)
+		}
+		cur = next
+		for ch, want := range st.want {
+			if got := n.BacklogPolicy(ch); got != want {
+				t.Errorf("step %d: %s: %+v, want %+v", i+1, ch.Short(), got, want)
+			}
+		}
+		var changed []string
+		for _, line := range strings.Split(strings.TrimPrefix(logs.String(), before), "\n") {
+			if _, after, ok := strings.Cut(line, `msg="backlog policy changed" `); ok {
+				changed = append(changed, after)
+			}
+		}
+		if strings.Join(changed, "\n") != strings.Join(st.changed, "\n") {
+			t.Errorf("step %d: logged changes %q, want %q", i+1, changed, st.changed)
+		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}

@@ -19,6 +19,7 @@ type Counters struct {
 	Completed  int64 // closed with a completed result
 	Failed     int64 // closed otherwise: failed activity, no worker, timeout, error
 	Rerouted   int64 // selections after a worker exited
+	Backlog    int64 // activities waiting in their channel's backlog now, all channels
 }
 
 // Stats are a node's figures: what each channel and worker did and which
@@ -49,6 +50,17 @@ type ChannelStats struct {
 	Reroutes   int // selections after a worker exited
 	Exits      int // exits of its workers
 	Latency    LatencySummary
+
+	// The backlog: an activity waits in it from its activity_waiting to
+	// the worker_selected or conversation_closed that ends the wait.
+	Backlog     int            // activities waiting in it now
+	BacklogPeak int            // the most that waited in it at once
+	Waited      int            // waits that ended with a worker selected
+	Wait        LatencySummary // of those waits (worker_selected's waited)
+	// ScheduleToStartTimeouts counts the activities that waited longer
+	// than their schedule-to-start timeout: conversations closed with
+	// engine.ErrScheduleToStartTimeout's message.
+	ScheduleToStartTimeouts int
 }
 
 // WorkerStats are one worker's figures.
@@ -86,7 +98,7 @@ type stats struct {
 	next  engine.Recorder
 	since time.Time
 
-	dispatched, completed, failed, rerouted atomic.Int64
+	dispatched, completed, failed, rerouted, backlog atomic.Int64
 
 	mu       sync.Mutex
 	open     map[string]openConv
@@ -101,11 +113,13 @@ type openConv struct {
 	channel engine.ChannelName
 	at      time.Time
 	worker  string // the worker selected last
+	waiting bool   // in the channel's backlog now
 }
 
 type channelAcc struct {
 	ChannelStats
-	lat sample
+	lat  sample
+	wait sample
 }
 
 type workerAcc struct {
@@ -191,6 +205,16 @@ func (s *stats) observe(op engine.Operation) {
 	case engine.OpConversationOpened:
 		s.open[op.ConversationID] = openConv{channel: op.Channel, at: now}
 		s.channel(op.Channel).Activities++
+	case engine.OpActivityWaiting:
+		// A wait is counted once, however often it is recorded.
+		if o, ok := s.open[op.ConversationID]; ok && !o.waiting {
+			o.waiting = true
+			s.open[op.ConversationID] = o
+			c := s.channel(o.channel)
+			c.Backlog++
+			c.BacklogPeak = max(c.BacklogPeak, c.Backlog)
+			s.backlog.Add(1)
+		}
 	case engine.OpWorkerSelected:
 		s.worker(op.Channel, op.WorkerID).Selected++
 		if o, ok := s.open[op.ConversationID]; ok {
@@ -198,6 +222,12 @@ func (s *stats) observe(op engine.Operation) {
 				s.channel(op.Channel).Reroutes++
 				s.worker(op.Channel, o.worker).Rerouted++
 			}
+			if o.waiting || op.Waited > 0 {
+				c := s.channel(o.channel)
+				c.Waited++
+				c.wait.add(op.Waited)
+			}
+			o = s.endWait(o)
 			o.worker = op.WorkerID
 			s.open[op.ConversationID] = o
 		}
@@ -220,6 +250,7 @@ func (s *stats) observe(op engine.Operation) {
 			return
 		}
 		delete(s.open, op.ConversationID)
+		s.endWait(o)
 		if op.Result.Status == engine.StatusCompleted {
 			s.completed.Add(1)
 		} else {
@@ -245,6 +276,9 @@ func (s *stats) observe(op engine.Operation) {
 		default:
 			c.Other++
 			s.reasons[oneLine(op.Message)]++
+			if strings.Contains(op.Message, engine.ErrScheduleToStartTimeout.Error()) {
+				c.ScheduleToStartTimeouts++
+			}
 		}
 		d := now.Sub(o.at)
 		c.lat.add(d)
@@ -253,6 +287,17 @@ func (s *stats) observe(op engine.Operation) {
 			w.lat.add(d)
 		}
 	}
+}
+
+// endWait takes o out of its channel's backlog, if it waits there, and
+// returns it so. s.mu is held.
+func (s *stats) endWait(o openConv) openConv {
+	if o.waiting {
+		o.waiting = false
+		s.channel(o.channel).Backlog--
+		s.backlog.Add(-1)
+	}
+	return o
 }
 
 func (s *stats) channel(ch engine.ChannelName) *channelAcc {
@@ -296,15 +341,17 @@ func (s *stats) restarted(ch engine.ChannelName, id string) {
 
 func (s *stats) counters() Counters {
 	return Counters{Dispatched: s.dispatched.Load(), Completed: s.completed.Load(),
-		Failed: s.failed.Load(), Rerouted: s.rerouted.Load()}
+		Failed: s.failed.Load(), Rerouted: s.rerouted.Load(), Backlog: s.backlog.Load()}
 }
 
 // Counters returns the node's running totals.
 func (n *Node) Counters() Counters { return n.stats.counters() }
 
 // Stats returns the node's figures so far.
-func (n *Node) Stats() Stats {
-	s := n.stats
+func (n *Node) Stats() Stats { return n.stats.snapshot() }
+
+// snapshot returns the figures so far.
+func (s *stats) snapshot() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := Stats{Counters: s.counters(), Started: s.since, Elapsed: time.Since(s.since), Latency: summarise(s.all.ds)}
@@ -315,6 +362,7 @@ func (n *Node) Stats() Stats {
 	for _, c := range s.channels {
 		cs := c.ChannelStats
 		cs.Latency = summarise(c.lat.ds)
+		cs.Wait = summarise(c.wait.ds)
 		cs.Exits = exits[cs.Channel]
 		out.Channels = append(out.Channels, cs)
 	}

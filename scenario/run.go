@@ -53,8 +53,10 @@ func Run(ctx context.Context, s *Scenario) ([]engine.Operation, error) {
 			return nil, fmt.Errorf("%s:%d: %w", s.File, w.Line, err)
 		}
 	}
+	backlogs := s.Config.BacklogPolicies()
 	d, err := engine.NewDispatcher(engine.Options{Pool: r.pool, Router: r.table, Conversations: r.pool,
-		Recorder: &r.rec, IDs: &engine.SequenceIDs{Prefix: "c"}})
+		Recorder: &r.rec, IDs: &engine.SequenceIDs{Prefix: "c"},
+		Backlog: func(ch engine.ChannelName) engine.BacklogPolicy { return backlogs[ch] }})
 	if err != nil {
 		return nil, err
 	}

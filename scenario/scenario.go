@@ -159,6 +159,7 @@ type requestYAML struct {
 	ContentType     string    `yaml:"content_type"`
 	StartToClose    string    `yaml:"start_to_close"`
 	ScheduleToClose string    `yaml:"schedule_to_close"`
+	ScheduleToStart string    `yaml:"schedule_to_start"`
 	Async           bool      `yaml:"async"`
 }
 
@@ -384,15 +385,22 @@ func (l *loader) request(r *requestYAML, line int) *Request {
 	for _, d := range []struct {
 		name, v string
 		to      *time.Duration
-	}{{"start_to_close", r.StartToClose, &out.Request.StartToClose}, {"schedule_to_close", r.ScheduleToClose, &out.Request.ScheduleToClose}} {
+	}{{"start_to_close", r.StartToClose, &out.Request.StartToClose}, {"schedule_to_close", r.ScheduleToClose, &out.Request.ScheduleToClose},
+		{"schedule_to_start", r.ScheduleToStart, &out.Request.ScheduleToStart}} {
 		if d.v == "" {
 			continue
 		}
 		v, err := time.ParseDuration(d.v)
 		if err != nil || v <= 0 {
 			l.errorf(line, "request: %s %q: want a positive duration such as 2s", d.name, d.v)
+			continue
 		}
 		*d.to = v
+	}
+	// schedule_to_close bounds the whole activity, its waits in the backlog
+	// included, as in dispatch run's requests.
+	if s2s, s2c := out.Request.ScheduleToStart, out.Request.ScheduleToClose; s2s > 0 && s2c > 0 && s2s > s2c {
+		l.errorf(line, "request: schedule_to_start %s is longer than schedule_to_close %s, which bounds the whole activity", s2s, s2c)
 	}
 	return out
 }

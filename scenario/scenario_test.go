@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/aion-dispatch/dispatch/engine"
 	"github.com/aion-dispatch/dispatch/scenario"
 )
 
@@ -91,6 +92,20 @@ steps:
   - request: {channel: prod/email, workflow_id: wf-1, activity_type: send}
 `, []string{":6: worker w1 on prod/email is declared twice (first at line 5)"}},
 		{"no channels", "steps:\n  - replay: true\n", []string{":1: a scenario needs config: FILE or inline channels"}},
+		{"request timeouts", `version: 1
+channels:
+  - {namespace: prod, task_queue: email, routing: {lang: lua, source: "function route(r, c) return c[1].id end"}}
+steps:
+  - request: {channel: prod/email, workflow_id: wf-1, activity_type: send, schedule_to_start: 0s}
+  - request: {channel: prod/email, workflow_id: wf-2, activity_type: send, schedule_to_start: soon}
+  - request: {channel: prod/email, workflow_id: wf-3, activity_type: send, schedule_to_start: 3s, schedule_to_close: 2s}
+  - request: {channel: prod/email, workflow_id: wf-4, activity_type: send, schedule_to_start: -3s, schedule_to_close: 2s}
+`, []string{
+			`:5: request: schedule_to_start "0s": want a positive duration such as 2s`,
+			`:6: request: schedule_to_start "soon": want a positive duration such as 2s`,
+			`:7: request: schedule_to_start 3s is longer than schedule_to_close 2s, which bounds the whole activity`,
+			`:8: request: schedule_to_start "-3s": want a positive duration such as 2s`,
+		}},
 		{"bad steps", `version: 1
 channels:
   - {namespace: prod, task_queue: email, routing: {lang: lua, source: "function route(r, c) return c[1].id end"}}
@@ -120,6 +135,45 @@ steps:
 				}
 			}
 		})
+	}
+}
+
+// TestLoadRequestTimeouts: a request step's start_to_close,
+// schedule_to_close and schedule_to_start reach its request; the backlog
+// keys of inline channels reach the config.
+func TestLoadRequestTimeouts(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "s.yaml")
+	body := `version: 1
+defaults: {schedule_to_start: 4s}
+channels:
+  - {namespace: prod, task_queue: email, max_backlog: 2, when_full: fail, routing: {lang: lua, source: "function route(r, c) return c[1].id end"}}
+workers:
+  - {channel: prod/email, id: w1, script: [{complete: ok}]}
+steps:
+  - request: {channel: prod/email, workflow_id: wf-1, activity_type: send}
+  - request: {channel: prod/email, workflow_id: wf-2, activity_type: send, schedule_to_start: 1s}
+  - request: {channel: prod/email, workflow_id: wf-3, activity_type: send, start_to_close: 1s, schedule_to_close: 3s, schedule_to_start: 3s}
+`
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s, err := scenario.Load(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []engine.ActivityRequest{
+		{},
+		{ScheduleToStart: time.Second},
+		{StartToClose: time.Second, ScheduleToClose: 3 * time.Second, ScheduleToStart: 3 * time.Second},
+	} {
+		r := s.Steps[i].Request.Request
+		if r.StartToClose != want.StartToClose || r.ScheduleToClose != want.ScheduleToClose || r.ScheduleToStart != want.ScheduleToStart {
+			t.Errorf("step %d: start-to-close %s, schedule-to-close %s, schedule-to-start %s; want %s, %s, %s", i+1,
+				r.StartToClose, r.ScheduleToClose, r.ScheduleToStart, want.StartToClose, want.ScheduleToClose, want.ScheduleToStart)
+		}
+	}
+	if got, want := s.Config.Channels[0].Backlog, (engine.BacklogPolicy{MaxBacklog: 2, FailWhenFull: true, ScheduleToStart: 4 * time.Second}); got != want {
+		t.Errorf("the channel's backlog policy %+v, want %+v", got, want)
 	}
 }
 

@@ -77,8 +77,7 @@ func (c *console) progress(counters func() node.Counters) (stop func()) {
 					continue
 				}
 				rate := float64(cur.Dispatched-last.Dispatched) / now.Sub(lastAt).Seconds()
-				line := fmt.Sprintf("dispatched %d  completed %d  failed %d  re-routed %d  %.0f/s",
-					cur.Dispatched, cur.Completed, cur.Failed, cur.Rerouted, rate)
+				line := progressLine(cur, rate)
 				last, lastAt = cur, now
 				c.mu.Lock()
 				if c.tty {
@@ -95,10 +94,20 @@ func (c *console) progress(counters func() node.Counters) (stop func()) {
 	return func() { close(done); <-finished }
 }
 
+// progressLine is the progress line of counters cur, dispatched at rate a
+// second.
+func progressLine(cur node.Counters, rate float64) string {
+	return fmt.Sprintf("dispatched %d  completed %d  failed %d  re-routed %d  backlog %d  %.0f/s",
+		cur.Dispatched, cur.Completed, cur.Failed, cur.Rerouted, cur.Backlog, rate)
+}
+
 // summary prints the run's figures: per channel, per worker, per router
 // version, and why activities did not complete. A worker's "lost" are the
 // activities it had when it exited; "re-routed" those of them that went on
-// to another worker.
+// to another worker. A channel's "waited" are the waits in its backlog that
+// ended with a worker selected, "wait-p50" and "wait-p99" their lengths,
+// "backlog-peak" the most that waited at once and "wait-timeouts" the
+// activities that failed with a schedule-to-start timeout.
 func (r *runner) summary(w io.Writer, s node.Stats, watcher *config.Watcher) {
 	c := s.Counters
 	rate := 0.0
@@ -110,10 +119,11 @@ func (r *runner) summary(w io.Writer, s node.Stats, watcher *config.Watcher) {
 		latency(s.Latency.P50), latency(s.Latency.P99))
 
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "channel\tactivities\tcompleted\tfailed\tother\tre-routes\texits\tp50\tp99")
+	fmt.Fprintln(tw, "channel\tactivities\tcompleted\tfailed\tother\tre-routes\texits\tp50\tp99\twaited\twait-p50\twait-p99\tbacklog-peak\twait-timeouts")
 	for _, ch := range s.Channels {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", ch.Channel.Short(), ch.Activities, ch.Completed, ch.Failed,
-			ch.Other, ch.Reroutes, ch.Exits, latency(ch.Latency.P50), latency(ch.Latency.P99))
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%s\t%d\t%s\t%s\t%d\t%d\n", ch.Channel.Short(), ch.Activities, ch.Completed, ch.Failed,
+			ch.Other, ch.Reroutes, ch.Exits, latency(ch.Latency.P50), latency(ch.Latency.P99),
+			ch.Waited, latency(ch.Wait.P50), latency(ch.Wait.P99), ch.BacklogPeak, ch.ScheduleToStartTimeouts)
 	}
 	tw.Flush()
 	fmt.Fprintln(w)

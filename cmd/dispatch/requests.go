@@ -34,6 +34,7 @@ type requestLine struct {
 	ContentType     string          `json:"content_type"`
 	StartToClose    string          `json:"start_to_close"`
 	ScheduleToClose string          `json:"schedule_to_close"`
+	ScheduleToStart string          `json:"schedule_to_start"`
 }
 
 // lineError is a requests line that cannot be dispatched.
@@ -134,7 +135,8 @@ func parseRequest(data []byte) (activity, error) {
 		name string
 		v    string
 		to   *time.Duration
-	}{{"start_to_close", rl.StartToClose, &a.req.StartToClose}, {"schedule_to_close", rl.ScheduleToClose, &a.req.ScheduleToClose}} {
+	}{{"start_to_close", rl.StartToClose, &a.req.StartToClose}, {"schedule_to_close", rl.ScheduleToClose, &a.req.ScheduleToClose},
+		{"schedule_to_start", rl.ScheduleToStart, &a.req.ScheduleToStart}} {
 		if d.v == "" {
 			continue
 		}
@@ -144,7 +146,21 @@ func parseRequest(data []byte) (activity, error) {
 		}
 		*d.to = v
 	}
+	if err := checkScheduleToStart(a.req); err != nil {
+		return activity{}, err
+	}
 	return a, nil
+}
+
+// checkScheduleToStart refuses a request whose schedule_to_start is longer
+// than its schedule_to_close, which bounds the whole activity, its waits in
+// the backlog included: such a request says two things at once.
+func checkScheduleToStart(r engine.ActivityRequest) error {
+	if r.ScheduleToStart > 0 && r.ScheduleToClose > 0 && r.ScheduleToStart > r.ScheduleToClose {
+		return fmt.Errorf("schedule_to_start %s is longer than schedule_to_close %s, which bounds the whole activity",
+			r.ScheduleToStart, r.ScheduleToClose)
+	}
+	return nil
 }
 
 func joinAnd(s []string) string {

@@ -6,6 +6,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/aion-dispatch/dispatch/engine"
 )
 
 // FuzzReadRequests feeds arbitrary input to the requests reader: it must
@@ -16,6 +19,7 @@ func FuzzReadRequests(f *testing.F) {
 	f.Add(`{"channel": "prod/sms", "workflow_id": "wf-2", "activity_type": "text", "input": "hi", "start_to_close": "2s"}`)
 	f.Add("\n\n{\"channel\": \"prod\"}\nnot json\r\n")
 	f.Add(`{"channel": "a/b", "workflow_id": "w", "activity_type": "t", "schedule_to_close": "-1s"}`)
+	f.Add(`{"channel": "a/b", "workflow_id": "w", "activity_type": "t", "schedule_to_start": "3s", "schedule_to_close": "2s"}`)
 	f.Add("\uFEFF" + `{"channel": "a/b", "workflow_id": "w", "activity_type": "t", "input": {"k": 1, "k": 2}}`)
 	f.Add(`{"channel": "a/b", "Channel": "c/d", "workflow_id": "w", "activity_type": "t"}` + "\n\uFEFF{}")
 	f.Fuzz(func(t *testing.T, input string) {
@@ -138,6 +142,73 @@ func TestReadRequestsByteOrderMark(t *testing.T) {
 			})
 			if err != nil || !slices.Equal(got, tc.want) {
 				t.Errorf("got %q, %v; want %q", got, err, tc.want)
+			}
+		})
+	}
+}
+
+// TestRequestLineTimeouts: start_to_close, schedule_to_close and
+// schedule_to_start are positive durations; a schedule_to_start longer
+// than the schedule_to_close that bounds everything is refused, with its
+// line.
+func TestRequestLineTimeouts(t *testing.T) {
+	const head = `{"channel":"prod/email","workflow_id":"wf-1","activity_type":"send"`
+	for _, tc := range []struct {
+		name, keys string
+		want       engine.ActivityRequest // its three timeouts
+		err        string                 // the line's error, if refused
+	}{
+		{"none", ``, engine.ActivityRequest{}, ""},
+		{"all three", `,"start_to_close":"1s","schedule_to_close":"10s","schedule_to_start":"2s"`,
+			engine.ActivityRequest{StartToClose: time.Second, ScheduleToClose: 10 * time.Second, ScheduleToStart: 2 * time.Second}, ""},
+		{"schedule_to_start alone", `,"schedule_to_start":"1m30s"`,
+			engine.ActivityRequest{ScheduleToStart: 90 * time.Second}, ""},
+		{"schedule_to_start as long as schedule_to_close", `,"schedule_to_close":"2s","schedule_to_start":"2s"`,
+			engine.ActivityRequest{ScheduleToClose: 2 * time.Second, ScheduleToStart: 2 * time.Second}, ""},
+		{"schedule_to_start longer than schedule_to_close", `,"schedule_to_close":"2s","schedule_to_start":"2.5s"`, engine.ActivityRequest{},
+			`r.jsonl:1: schedule_to_start 2.5s is longer than schedule_to_close 2s, which bounds the whole activity`},
+		{"schedule_to_start zero", `,"schedule_to_start":"0s"`, engine.ActivityRequest{},
+			`r.jsonl:1: schedule_to_start "0s": want a positive duration such as 2s`},
+		{"schedule_to_start negative", `,"schedule_to_start":"-1s"`, engine.ActivityRequest{},
+			`r.jsonl:1: schedule_to_start "-1s": want a positive duration such as 2s`},
+		{"schedule_to_start not a duration", `,"schedule_to_start":"soon"`, engine.ActivityRequest{},
+			`r.jsonl:1: schedule_to_start "soon": want a positive duration such as 2s`},
+		{"schedule_to_start not a string", `,"schedule_to_start":2}`, engine.ActivityRequest{},
+			`r.jsonl:1: schedule_to_start: want a string, not a JSON number`},
+		{"schedule_to_start twice", `,"schedule_to_start":"1s","Schedule_To_Start":"2s"`, engine.ActivityRequest{},
+			`r.jsonl:1: duplicate key "Schedule_To_Start" (the same field as "schedule_to_start")`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			line := head + tc.keys
+			if !strings.HasSuffix(line, "}") {
+				line += "}"
+			}
+			var got []activity
+			var errs []string
+			err := readRequests(strings.NewReader(line+"\n"), "r.jsonl", func(a activity, err error) bool {
+				if err != nil {
+					errs = append(errs, err.Error())
+				} else {
+					got = append(got, a)
+				}
+				return true
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.err != "" {
+				if len(got) != 0 || len(errs) != 1 || !strings.HasPrefix(errs[0], tc.err) {
+					t.Fatalf("%s\n  got %d activities, errors %q\n  want the error %q…", line, len(got), errs, tc.err)
+				}
+				return
+			}
+			if len(errs) != 0 || len(got) != 1 {
+				t.Fatalf("%s\n  got %d activities, errors %q; want one activity", line, len(got), errs)
+			}
+			r := got[0].req
+			if r.StartToClose != tc.want.StartToClose || r.ScheduleToClose != tc.want.ScheduleToClose || r.ScheduleToStart != tc.want.ScheduleToStart {
+				t.Errorf("%s\n  timeouts start-to-close %s, schedule-to-close %s, schedule-to-start %s; want %s, %s, %s", line,
+					r.StartToClose, r.ScheduleToClose, r.ScheduleToStart, tc.want.StartToClose, tc.want.ScheduleToClose, tc.want.ScheduleToStart)
 			}
 		})
 	}

@@ -31,14 +31,27 @@ them, up to --concurrency at a time. A worker that exits mid-activity is
 seen through its link and the activity is re-routed to another; with
 restart_after the worker comes back.
 
+A worker takes at most its max_in_flight activities at once. An activity
+no worker can take now (none has a free slot, or the script chooses none
+or a full one) waits in its channel's backlog, as the config's keys say, per channel or
+under defaults: max_backlog (how many may wait; default 10000, a dispatch
+beyond it fails at once), when_full (wait, the default, or fail: fail at
+once with NoWorkersAvailable) and schedule_to_start (how long one may wait
+before it fails with a schedule-to-start timeout; default none).
+
 The load is the requests file, one JSON activity a line, read as it arrives
 ("-" is stdin, so a pipe that delivers lines over minutes works):
 
   {"channel": "prod/email", "workflow_id": "wf-1", "activity_type": "send-email",
-   "input": {"to": "a@example.com"}, "start_to_close": "2s", "schedule_to_close": "10s"}
+   "input": {"to": "a@example.com"}, "start_to_close": "2s", "schedule_to_close": "10s",
+   "schedule_to_start": "5s"}
 
 ("input" is any JSON value, or a string sent as text/plain; "content_type"
-overrides, and a string under a JSON content_type must be JSON text.) A
+overrides, and a string under a JSON content_type must be JSON text. The
+timeouts are optional positive durations: start_to_close bounds each
+attempt from its send to a worker, schedule_to_start each wait in the
+backlog (it overrides the channel's), schedule_to_close everything; a
+schedule_to_start longer than the schedule_to_close is refused.) A
 line that is not a valid activity (a key given twice, in the line or in its
 input, included) is reported with its line number and skipped; a UTF-8
 byte-order mark may start the file. A line for a channel the config does
@@ -49,7 +62,9 @@ configured channel. A named pipe as --requests waits for a writer (an
 interrupt ends the wait).
 
 Progress goes to stderr (a live line on a terminal, a plain line a second
-otherwise); at the end a summary per channel, per worker and per router
+otherwise), with the activities waiting in a backlog now; at the end a
+summary per channel (with its waits: how many, their p50 and p99, the
+backlog's peak, the schedule-to-start timeouts), per worker and per router
 version goes to stdout. Ctrl-C (SIGINT) or SIGTERM stops reading, lets the
 activities in flight finish for up to --drain-timeout and prints the
 summary; a second signal abandons them at once.
@@ -73,9 +88,13 @@ Flags:
                        (default 10s)
   -v                   log every reload, worker exit and restart
 
-Exit codes: 0 every activity completed, 1 some did not (the summary says
-why) or the run could not start, 2 usage, 130 interrupted by SIGINT, 143
-by SIGTERM (the summary is printed first).
+Exit codes: 0 every activity completed, 1 some did not or the run could
+not start, 2 usage, 130 interrupted by SIGINT, 143 by SIGTERM (the summary
+is printed first). An activity that does not complete: it failed; it timed
+out (start-to-close, schedule-to-close, or schedule-to-start: it waited in
+the backlog too long); its channel's backlog was full (max_backlog); no
+worker could take it under when_full: fail; an error (the summary says
+why).
 
 Examples:
   dispatch run -c config/dispatch.yaml

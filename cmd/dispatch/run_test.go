@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aion-dispatch/dispatch/engine"
 	"github.com/aion-dispatch/dispatch/node"
 )
 
@@ -338,6 +339,10 @@ func TestRunUsage(t *testing.T) {
 		want string
 	}{
 		{[]string{"run", "--help"}, exitOK, "Usage: dispatch run"},
+		{[]string{"run", "--help"}, exitOK, fmt.Sprintf("max_backlog (how many may wait; default %d", engine.DefaultMaxBacklog)},
+		{[]string{"run", "--help"}, exitOK, "when_full (wait, the default, or fail"},
+		{[]string{"run", "--help"}, exitOK, `"schedule_to_start": "5s"`},
+		{[]string{"run", "--help"}, exitOK, "its channel's backlog was full (max_backlog)"},
 		{[]string{"run", "--config", filepath.Join(t.TempDir(), "none.yaml")}, exitError, "cannot read config"},
 		{[]string{"run", "-c", conf, "--concurrency", "0"}, exitUsage, "--concurrency 0"},
 		{[]string{"run", "-c", conf, "--fsync", "sometimes"}, exitUsage, "want batch, interval or never"},
