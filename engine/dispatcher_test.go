@@ -644,4 +644,3 @@ func TestDispatchRejectsAnEventOfAnotherAttempt(t *testing.T) {
 	r.convs.checkClosedOnce(t)
 	r.checkIdle(t, w)
 }
-
