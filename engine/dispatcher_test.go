@@ -651,7 +651,7 @@ func TestDispatchRejectsAnEventOfAnotherAttempt(t *testing.T) {
 func TestDispatchTimeoutWhileSendWaits(t *testing.T) {
 	r := newRig(t)
 	started := make(chan string, 2)
-	w, err := r.pool.Start(r.channel, local.WorkerConfig{ID: "w1", MailboxSize: 1, Handler: hang(started, "w1")})
+	w, err := r.pool.Start(r.channel, local.WorkerConfig{ID: "w1", Handler: hang(started, "w1")})
 	if err != nil {
 		t.Fatal(err)
 	}
