@@ -16,14 +16,19 @@ var errClosed = errors.New("conversation is closed")
 // observed the moment it happens, without polling.
 type conversation struct {
 	id     string
-	worker *Worker            // the linked worker
-	job    *job               // the activity sent to it
-	cancel context.CancelFunc // ends job.ctx
+	worker *Worker // the linked worker
+	job    *job    // the current attempt's slot and activity, from Link until its answer
 	closed bool
+	first  job  // the first attempt's job, allocated with the conversation
+	used   bool // first was handed out
 }
 
-// Link implements [engine.Conversation]. Linking a worker that already exited
-// succeeds; Receive then reports the exit.
+// Link implements [engine.Conversation]: it ends the previous attempt, if
+// any (its slot frees), links the worker and takes one of its free slots. A
+// worker with none fails with an error wrapping [engine.ErrWorkerFull];
+// the conversation is then linked to no worker and holds no slot. Linking a
+// worker that already exited succeeds without a slot; Receive then reports
+// the exit.
 func (c *conversation) Link(_ context.Context, w engine.Worker) error {
 	if c.closed {
 		return errClosed
@@ -32,9 +37,20 @@ func (c *conversation) Link(_ context.Context, w engine.Worker) error {
 	if !ok || lw == nil {
 		return fmt.Errorf("worker %s is not an in-process worker (participant %T)", w.ID, w.Participant)
 	}
-	c.release()
+	c.end()
 	c.unlink()
-	c.worker = lw
+	j := &c.first
+	if c.used {
+		j = new(job)
+	}
+	if lw.ctx.Err() == nil {
+		if !lw.reserve() {
+			return fmt.Errorf("worker %s: max in flight %d reached: %w", lw.id, lw.max, engine.ErrWorkerFull)
+		}
+		j.held.Store(true)
+		j.slot = true
+	}
+	c.worker, c.job, c.used = lw, j, true
 	lw.link()
 	return nil
 }
@@ -47,29 +63,35 @@ func (c *conversation) unlink() {
 	}
 }
 
-// Send implements [engine.Conversation]: it puts the activity in the linked
-// worker's mailbox, waiting for room if it is full. A worker that exits
-// meanwhile drops it, and Receive reports the exit.
-func (c *conversation) Send(ctx context.Context, msg engine.DispatchRequest) error {
+// Send implements [engine.Conversation]: it puts the activity into the slot
+// Link took. It never waits: the worker's mailbox has room for every slot.
+// A worker that exits meanwhile drops the activity, and Receive reports the
+// exit.
+func (c *conversation) Send(_ context.Context, msg engine.DispatchRequest) error {
 	switch {
 	case c.closed:
 		return errClosed
-	case c.worker == nil:
+	case c.job == nil:
 		return fmt.Errorf("conversation %s: send before link", c.id)
-	case c.job != nil:
+	case c.job.state.Load() != jobLinked:
 		return fmt.Errorf("conversation %s: worker %s already has its activity", c.id, c.worker.id)
 	}
-	w := c.worker
-	jctx, cancel := context.WithCancel(w.ctx)
-	j := &job{ctx: jctx, attempt: msg.Attempt, req: msg.Request, reply: make(chan engine.ActivityResult, 1)}
+	w, j := c.worker, c.job
+	j.ctx, j.cancel = context.WithCancel(w.ctx)
+	j.attempt, j.req = msg.Attempt, msg.Request
+	j.reply = make(chan engine.ActivityResult, 1)
+	j.state.Store(jobQueued)
 	select {
 	case w.mailbox <- j:
 	case <-w.ctx.Done():
-	case <-ctx.Done():
-		cancel()
-		return ctx.Err()
+		w.release(j) // the exit frees it, and is Receive's next event
+	default:
+		// Every activity in the mailbox holds a slot while the worker
+		// runs, and this one holds a slot too, so this cannot happen.
+		j.state.Store(jobLinked)
+		j.cancel()
+		return fmt.Errorf("conversation %s: worker %s: no room in the mailbox of a slot it holds", c.id, w.id)
 	}
-	c.job, c.cancel = j, cancel
 	return nil
 }
 
@@ -78,7 +100,7 @@ func (c *conversation) Receive(ctx context.Context) (engine.Event, error) {
 	switch {
 	case c.closed:
 		return engine.Event{}, errClosed
-	case c.job == nil:
+	case c.job == nil || c.job.state.Load() == jobLinked:
 		return engine.Event{}, fmt.Errorf("conversation %s: receive before send", c.id)
 	}
 	w, j := c.worker, c.job
@@ -92,34 +114,49 @@ func (c *conversation) Receive(ctx context.Context) (engine.Event, error) {
 			return c.answered(res, j.attempt), nil
 		default:
 		}
-		c.release()
+		c.end()
 		return engine.Event{Kind: engine.EventWorkerExited, WorkerID: w.id, Attempt: j.attempt, Message: w.exitMsg}, nil
 	case <-ctx.Done():
 		return engine.Event{}, ctx.Err()
 	}
 }
 
+// answered ends the attempt whose answer arrived (its executor freed the
+// slot before sending it).
 func (c *conversation) answered(res engine.ActivityResult, attempt int) engine.Event {
-	c.release()
+	c.end()
 	return engine.Event{Kind: engine.EventResponse, WorkerID: c.worker.id, Attempt: attempt, Result: res}
 }
 
 // Close implements [engine.Conversation]: it cancels the handler's context if
-// the activity is still running. A second Close is an error.
+// the activity is still running and frees the slot. A second Close is an
+// error.
 func (c *conversation) Close() error {
 	if c.closed {
 		return errClosed
 	}
 	c.closed = true
-	c.release()
+	c.end()
 	c.unlink()
 	return nil
 }
 
-// release ends the current activity's context, if any.
-func (c *conversation) release() {
-	if c.cancel != nil {
-		c.cancel()
+// end ends the current attempt, if any: it cancels the handler's context
+// and frees the slot, unless the activity still waits in the mailbox of a
+// running worker; then the executor that takes it out frees it (or, if the
+// worker exits first, its last executor), so that the mailbox never holds
+// more activities than the worker has slots.
+func (c *conversation) end() {
+	j := c.job
+	if j == nil {
+		return
 	}
-	c.job, c.cancel = nil, nil
+	c.job = nil
+	if j.cancel != nil {
+		j.cancel()
+	}
+	if j.state.CompareAndSwap(jobQueued, jobAbandoned) && c.worker.ctx.Err() == nil {
+		return
+	}
+	c.worker.release(j)
 }

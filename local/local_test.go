@@ -80,7 +80,31 @@ func snapshot(t *testing.T, p *local.Pool, ch engine.ChannelName) []engine.Worke
 	return ws
 }
 
-func TestSnapshotCountsInFlightAndBuffered(t *testing.T) {
+// link opens a conversation for workflow wf and links it to w, taking a
+// slot, without sending anything.
+func link(t *testing.T, p *local.Pool, ch engine.ChannelName, w engine.Worker, wf string) engine.Conversation {
+	t.Helper()
+	c, err := p.Open(context.Background(), wf, ch, "c-"+wf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Link(context.Background(), w); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// send sends the activity of workflow wf on a linked conversation.
+func send(t *testing.T, c engine.Conversation, wf string) {
+	t.Helper()
+	if err := c.Send(context.Background(), engine.DispatchRequest{ConversationID: "c-" + wf, Attempt: 1, Request: engine.ActivityRequest{WorkflowID: wf}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A link takes a slot, so the snapshot counts it before anything is sent;
+// a link to a worker whose slots are all taken fails and takes nothing.
+func TestSnapshotCountsSlots(t *testing.T) {
 	p := newPool(t)
 	ch := channel(t)
 	g := newGate()
@@ -97,15 +121,36 @@ func TestSnapshotCountsInFlightAndBuffered(t *testing.T) {
 		t.Fatalf("idle state = %+v, want %+v", got, want)
 	}
 
-	convs := []engine.Conversation{open(t, p, ch, ws[0], "a"), open(t, p, ch, ws[0], "b"), open(t, p, ch, ws[0], "c")}
+	a := open(t, p, ch, ws[0], "a")
 	<-g.started
+	b := link(t, p, ch, ws[0], "b")
+	if s := w.State(); s.InFlight != 2 || s.BufferDepth != 1 || s.Available() != 0 || s.HasCapacity() {
+		t.Fatalf("state with one running and one linked = %+v, want 2 in flight, 1 not started, no capacity", s)
+	}
+	c, _ := p.Open(context.Background(), "c", ch, "c-c")
+	err = c.Link(context.Background(), ws[0])
+	if !errors.Is(err, engine.ErrWorkerFull) || !strings.Contains(err.Error(), "worker w1") {
+		t.Fatalf("link to a full worker: %v, want ErrWorkerFull naming w1", err)
+	}
+	if s := w.State(); s.InFlight != 2 {
+		t.Fatalf("a failed link changed in flight to %d", s.InFlight)
+	}
+	if err := c.Send(context.Background(), engine.DispatchRequest{}); err == nil || !strings.Contains(err.Error(), "send before link") {
+		t.Errorf("send after a failed link: %v, want send before link", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s := w.State(); s.InFlight != 2 {
+		t.Fatalf("closing a conversation whose link failed changed in flight to %d", s.InFlight)
+	}
+	send(t, b, "b")
 	<-g.started
-	s := w.State()
-	if s.InFlight != 2 || s.BufferDepth != 1 || s.Available() != 0 || s.HasCapacity() {
-		t.Fatalf("busy state = %+v, want 2 in flight, 1 buffered, no capacity", s)
+	if s := w.State(); s.InFlight != 2 || s.BufferDepth != 0 {
+		t.Fatalf("state with both running = %+v, want 2 in flight, none buffered", s)
 	}
 	close(g.release)
-	for _, c := range convs {
+	for _, c := range []engine.Conversation{a, b} {
 		ev, err := c.Receive(context.Background())
 		if err != nil || ev.Kind != engine.EventResponse || ev.Result.Status != engine.StatusCompleted || ev.WorkerID != "w1" {
 			t.Fatalf("receive = %+v, %v", ev, err)
@@ -114,12 +159,15 @@ func TestSnapshotCountsInFlightAndBuffered(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	if s := w.State(); s.InFlight != 0 {
+		t.Errorf("in flight %d after all answered", s.InFlight)
+	}
 	w.Stop("done")
 	if err := w.Wait(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if s := w.State(); s.InFlight != 0 {
-		t.Errorf("in flight %d after all answered", s.InFlight)
+		t.Errorf("in flight %d after exit", s.InFlight)
 	}
 }
 
@@ -127,16 +175,17 @@ func TestExitReachesLinkedConversations(t *testing.T) {
 	p := newPool(t)
 	ch := channel(t)
 	g := newGate()
-	w, err := p.Start(ch, local.WorkerConfig{ID: "w1", Handler: g.handler})
+	w, err := p.Start(ch, local.WorkerConfig{ID: "w1", MaxInFlight: 2, Handler: g.handler})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ws := snapshot(t, p, ch)
 	running := open(t, p, ch, ws[0], "a")
-	queued := open(t, p, ch, ws[0], "b")
+	linked := link(t, p, ch, ws[0], "b")
 	<-g.started
 	w.Stop("node drained")
-	for _, c := range []engine.Conversation{running, queued} {
+	send(t, linked, "b") // to the exited worker: dropped, and its slot freed
+	for _, c := range []engine.Conversation{running, linked} {
 		ev, err := c.Receive(context.Background())
 		if err != nil || ev.Kind != engine.EventWorkerExited || ev.WorkerID != "w1" || ev.Message != "node drained" {
 			t.Errorf("receive = %+v, %v; want the exit of w1", ev, err)
@@ -377,7 +426,6 @@ func TestConfigErrors(t *testing.T) {
 		{local.WorkerConfig{Handler: h}, "worker id is empty"},
 		{local.WorkerConfig{ID: "w1"}, "no handler"},
 		{local.WorkerConfig{ID: "w1", MaxInFlight: -1, Handler: h}, "negative"},
-		{local.WorkerConfig{ID: "w1", MailboxSize: -1, Handler: h}, "negative"},
 	} {
 		if _, err := p.Start(ch, tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("Start(%+v) = %v, want %q", tc.cfg, err, tc.want)
@@ -402,28 +450,62 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
-func TestSendWaitsForRoomOrContext(t *testing.T) {
+// An activity whose conversation closed while it waited in the mailbox
+// keeps its slot until an executor takes it out, so the mailbox never holds
+// more than the worker's slots, and a send never waits for room.
+func TestSendNeverWaits(t *testing.T) {
 	p := newPool(t)
 	ch := channel(t)
-	g := newGate()
-	if _, err := p.Start(ch, local.WorkerConfig{ID: "w1", MailboxSize: 1, Handler: g.handler}); err != nil {
+	started, finish := make(chan string, 4), make(chan struct{})
+	w, err := p.Start(ch, local.WorkerConfig{ID: "w1", Handler: func(_ context.Context, req engine.ActivityRequest) engine.ActivityResult {
+		started <- req.WorkflowID
+		<-finish // slow to notice that its context ended
+		return engine.Completed(engine.Payload{})
+	}})
+	if err != nil {
 		t.Fatal(err)
 	}
-	w := snapshot(t, p, ch)[0]
-	running := open(t, p, ch, w, "a")
-	<-g.started
-	queued := open(t, p, ch, w, "b") // fills the one-slot mailbox
-	c, _ := p.Open(context.Background(), "c", ch, "c-c")
-	if err := c.Link(context.Background(), w); err != nil {
+	ws := snapshot(t, p, ch)
+	a := open(t, p, ch, ws[0], "a")
+	<-started
+	if err := a.Close(); err != nil { // frees a's slot; the handler goes on a while
 		t.Fatal(err)
 	}
+	if s := w.State(); s.InFlight != 0 {
+		t.Fatalf("in flight %d after the only conversation closed", s.InFlight)
+	}
+	b := link(t, p, ch, ws[0], "b")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := c.Send(ctx, engine.DispatchRequest{}); !errors.Is(err, context.Canceled) {
-		t.Errorf("send to a full mailbox with a cancelled context: %v", err)
+	if err := b.Send(ctx, engine.DispatchRequest{ConversationID: "c-b", Attempt: 1, Request: engine.ActivityRequest{WorkflowID: "b"}}); err != nil {
+		t.Fatalf("send into a reserved slot: %v", err)
 	}
-	for _, conv := range []engine.Conversation{running, queued, c} {
-		_ = conv.Close()
+	if s := w.State(); s.InFlight != 1 || s.BufferDepth != 1 {
+		t.Fatalf("state with b waiting for the busy executor = %+v, want 1 in flight, 1 buffered", s)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s := w.State(); s.InFlight != 1 || s.BufferDepth != 1 {
+		t.Fatalf("state after b closed while in the mailbox = %+v, want its slot kept: 1 in flight, 1 buffered", s)
+	}
+	c, _ := p.Open(context.Background(), "c", ch, "c-c")
+	if err := c.Link(context.Background(), ws[0]); !errors.Is(err, engine.ErrWorkerFull) {
+		t.Fatalf("link while the mailbox is full: %v, want ErrWorkerFull", err)
+	}
+	_ = c.Close()
+	freed := p.CapacityChanged(ch)
+	close(finish) // a's handler returns; the executor takes b out, drops it and frees its slot
+	if !await(freed) {
+		t.Fatalf("no capacity change after the executor was free (%+v)", w.State())
+	}
+	if s := w.State(); s.InFlight != 0 || s.BufferDepth != 0 {
+		t.Fatalf("state after the executor dropped b = %+v, want idle", s)
+	}
+	select {
+	case wf := <-started:
+		t.Errorf("the handler ran %s, whose conversation had closed", wf)
+	default:
 	}
 }
 
@@ -431,12 +513,13 @@ func TestDrainFinishesWhatItHasThenExits(t *testing.T) {
 	p := newPool(t)
 	ch := channel(t)
 	g := newGate()
-	w, err := p.Start(ch, local.WorkerConfig{ID: "w1", MaxInFlight: 1, Handler: g.handler})
+	w, err := p.Start(ch, local.WorkerConfig{ID: "w1", MaxInFlight: 2, Handler: g.handler})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ws := snapshot(t, p, ch)
-	a, b := open(t, p, ch, ws[0], "a"), open(t, p, ch, ws[0], "b") // a runs, b waits in the mailbox
+	a, b := open(t, p, ch, ws[0], "a"), open(t, p, ch, ws[0], "b")
+	<-g.started
 	<-g.started
 
 	removed := p.RemoveChannel(ch)

@@ -13,7 +13,8 @@ import (
 )
 
 // Pool holds the in-process workers of every channel. It implements
-// [engine.WorkerPool] and [engine.ConversationFactory]. Membership changes
+// [engine.WorkerPool], [engine.ConversationFactory] and
+// [engine.CapacitySignal]. Membership changes
 // are copy-on-write: a snapshot already taken is never affected, and nothing
 // in flight is paused.
 //
@@ -29,16 +30,19 @@ type Pool struct {
 	started  map[*Worker]struct{} // workers to stop on Close, pruned as they finish
 	pruneAt  int                  // prune started when it holds this many
 	closed   bool
+	unknown  chan struct{} // closed: what CapacityChanged returns for a channel the pool does not know
 }
 
 // channelMap maps each channel to its membership. It is never modified once
 // published.
 type channelMap map[engine.ChannelName]*membership
 
-// membership holds one channel's workers in pool order. The list is
-// replaced, never modified, so a snapshot holds on to the one it read.
+// membership holds one channel's workers in pool order, and its capacity
+// signal. The list is replaced, never modified, so a snapshot holds on to
+// the one it read.
 type membership struct {
-	workers atomic.Pointer[[]*Worker]
+	workers  atomic.Pointer[[]*Worker]
+	capacity signal
 }
 
 func (m *membership) list() []*Worker {
@@ -54,7 +58,8 @@ const minPrune = 64
 
 // NewPool returns an empty pool.
 func NewPool() *Pool {
-	p := &Pool{started: make(map[*Worker]struct{}), pruneAt: minPrune}
+	p := &Pool{started: make(map[*Worker]struct{}), pruneAt: minPrune, unknown: make(chan struct{})}
+	close(p.unknown)
 	p.channels.Store(&channelMap{})
 	return p
 }
@@ -85,7 +90,8 @@ func (p *Pool) AddChannels(channels ...engine.ChannelName) {
 // Start starts a worker and adds it to channel, after the workers already
 // there (a channel the pool does not know yet is added). An id that belongs
 // to a worker that exited is replaced in place, so a restarted worker keeps
-// its position; an id of a running worker is an error.
+// its position; an id of a running worker is an error. Either way the
+// channel's capacity grows: see [Pool.CapacityChanged].
 func (p *Pool) Start(channel engine.ChannelName, cfg WorkerConfig) (*Worker, error) {
 	if channel.IsZero() {
 		return nil, fmt.Errorf("start worker %s: %w: empty channel", cfg.ID, engine.ErrInvalidChannel)
@@ -113,29 +119,29 @@ func (p *Pool) Start(channel engine.ChannelName, cfg WorkerConfig) (*Worker, err
 		}
 		at = i
 	}
-	w, err := StartWorker(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("start worker: %w", err)
+	added := m == nil
+	if added {
+		m = &membership{}
 	}
+	w := startWorker(cfg, &m.capacity)
 	updated := append(make([]*Worker, 0, len(ws)+1), ws...)
 	if at >= 0 {
 		updated[at] = w
 	} else {
 		updated = append(updated, w)
 	}
-	if m == nil {
-		m = &membership{}
-		m.workers.Store(&updated)
+	m.workers.Store(&updated)
+	if added {
 		p.publish(channelMap{channel: m}, nil)
-	} else {
-		m.workers.Store(&updated)
 	}
 	p.track(w)
+	m.capacity.notify()
 	return w, nil
 }
 
 // Remove takes the worker out of channel's membership and returns it. It keeps
-// running what it has; the pool still stops it on Close.
+// running what it has, and the slots it frees are no longer the channel's
+// capacity changes; the pool still stops it on Close.
 func (p *Pool) Remove(channel engine.ChannelName, id string) (*Worker, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -148,6 +154,7 @@ func (p *Pool) Remove(channel engine.ChannelName, id string) (*Worker, bool) {
 		if w.id == id {
 			updated := append(append(make([]*Worker, 0, len(ws)-1), ws[:i]...), ws[i+1:]...)
 			m.workers.Store(&updated)
+			w.capacity.Store(nil)
 			return w, true
 		}
 	}
@@ -156,7 +163,8 @@ func (p *Pool) Remove(channel engine.ChannelName, id string) (*Worker, bool) {
 
 // RemoveChannel drops channel and returns its workers, which keep running
 // what they have (see [Worker.Drain]); the pool still stops them on Close.
-// Later snapshots of the channel fail with [engine.ErrUnknownChannel]. Each
+// Later snapshots of the channel fail with [engine.ErrUnknownChannel], and
+// whoever waits for its capacity to change is woken to see that. Each
 // call copies the pool's map of channels: remove many channels with one
 // [Pool.RemoveChannels].
 func (p *Pool) RemoveChannel(channel engine.ChannelName) []*Worker {
@@ -172,6 +180,7 @@ func (p *Pool) RemoveChannels(channels ...engine.ChannelName) []*Worker {
 	var out []*Worker
 	for _, m := range p.publish(nil, channels) {
 		out = append(out, m.list()...)
+		m.capacity.notify()
 	}
 	return out
 }
@@ -214,6 +223,31 @@ func (p *Pool) Workers(_ context.Context, channel engine.ChannelName, _ engine.A
 		out = append(out, engine.Worker{ID: w.id, Participant: w, State: w.State()})
 	}
 	return out, nil
+}
+
+// CapacityChanged implements [engine.CapacitySignal]: it returns a channel
+// that is closed the next time channel's capacity may have grown: a slot of
+// one of its workers frees, a worker starts or restarts in it
+// ([Pool.Start]), the channel is removed, or [Pool.Poke] is called (as when
+// its router is replaced). For a channel the pool does not know it returns
+// a closed channel, so that the caller looks again and sees that. Call it
+// before taking the snapshot whose capacity it waits for.
+func (p *Pool) CapacityChanged(channel engine.ChannelName) <-chan struct{} {
+	m, ok := (*p.channels.Load())[channel]
+	if !ok {
+		return p.unknown
+	}
+	return m.capacity.wait()
+}
+
+// Poke wakes whoever waits for channel's capacity to change (see
+// [Pool.CapacityChanged]), as a host does when something other than the
+// workers may let a waiting activity go, such as a new router. A channel
+// the pool does not know is ignored.
+func (p *Pool) Poke(channel engine.ChannelName) {
+	if m, ok := (*p.channels.Load())[channel]; ok {
+		m.capacity.notify()
+	}
 }
 
 // Open implements [engine.ConversationFactory].

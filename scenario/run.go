@@ -250,10 +250,11 @@ func (sw *scripted) handle(ctx context.Context, req engine.ActivityRequest) engi
 }
 
 // quiesce waits until the workers hold exactly the async activities still
-// open, so that the next step's snapshot does not depend on how fast the
-// last one wound down. A worker whose executors are all taken may also hold
-// queued activities of conversations that closed (a timeout): they stay
-// until an executor is free, which is as deterministic as the rest.
+// open, each in a slot and taken by an executor, so that the next step's
+// snapshot does not depend on how fast the last one wound down. An activity
+// whose conversation closed (a timeout) while it waited in a worker's
+// mailbox keeps its slot until an executor takes it out, so it is waited
+// for too.
 func (r *runner) quiesce(ctx context.Context) error {
 	held := map[WorkerRef]int{} // async activities per worker: each where it was sent last
 	last := map[string]WorkerRef{}
@@ -281,16 +282,13 @@ func (r *runner) quiesce(ctx context.Context) error {
 				return err
 			}
 			for _, w := range ws {
-				// A worker runs what it holds up to its capacity and queues
-				// the rest, once its executors have caught up.
+				// A slot for each activity the worker holds (InFlight), and
+				// none of them still waiting for an executor (BufferDepth).
 				st := w.State
-				k := held[WorkerRef{ch.Name, w.ID}]
-				run := min(k, st.MaxInFlight)
-				full := st.InFlight == st.MaxInFlight
-				if st.InFlight != run || (st.BufferDepth != k-run && !(full && st.BufferDepth > k-run)) {
+				if st.InFlight != held[WorkerRef{ch.Name, w.ID}] || st.BufferDepth != 0 {
 					settled = false
 				}
-				load += st.InFlight + st.BufferDepth
+				load += st.InFlight
 			}
 		}
 		if settled {
