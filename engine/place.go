@@ -61,8 +61,14 @@ func (c *call) try(ctx context.Context, excluded []string) (p placement, why *no
 		return placement{}, nil, fmt.Errorf("worker pool: %w", err)
 	}
 	cands := withoutExcluded(snapshot, excluded)
-	if len(cands) == 0 {
+	switch {
+	case len(snapshot) == 0: // between restarts, say: a worker may come
 		return placement{}, &notNow{err: noWorkers(snapshot, excluded)}, nil
+	case len(cands) == 0:
+		// Every worker there already failed this activity: waiting for
+		// one of them would not help (a restarted worker keeps its id).
+		// The workflow engine's retry is a new conversation.
+		return placement{}, nil, noWorkers(snapshot, excluded)
 	}
 	if !slices.ContainsFunc(cands, func(w Worker) bool { return w.State.HasCapacity() }) {
 		return placement{}, &notNow{err: allFull(cands)}, nil

@@ -100,7 +100,7 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 	n.backlogs.Store(&map[engine.ChannelName]engine.BacklogPolicy{})
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	d, err := engine.NewDispatcher(engine.Options{Pool: n.pool, Router: n.table, Conversations: n.pool,
-		Recorder: n.stats, IDs: opts.IDs, Backlog: n.BacklogPolicy})
+		Recorder: n.stats, IDs: opts.IDs, Backlog: n.BacklogPolicy, Capacity: n.pool})
 	if err != nil {
 		return nil, err
 	}
@@ -197,6 +197,7 @@ func (n *Node) Apply(_, next *config.Config) error {
 			n.log.Log(context.Background(), level, "channel added", "channel", ch.Name.Short(), "router", ch.Routing.SourceName(ch, next.File))
 		case routingChanged(old, ch, n.cfg.File, next.File):
 			n.table.Set(ch.Name, ch.Router(next.File)) // a slot already there: nothing is copied
+			n.pool.Poke(ch.Name)                       // the new version may take what the old held back
 			n.log.Info("router swapped", "channel", ch.Name.Short(), "router", ch.Routing.SourceName(ch, next.File),
 				"hash", ch.Routing.Program.Hash())
 		}

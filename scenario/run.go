@@ -55,7 +55,7 @@ func Run(ctx context.Context, s *Scenario) ([]engine.Operation, error) {
 	}
 	backlogs := s.Config.BacklogPolicies()
 	d, err := engine.NewDispatcher(engine.Options{Pool: r.pool, Router: r.table, Conversations: r.pool,
-		Recorder: &r.rec, IDs: &engine.SequenceIDs{Prefix: "c"},
+		Recorder: &r.rec, IDs: &engine.SequenceIDs{Prefix: "c"}, Capacity: r.pool,
 		Backlog: func(ch engine.ChannelName) engine.BacklogPolicy { return backlogs[ch] }})
 	if err != nil {
 		return nil, err
@@ -101,6 +101,7 @@ func (r *runner) step(ctx context.Context, d *engine.Dispatcher, st Step) error 
 			src = fmt.Sprintf("%s:%d (inline)", r.s.File, st.Line)
 		}
 		r.table.Set(st.Swap.Channel, router.NewScript(st.Swap.Program, src, ch.ScriptTimeout))
+		r.pool.Poke(st.Swap.Channel) // the new version may take what the old held back
 	case st.AddWorker != nil:
 		return r.start(*st.AddWorker)
 	case st.RemoveWorker != nil:
