@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/local"
 	"github.com/aion-dispatch/dispatch/router"
 )
 
@@ -325,4 +326,51 @@ func TestBacklogBoundsScriptCallsPerChange(t *testing.T) {
 	cancel()
 	wg.Wait()
 	r.checkIdle(t, w)
+}
+
+// TestBacklogAfterExits: an activity whose worker exited waits for another
+// of the channel's workers, away for now, to come back; one that every
+// worker of the channel has failed ends with NoWorkersAvailable at once,
+// rather than wait for ever (a poison activity).
+func TestBacklogAfterExits(t *testing.T) {
+	r := newRig(t)
+	var err error
+	r.d, err = engine.NewDispatcher(engine.Options{Pool: r.pool, Router: r.router, Conversations: r.convs, Recorder: r.rec,
+		IDs: &engine.SequenceIDs{Prefix: "c"}, Capacity: r.pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w1 *local.Worker
+	w1 = r.start(t, "w1", func(context.Context, engine.ActivityRequest) engine.ActivityResult {
+		w1.Stop("crashed")
+		return engine.ActivityResult{}
+	})
+	w2 := r.start(t, "w2", echo)
+	w2.Stop("deploy") // away, to come back
+	if err := w2.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := r.dispatch(context.Background(), request("wf-1")); done <- err }()
+	waiting(t, r, 1) // w1 exited on it, w2 is away: it waits
+	if _, err := r.pool.Start(r.channel, local.WorkerConfig{ID: "w2", Handler: echo}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("once w2 is back: %v", err)
+	}
+
+	// Every worker of the channel fails it: no wait. (An exited worker
+	// stays a member, which may restart, until it is removed.)
+	var w3 *local.Worker
+	r.pool.Remove(r.channel, "w1")
+	r.pool.Remove(r.channel, "w2")
+	w3 = r.start(t, "w3", func(context.Context, engine.ActivityRequest) engine.ActivityResult {
+		w3.Stop("crashed")
+		return engine.ActivityResult{}
+	})
+	_, err = r.dispatch(context.Background(), request("wf-2"))
+	if !errors.Is(err, engine.ErrNoWorkers) {
+		t.Fatalf("every worker failed it: %v, want NoWorkersAvailable at once", err)
+	}
 }

@@ -168,12 +168,13 @@ type call struct {
 	convID  string
 	conv    Conversation
 	attempt int
-	worker  string         // the worker of the current attempt, "" before selection
-	opened  bool           // conversation_opened was recorded
-	started bool           // worker_selected was recorded for the current attempt
-	final   ActivityState  // the state conversation_closed records
-	result  ActivityResult // the worker's answer, when there was one
-	policy  BacklogPolicy  // the channel's
+	worker  string          // the worker of the current attempt, "" before selection
+	opened  bool            // conversation_opened was recorded
+	started bool            // worker_selected was recorded for the current attempt
+	final   ActivityState   // the state conversation_closed records
+	result  ActivityResult  // the worker's answer, when there was one
+	policy  BacklogPolicy   // the channel's
+	seen    map[string]bool // the ids of every worker a snapshot showed it
 }
 
 func (c *call) run(ctx context.Context) (ActivityResult, error) {

@@ -60,15 +60,30 @@ func (c *call) try(ctx context.Context, excluded []string) (p placement, why *no
 	if err != nil {
 		return placement{}, nil, fmt.Errorf("worker pool: %w", err)
 	}
+	for _, w := range snapshot {
+		if c.seen == nil {
+			c.seen = map[string]bool{}
+		}
+		c.seen[w.ID] = true
+	}
 	cands := withoutExcluded(snapshot, excluded)
-	switch {
-	case len(snapshot) == 0: // between restarts, say: a worker may come
+	if len(cands) == 0 {
+		members := c.seen
+		if m, ok := c.d.pool.(Membership); ok {
+			members = map[string]bool{}
+			for _, id := range m.Members(c.ch) {
+				members[id] = true
+			}
+		}
+		if len(members) > 0 && allIn(members, excluded) {
+			// Every worker of the channel failed it: a poison activity
+			// is not re-routed for ever. The workflow engine's retry is a
+			// new conversation.
+			return placement{}, nil, noWorkers(snapshot, excluded)
+		}
+		// No worker now, or the ones there failed it while others are
+		// away (restarting): one may come.
 		return placement{}, &notNow{err: noWorkers(snapshot, excluded)}, nil
-	case len(cands) == 0:
-		// Every worker there already failed this activity: waiting for
-		// one of them would not help (a restarted worker keeps its id).
-		// The workflow engine's retry is a new conversation.
-		return placement{}, nil, noWorkers(snapshot, excluded)
 	}
 	if !slices.ContainsFunc(cands, func(w Worker) bool { return w.State.HasCapacity() }) {
 		return placement{}, &notNow{err: allFull(cands)}, nil
@@ -206,4 +221,14 @@ func routerWord(v RouterVersion) string {
 		return "the script"
 	}
 	return "the router"
+}
+
+// allIn reports whether every id of set is in ids.
+func allIn(set map[string]bool, ids []string) bool {
+	for id := range set {
+		if !slices.Contains(ids, id) {
+			return false
+		}
+	}
+	return true
 }

@@ -57,6 +57,17 @@ type CapacitySignal interface {
 	CapacityChanged(channel ChannelName) <-chan struct{}
 }
 
+// Membership is what a pool may tell beyond its snapshot: the ids of every
+// worker that belongs to a channel, those away for now (exited, about to
+// restart) included. With it, the dispatcher tells an activity that no
+// worker can take now (it waits) from one that every worker of the channel
+// has already failed (NoWorkersAvailable, at once: a poison activity is not
+// re-routed for ever). A pool without it is judged by the workers the
+// activity's own snapshots showed.
+type Membership interface {
+	Members(channel ChannelName) []string
+}
+
 // BacklogPolicy is how a channel's backlog behaves.
 type BacklogPolicy struct {
 	// MaxBacklog bounds how many activities may wait at once; a dispatch

@@ -225,6 +225,23 @@ func (p *Pool) Workers(_ context.Context, channel engine.ChannelName, _ engine.A
 	return out, nil
 }
 
+// Members implements [engine.Membership]: the ids of channel's workers,
+// those that exited (and may be restarted in place) included, in pool
+// order; none for a channel the pool does not know. Remove takes a worker
+// out of them.
+func (p *Pool) Members(channel engine.ChannelName) []string {
+	m, ok := (*p.channels.Load())[channel]
+	if !ok {
+		return nil
+	}
+	ws := m.list()
+	out := make([]string, len(ws))
+	for i, w := range ws {
+		out[i] = w.id
+	}
+	return out
+}
+
 // CapacityChanged implements [engine.CapacitySignal]: it returns a channel
 // that is closed the next time channel's capacity may have grown: a slot of
 // one of its workers frees, a worker starts or restarts in it

@@ -182,6 +182,7 @@ channels:
   - namespace: prod
     task_queue: q
     routing: `+leastLoaded+`
+    when_full: fail # once w1 failed an activity, no worker is left for it: fail rather than wait
     workers: [{id: w1, behavior: {exit_rate: 1, restart_after: 1ms}}]
 `, nil)
 	n := start(t, cfg, nil)
