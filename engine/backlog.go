@@ -101,8 +101,18 @@ func (b *backlog) leave(w *waiter) {
 // each capacity change of the channel, and after an activity joins.
 // changed is the channel's CapacityChanged.
 func (b *backlog) watch(changed func() <-chan struct{}) {
+	var prev <-chan struct{}
 	for {
-		next := changed() // before the round: a change during it starts another
+		// Before the round: a change during it closes next and starts
+		// another. A channel other than the last one means the last one
+		// was closed: the capacity changed since, whatever woke us.
+		next := changed()
+		if prev != nil && next != prev {
+			b.mu.Lock()
+			b.gen++
+			b.mu.Unlock()
+		}
+		prev = next
 		b.round()
 		b.mu.Lock()
 		if b.queue.Len() == 0 {
@@ -113,9 +123,6 @@ func (b *backlog) watch(changed func() <-chan struct{}) {
 		b.mu.Unlock()
 		select {
 		case <-next:
-			b.mu.Lock()
-			b.gen++
-			b.mu.Unlock()
 		case <-b.kick:
 		}
 	}

@@ -374,3 +374,33 @@ func TestBacklogAfterExits(t *testing.T) {
 		t.Fatalf("every worker failed it: %v, want NoWorkersAvailable at once", err)
 	}
 }
+
+// TestBacklogLosesNoWakeup: five activities for one one-slot worker that
+// answers at once, three thousand times over: every one completes. A
+// capacity change that lands while the backlog looks at its queue for
+// another reason (an activity joining) must not be lost (it was, once, in
+// about one run in three hundred under -race).
+func TestBacklogLosesNoWakeup(t *testing.T) {
+	for round := range 3000 {
+		r := newRig(t)
+		var err error
+		r.d, err = engine.NewDispatcher(engine.Options{Pool: r.pool, Router: r.router, Conversations: r.convs,
+			IDs: &engine.SequenceIDs{Prefix: "c"}, Capacity: r.pool})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.start(t, "w1", failWith("no"))
+		var wg sync.WaitGroup
+		for i := range 5 {
+			wg.Add(1)
+			go func() { defer wg.Done(); r.dispatch(context.Background(), request(fmt.Sprintf("wf-%d", i))) }()
+		}
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second): // a hang guard, not a timing
+			t.Fatalf("round %d: %d activities still wait", round, r.d.Waiting(r.channel))
+		}
+	}
+}

@@ -53,7 +53,8 @@ type CapacitySignal interface {
 	// CapacityChanged returns a channel that is closed the next time the
 	// capacity of channel may have grown: a slot freed, a worker joined,
 	// restarted or changed capacity, the channel's router was replaced.
-	// Ask before looking at the capacity, so that no change is missed.
+	// Ask before looking at the capacity, so that no change is missed. It
+	// returns the same channel until that one is closed.
 	CapacityChanged(channel ChannelName) <-chan struct{}
 }
 
