@@ -60,18 +60,23 @@ func (c *call) try(ctx context.Context, excluded []string) (p placement, why *no
 	if err != nil {
 		return placement{}, nil, fmt.Errorf("worker pool: %w", err)
 	}
-	for _, w := range snapshot {
-		if c.seen == nil {
-			c.seen = map[string]bool{}
+	membership, knows := c.d.pool.(Membership)
+	if !knows {
+		// Without the pool's word on who belongs, judge by the workers
+		// this activity has seen.
+		for _, w := range snapshot {
+			if c.seen == nil {
+				c.seen = map[string]bool{}
+			}
+			c.seen[w.ID] = true
 		}
-		c.seen[w.ID] = true
 	}
 	cands := withoutExcluded(snapshot, excluded)
 	if len(cands) == 0 {
 		members := c.seen
-		if m, ok := c.d.pool.(Membership); ok {
+		if knows {
 			members = map[string]bool{}
-			for _, id := range m.Members(c.ch) {
+			for _, id := range membership.Members(c.ch) {
 				members[id] = true
 			}
 		}
@@ -112,16 +117,18 @@ func (c *call) try(ctx context.Context, excluded []string) (p placement, why *no
 		return placement{}, nil, fmt.Errorf("%w: router %s chose %q, which is not a candidate (candidates: %s)",
 			ErrRouting, versionText(dec.Version), dec.WorkerID, workerIDs(cands))
 	}
-	full := &notNow{err: fmt.Errorf("%w: %s %s chose worker %s, which is full (%d of %d slots in flight)",
-		ErrNoWorkers, routerWord(dec.Version), versionText(dec.Version), w.ID, w.State.InFlight, w.State.MaxInFlight), declined: true}
+	full := func() *notNow {
+		return &notNow{err: fmt.Errorf("%w: %s %s chose worker %s, which is full (%d of %d slots in flight)",
+			ErrNoWorkers, routerWord(dec.Version), versionText(dec.Version), w.ID, w.State.InFlight, w.State.MaxInFlight), declined: true}
+	}
 	if !w.State.HasCapacity() {
-		return placement{}, full, nil
+		return placement{}, full(), nil
 	}
 	c.worker = w.ID
 	if err := c.conv.Link(ctx, w); err != nil {
 		c.worker = ""
 		if errors.Is(err, ErrWorkerFull) { // its last slot went to another activity meanwhile
-			return placement{}, full, nil
+			return placement{}, full(), nil
 		}
 		return placement{}, nil, fmt.Errorf("link: %w", err)
 	}
