@@ -484,17 +484,20 @@ func isClosed(ch <-chan struct{}) bool {
 // A backlog's watcher asks for the capacity signal before each round,
 // runs the round, then waits for the signal or for an activity to join (a
 // kick). The gate keeps it in its ask until the runner lets a round go,
-// and answers with a signal already given, so that the watcher is back in
-// its ask as soon as the round is over and the runner knows it is. A
-// watcher that wakes for the signal counts a capacity change, after which
-// every waiting activity may have a turn again; one that wakes for a kick
-// (when both are ready it picks one at random) offers a turn only to the
-// activities not offered one since the last change it counted. So the
-// gate looks at each round's first try (each takes a snapshot of the
-// pool, with the dispatch's context): if it is not the oldest activity's,
-// the watcher did not count a change after its last round, and the gate
-// shows every try of the round an empty pool, which changes nothing (no
-// candidate: the activity goes on waiting) and lets another round go.
+// and answers with a signal of its own, new and already given, so that
+// the watcher is back in its ask as soon as the round is over and the
+// runner knows it is; a new signal also says that the capacity changed
+// since the last, so that the round offers every waiting activity a turn,
+// oldest first. (A watcher that counts a change only when it wakes for
+// the signal, not when it wakes for a kick, as the engine's did before
+// 0b9308f, picks one at random when both are ready, and then offers a
+// turn only to the activities not offered one since the last change it
+// counted.) So the gate also looks at each round's first try (each takes
+// a snapshot of the pool, with the dispatch's context): if it is not the
+// oldest activity's, or there is none, the round did not follow a change,
+// and the gate shows every try of the round an empty pool, which changes
+// nothing (no candidate: the activity goes on waiting) and lets another
+// round go.
 type gate struct {
 	pool *local.Pool
 
@@ -536,9 +539,6 @@ func (g *gate) of(ch engine.ChannelName) *gated {
 	return st
 }
 
-// given is a signal already given.
-var given = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
-
 // CapacityChanged implements [engine.CapacitySignal]: it returns when the
 // runner lets the channel's backlog have a round.
 func (g *gate) CapacityChanged(ch engine.ChannelName) <-chan struct{} {
@@ -559,6 +559,8 @@ func (g *gate) CapacityChanged(ch engine.ChannelName) <-chan struct{} {
 	}
 	st.permits--
 	st.inRound, st.first, st.stale = true, true, false
+	given := make(chan struct{}) // a new one: the engine counts a change when the signal is not the last one
+	close(given)
 	return given
 }
 
