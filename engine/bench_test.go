@@ -22,6 +22,14 @@ func (nopRecorder) Record(context.Context, engine.Operation) error { return nil 
 
 func benchDispatcher(b *testing.B, rec engine.Recorder, workers int) *engine.Dispatcher {
 	b.Helper()
+	return benchDispatcherWith(b, rec, workers, false)
+}
+
+// benchDispatcherWith is benchDispatcher; with backlog the dispatcher has
+// the pool's capacity signal, as a node's does, so that an activity no
+// worker can take waits in the backlog rather than failing.
+func benchDispatcherWith(b *testing.B, rec engine.Recorder, workers int, backlog bool) *engine.Dispatcher {
+	b.Helper()
 	ch, err := engine.DispatchChannel(testNS, testQueue)
 	if err != nil {
 		b.Fatal(err)
@@ -33,10 +41,14 @@ func benchDispatcher(b *testing.B, rec engine.Recorder, workers int) *engine.Dis
 			b.Fatal(err)
 		}
 	}
-	d, err := engine.NewDispatcher(engine.Options{
+	opts := engine.Options{
 		Pool: pool, Router: router.NewNative("least-loaded", router.LeastLoaded), Conversations: pool,
 		Recorder: rec, IDs: &engine.SequenceIDs{Prefix: "c"},
-	})
+	}
+	if backlog {
+		opts.Capacity = pool
+	}
+	d, err := engine.NewDispatcher(opts)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -75,6 +87,19 @@ func BenchmarkDispatch(b *testing.B) {
 			})
 		})
 	}
+	// As a node dispatches: the capacity signal wired, so a dispatch looks
+	// at its channel's backlog first (empty here: the workers are never
+	// all full).
+	b.Run("sequential/with-backlog", func(b *testing.B) {
+		d := benchDispatcherWith(b, nopRecorder{}, 4, true)
+		ctx := context.Background()
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := d.Dispatch(ctx, testNS, testQueue, req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("sequential/with-timeouts", func(b *testing.B) {
 		d := benchDispatcher(b, nopRecorder{}, 4)
 		ctx := context.Background()

@@ -27,7 +27,7 @@ import (
 const stepLimit = 30 * time.Second
 
 // errStuck ends a request that does not finish within the step's limit.
-var errStuck = errors.New("the request never finished: does it reach a worker that hangs, without a start_to_close?")
+var errStuck = errors.New("the request never finished: does it reach a worker that hangs or holds it (held: true), without a start_to_close?")
 
 // Run runs the scenario and returns its journal: every operation in order,
 // with seq numbers, no times, and conversation ids c1, c2, …, with the
@@ -38,8 +38,10 @@ var errStuck = errors.New("the request never finished: does it reach a worker th
 // deadline if that is sooner.
 func Run(ctx context.Context, s *Scenario) ([]engine.Operation, error) {
 	r := &runner{s: s, table: router.NewTable(), pool: local.NewPool(), workers: map[WorkerRef]*scripted{}}
+	r.gate = newGate(r.pool)
 	defer r.pool.Close(context.Background())
-	defer r.abandon() // async dispatches still open after an error
+	defer r.gate.openUp() // the backlogs follow the pool from here on
+	defer r.abandon()     // async dispatches still open after an error
 	routes := make(map[engine.ChannelName]engine.Router, len(s.Config.Channels))
 	names := make([]engine.ChannelName, 0, len(s.Config.Channels))
 	for _, ch := range s.Config.Channels {
@@ -54,46 +56,58 @@ func Run(ctx context.Context, s *Scenario) ([]engine.Operation, error) {
 		}
 	}
 	backlogs := s.Config.BacklogPolicies()
-	d, err := engine.NewDispatcher(engine.Options{Pool: r.pool, Router: r.table, Conversations: r.pool,
-		Recorder: &r.rec, IDs: &engine.SequenceIDs{Prefix: "c"}, Capacity: r.pool,
+	d, err := engine.NewDispatcher(engine.Options{Pool: r.gate, Router: r.table, Conversations: r.pool,
+		Recorder: &r.rec, IDs: &engine.SequenceIDs{Prefix: "c"}, Capacity: r.gate,
 		Backlog: func(ch engine.ChannelName) engine.BacklogPolicy { return backlogs[ch] }})
 	if err != nil {
 		return nil, err
 	}
+	r.d = d
 	for _, st := range s.Steps {
-		if err := r.step(ctx, d, st); err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", s.File, st.Line, err)
-		}
-		if err := r.quiesce(ctx); err != nil {
+		if err := r.step(ctx, st); err != nil {
 			return nil, fmt.Errorf("%s:%d: %w", s.File, st.Line, err)
 		}
 	}
-	for len(r.async) > 0 {
-		a := r.async[0]
+	for _, a := range r.async {
+		if isClosed(a.done) {
+			continue
+		}
 		a.cancel()
-		<-a.done
-		r.async = r.async[1:]
-		if err := r.quiesce(ctx); err != nil {
+		if err := r.settle(ctx, a.done); err != nil {
 			return nil, fmt.Errorf("%s:%d: cancelling this async request: %w", s.File, a.line, err)
 		}
 	}
+	r.async = nil
 	return normalise(r.rec.ops(), s), nil
 }
 
-// step runs one step.
-func (r *runner) step(ctx context.Context, d *engine.Dispatcher, st Step) error {
+// step runs one step and waits until the scenario is at rest again (see
+// [runner.settle]).
+func (r *runner) step(ctx context.Context, st Step) error {
 	switch {
 	case st.Request != nil && st.Request.Async:
-		return r.dispatchAsync(ctx, d, *st.Request, st.Line)
+		return r.dispatchAsync(ctx, *st.Request, st.Line)
 	case st.Request != nil:
 		rctx, cancel := context.WithDeadlineCause(ctx, limit(ctx), errStuck)
-		res, err := d.Dispatch(rctx, st.Request.Channel.Namespace(), st.Request.Channel.TaskQueue(), st.Request.Request)
-		ended := rctx.Err() != nil // the step's limit or ctx, not the request's own timeouts
-		cancel()
-		if ended {
+		defer cancel()
+		p, err := r.begin(rctx, *st.Request, st.Line)
+		if err != nil {
+			return err
+		}
+		err = r.settle(rctx, p.done)
+		stuck := rctx.Err() != nil // the step's limit or ctx, not the request's own timeouts
+		if err != nil || stuck {
+			p.cancel()
+			<-p.done
+		}
+		if stuck {
 			return errStuck
 		}
-		r.done = append(r.done, outcome{req: *st.Request, res: res, err: err})
+		if err != nil {
+			return err
+		}
+		r.done = append(r.done, outcome{req: *st.Request, res: p.res, err: p.err})
+		return nil
 	case st.Swap != nil:
 		ch, _ := r.s.Config.Channel(st.Swap.Channel)
 		src := st.Swap.Path
@@ -103,7 +117,9 @@ func (r *runner) step(ctx context.Context, d *engine.Dispatcher, st Step) error 
 		r.table.Set(st.Swap.Channel, router.NewScript(st.Swap.Program, src, ch.ScriptTimeout))
 		r.pool.Poke(st.Swap.Channel) // the new version may take what the old held back
 	case st.AddWorker != nil:
-		return r.start(*st.AddWorker)
+		if err := r.start(*st.AddWorker); err != nil {
+			return err
+		}
 	case st.RemoveWorker != nil:
 		ref := *st.RemoveWorker
 		w, ok := r.pool.Remove(ref.Channel, ref.ID)
@@ -112,12 +128,21 @@ func (r *runner) step(ctx context.Context, d *engine.Dispatcher, st Step) error 
 		}
 		w.Drain("removed by the scenario")
 		delete(r.workers, ref)
+	case st.Release != nil:
+		ref := *st.Release
+		sw, ok := r.workers[ref]
+		if !ok {
+			return fmt.Errorf("release: %s has no worker %s", ref.Channel.Short(), ref.ID)
+		}
+		if !sw.release() {
+			return fmt.Errorf("release: worker %s holds no activity (an action with held: true)", ref.ID)
+		}
 	case st.Replay:
 		if err := r.replay(ctx); err != nil {
 			return fmt.Errorf("replay: %w", err)
 		}
 	}
-	return nil
+	return r.settle(ctx, nil)
 }
 
 // limit returns until when a step may wait: stepLimit from now, or ctx's
@@ -130,48 +155,87 @@ func limit(ctx context.Context) time.Time {
 	return deadline
 }
 
-// pending is an async request still open.
+// pending is a dispatch of a request step.
 type pending struct {
 	line   int
-	conv   string // its conversation
+	conv   atomic.Pointer[string] // its conversation, nil until it is open, or if it ended before
 	cancel context.CancelFunc
-	done   chan struct{}
+	done   chan struct{} // closed when Dispatch has returned, res and err set
+	res    engine.ActivityResult
+	err    error
 }
 
-// dispatchAsync starts a dispatch and returns once it is with a worker. A
-// dispatch that ends before that (no worker could take it) is simply over.
-func (r *runner) dispatchAsync(ctx context.Context, d *engine.Dispatcher, req Request, line int) error {
+// conversation returns the dispatch's conversation id, or "".
+func (p *pending) conversation() string {
+	if c := p.conv.Load(); c != nil {
+		return *c
+	}
+	return ""
+}
+
+// begin starts a dispatch and returns once its conversation is open (or
+// the dispatch is over, having opened none).
+func (r *runner) begin(ctx context.Context, req Request, line int) (*pending, error) {
 	before := len(r.rec.ops())
 	actx, cancel := context.WithCancel(ctx)
 	p := &pending{line: line, cancel: cancel, done: make(chan struct{})}
+	actx = context.WithValue(actx, pendingKey{}, p) // what the gate knows a try by
 	go func() {
 		defer close(p.done)
-		d.Dispatch(actx, req.Channel.Namespace(), req.Channel.TaskQueue(), req.Request)
+		p.res, p.err = r.d.Dispatch(actx, req.Channel.Namespace(), req.Channel.TaskQueue(), req.Request)
 	}()
 	deadline := limit(ctx)
-	for {
+	err := poll(ctx, func() (bool, error) {
 		for _, op := range r.rec.ops()[before:] {
-			switch op.Kind {
-			case engine.OpMessageSent:
-				p.conv = op.ConversationID
-				r.async = append(r.async, p)
-				return nil
-			case engine.OpConversationClosed:
-				<-p.done
-				cancel()
-				return nil
+			if op.Kind == engine.OpConversationOpened {
+				p.conv.Store(&op.ConversationID)
+				return true, nil
 			}
 		}
-		if ctx.Err() != nil || time.Now().After(deadline) {
-			cancel()
-			<-p.done
-			if ctx.Err() != nil {
-				return context.Cause(ctx)
-			}
-			return errors.New("the async request never reached a worker")
+		if isClosed(p.done) {
+			return true, nil
 		}
-		time.Sleep(100 * time.Microsecond)
+		if time.Now().After(deadline) {
+			return false, errors.New("the request opened no conversation")
+		}
+		return false, nil
+	})
+	if err != nil {
+		cancel()
+		<-p.done
+		return nil, err
 	}
+	return p, nil
+}
+
+// dispatchAsync starts a dispatch and returns once it is with a worker
+// that hangs or holds it, or waits in the backlog, and the scenario is at
+// rest. A dispatch that ends before that without reaching a worker (none
+// could take it) is simply over; one that a worker answered at once is a
+// mistake in the scenario.
+func (r *runner) dispatchAsync(ctx context.Context, req Request, line int) error {
+	p, err := r.begin(ctx, req, line)
+	if err != nil {
+		return err
+	}
+	r.async = append(r.async, p)
+	if err := r.settle(ctx, nil); err != nil {
+		return err
+	}
+	if isClosed(p.done) && r.reached(p.conversation()) {
+		return fmt.Errorf("the async request of line %d finished while the scenario went on; async needs a worker that hangs or holds it (held: true), or a wait in the backlog", line)
+	}
+	return nil
+}
+
+// reached reports whether the conversation was sent to a worker.
+func (r *runner) reached(conv string) bool {
+	for _, op := range r.rec.ops() {
+		if op.ConversationID == conv && op.Kind == engine.OpMessageSent {
+			return true
+		}
+	}
+	return false
 }
 
 // abandon cancels the async dispatches still open and waits for them.
@@ -187,10 +251,13 @@ type runner struct {
 	s       *Scenario
 	table   *router.Table
 	pool    *local.Pool
+	gate    *gate
+	d       *engine.Dispatcher
 	rec     collector
-	workers map[WorkerRef]*scripted
-	done    []outcome  // the requests so far and what came of them
-	async   []*pending // async requests still open, in order
+	workers map[WorkerRef]*scripted // the workers of the pool, by channel and id
+	all     []*scripted             // every worker started, removed and exited ones included
+	done    []outcome               // the requests so far and what came of them
+	async   []*pending              // async requests, in order
 }
 
 type outcome struct {
@@ -201,11 +268,15 @@ type outcome struct {
 
 // scripted is a running scripted worker.
 type scripted struct {
-	spec  Worker
-	ready chan struct{} // closed once w is set
-	n     atomic.Int64  // requests received
-	w     atomic.Pointer[local.Worker]
-	busy  sync.WaitGroup // handlers running
+	spec    Worker
+	ready   chan struct{} // closed once w is set
+	n       atomic.Int64  // requests received
+	w       atomic.Pointer[local.Worker]
+	running atomic.Int64 // handlers running
+	parked  atomic.Int64 // of those, the ones that hang or hold an activity not yet released
+
+	mu   sync.Mutex
+	held []chan struct{} // the activities held, oldest first; closing one releases it
 }
 
 func (r *runner) start(spec Worker) error {
@@ -218,16 +289,20 @@ func (r *runner) start(spec Worker) error {
 	sw.w.Store(w)
 	close(sw.ready)
 	r.workers[WorkerRef{spec.Channel, spec.ID}] = sw
+	r.all = append(r.all, sw)
 	return nil
 }
 
 // handle does what the script says for this request.
 func (sw *scripted) handle(ctx context.Context, req engine.ActivityRequest) engine.ActivityResult {
-	sw.busy.Add(1)
-	defer sw.busy.Done()
+	sw.running.Add(1)
+	defer sw.running.Add(-1)
 	<-sw.ready
 	k := int(sw.n.Add(1)) - 1
 	a := sw.spec.Script[min(k, len(sw.spec.Script)-1)]
+	if a.Held && !sw.hold(ctx) {
+		return engine.Failed("cancelled")
+	}
 	if a.Latency > 0 {
 		t := time.NewTimer(a.Latency)
 		select {
@@ -246,68 +321,334 @@ func (sw *scripted) handle(ctx context.Context, req engine.ActivityRequest) engi
 		sw.w.Load().Stop(a.Message)
 		return engine.ActivityResult{}
 	}
-	<-ctx.Done() // Hang
+	sw.parked.Add(1) // Hang
+	defer sw.parked.Add(-1)
+	<-ctx.Done()
 	return engine.Failed("cancelled")
 }
 
-// quiesce waits until the workers hold exactly the async activities still
-// open, each in a slot and taken by an executor, so that the next step's
-// snapshot does not depend on how fast the last one wound down. An activity
-// whose conversation closed (a timeout) while it waited in a worker's
-// mailbox keeps its slot until an executor takes it out, so it is waited
-// for too.
-func (r *runner) quiesce(ctx context.Context) error {
-	held := map[WorkerRef]int{} // async activities per worker: each where it was sent last
-	last := map[string]WorkerRef{}
-	for _, op := range r.rec.ops() {
-		if op.Kind == engine.OpMessageSent {
-			last[op.ConversationID] = WorkerRef{op.Channel, op.WorkerID}
+// hold waits until a release step lets the activity go on (true) or ctx
+// ends (false). It counts as parked from before it is in the queue until
+// the release takes it out, which counts it out at once, so that the
+// runner never sees a released activity as at rest.
+func (sw *scripted) hold(ctx context.Context) bool {
+	rel := make(chan struct{})
+	sw.mu.Lock()
+	sw.parked.Add(1)
+	sw.held = append(sw.held, rel)
+	sw.mu.Unlock()
+	select {
+	case <-rel:
+		return true
+	case <-ctx.Done():
+		sw.mu.Lock()
+		defer sw.mu.Unlock()
+		if i := slices.Index(sw.held, rel); i >= 0 {
+			sw.held = slices.Delete(sw.held, i, i+1)
+			sw.parked.Add(-1)
+			return false
 		}
+		return true // released as ctx ended: the release counted it out
 	}
-	for _, p := range r.async {
-		held[last[p.conv]]++
+}
+
+// release lets the oldest held activity go on, and reports whether there
+// was one.
+func (sw *scripted) release() bool {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	if len(sw.held) == 0 {
+		return false
 	}
+	rel := sw.held[0]
+	sw.held = sw.held[1:]
+	sw.parked.Add(-1)
+	close(rel)
+	return true
+}
+
+// settle waits until the scenario is at rest (see [runner.atRest]) with no
+// round of a backlog due (see [gate]), letting each due round go as soon
+// as it is at rest, and until done (if not nil) is closed. So every
+// snapshot a router sees, and the journal, is the same on every run: the
+// next step does not depend on how fast the last one wound down, and a
+// waiting activity is offered capacity only when the step that freed it
+// has had all its effects.
+func (r *runner) settle(ctx context.Context, done <-chan struct{}) error {
 	deadline := limit(ctx)
+	return poll(ctx, func() (bool, error) {
+		running := done != nil && !isClosed(done)
+		if running {
+			deadline = limit(ctx) // a request runs until ctx ends it
+		}
+		rest, why := r.atRest()
+		if rest && r.gate.letDue(r.d, r.rec.ops()) {
+			rest, why = false, "a backlog has a round"
+		}
+		if rest && !running {
+			return true, nil
+		}
+		if !running && time.Now().After(deadline) {
+			return false, fmt.Errorf("the scenario did not come to rest: %s (a hang without a timeout? async to a worker that answers?)", why)
+		}
+		return false, nil
+	})
+}
+
+// atRest reports whether nothing in the scenario moves until a timer fires
+// or something acts on it, and if not, why: every open conversation is
+// with a worker that hangs or holds its activity, or waits in its
+// channel's backlog, whose round of offers (if any) is over; every
+// worker's slots are those activities, each taken by an executor; no
+// handler runs but those.
+func (r *runner) atRest() (bool, string) {
+	last := map[string]engine.Operation{} // each open conversation's last operation
+	for _, op := range r.rec.ops() {
+		if op.Kind == engine.OpConversationClosed {
+			delete(last, op.ConversationID)
+			continue
+		}
+		last[op.ConversationID] = op
+	}
+	sent := map[WorkerRef]int{}
+	waiting := map[engine.ChannelName]int{}
+	for conv, op := range last {
+		switch op.Kind {
+		case engine.OpMessageSent:
+			sent[WorkerRef{op.Channel, op.WorkerID}]++
+		case engine.OpActivityWaiting:
+			waiting[op.Channel]++
+		default:
+			return false, fmt.Sprintf("conversation %s is at %s", conv, op.Kind)
+		}
+	}
+	type load struct{ inFlight, buffered, running, parked int }
+	loads := map[WorkerRef]*load{}
+	for _, sw := range r.all {
+		ref := WorkerRef{sw.spec.Channel, sw.spec.ID}
+		l := loads[ref]
+		if l == nil {
+			l = &load{}
+			loads[ref] = l
+		}
+		st := sw.w.Load().State()
+		l.inFlight += st.InFlight
+		l.buffered += st.BufferDepth
+		l.running += int(sw.running.Load())
+		l.parked += int(sw.parked.Load())
+	}
+	for ref, l := range loads {
+		if l.buffered != 0 || l.inFlight != l.parked || l.running != l.parked || sent[ref] != l.parked {
+			return false, fmt.Sprintf("worker %s holds %d activities (%d taken, %d running), want the %d sent to it, each held or hanging",
+				ref.ID, l.inFlight, l.inFlight-l.buffered, l.running, sent[ref])
+		}
+	}
+	for _, ch := range r.s.Config.Channels {
+		if n := r.d.Waiting(ch.Name); n != waiting[ch.Name] || (n > 0 && !r.gate.idle(ch.Name)) {
+			return false, fmt.Sprintf("the backlog of %s is busy", ch.Name.Short())
+		}
+	}
+	return true, ""
+}
+
+// poll calls ok every 100µs until it says true or fails, or ctx ends.
+func poll(ctx context.Context, ok func() (bool, error)) error {
 	for {
-		for _, p := range r.async {
-			select {
-			case <-p.done:
-				return fmt.Errorf("the async request of line %d finished while the scenario went on; async needs a worker that hangs", p.line)
-			default:
-			}
-		}
-		settled, load := true, 0
-		for _, ch := range r.s.Config.Channels {
-			ws, err := r.pool.Workers(ctx, ch.Name, engine.ActivityRequest{})
-			if err != nil {
-				return err
-			}
-			for _, w := range ws {
-				// A slot for each activity the worker holds (InFlight), and
-				// none of them still waiting for an executor (BufferDepth).
-				st := w.State
-				if st.InFlight != held[WorkerRef{ch.Name, w.ID}] || st.BufferDepth != 0 {
-					settled = false
-				}
-				load += st.InFlight
-			}
-		}
-		if settled {
-			if len(r.async) == 0 {
-				for _, sw := range r.workers {
-					sw.busy.Wait()
-				}
-			}
-			return nil
+		done, err := ok()
+		if done || err != nil {
+			return err
 		}
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("workers hold %d activities after the step, want %d (a hang without a timeout? async to a worker that answers?)", load, len(r.async))
-		}
 		time.Sleep(100 * time.Microsecond)
 	}
+}
+
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// gate stands between the pool and the dispatcher, so that a backlog
+// offers its waiting activities a turn only when the runner lets it: when
+// the scenario is at rest, and an activity joined, or the pool signalled a
+// capacity change, since the backlog's last round. Each round it lets go
+// offers every waiting activity a turn, oldest first, as after a capacity
+// change; the journal is then the same on every run.
+//
+// A backlog's watcher asks for the capacity signal before each round,
+// runs the round, then waits for the signal or for an activity to join (a
+// kick). The gate keeps it in its ask until the runner lets a round go,
+// and answers with a signal of its own, new and already given, so that
+// the watcher is back in its ask as soon as the round is over and the
+// runner knows it is; a new signal also says that the capacity changed
+// since the last, so that the round offers every waiting activity a turn,
+// oldest first. (A watcher that counts a change only when it wakes for
+// the signal, not when it wakes for a kick, as the engine's did before
+// 0b9308f, picks one at random when both are ready, and then offers a
+// turn only to the activities not offered one since the last change it
+// counted.) So the gate also looks at each round's first try (each takes
+// a snapshot of the pool, with the dispatch's context): if it is not the
+// oldest activity's, or there is none, the round did not follow a change,
+// and the gate shows every try of the round an empty pool, which changes
+// nothing (no candidate: the activity goes on waiting) and lets another
+// round go.
+type gate struct {
+	pool *local.Pool
+
+	mu    sync.Mutex
+	cond  sync.Cond
+	open  bool // the end: the pool's signal, no gate
+	chans map[engine.ChannelName]*gated
+}
+
+// gated is the gate's state for one channel's backlog.
+type gated struct {
+	parked  int             // watchers waiting for a round
+	permits int             // rounds let go, not yet begun
+	since   <-chan struct{} // the pool's signal, asked for as the last round was let go
+	joins   int             // the channel's activity_waiting operations then
+	front   string          // the conversation of the oldest waiting activity then
+	waiting map[string]bool // the conversations of the waiting activities then
+	inRound bool            // a round has begun and its watcher is not back
+	first   bool            // the round's first try is yet to come
+	stale   bool            // the round's first try was not the oldest activity's
+}
+
+// pendingKey is the context key of a dispatch's *pending.
+type pendingKey struct{}
+
+func newGate(pool *local.Pool) *gate {
+	g := &gate{pool: pool, chans: map[engine.ChannelName]*gated{}}
+	g.cond.L = &g.mu
+	return g
+}
+
+// of returns ch's state; g.mu is held.
+func (g *gate) of(ch engine.ChannelName) *gated {
+	st := g.chans[ch]
+	if st == nil {
+		st = &gated{}
+		g.chans[ch] = st
+	}
+	return st
+}
+
+// CapacityChanged implements [engine.CapacitySignal]: it returns when the
+// runner lets the channel's backlog have a round.
+func (g *gate) CapacityChanged(ch engine.ChannelName) <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	st := g.of(ch)
+	st.parked++
+	if st.inRound && st.first {
+		st.stale = true // a round that offered no one a turn: none untried since the last change counted
+	}
+	st.inRound = false
+	for st.permits == 0 && !g.open {
+		g.cond.Wait()
+	}
+	st.parked--
+	if g.open {
+		return g.pool.CapacityChanged(ch)
+	}
+	st.permits--
+	st.inRound, st.first, st.stale = true, true, false
+	given := make(chan struct{}) // a new one: the engine counts a change when the signal is not the last one
+	close(given)
+	return given
+}
+
+// Workers implements [engine.WorkerPool]: the pool's snapshot, or an empty
+// one for the tries of a round that did not begin with the oldest
+// activity.
+func (g *gate) Workers(ctx context.Context, ch engine.ChannelName, req engine.ActivityRequest) ([]engine.Worker, error) {
+	g.mu.Lock()
+	st := g.of(ch)
+	p, _ := ctx.Value(pendingKey{}).(*pending)
+	turn := st.inRound && p != nil && st.waiting[p.conversation()] // not a dispatch's first try
+	if turn && st.first {
+		st.first = false
+		st.stale = p.conversation() != st.front
+	}
+	stale := turn && st.stale
+	g.mu.Unlock()
+	if stale {
+		return []engine.Worker{}, nil
+	}
+	return g.pool.Workers(ctx, ch, req)
+}
+
+// Members implements [engine.Membership].
+func (g *gate) Members(ch engine.ChannelName) []string { return g.pool.Members(ch) }
+
+// idle reports whether the channel's backlog waits for the runner.
+func (g *gate) idle(ch engine.ChannelName) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	st := g.of(ch)
+	return st.parked > 0 && st.permits == 0
+}
+
+// letDue lets a round go for each channel whose backlog has activities and
+// a reason to look again, and reports whether it let any. ops is the
+// journal so far.
+func (g *gate) letDue(d *engine.Dispatcher, ops []engine.Operation) bool {
+	joins := map[engine.ChannelName]int{}
+	front := map[engine.ChannelName]string{}
+	waiting := map[engine.ChannelName]map[string]bool{}
+	last := map[string]engine.Operation{}
+	for _, op := range ops {
+		if op.Kind == engine.OpActivityWaiting {
+			joins[op.Channel]++
+		}
+		last[op.ConversationID] = op
+	}
+	for conv, op := range last { // the waits still going on, and the oldest
+		if op.Kind != engine.OpActivityWaiting {
+			continue
+		}
+		if waiting[op.Channel] == nil {
+			waiting[op.Channel] = map[string]bool{}
+		}
+		waiting[op.Channel][conv] = true
+		if f, ok := front[op.Channel]; !ok || op.Seq < last[f].Seq {
+			front[op.Channel] = conv
+		}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	let := false
+	for ch, n := range joins {
+		st := g.of(ch)
+		if d.Waiting(ch) == 0 || st.parked == 0 || st.permits > 0 {
+			continue
+		}
+		if !st.stale && n == st.joins && st.since != nil && !isClosed(st.since) {
+			continue
+		}
+		st.joins, st.front, st.waiting, st.stale = n, front[ch], waiting[ch], false
+		st.since = g.pool.CapacityChanged(ch) // before the round: a change during it calls for another
+		st.permits++
+		let = true
+	}
+	if let {
+		g.cond.Broadcast()
+	}
+	return let
+}
+
+// openUp lets every backlog follow the pool's signal, as at the end.
+func (g *gate) openUp() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.open = true
+	g.cond.Broadcast()
 }
 
 // replay re-dispatches every request so far through a dispatcher that has
@@ -468,6 +809,7 @@ func normalise(ops []engine.Operation, s *Scenario) []engine.Operation {
 		})
 	}
 	for i := range ops {
+		ops[i].Waited = 0 // a time, as the times left out
 		if h := ops[i].Router.Hash; h != "" {
 			ops[i].Router.Hash = known[strings.TrimPrefix(h, "sha256:")[:12]]
 		}

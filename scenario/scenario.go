@@ -75,6 +75,10 @@ type Action struct {
 	Output  engine.Payload
 	Message string
 	Latency time.Duration
+	// Held makes the worker hold the activity, in its slot, until a
+	// release step names the worker; then it acts (after Latency). The
+	// activities a worker holds are released oldest first.
+	Held bool
 }
 
 // Step is one step of a scenario; exactly one field is set.
@@ -83,6 +87,9 @@ type Step struct {
 	Swap         *Swap
 	AddWorker    *Worker
 	RemoveWorker *WorkerRef
+	// Release lets the oldest activity the worker holds (an action with
+	// Held) go on to its action.
+	Release *WorkerRef
 	// Replay re-dispatches every request so far in replay mode against the
 	// operations recorded so far: no live operation may happen and every
 	// outcome must be the recorded one.
@@ -94,10 +101,11 @@ type Step struct {
 type Request struct {
 	Channel engine.ChannelName
 	Request engine.ActivityRequest
-	// Async leaves the activity running (send it to a worker that hangs) so
-	// that later steps see its load; the scenario goes on once it is with a
-	// worker. At the end of the scenario, async activities still open are
-	// cancelled one by one, in order.
+	// Async leaves the activity open so that later steps see it: with a
+	// worker that hangs or holds it (Held), or waiting in the channel's
+	// backlog. The scenario goes on once it is there. At the end of the
+	// scenario, async activities still open are cancelled one by one, in
+	// order.
 	Async bool
 }
 
@@ -140,6 +148,7 @@ type actionYAML struct {
 	Fail     *string   `yaml:"fail"`
 	Exit     *string   `yaml:"exit"`
 	Hang     bool      `yaml:"hang"`
+	Held     bool      `yaml:"held"`
 	Latency  string    `yaml:"latency"`
 }
 
@@ -148,6 +157,7 @@ type stepYAML struct {
 	Swap         *swapYAML    `yaml:"swap"`
 	AddWorker    *workerYAML  `yaml:"add_worker"`
 	RemoveWorker *refYAML     `yaml:"remove_worker"`
+	Release      *releaseYAML `yaml:"release"`
 	Replay       bool         `yaml:"replay"`
 }
 
@@ -175,6 +185,10 @@ type refYAML struct {
 	Channel string `yaml:"channel"`
 	ID      string `yaml:"id"`
 }
+
+// releaseYAML is a release step's worker: a type of its own so that a
+// message about its keys names the step.
+type releaseYAML refYAML
 
 // loader collects a scenario's problems as config.Errors.
 type loader struct {
@@ -328,6 +342,12 @@ func (l *loader) action(a actionYAML, what string, line int) Action {
 	if n != 1 {
 		l.errorf(line, "%s: want exactly one of complete, fail, exit or hang: true", what)
 	}
+	if a.Held {
+		out.Held = true
+		if a.Hang {
+			l.errorf(line, "%s: held: true is for complete, fail or exit (a hang never answers anyway)", what)
+		}
+	}
 	if a.Latency != "" {
 		d, err := time.ParseDuration(a.Latency)
 		if err != nil || d < 0 {
@@ -361,12 +381,19 @@ func (l *loader) step(st stepYAML, line int) Step {
 			l.errorf(line, "remove_worker: missing id")
 		}
 	}
+	if r := st.Release; r != nil {
+		n++
+		out.Release = &WorkerRef{Channel: l.channel(r.Channel, line), ID: r.ID}
+		if r.ID == "" {
+			l.errorf(line, "release: missing id")
+		}
+	}
 	if st.Replay {
 		n++
 		out.Replay = true
 	}
 	if n != 1 {
-		l.errorf(line, "a step is exactly one of request, swap, add_worker, remove_worker or replay: true")
+		l.errorf(line, "a step is exactly one of request, swap, add_worker, remove_worker, release or replay: true")
 	}
 	return out
 }
@@ -535,6 +562,7 @@ var yamlShapes = map[string]struct {
 	"requestYAML": {"request", reflect.TypeFor[requestYAML]()},
 	"swapYAML":    {"swap", reflect.TypeFor[swapYAML]()},
 	"refYAML":     {"remove_worker", reflect.TypeFor[refYAML]()},
+	"releaseYAML": {"release", reflect.TypeFor[releaseYAML]()},
 }
 
 var fieldNotFound = regexp.MustCompile(`^field (\S+) not found in type scenario\.(\w+)$`)

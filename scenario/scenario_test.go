@@ -92,6 +92,21 @@ steps:
   - request: {channel: prod/email, workflow_id: wf-1, activity_type: send}
 `, []string{":6: worker w1 on prod/email is declared twice (first at line 5)"}},
 		{"no channels", "steps:\n  - replay: true\n", []string{":1: a scenario needs config: FILE or inline channels"}},
+		{"held and release", `version: 1
+channels:
+  - {namespace: prod, task_queue: email, routing: {lang: lua, source: "function route(r, c) return c[1].id end"}}
+workers:
+  - {channel: prod/email, id: w1, script: [{hang: true, held: true}]}
+steps:
+  - release: {channel: prod/email}
+  - release: {channel: prod/fax, id: w1}
+`, []string{
+			":5: worker w1: script[0]: held: true is for complete, fail or exit (a hang never answers anyway)",
+			":7: release: missing id",
+			":8: channel prod/fax is not in the config",
+		}},
+		{"unknown key in a release", "version: 1\nchannels: []\nsteps:\n  - release: {channel: prod/email, id: w1, colour: blue}\n",
+			[]string{`:4: release: unknown key "colour" (known: channel, id)`}},
 		{"request timeouts", `version: 1
 channels:
   - {namespace: prod, task_queue: email, routing: {lang: lua, source: "function route(r, c) return c[1].id end"}}
@@ -119,7 +134,7 @@ steps:
 			":5: channel prod/fax is not in the config",
 			":5: worker w1: script[0]: want exactly one of complete, fail, exit or hang: true",
 			":7: request: workflow_id and activity_type are required",
-			":8: a step is exactly one of request, swap, add_worker, remove_worker or replay: true",
+			":8: a step is exactly one of request, swap, add_worker, remove_worker, release or replay: true",
 			":9: swap: cannot read script missing.lua",
 		}},
 	} {
@@ -238,7 +253,16 @@ steps:
 			".yaml:9: the request never finished"},
 		{"async to a worker that answers", "{complete: ok, latency: 1ms}",
 			"  - request: {channel: prod/email, workflow_id: wf-1, activity_type: send, async: true}\n  - request: {channel: prod/email, workflow_id: wf-2, activity_type: send}\n",
-			"the async request of line 9 finished while the scenario went on"},
+			".yaml:9: the async request of line 9 finished while the scenario went on; async needs a worker that hangs or holds it (held: true), or a wait in the backlog"},
+		{"a request to a worker that holds it", "{complete: ok, held: true}",
+			"  - request: {channel: prod/email, workflow_id: wf-1, activity_type: send}\n",
+			".yaml:9: the request never finished"},
+		{"release a worker that holds nothing", "{complete: ok, held: true}",
+			"  - request: {channel: prod/email, workflow_id: wf-1, activity_type: send, async: true}\n  - release: {channel: prod/email, id: w1}\n  - release: {channel: prod/email, id: w1}\n",
+			".yaml:11: release: worker w1 holds no activity (an action with held: true)"},
+		{"release an unknown worker", "{complete: ok}",
+			"  - release: {channel: prod/email, id: w9}\n",
+			".yaml:9: release: prod/email has no worker w9"},
 		{"remove an unknown worker", "{complete: ok}",
 			"  - remove_worker: {channel: prod/email, id: w9}\n",
 			".yaml:9: remove_worker: prod/email has no worker w9"},
