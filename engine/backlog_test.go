@@ -375,6 +375,77 @@ func TestBacklogAfterExits(t *testing.T) {
 	}
 }
 
+// snapshotsOnly is a pool that gives snapshots and nothing else (no
+// [engine.Membership]), so the dispatcher judges who belongs to a channel
+// by the workers an activity has seen. It says on shown when a snapshot
+// includes the worker named by watch.
+type snapshotsOnly struct {
+	pool  *local.Pool
+	watch atomic.Pointer[string]
+	shown chan struct{}
+}
+
+func (s *snapshotsOnly) Workers(ctx context.Context, ch engine.ChannelName, req engine.ActivityRequest) ([]engine.Worker, error) {
+	ws, err := s.pool.Workers(ctx, ch, req)
+	if id := s.watch.Load(); id != nil {
+		for _, w := range ws {
+			if w.ID == *id {
+				s.watch.Store(nil)
+				close(s.shown)
+			}
+		}
+	}
+	return ws, err
+}
+
+// TestBacklogAfterExitsWithoutMembership: with a pool that does not say
+// who belongs to a channel, a worker the activity saw in its first
+// snapshot still counts: w1 fails the activity while w2 is away, and w1
+// is back before w2; the activity waits for w2 rather than end because
+// the only worker it sees now is one that failed it.
+func TestBacklogAfterExitsWithoutMembership(t *testing.T) {
+	r := newRig(t)
+	pool := &snapshotsOnly{pool: r.pool, shown: make(chan struct{})}
+	var err error
+	r.d, err = engine.NewDispatcher(engine.Options{Pool: pool, Router: r.router, Conversations: r.convs, Recorder: r.rec,
+		IDs: &engine.SequenceIDs{Prefix: "c"}, Capacity: r.pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var w1, w2 *local.Worker
+	w1 = r.start(t, "w1", func(context.Context, engine.ActivityRequest) engine.ActivityResult {
+		w2.Stop("deploy")
+		if err := w2.Wait(context.Background()); err != nil {
+			t.Error(err)
+		}
+		w1.Stop("crashed")
+		return engine.ActivityResult{}
+	})
+	w2 = r.start(t, "w2", echo)
+	done := make(chan error, 1)
+	go func() { _, err := r.dispatch(context.Background(), request("wf-1")); done <- err }()
+	if err := w1.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	id := "w1"
+	pool.watch.Store(&id)
+	if _, err := r.pool.Start(r.channel, local.WorkerConfig{ID: "w1", Handler: echo}); err != nil {
+		t.Fatal(err)
+	}
+	<-pool.shown // the activity has looked at the pool with w1 back
+	select {
+	case err := <-done:
+		t.Fatalf("ended before w2 came back: %v", err)
+	default:
+	}
+	if _, err := r.pool.Start(r.channel, local.WorkerConfig{ID: "w2", Handler: echo}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("once w2 is back: %v", err)
+	}
+}
+
 // TestBacklogLosesNoWakeup: five activities for one one-slot worker that
 // answers at once, three thousand times over: every one completes. A
 // capacity change that lands while the backlog looks at its queue for

@@ -168,13 +168,19 @@ type call struct {
 	convID  string
 	conv    Conversation
 	attempt int
-	worker  string          // the worker of the current attempt, "" before selection
-	opened  bool            // conversation_opened was recorded
-	started bool            // worker_selected was recorded for the current attempt
-	final   ActivityState   // the state conversation_closed records
-	result  ActivityResult  // the worker's answer, when there was one
-	policy  BacklogPolicy   // the channel's
-	seen    map[string]bool // the ids of every worker a snapshot showed it
+	worker  string         // the worker of the current attempt, "" before selection
+	opened  bool           // conversation_opened was recorded
+	started bool           // worker_selected was recorded for the current attempt
+	final   ActivityState  // the state conversation_closed records
+	result  ActivityResult // the worker's answer, when there was one
+	policy  BacklogPolicy  // the channel's
+	// Without the pool's [Membership], the workers this activity has seen:
+	// the first snapshot (kept as the pool returned it: building a set on
+	// every dispatch would cost each one two allocations) and the ids of
+	// those taken after it.
+	first  []Worker
+	looked bool
+	seen   map[string]bool
 }
 
 func (c *call) run(ctx context.Context) (ActivityResult, error) {

@@ -62,23 +62,18 @@ func (c *call) try(ctx context.Context, excluded []string) (p placement, why *no
 	}
 	membership, knows := c.d.pool.(Membership)
 	if !knows {
-		// Without the pool's word on who belongs, judge by the workers
-		// this activity has seen.
-		for _, w := range snapshot {
-			if c.seen == nil {
-				c.seen = map[string]bool{}
-			}
-			c.seen[w.ID] = true
-		}
+		c.saw(snapshot)
 	}
 	cands := withoutExcluded(snapshot, excluded)
 	if len(cands) == 0 {
-		members := c.seen
+		var members map[string]bool
 		if knows {
 			members = map[string]bool{}
 			for _, id := range membership.Members(c.ch) {
 				members[id] = true
 			}
+		} else {
+			members = c.members()
 		}
 		if len(members) > 0 && allIn(members, excluded) {
 			// Every worker of the channel failed it: a poison activity
@@ -158,7 +153,10 @@ func (c *call) wait(ctx context.Context, excluded []string, why *notNow) (placem
 		return placement{}, err
 	}
 	start := time.Now()
-	w := b.join(max, len(excluded) > 0, func() { b.watch(func() <-chan struct{} { return c.d.capacity.CapacityChanged(c.ch) }) })
+	// The watcher outlives this call: it captures the signal and the
+	// channel, not c (which would move every call to the heap).
+	capacity, ch := c.d.capacity, c.ch
+	w := b.join(max, len(excluded) > 0, func() { b.watch(func() <-chan struct{} { return capacity.CapacityChanged(ch) }) })
 	if w == nil {
 		return placement{}, backlogFull(c.ch, max, max)
 	}
@@ -228,6 +226,32 @@ func routerWord(v RouterVersion) string {
 		return "the script"
 	}
 	return "the router"
+}
+
+// saw notes the workers of a snapshot as seen by this activity.
+func (c *call) saw(snapshot []Worker) {
+	if !c.looked {
+		c.first, c.looked = snapshot, true
+		return
+	}
+	for _, w := range snapshot {
+		if c.seen == nil {
+			c.seen = map[string]bool{}
+		}
+		c.seen[w.ID] = true
+	}
+}
+
+// members is the set of workers this activity has seen.
+func (c *call) members() map[string]bool {
+	set := make(map[string]bool, len(c.seen)+len(c.first))
+	for id := range c.seen {
+		set[id] = true
+	}
+	for _, w := range c.first {
+		set[w.ID] = true
+	}
+	return set
 }
 
 // allIn reports whether every id of set is in ids.

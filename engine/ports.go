@@ -14,6 +14,7 @@ import (
 type WorkerPool interface {
 	// Workers returns the current snapshot, in the pool's order. A channel
 	// the pool does not serve is an error wrapping [ErrUnknownChannel].
+	// The slice is the caller's: the pool does not change it afterwards.
 	Workers(ctx context.Context, channel ChannelName, req ActivityRequest) ([]Worker, error)
 }
 
