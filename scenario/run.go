@@ -179,7 +179,6 @@ func (r *runner) begin(ctx context.Context, req Request, line int) (*pending, er
 	before := len(r.rec.ops())
 	actx, cancel := context.WithCancel(ctx)
 	p := &pending{line: line, cancel: cancel, done: make(chan struct{})}
-	actx = context.WithValue(actx, pendingKey{}, p) // what the gate knows a try by
 	go func() {
 		defer close(p.done)
 		p.res, p.err = r.d.Dispatch(actx, req.Channel.Namespace(), req.Channel.TaskQueue(), req.Request)
@@ -484,22 +483,12 @@ func isClosed(ch <-chan struct{}) bool {
 // A backlog's watcher asks for the capacity signal before each round,
 // runs the round, then waits for the signal or for an activity to join (a
 // kick). The gate keeps it in its ask until the runner lets a round go,
-// and answers with a signal of its own, new and already given, so that
-// the watcher is back in its ask as soon as the round is over and the
-// runner knows it is; a new signal also says that the capacity changed
-// since the last, so that the round offers every waiting activity a turn,
-// oldest first. (A watcher that counts a change only when it wakes for
-// the signal, not when it wakes for a kick, as the engine's did before
-// 0b9308f, picks one at random when both are ready, and then offers a
-// turn only to the activities not offered one since the last change it
-// counted.) So the gate also looks at each round's first try (each takes
-// a snapshot of the pool, with the dispatch's context): if it is not the
-// oldest activity's, or there is none, the round did not follow a change,
-// and the gate shows every try of the round an empty pool, which changes
-// nothing (no candidate: the activity goes on waiting) and lets another
-// round go.
+// and answers with a signal of its own, new and already closed: the
+// watcher is back in its ask as soon as the round is over, so the runner
+// knows it is, and a new signal tells the backlog that capacity changed,
+// so the round offers every waiting activity a turn, oldest first.
 type gate struct {
-	pool *local.Pool
+	*local.Pool // the snapshots and the membership; the signal is the gate's
 
 	mu    sync.Mutex
 	cond  sync.Cond
@@ -513,18 +502,10 @@ type gated struct {
 	permits int             // rounds let go, not yet begun
 	since   <-chan struct{} // the pool's signal, asked for as the last round was let go
 	joins   int             // the channel's activity_waiting operations then
-	front   string          // the conversation of the oldest waiting activity then
-	waiting map[string]bool // the conversations of the waiting activities then
-	inRound bool            // a round has begun and its watcher is not back
-	first   bool            // the round's first try is yet to come
-	stale   bool            // the round's first try was not the oldest activity's
 }
 
-// pendingKey is the context key of a dispatch's *pending.
-type pendingKey struct{}
-
 func newGate(pool *local.Pool) *gate {
-	g := &gate{pool: pool, chans: map[engine.ChannelName]*gated{}}
+	g := &gate{Pool: pool, chans: map[engine.ChannelName]*gated{}}
 	g.cond.L = &g.mu
 	return g
 }
@@ -546,46 +527,18 @@ func (g *gate) CapacityChanged(ch engine.ChannelName) <-chan struct{} {
 	defer g.mu.Unlock()
 	st := g.of(ch)
 	st.parked++
-	if st.inRound && st.first {
-		st.stale = true // a round that offered no one a turn: none untried since the last change counted
-	}
-	st.inRound = false
 	for st.permits == 0 && !g.open {
 		g.cond.Wait()
 	}
 	st.parked--
 	if g.open {
-		return g.pool.CapacityChanged(ch)
+		return g.Pool.CapacityChanged(ch)
 	}
 	st.permits--
-	st.inRound, st.first, st.stale = true, true, false
-	given := make(chan struct{}) // a new one: the engine counts a change when the signal is not the last one
+	given := make(chan struct{}) // a new one: the backlog counts a change
 	close(given)
 	return given
 }
-
-// Workers implements [engine.WorkerPool]: the pool's snapshot, or an empty
-// one for the tries of a round that did not begin with the oldest
-// activity.
-func (g *gate) Workers(ctx context.Context, ch engine.ChannelName, req engine.ActivityRequest) ([]engine.Worker, error) {
-	g.mu.Lock()
-	st := g.of(ch)
-	p, _ := ctx.Value(pendingKey{}).(*pending)
-	turn := st.inRound && p != nil && st.waiting[p.conversation()] // not a dispatch's first try
-	if turn && st.first {
-		st.first = false
-		st.stale = p.conversation() != st.front
-	}
-	stale := turn && st.stale
-	g.mu.Unlock()
-	if stale {
-		return []engine.Worker{}, nil
-	}
-	return g.pool.Workers(ctx, ch, req)
-}
-
-// Members implements [engine.Membership].
-func (g *gate) Members(ch engine.ChannelName) []string { return g.pool.Members(ch) }
 
 // idle reports whether the channel's backlog waits for the runner.
 func (g *gate) idle(ch engine.ChannelName) bool {
@@ -600,25 +553,9 @@ func (g *gate) idle(ch engine.ChannelName) bool {
 // journal so far.
 func (g *gate) letDue(d *engine.Dispatcher, ops []engine.Operation) bool {
 	joins := map[engine.ChannelName]int{}
-	front := map[engine.ChannelName]string{}
-	waiting := map[engine.ChannelName]map[string]bool{}
-	last := map[string]engine.Operation{}
 	for _, op := range ops {
 		if op.Kind == engine.OpActivityWaiting {
 			joins[op.Channel]++
-		}
-		last[op.ConversationID] = op
-	}
-	for conv, op := range last { // the waits still going on, and the oldest
-		if op.Kind != engine.OpActivityWaiting {
-			continue
-		}
-		if waiting[op.Channel] == nil {
-			waiting[op.Channel] = map[string]bool{}
-		}
-		waiting[op.Channel][conv] = true
-		if f, ok := front[op.Channel]; !ok || op.Seq < last[f].Seq {
-			front[op.Channel] = conv
 		}
 	}
 	g.mu.Lock()
@@ -629,11 +566,11 @@ func (g *gate) letDue(d *engine.Dispatcher, ops []engine.Operation) bool {
 		if d.Waiting(ch) == 0 || st.parked == 0 || st.permits > 0 {
 			continue
 		}
-		if !st.stale && n == st.joins && st.since != nil && !isClosed(st.since) {
+		if n == st.joins && st.since != nil && !isClosed(st.since) {
 			continue
 		}
-		st.joins, st.front, st.waiting, st.stale = n, front[ch], waiting[ch], false
-		st.since = g.pool.CapacityChanged(ch) // before the round: a change during it calls for another
+		st.joins = n
+		st.since = g.Pool.CapacityChanged(ch) // before the round: a change during it calls for another
 		st.permits++
 		let = true
 	}
