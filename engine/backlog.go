@@ -7,22 +7,33 @@ import (
 )
 
 // roundDeclines bounds the script calls one look at a channel's backlog
-// spends on activities that its router then declines (it chose none, or a
-// full worker): with activities held back at the front, a capacity change
-// costs at most this many calls beyond one per activity placed.
+// spends on activities held back before (the router chose none or a full
+// worker, or every worker the activity may still use was full): however
+// many are held back, a capacity change asks at most this many of them
+// again, the one asked longest ago first. An activity's first turn with a
+// free slot is not counted: each activity has it once, when it joins or at
+// the first change after, so it costs one call in the activity's life, not
+// one at every change.
 const roundDeclines = 16
 
-// backlog is the queue of one channel's waiting activities, oldest first.
-// A goroutine (watch) runs while it holds any: at each capacity change, and
-// when an activity joins, it offers the waiting activities a turn, oldest
-// first, one at a time; an activity given its turn tries to be placed, in
-// its own goroutine, and says how it went. The goroutine ends when the
-// queue empties.
+// backlog is the queue of one channel's waiting activities. A goroutine
+// (watch) runs while it holds any: at each capacity change, and when an
+// activity joins, it offers the waiting activities a turn, one at a time;
+// an activity given its turn tries to be placed, in its own goroutine, and
+// says how it went. The goroutine ends when the queue empties.
+//
+// The activities are in two lists. fresh holds those never held back, oldest
+// first, and is offered first: they are placed in the order they came. held
+// holds those held back on a turn, the one held back longest ago first, and
+// is offered next, within the round's budget (roundDeclines); one held back
+// again goes to its end. So held-back activities block no one behind them,
+// and each is asked again in turn.
 type backlog struct {
-	waiting atomic.Int32 // queue.Len(), read without the lock
+	waiting atomic.Int32 // fresh.Len() + held.Len(), read without the lock
 
 	mu       sync.Mutex
-	queue    list.List     // of *waiter
+	fresh    list.List     // of *waiter, never held back, oldest first
+	held     list.List     // of *waiter, held back, least recently first
 	watching bool          // watch is running
 	gen      uint64        // capacity changes seen by watch
 	kick     chan struct{} // an activity joined, or the last one left
@@ -33,9 +44,10 @@ type waiter struct {
 	turn   chan struct{}  // the activity's turn to try, from watch
 	result chan tryResult // how the try went, to watch
 	gone   chan struct{}  // closed when the activity leaves the queue
-	elem   *list.Element
-	tried  uint64 // the capacity generation of its last try, +1 (0: never tried)
-	narrow bool   // it has excluded workers: no free slot for it may still leave one for others
+	elem   *list.Element  // in fresh or held; nil once it left
+	in     *list.List     // the list elem is in
+	tried  uint64         // the capacity generation of its last try, +1 (0: never tried)
+	narrow bool           // it has excluded workers: no free slot for it may still leave one for others
 }
 
 // tryResult is how an activity's turn went.
@@ -59,11 +71,11 @@ func (b *backlog) len() int { return int(b.waiting.Load()) }
 func (b *backlog) join(max int, narrow bool, watch func()) *waiter {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.queue.Len() >= max {
+	if b.fresh.Len()+b.held.Len() >= max {
 		return nil
 	}
 	w := &waiter{turn: make(chan struct{}, 1), result: make(chan tryResult, 1), gone: make(chan struct{}), narrow: narrow}
-	w.elem = b.queue.PushBack(w)
+	w.elem, w.in = b.fresh.PushBack(w), &b.fresh
 	b.waiting.Add(1)
 	if !b.watching {
 		b.watching = true
@@ -88,13 +100,27 @@ func (b *backlog) leave(w *waiter) {
 	if w.elem == nil {
 		return
 	}
-	b.queue.Remove(w.elem)
+	w.in.Remove(w.elem)
 	b.waiting.Add(-1)
-	w.elem = nil
+	w.elem, w.in = nil, nil
 	close(w.gone)
-	if b.queue.Len() == 0 {
+	if b.fresh.Len()+b.held.Len() == 0 {
 		b.poke() // so that watch sees the queue empty and ends
 	}
+}
+
+// holdBack moves w, held back on its turn, to the end of held, and
+// reports whether it was fresh.
+func (b *backlog) holdBack(w *waiter) (fresh bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if w.elem == nil {
+		return false
+	}
+	fresh = w.in == &b.fresh
+	w.in.Remove(w.elem)
+	w.elem, w.in = b.held.PushBack(w), &b.held
+	return fresh
 }
 
 // watch offers the waiting activities their turns while any wait: after
@@ -103,9 +129,10 @@ func (b *backlog) leave(w *waiter) {
 func (b *backlog) watch(changed func() <-chan struct{}) {
 	var prev <-chan struct{}
 	for {
-		// Before the round: a change during it closes next and starts
-		// another. A channel other than the last one means the last one
-		// was closed: the capacity changed since, whatever woke us.
+		// Before the round: a change during it closes next, which ends
+		// the round and starts another. A channel other than the last one
+		// means the last one was closed: the capacity changed since,
+		// whatever woke us.
 		next := changed()
 		if prev != nil && next != prev {
 			b.mu.Lock()
@@ -113,9 +140,9 @@ func (b *backlog) watch(changed func() <-chan struct{}) {
 			b.mu.Unlock()
 		}
 		prev = next
-		b.round()
+		b.round(next)
 		b.mu.Lock()
-		if b.queue.Len() == 0 {
+		if b.fresh.Len()+b.held.Len() == 0 {
 			b.watching = false
 			b.mu.Unlock()
 			return
@@ -128,14 +155,27 @@ func (b *backlog) watch(changed func() <-chan struct{}) {
 	}
 }
 
-// round offers turns, oldest first, to the activities not yet tried since
-// the last capacity change: it stops when an activity finds no free slot
-// (none can be placed), or after roundDeclines activities were declined by
-// their router. An activity that joined since is tried even if older ones
-// were declined: they do not block it.
-func (b *backlog) round() {
+// round offers turns to the activities not yet tried since the last
+// capacity change, fresh ones first (oldest first), then held-back ones
+// (held back longest ago first). It stops when an activity finds no free
+// slot for anyone (none can be placed), after roundDeclines held-back
+// activities were held back again, or when next says the capacity
+// changed: the round that follows begins again with the oldest activity,
+// so that a slot freed now goes to it rather than to whoever is next in
+// this round.
+func (b *backlog) round(next <-chan struct{}) {
+	select {
+	case <-next:
+		next = nil // changed already: the round goes on, and the next one follows at once
+	default:
+	}
 	declines := 0
 	for {
+		select {
+		case <-next:
+			return
+		default:
+		}
 		w := b.nextUntried()
 		if w == nil {
 			return
@@ -147,31 +187,33 @@ func (b *backlog) round() {
 		case <-w.gone:
 			r = tryEnded
 		}
-		switch r {
-		case tryNoSlot:
-			if !w.narrow {
-				return // no candidate has room: nobody can be placed
-			}
-			declines++
-		case tryDeclined:
-			declines++
+		if r == tryNoSlot && !w.narrow {
+			return // no candidate has room: nobody can be placed
 		}
-		if declines >= roundDeclines {
-			return
+		// Declined, or no room on the workers it may use (others may
+		// have some): it goes behind the fresh ones.
+		if (r == tryDeclined || r == tryNoSlot) && !b.holdBack(w) {
+			declines++
+			if declines >= roundDeclines {
+				return
+			}
 		}
 	}
 }
 
-// nextUntried returns the oldest activity not tried since the last
-// capacity change, marking it tried, or nil.
+// nextUntried returns the first activity not tried since the last
+// capacity change, fresh ones before held-back ones, marking it tried, or
+// nil.
 func (b *backlog) nextUntried() *waiter {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for e := b.queue.Front(); e != nil; e = e.Next() {
-		w := e.Value.(*waiter)
-		if w.tried != b.gen+1 {
-			w.tried = b.gen + 1
-			return w
+	for _, l := range [...]*list.List{&b.fresh, &b.held} {
+		for e := l.Front(); e != nil; e = e.Next() {
+			w := e.Value.(*waiter)
+			if w.tried != b.gen+1 {
+				w.tried = b.gen + 1
+				return w
+			}
 		}
 	}
 	return nil

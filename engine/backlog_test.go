@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -284,45 +285,163 @@ func TestBacklogTimeoutsAndBounds(t *testing.T) {
 	}
 }
 
+// steppedCapacity is a CapacitySignal that lets the backlog have one round
+// at a time: its watcher asks for the signal before each round and is kept
+// in the ask until the test steps; step returns once the round is over (the
+// watcher asks again).
+type steppedCapacity struct {
+	mu      sync.Mutex
+	cond    sync.Cond
+	parked  int
+	permits int
+	open    bool
+	never   chan struct{}
+}
+
+func newSteppedCapacity() *steppedCapacity {
+	s := &steppedCapacity{never: make(chan struct{})}
+	s.cond.L = &s.mu
+	return s
+}
+
+func (s *steppedCapacity) CapacityChanged(engine.ChannelName) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.parked++
+	s.cond.Broadcast()
+	for s.permits == 0 && !s.open {
+		s.cond.Wait()
+	}
+	s.parked--
+	if s.open {
+		return s.never
+	}
+	s.permits--
+	changed := make(chan struct{}) // new, and closed: a change
+	close(changed)
+	return changed
+}
+
+// parkedNow waits until the watcher is in its ask.
+func (s *steppedCapacity) parkedNow() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.parked == 0 {
+		s.cond.Wait()
+	}
+}
+
+// step lets one round go and returns when it is over.
+func (s *steppedCapacity) step() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.permits++
+	s.cond.Broadcast()
+	for s.permits > 0 || s.parked == 0 {
+		s.cond.Wait()
+	}
+}
+
+// release lets the watcher go for good, to end when the backlog empties.
+func (s *steppedCapacity) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.open = true
+	s.cond.Broadcast()
+}
+
 // TestBacklogBoundsScriptCallsPerChange: with many activities held back by
-// their router, a capacity change costs a bounded number of router calls,
-// not one per waiting activity.
+// their router, a capacity change asks a bounded number of them again, the
+// one asked longest ago first, not one per waiting activity; each is asked
+// once in its life outside that bound, at its first turn with a free slot;
+// and one behind them that its router does not hold back is placed at that
+// same change (held-back activities block no one).
 func TestBacklogBoundsScriptCallsPerChange(t *testing.T) {
-	var calls atomic.Int32
+	var mu sync.Mutex
+	var asked []string
 	pick := router.NewNative("hold-all", func(in engine.Selection) string {
-		calls.Add(1)
+		mu.Lock()
+		asked = append(asked, in.WorkflowID)
+		mu.Unlock()
 		if strings.HasPrefix(in.WorkflowID, "wf-held") {
 			return ""
 		}
 		return router.LeastLoaded(in)
 	})
-	r, capacity := backlogRig(t, engine.BacklogPolicy{}, pick)
+	calls := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		out := slices.Clone(asked)
+		asked = asked[:0]
+		return out
+	}
+	capacity := newSteppedCapacity()
+	r := newRig(t)
+	r.router = &recordingRouter{inner: pick}
+	var err error
+	r.d, err = engine.NewDispatcher(engine.Options{Pool: r.pool, Router: r.router, Conversations: r.convs, Recorder: r.rec,
+		IDs: &engine.SequenceIDs{Prefix: "c"}, Capacity: capacity})
+	if err != nil {
+		t.Fatal(err)
+	}
 	h := newHeld()
 	w := r.start(t, "w1", h.handle)
-	done := make(chan error, 1)
+	done := make(chan error, 2)
 	go func() { _, err := r.dispatch(context.Background(), request("wf-0")); done <- err }()
 	<-h.started
+	calls() // wf-0's
 	const deep = 200
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	for i := range deep {
 		wg.Add(1)
-		go func() { defer wg.Done(); r.dispatch(ctx, request(fmt.Sprintf("wf-held-%d", i))) }()
+		go func() { defer wg.Done(); r.dispatch(ctx, request(fmt.Sprintf("wf-held-%03d", i))) }()
+		waiting(t, r, i+1) // in this order
 	}
-	waiting(t, r, deep)
+	go func() { _, err := r.dispatch(context.Background(), request("wf-next")); done <- err }()
+	waiting(t, r, deep+1)
+	capacity.parkedNow()
+	if got := calls(); len(got) != 0 {
+		t.Fatalf("router asked while w1 was full: %v", got)
+	}
+	h.release <- struct{}{} // w1's slot frees
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	capacity.step() // each held-back one is asked once, then wf-next is placed
+	if got := <-h.started; got != "wf-next" {
+		t.Fatalf("started %s, want wf-next", got)
+	}
+	if got := calls(); len(got) != deep+1 || got[deep] != "wf-next" {
+		t.Fatalf("first change: %d router calls (last %q), want %d then wf-next", len(got), got[len(got)-1], deep)
+	}
 	h.release <- struct{}{}
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
-	before := calls.Load()
-	asked := capacity.asked.Load()
-	capacity.fire()
-	for capacity.asked.Load() == asked { // the round is over when the backlog asks again
-		time.Sleep(time.Millisecond)
+	for change, want := range []string{"wf-held-000", "wf-held-016", "wf-held-032"} {
+		capacity.step()
+		got := calls()
+		if len(got) != 16 || got[0] != want {
+			t.Fatalf("change %d: %d router calls from %v, want 16 from %s", change+2, len(got), got[:min(len(got), 1)], want)
+		}
 	}
-	if n := calls.Load() - before; n > 16 {
-		t.Errorf("one capacity change cost %d router calls with %d held back; want at most 16", n, deep)
+	// One that joins now goes before the held-back ones still to be asked.
+	go func() { _, err := r.dispatch(context.Background(), request("wf-late")); done <- err }()
+	waiting(t, r, deep+1)
+	capacity.step()
+	if n := r.d.Waiting(r.channel); n != deep {
+		t.Fatalf("%d waiting after the change, want %d: wf-late placed", n, deep)
 	}
+	if got := <-h.started; got != "wf-late" {
+		t.Fatalf("started %s, want wf-late", got)
+	}
+	h.release <- struct{}{}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	capacity.release()
 	cancel()
 	wg.Wait()
 	r.checkIdle(t, w)
@@ -373,6 +492,91 @@ func TestBacklogAfterExits(t *testing.T) {
 	if !errors.Is(err, engine.ErrNoWorkers) {
 		t.Fatalf("every worker failed it: %v, want NoWorkersAvailable at once", err)
 	}
+}
+
+// TestBacklogReroutedBlockNoOne: many activities re-routed after their
+// worker crashed, waiting for the one worker they may still use (full), do
+// not keep a newer activity from the crashed worker once it is back idle;
+// and when a worker leaves the channel for good, an activity every
+// remaining member has failed ends with NoWorkersAvailable at once.
+func TestBacklogReroutedBlockNoOne(t *testing.T) {
+	r := newRig(t)
+	// The most free slots (least-loaded counts in-flight activities alone,
+	// and would choose w2, 1 of 1, over w1, 2 of 48).
+	r.router = &recordingRouter{inner: router.NewNative("most-free", func(in engine.Selection) string {
+		best, free := "", 0
+		for _, w := range in.Candidates {
+			if f := w.State.MaxInFlight - w.State.InFlight; f > free {
+				best, free = w.ID, f
+			}
+		}
+		return best
+	})}
+	var err error
+	r.d, err = engine.NewDispatcher(engine.Options{Pool: r.pool, Router: r.router, Conversations: r.convs, Recorder: r.rec,
+		IDs: &engine.SequenceIDs{Prefix: "c"}, Capacity: r.pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy := make(chan string, 1)
+	r.start(t, "w2", hang(busy, "w2"))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); r.dispatch(ctx, request("wf-0")) }()
+	<-busy
+	const n = 3 * 16
+	var started atomic.Int32
+	var w1 *local.Worker
+	ready := make(chan struct{})
+	w1, err = r.pool.Start(r.channel, local.WorkerConfig{ID: "w1", MaxInFlight: n, Handler: func(hctx context.Context, _ engine.ActivityRequest) engine.ActivityResult {
+		<-ready
+		if started.Add(1) == n {
+			w1.Stop("crashed")
+		}
+		<-hctx.Done()
+		return engine.ActivityResult{}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	close(ready)
+	crashed := make(chan error, n)
+	for i := range n {
+		go func() {
+			req := request(fmt.Sprintf("wf-crashed-%d", i))
+			req.ScheduleToStart = 10 * time.Second // only a guard against a hang
+			_, err := r.dispatch(ctx, req)
+			crashed <- err
+		}()
+	}
+	waiting(t, r, n) // each excludes w1 and waits for w2
+	next := make(chan error, 1)
+	go func() {
+		req := request("wf-next")
+		req.ScheduleToStart = 10 * time.Second // only a guard against a hang
+		_, err := r.dispatch(context.Background(), req)
+		next <- err
+	}()
+	waiting(t, r, n+1)
+	if _, err := r.pool.Start(r.channel, local.WorkerConfig{ID: "w1", Handler: echo}); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-next; err != nil {
+		t.Fatalf("wf-next never went to the idle w1: %v", err)
+	}
+
+	// w2 leaves the channel: every activity still waiting has failed on
+	// w1, the only member left.
+	r.pool.Remove(r.channel, "w2")
+	for range n {
+		if err := <-crashed; !errors.Is(err, engine.ErrNoWorkers) {
+			t.Fatalf("after w2 left: %v, want NoWorkersAvailable at once", err)
+		}
+	}
+	cancel()
+	wg.Wait()
 }
 
 // snapshotsOnly is a pool that gives snapshots and nothing else (no

@@ -15,6 +15,9 @@ type WorkerPool interface {
 	// Workers returns the current snapshot, in the pool's order. A channel
 	// the pool does not serve is an error wrapping [ErrUnknownChannel].
 	// The slice is the caller's: the pool does not change it afterwards.
+	// With a backlog, a snapshot should not depend on req: a backlog's round
+	// stops at the first activity that finds no free slot, taking it that
+	// no activity after it would find one.
 	Workers(ctx context.Context, channel ChannelName, req ActivityRequest) ([]Worker, error)
 }
 
@@ -53,7 +56,9 @@ type Router interface {
 type CapacitySignal interface {
 	// CapacityChanged returns a channel that is closed the next time the
 	// capacity of channel may have grown: a slot freed, a worker joined,
-	// restarted or changed capacity, the channel's router was replaced.
+	// restarted or changed capacity, the channel's router was replaced;
+	// and when a worker left the channel's membership (see [Membership]),
+	// which may end the wait of an activity every remaining member failed.
 	// Ask before looking at the capacity, so that no change is missed. It
 	// returns the same channel until that one is closed.
 	CapacityChanged(channel ChannelName) <-chan struct{}

@@ -141,7 +141,9 @@ func (p *Pool) Start(channel engine.ChannelName, cfg WorkerConfig) (*Worker, err
 
 // Remove takes the worker out of channel's membership and returns it. It keeps
 // running what it has, and the slots it frees are no longer the channel's
-// capacity changes; the pool still stops it on Close.
+// capacity changes; the pool still stops it on Close. The channel's
+// capacity signal fires: an activity that every remaining member has failed
+// is told so.
 func (p *Pool) Remove(channel engine.ChannelName, id string) (*Worker, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -155,6 +157,7 @@ func (p *Pool) Remove(channel engine.ChannelName, id string) (*Worker, bool) {
 			updated := append(append(make([]*Worker, 0, len(ws)-1), ws[:i]...), ws[i+1:]...)
 			m.workers.Store(&updated)
 			w.capacity.Store(nil)
+			m.capacity.notify() // fewer members: an activity every one left has failed waits no more
 			return w, true
 		}
 	}
