@@ -12,7 +12,7 @@ import (
 // TimeoutError is the cause of a dispatch that ran out of time. It matches
 // its Timeout sentinel and [context.DeadlineExceeded] through [errors.Is].
 type TimeoutError struct {
-	Timeout error         // ErrStartToCloseTimeout or ErrScheduleToCloseTimeout
+	Timeout error         // ErrScheduleToStartTimeout, ErrStartToCloseTimeout or ErrScheduleToCloseTimeout
 	After   time.Duration // the bound that was exceeded
 }
 
@@ -94,16 +94,22 @@ func (d *Dispatcher) Waiting(channel ChannelName) int { return d.backlogs.waitin
 //     it without touching pool, router or conversations;
 //  3. opens a conversation and records conversation_opened;
 //  4. takes a fresh snapshot of the pool, asks the router (without the
-//     workers excluded so far), links, sends and receives; when the linked
-//     worker exits first it excludes that worker and tries again;
+//     workers excluded so far), links into a free slot, sends and
+//     receives; when no worker can take it now (no free slot, the router
+//     chose none or a full worker) it records activity_waiting and waits
+//     in the channel's backlog, to be tried again when capacity changes,
+//     unless the channel's [BacklogPolicy] says to fail at once (or the
+//     backlog is full: [ErrBacklogFull]); when the linked worker exits
+//     first it excludes that worker and tries again;
 //  5. closes the conversation, whatever happened, and records
 //     conversation_closed.
 //
 // Any failure is a [*DispatchError]. A Failed result is returned together
 // with an error matching [ErrActivityFailed]. ctx cancels everything; the
-// request's StartToClose bounds each attempt's wait and ScheduleToClose the
-// whole conversation (see [TimeoutError]). A timed-out activity is not sent
-// again: retries belong to the workflow engine.
+// request's ScheduleToStart (or the channel's) bounds each wait in the
+// backlog, StartToClose each attempt from its send to the answer, and
+// ScheduleToClose the whole conversation (see [TimeoutError]). A timed-out
+// activity is not sent again: retries belong to the workflow engine.
 func (d *Dispatcher) Dispatch(ctx context.Context, namespace, taskQueue string, req ActivityRequest) (ActivityResult, error) {
 	ch, err := DispatchChannel(namespace, taskQueue)
 	if err != nil {

@@ -13,7 +13,11 @@
 // worker — the activity waits in its channel's backlog, oldest first, and
 // is tried again when the pool's [CapacitySignal] says capacity may have
 // grown; [BacklogPolicy] bounds the queue and can make a channel fail at
-// once instead. The wait is a context-aware wait on that signal: no
+// once instead. An activity held back on its turn (the router chose none
+// or a full worker, or the workers it may still use were full) goes
+// behind those never held back, so it blocks no one; the held-back ones
+// are asked again the longest-ago first, at most 16 at each capacity
+// change, however many wait. The wait is a context-aware wait on that signal: no
 // polling, no I/O.
 //
 // The package does no I/O and imports no scripting or transport package;

@@ -144,13 +144,8 @@ func (c *call) wait(ctx context.Context, excluded []string, why *notNow) (placem
 	if why != nil {
 		msg = waitReason(why.err)
 	}
-	// The wait is recorded before the activity joins the queue: once in
-	// it, a turn may place it at once.
 	if n := b.len(); n >= max {
 		return placement{}, backlogFull(c.ch, n, max)
-	}
-	if err := c.record(ctx, Operation{Kind: OpActivityWaiting, State: StateScheduled, Message: msg, Attempt: c.attempt}); err != nil {
-		return placement{}, err
 	}
 	start := time.Now()
 	// The watcher outlives this call: it captures the signal and the
@@ -161,6 +156,11 @@ func (c *call) wait(ctx context.Context, excluded []string, why *notNow) (placem
 		return placement{}, backlogFull(c.ch, max, max)
 	}
 	defer b.leave(w)
+	// Recorded once in the queue (a full one records no wait), and before
+	// the activity takes its first turn, which only it can.
+	if err := c.record(ctx, Operation{Kind: OpActivityWaiting, State: StateScheduled, Message: msg, Attempt: c.attempt}); err != nil {
+		return placement{}, err
+	}
 	var timeout <-chan time.Time
 	if s2s := c.req.ScheduleToStart; s2s > 0 {
 		t := time.NewTimer(s2s)
