@@ -44,7 +44,9 @@ func fuzzDecode(f *testing.F, newMsg func() protocol.Message) {
 func FuzzDecodeRegistration(f *testing.F) {
 	fuzzDecode(f, func() protocol.Message { return &protocol.Registration{} })
 }
-func FuzzDecodeStatus(f *testing.F) { fuzzDecode(f, func() protocol.Message { return &protocol.Status{} }) }
+func FuzzDecodeStatus(f *testing.F) {
+	fuzzDecode(f, func() protocol.Message { return &protocol.Status{} })
+}
 func FuzzDecodeRequest(f *testing.F) {
 	fuzzDecode(f, func() protocol.Message { return &protocol.Request{} })
 }
