@@ -17,7 +17,8 @@ import (
 //	aion.dispatch.v1.workers.hello      node → every worker   Hello
 //	aion.dispatch.v1.worker.ID.request  node → worker ID      Request (reply: the node's inbox)
 //	aion.dispatch.v1.worker.ID.cancel   node → worker ID      Cancel
-//	aion.dispatch.v1.node.NODE.inbox    worker → node NODE    Ack, then Response
+//	aion.dispatch.v1.worker.ID.hello    node → worker ID      Hello (register again: the id is free now)
+//	aion.dispatch.v1.node.NODE.inbox.N  worker → node NODE    Ack, then Response (N: one per request)
 //
 // A worker's exit is not a message: it is the NATS server's disconnect
 // advisory for its connection, $SYS.ACCOUNT.<account>.DISCONNECT, read in
@@ -43,8 +44,16 @@ func RequestSubject(workerID string) string {
 // waits for an activity.
 func CancelSubject(workerID string) string { return SubjectPrefix + ".worker." + workerID + ".cancel" }
 
-// InboxSubject is where node nodeID takes the acks and responses of its
-// requests. nodeID must pass [CheckToken].
+// WorkerHelloSubject is where worker workerID hears that a node asks it
+// alone to register again (a registration it refused, as a duplicate of a
+// live worker, may succeed now).
+func WorkerHelloSubject(workerID string) string { return SubjectPrefix + ".worker." + workerID + ".hello" }
+
+// InboxSubject is the prefix of node nodeID's reply subjects: a request's
+// reply subject is InboxSubject(nodeID) + "." + a token of the request,
+// and the node subscribes to InboxSubject(nodeID) + ".>". A worker sends
+// its ack and response to the request's reply subject, whatever it is.
+// nodeID must pass [CheckToken].
 func InboxSubject(nodeID string) string { return SubjectPrefix + ".node." + nodeID + ".inbox" }
 
 // Disconnect is what dispatch reads of a disconnect advisory: which
