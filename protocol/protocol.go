@@ -14,6 +14,7 @@ package protocol
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +22,7 @@ import (
 	"mime"
 	"reflect"
 	"strings"
+	"time"
 
 	"github.com/nats-io/nats.go"
 )
@@ -251,4 +253,19 @@ func checkText(field, s string) error {
 		return invalid(field, "longer than %d bytes", MaxIDLength)
 	}
 	return nil
+}
+
+// FlushTimeout bounds [Flush] when ctx has no deadline.
+const FlushTimeout = 10 * time.Second
+
+// Flush waits for a round trip to the server on nc, so that what was
+// published and subscribed before has reached it; ctx bounds the wait
+// (FlushTimeout when it has no deadline).
+func Flush(ctx context.Context, nc *nats.Conn) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, FlushTimeout)
+		defer cancel()
+	}
+	return nc.FlushWithContext(ctx)
 }

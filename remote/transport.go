@@ -209,11 +209,11 @@ func New(ctx context.Context, opts Options) (*Transport, error) {
 	if err == nil && t.sys != nil {
 		err = subscribe(t.sys, protocol.SubjectDisconnect, t.onDisconnect)
 		if err == nil {
-			err = t.sys.FlushWithContext(ctx)
+			err = protocol.Flush(ctx, t.sys)
 		}
 	}
 	if err == nil {
-		err = t.nc.FlushWithContext(ctx)
+		err = protocol.Flush(ctx, t.nc)
 	}
 	if err == nil {
 		err = t.publish(protocol.SubjectHello, &protocol.Hello{Version: protocol.Version, NodeID: node})
@@ -250,7 +250,7 @@ func (t *Transport) Close(ctx context.Context) error {
 	t.unsubscribe()
 	// A round trip, so that the server has the unsubscriptions.
 	if !t.nc.IsClosed() {
-		if err := t.nc.FlushWithContext(ctx); err != nil {
+		if err := protocol.Flush(ctx, t.nc); err != nil {
 			return fmt.Errorf("remote: close: %w", err)
 		}
 	}

@@ -243,7 +243,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err := w.register(); err != nil {
 		return err
 	}
-	if err := w.nc.FlushWithContext(ctx); err != nil && ctx.Err() == nil {
+	if err := protocol.Flush(ctx, w.nc); err != nil && ctx.Err() == nil {
 		return fmt.Errorf("worker %s: %w", w.opts.ID, err)
 	}
 	w.log.Info("worker registered", "channels", w.opts.Channels, "max_in_flight", w.max)
