@@ -47,7 +47,9 @@ func CancelSubject(workerID string) string { return SubjectPrefix + ".worker." +
 // WorkerHelloSubject is where worker workerID hears that a node asks it
 // alone to register again (a registration it refused, as a duplicate of a
 // live worker, may succeed now).
-func WorkerHelloSubject(workerID string) string { return SubjectPrefix + ".worker." + workerID + ".hello" }
+func WorkerHelloSubject(workerID string) string {
+	return SubjectPrefix + ".worker." + workerID + ".hello"
+}
 
 // InboxSubject is the prefix of node nodeID's reply subjects: a request's
 // reply subject is InboxSubject(nodeID) + "." + a token of the request,

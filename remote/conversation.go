@@ -363,8 +363,11 @@ func (t *Transport) onAck(msg *nats.Msg, token string, ack protocol.Ack) {
 		t.stats.rejected.Add(1)
 		a.rejected, a.done = true, true
 		// Full (or leaving) as far as this node knows, until it reports
-		// a newer state: the activity does not bounce back to it.
-		a.w.blocked = true
+		// a newer state: the activity does not bounce back to it. A newer
+		// report that overtook the ack stands.
+		if a.w.reported.Seq <= ack.State.Seq {
+			a.w.blocked = true
+		}
 		t.end(a)
 	}
 	a.acked <- ack // buffered for the one ack

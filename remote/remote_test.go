@@ -42,6 +42,7 @@ type envOpts struct {
 	noAdvisories     bool
 	heartbeatTimeout time.Duration
 	ackTimeout       time.Duration
+	maxMsg           int
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
@@ -52,7 +53,8 @@ func newEnv(t *testing.T, o envOpts) *env {
 	}
 	t.Cleanup(func() { _ = b.Shutdown(context.Background()) })
 	nc := connect(t, b)
-	opts := remote.Options{Conn: nc, Channels: []engine.ChannelName{channel}, HeartbeatTimeout: o.heartbeatTimeout, AckTimeout: o.ackTimeout}
+	opts := remote.Options{Conn: nc, Channels: []engine.ChannelName{channel}, HeartbeatTimeout: o.heartbeatTimeout, AckTimeout: o.ackTimeout,
+		MaxMessageSize: o.maxMsg}
 	if !o.noAdvisories {
 		sys, err := b.ConnectSystem()
 		if err != nil {
@@ -329,4 +331,155 @@ func TestWorkerDrain(t *testing.T) {
 	}
 }
 
-var _ = protocol.Version
+// peer is a worker written against the protocol by hand, so that a test
+// says exactly what goes on the wire.
+type peer struct {
+	t    *testing.T
+	nc   *nats.Conn
+	reqs chan *nats.Msg
+}
+
+func newPeer(t *testing.T, e *env, id, instance string) *peer {
+	t.Helper()
+	p := &peer{t: t, nc: connect(t, e.b), reqs: make(chan *nats.Msg, 16)}
+	sub, err := p.nc.ChanSubscribe(protocol.RequestSubject(id), p.reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Unsubscribe() })
+	p.send(protocol.SubjectRegister, p.registration(id, instance))
+	return p
+}
+
+func (p *peer) registration(id, instance string) *protocol.Registration {
+	cid, err := p.nc.GetClientID()
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	return &protocol.Registration{Version: 1, WorkerID: id, Instance: instance, Channels: []string{ns + "/" + queue}, MaxInFlight: 1,
+		Connection: &protocol.Connection{ServerID: p.nc.ConnectedServerId(), ClientID: cid}, State: &protocol.State{}}
+}
+
+func (p *peer) send(subject string, m protocol.Message) {
+	p.t.Helper()
+	msg, err := protocol.NewMsg(subject, m)
+	if err != nil {
+		p.t.Fatal(err)
+	}
+	if err := p.nc.PublishMsg(msg); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+func (p *peer) raw(subject, contentType string, body []byte) {
+	p.t.Helper()
+	msg := nats.NewMsg(subject)
+	msg.Header.Set(protocol.HeaderContentType, contentType)
+	msg.Data = body
+	if err := p.nc.PublishMsg(msg); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+func (p *peer) request() (*nats.Msg, protocol.Request) {
+	p.t.Helper()
+	select {
+	case m := <-p.reqs:
+		var r protocol.Request
+		if err := protocol.DecodeMsg(m, &r); err != nil {
+			p.t.Fatal(err)
+		}
+		return m, r
+	case <-time.After(guard):
+		p.t.Fatal("no request")
+	}
+	panic("unreachable")
+}
+
+func state(seq uint64, inFlight int) *protocol.State { return &protocol.State{Seq: seq, InFlight: inFlight} }
+
+// A rejected ack sends the activity back to the backlog (not an exit);
+// the worker is seen full until it reports again. Bad input is refused,
+// logged and counted, and loses nothing.
+func TestRejectedAckAndBadInput(t *testing.T) {
+	e := newEnv(t, envOpts{maxMsg: 4096})
+	p := newPeer(t, e, "p", "i1")
+	e.waitFor(t, "worker p", func() bool { return slices.Contains(e.live(t), "p") })
+	// Another process takes the live id: refused. A registration after it
+	// on the same connection tells when it has been handled.
+	other := newPeer(t, e, "p", "i2")
+	other.send(protocol.SubjectRegister, other.registration("q", "i3"))
+	e.waitFor(t, "worker q", func() bool { return slices.Contains(e.live(t), "q") })
+	other.send(protocol.SubjectDeregister, &protocol.Deregistration{Version: 1, WorkerID: "q", Instance: "i3"})
+	e.waitFor(t, "worker q to leave", func() bool { return !slices.Contains(e.live(t), "q") })
+
+	done := make(chan error, 1)
+	go func() {
+		res, err := e.d.Dispatch(context.Background(), ns, queue, request("wf-1"))
+		if err == nil && string(res.Output.Data) != "ok" {
+			err = errors.New("wrong result " + string(res.Output.Data))
+		}
+		done <- err
+	}()
+	m1, r1 := p.request()
+	p.send(m1.Reply, &protocol.Ack{Version: 1, WorkerID: "p", ConversationID: r1.ConversationID, Attempt: r1.Attempt,
+		Status: protocol.AckRejected, Reason: "full", State: state(1, 1)})
+	// Seen full: nothing is sent until the worker reports a free slot.
+	e.waitFor(t, "the rejection", func() bool { return e.t.Stats().Rejected == 1 })
+	if ws, _ := e.t.Workers(t.Context(), channel, engine.ActivityRequest{}); len(ws) != 1 || ws[0].State.HasCapacity() {
+		t.Fatalf("after the rejection, worker p is seen as %+v, want full", ws)
+	}
+	select {
+	case m := <-p.reqs:
+		t.Fatalf("a request to a worker seen full: %s", m.Data)
+	default:
+	}
+	p.send(protocol.SubjectStatus, &protocol.Status{Version: 1, WorkerID: "p", Instance: "i1", State: state(2, 0)})
+	m2, r2 := p.request()
+	if r2.ConversationID != r1.ConversationID || r2.Attempt != 2 {
+		t.Fatalf("second request %+v after %+v", r2, r1)
+	}
+	p.send(m2.Reply, &protocol.Ack{Version: 1, WorkerID: "p", ConversationID: r2.ConversationID, Attempt: 2,
+		Status: protocol.AckAccepted, State: state(3, 1)})
+	// Bad input, each refused where it is received.
+	p.raw(m2.Reply, "text/plain", []byte("hello"))
+	p.raw(m2.Reply, protocol.ContentTypeResponse, []byte(`{"version":1,`))
+	p.raw(m2.Reply, protocol.ContentTypeResponse, []byte(`{"version":1,"surprise":true}`))
+	p.raw(m2.Reply, protocol.ContentTypeResponse, []byte(`{"`+strings.Repeat("x", 5000)+`":1}`))
+	p.send(protocol.InboxSubject(e.t.NodeID())+".nope", &protocol.Response{Version: 1, WorkerID: "p", ConversationID: "nope", Attempt: 1,
+		Result: protocol.ResultOf(engine.Completed(engine.Payload{})), State: state(0, 0)})
+	p.send(m2.Reply, &protocol.Response{Version: 1, WorkerID: "p", ConversationID: r2.ConversationID, Attempt: 1,
+		Result: protocol.ResultOf(engine.Completed(engine.Payload{})), State: state(0, 0)})
+	resp := &protocol.Response{Version: 1, WorkerID: "p", ConversationID: r2.ConversationID, Attempt: 2,
+		Result: protocol.ResultOf(engine.Completed(engine.Payload{ContentType: "text/plain", Data: []byte("ok")})), State: state(4, 0)}
+	p.send(m2.Reply, resp)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(guard):
+		t.Fatal("dispatch did not end")
+	}
+	// After the close, the same response again; a second dispatch's
+	// answer, behind it in the same inbox, says when it was handled.
+	p.send(m2.Reply, resp)
+	go func() {
+		_, err := e.d.Dispatch(context.Background(), ns, queue, request("wf-2"))
+		done <- err
+	}()
+	m3, r3 := p.request()
+	p.send(m3.Reply, &protocol.Ack{Version: 1, WorkerID: "p", ConversationID: r3.ConversationID, Attempt: 1,
+		Status: protocol.AckAccepted, State: state(5, 1)})
+	p.send(m3.Reply, &protocol.Response{Version: 1, WorkerID: "p", ConversationID: r3.ConversationID, Attempt: 1,
+		Result: protocol.ResultOf(engine.Failed("nope")), State: state(6, 0)})
+	if err := <-done; !errors.Is(err, engine.ErrActivityFailed) {
+		t.Fatalf("second dispatch: %v", err)
+	}
+	got := e.t.Stats()
+	want := remote.Stats{Registrations: 2, Deregistrations: 1, Requests: 3, Accepted: 2, Rejected: 1, Responses: 2,
+		WrongContentType: 1, Malformed: 2, TooLarge: 1, UnknownConversation: 1, Stale: 1, AfterClose: 1, DuplicateRegistrations: 1}
+	if got != want {
+		t.Fatalf("stats\n got %+v\nwant %+v", got, want)
+	}
+}
