@@ -396,7 +396,9 @@ func (p *peer) request() (*nats.Msg, protocol.Request) {
 	panic("unreachable")
 }
 
-func state(seq uint64, inFlight int) *protocol.State { return &protocol.State{Seq: seq, InFlight: inFlight} }
+func state(seq uint64, inFlight int) *protocol.State {
+	return &protocol.State{Seq: seq, InFlight: inFlight}
+}
 
 // A rejected ack sends the activity back to the backlog (not an exit);
 // the worker is seen full until it reports again. Bad input is refused,
@@ -423,7 +425,7 @@ func TestRejectedAckAndBadInput(t *testing.T) {
 	}()
 	m1, r1 := p.request()
 	p.send(m1.Reply, &protocol.Ack{Version: 1, WorkerID: "p", ConversationID: r1.ConversationID, Attempt: r1.Attempt,
-		Status: protocol.AckRejected, Reason: "full", State: state(1, 1)})
+		Status: protocol.AckRejected, Reason: "busy", State: state(1, 0)}) // its load says free: the rejection alone blocks it
 	// Seen full: nothing is sent until the worker reports a free slot.
 	e.waitFor(t, "the rejection", func() bool { return e.t.Stats().Rejected == 1 })
 	if ws, _ := e.t.Workers(t.Context(), channel, engine.ActivityRequest{}); len(ws) != 1 || ws[0].State.HasCapacity() {
@@ -481,5 +483,41 @@ func TestRejectedAckAndBadInput(t *testing.T) {
 		WrongContentType: 1, Malformed: 2, TooLarge: 1, UnknownConversation: 1, Stale: 1, AfterClose: 1, DuplicateRegistrations: 1}
 	if got != want {
 		t.Fatalf("stats\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// A worker that rejected is seen full, even when its load says free,
+// until it reports a newer state: Link fails with ErrWorkerFull.
+func TestRejectionBlocksUntilReport(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	p := newPeer(t, e, "p", "i1")
+	e.waitFor(t, "worker p", func() bool { return slices.Contains(e.live(t), "p") })
+	ws, _ := e.t.Workers(t.Context(), channel, engine.ActivityRequest{})
+	conv, err := e.t.Open(t.Context(), "wf", channel, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conv.Close()
+	if err := conv.Link(t.Context(), ws[0]); err != nil {
+		t.Fatal(err)
+	}
+	sent := make(chan error, 1)
+	go func() { sent <- conv.Send(context.Background(), engine.DispatchRequest{ConversationID: "c1", Attempt: 1, Request: request("wf")}) }()
+	m, r := p.request()
+	p.send(m.Reply, &protocol.Ack{Version: 1, WorkerID: "p", ConversationID: r.ConversationID, Attempt: 1,
+		Status: protocol.AckRejected, Reason: "busy", State: state(1, 0)})
+	if err := <-sent; !errors.Is(err, engine.ErrNotStarted) || !strings.Contains(err.Error(), "busy") {
+		t.Fatalf("send: %v", err)
+	}
+	if err := conv.Link(t.Context(), ws[0]); !errors.Is(err, engine.ErrWorkerFull) {
+		t.Fatalf("link after a rejection: %v, want ErrWorkerFull", err)
+	}
+	p.send(protocol.SubjectStatus, &protocol.Status{Version: 1, WorkerID: "p", Instance: "i1", State: state(2, 0)})
+	e.waitFor(t, "worker p free", func() bool {
+		ws, _ := e.t.Workers(t.Context(), channel, engine.ActivityRequest{})
+		return len(ws) == 1 && ws[0].State.HasCapacity()
+	})
+	if err := conv.Link(t.Context(), ws[0]); err != nil {
+		t.Fatalf("link after a newer report: %v", err)
 	}
 }
