@@ -502,7 +502,9 @@ func TestRejectionBlocksUntilReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	sent := make(chan error, 1)
-	go func() { sent <- conv.Send(context.Background(), engine.DispatchRequest{ConversationID: "c1", Attempt: 1, Request: request("wf")}) }()
+	go func() {
+		sent <- conv.Send(context.Background(), engine.DispatchRequest{ConversationID: "c1", Attempt: 1, Request: request("wf")})
+	}()
 	m, r := p.request()
 	p.send(m.Reply, &protocol.Ack{Version: 1, WorkerID: "p", ConversationID: r.ConversationID, Attempt: 1,
 		Status: protocol.AckRejected, Reason: "busy", State: state(1, 0)})
