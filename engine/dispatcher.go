@@ -100,7 +100,9 @@ func (d *Dispatcher) Waiting(channel ChannelName) int { return d.backlogs.waitin
 //     in the channel's backlog, to be tried again when capacity changes,
 //     unless the channel's [BacklogPolicy] says to fail at once (or the
 //     backlog is full: [ErrBacklogFull]); when the linked worker exits
-//     first it excludes that worker and tries again;
+//     first it excludes that worker and tries again; when the worker did
+//     not start the activity ([ErrNotStarted]) it waits in the backlog
+//     again, without excluding that worker;
 //  5. closes the conversation, whatever happened, and records
 //     conversation_closed.
 //
@@ -196,12 +198,20 @@ func (c *call) run(ctx context.Context) (ActivityResult, error) {
 	}
 	c.opened = true
 	var excluded []string
+	var refused *notNow // why the last attempt's worker did not start the activity
 	for c.attempt = 1; ; c.attempt++ {
 		c.worker, c.started = "", false
 		if err := ctx.Err(); err != nil {
 			return ActivityResult{}, err
 		}
-		p, err := c.place(ctx, excluded)
+		var p placement
+		var err error
+		if refused != nil {
+			p, err = c.requeue(ctx, excluded, refused)
+			refused = nil
+		} else {
+			p, err = c.place(ctx, excluded)
+		}
 		if err != nil {
 			return ActivityResult{}, err
 		}
@@ -213,6 +223,12 @@ func (c *call) run(ctx context.Context) (ActivityResult, error) {
 		}
 		c.started = true
 		if err := c.conv.Send(ctx, DispatchRequest{ConversationID: c.convID, Attempt: c.attempt, Request: c.req}); err != nil {
+			if errors.Is(err, ErrNotStarted) {
+				// Not started, not an exit: back to the backlog, and the
+				// next attempt is routed as the first was.
+				refused = &notNow{err: fmt.Errorf("%w: %w", ErrNoWorkers, err), declined: true}
+				continue
+			}
 			return ActivityResult{}, fmt.Errorf("send: %w", err)
 		}
 		if err := c.record(ctx, Operation{Kind: OpMessageSent, WorkerID: w.ID, Attempt: c.attempt}); err != nil {

@@ -41,6 +41,15 @@ var (
 	// ErrWorkerFull is what [Conversation.Link] returns, wrapped, for a
 	// worker with no free slot: the activity waits in the backlog.
 	ErrWorkerFull = errors.New("worker has no free slot")
+	// ErrNotStarted is what [Conversation.Send] returns, wrapped, when the
+	// worker refused the activity without starting it (a remote worker
+	// that is full, or leaving, rejects it): the conversation has freed the
+	// slot Link took, and the dispatcher puts the activity back in its
+	// channel's backlog, to be routed again. It is not an exit: the worker
+	// is not excluded. The pool must not show that worker with a free slot
+	// again before its capacity changes, or the activity would bounce
+	// between the backlog and the worker.
+	ErrNotStarted = errors.New("worker did not start the activity")
 	// ErrRecord means the recorder could not record an operation.
 	ErrRecord = errors.New("record failed")
 	// ErrPanic means a pool, router, conversation or recorder panicked; the

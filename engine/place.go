@@ -130,6 +130,17 @@ func (c *call) try(ctx context.Context, excluded []string) (p placement, why *no
 	return placement{worker: w, version: dec.Version, seen: seen}, nil, nil
 }
 
+// requeue puts an activity that its worker did not start (why says which
+// worker, and why) back in the channel's backlog, behind the activities
+// already waiting, which records activity_waiting. A channel that does not
+// wait fails it with why's NoWorkersAvailable.
+func (c *call) requeue(ctx context.Context, excluded []string, why *notNow) (placement, error) {
+	if c.d.capacity == nil || c.policy.FailWhenFull {
+		return placement{}, why.err
+	}
+	return c.wait(ctx, excluded, why)
+}
+
 // wait puts the activity in the channel's backlog (why says why it could
 // not be placed, or is nil when it did not try, behind older activities)
 // and tries again at each turn the backlog gives it, until it is placed,

@@ -26,7 +26,7 @@ type Selection struct {
 	WorkflowID     string
 	Channel        ChannelName
 	ConversationID string
-	Attempt        int // 1 on the first try, +1 after each exited worker
+	Attempt        int // 1 on the first try, +1 after each exited worker or worker that did not start it
 	Request        ActivityRequest
 	// Candidates is the pool snapshot without the excluded workers, in the
 	// pool's order; never empty.
@@ -108,7 +108,10 @@ type Conversation interface {
 	// to a worker that already exited succeeds; the exit is then the next
 	// event.
 	Link(ctx context.Context, w Worker) error
-	// Send delivers the request to the linked worker.
+	// Send delivers the request to the linked worker. A worker that
+	// refuses it without starting it (a remote worker that is full) makes
+	// Send fail with an error wrapping [ErrNotStarted], after the slot
+	// Link took is freed: the activity then waits in the backlog again.
 	Send(ctx context.Context, msg DispatchRequest) error
 	// Receive waits for the response or exit of the worker linked for the
 	// current attempt; it never reports an earlier attempt's worker. When

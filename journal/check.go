@@ -17,15 +17,18 @@ import (
 // exactly one conversation_closed, which may follow any step (a failure or a
 // cancellation ends it there). An attempt that cannot start at once waits
 // in the channel's backlog: activity_waiting, once per wait, before its
-// worker_selected (or the close, when the wait ends the conversation).
+// worker_selected (or the close, when the wait ends the conversation); a
+// selected worker that did not start the activity sends it back there.
 var next = map[engine.OpKind][]engine.OpKind{
 	engine.OpConversationOpened: {engine.OpWorkerSelected, engine.OpActivityWaiting},
 	engine.OpActivityWaiting:    {engine.OpWorkerSelected},
-	engine.OpWorkerSelected:     {engine.OpMessageSent, engine.OpWorkerTimedOut},
-	engine.OpMessageSent:        {engine.OpMessageReceived, engine.OpWorkerExited, engine.OpWorkerTimedOut},
-	engine.OpMessageReceived:    {},
-	engine.OpWorkerExited:       {engine.OpWorkerSelected, engine.OpActivityWaiting},
-	engine.OpWorkerTimedOut:     {},
+	// A worker that did not start the activity (a rejected request) sends
+	// it back to the backlog: activity_waiting follows its selection.
+	engine.OpWorkerSelected:  {engine.OpMessageSent, engine.OpWorkerTimedOut, engine.OpActivityWaiting},
+	engine.OpMessageSent:     {engine.OpMessageReceived, engine.OpWorkerExited, engine.OpWorkerTimedOut},
+	engine.OpMessageReceived: {},
+	engine.OpWorkerExited:    {engine.OpWorkerSelected, engine.OpActivityWaiting},
+	engine.OpWorkerTimedOut:  {},
 }
 
 // wantState is the state each kind must carry (zero: none, or any final
@@ -200,6 +203,7 @@ func (c *Checker) add(line int, op engine.Operation) {
 	switch op.Kind {
 	case engine.OpActivityWaiting:
 		cv.waitAt = line
+		cv.worker = ""
 	case engine.OpWorkerSelected:
 		c.checkSelection(line, id, cv, op)
 		cv.worker = op.WorkerID

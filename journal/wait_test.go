@@ -132,9 +132,11 @@ func TestCheckWaits(t *testing.T) {
 		{"a wait after message_sent", func(l []string) []string {
 			return slices.Insert(l, 4, wait("c1", "wf-1", 1))
 		}, "line 5: conversation c1: activity_waiting cannot follow message_sent"},
-		{"a wait after worker_selected", func(l []string) []string {
+		// A worker that did not start the activity sends it back to the
+		// backlog after its selection, but to wait for the next attempt.
+		{"a wait after worker_selected of its attempt", func(l []string) []string {
 			return slices.Insert(l, 8, wait("c2", "wf-2", 1))
-		}, "line 9: conversation c2: activity_waiting cannot follow worker_selected"},
+		}, "line 9: conversation c2: activity_waiting of attempt 1, but it waits to start attempt 2"},
 		{"a wait after message_received", func(l []string) []string {
 			return slices.Insert(l, 5, wait("c1", "wf-1", 1))
 		}, "line 6: conversation c1: activity_waiting cannot follow message_received"},

@@ -1,0 +1,622 @@
+// Package remote is the dispatch side of workers that run as separate
+// programs and reach dispatch over NATS: a [Transport] is the
+// [engine.WorkerPool], [engine.ConversationFactory], [engine.CapacitySignal]
+// and [engine.Membership] of an [engine.Dispatcher], exactly as the
+// in-process pool of package local is.
+//
+// Workers register over NATS (package protocol has the messages; package
+// worker is a Go worker). A worker's link is its NATS connection: the
+// server's disconnect advisory for it ($SYS.ACCOUNT.*.DISCONNECT, read on
+// a connection to the system account, Options.Advisories) is its exit,
+// which every conversation linked to it observes at once. Where
+// advisories are not available, a worker that registers with a heartbeat
+// is deemed gone when no message of it arrived for a timeout
+// (Options.HeartbeatTimeout). Nothing is polled.
+//
+// Capacity: Link takes one of the worker's slots as this node sees them
+// (its max_in_flight, less the larger of the slots this node holds and
+// the in-flight count the worker last reported). With several dispatch
+// nodes that view can be stale, so the worker itself rejects a request
+// when it is full: Send then fails with [engine.ErrNotStarted] and the
+// activity goes back to its channel's backlog. A worker that rejected is
+// seen as full until it reports a newer state.
+//
+// Bad input is refused where it is received, logged and counted (see
+// [Stats]): a wrong content type, malformed JSON, an oversized message,
+// an ack or response for a conversation this node does not hold or has
+// closed, a duplicate registration of a live worker's id.
+package remote
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/protocol"
+)
+
+// DefaultAckTimeout is Options.AckTimeout when it is zero.
+const DefaultAckTimeout = 10 * time.Second
+
+// DefaultHeartbeatMisses is how many heartbeat intervals of a worker may
+// pass without a message of it, when Options.HeartbeatTimeout is zero,
+// before it is deemed gone.
+const DefaultHeartbeatMisses = 3
+
+// Options configures a [Transport].
+type Options struct {
+	// Conn is the connection to the account the workers are in; required.
+	// The transport does not close it.
+	Conn *nats.Conn
+	// Advisories is a connection to the system account, on which the
+	// transport reads the disconnect advisories of worker connections (see
+	// broker.Broker.ConnectSystem). Nil: worker exits are seen only through
+	// heartbeats and deregistrations.
+	Advisories *nats.Conn
+	// NodeID names this dispatch node in the subject of its inbox; empty
+	// means a random id. It must be a subject token.
+	NodeID string
+	// Channels are known from the start: a snapshot of one with no worker
+	// yet is empty, rather than an unknown channel. A channel a worker
+	// registers on becomes known too.
+	Channels []engine.ChannelName
+	// HeartbeatTimeout is how long a worker that registered with a
+	// heartbeat may stay silent before it is deemed gone (an exit);
+	// 0 means DefaultHeartbeatMisses times its heartbeat. Workers without a
+	// heartbeat have no timeout.
+	HeartbeatTimeout time.Duration
+	// AckTimeout bounds the wait for a worker's ack of a request; a
+	// request not acked in time is, for its conversation, an exit of the
+	// worker. 0 means DefaultAckTimeout.
+	AckTimeout time.Duration
+	// MaxMessageSize bounds an inbound message; 0 means
+	// protocol.MaxBodySize.
+	MaxMessageSize int
+	// Logger receives what the transport refuses and the workers'
+	// comings and goings; nil discards them.
+	Logger *slog.Logger
+}
+
+// Transport is the dispatch side of remote workers over NATS. Create one
+// with [New] and [Transport.Close] it.
+type Transport struct {
+	nc, sys    *nats.Conn
+	log        *slog.Logger
+	node       string
+	inbox      string // the prefix of reply subjects
+	hbTimeout  time.Duration
+	ackTimeout time.Duration
+	maxMsg     int
+	stats      counters
+	done       chan struct{} // closed by Close
+
+	mu       sync.Mutex
+	workers  map[string]*rworker // by id: the latest incarnation
+	byConn   map[protocol.Connection][]*rworker
+	channels map[engine.ChannelName]*channel
+	pending  map[string]*attempt // by reply token: attempts with a request out
+	recent   map[string]bool     // ids of recently closed conversations
+	ring     []string            // recent, in the order they closed
+	refused  map[string]bool     // ids whose registration was refused as a duplicate
+	nextTok  uint64
+	closed   bool
+	subs     []*nats.Subscription
+}
+
+// channel is one channel's workers, in the order they registered, and its
+// capacity signal.
+type channel struct {
+	workers []*rworker // live and exited; not those that left
+	signal  signal
+}
+
+// rworker is one incarnation of a registered worker. Its fields are
+// guarded by Transport.mu, except those set at creation.
+type rworker struct {
+	id, instance string
+	done         chan struct{} // closed when it exits
+
+	conn      protocol.Connection
+	channels  []engine.ChannelName
+	max       int
+	tags      []string
+	reserved  int            // slots this node's conversations hold
+	reported  protocol.State // the newest state it reported
+	blocked   bool           // it rejected a request; full until it reports a newer state
+	gone      bool           // exited
+	left      bool           // deregistered
+	exitMsg   string
+	heartbeat time.Duration
+	timer     *time.Timer // heartbeat timeout
+}
+
+// view is what a router sees of w now. t.mu is held.
+func (w *rworker) view() engine.ConsumerStateView {
+	in := max(w.reserved, w.reported.InFlight)
+	if w.blocked {
+		in = max(in, w.max)
+	}
+	return engine.ConsumerStateView{ID: w.id, InFlight: in, MaxInFlight: w.max, BufferDepth: w.reported.BufferDepth, Tags: w.tags}
+}
+
+// errClosed is the error of a transport or conversation used after Close.
+var errClosed = errors.New("closed")
+
+// New subscribes to the workers' registrations, to this node's inbox
+// and, with Options.Advisories, to the disconnect advisories, then says
+// hello so that workers already running register with this node.
+func New(ctx context.Context, opts Options) (*Transport, error) {
+	if opts.Conn == nil {
+		return nil, errors.New("remote: options lack Conn")
+	}
+	node := opts.NodeID
+	if node == "" {
+		b := make([]byte, 8)
+		if _, err := rand.Read(b); err != nil {
+			return nil, fmt.Errorf("remote: node id: %w", err)
+		}
+		node = hex.EncodeToString(b)
+	}
+	if err := protocol.CheckToken(node); err != nil {
+		return nil, fmt.Errorf("remote: node id: %w", err)
+	}
+	t := &Transport{
+		nc: opts.Conn, sys: opts.Advisories, log: opts.Logger, node: node, inbox: protocol.InboxSubject(node),
+		hbTimeout: opts.HeartbeatTimeout, ackTimeout: opts.AckTimeout, maxMsg: opts.MaxMessageSize,
+		done:    make(chan struct{}),
+		workers: map[string]*rworker{}, byConn: map[protocol.Connection][]*rworker{},
+		channels: map[engine.ChannelName]*channel{}, pending: map[string]*attempt{},
+		recent: map[string]bool{}, refused: map[string]bool{},
+	}
+	if t.log == nil {
+		t.log = slog.New(slog.DiscardHandler)
+	}
+	if t.ackTimeout <= 0 {
+		t.ackTimeout = DefaultAckTimeout
+	}
+	if t.maxMsg <= 0 {
+		t.maxMsg = protocol.MaxBodySize
+	}
+	for _, ch := range opts.Channels {
+		t.channels[ch] = &channel{}
+	}
+	subscribe := func(nc *nats.Conn, subject string, h nats.MsgHandler) error {
+		sub, err := nc.Subscribe(subject, h)
+		if err != nil {
+			return fmt.Errorf("remote: subscribe to %s: %w", subject, err)
+		}
+		// Generous limits: a slow consumer is dropped by the server.
+		if err := sub.SetPendingLimits(1<<20, 256<<20); err != nil {
+			return fmt.Errorf("remote: %s: %w", subject, err)
+		}
+		t.subs = append(t.subs, sub)
+		return nil
+	}
+	err := errors.Join(
+		subscribe(t.nc, protocol.SubjectPrefix+".workers.*", t.onWorkerMsg),
+		subscribe(t.nc, t.inbox+".>", t.onInbox),
+	)
+	if err == nil && t.sys != nil {
+		err = subscribe(t.sys, protocol.SubjectDisconnect, t.onDisconnect)
+		if err == nil {
+			err = protocol.Flush(ctx, t.sys)
+		}
+	}
+	if err == nil {
+		err = protocol.Flush(ctx, t.nc)
+	}
+	if err == nil {
+		err = t.publish(protocol.SubjectHello, &protocol.Hello{Version: protocol.Version, NodeID: node})
+	}
+	if err != nil {
+		t.unsubscribe()
+		return nil, err
+	}
+	return t, nil
+}
+
+// NodeID returns the node's id, as its inbox subject names it.
+func (t *Transport) NodeID() string { return t.node }
+
+// Stats returns what the transport has counted so far.
+func (t *Transport) Stats() Stats { return t.stats.snapshot() }
+
+// Close unsubscribes, stops the heartbeat timers, and makes every
+// conversation still waiting fail. It does not close the connections.
+func (t *Transport) Close(ctx context.Context) error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return nil
+	}
+	t.closed = true
+	close(t.done)
+	for _, w := range t.workers {
+		if w.timer != nil {
+			w.timer.Stop()
+		}
+	}
+	t.mu.Unlock()
+	t.unsubscribe()
+	// A round trip, so that the server has the unsubscriptions.
+	if !t.nc.IsClosed() {
+		if err := protocol.Flush(ctx, t.nc); err != nil {
+			return fmt.Errorf("remote: close: %w", err)
+		}
+	}
+	return nil
+}
+
+func (t *Transport) unsubscribe() {
+	for _, s := range t.subs {
+		_ = s.Unsubscribe() // fails only on a closed connection, which has none left
+	}
+}
+
+// AddChannels makes each channel known, with no workers yet.
+func (t *Transport) AddChannels(chs ...engine.ChannelName) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, ch := range chs {
+		if t.channels[ch] == nil {
+			t.channels[ch] = &channel{}
+		}
+	}
+}
+
+// Workers implements [engine.WorkerPool]: the live registered workers of
+// channel, in the order they registered, each with its state as this node
+// sees it.
+func (t *Transport) Workers(_ context.Context, ch engine.ChannelName, _ engine.ActivityRequest) ([]engine.Worker, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c := t.channels[ch]
+	if c == nil {
+		return nil, fmt.Errorf("%w %s", engine.ErrUnknownChannel, ch.Short())
+	}
+	out := make([]engine.Worker, 0, len(c.workers))
+	for _, w := range c.workers {
+		if !w.gone {
+			out = append(out, engine.Worker{ID: w.id, Participant: w, State: w.view()})
+		}
+	}
+	return out, nil
+}
+
+// Members implements [engine.Membership]: the ids of channel's workers,
+// those that exited included (a supervisor may restart them), those that
+// deregistered not.
+func (t *Transport) Members(ch engine.ChannelName) []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c := t.channels[ch]
+	if c == nil {
+		return nil
+	}
+	out := make([]string, len(c.workers))
+	for i, w := range c.workers {
+		out[i] = w.id
+	}
+	return out
+}
+
+// closedSignal is what CapacityChanged returns for a channel it does not
+// know: the caller looks again at once, and sees that.
+var closedSignal = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// CapacityChanged implements [engine.CapacitySignal]: the channel is
+// closed when a worker registers on ch (or again, with another capacity),
+// a slot this node held frees, a worker reports a lower load, or
+// [Transport.Poke] is called.
+func (t *Transport) CapacityChanged(ch engine.ChannelName) <-chan struct{} {
+	t.mu.Lock()
+	c := t.channels[ch]
+	t.mu.Unlock()
+	if c == nil {
+		return closedSignal
+	}
+	return c.signal.wait()
+}
+
+// Poke wakes whoever waits for ch's capacity to change, as when its
+// router is replaced.
+func (t *Transport) Poke(ch engine.ChannelName) {
+	t.mu.Lock()
+	c := t.channels[ch]
+	t.mu.Unlock()
+	if c != nil {
+		c.signal.notify()
+	}
+}
+
+// notifyWorker notifies the channels of w. t.mu is held.
+func (t *Transport) notifyWorker(w *rworker) {
+	for _, ch := range w.channels {
+		if c := t.channels[ch]; c != nil {
+			c.signal.notify()
+		}
+	}
+}
+
+// publish sends m on subject.
+func (t *Transport) publish(subject string, m protocol.Message) error {
+	msg, err := protocol.NewMsg(subject, m)
+	if err != nil {
+		return err
+	}
+	if err := t.nc.PublishMsg(msg); err != nil {
+		return fmt.Errorf("publish to %s: %w", subject, err)
+	}
+	return nil
+}
+
+// refuse logs and counts a message refused where it was received.
+func (t *Transport) refuse(msg *nats.Msg, err error) {
+	switch {
+	case errors.Is(err, protocol.ErrContentType):
+		t.stats.wrongContentType.Add(1)
+	case errors.Is(err, protocol.ErrTooLarge):
+		t.stats.tooLarge.Add(1)
+	default:
+		t.stats.malformed.Add(1)
+	}
+	t.log.Warn("refused a message", "subject", msg.Subject, "error", err)
+}
+
+// decode decodes msg into m, refusing what is too large first.
+func (t *Transport) decode(msg *nats.Msg, m protocol.Message) bool {
+	if len(msg.Data) > t.maxMsg {
+		t.refuse(msg, fmt.Errorf("%w: %d bytes, at most %d", protocol.ErrTooLarge, len(msg.Data), t.maxMsg))
+		return false
+	}
+	if err := protocol.DecodeMsg(msg, m); err != nil {
+		t.refuse(msg, err)
+		return false
+	}
+	return true
+}
+
+// onWorkerMsg handles registrations, statuses and deregistrations, in the
+// order they arrive (one subscription: one goroutine).
+func (t *Transport) onWorkerMsg(msg *nats.Msg) {
+	switch msg.Subject {
+	case protocol.SubjectRegister:
+		var r protocol.Registration
+		if t.decode(msg, &r) {
+			t.register(r)
+		}
+	case protocol.SubjectStatus:
+		var s protocol.Status
+		if t.decode(msg, &s) {
+			t.status(s)
+		}
+	case protocol.SubjectDeregister:
+		var d protocol.Deregistration
+		if t.decode(msg, &d) {
+			t.deregister(d)
+		}
+	case protocol.SubjectHello:
+		// Another node's hello, or ours: for workers.
+	default:
+		t.refuse(msg, fmt.Errorf("%w: no message is published on this subject", protocol.ErrInvalid))
+	}
+}
+
+// register adds or updates a worker.
+func (t *Transport) register(r protocol.Registration) {
+	chs := make([]engine.ChannelName, 0, len(r.Channels))
+	for _, s := range r.Channels {
+		ch, _ := protocol.ParseChannel(s) // checked when decoded
+		if !slices.Contains(chs, ch) {
+			chs = append(chs, ch)
+		}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return
+	}
+	old := t.workers[r.WorkerID]
+	live := old != nil && !old.gone && !old.left
+	if live && old.instance != r.Instance {
+		t.stats.duplicateRegistrations.Add(1)
+		t.refused[r.WorkerID] = true
+		t.log.Warn("refused a duplicate registration of a live worker", "worker", r.WorkerID,
+			"instance", r.Instance, "live_instance", old.instance, "connection", r.Connection, "live_connection", old.conn)
+		return
+	}
+	w := old
+	if live {
+		t.stats.reregistrations.Add(1)
+		if w.conn != *r.Connection { // reconnected: the old connection's advisory no longer concerns it
+			t.unbindConn(w)
+		}
+	} else {
+		t.stats.registrations.Add(1)
+		w = &rworker{id: r.WorkerID, instance: r.Instance, done: make(chan struct{})}
+		t.workers[r.WorkerID] = w
+		t.log.Info("worker registered", "worker", r.WorkerID, "channels", r.Channels, "max_in_flight", r.MaxInFlight,
+			"connection", *r.Connection)
+	}
+	delete(t.refused, r.WorkerID)
+	w.conn = *r.Connection
+	if !slices.Contains(t.byConn[w.conn], w) {
+		t.byConn[w.conn] = append(t.byConn[w.conn], w)
+	}
+	w.max, w.tags = r.MaxInFlight, slices.Clone(r.Tags)
+	t.report(w, *r.State)
+	// Channels it left; then those it serves, an earlier incarnation's
+	// place kept.
+	for _, ch := range w.channels {
+		if !slices.Contains(chs, ch) {
+			t.removeFrom(ch, w.id)
+		}
+	}
+	w.channels = chs
+	for _, ch := range chs {
+		c := t.channels[ch]
+		if c == nil {
+			c = &channel{}
+			t.channels[ch] = c
+		}
+		if i := slices.IndexFunc(c.workers, func(x *rworker) bool { return x.id == w.id }); i >= 0 {
+			c.workers[i] = w
+		} else {
+			c.workers = append(c.workers, w)
+		}
+	}
+	w.heartbeat = r.HeartbeatInterval()
+	t.armHeartbeat(w)
+	t.notifyWorker(w)
+}
+
+// removeFrom takes worker id out of channel ch's members. t.mu is held.
+func (t *Transport) removeFrom(ch engine.ChannelName, id string) {
+	if c := t.channels[ch]; c != nil {
+		c.workers = slices.DeleteFunc(slices.Clone(c.workers), func(x *rworker) bool { return x.id == id })
+	}
+}
+
+// unbindConn forgets that w's current connection is its link. t.mu is held.
+func (t *Transport) unbindConn(w *rworker) {
+	ws := slices.DeleteFunc(slices.Clone(t.byConn[w.conn]), func(x *rworker) bool { return x == w })
+	if len(ws) == 0 {
+		delete(t.byConn, w.conn)
+	} else {
+		t.byConn[w.conn] = ws
+	}
+}
+
+// report takes a state the worker reported, if it is newer than the last
+// one, and notifies its channels when its load went down. t.mu is held.
+func (t *Transport) report(w *rworker, s protocol.State) {
+	if s.Seq < w.reported.Seq {
+		return // an older report overtaken by a newer one on another subject
+	}
+	before := w.view()
+	if s.Seq > w.reported.Seq {
+		w.blocked = false
+	}
+	w.reported = s
+	if after := w.view(); after.Available() > before.Available() {
+		t.notifyWorker(w)
+	}
+}
+
+// armHeartbeat (re)starts w's heartbeat timeout, if it has one. t.mu is held.
+func (t *Transport) armHeartbeat(w *rworker) {
+	if w.heartbeat <= 0 || w.gone || t.closed {
+		return
+	}
+	timeout := t.hbTimeout
+	if timeout <= 0 {
+		timeout = DefaultHeartbeatMisses * w.heartbeat
+	}
+	if w.timer != nil {
+		w.timer.Reset(timeout)
+		return
+	}
+	w.timer = time.AfterFunc(timeout, func() {
+		t.mu.Lock()
+		defer t.mu.Unlock()
+		if t.closed || w.gone {
+			return
+		}
+		t.stats.heartbeatExits.Add(1)
+		t.exit(w, fmt.Sprintf("worker %s: no heartbeat for %s", w.id, timeout))
+	})
+}
+
+// heard notes a message of worker id (of any instance): its heartbeat
+// timeout starts again. t.mu is held.
+func (t *Transport) heard(id string) {
+	if w := t.workers[id]; w != nil && w.timer != nil && !w.gone {
+		t.armHeartbeat(w)
+	}
+}
+
+// status takes a worker's state report.
+func (t *Transport) status(s protocol.Status) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	w := t.workers[s.WorkerID]
+	if w == nil || w.instance != s.Instance || w.gone {
+		t.stats.unknownWorker.Add(1)
+		t.log.Warn("refused the status of a worker not registered", "worker", s.WorkerID, "instance", s.Instance)
+		return
+	}
+	t.heard(w.id)
+	t.report(w, *s.State)
+}
+
+// deregister takes a worker out of its channels: it takes no new work,
+// and still answers what it has.
+func (t *Transport) deregister(d protocol.Deregistration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	w := t.workers[d.WorkerID]
+	if w == nil || w.instance != d.Instance || w.gone || w.left {
+		t.stats.unknownWorker.Add(1)
+		t.log.Warn("refused the deregistration of a worker not registered", "worker", d.WorkerID, "instance", d.Instance)
+		return
+	}
+	t.stats.deregistrations.Add(1)
+	w.left = true
+	for _, ch := range w.channels {
+		t.removeFrom(ch, w.id)
+	}
+	t.notifyWorker(w) // its waiting activities look again, and do not wait for it
+	t.log.Info("worker deregistered", "worker", w.id, "reason", d.Reason)
+}
+
+// onDisconnect handles a disconnect advisory: the workers on that
+// connection exited.
+func (t *Transport) onDisconnect(msg *nats.Msg) {
+	d, err := protocol.DecodeDisconnect(msg.Data)
+	if err != nil {
+		t.refuse(msg, err)
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, w := range slices.Clone(t.byConn[d.Connection]) {
+		t.stats.exits.Add(1)
+		t.exit(w, fmt.Sprintf("worker %s: connection closed (%s)", w.id, strings.ToLower(d.Reason)))
+	}
+}
+
+// exit marks w exited: every conversation linked to it observes the exit.
+// t.mu is held.
+func (t *Transport) exit(w *rworker, msg string) {
+	if w.gone {
+		return
+	}
+	w.gone, w.exitMsg = true, msg
+	close(w.done)
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+	t.unbindConn(w)
+	t.log.Info("worker exited", "worker", w.id, "reason", msg)
+	if t.refused[w.id] {
+		// Another instance was refused this id: it may register now.
+		delete(t.refused, w.id)
+		hello, err := protocol.NewMsg(protocol.WorkerHelloSubject(w.id), &protocol.Hello{Version: protocol.Version, NodeID: t.node})
+		if err == nil {
+			err = t.nc.PublishMsg(hello)
+		}
+		if err != nil {
+			t.log.Warn("could not ask a worker to register again", "worker", w.id, "error", err)
+		}
+	}
+}
