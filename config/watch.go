@@ -154,6 +154,7 @@ type Watcher struct {
 
 	closeOnce sync.Once
 	closed    chan struct{} // closed by Close
+	ready     chan struct{} // closed by Run once it watches and has looked
 
 	rescan chan struct{}
 
@@ -195,7 +196,7 @@ func NewWatcher(cfg *Config, opts WatchOptions) (*Watcher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("watch %s: %w", cfg.File, err)
 	}
-	w := &Watcher{path: cfg.File, opts: opts, log: opts.Logger, fw: fw, closed: make(chan struct{}),
+	w := &Watcher{path: cfg.File, opts: opts, log: opts.Logger, fw: fw, closed: make(chan struct{}), ready: make(chan struct{}),
 		rescan: make(chan struct{}, 1), cur: cfg}
 	if w.log == nil {
 		w.log = slog.Default()
@@ -242,6 +243,11 @@ func (w *Watcher) Stats() WatchStats {
 	defer w.mu.Unlock()
 	return w.stats
 }
+
+// Ready returns a channel that Run closes once its watches are in place
+// and it has looked at the files a first time: a change made after that is
+// seen.
+func (w *Watcher) Ready() <-chan struct{} { return w.ready }
 
 // Rescan asks the running watcher to rehash every file now and re-add its
 // watches, as on SIGHUP. It does not wait.
@@ -295,6 +301,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 	watched := map[string]bool{}
 	missing := w.watch(fw, watched)
 	w.check() // what changed between the load and the first watch
+	close(w.ready)
 	for {
 		select {
 		case <-ctx.Done():

@@ -102,6 +102,11 @@ func runWatch(t *testing.T, dir, conf string, opts config.WatchOptions) *watchHa
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- h.w.Run(ctx) }()
+	select { // a write before the first look would be part of it, not a change after it
+	case <-h.w.Ready():
+	case err := <-done:
+		t.Fatalf("watch ended before it was ready: %v", err)
+	}
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
