@@ -203,18 +203,24 @@ func (p *process) terminate() {
 // otherwise hold its pipes open.
 func (p *process) killLeftovers() { _ = killGroup(p.cmd.Process.Pid, syscall.SIGKILL) }
 
-// drain waits for the goroutines reading stdout and stderr (done closed
-// when both returned), closing the read ends if they have not seen EOF a
+// drain waits for the goroutines reading stdout and stderr (each closes
+// one of done when it returns), closing the read ends if they have not seen EOF a
 // grace after the program exited (a process that left the group, or a
 // stubborn one, may still hold the write ends).
-func (p *process) drain(done <-chan struct{}) {
+func (p *process) drain(done ...<-chan struct{}) {
 	t := time.NewTimer(p.prog.killGrace())
 	defer t.Stop()
-	select {
-	case <-done:
-	case <-t.C:
-		closeAll(p.stdout, p.stderr)
-		<-done
+	for _, d := range done {
+		select {
+		case <-d:
+		case <-t.C:
+			closeAll(p.stdout, p.stderr)
+			for _, d := range done {
+				<-d
+			}
+			closeAll(p.stdin)
+			return
+		}
 	}
 	closeAll(p.stdout, p.stderr, p.stdin)
 }

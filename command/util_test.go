@@ -5,7 +5,7 @@ package command_test
 import (
 	"bufio"
 	"context"
-		"os"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
