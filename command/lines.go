@@ -129,10 +129,11 @@ func parseResponse(line []byte) (id string, res engine.ActivityResult, err error
 	if err := dec.Decode(&l); err != nil {
 		return lenientID(line), res, fmt.Errorf("%w: %v", errMalformed, err)
 	}
+	idErr := json.Unmarshal(l.ID, &id)
 	if _, err := dec.Token(); err != io.EOF {
-		return lenientID(line), res, fmt.Errorf("%w: data after the object", errMalformed)
+		return id, res, fmt.Errorf("%w: data after the object", errMalformed)
 	}
-	if err := json.Unmarshal(l.ID, &id); err != nil || id == "" {
+	if idErr != nil || id == "" {
 		return "", res, fmt.Errorf("%w: \"id\" is not a non-empty string", errMalformed)
 	}
 	bad := func(format string, args ...any) (string, engine.ActivityResult, error) {

@@ -237,7 +237,7 @@ func TestServerRefuses(t *testing.T) {
 		`not json`,
 		`{"id": "999", "status": "completed"}`,
 		`{"id": 12, "status": "completed"}`,
-		`{"id": "1", "status": "completed"} {}`,
+		`{"id": "997", "status": "completed"} {}`,
 		`[]`,
 		`{"id": "998", "status": "completed", "extra": 1}`,
 		`{"id": "` + strings.Repeat("x", 200) + `"}`,
