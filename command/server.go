@@ -359,7 +359,8 @@ func (s *Server) exitedLocked(answered bool) {
 }
 
 // write writes queued lines to the program's stdin, in order, until the
-// instance stops writing; it then closes stdin.
+// instance stops writing and the queue is empty, or a write fails; it then
+// closes stdin.
 func (s *Server) write(in *instance) {
 	defer close(in.writeDone)
 	defer func() { _ = in.p.stdin.Close() }()
@@ -374,12 +375,8 @@ func (s *Server) write(in *instance) {
 				return
 			}
 		}
-		select {
-		case <-in.stopWrite:
-			s.mu.Unlock()
-			return
-		default:
-		}
+		// Told to stop, it still writes what is queued (a cancel line
+		// above all), then closes stdin.
 		q := in.queue[0]
 		in.queue = in.queue[1:]
 		if q.c != nil {
