@@ -1,6 +1,6 @@
 // Command dispatch validates channel configs, asks routing scripts for
 // decisions, runs channels with simulated local workers, checks golden
-// scenarios, and replays journals.
+// scenarios, replays journals, and makes any program a worker.
 //
 // Usage:
 //
@@ -9,6 +9,7 @@
 //	dispatch run [-c FILE] [--requests FILE|-] [--journal FILE [--fsync MODE]] [--watch [--poll D]] [--seed N] [--concurrency N] [--sample N] [-v]
 //	dispatch test [DIR|FILE]... [-update] [-run REGEXP]
 //	dispatch replay --journal FILE [--what-if SCRIPT --channel NS/QUEUE]
+//	dispatch worker [--nats URL] --channel NS/QUEUE... [--id ID] [--max-in-flight N] [--tag TAG]... [--serve] -- CMD [ARGS...]
 //
 // Run "dispatch help COMMAND" for a command's flags and an example.
 package main
@@ -33,9 +34,9 @@ const (
 	exitNoWorker = 3 // route: the script chose no worker
 )
 
-// command is one subcommand: its work is a plain function of its arguments
+// subcommand is one command of dispatch: its work is a plain function of its arguments
 // and environment, returning the exit code, so it is testable as is.
-type command struct {
+type subcommand struct {
 	name    string
 	summary string
 	usage   string // flags and an example, shown by --help
@@ -59,13 +60,14 @@ func plain(f func(args []string, stdin io.Reader, stdout, stderr io.Writer) int)
 	return func(args []string, e *env) int { return f(args, e.stdin, e.stdout, e.stderr) }
 }
 
-func commands() []command {
-	return []command{
+func commands() []subcommand {
+	return []subcommand{
 		{"validate", "load a config, compile every script, report every problem", validateUsage, plain(runValidate)},
 		{"route", "ask a channel's routing script for one decision", routeUsage, plain(runRoute)},
 		{"run", "run the channels with simulated workers over a load of activities", runUsage, runRun},
 		{"test", "run golden scenarios and compare their journals", testUsage, plain(runTest)},
 		{"replay", "check and replay a journal, or test another script against it", replayUsage, plain(runReplay)},
+		{"worker", "make any program a worker, connected to dispatch over NATS", workerUsage, runWorker},
 	}
 }
 
@@ -109,13 +111,13 @@ func runEnv(args []string, e *env) int {
 	return c.run(args[1:], e)
 }
 
-func lookup(name string) (command, bool) {
+func lookup(name string) (subcommand, bool) {
 	for _, c := range commands() {
 		if c.name == name {
 			return c, true
 		}
 	}
-	return command{}, false
+	return subcommand{}, false
 }
 
 func mainUsage(w io.Writer) {
