@@ -107,8 +107,18 @@ type Worker struct {
 	ID          string
 	MaxInFlight int // default 1
 	Tags        []string
-	Behavior    Behavior
-	Pos         Position
+	Behavior    Behavior // a simulated worker's; none with Exec
+	// Exec, if set, makes the worker a real program rather than a
+	// simulation: the program and its arguments, run by `dispatch worker`
+	// (a path with a slash is taken from the config file's directory).
+	Exec []string
+	// Serve keeps one Exec program running, speaking JSON lines, rather
+	// than one per activity.
+	Serve bool
+	// RestartAfter is how long after an Exec program's worker dies it is
+	// started again; 0 leaves it dead.
+	RestartAfter time.Duration
+	Pos          Position
 }
 
 // Behavior is how a simulated local worker treats what it gets. The zero

@@ -27,6 +27,7 @@ func ExampleLoad() {
 	// prod/render lua ../scripts/affinity.lua 3
 	// prod/checkout lua ../scripts/sticky.lua 2
 	// prod/search expr ../scripts/canary.expr 3
+	// prod/upper lua ../scripts/least_loaded.lua 2
 }
 
 // Keep a config in service up to date with its files. Apply is where the

@@ -536,7 +536,7 @@ func (l *loader) workers(n *yaml.Node) []Worker {
 			continue
 		}
 		w := Worker{MaxInFlight: 1, Pos: Position{wn.Line, wn.Column}}
-		var idNode *yaml.Node
+		var idNode, behaviorNode, execNode, serveNode, restartNode *yaml.Node
 		l.mapping(wn, "worker", map[string]func(k, v *yaml.Node){
 			"id": func(_, v *yaml.Node) { w.ID, idNode = l.str(v, "worker id"), v },
 			"max_in_flight": func(_, v *yaml.Node) {
@@ -547,8 +547,23 @@ func (l *loader) workers(n *yaml.Node) []Worker {
 				}
 			},
 			"tags":     func(_, v *yaml.Node) { w.Tags = l.tags(v) },
-			"behavior": func(_, v *yaml.Node) { w.Behavior = l.behavior(v) },
+			"behavior": func(_, v *yaml.Node) { w.Behavior, behaviorNode = l.behavior(v), v },
+			"exec":     func(_, v *yaml.Node) { w.Exec, execNode = l.exec(v), v },
+			"serve": func(_, v *yaml.Node) {
+				w.Serve, serveNode = l.boolean(v, "serve"), v
+			},
+			"restart_after": func(_, v *yaml.Node) {
+				w.RestartAfter, restartNode = l.duration(v, "restart_after", true), v
+			},
 		}, "id")
+		switch {
+		case execNode != nil && behaviorNode != nil:
+			l.errorf(behaviorNode, "behavior is for simulated workers; worker %q runs a real program (exec)", w.ID)
+		case execNode == nil && serveNode != nil:
+			l.errorf(serveNode, "serve needs exec: the program to keep running")
+		case execNode == nil && restartNode != nil:
+			l.errorf(restartNode, "restart_after at a worker's level is for exec workers; a simulated one takes it under behavior")
+		}
 		if idNode != nil {
 			if w.ID == "" || strings.TrimSpace(w.ID) != w.ID {
 				l.errorf(idNode, "worker id %q must be non-empty, without surrounding spaces", w.ID)
@@ -560,6 +575,50 @@ func (l *loader) workers(n *yaml.Node) []Worker {
 		out = append(out, w)
 	}
 	return out
+}
+
+// exec reads a worker's program and arguments: a list of strings, the
+// first the program.
+func (l *loader) exec(n *yaml.Node) []string {
+	n = l.resolve(n)
+	if n == nil {
+		return nil
+	}
+	if n.Kind != yaml.SequenceNode || len(n.Content) == 0 {
+		l.errorf(n, "exec must be a list: the program, then its arguments, as in [./send.sh, --fast]")
+		return nil
+	}
+	var out []string
+	for i, a := range n.Content {
+		s := l.str(a, "exec argument")
+		if i == 0 {
+			if s == "" {
+				l.errorf(a, "exec's program must be non-empty")
+				return nil
+			}
+			if strings.ContainsRune(s, '/') && !filepath.IsAbs(s) {
+				s = filepath.Join(l.dir, s)
+			}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// boolean reads true or false.
+func (l *loader) boolean(n *yaml.Node, what string) bool {
+	s, ok := l.scalar(n, what)
+	if !ok {
+		return false
+	}
+	switch s.Value {
+	case "true":
+		return true
+	case "false":
+		return false
+	}
+	l.errorf(s, "%s must be true or false, got %q", what, s.Value)
+	return false
 }
 
 func (l *loader) tags(n *yaml.Node) []string {

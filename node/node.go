@@ -42,17 +42,35 @@ type Options struct {
 	// router.DefaultRecentDecisions is what `dispatch run --watch` keeps.
 	// With 0 the gate checks new versions on synthetic decisions only.
 	RecentDecisions int
+	// Remote, if set, is a transport whose workers register on their own
+	// (over NATS): they serve the node's channels beside the simulated
+	// workers. The node does not close it.
+	Remote Remote
+	// Programs starts the programs of the workers with exec (they join
+	// through Remote) and stops them when they leave the config. Nil: such
+	// workers are not started, and a line says so.
+	Programs Programs
+}
+
+// Programs starts the real program of a configured worker (config.Worker's
+// Exec), which registers through the node's [Remote] like any remote
+// worker, and restarts it as the worker says. Stop ends it: it drains, and
+// it is not restarted.
+type Programs interface {
+	Start(ctx context.Context, channel engine.ChannelName, w config.Worker) (stop func(), err error)
 }
 
 // Node is a running set of channels. Its methods are safe for concurrent
 // use.
 type Node struct {
-	table *router.Table
-	pool  *local.Pool
-	disp  *engine.Dispatcher
-	stats *stats
-	seed  uint64
-	log   *slog.Logger
+	table    *router.Table
+	pool     *local.Pool
+	fleet    *fleet // the pool and the remote workers, as the engine sees them
+	programs Programs
+	disp     *engine.Dispatcher
+	stats    *stats
+	seed     uint64
+	log      *slog.Logger
 
 	ctx    context.Context // ends on Close; restarts wait on it
 	cancel context.CancelFunc
@@ -61,6 +79,7 @@ type Node struct {
 	mu      sync.Mutex // serialises Apply, restarts and Close
 	cfg     *config.Config
 	workers map[workerKey]*run
+	progs   map[workerKey]func() // the exec workers' stops
 	closed  bool
 
 	// backlogs is each channel's backlog policy in the config in service,
@@ -86,12 +105,14 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 		return nil, errors.New("node: no config")
 	}
 	n := &Node{
-		table:   router.NewTable(router.KeepRecent(opts.RecentDecisions)),
-		pool:    local.NewPool(),
-		seed:    opts.Seed,
-		log:     opts.Logger,
-		workers: map[workerKey]*run{},
-		cfg:     &config.Config{File: cfg.File},
+		table:    router.NewTable(router.KeepRecent(opts.RecentDecisions)),
+		pool:     local.NewPool(),
+		seed:     opts.Seed,
+		log:      opts.Logger,
+		workers:  map[workerKey]*run{},
+		progs:    map[workerKey]func(){},
+		programs: opts.Programs,
+		cfg:      &config.Config{File: cfg.File},
 	}
 	if n.log == nil {
 		n.log = slog.Default()
@@ -99,8 +120,9 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 	n.stats = newStats(opts.Recorder)
 	n.backlogs.Store(&map[engine.ChannelName]engine.BacklogPolicy{})
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	d, err := engine.NewDispatcher(engine.Options{Pool: n.pool, Router: n.table, Conversations: n.pool,
-		Recorder: n.stats, IDs: opts.IDs, Backlog: n.BacklogPolicy, Capacity: n.pool})
+	n.fleet = newFleet(n.pool, opts.Remote, n.ctx.Done())
+	d, err := engine.NewDispatcher(engine.Options{Pool: n.fleet, Router: n.table, Conversations: n.fleet,
+		Recorder: n.stats, IDs: opts.IDs, Backlog: n.BacklogPolicy, Capacity: n.fleet})
 	if err != nil {
 		return nil, err
 	}
@@ -197,7 +219,7 @@ func (n *Node) Apply(_, next *config.Config) error {
 			n.log.Log(context.Background(), level, "channel added", "channel", ch.Name.Short(), "router", ch.Routing.SourceName(ch, next.File))
 		case routingChanged(old, ch, n.cfg.File, next.File):
 			n.table.Set(ch.Name, ch.Router(next.File)) // a slot already there: nothing is copied
-			n.pool.Poke(ch.Name)                       // the new version may take what the old held back
+			n.fleet.Poke(ch.Name)                      // the new version may take what the old held back
 			n.log.Info("router swapped", "channel", ch.Name.Short(), "router", ch.Routing.SourceName(ch, next.File),
 				"hash", ch.Routing.Program.Hash())
 		}
@@ -211,7 +233,7 @@ func (n *Node) Apply(_, next *config.Config) error {
 		}
 	}
 	n.table.SetAll(addedRoutes)
-	n.pool.AddChannels(added...)
+	n.fleet.AddChannels(added...)
 	for _, ch := range next.Channels {
 		old := cur[ch.Name]
 		delete(cur, ch.Name)
@@ -260,7 +282,9 @@ func (n *Node) applyWorkers(channel engine.ChannelName, old, next []config.Worke
 	}
 	for _, o := range old {
 		if !keep[o.ID] {
-			n.pool.Remove(channel, o.ID)
+			if len(o.Exec) == 0 {
+				n.pool.Remove(channel, o.ID)
+			}
 			n.retire(workerKey{channel, o.ID}, "worker removed from the config")
 			if !is[o.ID] {
 				n.log.Info("worker removed; it finishes what it has", "channel", channel.Short(), "worker", o.ID)
@@ -294,6 +318,11 @@ func sameWorker(a, b config.Worker) bool {
 // retire takes a worker out of service: it finishes what it has and exits,
 // and is not restarted. n.mu is held.
 func (n *Node) retire(key workerKey, why string) {
+	if stop, ok := n.progs[key]; ok {
+		delete(n.progs, key)
+		stop()
+		return
+	}
 	r, ok := n.workers[key]
 	if !ok {
 		return
@@ -308,6 +337,17 @@ func (n *Node) retire(key workerKey, why string) {
 // startWorker starts a configured worker and watches it for exits. n.mu is
 // held.
 func (n *Node) startWorker(channel engine.ChannelName, wc config.Worker) error {
+	if len(wc.Exec) > 0 {
+		if n.programs == nil {
+			return errors.New("it runs a program (exec), and this node starts none: give dispatch run --nats or --nats-listen")
+		}
+		stop, err := n.programs.Start(n.ctx, channel, wc)
+		if err != nil {
+			return err
+		}
+		n.progs[workerKey{channel, wc.ID}] = stop
+		return nil
+	}
 	r := &run{cfg: wc}
 	if err := n.spawn(channel, r); err != nil {
 		return err
@@ -379,6 +419,10 @@ func (n *Node) supervise(channel engine.ChannelName, r *run, w *local.Worker) {
 func (n *Node) Close(ctx context.Context) error {
 	n.mu.Lock()
 	n.closed = true
+	for key, stop := range n.progs {
+		delete(n.progs, key)
+		stop()
+	}
 	n.mu.Unlock()
 	n.cancel()
 	err := n.pool.Close(ctx)

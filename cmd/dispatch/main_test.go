@@ -42,7 +42,7 @@ func TestCLI(t *testing.T) {
 		{"unknown command", "", []string{"frobnicate"}, exitUsage, "", `unknown command "frobnicate"`, true},
 		{"unknown flag", "", []string{"validate", "--colour"}, exitUsage, "", "flag provided but not defined", true},
 		{"stray argument", "", []string{"validate", "x.yaml"}, exitUsage, "", `unexpected argument "x.yaml"`, true},
-		{"validate ok", "", []string{"validate", "-c", shipped}, exitOK, "ok: 4 channels, 11 local workers", "", false},
+		{"validate ok", "", []string{"validate", "-c", shipped}, exitOK, "ok: 5 channels, 11 local workers, 2 worker programs", "", false},
 		{"validate broken", "", []string{"validate", "-c", broken}, exitError, "", broken + ":5:20: cannot read script missing.lua", true},
 		{"validate lists all", "", []string{"validate", "-c", broken}, exitError, "", broken + ":6:38: max_in_flight must be 1 or more", true},
 		{"validate missing file", "", []string{"validate", "-c", filepath.Join(dir, "nope.yaml")}, exitError, "", "cannot read config", true},

@@ -171,7 +171,7 @@ func TestReplayWhatIf(t *testing.T) {
 
 	// ... and is given up on after 5 timeouts, saying how far it got.
 	long := filepath.Join(t.TempDir(), "long.jsonl")
-	if code, _, stderr := runCLI(t, "", "run", "-c", shipped, "--sample", "8", "--journal", long, "--fsync", "never"); code != exitOK {
+	if code, _, stderr := runCLI(t, "", "run", "-c", shipped, "--sample", "8", "--journal", long, "--fsync", "never", "--nats-listen", "127.0.0.1:0"); code != exitOK {
 		t.Fatalf("run: exit %d: %s", code, stderr)
 	}
 	code, stdout, stderr = runCLI(t, "", "replay", "--journal", long, "--what-if", loop, "--channel", "prod/email", "--timeout", "1ms")

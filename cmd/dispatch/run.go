@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/aion-dispatch/dispatch/broker"
 	"github.com/aion-dispatch/dispatch/config"
 	"github.com/aion-dispatch/dispatch/engine"
 	"github.com/aion-dispatch/dispatch/journal"
@@ -22,7 +23,7 @@ import (
 
 const runUsage = `Usage: dispatch run [-c FILE] [--requests FILE|-] [--journal FILE [--fsync MODE]]
                     [--watch [--poll DURATION]] [--seed N] [--concurrency N] [--sample N]
-                    [--drain-timeout D] [-v]
+                    [--drain-timeout D] [--nats URL | --nats-listen ADDR] [-v]
 
 Starts every channel of the config with its routing script and its local
 workers, which behave as their "behavior" says (latency, jitter, fail_rate,
@@ -61,6 +62,16 @@ built-in sample load runs: --sample activities (500 by default) on every
 configured channel. A named pipe as --requests waits for a writer (an
 interrupt ends the wait).
 
+Workers may also be real programs, on this machine or any other, that
+reach dispatch over NATS. A configured worker with exec: [CMD, ARGS...]
+is started as a "dispatch worker" process (restarted after its
+restart_after if it dies; serve: true keeps one CMD running, speaking JSON
+lines), and any "dispatch worker" or program using the worker library that
+registers on a channel serves it beside the simulated workers. NATS is
+started inside dispatch, on 127.0.0.1:4222 (--nats-listen ADDR; :0 picks
+a free port, and the log says which), when the config has an exec worker
+or --nats-listen is given; --nats URL joins a server instead.
+
 Progress goes to stderr (a live line on a terminal, a plain line a second
 otherwise), with the activities waiting in a backlog now; at the end a
 summary per channel (with its waits: how many, their p50 and p99, the
@@ -86,6 +97,10 @@ Flags:
   --drain-timeout D    after an interrupt, how long the activities in flight
                        may take to finish before they are abandoned
                        (default 10s)
+  --nats URL           join the NATS server at URL for remote workers, instead of
+                       starting one
+  --nats-listen ADDR   start the embedded NATS server on ADDR (default 127.0.0.1:4222,
+                       when the config has an exec worker)
   -v                   log every reload, worker exit and restart
 
 Exit codes: 0 every activity completed, 1 some did not or the run could
@@ -114,6 +129,8 @@ type runOptions struct {
 	concurrency int
 	sample      int
 	drain       time.Duration
+	natsURL     string
+	natsListen  string
 	verbose     bool
 }
 
@@ -131,6 +148,8 @@ func runRun(args []string, e *env) int {
 	fs.IntVar(&o.concurrency, "concurrency", 16, "")
 	fs.IntVar(&o.sample, "sample", 500, "")
 	fs.DurationVar(&o.drain, "drain-timeout", 10*time.Second, "")
+	fs.StringVar(&o.natsURL, "nats", "", "")
+	fs.StringVar(&o.natsListen, "nats-listen", "", "")
 	fs.BoolVar(&o.verbose, "v", false, "")
 	if code := parseFlags(fs, runUsage, args, e.stdout); code >= 0 {
 		return code
@@ -153,6 +172,8 @@ func runRun(args []string, e *env) int {
 		return usage("--poll needs --watch and a positive duration")
 	case err != nil:
 		return usage("--fsync: %v", err)
+	case o.natsURL != "" && o.natsListen != "":
+		return usage("--nats and --nats-listen: give one (join a server, or start one)")
 	}
 	r := &runner{opts: o, e: e, fsync: fsync}
 	return r.run()
@@ -255,8 +276,35 @@ func (r *runner) run() int {
 	if r.opts.watch {
 		nopts.RecentDecisions = router.DefaultRecentDecisions // for the reload gate
 	}
+	var rw *remoteWorkers
+	if listen := r.opts.natsListen; r.opts.natsURL != "" || listen != "" || hasExec(cfg) {
+		if listen == "" {
+			listen = broker.DefaultAddr
+		}
+		var names []engine.ChannelName
+		for _, ch := range cfg.Channels {
+			names = append(names, ch.Name)
+		}
+		rw, err = startRemote(context.Background(), r.opts.natsURL, listen, names, r.log, e.stderr)
+		if err != nil {
+			if jw != nil {
+				jw.Close()
+			}
+			return r.fail("%v", err)
+		}
+		nopts.Remote, nopts.Programs = rw.transport, rw.programs
+	}
+	closeRemote := func() error {
+		if rw == nil {
+			return nil
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		return rw.close(ctx)
+	}
 	n, err := node.New(cfg, nopts)
 	if err != nil {
+		closeRemote()
 		if jw != nil {
 			jw.Close()
 		}
@@ -273,6 +321,7 @@ func (r *runner) run() int {
 			Apply: n.Apply, Gate: n.Gate, Poll: r.opts.poll, Logger: r.log})
 		if err != nil {
 			n.Close(context.Background())
+			closeRemote()
 			return r.fail("%v", err)
 		}
 		ctx, cancel := context.WithCancel(context.Background())
@@ -299,6 +348,9 @@ func (r *runner) run() int {
 	var closeErr error
 	if err := n.Close(closeCtx); err != nil {
 		closeErr = fmt.Errorf("stop workers: %w", err)
+	}
+	if err := closeRemote(); err != nil {
+		closeErr = errors.Join(closeErr, fmt.Errorf("stop remote workers: %w", err))
 	}
 	if jw != nil {
 		if err := jw.Close(); err != nil {
@@ -552,4 +604,16 @@ func (r *runner) dispatch(ctx context.Context, n *node.Node, a activity, inName 
 		return
 	}
 	r.con.printf("%s: %v\n", where, err)
+}
+
+// hasExec reports whether a worker of cfg runs a real program.
+func hasExec(cfg *config.Config) bool {
+	for _, ch := range cfg.Channels {
+		for _, w := range ch.Workers {
+			if len(w.Exec) > 0 {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -103,11 +103,21 @@ func runValidate(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		printConfigErrors(stderr, problems)
 		return exitError
 	}
-	workers := 0
+	simulated, programs := 0, 0
 	for _, ch := range cfg.Channels {
-		workers += len(ch.Workers)
+		for _, w := range ch.Workers {
+			if len(w.Exec) > 0 {
+				programs++
+			} else {
+				simulated++
+			}
+		}
 	}
-	fmt.Fprintf(stdout, "%s: ok: %d channels, %d local workers\n", cfg.File, len(cfg.Channels), workers)
+	if programs > 0 {
+		fmt.Fprintf(stdout, "%s: ok: %d channels, %d local workers, %d worker programs\n", cfg.File, len(cfg.Channels), simulated, programs)
+	} else {
+		fmt.Fprintf(stdout, "%s: ok: %d channels, %d local workers\n", cfg.File, len(cfg.Channels), simulated)
+	}
 	for _, ch := range cfg.Channels {
 		v := ch.Router(cfg.File).Version()
 		fmt.Fprintf(stdout, "  %s/%s\t%s %s (%s), timeout %s; %s\n",

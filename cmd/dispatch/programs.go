@@ -1,0 +1,214 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/aion-dispatch/dispatch/broker"
+	"github.com/aion-dispatch/dispatch/config"
+	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/remote"
+)
+
+// remoteWorkers is what a run needs for workers beyond the process: NATS
+// (the embedded server, or a connection to one), the transport over it,
+// and the programs of the config's exec workers.
+type remoteWorkers struct {
+	url       string
+	broker    *broker.Broker // nil when joining a server
+	nc, sys   *nats.Conn     // sys: the system account's, for disconnect advisories (embedded only)
+	transport *remote.Transport
+	programs  *programs
+}
+
+// startRemote starts the embedded NATS server on listen (unless url names
+// one to join), connects, and starts the transport, knowing channels.
+func startRemote(ctx context.Context, url, listen string, channels []engine.ChannelName, log *slog.Logger, stderr io.Writer) (*remoteWorkers, error) {
+	rw := &remoteWorkers{url: url}
+	fail := func(err error) (*remoteWorkers, error) {
+		rw.close(context.Background())
+		return nil, err
+	}
+	var err error
+	if url == "" {
+		rw.broker, err = broker.Start(ctx, broker.Options{Addr: listen, Logger: log})
+		if err != nil {
+			return fail(fmt.Errorf("start the embedded NATS server on %s: %w", listen, err))
+		}
+		rw.url = rw.broker.URL()
+		fmt.Fprintf(stderr, "dispatch run: NATS listening on %s (workers: dispatch worker --nats %s --channel NS/QUEUE -- CMD)\n", rw.url, rw.url)
+		if rw.nc, err = rw.broker.Connect(nats.Name("dispatch run")); err != nil {
+			return fail(err)
+		}
+		if rw.sys, err = rw.broker.ConnectSystem(nats.Name("dispatch run (advisories)")); err != nil {
+			return fail(err)
+		}
+	} else if rw.nc, err = nats.Connect(url, nats.Name("dispatch run"), nats.MaxReconnects(-1)); err != nil {
+		return fail(fmt.Errorf("connect to NATS at %s: %w", url, err))
+	}
+	rw.transport, err = remote.New(ctx, remote.Options{Conn: rw.nc, Advisories: rw.sys, Channels: channels, Logger: log})
+	if err != nil {
+		return fail(err)
+	}
+	self, err := selfPath()
+	if err != nil {
+		return fail(err)
+	}
+	rw.programs = &programs{self: self, url: rw.url, log: log}
+	return rw, nil
+}
+
+// close stops the programs, then the transport, the connections and the
+// server.
+func (rw *remoteWorkers) close(ctx context.Context) error {
+	var errs []error
+	if rw.programs != nil {
+		rw.programs.wait()
+	}
+	if rw.transport != nil {
+		errs = append(errs, rw.transport.Close(ctx))
+	}
+	for _, nc := range []*nats.Conn{rw.nc, rw.sys} {
+		if nc != nil {
+			nc.Close()
+		}
+	}
+	if rw.broker != nil {
+		errs = append(errs, rw.broker.Shutdown(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// selfPath is this program, to start `dispatch worker` with. A test binary
+// is not dispatch: its tests put a dispatch in PATH (testscript.Main).
+func selfPath() (string, error) {
+	self := os.Args[0]
+	if testing.Testing() {
+		self = "dispatch"
+	}
+	p, err := exec.LookPath(self)
+	if err != nil {
+		return "", fmt.Errorf("find dispatch itself (%s) to start workers with: %w", self, err)
+	}
+	return filepath.Abs(p)
+}
+
+// programs runs the config's exec workers as `dispatch worker` processes
+// and restarts them as their restart_after says. It implements
+// node.Programs.
+type programs struct {
+	self, url string
+	log       *slog.Logger
+	wg        sync.WaitGroup
+}
+
+// Start implements node.Programs: it starts w's program and a goroutine
+// that restarts it when it dies, until stop (or ctx) ends it.
+func (p *programs) Start(ctx context.Context, channel engine.ChannelName, w config.Worker) (func(), error) {
+	args := []string{"worker", "--nats", p.url, "--channel", channel.Short(), "--id", w.ID,
+		"--max-in-flight", strconv.Itoa(w.MaxInFlight)}
+	for _, t := range w.Tags {
+		args = append(args, "--tag", t)
+	}
+	if w.Serve {
+		args = append(args, "--serve")
+	}
+	args = append(append(args, "--"), w.Exec...)
+	log := p.log.With("channel", channel.Short(), "worker", w.ID)
+
+	ctx, cancel := context.WithCancel(ctx)
+	cmd, err := p.start(args, log)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("start %s: %w", w.Exec[0], err)
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		for {
+			waited := make(chan error, 1)
+			go func() { waited <- cmd.Wait() }()
+			select {
+			case err := <-waited:
+				if ctx.Err() != nil {
+					return
+				}
+				if w.RestartAfter <= 0 {
+					log.Warn("worker program exited; not restarted (no restart_after)", "err", exitText(err))
+					return
+				}
+				log.Warn("worker program exited; restarting", "err", exitText(err), "after", w.RestartAfter)
+				t := time.NewTimer(w.RestartAfter)
+				select {
+				case <-ctx.Done():
+					t.Stop()
+					return
+				case <-t.C:
+				}
+				if cmd, err = p.start(args, log); err != nil {
+					log.Error("worker program not restarted", "err", err)
+					return
+				}
+			case <-ctx.Done():
+				// Drain: SIGTERM, and the worker finishes what it has.
+				_ = cmd.Process.Signal(syscall.SIGTERM)
+				<-waited
+				return
+			}
+		}
+	}()
+	return cancel, nil
+}
+
+// start starts one `dispatch worker` process, its stderr logged line by
+// line.
+func (p *programs) start(args []string, log *slog.Logger) (*exec.Cmd, error) {
+	cmd := exec.Command(p.self, args...)
+	// A pipe of our own (not StderrPipe, which Wait closes, maybe before
+	// the last lines are read).
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return nil, err
+	}
+	cmd.Stderr = pw
+	err = cmd.Start()
+	pw.Close()
+	if err != nil {
+		pr.Close()
+		return nil, err
+	}
+	p.wg.Add(1)
+	go func() {
+		defer p.wg.Done()
+		defer pr.Close()
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			log.Info("worker program", "line", sc.Text())
+		}
+	}()
+	return cmd, nil
+}
+
+// wait waits for every program to end (after their stops).
+func (p *programs) wait() { p.wg.Wait() }
+
+func exitText(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
+}
