@@ -30,7 +30,7 @@ type localHarness struct {
 }
 
 func (h *localHarness) Transport() transporttest.Transport { return h.p }
-func (h *localHarness) Channel() engine.ChannelName          { return h.ch }
+func (h *localHarness) Channel() engine.ChannelName        { return h.ch }
 
 func (h *localHarness) StartWorker(t *testing.T, cfg transporttest.WorkerConfig) transporttest.Worker {
 	t.Helper()
