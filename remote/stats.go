@@ -10,6 +10,7 @@ type Stats struct {
 	Deregistrations uint64 // workers that left
 	Exits           uint64 // workers whose connection closed (disconnect advisory)
 	HeartbeatExits  uint64 // workers deemed gone because their heartbeat stopped
+	Forgotten       uint64 // exited workers that left their channels, not back within Options.ReconnectGrace
 	Requests        uint64 // requests published
 	Accepted        uint64 // acks accepted
 	Deferred        uint64 // acks deferred
@@ -39,6 +40,7 @@ func (s Stats) Refused() uint64 {
 // counters is the live form of Stats.
 type counters struct {
 	registrations, reregistrations, deregistrations, exits, heartbeatExits   atomic.Uint64
+	forgotten                                                                atomic.Uint64
 	requests, accepted, deferred, rejected, responses, cancels, noResponders atomic.Uint64
 	ackTimeouts                                                              atomic.Uint64
 	wrongContentType, tooLarge, malformed, unknownConversation, afterClose   atomic.Uint64
@@ -49,7 +51,8 @@ func (c *counters) snapshot() Stats {
 	return Stats{
 		Registrations: c.registrations.Load(), Reregistrations: c.reregistrations.Load(),
 		Deregistrations: c.deregistrations.Load(), Exits: c.exits.Load(), HeartbeatExits: c.heartbeatExits.Load(),
-		Requests: c.requests.Load(), Accepted: c.accepted.Load(), Deferred: c.deferred.Load(), Rejected: c.rejected.Load(),
+		Forgotten: c.forgotten.Load(),
+		Requests:  c.requests.Load(), Accepted: c.accepted.Load(), Deferred: c.deferred.Load(), Rejected: c.rejected.Load(),
 		Responses: c.responses.Load(), Cancels: c.cancels.Load(), NoResponders: c.noResponders.Load(), AckTimeouts: c.ackTimeouts.Load(),
 		WrongContentType: c.wrongContentType.Load(), TooLarge: c.tooLarge.Load(), Malformed: c.malformed.Load(),
 		UnknownConversation: c.unknownConversation.Load(), AfterClose: c.afterClose.Load(), Stale: c.stale.Load(),

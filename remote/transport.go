@@ -48,6 +48,9 @@ import (
 // DefaultAckTimeout is Options.AckTimeout when it is zero.
 const DefaultAckTimeout = 10 * time.Second
 
+// DefaultReconnectGrace is Options.ReconnectGrace when it is zero.
+const DefaultReconnectGrace = 30 * time.Second
+
 // DefaultHeartbeatMisses is how many heartbeat intervals of a worker may
 // pass without a message of it, when Options.HeartbeatTimeout is zero,
 // before it is deemed gone.
@@ -75,6 +78,15 @@ type Options struct {
 	// 0 means DefaultHeartbeatMisses times its heartbeat. Workers without a
 	// heartbeat have no timeout.
 	HeartbeatTimeout time.Duration
+	// ReconnectGrace is how long a worker that exited (its connection
+	// closed, its heartbeat stopped) stays a member of its channels,
+	// waiting to come back: a worker that registers again within it keeps
+	// its id and its place; one that does not leaves the membership then,
+	// as a deregistered worker does (the capacity signal fires, so an
+	// activity every remaining member failed ends). 0 means
+	// DefaultReconnectGrace; negative means an exited worker stays a
+	// member until it deregisters.
+	ReconnectGrace time.Duration
 	// AckTimeout bounds the wait for a worker's ack of a request; a
 	// request not acked in time is, for its conversation, an exit of the
 	// worker. 0 means DefaultAckTimeout.
@@ -96,6 +108,7 @@ type Transport struct {
 	inbox      string // the prefix of reply subjects
 	hbTimeout  time.Duration
 	ackTimeout time.Duration
+	grace      time.Duration
 	maxMsg     int
 	stats      counters
 	done       chan struct{} // closed by Close
@@ -138,6 +151,7 @@ type rworker struct {
 	exitMsg   string
 	heartbeat time.Duration
 	timer     *time.Timer // heartbeat timeout
+	graceEnd  *time.Timer // after an exit: when it leaves its channels
 }
 
 // view is what a router sees of w now. t.mu is held.
@@ -172,7 +186,7 @@ func New(ctx context.Context, opts Options) (*Transport, error) {
 	}
 	t := &Transport{
 		nc: opts.Conn, sys: opts.Advisories, log: opts.Logger, node: node, inbox: protocol.InboxSubject(node),
-		hbTimeout: opts.HeartbeatTimeout, ackTimeout: opts.AckTimeout, maxMsg: opts.MaxMessageSize,
+		hbTimeout: opts.HeartbeatTimeout, ackTimeout: opts.AckTimeout, grace: opts.ReconnectGrace, maxMsg: opts.MaxMessageSize,
 		done:    make(chan struct{}),
 		workers: map[string]*rworker{}, byConn: map[protocol.Connection][]*rworker{},
 		channels: map[engine.ChannelName]*channel{}, pending: map[string]*attempt{},
@@ -183,6 +197,9 @@ func New(ctx context.Context, opts Options) (*Transport, error) {
 	}
 	if t.ackTimeout <= 0 {
 		t.ackTimeout = DefaultAckTimeout
+	}
+	if t.grace == 0 {
+		t.grace = DefaultReconnectGrace
 	}
 	if t.maxMsg <= 0 {
 		t.maxMsg = protocol.MaxBodySize
@@ -244,6 +261,9 @@ func (t *Transport) Close(ctx context.Context) error {
 	for _, w := range t.workers {
 		if w.timer != nil {
 			w.timer.Stop()
+		}
+		if w.graceEnd != nil {
+			w.graceEnd.Stop()
 		}
 	}
 	t.mu.Unlock()
@@ -427,6 +447,9 @@ func (t *Transport) register(r protocol.Registration) {
 		return
 	}
 	old := t.workers[r.WorkerID]
+	if old != nil && old.graceEnd != nil {
+		old.graceEnd.Stop() // back within its grace: it keeps its place
+	}
 	live := old != nil && !old.gone && !old.left
 	if live && old.instance != r.Instance {
 		t.stats.duplicateRegistrations.Add(1)
@@ -608,6 +631,13 @@ func (t *Transport) exit(w *rworker, msg string) {
 	}
 	t.unbindConn(w)
 	t.log.Info("worker exited", "worker", w.id, "reason", msg)
+	if t.grace > 0 && !w.left {
+		w.graceEnd = time.AfterFunc(t.grace, func() {
+			t.mu.Lock()
+			defer t.mu.Unlock()
+			t.forget(w)
+		})
+	}
 	if t.refused[w.id] {
 		// Another instance was refused this id: it may register now.
 		delete(t.refused, w.id)
@@ -619,4 +649,22 @@ func (t *Transport) exit(w *rworker, msg string) {
 			t.log.Warn("could not ask a worker to register again", "worker", w.id, "error", err)
 		}
 	}
+}
+
+// forget takes w, which exited and did not come back within its grace,
+// out of its channels' membership, as a deregistration does. Nothing
+// happens if the transport closed or w registered again since. t.mu is
+// held.
+func (t *Transport) forget(w *rworker) {
+	if t.closed || t.workers[w.id] != w || !w.gone || w.left {
+		return
+	}
+	t.stats.forgotten.Add(1)
+	w.left = true
+	delete(t.workers, w.id)
+	for _, ch := range w.channels {
+		t.removeFrom(ch, w.id)
+	}
+	t.notifyWorker(w) // an activity every remaining member failed ends
+	t.log.Info("worker left: it did not come back", "worker", w.id, "grace", t.grace)
 }
