@@ -16,3 +16,10 @@ func EndGrace(t *Transport, id string) bool {
 	t.forget(w)
 	return true
 }
+
+// Hold keeps the transport's lock until the returned func is called, so
+// that its subscriptions' handlers wait and their messages pile up.
+func Hold(t *Transport) (release func()) {
+	t.mu.Lock()
+	return t.mu.Unlock
+}

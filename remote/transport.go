@@ -51,6 +51,9 @@ const DefaultAckTimeout = 10 * time.Second
 // DefaultReconnectGrace is Options.ReconnectGrace when it is zero.
 const DefaultReconnectGrace = 30 * time.Second
 
+// DefaultMaxPending is Options.MaxPending when it is zero.
+const DefaultMaxPending = 1 << 20
+
 // DefaultHeartbeatMisses is how many heartbeat intervals of a worker may
 // pass without a message of it, when Options.HeartbeatTimeout is zero,
 // before it is deemed gone.
@@ -91,6 +94,11 @@ type Options struct {
 	// request not acked in time is, for its conversation, an exit of the
 	// worker. 0 means DefaultAckTimeout.
 	AckTimeout time.Duration
+	// MaxPending bounds how many messages each subscription of the
+	// transport may hold before it has handled them; beyond it the NATS
+	// client drops messages and reports a slow consumer (see
+	// [Transport.ErrorHandler]). 0 means DefaultMaxPending.
+	MaxPending int
 	// MaxMessageSize bounds an inbound message; 0 means
 	// protocol.MaxBodySize.
 	MaxMessageSize int
@@ -111,7 +119,9 @@ type Transport struct {
 	grace      time.Duration
 	maxMsg     int
 	stats      counters
-	done       chan struct{} // closed by Close
+	done       chan struct{}    // closed by Close
+	reconnects chan nats.Status // Conn's reconnections, for the hello after each
+	wg         sync.WaitGroup   // the goroutine that says hello after a reconnect
 
 	mu       sync.Mutex
 	workers  map[string]*rworker // by id: the latest incarnation
@@ -207,13 +217,18 @@ func New(ctx context.Context, opts Options) (*Transport, error) {
 	for _, ch := range opts.Channels {
 		t.channels[ch] = &channel{}
 	}
+	pending := opts.MaxPending
+	if pending <= 0 {
+		pending = DefaultMaxPending
+	}
 	subscribe := func(nc *nats.Conn, subject string, h nats.MsgHandler) error {
 		sub, err := nc.Subscribe(subject, h)
 		if err != nil {
 			return fmt.Errorf("remote: subscribe to %s: %w", subject, err)
 		}
-		// Generous limits: a slow consumer is dropped by the server.
-		if err := sub.SetPendingLimits(1<<20, 256<<20); err != nil {
+		// Generous limits: a slow consumer is reported to the
+		// connection's error handler (see ErrorHandler).
+		if err := sub.SetPendingLimits(pending, 256<<20); err != nil {
 			return fmt.Errorf("remote: %s: %w", subject, err)
 		}
 		t.subs = append(t.subs, sub)
@@ -232,14 +247,82 @@ func New(ctx context.Context, opts Options) (*Transport, error) {
 	if err == nil {
 		err = protocol.Flush(ctx, t.nc)
 	}
+	// Asked before the first hello: a reconnect after it is not missed.
+	t.reconnects = t.nc.StatusChanged(nats.CONNECTED)
 	if err == nil {
-		err = t.publish(protocol.SubjectHello, &protocol.Hello{Version: protocol.Version, NodeID: node})
+		err = t.hello()
 	}
 	if err != nil {
+		t.nc.RemoveStatusListener(t.reconnects)
 		t.unsubscribe()
 		return nil, err
 	}
+	t.wg.Go(t.helloAfterReconnects)
 	return t, nil
+}
+
+// hello asks every worker to register (again) with this node.
+func (t *Transport) hello() error {
+	return t.publish(protocol.SubjectHello, &protocol.Hello{Version: protocol.Version, NodeID: t.node})
+}
+
+// helloAfterReconnects says hello again each time Conn reconnects: the
+// registrations published while it was away, and those of workers that
+// connected to another server meanwhile, were lost to this node. It ends
+// when the transport closes.
+func (t *Transport) helloAfterReconnects() {
+	for {
+		select {
+		case <-t.done:
+			return
+		case st, ok := <-t.reconnects:
+			if !ok {
+				return
+			}
+			if st != nats.CONNECTED {
+				continue
+			}
+			if err := t.hello(); err != nil {
+				t.log.Warn("could not say hello after a reconnect", "node", t.node, "error", err)
+				continue
+			}
+			t.stats.hellos.Add(1)
+			t.log.Info("reconnected: asked the workers to register again", "node", t.node)
+		}
+	}
+}
+
+// ErrorHandler returns a handler of the asynchronous errors of a NATS
+// connection the transport reads (Options.Conn and Options.Advisories):
+// it logs each, counts it in [Stats] (SlowConsumers, or AsyncErrors),
+// then calls next, if not nil.
+//
+// The transport does not own its connections, so it cannot install the
+// handler itself: the caller must, on each connection, with
+// nc.SetErrorHandler(tr.ErrorHandler(nil)) once New returned. A slow
+// consumer matters: its subscription dropped messages (registrations,
+// statuses, acks, responses, disconnect advisories), which the transport
+// then never sees: a lost ack is an exit after Options.AckTimeout, a lost
+// response leaves its activity to its start-to-close, a lost registration
+// or status is mended by the worker's next one. Without a handler the
+// NATS client only prints the error on stderr.
+func (t *Transport) ErrorHandler(next nats.ErrHandler) nats.ErrHandler {
+	return func(nc *nats.Conn, sub *nats.Subscription, err error) {
+		subject := ""
+		if sub != nil {
+			subject = sub.Subject
+		}
+		if errors.Is(err, nats.ErrSlowConsumer) {
+			t.stats.slowConsumers.Add(1)
+			t.log.Error("slow consumer: messages were dropped", "node", t.node, "subject", subject, "error", err)
+		} else {
+			t.stats.asyncErrors.Add(1)
+			t.log.Warn("nats connection error", "node", t.node, "subject", subject, "error", err)
+		}
+		if next != nil {
+			next(nc, sub, err)
+		}
+	}
 }
 
 // NodeID returns the node's id, as its inbox subject names it.
@@ -267,6 +350,8 @@ func (t *Transport) Close(ctx context.Context) error {
 		}
 	}
 	t.mu.Unlock()
+	t.nc.RemoveStatusListener(t.reconnects)
+	t.wg.Wait()
 	t.unsubscribe()
 	// A round trip, so that the server has the unsubscriptions.
 	if !t.nc.IsClosed() {
