@@ -11,7 +11,13 @@
 // which every conversation linked to it observes at once. Where
 // advisories are not available, a worker that registers with a heartbeat
 // is deemed gone when no message of it arrived for a timeout
-// (Options.HeartbeatTimeout). Nothing is polled.
+// (Options.HeartbeatTimeout). Nothing is polled. An exited worker stays
+// a member of its channels (see [engine.Membership]) for
+// Options.ReconnectGrace: back within it, it keeps its id and place;
+// otherwise it leaves them, as a deregistered worker does.
+//
+// The node says hello when it starts and after every reconnect of
+// Options.Conn, so that every worker registers (again) with it.
 //
 // Capacity: Link takes one of the worker's slots as this node sees them
 // (its max_in_flight, less the larger of the slots this node holds and
@@ -25,6 +31,11 @@
 // [Stats]): a wrong content type, malformed JSON, an oversized message,
 // an ack or response for a conversation this node does not hold or has
 // closed, a duplicate registration of a live worker's id.
+//
+// The transport does not own its NATS connections. Whoever creates them
+// must install [Transport.ErrorHandler] on each (nc.SetErrorHandler):
+// messages a slow consumer drops are lost to the transport, and the
+// handler is the only place NATS reports them.
 package remote
 
 import (

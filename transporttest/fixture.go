@@ -75,12 +75,9 @@ type outcome struct {
 }
 
 // dispatch starts a Dispatch of req on its own goroutine, which ends when
-// Dispatch returns (at the latest when the case ends and its context is
-// cancelled).
+// Dispatch returns (at the latest when the case ends and f.ctx, which ctx
+// must derive from, is cancelled).
 func (f *fixture) dispatch(ctx context.Context, req engine.ActivityRequest) <-chan outcome {
-	if ctx == nil {
-		ctx = f.ctx
-	}
 	out := make(chan outcome, 1)
 	ns, queue := f.ch.Namespace(), f.ch.TaskQueue()
 	f.wg.Go(func() {

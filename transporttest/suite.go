@@ -103,7 +103,7 @@ func testLinkAndExit(t *testing.T, f *fixture) {
 	g := newGate()
 	a := f.start(WorkerConfig{ID: "a", Handler: g.handler})
 	f.start(WorkerConfig{ID: "b", Handler: echo})
-	out := f.dispatch(nil, f.request("wf-1"))
+	out := f.dispatch(f.ctx, f.request("wf-1"))
 	recv(t, g.started, "worker a to start the activity")
 	a.Kill(t)
 	o := f.wait(out, "after worker a exited")
@@ -149,7 +149,7 @@ func testSendAndReceive(t *testing.T, f *fixture) {
 		wf := fmt.Sprint("wf-", i)
 		req := engine.ActivityRequest{WorkflowID: wf, ActivityType: "send-email", TaskQueue: f.ch.TaskQueue(), Input: in,
 			StartToClose: time.Hour, ScheduleToClose: 2 * time.Hour, ScheduleToStart: 3 * time.Hour}
-		o := f.wait(f.dispatch(nil, req), wf)
+		o := f.wait(f.dispatch(f.ctx, req), wf)
 		if o.err != nil {
 			t.Fatalf("%s: %v", wf, o.err)
 		}
@@ -179,7 +179,7 @@ func testFailed(t *testing.T, f *fixture) {
 	f.start(WorkerConfig{ID: "w1", Handler: func(context.Context, engine.ActivityRequest) engine.ActivityResult {
 		return engine.Failed(msg)
 	}})
-	o := f.wait(f.dispatch(nil, f.request("wf-1")), "a failed activity")
+	o := f.wait(f.dispatch(f.ctx, f.request("wf-1")), "a failed activity")
 	var de *engine.DispatchError
 	if !errors.Is(o.err, engine.ErrActivityFailed) || !errors.As(o.err, &de) || de.WorkerID != "w1" || !strings.Contains(o.err.Error(), msg) {
 		t.Fatalf("dispatch error %v, want ErrActivityFailed naming w1 and %q", o.err, msg)
@@ -205,7 +205,7 @@ func testNotStarted(t *testing.T, f *fixture) {
 	}
 	w := r.StartRejecting(t, WorkerConfig{ID: "r", Handler: echo}, 1)
 	f.until("worker r in the snapshot", func() bool { return slices.Contains(f.live(), w.ID()) })
-	o := f.wait(f.dispatch(nil, f.request("wf-1")), "a rejected activity")
+	o := f.wait(f.dispatch(f.ctx, f.request("wf-1")), "a rejected activity")
 	if o.err != nil || o.res.Status != engine.StatusCompleted {
 		t.Fatalf("dispatch: %+v, %v", o.res, o.err)
 	}
@@ -228,7 +228,7 @@ func testWorkerJoins(t *testing.T, f *fixture) {
 	if ids := f.tr.Members(f.ch); len(ids) != 0 {
 		t.Fatalf("members before any worker: %v", ids)
 	}
-	out := f.dispatch(nil, f.request("wf-1"))
+	out := f.dispatch(f.ctx, f.request("wf-1"))
 	f.rec.await(t, "the activity to wait", 1, is("wf-1", engine.OpActivityWaiting))
 	if n := f.d.Waiting(f.ch); n != 1 {
 		t.Fatalf("%d waiting, want 1", n)
@@ -249,7 +249,7 @@ func testWorkerLeaves(t *testing.T, f *fixture) {
 	g := newGate()
 	a := f.start(WorkerConfig{ID: "a", Handler: g.handler})
 	f.start(WorkerConfig{ID: "b", Handler: echo})
-	running := f.dispatch(nil, f.request("wf-1"))
+	running := f.dispatch(f.ctx, f.request("wf-1"))
 	recv(t, g.started, "worker a to start wf-1")
 	signal := f.tr.CapacityChanged(f.ch)
 	f.stop(a)
@@ -261,7 +261,7 @@ func testWorkerLeaves(t *testing.T, f *fixture) {
 	if got := f.tr.Members(f.ch); !slices.Equal(got, []string{"b"}) {
 		t.Fatalf("members %v, want [b]", got)
 	}
-	if o := f.wait(f.dispatch(nil, f.request("wf-2")), "wf-2"); o.err != nil {
+	if o := f.wait(f.dispatch(f.ctx, f.request("wf-2")), "wf-2"); o.err != nil {
 		t.Fatal(o.err)
 	}
 	f.answeredBy("wf-2", "b")
@@ -286,7 +286,7 @@ func testExitedWorkersLeave(t *testing.T, f *fixture) {
 	defer cancel()
 	y := f.dispatch(ctx, f.request("wf-y")) // c is first in pool order
 	recv(t, gc.started, "worker c to start wf-y")
-	x := f.dispatch(nil, f.request("wf-x"))
+	x := f.dispatch(f.ctx, f.request("wf-x"))
 	recv(t, ga.started, "worker a to start wf-x")
 	a.Kill(t)
 	recv(t, gb.started, "worker b to start wf-x")
@@ -325,7 +325,7 @@ func testCapacity(t *testing.T, f *fixture) {
 	f.start(WorkerConfig{ID: "w1", MaxInFlight: slots, Handler: g.handler})
 	outs := make([]<-chan outcome, n)
 	for i := range outs {
-		outs[i] = f.dispatch(nil, f.request(fmt.Sprint("wf-", i)))
+		outs[i] = f.dispatch(f.ctx, f.request(fmt.Sprint("wf-", i)))
 	}
 	for range slots {
 		recv(t, g.started, "a slot's activity to start")
@@ -461,7 +461,7 @@ func testStartToClose(t *testing.T, f *fixture) {
 	f.start(WorkerConfig{ID: "w1", Handler: g.handler})
 	req := f.request("wf-1")
 	req.StartToClose = 50 * time.Millisecond
-	out := f.dispatch(nil, req)
+	out := f.dispatch(f.ctx, req)
 	o := f.wait(out, "a start-to-close timeout")
 	var te *engine.TimeoutError
 	if !errors.Is(o.err, engine.ErrStartToCloseTimeout) || !errors.As(o.err, &te) {
@@ -473,7 +473,7 @@ func testStartToClose(t *testing.T, f *fixture) {
 	recv(t, g.started, "wf-1 to have started")
 	recv(t, g.ended, "the handler of wf-1 to be cancelled")
 	f.idle()
-	next := f.dispatch(nil, f.request("wf-2"))
+	next := f.dispatch(f.ctx, f.request("wf-2"))
 	recv(t, g.started, "wf-2 to take the slot back")
 	g.release <- struct{}{}
 	if o := f.wait(next, "wf-2"); o.err != nil {
@@ -486,11 +486,11 @@ func testStartToClose(t *testing.T, f *fixture) {
 func testScheduleToStart(t *testing.T, f *fixture) {
 	g := newGate()
 	f.start(WorkerConfig{ID: "w1", Handler: g.handler})
-	busy := f.dispatch(nil, f.request("busy"))
+	busy := f.dispatch(f.ctx, f.request("busy"))
 	recv(t, g.started, "the worker to be busy")
 	req := f.request("wf-1")
 	req.ScheduleToStart = 50 * time.Millisecond
-	o := f.wait(f.dispatch(nil, req), "a schedule-to-start timeout")
+	o := f.wait(f.dispatch(f.ctx, req), "a schedule-to-start timeout")
 	if !errors.Is(o.err, engine.ErrScheduleToStartTimeout) {
 		t.Fatalf("dispatch: %v, want a schedule-to-start timeout", o.err)
 	}
@@ -540,7 +540,7 @@ func testCancelWhileRunning(t *testing.T, f *fixture) {
 	}
 	recv(t, g.ended, "the handler of wf-1 to be cancelled")
 	f.idle()
-	next := f.dispatch(nil, f.request("wf-2"))
+	next := f.dispatch(f.ctx, f.request("wf-2"))
 	recv(t, g.started, "wf-2 to take the slot back")
 	g.release <- struct{}{}
 	if o := f.wait(next, "wf-2"); o.err != nil {

@@ -29,9 +29,11 @@
 //     and every Options.Heartbeat if set;
 //   - cancels a handler's context when dispatch no longer waits for its
 //     activity (a timeout, a cancellation), and when the request's
-//     start-to-close passes;
+//     start-to-close passes; such an activity is not answered (dispatch
+//     records the timeout itself), only its freed slot is reported;
 //   - drains when ctx ends or [Worker.Drain] is called: it stops taking
-//     work (rejects), deregisters, lets its handlers finish, and returns.
+//     work (rejects), deregisters, lets its handlers finish, and returns;
+//     if its connection closes meanwhile, it cancels them at once.
 //
 // The worker's exit, as dispatch sees it, is its connection closing: a
 // crashed worker needs no goodbye.
