@@ -33,9 +33,10 @@ var channel = func() engine.ChannelName { c, _ := engine.DispatchChannel(ns, que
 
 // env is an embedded broker, a transport over it and a dispatcher.
 type env struct {
-	b *broker.Broker
-	t *remote.Transport
-	d *engine.Dispatcher
+	b  *broker.Broker
+	nc *nats.Conn // the transport's
+	t  *remote.Transport
+	d  *engine.Dispatcher
 }
 
 type envOpts struct {
@@ -43,6 +44,8 @@ type envOpts struct {
 	heartbeatTimeout time.Duration
 	ackTimeout       time.Duration
 	maxMsg           int
+	reconnectGrace   time.Duration
+	maxPending       int
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
@@ -54,7 +57,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 	t.Cleanup(func() { _ = b.Shutdown(context.Background()) })
 	nc := connect(t, b)
 	opts := remote.Options{Conn: nc, Channels: []engine.ChannelName{channel}, HeartbeatTimeout: o.heartbeatTimeout, AckTimeout: o.ackTimeout,
-		MaxMessageSize: o.maxMsg}
+		MaxMessageSize: o.maxMsg, ReconnectGrace: o.reconnectGrace, MaxPending: o.maxPending}
 	if !o.noAdvisories {
 		sys, err := b.ConnectSystem()
 		if err != nil {
@@ -73,7 +76,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{b: b, t: tr, d: d}
+	return &env{b: b, nc: nc, t: tr, d: d}
 }
 
 func connect(t *testing.T, b *broker.Broker, opts ...nats.Option) *nats.Conn {

@@ -10,6 +10,7 @@ type Stats struct {
 	Deregistrations uint64 // workers that left
 	Exits           uint64 // workers whose connection closed (disconnect advisory)
 	HeartbeatExits  uint64 // workers deemed gone because their heartbeat stopped
+	Forgotten       uint64 // exited workers that left their channels, not back within Options.ReconnectGrace
 	Requests        uint64 // requests published
 	Accepted        uint64 // acks accepted
 	Deferred        uint64 // acks deferred
@@ -18,6 +19,9 @@ type Stats struct {
 	Cancels         uint64 // cancels published (a conversation closed while its worker ran the activity)
 	NoResponders    uint64 // requests no worker subscription took (the worker is gone)
 	AckTimeouts     uint64 // requests not acked within Options.AckTimeout
+	Hellos          uint64 // hellos said again after a reconnect of Options.Conn
+	SlowConsumers   uint64 // slow consumer errors (messages dropped) seen by [Transport.ErrorHandler]
+	AsyncErrors     uint64 // other asynchronous errors seen by [Transport.ErrorHandler]
 
 	// Refused messages, each logged.
 	WrongContentType       uint64 // a content type other than the subject's
@@ -39,8 +43,9 @@ func (s Stats) Refused() uint64 {
 // counters is the live form of Stats.
 type counters struct {
 	registrations, reregistrations, deregistrations, exits, heartbeatExits   atomic.Uint64
+	forgotten                                                                atomic.Uint64
 	requests, accepted, deferred, rejected, responses, cancels, noResponders atomic.Uint64
-	ackTimeouts                                                              atomic.Uint64
+	ackTimeouts, hellos, slowConsumers, asyncErrors                          atomic.Uint64
 	wrongContentType, tooLarge, malformed, unknownConversation, afterClose   atomic.Uint64
 	stale, duplicateRegistrations, unknownWorker                             atomic.Uint64
 }
@@ -49,8 +54,10 @@ func (c *counters) snapshot() Stats {
 	return Stats{
 		Registrations: c.registrations.Load(), Reregistrations: c.reregistrations.Load(),
 		Deregistrations: c.deregistrations.Load(), Exits: c.exits.Load(), HeartbeatExits: c.heartbeatExits.Load(),
-		Requests: c.requests.Load(), Accepted: c.accepted.Load(), Deferred: c.deferred.Load(), Rejected: c.rejected.Load(),
+		Forgotten: c.forgotten.Load(),
+		Requests:  c.requests.Load(), Accepted: c.accepted.Load(), Deferred: c.deferred.Load(), Rejected: c.rejected.Load(),
 		Responses: c.responses.Load(), Cancels: c.cancels.Load(), NoResponders: c.noResponders.Load(), AckTimeouts: c.ackTimeouts.Load(),
+		Hellos: c.hellos.Load(), SlowConsumers: c.slowConsumers.Load(), AsyncErrors: c.asyncErrors.Load(),
 		WrongContentType: c.wrongContentType.Load(), TooLarge: c.tooLarge.Load(), Malformed: c.malformed.Load(),
 		UnknownConversation: c.unknownConversation.Load(), AfterClose: c.afterClose.Load(), Stale: c.stale.Load(),
 		DuplicateRegistrations: c.duplicateRegistrations.Load(), UnknownWorker: c.unknownWorker.Load(),

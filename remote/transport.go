@@ -11,7 +11,13 @@
 // which every conversation linked to it observes at once. Where
 // advisories are not available, a worker that registers with a heartbeat
 // is deemed gone when no message of it arrived for a timeout
-// (Options.HeartbeatTimeout). Nothing is polled.
+// (Options.HeartbeatTimeout). Nothing is polled. An exited worker stays
+// a member of its channels (see [engine.Membership]) for
+// Options.ReconnectGrace: back within it, it keeps its id and place;
+// otherwise it leaves them, as a deregistered worker does.
+//
+// The node says hello when it starts and after every reconnect of
+// Options.Conn, so that every worker registers (again) with it.
 //
 // Capacity: Link takes one of the worker's slots as this node sees them
 // (its max_in_flight, less the larger of the slots this node holds and
@@ -25,6 +31,11 @@
 // [Stats]): a wrong content type, malformed JSON, an oversized message,
 // an ack or response for a conversation this node does not hold or has
 // closed, a duplicate registration of a live worker's id.
+//
+// The transport does not own its NATS connections. Whoever creates them
+// must install [Transport.ErrorHandler] on each (nc.SetErrorHandler):
+// messages a slow consumer drops are lost to the transport, and the
+// handler is the only place NATS reports them.
 package remote
 
 import (
@@ -47,6 +58,12 @@ import (
 
 // DefaultAckTimeout is Options.AckTimeout when it is zero.
 const DefaultAckTimeout = 10 * time.Second
+
+// DefaultReconnectGrace is Options.ReconnectGrace when it is zero.
+const DefaultReconnectGrace = 30 * time.Second
+
+// DefaultMaxPending is Options.MaxPending when it is zero.
+const DefaultMaxPending = 1 << 20
 
 // DefaultHeartbeatMisses is how many heartbeat intervals of a worker may
 // pass without a message of it, when Options.HeartbeatTimeout is zero,
@@ -75,10 +92,24 @@ type Options struct {
 	// 0 means DefaultHeartbeatMisses times its heartbeat. Workers without a
 	// heartbeat have no timeout.
 	HeartbeatTimeout time.Duration
+	// ReconnectGrace is how long a worker that exited (its connection
+	// closed, its heartbeat stopped) stays a member of its channels,
+	// waiting to come back: a worker that registers again within it keeps
+	// its id and its place; one that does not leaves the membership then,
+	// as a deregistered worker does (the capacity signal fires, so an
+	// activity every remaining member failed ends). 0 means
+	// DefaultReconnectGrace; negative means an exited worker stays a
+	// member until it deregisters.
+	ReconnectGrace time.Duration
 	// AckTimeout bounds the wait for a worker's ack of a request; a
 	// request not acked in time is, for its conversation, an exit of the
 	// worker. 0 means DefaultAckTimeout.
 	AckTimeout time.Duration
+	// MaxPending bounds how many messages each subscription of the
+	// transport may hold before it has handled them; beyond it the NATS
+	// client drops messages and reports a slow consumer (see
+	// [Transport.ErrorHandler]). 0 means DefaultMaxPending.
+	MaxPending int
 	// MaxMessageSize bounds an inbound message; 0 means
 	// protocol.MaxBodySize.
 	MaxMessageSize int
@@ -96,9 +127,12 @@ type Transport struct {
 	inbox      string // the prefix of reply subjects
 	hbTimeout  time.Duration
 	ackTimeout time.Duration
+	grace      time.Duration
 	maxMsg     int
 	stats      counters
-	done       chan struct{} // closed by Close
+	done       chan struct{}    // closed by Close
+	reconnects chan nats.Status // Conn's reconnections, for the hello after each
+	wg         sync.WaitGroup   // the goroutine that says hello after a reconnect
 
 	mu       sync.Mutex
 	workers  map[string]*rworker // by id: the latest incarnation
@@ -138,6 +172,7 @@ type rworker struct {
 	exitMsg   string
 	heartbeat time.Duration
 	timer     *time.Timer // heartbeat timeout
+	graceEnd  *time.Timer // after an exit: when it leaves its channels
 }
 
 // view is what a router sees of w now. t.mu is held.
@@ -172,7 +207,7 @@ func New(ctx context.Context, opts Options) (*Transport, error) {
 	}
 	t := &Transport{
 		nc: opts.Conn, sys: opts.Advisories, log: opts.Logger, node: node, inbox: protocol.InboxSubject(node),
-		hbTimeout: opts.HeartbeatTimeout, ackTimeout: opts.AckTimeout, maxMsg: opts.MaxMessageSize,
+		hbTimeout: opts.HeartbeatTimeout, ackTimeout: opts.AckTimeout, grace: opts.ReconnectGrace, maxMsg: opts.MaxMessageSize,
 		done:    make(chan struct{}),
 		workers: map[string]*rworker{}, byConn: map[protocol.Connection][]*rworker{},
 		channels: map[engine.ChannelName]*channel{}, pending: map[string]*attempt{},
@@ -184,19 +219,27 @@ func New(ctx context.Context, opts Options) (*Transport, error) {
 	if t.ackTimeout <= 0 {
 		t.ackTimeout = DefaultAckTimeout
 	}
+	if t.grace == 0 {
+		t.grace = DefaultReconnectGrace
+	}
 	if t.maxMsg <= 0 {
 		t.maxMsg = protocol.MaxBodySize
 	}
 	for _, ch := range opts.Channels {
 		t.channels[ch] = &channel{}
 	}
+	pending := opts.MaxPending
+	if pending <= 0 {
+		pending = DefaultMaxPending
+	}
 	subscribe := func(nc *nats.Conn, subject string, h nats.MsgHandler) error {
 		sub, err := nc.Subscribe(subject, h)
 		if err != nil {
 			return fmt.Errorf("remote: subscribe to %s: %w", subject, err)
 		}
-		// Generous limits: a slow consumer is dropped by the server.
-		if err := sub.SetPendingLimits(1<<20, 256<<20); err != nil {
+		// Generous limits: a slow consumer is reported to the
+		// connection's error handler (see ErrorHandler).
+		if err := sub.SetPendingLimits(pending, 256<<20); err != nil {
 			return fmt.Errorf("remote: %s: %w", subject, err)
 		}
 		t.subs = append(t.subs, sub)
@@ -215,14 +258,82 @@ func New(ctx context.Context, opts Options) (*Transport, error) {
 	if err == nil {
 		err = protocol.Flush(ctx, t.nc)
 	}
+	// Asked before the first hello: a reconnect after it is not missed.
+	t.reconnects = t.nc.StatusChanged(nats.CONNECTED)
 	if err == nil {
-		err = t.publish(protocol.SubjectHello, &protocol.Hello{Version: protocol.Version, NodeID: node})
+		err = t.hello()
 	}
 	if err != nil {
+		t.nc.RemoveStatusListener(t.reconnects)
 		t.unsubscribe()
 		return nil, err
 	}
+	t.wg.Go(t.helloAfterReconnects)
 	return t, nil
+}
+
+// hello asks every worker to register (again) with this node.
+func (t *Transport) hello() error {
+	return t.publish(protocol.SubjectHello, &protocol.Hello{Version: protocol.Version, NodeID: t.node})
+}
+
+// helloAfterReconnects says hello again each time Conn reconnects: the
+// registrations published while it was away, and those of workers that
+// connected to another server meanwhile, were lost to this node. It ends
+// when the transport closes.
+func (t *Transport) helloAfterReconnects() {
+	for {
+		select {
+		case <-t.done:
+			return
+		case st, ok := <-t.reconnects:
+			if !ok {
+				return
+			}
+			if st != nats.CONNECTED {
+				continue
+			}
+			if err := t.hello(); err != nil {
+				t.log.Warn("could not say hello after a reconnect", "node", t.node, "error", err)
+				continue
+			}
+			t.stats.hellos.Add(1)
+			t.log.Info("reconnected: asked the workers to register again", "node", t.node)
+		}
+	}
+}
+
+// ErrorHandler returns a handler of the asynchronous errors of a NATS
+// connection the transport reads (Options.Conn and Options.Advisories):
+// it logs each, counts it in [Stats] (SlowConsumers, or AsyncErrors),
+// then calls next, if not nil.
+//
+// The transport does not own its connections, so it cannot install the
+// handler itself: the caller must, on each connection, with
+// nc.SetErrorHandler(tr.ErrorHandler(nil)) once New returned. A slow
+// consumer matters: its subscription dropped messages (registrations,
+// statuses, acks, responses, disconnect advisories), which the transport
+// then never sees: a lost ack is an exit after Options.AckTimeout, a lost
+// response leaves its activity to its start-to-close, a lost registration
+// or status is mended by the worker's next one. Without a handler the
+// NATS client only prints the error on stderr.
+func (t *Transport) ErrorHandler(next nats.ErrHandler) nats.ErrHandler {
+	return func(nc *nats.Conn, sub *nats.Subscription, err error) {
+		subject := ""
+		if sub != nil {
+			subject = sub.Subject
+		}
+		if errors.Is(err, nats.ErrSlowConsumer) {
+			t.stats.slowConsumers.Add(1)
+			t.log.Error("slow consumer: messages were dropped", "node", t.node, "subject", subject, "error", err)
+		} else {
+			t.stats.asyncErrors.Add(1)
+			t.log.Warn("nats connection error", "node", t.node, "subject", subject, "error", err)
+		}
+		if next != nil {
+			next(nc, sub, err)
+		}
+	}
 }
 
 // NodeID returns the node's id, as its inbox subject names it.
@@ -245,8 +356,13 @@ func (t *Transport) Close(ctx context.Context) error {
 		if w.timer != nil {
 			w.timer.Stop()
 		}
+		if w.graceEnd != nil {
+			w.graceEnd.Stop()
+		}
 	}
 	t.mu.Unlock()
+	t.nc.RemoveStatusListener(t.reconnects)
+	t.wg.Wait()
 	t.unsubscribe()
 	// A round trip, so that the server has the unsubscriptions.
 	if !t.nc.IsClosed() {
@@ -427,6 +543,9 @@ func (t *Transport) register(r protocol.Registration) {
 		return
 	}
 	old := t.workers[r.WorkerID]
+	if old != nil && old.graceEnd != nil {
+		old.graceEnd.Stop() // back within its grace: it keeps its place
+	}
 	live := old != nil && !old.gone && !old.left
 	if live && old.instance != r.Instance {
 		t.stats.duplicateRegistrations.Add(1)
@@ -608,6 +727,13 @@ func (t *Transport) exit(w *rworker, msg string) {
 	}
 	t.unbindConn(w)
 	t.log.Info("worker exited", "worker", w.id, "reason", msg)
+	if t.grace > 0 && !w.left {
+		w.graceEnd = time.AfterFunc(t.grace, func() {
+			t.mu.Lock()
+			defer t.mu.Unlock()
+			t.forget(w)
+		})
+	}
 	if t.refused[w.id] {
 		// Another instance was refused this id: it may register now.
 		delete(t.refused, w.id)
@@ -619,4 +745,22 @@ func (t *Transport) exit(w *rworker, msg string) {
 			t.log.Warn("could not ask a worker to register again", "worker", w.id, "error", err)
 		}
 	}
+}
+
+// forget takes w, which exited and did not come back within its grace,
+// out of its channels' membership, as a deregistration does. Nothing
+// happens if the transport closed or w registered again since. t.mu is
+// held.
+func (t *Transport) forget(w *rworker) {
+	if t.closed || t.workers[w.id] != w || !w.gone || w.left {
+		return
+	}
+	t.stats.forgotten.Add(1)
+	w.left = true
+	delete(t.workers, w.id)
+	for _, ch := range w.channels {
+		t.removeFrom(ch, w.id)
+	}
+	t.notifyWorker(w) // an activity every remaining member failed ends
+	t.log.Info("worker left: it did not come back", "worker", w.id, "grace", t.grace)
 }

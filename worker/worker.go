@@ -29,9 +29,11 @@
 //     and every Options.Heartbeat if set;
 //   - cancels a handler's context when dispatch no longer waits for its
 //     activity (a timeout, a cancellation), and when the request's
-//     start-to-close passes;
+//     start-to-close passes; such an activity is not answered (dispatch
+//     records the timeout itself), only its freed slot is reported;
 //   - drains when ctx ends or [Worker.Drain] is called: it stops taking
-//     work (rejects), deregisters, lets its handlers finish, and returns.
+//     work (rejects), deregisters, lets its handlers finish, and returns;
+//     if its connection closes meanwhile, it cancels them at once.
 //
 // The worker's exit, as dispatch sees it, is its connection closing: a
 // crashed worker needs no goodbye.
@@ -163,6 +165,9 @@ type job struct {
 	req    engine.ActivityRequest
 	ctx    context.Context
 	cancel context.CancelFunc
+	// dropped: dispatch no longer waits for its answer (it cancelled
+	// the activity); guarded by Worker.mu.
+	dropped bool
 }
 
 // New checks opts and returns a worker that [Worker.Run] starts.
@@ -257,9 +262,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return w.drainNow(&subs)
+			return w.drainNow(&subs, status)
 		case <-w.drain:
-			return w.drainNow(&subs)
+			return w.drainNow(&subs, status)
 		case st := <-status:
 			switch st {
 			case nats.CONNECTED: // reconnected: a new connection, a new link
@@ -281,8 +286,9 @@ func (w *Worker) Run(ctx context.Context) error {
 
 // drainNow stops taking work, deregisters, waits for the handlers (at
 // most DrainTimeout, then cancels them and waits for them to return), and
-// unsubscribes.
-func (w *Worker) drainNow(subs *[]*nats.Subscription) error {
+// unsubscribes. A connection that closes meanwhile ends the wait at once:
+// no answer can leave any more, so the handlers are cancelled.
+func (w *Worker) drainNow(subs *[]*nats.Subscription, status <-chan nats.Status) error {
 	w.mu.Lock()
 	w.draining = true
 	w.mu.Unlock()
@@ -297,17 +303,28 @@ func (w *Worker) drainNow(subs *[]*nats.Subscription) error {
 		w.wg.Wait()
 		close(idle)
 	}()
+	var timeout <-chan time.Time
 	if d := w.opts.DrainTimeout; d > 0 {
 		t := time.NewTimer(d)
 		defer t.Stop()
+		timeout = t.C
+	}
+	for waiting := true; waiting; {
 		select {
 		case <-idle:
-		case <-t.C:
-			w.log.Warn("drain timed out: cancelling the handlers", "after", d)
+			waiting = false
+		case <-timeout:
+			w.log.Warn("drain timed out: cancelling the handlers", "after", w.opts.DrainTimeout)
 			w.stopAll()
+			timeout = nil
+		case st := <-status:
+			if st == nats.CLOSED {
+				w.log.Warn("connection closed while draining: cancelling the handlers")
+				w.stopAll()
+				status = nil
+			}
 		}
 	}
-	<-idle
 	for _, s := range *subs {
 		_ = s.Unsubscribe()
 	}
@@ -453,6 +470,11 @@ func (w *Worker) run(j *job) {
 	for j != nil {
 		res := w.call(j)
 		w.mu.Lock()
+		// Dispatch times an activity out itself: one whose start-to-close
+		// passed here, or that dispatch cancelled, is not answered, so
+		// that a handler's answer to its cancellation does not overtake
+		// the timeout dispatch records.
+		moot := j.dropped || errors.Is(j.ctx.Err(), context.DeadlineExceeded)
 		j.cancel()
 		delete(w.jobs, j.key)
 		w.inFlight--
@@ -474,6 +496,11 @@ func (w *Worker) run(j *job) {
 		w.changedLocked()
 		st := w.state()
 		w.mu.Unlock()
+		if moot {
+			w.wg.Done()
+			j = next
+			continue
+		}
 		resp := &protocol.Response{Version: protocol.Version, WorkerID: w.opts.ID, ConversationID: j.key.conv,
 			Attempt: j.key.attempt, Result: protocol.ResultOf(res), State: &st}
 		if err := w.publish(j.reply, resp); err != nil {
@@ -515,6 +542,7 @@ func (w *Worker) onCancel(msg *nats.Msg) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if j := w.jobs[jobKey{conv: c.ConversationID, attempt: c.Attempt}]; j != nil {
+		j.dropped = true
 		j.cancel()
 	}
 }
