@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"os/exec"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -148,6 +150,10 @@ func (r *rig) startWorker(tb testing.TB, id string, args ...string) *proc {
 	argv := append([]string{"worker", "--nats", r.b.URL(), "--channel", r.ch.Namespace() + "/" + r.ch.TaskQueue(), "--id", id}, args...)
 	p := &proc{id: id, cmd: exec.Command(bin, argv...), stderr: &lockedBuffer{}, done: make(chan struct{})}
 	p.cmd.Stderr = p.stderr
+	// A race-enabled binary sleeps a second at exit, by default, for the
+	// reports of other goroutines; these processes, and the programs they
+	// run (this binary too), need not.
+	p.cmd.Env = append(os.Environ(), "GORACE="+strings.TrimSpace(os.Getenv("GORACE")+" atexit_sleep_ms=0"))
 	if err := p.cmd.Start(); err != nil {
 		tb.Fatal(err)
 	}
