@@ -9,9 +9,10 @@ import (
 
 var updateScripts = flag.Bool("update", false, "rewrite the expected output in testdata/script from the runs (cmp with a file in the archive)")
 
-// TestMain makes this test binary also the dispatch command of the scripts.
+// TestMain makes this test binary also the dispatch command of the scripts
+// and of the worker tests, and the program those tests' workers run.
 func TestMain(m *testing.M) {
-	testscript.Main(m, map[string]func(){"dispatch": main})
+	testscript.Main(m, map[string]func(){"dispatch": main, testProgramName: testProgram})
 }
 
 // TestScripts runs the end-to-end CLI scripts in testdata/script: every

@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/aion-dispatch/dispatch/command"
+	"github.com/aion-dispatch/dispatch/protocol"
 	"github.com/aion-dispatch/dispatch/worker"
 )
 
@@ -121,14 +122,39 @@ func runWorker(args []string, e *env) int {
 	case o.heartbeat < 0:
 		return usage("--heartbeat %s is negative", o.heartbeat)
 	}
-	if o.id == "" {
-		host, err := os.Hostname()
-		if err != nil {
-			host = "worker"
+	// Checked before connecting: a worker may wait for NATS for ever.
+	for _, c := range o.channels {
+		if _, err := protocol.ParseChannel(c); err != nil {
+			return usage("--channel %s: %v", c, err)
 		}
-		o.id = host + "-" + strconv.Itoa(os.Getpid())
+	}
+	if o.id == "" {
+		o.id = defaultWorkerID()
+	} else if err := protocol.CheckToken(o.id); err != nil {
+		return usage("--id %s: a worker id is a NATS subject token: %v", o.id, err)
 	}
 	return o.run(e)
+}
+
+// defaultWorkerID is HOSTNAME-PID, the host name's dots and any other
+// character a subject token cannot hold made dashes (host.example.com
+// gives host-example-com-4242).
+func defaultWorkerID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "worker"
+	}
+	return tokenOf(host) + "-" + strconv.Itoa(os.Getpid())
+}
+
+// tokenOf replaces what a subject token cannot hold with dashes.
+func tokenOf(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '.' || r == '*' || r == '>' || r <= ' ' || r == 0x7f {
+			return '-'
+		}
+		return r
+	}, s)
 }
 
 func (o *workerOpts) run(e *env) int {
