@@ -285,6 +285,27 @@ channels:
 			`conf/dispatch.yaml:12:109: restart_after must be above zero, got 0s`,
 			`conf/dispatch.yaml:13:9: worker: missing "id"`,
 			`conf/dispatch.yaml:14:27: fail_rate 0.6 and exit_rate 0.5 add up to more than 1`}},
+		{"worker programs", `version: 1
+channels:
+  - namespace: prod
+    task_queue: email
+    routing: {lua: ../scripts/ll.lua}
+    workers:
+      - {id: a, exec: [], serve: true}
+      - {id: b, exec: send.sh}
+      - {id: c, exec: [""]}
+      - {id: d, exec: [./send.sh], behavior: {latency: 1ms}}
+      - {id: e, serve: yes, restart_after: 1s}
+      - {id: f, exec: [./send.sh], serve: maybe, restart_after: 0s}
+`, []string{
+			`conf/dispatch.yaml:7:23: exec must be a list: the program, then its arguments, as in [./send.sh, --fast]`,
+			`conf/dispatch.yaml:8:23: exec must be a list: the program, then its arguments, as in [./send.sh, --fast]`,
+			`conf/dispatch.yaml:9:24: exec's program must be non-empty`,
+			`conf/dispatch.yaml:10:46: behavior is for simulated workers; worker "d" runs a real program (exec)`,
+			`conf/dispatch.yaml:11:24: serve must be true or false, got "yes"`,
+			`conf/dispatch.yaml:11:24: serve needs exec: the program to keep running`,
+			`conf/dispatch.yaml:12:43: serve must be true or false, got "maybe"`,
+			`conf/dispatch.yaml:12:65: restart_after must be above zero, got 0s`}},
 		{"backlog limits, under defaults and in a channel", `version: 1
 defaults: {max_backlog: 0, when_full: drop, schedule_to_start: 0s}
 channels:

@@ -64,6 +64,11 @@ func startRemote(ctx context.Context, url, listen string, channels []engine.Chan
 	if err != nil {
 		return fail(err)
 	}
+	for _, nc := range []*nats.Conn{rw.nc, rw.sys} {
+		if nc != nil { // slow consumers and other async errors: logged and counted
+			nc.SetErrorHandler(rw.transport.ErrorHandler(nil))
+		}
+	}
 	self, err := selfPath()
 	if err != nil {
 		return fail(err)

@@ -1,0 +1,84 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+)
+
+// TestRunStartsWorkerPrograms: dispatch run starts a config's exec workers
+// as dispatch worker processes on its embedded NATS server, and a channel
+// mixes a simulated worker and a program: the script sends even workflows
+// to the program (waiting for it to register) and odd ones to the
+// simulated worker, and every activity completes where it was sent.
+func TestRunStartsWorkerPrograms(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "dispatch.yaml")
+	writeTestFile(t, conf, `version: 1
+channels:
+  - namespace: prod
+    task_queue: mixed
+    routing:
+      lang: lua
+      source: |
+        function route(r, c)
+          local n = tonumber(string.match(r.workflow_id, "%d+"))
+          local want = (n % 2 == 0) and "prog" or "sim"
+          for _, w in ipairs(c) do
+            if w.id == want then return w.id end
+          end
+          return nil
+        end
+    workers:
+      - {id: sim, max_in_flight: 2}
+      - {id: prog, max_in_flight: 2, exec: [cat]}
+`)
+	var lines []string
+	for i := 1; i <= 20; i++ {
+		lines = append(lines, fmt.Sprintf(`{"channel":"prod/mixed","workflow_id":"wf-%d","activity_type":"echo","input":{"n":%d},"schedule_to_start":"20s"}`, i, i))
+	}
+	reqs := filepath.Join(dir, "requests.jsonl")
+	writeTestFile(t, reqs, strings.Join(lines, "\n")+"\n")
+
+	code, stdout, stderr := runCLI(t, "", "run", "-c", conf, "--requests", reqs, "--nats-listen", "127.0.0.1:0")
+	if code != exitOK {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	for _, want := range []string{`prod/mixed\s+prog\s+10\s+10\s`, `prod/mixed\s+sim\s+10\s+10\s`} {
+		if !regexp.MustCompile(want).MatchString(stdout) {
+			t.Errorf("summary lacks %s:\n%s", want, stdout)
+		}
+	}
+	if !strings.Contains(stderr, "NATS listening on nats://127.0.0.1:") {
+		t.Errorf("stderr does not say where NATS listens:\n%s", stderr)
+	}
+}
+
+// TestRunWithoutNATSRefusesPrograms: without a NATS server to start
+// programs on (--nats pointing nowhere), the run fails at once, saying so.
+func TestRunWithoutNATSRefusesPrograms(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "dispatch.yaml")
+	writeTestFile(t, conf, `version: 1
+channels:
+  - namespace: prod
+    task_queue: p
+    routing: {lang: lua, source: "function route(r, c) return c[1] end"}
+    workers:
+      - {id: prog, exec: [cat]}
+`)
+	code, _, stderr := runCLI(t, "", "run", "-c", conf, "--sample", "1", "--nats", "nats://127.0.0.1:1")
+	if code != exitError || !strings.Contains(stderr, "connect to NATS at nats://127.0.0.1:1") {
+		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
+	}
+}
+
+func writeTestFile(t *testing.T, path, body string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
