@@ -34,8 +34,39 @@ type Config struct {
 	Version  int
 	Defaults Defaults
 	Channels []Channel
+	// NATS is where remote workers reach dispatch; nil when the config has
+	// no nats key.
+	NATS *NATS
 
 	hash string // of the file's content
+}
+
+// NATS says how dispatch reaches the workers that are programs of their
+// own: the NATS server it starts, or the one it joins. Paths are resolved
+// from the config file's directory.
+type NATS struct {
+	// URL joins a server (or a cluster: URLs separated by commas) rather
+	// than starting one.
+	URL string
+	// Listen is where the embedded server listens when URL is empty;
+	// empty means 127.0.0.1:4222.
+	Listen string
+	// Creds is a credentials file for the account the workers are in
+	// (nats.UserCredentials); with URL only.
+	Creds string
+	// SystemCreds is a credentials file for the server's system account,
+	// from which dispatch reads the disconnect advisories that tell it a
+	// worker's connection is gone. With URL only; without it, workers must
+	// send heartbeats (dispatch worker --heartbeat) and HeartbeatTimeout
+	// applies.
+	SystemCreds string
+	// TLS: a CA file to trust, and a client certificate and key, each
+	// optional; with URL only.
+	CA, Cert, Key string
+	// HeartbeatTimeout is how long a worker that sends heartbeats may be
+	// silent before it is deemed gone; 0 means three of its heartbeats.
+	HeartbeatTimeout time.Duration
+	Pos              Position
 }
 
 // Defaults apply to every channel that does not set its own.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -142,6 +143,7 @@ func (l *loader) parse(data []byte) *Config {
 		"version":  func(_, v *yaml.Node) { cfg.Version, _ = l.integer(v, "version") },
 		"defaults": func(_, v *yaml.Node) { l.defaults(v, &cfg.Defaults) },
 		"channels": func(_, v *yaml.Node) { channels = v },
+		"nats":     func(_, v *yaml.Node) { cfg.NATS = l.nats(v) },
 	}
 	for _, k := range l.opts.ExtraKeys {
 		if _, ok := fields[k]; !ok {
@@ -575,6 +577,70 @@ func (l *loader) workers(n *yaml.Node) []Worker {
 		out = append(out, w)
 	}
 	return out
+}
+
+// nats reads the nats key.
+func (l *loader) nats(n *yaml.Node) *NATS {
+	n = l.resolve(n)
+	if n == nil {
+		return nil
+	}
+	c := &NATS{Pos: Position{n.Line, n.Column}}
+	path := func(v *yaml.Node, what string) string {
+		s := l.str(v, what)
+		if s != "" && !filepath.IsAbs(s) {
+			s = filepath.Join(l.dir, s)
+		}
+		return s
+	}
+	var listenNode *yaml.Node
+	joinOnly := map[string]*yaml.Node{}
+	only := func(key string, f func(v *yaml.Node)) func(k, v *yaml.Node) {
+		return func(_, v *yaml.Node) { joinOnly[key] = v; f(v) }
+	}
+	l.mapping(n, "nats", map[string]func(k, v *yaml.Node){
+		"url": func(_, v *yaml.Node) {
+			c.URL = l.str(v, "nats.url")
+			for _, u := range strings.Split(c.URL, ",") {
+				if !strings.Contains(u, "://") && u != "" {
+					l.errorf(v, "nats.url %q: want nats://HOST:PORT (or tls://, ws://), several separated by commas", u)
+					break
+				}
+			}
+		},
+		"listen": func(_, v *yaml.Node) {
+			c.Listen, listenNode = l.str(v, "nats.listen"), v
+			if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+				l.errorf(v, "nats.listen %q: want HOST:PORT, as in 127.0.0.1:4222 (port 0 picks a free one)", c.Listen)
+			}
+		},
+		"creds":        only("creds", func(v *yaml.Node) { c.Creds = path(v, "nats.creds") }),
+		"system_creds": only("system_creds", func(v *yaml.Node) { c.SystemCreds = path(v, "nats.system_creds") }),
+		"tls": only("tls", func(v *yaml.Node) {
+			l.mapping(v, "nats.tls", map[string]func(k, v *yaml.Node){
+				"ca":   func(_, v *yaml.Node) { c.CA = path(v, "nats.tls.ca") },
+				"cert": func(_, v *yaml.Node) { c.Cert = path(v, "nats.tls.cert") },
+				"key":  func(_, v *yaml.Node) { c.Key = path(v, "nats.tls.key") },
+			})
+			if (c.Cert == "") != (c.Key == "") {
+				l.errorf(v, "nats.tls: cert and key go together")
+			}
+		}),
+		"heartbeat_timeout": func(_, v *yaml.Node) {
+			c.HeartbeatTimeout = l.duration(v, "nats.heartbeat_timeout", true)
+		},
+	})
+	if c.URL != "" && listenNode != nil {
+		l.errorf(listenNode, "nats: url joins a server and listen starts one; give one")
+	}
+	if c.URL == "" {
+		for _, key := range []string{"creds", "system_creds", "tls"} {
+			if v := joinOnly[key]; v != nil {
+				l.errorf(v, "nats.%s is for joining a server (nats.url); the embedded server needs none", key)
+			}
+		}
+	}
+	return c
 }
 
 // exec reads a worker's program and arguments: a list of strings, the

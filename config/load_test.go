@@ -223,7 +223,7 @@ channels:
         weight: 2
         behavior: {latency: 1ms, speed: fast}
 `, []string{
-			`conf/dispatch.yaml:2:1: the config: unknown key "colour" (known: channels, defaults, version)`,
+			`conf/dispatch.yaml:2:1: the config: unknown key "colour" (known: channels, defaults, nats, version)`,
 			`conf/dispatch.yaml:3:33: defaults: unknown key "retries"`,
 			`conf/dispatch.yaml:7:5: channel: unknown key "queue"`,
 			`conf/dispatch.yaml:8:39: routing: unknown key "path"`,
@@ -306,6 +306,31 @@ channels:
 			`conf/dispatch.yaml:11:24: serve needs exec: the program to keep running`,
 			`conf/dispatch.yaml:12:43: serve must be true or false, got "maybe"`,
 			`conf/dispatch.yaml:12:65: restart_after must be above zero, got 0s`}},
+		{"nats", `version: 1
+nats:
+  url: localhost:4222
+  listen: everywhere
+  heartbeat_timeout: 0s
+  tls: {cert: c.pem}
+channels:
+  - namespace: prod
+    task_queue: email
+    routing: {lua: ../scripts/ll.lua}
+`, []string{
+			`conf/dispatch.yaml:3:8: nats.url "localhost:4222": want nats://HOST:PORT (or tls://, ws://), several separated by commas`,
+			`conf/dispatch.yaml:4:11: nats.listen "everywhere": want HOST:PORT, as in 127.0.0.1:4222 (port 0 picks a free one)`,
+			`conf/dispatch.yaml:4:11: nats: url joins a server and listen starts one; give one`,
+			`conf/dispatch.yaml:5:22: nats.heartbeat_timeout must be above zero, got 0s`,
+			`conf/dispatch.yaml:6:8: nats.tls: cert and key go together`}},
+		{"nats: joining settings without a server to join", `version: 1
+nats: {creds: app.creds, system_creds: sys.creds}
+channels:
+  - namespace: prod
+    task_queue: email
+    routing: {lua: ../scripts/ll.lua}
+`, []string{
+			`conf/dispatch.yaml:2:15: nats.creds is for joining a server (nats.url); the embedded server needs none`,
+			`conf/dispatch.yaml:2:40: nats.system_creds is for joining a server (nats.url); the embedded server needs none`}},
 		{"backlog limits, under defaults and in a channel", `version: 1
 defaults: {max_backlog: 0, when_full: drop, schedule_to_start: 0s}
 channels:

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"syscall"
@@ -35,9 +36,14 @@ type remoteWorkers struct {
 	programs  *programs
 }
 
-// startRemote starts the embedded NATS server on listen (unless url names
-// one to join), connects, and starts the transport, knowing channels.
-func startRemote(ctx context.Context, url, listen string, channels []engine.ChannelName, log *slog.Logger, stderr io.Writer) (*remoteWorkers, error) {
+// startRemote starts the embedded NATS server on c.Listen (unless c.URL
+// names one to join), connects, and starts the transport, knowing
+// channels.
+func startRemote(ctx context.Context, c config.NATS, channels []engine.ChannelName, log *slog.Logger, stderr io.Writer) (*remoteWorkers, error) {
+	url, listen := c.URL, c.Listen
+	if listen == "" {
+		listen = broker.DefaultAddr
+	}
 	rw := &remoteWorkers{url: url}
 	fail := func(err error) (*remoteWorkers, error) {
 		rw.close(context.Background())
@@ -57,10 +63,32 @@ func startRemote(ctx context.Context, url, listen string, channels []engine.Chan
 		if rw.sys, err = rw.broker.ConnectSystem(nats.Name("dispatch run (advisories)")); err != nil {
 			return fail(err)
 		}
-	} else if rw.nc, err = nats.Connect(url, nats.Name("dispatch run"), nats.MaxReconnects(-1)); err != nil {
-		return fail(fmt.Errorf("connect to NATS at %s: %w", url, err))
+	} else {
+		opts := []nats.Option{nats.Name("dispatch run"), nats.MaxReconnects(-1)}
+		if c.CA != "" {
+			opts = append(opts, nats.RootCAs(c.CA))
+		}
+		if c.Cert != "" {
+			opts = append(opts, nats.ClientCert(c.Cert, c.Key))
+		}
+		app := opts
+		if c.Creds != "" {
+			app = append(slices.Clip(opts), nats.UserCredentials(c.Creds))
+		}
+		if rw.nc, err = nats.Connect(url, app...); err != nil {
+			return fail(fmt.Errorf("connect to NATS at %s: %w", url, err))
+		}
+		if c.SystemCreds != "" {
+			sys := append(slices.Clip(opts), nats.UserCredentials(c.SystemCreds), nats.Name("dispatch run (advisories)"))
+			if rw.sys, err = nats.Connect(url, sys...); err != nil {
+				return fail(fmt.Errorf("connect to NATS at %s with the system account's credentials (%s): %w", url, c.SystemCreds, err))
+			}
+		} else {
+			log.Warn("no nats.system_creds: worker exits are seen only from heartbeats (dispatch worker --heartbeat) and deregistrations", "url", url)
+		}
 	}
-	rw.transport, err = remote.New(ctx, remote.Options{Conn: rw.nc, Advisories: rw.sys, Channels: channels, Logger: log})
+	rw.transport, err = remote.New(ctx, remote.Options{Conn: rw.nc, Advisories: rw.sys, Channels: channels, Logger: log,
+		HeartbeatTimeout: c.HeartbeatTimeout})
 	if err != nil {
 		return fail(err)
 	}

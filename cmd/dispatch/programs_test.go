@@ -82,3 +82,23 @@ func writeTestFile(t *testing.T, path, body string) {
 		t.Fatal(err)
 	}
 }
+
+// TestRunJoinsNATSFromTheConfig: the config's nats key starts the embedded
+// server where it says, with no exec worker and no flag.
+func TestRunJoinsNATSFromTheConfig(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "dispatch.yaml")
+	writeTestFile(t, conf, `version: 1
+nats: {listen: "127.0.0.1:0"}
+channels:
+  - namespace: prod
+    task_queue: p
+    routing: {lang: lua, source: "function route(r, c) return c[1] end"}
+    workers:
+      - {id: sim}
+`)
+	code, _, stderr := runCLI(t, "", "run", "-c", conf, "--sample", "3")
+	if code != exitOK || !strings.Contains(stderr, "NATS listening on nats://127.0.0.1:") {
+		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
+	}
+}

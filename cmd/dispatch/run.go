@@ -13,7 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/aion-dispatch/dispatch/broker"
 	"github.com/aion-dispatch/dispatch/config"
 	"github.com/aion-dispatch/dispatch/engine"
 	"github.com/aion-dispatch/dispatch/journal"
@@ -277,15 +276,22 @@ func (r *runner) run() int {
 		nopts.RecentDecisions = router.DefaultRecentDecisions // for the reload gate
 	}
 	var rw *remoteWorkers
-	if listen := r.opts.natsListen; r.opts.natsURL != "" || listen != "" || hasExec(cfg) {
-		if listen == "" {
-			listen = broker.DefaultAddr
+	if r.opts.natsURL != "" || r.opts.natsListen != "" || cfg.NATS != nil || hasExec(cfg) {
+		var nc config.NATS
+		if cfg.NATS != nil {
+			nc = *cfg.NATS
+		}
+		switch { // the flags win over the config
+		case r.opts.natsURL != "":
+			nc.URL, nc.Listen = r.opts.natsURL, ""
+		case r.opts.natsListen != "":
+			nc = config.NATS{Listen: r.opts.natsListen, HeartbeatTimeout: nc.HeartbeatTimeout}
 		}
 		var names []engine.ChannelName
 		for _, ch := range cfg.Channels {
 			names = append(names, ch.Name)
 		}
-		rw, err = startRemote(context.Background(), r.opts.natsURL, listen, names, r.log, e.stderr)
+		rw, err = startRemote(context.Background(), nc, names, r.log, e.stderr)
 		if err != nil {
 			if jw != nil {
 				jw.Close()
