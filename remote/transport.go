@@ -8,10 +8,13 @@
 // worker is a Go worker). A worker's link is its NATS connection: the
 // server's disconnect advisory for it ($SYS.ACCOUNT.*.DISCONNECT, read on
 // a connection to the system account, Options.Advisories) is its exit,
-// which every conversation linked to it observes at once. Where
-// advisories are not available, a worker that registers with a heartbeat
-// is deemed gone when no message of it arrived for a timeout
-// (Options.HeartbeatTimeout). Nothing is polled. An exited worker stays
+// which every conversation linked to it observes one round trip later:
+// the transport publishes a marker to its own inbox, and the exit
+// happens when the marker comes back, behind every response the worker
+// sent (see beginExit). Where advisories are not available, a worker
+// that registers with a heartbeat is deemed gone when no message of it
+// arrived for a timeout (Options.HeartbeatTimeout), an exit through a
+// marker too. Nothing is polled. An exited worker stays
 // a member of its channels (see [engine.Membership]) for
 // Options.ReconnectGrace: back within it, it keeps its id and place;
 // otherwise it leaves them, as a deregistered worker does.
@@ -766,10 +769,12 @@ type pendingExit struct {
 // subscription's messages, and the server handled the worker's response
 // before it saw its connection close (and so before the advisory, and the
 // marker sent after it): every response the worker sent is handled
-// before its exit. The exit is one round trip late.
+// before its exit. The exit is one round trip late. (That holds where
+// the worker and this node share a server; in a cluster the response and
+// the advisory may cross different routes.)
 //
 // The marker's token is random and only an exit this node began is
-// taken: a worker cannot make another exit. If the marker cannot be
+// taken: a worker cannot forge an exit. If the marker cannot be
 // published (Conn closed), the exit happens at once; if Conn closes
 // before it comes back, watchConn ends the wait. t.mu is held.
 func (t *Transport) beginExit(w *rworker, msg string, heartbeat bool) {
