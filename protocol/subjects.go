@@ -55,7 +55,10 @@ func WorkerHelloSubject(workerID string) string {
 // reply subject is InboxSubject(nodeID) + "." + a token of the request,
 // and the node subscribes to InboxSubject(nodeID) + ".>". A worker sends
 // its ack and response to the request's reply subject, whatever it is.
-// nodeID must pass [CheckToken].
+// The node also sends itself exit markers there, on
+// InboxSubject(nodeID) + ".exit." + a token, to order a worker's exit
+// after its responses; workers never publish them. nodeID must pass
+// [CheckToken].
 func InboxSubject(nodeID string) string { return SubjectPrefix + ".node." + nodeID + ".inbox" }
 
 // Disconnect is what dispatch reads of a disconnect advisory: which

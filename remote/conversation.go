@@ -285,10 +285,18 @@ func (t *Transport) remember(id string) {
 	t.recent[id] = true
 }
 
-// onInbox handles the acks and responses of this node's requests, in the
-// order they arrive (one subscription: one goroutine).
+// onInbox handles the acks and responses of this node's requests, and
+// its own exit markers, in the order they arrive (one subscription: one
+// goroutine).
 func (t *Transport) onInbox(msg *nats.Msg) {
+	if h := t.hooks.Load(); h != nil && h.inbox != nil {
+		h.inbox(msg.Subject)
+	}
 	token := strings.TrimPrefix(msg.Subject, t.inbox+".")
+	if tok, ok := strings.CutPrefix(token, exitMarker+"."); ok {
+		t.onExitMarker(tok)
+		return
+	}
 	if len(msg.Data) == 0 && msg.Header.Get("Status") == "503" {
 		// No responders: no subscription of the worker took the request.
 		t.mu.Lock()

@@ -1,5 +1,10 @@
 package remote
 
+import (
+	"strings"
+	"sync"
+)
+
 // EndGrace ends the reconnect grace of exited worker id now, as its timer
 // does when it fires: the conformance suite makes a killed worker leave
 // without waiting for a timer.
@@ -22,4 +27,40 @@ func EndGrace(t *Transport, id string) bool {
 func Hold(t *Transport) (release func()) {
 	t.mu.Lock()
 	return t.mu.Unlock
+}
+
+// HoldInbox installs test hooks in t. The inbox handler waits, before it
+// handles its next message that is not an exit marker, until release is
+// called; held receives that message's subject once it waits. advisories
+// receives a value each time the transport has handled a disconnect
+// advisory. release may be called more than once.
+func HoldInbox(t *Transport) (held <-chan string, advisories <-chan struct{}, release func()) {
+	h := make(chan string, 1)
+	adv := make(chan struct{}, 16)
+	gate := make(chan struct{})
+	var holding, released sync.Once
+	t.hooks.Store(&testHooks{
+		inbox: func(subject string) {
+			if strings.Contains(strings.TrimPrefix(subject, t.inbox+"."), ".") {
+				return // an exit marker
+			}
+			holding.Do(func() {
+				h <- subject
+				<-gate
+			})
+		},
+		disconnected: func() { adv <- struct{}{} },
+	})
+	return h, adv, func() { released.Do(func() { close(gate) }) }
+}
+
+// Exited returns a channel closed when the current incarnation of worker
+// id exits; nil if there is no such worker.
+func Exited(t *Transport, id string) <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if w := t.workers[id]; w != nil {
+		return w.done
+	}
+	return nil
 }

@@ -8,7 +8,7 @@ type Stats struct {
 	Registrations   uint64 // registrations of a new worker, or of a worker that exited or left before
 	Reregistrations uint64 // registrations of a live worker again (a reconnect, an answer to hello)
 	Deregistrations uint64 // workers that left
-	Exits           uint64 // workers whose connection closed (disconnect advisory)
+	Exits           uint64 // workers whose connection closed (disconnect advisory), counted when the exit happens
 	HeartbeatExits  uint64 // workers deemed gone because their heartbeat stopped
 	Forgotten       uint64 // exited workers that left their channels, not back within Options.ReconnectGrace
 	Requests        uint64 // requests published

@@ -8,10 +8,13 @@
 // worker is a Go worker). A worker's link is its NATS connection: the
 // server's disconnect advisory for it ($SYS.ACCOUNT.*.DISCONNECT, read on
 // a connection to the system account, Options.Advisories) is its exit,
-// which every conversation linked to it observes at once. Where
-// advisories are not available, a worker that registers with a heartbeat
-// is deemed gone when no message of it arrived for a timeout
-// (Options.HeartbeatTimeout). Nothing is polled. An exited worker stays
+// which every conversation linked to it observes one round trip later:
+// the transport publishes a marker to its own inbox, and the exit
+// happens when the marker comes back, behind every response the worker
+// sent (see beginExit). Where advisories are not available, a worker
+// that registers with a heartbeat is deemed gone when no message of it
+// arrived for a timeout (Options.HeartbeatTimeout), an exit through a
+// marker too. Nothing is polled. An exited worker stays
 // a member of its channels (see [engine.Membership]) for
 // Options.ReconnectGrace: back within it, it keeps its id and place;
 // otherwise it leaves them, as a deregistered worker does.
@@ -48,6 +51,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -131,17 +135,19 @@ type Transport struct {
 	maxMsg     int
 	stats      counters
 	done       chan struct{}    // closed by Close
-	reconnects chan nats.Status // Conn's reconnections, for the hello after each
-	wg         sync.WaitGroup   // the goroutine that says hello after a reconnect
+	reconnects chan nats.Status // Conn's reconnections, for the hello after each, and its close
+	wg         sync.WaitGroup   // the goroutine that watches Conn's status
+	hooks      atomic.Pointer[testHooks]
 
 	mu       sync.Mutex
 	workers  map[string]*rworker // by id: the latest incarnation
 	byConn   map[protocol.Connection][]*rworker
 	channels map[engine.ChannelName]*channel
-	pending  map[string]*attempt // by reply token: attempts with a request out
-	recent   map[string]bool     // ids of recently closed conversations
-	ring     []string            // recent, in the order they closed
-	refused  map[string]bool     // ids whose registration was refused as a duplicate
+	pending  map[string]*attempt    // by reply token: attempts with a request out
+	recent   map[string]bool        // ids of recently closed conversations
+	ring     []string               // recent, in the order they closed
+	refused  map[string]bool        // ids whose registration was refused as a duplicate
+	exiting  map[string]pendingExit // by marker token: exits waiting for their marker (see beginExit)
 	nextTok  uint64
 	closed   bool
 	subs     []*nats.Subscription
@@ -172,6 +178,7 @@ type rworker struct {
 	exitMsg   string
 	heartbeat time.Duration
 	timer     *time.Timer // heartbeat timeout
+	exitTok   string      // the token of its pending exit's marker, if any
 	graceEnd  *time.Timer // after an exit: when it leaves its channels
 }
 
@@ -211,7 +218,7 @@ func New(ctx context.Context, opts Options) (*Transport, error) {
 		done:    make(chan struct{}),
 		workers: map[string]*rworker{}, byConn: map[protocol.Connection][]*rworker{},
 		channels: map[engine.ChannelName]*channel{}, pending: map[string]*attempt{},
-		recent: map[string]bool{}, refused: map[string]bool{},
+		recent: map[string]bool{}, refused: map[string]bool{}, exiting: map[string]pendingExit{},
 	}
 	if t.log == nil {
 		t.log = slog.New(slog.DiscardHandler)
@@ -259,7 +266,7 @@ func New(ctx context.Context, opts Options) (*Transport, error) {
 		err = protocol.Flush(ctx, t.nc)
 	}
 	// Asked before the first hello: a reconnect after it is not missed.
-	t.reconnects = t.nc.StatusChanged(nats.CONNECTED)
+	t.reconnects = t.nc.StatusChanged(nats.CONNECTED, nats.CLOSED)
 	if err == nil {
 		err = t.hello()
 	}
@@ -268,7 +275,7 @@ func New(ctx context.Context, opts Options) (*Transport, error) {
 		t.unsubscribe()
 		return nil, err
 	}
-	t.wg.Go(t.helloAfterReconnects)
+	t.wg.Go(t.watchConn)
 	return t, nil
 }
 
@@ -277,11 +284,13 @@ func (t *Transport) hello() error {
 	return t.publish(protocol.SubjectHello, &protocol.Hello{Version: protocol.Version, NodeID: t.node})
 }
 
-// helloAfterReconnects says hello again each time Conn reconnects: the
+// watchConn says hello again each time Conn reconnects: the
 // registrations published while it was away, and those of workers that
-// connected to another server meanwhile, were lost to this node. It ends
-// when the transport closes.
-func (t *Transport) helloAfterReconnects() {
+// connected to another server meanwhile, were lost to this node. When
+// Conn closes, the exits still waiting for their marker happen at once:
+// no marker, and no response ahead of it, can come back. It ends when the
+// transport closes.
+func (t *Transport) watchConn() {
 	for {
 		select {
 		case <-t.done:
@@ -289,6 +298,12 @@ func (t *Transport) helloAfterReconnects() {
 		case st, ok := <-t.reconnects:
 			if !ok {
 				return
+			}
+			if st == nats.CLOSED {
+				t.mu.Lock()
+				t.flushExits()
+				t.mu.Unlock()
+				continue
 			}
 			if st != nats.CONNECTED {
 				continue
@@ -634,6 +649,11 @@ func (t *Transport) report(w *rworker, s protocol.State) {
 
 // armHeartbeat (re)starts w's heartbeat timeout, if it has one. t.mu is held.
 func (t *Transport) armHeartbeat(w *rworker) {
+	if e, ok := t.exiting[w.exitTok]; ok && e.heartbeat {
+		// Heard before its marker came back: not silent after all.
+		delete(t.exiting, w.exitTok)
+		w.exitTok = ""
+	}
 	if w.heartbeat <= 0 || w.gone || t.closed {
 		return
 	}
@@ -651,8 +671,7 @@ func (t *Transport) armHeartbeat(w *rworker) {
 		if t.closed || w.gone {
 			return
 		}
-		t.stats.heartbeatExits.Add(1)
-		t.exit(w, fmt.Sprintf("worker %s: no heartbeat for %s", w.id, timeout))
+		t.beginExit(w, fmt.Sprintf("worker %s: no heartbeat for %s", w.id, timeout), true)
 	})
 }
 
@@ -699,8 +718,11 @@ func (t *Transport) deregister(d protocol.Deregistration) {
 }
 
 // onDisconnect handles a disconnect advisory: the workers on that
-// connection exited.
+// connection exited, once their exit markers come back (see beginExit).
 func (t *Transport) onDisconnect(msg *nats.Msg) {
+	if h := t.hooks.Load(); h != nil && h.disconnected != nil {
+		defer h.disconnected()
+	}
 	d, err := protocol.DecodeDisconnect(msg.Data)
 	if err != nil {
 		t.refuse(msg, err)
@@ -709,9 +731,119 @@ func (t *Transport) onDisconnect(msg *nats.Msg) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, w := range slices.Clone(t.byConn[d.Connection]) {
-		t.stats.exits.Add(1)
-		t.exit(w, fmt.Sprintf("worker %s: connection closed (%s)", w.id, strings.ToLower(d.Reason)))
+		t.beginExit(w, fmt.Sprintf("worker %s: connection closed (%s)", w.id, strings.ToLower(d.Reason)), false)
 	}
+}
+
+// exitMarker is the second-to-last token of an exit marker's subject:
+// InboxSubject(node) + ".exit." + a random token. A reply subject has a
+// single token after the inbox, so the two never meet.
+const exitMarker = "exit"
+
+// testHooks are where tests of this package hold the transport's
+// handlers (export_test.go); nil otherwise.
+type testHooks struct {
+	inbox        func(subject string) // the first thing onInbox does
+	disconnected func()               // the last thing onDisconnect does
+}
+
+// pendingExit is an exit that waits for its marker to come back.
+type pendingExit struct {
+	w         *rworker
+	conn      protocol.Connection // the connection w was bound to when its exit began
+	msg       string
+	heartbeat bool // its heartbeat stopped; otherwise its connection closed
+}
+
+// beginExit starts the exit of w, which happens when its marker comes
+// back through the inbox.
+//
+// A worker's last response and the news that it is gone reach the node
+// on different paths: the response on Conn, in the inbox subscription;
+// the disconnect advisory on Advisories; the heartbeat timeout from a
+// timer. Acting on the news at once could end the attempt before its
+// response, already on its way, is handled: the response would be
+// refused and the activity run again. So the node publishes a marker to
+// its own inbox on Conn, and the exit happens when the marker comes back
+// through the same subscription. NATS keeps the order of one
+// subscription's messages, and the server handled the worker's response
+// before it saw its connection close (and so before the advisory, and the
+// marker sent after it): every response the worker sent is handled
+// before its exit. The exit is one round trip late. (That holds where
+// the worker and this node share a server; in a cluster the response and
+// the advisory may cross different routes.)
+//
+// The marker's token is random and only an exit this node began is
+// taken: a worker cannot forge an exit. If the marker cannot be
+// published (Conn closed), the exit happens at once; if Conn closes
+// before it comes back, watchConn ends the wait. t.mu is held.
+func (t *Transport) beginExit(w *rworker, msg string, heartbeat bool) {
+	if w.gone {
+		return
+	}
+	if e, ok := t.exiting[w.exitTok]; ok {
+		if !e.heartbeat || heartbeat {
+			return // already on its way
+		}
+		delete(t.exiting, w.exitTok) // a closed connection says more than a silence
+	}
+	e := pendingExit{w: w, conn: w.conn, msg: msg, heartbeat: heartbeat}
+	tok := rand.Text()
+	m := nats.NewMsg(t.inbox + "." + exitMarker + "." + tok)
+	if err := t.nc.PublishMsg(m); err != nil {
+		w.exitTok = ""
+		t.log.Warn("could not publish an exit marker: the worker exits at once", "worker", w.id, "error", err)
+		t.finishExit(e)
+		return
+	}
+	t.exiting[tok] = e
+	w.exitTok = tok
+}
+
+// onExitMarker handles the marker of an exit that beginExit began: the
+// worker exits, unless it registered again on another connection, or
+// (a heartbeat timeout) was heard from, meanwhile.
+func (t *Transport) onExitMarker(tok string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e, ok := t.exiting[tok]
+	if !ok {
+		// Cancelled (the worker was heard from), ended by a close of Conn,
+		// or not this node's.
+		t.log.Debug("ignored an exit marker this node does not wait for", "token", tok)
+		return
+	}
+	delete(t.exiting, tok)
+	e.w.exitTok = ""
+	if t.closed || !slices.Contains(t.byConn[e.conn], e.w) {
+		return // it registered again on another connection: its old one's close no longer concerns it
+	}
+	t.finishExit(e)
+}
+
+// flushExits makes every exit still waiting for its marker happen now.
+// t.mu is held.
+func (t *Transport) flushExits() {
+	for tok, e := range t.exiting {
+		delete(t.exiting, tok)
+		e.w.exitTok = ""
+		if !t.closed && slices.Contains(t.byConn[e.conn], e.w) {
+			t.finishExit(e)
+		}
+	}
+}
+
+// finishExit counts and makes the exit e. t.mu is held.
+func (t *Transport) finishExit(e pendingExit) {
+	if e.w.gone {
+		return
+	}
+	if e.heartbeat {
+		t.stats.heartbeatExits.Add(1)
+	} else {
+		t.stats.exits.Add(1)
+	}
+	t.exit(e.w, e.msg)
 }
 
 // exit marks w exited: every conversation linked to it observes the exit.

@@ -82,15 +82,6 @@ func TestWorkerDrainsOnSIGTERM(t *testing.T) {
 	}
 
 	o := <-done // the guard's ctx bounds it
-	if st := r.tr.Stats(); o.err != nil && st.Responses == 0 && st.UnknownConversation == 1 && st.Exits == 1 {
-		// A known bug of package remote: the worker's last response and
-		// the disconnect advisory of its connection reach the transport
-		// on two connections, in either order. When the advisory wins,
-		// the transport ends the attempt as an exit, forgets its reply
-		// token, and then refuses the response as one for a conversation
-		// it does not hold; the activity is re-routed (here to no one).
-		t.Skipf("known bug in remote: the drained worker's response lost to its disconnect advisory: %v; transport %+v", o.err, st)
-	}
 	if o.err != nil || o.res.Status != engine.StatusCompleted || string(o.res.Output.Data) != "finished after SIGTERM" {
 		t.Fatalf("dispatch: %+v, %v; transport %+v; the worker's stderr:\n%s", o.res, o.err, r.tr.Stats(), w.stderr)
 	}
