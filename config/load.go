@@ -663,7 +663,13 @@ func (l *loader) exec(n *yaml.Node) []string {
 				return nil
 			}
 			if strings.ContainsRune(s, '/') && !filepath.IsAbs(s) {
-				s = filepath.Join(l.dir, s)
+				// Absolute: Join(".", "./x.sh") is "x.sh", which a
+				// lookup would search for in PATH.
+				if dir, err := filepath.Abs(l.dir); err == nil {
+					s = filepath.Join(dir, s)
+				} else {
+					s = filepath.Join(l.dir, s)
+				}
 			}
 		}
 		out = append(out, s)

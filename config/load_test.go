@@ -4,6 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -501,5 +504,29 @@ func TestSyntaxSearchIsBounded(t *testing.T) {
 	_, err := config.Parse("big.yaml", []byte(b.String()), config.Options{ReadFile: memFS{}.ReadFile})
 	if err == nil || !strings.HasPrefix(err.Error(), "big.yaml:5002: did not find expected node content") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestExecPathIsTheConfigDirectorys: a program path with a slash is taken
+// from the config file's directory, as an absolute path, even when the
+// config is in the working directory ("./x.sh" must not become "x.sh",
+// which would be looked up in PATH).
+func TestExecPathIsTheConfigDirectorys(t *testing.T) {
+	t.Chdir(t.TempDir())
+	src := []byte("version: 1\nchannels:\n  - namespace: prod\n    task_queue: p\n    routing: {lang: lua, source: \"function route(r, c) return c[1] end\"}\n    workers:\n      - {id: a, exec: [./x.sh, --fast]}\n      - {id: b, exec: [cat]}\n")
+	cfg, err := config.Parse("dispatch.yaml", src, config.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ws := cfg.Channels[0].Workers
+	if got, want := ws[0].Exec, []string{filepath.Join(wd, "x.sh"), "--fast"}; !slices.Equal(got, want) {
+		t.Errorf("exec %q, want %q", got, want)
+	}
+	if got := ws[1].Exec; !slices.Equal(got, []string{"cat"}) {
+		t.Errorf("exec %q, want a bare name left to PATH", got)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -57,7 +58,9 @@ func startRemote(ctx context.Context, c config.NATS, channels []engine.ChannelNa
 		}
 		rw.url = rw.broker.URL()
 		fmt.Fprintf(stderr, "dispatch run: NATS listening on %s (workers: dispatch worker --nats %s --channel NS/QUEUE -- CMD)\n", rw.url, rw.url)
-		if rw.nc, err = rw.broker.Connect(nats.Name("dispatch run")); err != nil {
+		// No reconnect buffer: a request published while the connection
+		// is down would reach a worker long after its attempt was given up.
+		if rw.nc, err = rw.broker.Connect(nats.Name("dispatch run"), nats.ReconnectBufSize(-1)); err != nil {
 			return fail(err)
 		}
 		if rw.sys, err = rw.broker.ConnectSystem(nats.Name("dispatch run (advisories)")); err != nil {
@@ -71,9 +74,9 @@ func startRemote(ctx context.Context, c config.NATS, channels []engine.ChannelNa
 		if c.Cert != "" {
 			opts = append(opts, nats.ClientCert(c.Cert, c.Key))
 		}
-		app := opts
+		app := append(slices.Clip(opts), nats.ReconnectBufSize(-1))
 		if c.Creds != "" {
-			app = append(slices.Clip(opts), nats.UserCredentials(c.Creds))
+			app = append(app, nats.UserCredentials(c.Creds))
 		}
 		if rw.nc, err = nats.Connect(url, app...); err != nil {
 			return fail(fmt.Errorf("connect to NATS at %s: %w", url, err))
@@ -101,7 +104,18 @@ func startRemote(ctx context.Context, c config.NATS, channels []engine.ChannelNa
 	if err != nil {
 		return fail(err)
 	}
-	rw.programs = &programs{self: self, url: rw.url, log: log}
+	rw.programs = &programs{self: self, url: rw.url, log: log, kill: make(chan struct{})}
+	// The programs join as the node does: with its credentials and TLS,
+	// and, when the node cannot read disconnect advisories, sending
+	// heartbeats so that their exits are seen.
+	for _, f := range []struct{ flag, value string }{{"--creds", c.Creds}, {"--tls-ca", c.CA}, {"--tls-cert", c.Cert}, {"--tls-key", c.Key}} {
+		if f.value != "" && url != "" {
+			rw.programs.join = append(rw.programs.join, f.flag, f.value)
+		}
+	}
+	if rw.sys == nil {
+		rw.programs.join = append(rw.programs.join, "--heartbeat", programHeartbeat.String())
+	}
 	return rw, nil
 }
 
@@ -110,7 +124,7 @@ func startRemote(ctx context.Context, c config.NATS, channels []engine.ChannelNa
 func (rw *remoteWorkers) close(ctx context.Context) error {
 	var errs []error
 	if rw.programs != nil {
-		rw.programs.wait()
+		rw.programs.wait(ctx)
 	}
 	if rw.transport != nil {
 		errs = append(errs, rw.transport.Close(ctx))
@@ -145,15 +159,22 @@ func selfPath() (string, error) {
 // node.Programs.
 type programs struct {
 	self, url string
+	join      []string // the flags that join NATS as the node did (credentials, TLS, heartbeat)
 	log       *slog.Logger
 	wg        sync.WaitGroup
+	kill      chan struct{} // closed when the programs had their time to drain
+	killOnce  sync.Once
 }
+
+// programHeartbeat is how often an exec worker reports when the node
+// cannot read disconnect advisories.
+const programHeartbeat = time.Second
 
 // Start implements node.Programs: it starts w's program and a goroutine
 // that restarts it when it dies, until stop (or ctx) ends it.
 func (p *programs) Start(ctx context.Context, channel engine.ChannelName, w config.Worker) (func(), error) {
-	args := []string{"worker", "--nats", p.url, "--channel", channel.Short(), "--id", w.ID,
-		"--max-in-flight", strconv.Itoa(w.MaxInFlight)}
+	args := append([]string{"worker", "--nats", p.url, "--channel", channel.Short(), "--id", w.ID,
+		"--max-in-flight", strconv.Itoa(w.MaxInFlight)}, p.join...)
 	for _, t := range w.Tags {
 		args = append(args, "--tag", t)
 	}
@@ -197,9 +218,16 @@ func (p *programs) Start(ctx context.Context, channel engine.ChannelName, w conf
 					return
 				}
 			case <-ctx.Done():
-				// Drain: SIGTERM, and the worker finishes what it has.
+				// Drain: SIGTERM, and the worker finishes what it has,
+				// unless the close runs out of time.
 				_ = cmd.Process.Signal(syscall.SIGTERM)
-				<-waited
+				select {
+				case <-waited:
+				case <-p.kill:
+					log.Warn("worker program did not drain in time; killed")
+					_ = cmd.Process.Kill()
+					<-waited
+				}
 				return
 			}
 		}
@@ -228,16 +256,54 @@ func (p *programs) start(args []string, log *slog.Logger) (*exec.Cmd, error) {
 	go func() {
 		defer p.wg.Done()
 		defer pr.Close()
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			log.Info("worker program", "line", sc.Text())
-		}
+		logLines(pr, log)
 	}()
 	return cmd, nil
 }
 
-// wait waits for every program to end (after their stops).
-func (p *programs) wait() { p.wg.Wait() }
+// maxLogLine bounds a logged line of a program's stderr; the rest of a
+// longer line is dropped, and the pipe is read on (a reader that stopped
+// would kill the program with SIGPIPE).
+const maxLogLine = 4 << 10
+
+// logLines logs r's lines until EOF: dispatch worker's own lines at info,
+// anything else (its warnings, its program's stderr) at warn.
+func logLines(r io.Reader, log *slog.Logger) {
+	br := bufio.NewReaderSize(r, maxLogLine)
+	for {
+		line, err := br.ReadSlice('\n')
+		text := strings.TrimRight(string(line), "\n")
+		if errors.Is(err, bufio.ErrBufferFull) {
+			text += " [line cut]"
+			for errors.Is(err, bufio.ErrBufferFull) { // drop the rest of the line
+				_, err = br.ReadSlice('\n')
+			}
+		}
+		if text != "" {
+			if strings.HasPrefix(text, "dispatch worker ") {
+				log.Info("worker program", "line", text)
+			} else {
+				log.Warn("worker program", "line", text)
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// wait waits for every program to end (after their stops); when ctx ends
+// first, those still draining are killed.
+func (p *programs) wait(ctx context.Context) {
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		p.killOnce.Do(func() { close(p.kill) })
+		<-done
+	}
+}
 
 func exitText(err error) string {
 	if err == nil {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -100,5 +101,28 @@ channels:
 	code, _, stderr := runCLI(t, "", "run", "-c", conf, "--sample", "3")
 	if code != exitOK || !strings.Contains(stderr, "NATS listening on nats://127.0.0.1:") {
 		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
+	}
+}
+
+// TestLogLinesReadsPastALongLine: a worker program's stderr line longer
+// than the log's bound is cut, and the lines after it are still read (a
+// reader that stopped would kill the program with SIGPIPE).
+func TestLogLinesReadsPastALongLine(t *testing.T) {
+	var buf strings.Builder
+	log := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	in := strings.Repeat("x", 100_000) + "\ndispatch worker w: drained\nlast words"
+	logLines(strings.NewReader(in), log)
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("%d log lines, want 3:\n%.300s", len(lines), buf.String())
+	}
+	if !strings.Contains(lines[0], "level=WARN") || !strings.Contains(lines[0], "[line cut]") || len(lines[0]) > maxLogLine+200 {
+		t.Errorf("long line logged as %.200s… (%d bytes)", lines[0], len(lines[0]))
+	}
+	if !strings.Contains(lines[1], "level=INFO") || !strings.Contains(lines[1], "drained") {
+		t.Errorf("worker line: %s", lines[1])
+	}
+	if !strings.Contains(lines[2], "last words") {
+		t.Errorf("last line: %s", lines[2])
 	}
 }

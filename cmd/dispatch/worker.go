@@ -54,6 +54,10 @@ Flags:
                         them (default 30s; 0 waits for ever)
   --heartbeat D         publish status every D even when idle, for dispatch nodes that
                         cannot read the server's disconnect advisories (default off)
+  --creds FILE          a NATS credentials file (for a server that asks for one)
+  --tls-ca FILE         a CA file to trust for the NATS server's certificate
+  --tls-cert FILE, --tls-key FILE
+                        a client certificate and its key for NATS
   -v                    log every activity
 
 Exit codes: 0 drained after SIGTERM or SIGINT, 1 could not start or lost its
@@ -74,6 +78,10 @@ type workerOpts struct {
 	serve        bool
 	drainTimeout time.Duration
 	heartbeat    time.Duration
+	creds        string
+	tlsCA        string
+	tlsCert      string
+	tlsKey       string
 	verbose      bool
 	argv         []string
 }
@@ -89,6 +97,10 @@ func runWorker(args []string, e *env) int {
 	fs.BoolVar(&o.serve, "serve", false, "")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "")
 	fs.DurationVar(&o.heartbeat, "heartbeat", 0, "")
+	fs.StringVar(&o.creds, "creds", "", "")
+	fs.StringVar(&o.tlsCA, "tls-ca", "", "")
+	fs.StringVar(&o.tlsCert, "tls-cert", "", "")
+	fs.StringVar(&o.tlsKey, "tls-key", "", "")
 	fs.BoolVar(&o.verbose, "v", false, "")
 	usage := func(format string, a ...any) int {
 		fmt.Fprintf(e.stderr, "dispatch worker: "+format+"\n", a...)
@@ -121,6 +133,8 @@ func runWorker(args []string, e *env) int {
 		return usage("--drain-timeout %s is negative", o.drainTimeout)
 	case o.heartbeat < 0:
 		return usage("--heartbeat %s is negative", o.heartbeat)
+	case (o.tlsCert == "") != (o.tlsKey == ""):
+		return usage("--tls-cert and --tls-key go together")
 	}
 	// Checked before connecting: a worker may wait for NATS for ever.
 	for _, c := range o.channels {
@@ -206,6 +220,7 @@ func (o *workerOpts) run(e *env) int {
 		}),
 		nats.ReconnectHandler(func(*nats.Conn) { log.Warn("reconnected to NATS", "url", o.url) }),
 		nats.ClosedHandler(func(*nats.Conn) { close(lost) }),
+		natsAuth(o.creds, o.tlsCA, o.tlsCert, o.tlsKey),
 		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
 			subject := ""
 			if sub != nil {
@@ -267,11 +282,35 @@ func (o *workerOpts) handler(stderr io.Writer, log *slog.Logger) (worker.Handler
 		return nil, nil, err
 	}
 	stop := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), o.drainTimeout+prog.KillGrace+time.Second)
+		// The drain is over: the program has closed stdin and then
+		// SIGTERM to exit, and is killed after that grace.
+		ctx, cancel := context.WithTimeout(context.Background(), command.DefaultKillGrace)
 		defer cancel()
 		if err := s.Shutdown(ctx); err != nil {
 			log.Warn("stopping the program", "program", o.argv[0], "err", err)
 		}
 	}
 	return s.Handle, stop, nil
+}
+
+// natsAuth is the option that sets the credentials and TLS that are given.
+func natsAuth(creds, ca, cert, key string) nats.Option {
+	return func(o *nats.Options) error {
+		var opts []nats.Option
+		if creds != "" {
+			opts = append(opts, nats.UserCredentials(creds))
+		}
+		if ca != "" {
+			opts = append(opts, nats.RootCAs(ca))
+		}
+		if cert != "" {
+			opts = append(opts, nats.ClientCert(cert, key))
+		}
+		for _, opt := range opts {
+			if err := opt(o); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 }
