@@ -2,8 +2,8 @@ package remote
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -140,8 +140,9 @@ func (c *conversation) Send(ctx context.Context, msg engine.DispatchRequest) err
 		t.mu.Unlock()
 		return nil // Receive reports the exit
 	}
-	t.nextTok++
-	a.token = strconv.FormatUint(t.nextTok, 36)
+	// Random, not guessable: a client of the account cannot answer for
+	// another conversation by guessing its reply subject.
+	a.token = rand.Text()
 	t.pending[a.token] = a
 	reply := t.inbox + "." + a.token
 	t.mu.Unlock()

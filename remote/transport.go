@@ -148,7 +148,6 @@ type Transport struct {
 	ring     []string               // recent, in the order they closed
 	refused  map[string]bool        // ids whose registration was refused as a duplicate
 	exiting  map[string]pendingExit // by marker token: exits waiting for their marker (see beginExit)
-	nextTok  uint64
 	closed   bool
 	subs     []*nats.Subscription
 }
