@@ -147,7 +147,7 @@ func (c *conversation) Send(ctx context.Context, msg engine.DispatchRequest) err
 	reply := t.inbox + "." + a.token
 	t.mu.Unlock()
 
-	req := &protocol.Request{Version: protocol.Version, WorkerID: w.id, ConversationID: c.id, Attempt: msg.Attempt,
+	req := &protocol.Request{Version: protocol.Version, WorkerID: w.id, Instance: w.instance, ConversationID: c.id, Attempt: msg.Attempt,
 		Activity: protocol.ActivityOf(msg.Request)}
 	m, err := protocol.NewMsg(protocol.RequestSubject(w.id), req)
 	if err == nil {
@@ -266,7 +266,7 @@ func (c *conversation) Close() error {
 	t.mu.Unlock()
 	if running {
 		err := t.publish(protocol.CancelSubject(a.w.id), &protocol.Cancel{Version: protocol.Version, WorkerID: a.w.id,
-			ConversationID: c.id, Attempt: a.n, Reason: "conversation closed"})
+			Instance: a.w.instance, ConversationID: c.id, Attempt: a.n, Reason: "conversation closed"})
 		if err != nil {
 			t.log.Warn("could not cancel an activity", "conversation", c.id, "worker", a.w.id, "error", err)
 		} else {

@@ -1,10 +1,15 @@
 package remote_test
 
 import (
+	"context"
+	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 
+	"github.com/aion-dispatch/dispatch/engine"
 	"github.com/aion-dispatch/dispatch/protocol"
+	"github.com/aion-dispatch/dispatch/worker"
 )
 
 // A request's reply token is crypto-random (at least 128 bits), not a
@@ -16,5 +21,82 @@ func TestReplyTokensAreRandom(t *testing.T) {
 	tok, ok := strings.CutPrefix(reply, protocol.InboxSubject(e.t.NodeID())+".")
 	if !ok || len(tok) < 26 || strings.Contains(tok, ".") {
 		t.Fatalf("reply subject %q: token %q is not a random 128-bit token", reply, tok)
+	}
+}
+
+// logSignal is a slog handler that sends the message of each record that
+// contains one of its words on a channel: a test waits for a worker's
+// log line instead of sleeping.
+type logSignal struct {
+	words []string
+	c     chan string
+}
+
+func newLogSignal(words ...string) *logSignal {
+	return &logSignal{words: words, c: make(chan string, 64)}
+}
+
+func (l *logSignal) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logSignal) Handle(_ context.Context, r slog.Record) error {
+	for _, w := range l.words {
+		if strings.Contains(r.Message, w) {
+			select {
+			case l.c <- r.Message:
+			default:
+			}
+		}
+	}
+	return nil
+}
+func (l *logSignal) WithAttrs([]slog.Attr) slog.Handler { return l }
+func (l *logSignal) WithGroup(string) slog.Handler      { return l }
+
+// runWorker runs a worker on its own connection until the test ends.
+func (e *env) runWorker(t *testing.T, opts worker.Options, h worker.Handler) *worker.Worker {
+	t.Helper()
+	nc := connect(t, e.b)
+	if opts.Channels == nil {
+		opts.Channels = []string{ns + "/" + queue}
+	}
+	w, err := worker.New(nc, opts, h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- w.Run(ctx) }()
+	t.Cleanup(func() { cancel(); wait(t, "worker "+opts.ID+" to stop", done) })
+	return w
+}
+
+// Two processes with the same worker id: the second registration is
+// refused, and the second process, which hears the id's requests too,
+// ignores them (they name the first one's instance): one dispatch runs
+// the handler once.
+func TestDuplicateIDDoesNotRunTwice(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	var runs atomic.Int32
+	count := func(_ context.Context, req engine.ActivityRequest) (engine.ActivityResult, error) {
+		runs.Add(1)
+		return engine.Completed(req.Input), nil
+	}
+	e.startWorker(t, worker.Options{ID: "a"}, count)
+	logs := newLogSignal("worker registered", "ignored a request")
+	dup := e.runWorker(t, worker.Options{ID: "a", Logger: slog.New(logs)}, count)
+	// Logged once its subscriptions and registration reached the server.
+	if msg := wait(t, "the duplicate to register", logs.c); msg != "worker registered" {
+		t.Fatalf("duplicate logged %q", msg)
+	}
+	if _, err := e.d.Dispatch(t.Context(), ns, queue, request("wf-1")); err != nil {
+		t.Fatal(err)
+	}
+	if msg := wait(t, "the duplicate to ignore the request", logs.c); !strings.Contains(msg, "ignored a request") {
+		t.Fatalf("duplicate logged %q", msg)
+	}
+	if n := runs.Load(); n != 1 {
+		t.Fatalf("one dispatch ran the handler %d times", n)
+	}
+	if s := dup.Stats(); s.OtherInstance != 1 {
+		t.Fatalf("duplicate's stats %+v, want one request of another instance", s)
 	}
 }

@@ -48,6 +48,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -142,6 +143,8 @@ type Worker struct {
 	changed  chan struct{} // poked when the state changes
 	wg       sync.WaitGroup
 
+	stats struct{ otherInstance, tooLarge atomic.Int64 }
+
 	mu        sync.Mutex
 	seq       uint64
 	inFlight  int
@@ -204,6 +207,26 @@ func New(nc *nats.Conn, opts Options, h Handler) (*Worker, error) {
 // Drain makes Run stop taking work, deregister, wait for its handlers and
 // return. It does not wait; it is safe to call more than once.
 func (w *Worker) Drain() { w.drainOne.Do(func() { close(w.drain) }) }
+
+// Stats is what a worker has counted so far.
+type Stats struct {
+	// OtherInstance counts the requests and cancels it ignored because
+	// they were for another instance of its id: a node refused this
+	// process's registration as a duplicate of a live worker.
+	OtherInstance int64
+	// TooLarge counts the outputs too large for a message, answered as
+	// failures (see [Worker.MaxOutput]).
+	TooLarge int64
+}
+
+// Stats returns what the worker has counted so far.
+func (w *Worker) Stats() Stats {
+	return Stats{OtherInstance: w.stats.otherInstance.Load(), TooLarge: w.stats.tooLarge.Load()}
+}
+
+// Instance returns the worker's instance: random per process, it tells
+// this process from another that takes the same id.
+func (w *Worker) Instance() string { return w.instance }
 
 // State returns the worker's load as it reports it.
 func (w *Worker) State() protocol.State {
@@ -411,6 +434,10 @@ func (w *Worker) onRequest(msg *nats.Msg) {
 		w.log.Warn("refused a request", "subject", msg.Subject, "error", err)
 		return
 	}
+	if r.Instance != w.instance {
+		w.ignoreOther("request", r.ConversationID, r.Instance)
+		return
+	}
 	if msg.Reply == "" {
 		w.log.Warn("refused a request without a reply subject", "conversation", r.ConversationID)
 		return
@@ -539,10 +566,24 @@ func (w *Worker) onCancel(msg *nats.Msg) {
 		w.log.Warn("refused a cancel", "subject", msg.Subject, "error", err)
 		return
 	}
+	if c.Instance != w.instance {
+		w.ignoreOther("cancel", c.ConversationID, c.Instance)
+		return
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if j := w.jobs[jobKey{conv: c.ConversationID, attempt: c.Attempt}]; j != nil {
 		j.dropped = true
 		j.cancel()
 	}
+}
+
+// ignoreOther logs and counts a request or cancel for another instance
+// of this worker's id: a dispatch node refused this process's
+// registration as a duplicate of a live worker, and sends that worker's
+// messages, which this process hears too, to it.
+func (w *Worker) ignoreOther(kind, conv, instance string) {
+	w.stats.otherInstance.Add(1)
+	w.log.Warn("ignored a "+kind+" for another instance of this worker id: is another process running with this id?",
+		"conversation", conv, "instance", w.instance, "for_instance", instance)
 }
