@@ -2,7 +2,10 @@ package remote_test
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -98,5 +101,38 @@ func TestDuplicateIDDoesNotRunTwice(t *testing.T) {
 	}
 	if s := dup.Stats(); s.OtherInstance != 1 {
 		t.Fatalf("duplicate's stats %+v, want one request of another instance", s)
+	}
+}
+
+// An output too large for a message is answered as a failure that says
+// so, rather than never; Worker.MaxOutput is the largest that fits.
+func TestOversizedOutputIsAnsweredFailed(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	var size atomic.Int64
+	text := func(context.Context, engine.ActivityRequest) (engine.ActivityResult, error) {
+		return engine.Completed(engine.Payload{ContentType: "text/plain", Data: []byte(strings.Repeat("x", int(size.Load())))}), nil
+	}
+	w := e.runWorker(t, worker.Options{ID: "a"}, text)
+	e.waitFor(t, "worker a", func() bool { return slices.Contains(e.live(t), "a") })
+	limit := w.MaxOutput()
+	if limit <= 0 || limit >= protocol.MaxBodySize {
+		t.Fatalf("max output %d", limit)
+	}
+	size.Store(int64(limit))
+	res, err := e.d.Dispatch(t.Context(), ns, queue, request("wf-1"))
+	if err != nil || len(res.Output.Data) != limit {
+		t.Fatalf("an output of MaxOutput (%d) bytes: %d bytes, %v", limit, len(res.Output.Data), err)
+	}
+	for _, n := range []int{protocol.MaxBodySize + 1, 2 << 20} {
+		size.Store(int64(n))
+		ctx, cancel := context.WithTimeout(t.Context(), guard)
+		_, err := e.d.Dispatch(ctx, ns, queue, request("wf-2"))
+		cancel()
+		if !errors.Is(err, engine.ErrActivityFailed) || !strings.Contains(err.Error(), fmt.Sprintf("output of %d bytes exceeds the message limit", n)) {
+			t.Fatalf("an output of %d bytes: %v (stats %+v)", n, err, e.t.Stats())
+		}
+	}
+	if s := w.Stats(); s.TooLarge != 2 {
+		t.Fatalf("worker stats %+v", s)
 	}
 }

@@ -24,7 +24,12 @@
 //     MaxInFlight slots are taken or it is draining. A full worker
 //     rejects, so capacity stays exact with several dispatch nodes;
 //   - answers each accepted request with the handler's result; a
-//     handler's error is a Failed result with the error's text;
+//     handler's error is a Failed result with the error's text; an
+//     output larger than a message can carry ([Worker.MaxOutput]) is a
+//     Failed result that says so;
+//   - ignores (logs and counts in [Worker.Stats]) a request or cancel
+//     for another instance of its id: a node refused its registration
+//     as a duplicate of a live worker;
 //   - publishes its status (in flight, buffer depth) whenever it changes,
 //     and every Options.Heartbeat if set;
 //   - cancels a handler's context when dispatch no longer waits for its
@@ -46,7 +51,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -227,6 +234,40 @@ func (w *Worker) Stats() Stats {
 // Instance returns the worker's instance: random per process, it tells
 // this process from another that takes the same id.
 func (w *Worker) Instance() string { return w.instance }
+
+// messageLimit is the largest message, headers included, the worker can
+// send: its connection's max payload, at most protocol.MaxBodySize.
+func (w *Worker) messageLimit() int {
+	limit := protocol.MaxBodySize
+	if mp := w.nc.MaxPayload(); mp > 0 && mp < int64(limit) {
+		limit = int(mp)
+	}
+	return limit
+}
+
+// MaxOutput returns the largest output a handler can return: its size on
+// the wire, that is its data as is for a JSON content type, as a JSON
+// string (escapes count) for other text, base64 (4/3 larger) for binary
+// data. It is the message limit (the connection's max payload, at most
+// protocol.MaxBodySize) less the response's envelope, counted for the
+// longest ids and a content type of up to 256 bytes. A larger output is
+// answered as a failure ("output of N bytes exceeds the message limit
+// M").
+func (w *Worker) MaxOutput() int {
+	long := strings.Repeat("x", protocol.MaxIDLength)
+	huge := &protocol.State{Seq: math.MaxUint64, InFlight: math.MaxInt, BufferDepth: math.MaxInt}
+	env := &protocol.Response{Version: protocol.Version, WorkerID: w.opts.ID, ConversationID: long, Attempt: math.MaxInt,
+		Result: &protocol.Result{Status: "completed", Output: &protocol.Payload{ContentType: long, DataBase64: "eA=="}}, State: huge}
+	body, ct, err := protocol.Encode(env)
+	if err != nil {
+		return 0 // not reached: the envelope is valid
+	}
+	// The NATS header block: "NATS/1.0\r\n", "Content-Type: CT\r\n", "\r\n".
+	header := len("NATS/1.0\r\n") + len(protocol.HeaderContentType) + len(": ") + len(ct) + len("\r\n\r\n")
+	// The body less the 4 bytes of data in it: "data_base64":"" is the
+	// longest form of an empty output ("data":"" is shorter).
+	return max(w.messageLimit()-header-(len(body)-4), 0)
+}
 
 // State returns the worker's load as it reports it.
 func (w *Worker) State() protocol.State {
@@ -530,7 +571,17 @@ func (w *Worker) run(j *job) {
 		}
 		resp := &protocol.Response{Version: protocol.Version, WorkerID: w.opts.ID, ConversationID: j.key.conv,
 			Attempt: j.key.attempt, Result: protocol.ResultOf(res), State: &st}
-		if err := w.publish(j.reply, resp); err != nil {
+		err := w.publish(j.reply, resp)
+		if errors.Is(err, protocol.ErrTooLarge) || errors.Is(err, nats.ErrMaxPayload) {
+			// Answered all the same, as a failure that fits: otherwise the
+			// activity would wait for ever, holding its slot at dispatch.
+			w.stats.tooLarge.Add(1)
+			msg := fmt.Sprintf("worker %s: output of %d bytes exceeds the message limit %d", w.opts.ID, len(res.Output.Data), w.messageLimit())
+			w.log.Warn("output too large: answered failed", "conversation", j.key.conv, "error", err)
+			resp.Result = protocol.ResultOf(engine.Failed(msg))
+			err = w.publish(j.reply, resp)
+		}
+		if err != nil {
 			w.log.Warn("could not answer", "conversation", j.key.conv, "error", err)
 		}
 		w.wg.Done()
