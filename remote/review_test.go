@@ -9,6 +9,9 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/aion-dispatch/dispatch/engine"
 	"github.com/aion-dispatch/dispatch/protocol"
@@ -134,5 +137,85 @@ func TestOversizedOutputIsAnsweredFailed(t *testing.T) {
 	}
 	if s := w.Stats(); s.TooLarge != 2 {
 		t.Fatalf("worker stats %+v", s)
+	}
+}
+
+// Heartbeat fallback: a worker that deregistered and is finishing a long
+// activity keeps publishing its heartbeat until it is done, so the node
+// (which reads no advisories) does not deem it gone and run the activity
+// again on another worker. The activity lasts until an observer has seen
+// enough heartbeats after the deregistration to span the timeout twice.
+func TestDrainingWorkerKeepsItsHeartbeat(t *testing.T) {
+	const heartbeat, timeout = 10 * time.Millisecond, 200 * time.Millisecond
+	e := newEnv(t, envOpts{noAdvisories: true, heartbeatTimeout: timeout})
+	obs := connect(t, e.b)
+	msgs := make(chan *nats.Msg, 1024)
+	sub, err := obs.ChanSubscribe(protocol.SubjectPrefix+".workers.*", msgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := obs.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	enough := make(chan struct{}) // closed once a's heartbeats after its deregistration span 2 timeouts
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		left, n := false, 0
+		for {
+			select {
+			case m := <-msgs:
+				var st protocol.Status
+				switch {
+				case m.Subject == protocol.SubjectDeregister:
+					left = true
+				case left && protocol.DecodeMsg(m, &st) == nil && st.WorkerID == "a":
+					if n++; n == int(2*timeout/heartbeat) {
+						close(enough)
+					}
+				}
+			case <-stop:
+				return
+			}
+		}
+	}()
+	var runs atomic.Int32
+	started := make(chan struct{}, 4)
+	slow := func(ctx context.Context, req engine.ActivityRequest) (engine.ActivityResult, error) {
+		if runs.Add(1) > 1 {
+			return engine.Failed("ran twice"), nil
+		}
+		started <- struct{}{}
+		select {
+		case <-enough:
+		case <-stop:
+		}
+		return engine.Completed(req.Input), nil
+	}
+	nc := connect(t, e.b)
+	w, err := worker.New(nc, worker.Options{ID: "a", Channels: []string{ns + "/" + queue}, Heartbeat: heartbeat}, slow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ran := make(chan error, 1)
+	go func() { ran <- w.Run(context.Background()) }()
+	e.waitFor(t, "a", func() bool { return slices.Contains(e.live(t), "a") })
+	done := make(chan error, 1)
+	go func() { _, err := e.d.Dispatch(context.Background(), ns, queue, request("wf-1")); done <- err }()
+	wait(t, "the activity to start", started)
+	e.startWorker(t, worker.Options{ID: "b", Heartbeat: heartbeat}, slow)
+	w.Drain()
+	if err := wait(t, "the dispatch", done); err != nil {
+		t.Fatalf("dispatch: %v; stats %+v", err, e.t.Stats())
+	}
+	if err := wait(t, "the drain", ran); err != nil {
+		t.Fatal(err)
+	}
+	if n := runs.Load(); n != 1 {
+		t.Fatalf("the activity ran %d times; stats %+v", n, e.t.Stats())
+	}
+	if s := e.t.Stats(); s.HeartbeatExits != 0 {
+		t.Fatalf("stats %+v, want no heartbeat exit", s)
 	}
 }

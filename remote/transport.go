@@ -697,7 +697,9 @@ func (t *Transport) status(s protocol.Status) {
 }
 
 // deregister takes a worker out of its channels: it takes no new work,
-// and still answers what it has.
+// and still answers what it has. Its heartbeat timeout stays armed, and
+// its statuses still restart it: a worker that drains a long activity
+// and still reports is not deemed gone; one that falls silent is.
 func (t *Transport) deregister(d protocol.Deregistration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()

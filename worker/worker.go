@@ -326,9 +326,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return w.drainNow(&subs, status)
+			return w.drainNow(&subs, status, heartbeat)
 		case <-w.drain:
-			return w.drainNow(&subs, status)
+			return w.drainNow(&subs, status, heartbeat)
 		case st := <-status:
 			switch st {
 			case nats.CONNECTED: // reconnected: a new connection, a new link
@@ -351,8 +351,12 @@ func (w *Worker) Run(ctx context.Context) error {
 // drainNow stops taking work, deregisters, waits for the handlers (at
 // most DrainTimeout, then cancels them and waits for them to return), and
 // unsubscribes. A connection that closes meanwhile ends the wait at once:
-// no answer can leave any more, so the handlers are cancelled.
-func (w *Worker) drainNow(subs *[]*nats.Subscription, status <-chan nats.Status) error {
+// no answer can leave any more, so the handlers are cancelled. It keeps
+// publishing its status, on changes and every heartbeat, until the
+// handlers have returned: a node that reads no disconnect advisories
+// would otherwise deem a worker draining a long activity gone, and run
+// the activity again elsewhere.
+func (w *Worker) drainNow(subs *[]*nats.Subscription, status <-chan nats.Status, heartbeat <-chan time.Time) error {
 	w.mu.Lock()
 	w.draining = true
 	w.mu.Unlock()
@@ -377,6 +381,10 @@ func (w *Worker) drainNow(subs *[]*nats.Subscription, status <-chan nats.Status)
 		select {
 		case <-idle:
 			waiting = false
+		case <-w.changed:
+			w.publishStatus()
+		case <-heartbeat:
+			w.publishStatus()
 		case <-timeout:
 			w.log.Warn("drain timed out: cancelling the handlers", "after", w.opts.DrainTimeout)
 			w.stopAll()
