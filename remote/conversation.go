@@ -140,6 +140,19 @@ func (c *conversation) Send(ctx context.Context, msg engine.DispatchRequest) err
 		t.mu.Unlock()
 		return nil // Receive reports the exit
 	}
+	if !t.nc.IsConnected() {
+		// A request published now would wait in the client's reconnect
+		// buffer: after the ack timeout the attempt would count as an
+		// exit and be routed again, and the buffered request would still
+		// reach the worker when the connection is back. Not started: the
+		// activity waits in the backlog, which sees every worker full
+		// until the connection is back (see Workers).
+		a.done = true
+		t.end(a)
+		t.mu.Unlock()
+		return fmt.Errorf("conversation %s: request to worker %s: node connection %s: %w", c.id, w.id,
+			strings.ToLower(t.nc.Status().String()), engine.ErrNotStarted)
+	}
 	// Random, not guessable: a client of the account cannot answer for
 	// another conversation by guessing its reply subject.
 	a.token = rand.Text()
@@ -179,8 +192,9 @@ func (c *conversation) Send(ctx context.Context, msg engine.DispatchRequest) err
 	case <-timer.C:
 		t.stats.ackTimeouts.Add(1)
 		t.mu.Lock()
-		t.lose(a, fmt.Sprintf("worker %s: no ack within %s", w.id, t.ackTimeout))
+		cancel := t.lose(a, fmt.Sprintf("worker %s: no ack within %s", w.id, t.ackTimeout))
 		t.mu.Unlock()
+		t.cancel(cancel)
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("conversation %s: waiting for the ack of worker %s: %w", c.id, w.id, ctx.Err())
@@ -190,15 +204,41 @@ func (c *conversation) Send(ctx context.Context, msg engine.DispatchRequest) err
 }
 
 // lose ends a's request without an answer: for its conversation, its
-// worker exited. t.mu is held.
-func (t *Transport) lose(a *attempt, msg string) {
+// worker exited. The request may still reach the worker, or run there:
+// unless the worker is gone, lose returns the cancel that the caller
+// publishes, with [Transport.cancel], once it released t.mu; nil
+// otherwise. t.mu is held.
+func (t *Transport) lose(a *attempt, msg string) *cancelMsg {
 	if a.done {
-		return
+		return nil
 	}
 	a.done, a.lostMsg = true, msg
 	t.end(a)
 	close(a.lost)
 	t.log.Warn("request lost", "conversation", a.c.id, "attempt", a.n, "worker", a.w.id, "reason", msg)
+	if a.w.gone {
+		return nil
+	}
+	return &cancelMsg{subject: protocol.CancelSubject(a.w.id), m: &protocol.Cancel{Version: protocol.Version, WorkerID: a.w.id,
+		Instance: a.w.instance, ConversationID: a.c.id, Attempt: a.n, Reason: "request lost: " + msg}}
+}
+
+// cancelMsg is a cancel to publish once t.mu is released.
+type cancelMsg struct {
+	subject string
+	m       *protocol.Cancel
+}
+
+// cancel publishes c, if not nil. t.mu is not held.
+func (t *Transport) cancel(c *cancelMsg) {
+	if c == nil {
+		return
+	}
+	if err := t.publish(c.subject, c.m); err != nil {
+		t.log.Warn("could not cancel an activity", "conversation", c.m.ConversationID, "worker", c.m.WorkerID, "error", err)
+		return
+	}
+	t.stats.cancels.Add(1)
 }
 
 // Receive implements [engine.Conversation]: the worker's response, or its
@@ -300,12 +340,14 @@ func (t *Transport) onInbox(msg *nats.Msg) {
 	}
 	if len(msg.Data) == 0 && msg.Header.Get("Status") == "503" {
 		// No responders: no subscription of the worker took the request.
+		var cancel *cancelMsg
 		t.mu.Lock()
-		defer t.mu.Unlock()
 		if a := t.pending[token]; a != nil {
 			t.stats.noResponders.Add(1)
-			t.lose(a, fmt.Sprintf("worker %s: no subscription takes its requests", a.w.id))
+			cancel = t.lose(a, fmt.Sprintf("worker %s: no subscription takes its requests", a.w.id))
 		}
+		t.mu.Unlock()
+		t.cancel(cancel)
 		return
 	}
 	switch ct := protocol.ContentTypeOf(msg); {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/aion-dispatch/dispatch/engine"
 	"github.com/aion-dispatch/dispatch/protocol"
+	"github.com/aion-dispatch/dispatch/remote"
 	"github.com/aion-dispatch/dispatch/worker"
 )
 
@@ -217,5 +218,105 @@ func TestDrainingWorkerKeepsItsHeartbeat(t *testing.T) {
 	}
 	if s := e.t.Stats(); s.HeartbeatExits != 0 {
 		t.Fatalf("stats %+v, want no heartbeat exit", s)
+	}
+}
+
+// While the node's own connection reconnects, Send fails at once with
+// ErrNotStarted rather than leave the request in the client's reconnect
+// buffer (where, after the ack timeout, it would count as an exit and
+// still reach the worker later); the snapshot sees every worker full.
+func TestSendWhileReconnectingIsNotStarted(t *testing.T) {
+	e := newEnv(t, envOpts{}) // for its broker
+	g := &gated{}
+	nc := connect(t, e.b, nats.SetCustomDialer(g), nats.ReconnectWait(time.Millisecond), nats.MaxReconnects(-1))
+	tr, err := remote.New(t.Context(), remote.Options{Conn: nc, Channels: []engine.ChannelName{channel}, AckTimeout: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tr.Close(context.Background()) }()
+	e.t = tr // for newPeer and waitFor
+	p := newPeer(t, e, "p", "i1")
+	e.waitFor(t, "worker p", func() bool { return slices.Contains(e.live(t), "p") })
+	ws, _ := tr.Workers(t.Context(), channel, engine.ActivityRequest{})
+	open := make(chan struct{})
+	g.mu.Lock()
+	g.open = open
+	g.mu.Unlock()
+	defer close(open)
+	away := nc.StatusChanged(nats.RECONNECTING)
+	defer nc.RemoveStatusListener(away)
+	g.kill()
+	wait(t, "the node's connection to drop", away)
+	if got, _ := tr.Workers(t.Context(), channel, engine.ActivityRequest{}); len(got) != 1 || got[0].State.HasCapacity() {
+		t.Fatalf("while reconnecting, the snapshot is %+v, want p full", got)
+	}
+	conv, err := tr.Open(t.Context(), "wf", channel, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conv.Close()
+	if err := conv.Link(t.Context(), ws[0]); err != nil {
+		t.Fatal(err)
+	}
+	sent := make(chan error, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel() // ends a Send that waits (for an ack that cannot come) when the test fails
+	go func() {
+		sent <- conv.Send(ctx, engine.DispatchRequest{ConversationID: "c1", Attempt: 1, Request: request("wf")})
+	}()
+	if err := wait(t, "send", sent); !errors.Is(err, engine.ErrNotStarted) {
+		t.Fatalf("send while reconnecting: %v, want ErrNotStarted", err)
+	}
+	select {
+	case m := <-p.reqs:
+		t.Fatalf("the worker got a request: %s", m.Data)
+	default:
+	}
+}
+
+// A request that is lost to its conversation (no ack in time) is
+// cancelled on the worker, which may still get it, or run it.
+func TestLostRequestIsCancelled(t *testing.T) {
+	e := newEnv(t, envOpts{ackTimeout: time.Millisecond})
+	p := newPeer(t, e, "p", "i1")
+	cancels := make(chan *nats.Msg, 4)
+	sub, err := p.nc.ChanSubscribe(protocol.CancelSubject("p"), cancels)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	if err := p.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor(t, "worker p", func() bool { return slices.Contains(e.live(t), "p") })
+	ws, _ := e.t.Workers(t.Context(), channel, engine.ActivityRequest{})
+	conv, err := e.t.Open(t.Context(), "wf", channel, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := conv.Link(t.Context(), ws[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := conv.Send(t.Context(), engine.DispatchRequest{ConversationID: "c1", Attempt: 1, Request: request("wf")}); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := conv.Receive(t.Context())
+	if err != nil || ev.Kind != engine.EventWorkerExited {
+		t.Fatalf("receive: %+v, %v", ev, err)
+	}
+	m := wait(t, "a cancel", cancels)
+	var c protocol.Cancel
+	if err := protocol.DecodeMsg(m, &c); err != nil {
+		t.Fatal(err)
+	}
+	if c.ConversationID != "c1" || c.Attempt != 1 || c.Instance != "i1" {
+		t.Fatalf("cancel %+v", c)
+	}
+	if s := e.t.Stats(); s.AckTimeouts != 1 || s.Cancels != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+	// Closing the conversation sends no second cancel.
+	if err := conv.Close(); err != nil {
+		t.Fatal(err)
 	}
 }

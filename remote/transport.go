@@ -38,7 +38,15 @@
 // The transport does not own its NATS connections. Whoever creates them
 // must install [Transport.ErrorHandler] on each (nc.SetErrorHandler):
 // messages a slow consumer drops are lost to the transport, and the
-// handler is the only place NATS reports them.
+// handler is the only place NATS reports them. Whoever creates
+// Options.Conn should also disable its reconnect buffer
+// (nats.ReconnectBufSize(-1)): while Conn reconnects, Send fails at once
+// with [engine.ErrNotStarted] (the activity waits in the backlog, every
+// worker seen full until Conn is back) rather than buffer a request, but
+// other messages (cancels, hellos, exit markers) would still wait in the
+// buffer and leave late. A request whose ack does not come is lost to its
+// conversation (an exit); the transport then cancels it on the worker,
+// which may still get it.
 package remote
 
 import (
@@ -307,6 +315,11 @@ func (t *Transport) watchConn() {
 			if st != nats.CONNECTED {
 				continue
 			}
+			t.mu.Lock()
+			for _, c := range t.channels { // requests can leave again (see Workers)
+				c.signal.notify()
+			}
+			t.mu.Unlock()
 			if err := t.hello(); err != nil {
 				t.log.Warn("could not say hello after a reconnect", "node", t.node, "error", err)
 				continue
@@ -414,10 +427,17 @@ func (t *Transport) Workers(_ context.Context, ch engine.ChannelName, _ engine.A
 	if c == nil {
 		return nil, fmt.Errorf("%w %s", engine.ErrUnknownChannel, ch.Short())
 	}
+	// While Conn is away, no request can leave: every worker is seen
+	// full, and watchConn notifies the channels when it is back.
+	away := !t.nc.IsConnected()
 	out := make([]engine.Worker, 0, len(c.workers))
 	for _, w := range c.workers {
 		if !w.gone {
-			out = append(out, engine.Worker{ID: w.id, Participant: w, State: w.view()})
+			v := w.view()
+			if away {
+				v.InFlight = max(v.InFlight, v.MaxInFlight)
+			}
+			out = append(out, engine.Worker{ID: w.id, Participant: w, State: v})
 		}
 	}
 	return out, nil
