@@ -105,6 +105,7 @@ func (t *Transport) end(a *attempt) (running bool) {
 		if !a.w.gone {
 			t.notifyWorker(a.w)
 		}
+		t.dropLeft(a.w) // if it deregistered, and this was its last
 	}
 	if a.token != "" {
 		delete(t.pending, a.token)

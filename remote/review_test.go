@@ -320,3 +320,43 @@ func TestLostRequestIsCancelled(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A deregistered worker is forgotten (the transport does not keep every
+// worker process it saw): at once when it exits with nothing in flight,
+// or after its grace, once its last activity on this node ends.
+func TestDeregisteredWorkerIsForgotten(t *testing.T) {
+	e := newEnv(t, envOpts{reconnectGrace: time.Hour})
+	// Exits with nothing in flight: forgotten at its exit.
+	k := &killable{}
+	p := &peer{t: t, nc: connect(t, e.b, nats.SetCustomDialer(k), nats.NoReconnect())}
+	p.send(protocol.SubjectRegister, p.registration("a", "i1"))
+	e.waitFor(t, "worker a", func() bool { return slices.Contains(e.live(t), "a") })
+	exited := remote.Exited(e.t, "a")
+	p.send(protocol.SubjectDeregister, &protocol.Deregistration{Version: 1, WorkerID: "a", Instance: "i1"})
+	e.waitFor(t, "worker a to leave", func() bool { return !slices.Contains(e.t.Members(channel), "a") })
+	if !remote.Known(e.t, "a") {
+		t.Fatal("worker a forgotten before its exit or grace")
+	}
+	k.kill()
+	wait(t, "worker a to exit", exited)
+	if remote.Known(e.t, "a") {
+		t.Fatal("worker a, deregistered and exited, is still held")
+	}
+
+	// Its grace passes with an activity in flight: forgotten when that ends.
+	q := newPeer(t, e, "p", "i2")
+	conv, reply, r := sentRequest(t, e, q)
+	q.send(protocol.SubjectDeregister, &protocol.Deregistration{Version: 1, WorkerID: "p", Instance: "i2"})
+	e.waitFor(t, "worker p to leave", func() bool { return len(e.t.Members(channel)) == 0 })
+	if !remote.EndLeftGrace(e.t, "p") || !remote.Known(e.t, "p") {
+		t.Fatal("worker p forgotten with an activity in flight")
+	}
+	q.send(reply, &protocol.Response{Version: 1, WorkerID: "p", ConversationID: r.ConversationID, Attempt: r.Attempt,
+		Result: protocol.ResultOf(engine.Completed(engine.Payload{})), State: state(2, 0)})
+	if ev, err := conv.Receive(t.Context()); err != nil || ev.Kind != engine.EventResponse {
+		t.Fatalf("receive: %+v, %v", ev, err)
+	}
+	if remote.Known(e.t, "p") {
+		t.Fatal("worker p, deregistered, grace over, nothing in flight, is still held")
+	}
+}

@@ -186,7 +186,8 @@ type rworker struct {
 	heartbeat time.Duration
 	timer     *time.Timer // heartbeat timeout
 	exitTok   string      // the token of its pending exit's marker, if any
-	graceEnd  *time.Timer // after an exit: when it leaves its channels
+	graceEnd  *time.Timer // after an exit: when it leaves its channels; after a deregistration: when it may be forgotten
+	graceOver bool        // deregistered, and its grace passed: forgotten once nothing of this node is in flight on it
 }
 
 // view is what a router sees of w now. t.mu is held.
@@ -736,6 +737,46 @@ func (t *Transport) deregister(d protocol.Deregistration) {
 	}
 	t.notifyWorker(w) // its waiting activities look again, and do not wait for it
 	t.log.Info("worker deregistered", "worker", w.id, "reason", d.Reason)
+	switch {
+	case t.grace > 0:
+		w.graceEnd = time.AfterFunc(t.grace, func() {
+			t.mu.Lock()
+			defer t.mu.Unlock()
+			w.graceOver = true
+			t.dropLeft(w)
+		})
+	case t.grace < 0:
+		w.graceOver = true
+		t.dropLeft(w)
+	}
+}
+
+// dropLeft forgets w, which deregistered, once nothing of this node is
+// in flight on it and it exited or its grace (Options.ReconnectGrace,
+// counted from the deregistration) passed: a node does not keep every
+// worker process it ever saw. Its statuses are then refused as those of
+// a worker not registered. t.mu is held.
+func (t *Transport) dropLeft(w *rworker) {
+	if !w.left || w.reserved > 0 || !(w.gone || w.graceOver) || t.closed {
+		return
+	}
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+	if w.graceEnd != nil {
+		w.graceEnd.Stop()
+	}
+	if !w.gone {
+		t.unbindConn(w)
+	}
+	if t.workers[w.id] != w {
+		return // registered again since
+	}
+	delete(t.workers, w.id)
+	t.log.Debug("forgot a deregistered worker", "worker", w.id)
+	if t.refused[w.id] {
+		t.helloRefused(w.id)
+	}
 }
 
 // onDisconnect handles a disconnect advisory: the workers on that
@@ -887,16 +928,24 @@ func (t *Transport) exit(w *rworker, msg string) {
 			t.forget(w)
 		})
 	}
+	if w.left {
+		t.dropLeft(w)
+	}
 	if t.refused[w.id] {
-		// Another instance was refused this id: it may register now.
-		delete(t.refused, w.id)
-		hello, err := protocol.NewMsg(protocol.WorkerHelloSubject(w.id), &protocol.Hello{Version: protocol.Version, NodeID: t.node})
-		if err == nil {
-			err = t.nc.PublishMsg(hello)
-		}
-		if err != nil {
-			t.log.Warn("could not ask a worker to register again", "worker", w.id, "error", err)
-		}
+		t.helloRefused(w.id)
+	}
+}
+
+// helloRefused tells the instance that was refused id, as a duplicate,
+// that it may register now. t.mu is held.
+func (t *Transport) helloRefused(id string) {
+	delete(t.refused, id)
+	hello, err := protocol.NewMsg(protocol.WorkerHelloSubject(id), &protocol.Hello{Version: protocol.Version, NodeID: t.node})
+	if err == nil {
+		err = t.nc.PublishMsg(hello)
+	}
+	if err != nil {
+		t.log.Warn("could not ask a worker to register again", "worker", id, "error", err)
 	}
 }
 
