@@ -197,8 +197,12 @@ func (h Hello) check() error {
 // reply subject is the node's inbox ([InboxSubject]), where the worker
 // sends its [Ack] and then its [Response].
 type Request struct {
-	Version        int       `json:"version"`
-	WorkerID       string    `json:"worker_id"`
+	Version  int    `json:"version"`
+	WorkerID string `json:"worker_id"`
+	// Instance is the instance of the registered worker the request is
+	// for: a process that took the same id and was refused as a
+	// duplicate ignores it.
+	Instance       string    `json:"instance"`
 	ConversationID string    `json:"conversation_id"`
 	Attempt        int       `json:"attempt"`
 	Activity       *Activity `json:"activity"`
@@ -212,6 +216,9 @@ func (r Request) check() error {
 		return err
 	}
 	if err := checkID("worker_id", r.WorkerID); err != nil {
+		return err
+	}
+	if err := checkID("instance", r.Instance); err != nil {
 		return err
 	}
 	if err := checkConversation(r.ConversationID, r.Attempt); err != nil {
@@ -328,8 +335,10 @@ func (r Response) check() error {
 // (its conversation closed: a timeout, the caller gave up), on
 // [CancelSubject]: the worker may stop it. No answer is expected.
 type Cancel struct {
-	Version        int    `json:"version"`
-	WorkerID       string `json:"worker_id"`
+	Version  int    `json:"version"`
+	WorkerID string `json:"worker_id"`
+	// Instance is the instance of the registered worker, as in [Request].
+	Instance       string `json:"instance"`
 	ConversationID string `json:"conversation_id"`
 	Attempt        int    `json:"attempt"`
 	Reason         string `json:"reason,omitempty"`
@@ -343,6 +352,9 @@ func (c Cancel) check() error {
 		return err
 	}
 	if err := checkID("worker_id", c.WorkerID); err != nil {
+		return err
+	}
+	if err := checkID("instance", c.Instance); err != nil {
 		return err
 	}
 	return checkConversation(c.ConversationID, c.Attempt)

@@ -26,11 +26,11 @@ func samples() []protocol.Message {
 		&protocol.Status{Version: 1, WorkerID: "w-1", Instance: "i1", State: state(3, 2)},
 		&protocol.Deregistration{Version: 1, WorkerID: "w-1", Instance: "i1", Reason: "draining"},
 		&protocol.Hello{Version: 1, NodeID: "n1"},
-		&protocol.Request{Version: 1, WorkerID: "w-1", ConversationID: "c-1", Attempt: 1, Activity: protocol.ActivityOf(in)},
+		&protocol.Request{Version: 1, WorkerID: "w-1", Instance: "i1", ConversationID: "c-1", Attempt: 1, Activity: protocol.ActivityOf(in)},
 		&protocol.Ack{Version: 1, WorkerID: "w-1", ConversationID: "c-1", Attempt: 1, Status: protocol.AckRejected, Reason: "full", State: state(4, 4)},
 		&protocol.Response{Version: 1, WorkerID: "w-1", ConversationID: "c-1", Attempt: 1,
 			Result: protocol.ResultOf(engine.Completed(engine.Payload{ContentType: "text/plain", Data: []byte("ok")})), State: state(5, 0)},
-		&protocol.Cancel{Version: 1, WorkerID: "w-1", ConversationID: "c-1", Attempt: 1, Reason: "start-to-close timeout"},
+		&protocol.Cancel{Version: 1, WorkerID: "w-1", Instance: "i1", ConversationID: "c-1", Attempt: 1, Reason: "start-to-close timeout"},
 	}
 }
 
@@ -130,13 +130,17 @@ func TestDecodeRefusesFields(t *testing.T) {
 		{&protocol.Registration{}, `{"version":1,"worker_id":"w","instance":"i","channels":["p/q"],"max_in_flight":0,"connection":{"server_id":"s","client_id":1},"state":{"seq":0,"in_flight":0,"buffer_depth":0}}`, protocol.ErrMissingField},
 		{&protocol.Registration{}, `{"version":1,"worker_id":"w","instance":"i","channels":["p/q"],"max_in_flight":1,"connection":{"server_id":"s"},"state":{"seq":0,"in_flight":0,"buffer_depth":0}}`, protocol.ErrMissingField},
 		{&protocol.Registration{}, `{"version":1,"worker_id":"w","instance":"i","channels":["p/q"],"max_in_flight":1,"connection":{"server_id":"s","client_id":1},"state":{"seq":0,"in_flight":0,"buffer_depth":0},"heartbeat":"-1s"}`, protocol.ErrInvalid},
-		{&protocol.Request{}, `{"version":1,"worker_id":"w","conversation_id":"c","attempt":1}`, protocol.ErrMissingField},
-		{&protocol.Request{}, `{"version":1,"worker_id":"w","conversation_id":"c","attempt":1,"activity":{"activity_type":"a","start_to_close":"soon"}}`, protocol.ErrInvalid},
-		{&protocol.Request{}, `{"version":1,"worker_id":"w","conversation_id":"c","attempt":1,"activity":{"activity_type":"a","input":{"data":"x","data_base64":"eA=="}}}`, protocol.ErrInvalid},
-		{&protocol.Request{}, `{"version":1,"worker_id":"w","conversation_id":"c","attempt":1,"activity":{}}`, protocol.ErrMissingField},
+		{&protocol.Request{}, `{"version":1,"worker_id":"w","instance":"i","conversation_id":"c","attempt":1}`, protocol.ErrMissingField},
+		{&protocol.Request{}, `{"version":1,"worker_id":"w","instance":"i","conversation_id":"c","attempt":1,"activity":{"activity_type":"a","start_to_close":"soon"}}`, protocol.ErrInvalid},
+		{&protocol.Request{}, `{"version":1,"worker_id":"w","instance":"i","conversation_id":"c","attempt":1,"activity":{"activity_type":"a","input":{"data":"x","data_base64":"eA=="}}}`, protocol.ErrInvalid},
+		{&protocol.Request{}, `{"version":1,"worker_id":"w","instance":"i","conversation_id":"c","attempt":1,"activity":{}}`, protocol.ErrMissingField},
 		{&protocol.Response{}, `{"version":1,"worker_id":"w","conversation_id":"c","attempt":1,"result":{"status":"failed","output":{"data":"x"}},"state":{"seq":1,"in_flight":0,"buffer_depth":0}}`, protocol.ErrInvalid},
 		{&protocol.Response{}, `{"version":1,"worker_id":"w","conversation_id":"c","attempt":1,"result":{},"state":{"seq":1,"in_flight":0,"buffer_depth":0}}`, protocol.ErrMissingField},
 		{&protocol.Status{}, `{"version":1,"worker_id":"w","instance":"i","state":{"seq":1,"in_flight":1,"buffer_depth":2}}`, protocol.ErrInvalid},
+		// The worker's instance is required in a request and a cancel.
+		{&protocol.Request{}, `{"version":1,"worker_id":"w","conversation_id":"c","attempt":1,"activity":{"activity_type":"a"}}`, protocol.ErrMissingField},
+		{&protocol.Request{}, `{"version":1,"worker_id":"w","instance":"a b","conversation_id":"c","attempt":1,"activity":{"activity_type":"a"}}`, protocol.ErrInvalid},
+		{&protocol.Cancel{}, `{"version":1,"worker_id":"w","conversation_id":"c","attempt":1}`, protocol.ErrMissingField},
 		{&protocol.Hello{}, `{"version":1,"node_id":""}`, protocol.ErrMissingField},
 	}
 	for i, c := range cases {

@@ -2,8 +2,8 @@ package remote
 
 import (
 	"context"
+	"crypto/rand"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -105,6 +105,7 @@ func (t *Transport) end(a *attempt) (running bool) {
 		if !a.w.gone {
 			t.notifyWorker(a.w)
 		}
+		t.dropLeft(a.w) // if it deregistered, and this was its last
 	}
 	if a.token != "" {
 		delete(t.pending, a.token)
@@ -140,13 +141,27 @@ func (c *conversation) Send(ctx context.Context, msg engine.DispatchRequest) err
 		t.mu.Unlock()
 		return nil // Receive reports the exit
 	}
-	t.nextTok++
-	a.token = strconv.FormatUint(t.nextTok, 36)
+	if !t.nc.IsConnected() {
+		// A request published now would wait in the client's reconnect
+		// buffer: after the ack timeout the attempt would count as an
+		// exit and be routed again, and the buffered request would still
+		// reach the worker when the connection is back. Not started: the
+		// activity waits in the backlog, which sees every worker full
+		// until the connection is back (see Workers).
+		a.done = true
+		t.end(a)
+		t.mu.Unlock()
+		return fmt.Errorf("conversation %s: request to worker %s: node connection %s: %w", c.id, w.id,
+			strings.ToLower(t.nc.Status().String()), engine.ErrNotStarted)
+	}
+	// Random, not guessable: a client of the account cannot answer for
+	// another conversation by guessing its reply subject.
+	a.token = rand.Text()
 	t.pending[a.token] = a
 	reply := t.inbox + "." + a.token
 	t.mu.Unlock()
 
-	req := &protocol.Request{Version: protocol.Version, WorkerID: w.id, ConversationID: c.id, Attempt: msg.Attempt,
+	req := &protocol.Request{Version: protocol.Version, WorkerID: w.id, Instance: w.instance, ConversationID: c.id, Attempt: msg.Attempt,
 		Activity: protocol.ActivityOf(msg.Request)}
 	m, err := protocol.NewMsg(protocol.RequestSubject(w.id), req)
 	if err == nil {
@@ -178,8 +193,9 @@ func (c *conversation) Send(ctx context.Context, msg engine.DispatchRequest) err
 	case <-timer.C:
 		t.stats.ackTimeouts.Add(1)
 		t.mu.Lock()
-		t.lose(a, fmt.Sprintf("worker %s: no ack within %s", w.id, t.ackTimeout))
+		cancel := t.lose(a, fmt.Sprintf("worker %s: no ack within %s", w.id, t.ackTimeout))
 		t.mu.Unlock()
+		t.cancel(cancel)
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("conversation %s: waiting for the ack of worker %s: %w", c.id, w.id, ctx.Err())
@@ -189,15 +205,41 @@ func (c *conversation) Send(ctx context.Context, msg engine.DispatchRequest) err
 }
 
 // lose ends a's request without an answer: for its conversation, its
-// worker exited. t.mu is held.
-func (t *Transport) lose(a *attempt, msg string) {
+// worker exited. The request may still reach the worker, or run there:
+// unless the worker is gone, lose returns the cancel that the caller
+// publishes, with [Transport.cancel], once it released t.mu; nil
+// otherwise. t.mu is held.
+func (t *Transport) lose(a *attempt, msg string) *cancelMsg {
 	if a.done {
-		return
+		return nil
 	}
 	a.done, a.lostMsg = true, msg
 	t.end(a)
 	close(a.lost)
 	t.log.Warn("request lost", "conversation", a.c.id, "attempt", a.n, "worker", a.w.id, "reason", msg)
+	if a.w.gone {
+		return nil
+	}
+	return &cancelMsg{subject: protocol.CancelSubject(a.w.id), m: &protocol.Cancel{Version: protocol.Version, WorkerID: a.w.id,
+		Instance: a.w.instance, ConversationID: a.c.id, Attempt: a.n, Reason: "request lost: " + msg}}
+}
+
+// cancelMsg is a cancel to publish once t.mu is released.
+type cancelMsg struct {
+	subject string
+	m       *protocol.Cancel
+}
+
+// cancel publishes c, if not nil. t.mu is not held.
+func (t *Transport) cancel(c *cancelMsg) {
+	if c == nil {
+		return
+	}
+	if err := t.publish(c.subject, c.m); err != nil {
+		t.log.Warn("could not cancel an activity", "conversation", c.m.ConversationID, "worker", c.m.WorkerID, "error", err)
+		return
+	}
+	t.stats.cancels.Add(1)
 }
 
 // Receive implements [engine.Conversation]: the worker's response, or its
@@ -265,7 +307,7 @@ func (c *conversation) Close() error {
 	t.mu.Unlock()
 	if running {
 		err := t.publish(protocol.CancelSubject(a.w.id), &protocol.Cancel{Version: protocol.Version, WorkerID: a.w.id,
-			ConversationID: c.id, Attempt: a.n, Reason: "conversation closed"})
+			Instance: a.w.instance, ConversationID: c.id, Attempt: a.n, Reason: "conversation closed"})
 		if err != nil {
 			t.log.Warn("could not cancel an activity", "conversation", c.id, "worker", a.w.id, "error", err)
 		} else {
@@ -299,12 +341,14 @@ func (t *Transport) onInbox(msg *nats.Msg) {
 	}
 	if len(msg.Data) == 0 && msg.Header.Get("Status") == "503" {
 		// No responders: no subscription of the worker took the request.
+		var cancel *cancelMsg
 		t.mu.Lock()
-		defer t.mu.Unlock()
 		if a := t.pending[token]; a != nil {
 			t.stats.noResponders.Add(1)
-			t.lose(a, fmt.Sprintf("worker %s: no subscription takes its requests", a.w.id))
+			cancel = t.lose(a, fmt.Sprintf("worker %s: no subscription takes its requests", a.w.id))
 		}
+		t.mu.Unlock()
+		t.cancel(cancel)
 		return
 	}
 	switch ct := protocol.ContentTypeOf(msg); {

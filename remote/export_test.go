@@ -64,3 +64,27 @@ func Exited(t *Transport, id string) <-chan struct{} {
 	}
 	return nil
 }
+
+// Known reports whether the transport still holds a worker id.
+func Known(t *Transport, id string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.workers[id] != nil
+}
+
+// EndLeftGrace ends the grace of deregistered worker id now, as its
+// timer does when it fires.
+func EndLeftGrace(t *Transport, id string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	w := t.workers[id]
+	if w == nil || !w.left {
+		return false
+	}
+	if w.graceEnd != nil {
+		w.graceEnd.Stop()
+	}
+	w.graceOver = true
+	t.dropLeft(w)
+	return true
+}

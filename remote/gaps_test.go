@@ -238,7 +238,7 @@ func TestWorkerDoesNotAnswerAfterItsStartToClose(t *testing.T) {
 	defer func() { _ = sub.Unsubscribe() }()
 	act := request("wf-1")
 	act.StartToClose = 10 * time.Millisecond
-	msg, err := protocol.NewMsg(protocol.RequestSubject("s"), &protocol.Request{Version: 1, WorkerID: "s", ConversationID: "c1", Attempt: 1,
+	msg, err := protocol.NewMsg(protocol.RequestSubject("s"), &protocol.Request{Version: 1, WorkerID: "s", Instance: w.Instance(), ConversationID: "c1", Attempt: 1,
 		Activity: protocol.ActivityOf(act)})
 	if err != nil {
 		t.Fatal(err)

@@ -38,7 +38,15 @@
 // The transport does not own its NATS connections. Whoever creates them
 // must install [Transport.ErrorHandler] on each (nc.SetErrorHandler):
 // messages a slow consumer drops are lost to the transport, and the
-// handler is the only place NATS reports them.
+// handler is the only place NATS reports them. Whoever creates
+// Options.Conn should also disable its reconnect buffer
+// (nats.ReconnectBufSize(-1)): while Conn reconnects, Send fails at once
+// with [engine.ErrNotStarted] (the activity waits in the backlog, every
+// worker seen full until Conn is back) rather than buffer a request, but
+// other messages (cancels, hellos, exit markers) would still wait in the
+// buffer and leave late. A request whose ack does not come is lost to its
+// conversation (an exit); the transport then cancels it on the worker,
+// which may still get it.
 package remote
 
 import (
@@ -148,7 +156,6 @@ type Transport struct {
 	ring     []string               // recent, in the order they closed
 	refused  map[string]bool        // ids whose registration was refused as a duplicate
 	exiting  map[string]pendingExit // by marker token: exits waiting for their marker (see beginExit)
-	nextTok  uint64
 	closed   bool
 	subs     []*nats.Subscription
 }
@@ -179,7 +186,8 @@ type rworker struct {
 	heartbeat time.Duration
 	timer     *time.Timer // heartbeat timeout
 	exitTok   string      // the token of its pending exit's marker, if any
-	graceEnd  *time.Timer // after an exit: when it leaves its channels
+	graceEnd  *time.Timer // after an exit: when it leaves its channels; after a deregistration: when it may be forgotten
+	graceOver bool        // deregistered, and its grace passed: forgotten once nothing of this node is in flight on it
 }
 
 // view is what a router sees of w now. t.mu is held.
@@ -308,6 +316,11 @@ func (t *Transport) watchConn() {
 			if st != nats.CONNECTED {
 				continue
 			}
+			t.mu.Lock()
+			for _, c := range t.channels { // requests can leave again (see Workers)
+				c.signal.notify()
+			}
+			t.mu.Unlock()
 			if err := t.hello(); err != nil {
 				t.log.Warn("could not say hello after a reconnect", "node", t.node, "error", err)
 				continue
@@ -415,10 +428,17 @@ func (t *Transport) Workers(_ context.Context, ch engine.ChannelName, _ engine.A
 	if c == nil {
 		return nil, fmt.Errorf("%w %s", engine.ErrUnknownChannel, ch.Short())
 	}
+	// While Conn is away, no request can leave: every worker is seen
+	// full, and watchConn notifies the channels when it is back.
+	away := !t.nc.IsConnected()
 	out := make([]engine.Worker, 0, len(c.workers))
 	for _, w := range c.workers {
 		if !w.gone {
-			out = append(out, engine.Worker{ID: w.id, Participant: w, State: w.view()})
+			v := w.view()
+			if away {
+				v.InFlight = max(v.InFlight, v.MaxInFlight)
+			}
+			out = append(out, engine.Worker{ID: w.id, Participant: w, State: v})
 		}
 	}
 	return out, nil
@@ -698,7 +718,9 @@ func (t *Transport) status(s protocol.Status) {
 }
 
 // deregister takes a worker out of its channels: it takes no new work,
-// and still answers what it has.
+// and still answers what it has. Its heartbeat timeout stays armed, and
+// its statuses still restart it: a worker that drains a long activity
+// and still reports is not deemed gone; one that falls silent is.
 func (t *Transport) deregister(d protocol.Deregistration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -715,6 +737,46 @@ func (t *Transport) deregister(d protocol.Deregistration) {
 	}
 	t.notifyWorker(w) // its waiting activities look again, and do not wait for it
 	t.log.Info("worker deregistered", "worker", w.id, "reason", d.Reason)
+	switch {
+	case t.grace > 0:
+		w.graceEnd = time.AfterFunc(t.grace, func() {
+			t.mu.Lock()
+			defer t.mu.Unlock()
+			w.graceOver = true
+			t.dropLeft(w)
+		})
+	case t.grace < 0:
+		w.graceOver = true
+		t.dropLeft(w)
+	}
+}
+
+// dropLeft forgets w, which deregistered, once nothing of this node is
+// in flight on it and it exited or its grace (Options.ReconnectGrace,
+// counted from the deregistration) passed: a node does not keep every
+// worker process it ever saw. Its statuses are then refused as those of
+// a worker not registered. t.mu is held.
+func (t *Transport) dropLeft(w *rworker) {
+	if !w.left || w.reserved > 0 || !(w.gone || w.graceOver) || t.closed {
+		return
+	}
+	if w.timer != nil {
+		w.timer.Stop()
+	}
+	if w.graceEnd != nil {
+		w.graceEnd.Stop()
+	}
+	if !w.gone {
+		t.unbindConn(w)
+	}
+	if t.workers[w.id] != w {
+		return // registered again since
+	}
+	delete(t.workers, w.id)
+	t.log.Debug("forgot a deregistered worker", "worker", w.id)
+	if t.refused[w.id] {
+		t.helloRefused(w.id)
+	}
 }
 
 // onDisconnect handles a disconnect advisory: the workers on that
@@ -866,16 +928,24 @@ func (t *Transport) exit(w *rworker, msg string) {
 			t.forget(w)
 		})
 	}
+	if w.left {
+		t.dropLeft(w)
+	}
 	if t.refused[w.id] {
-		// Another instance was refused this id: it may register now.
-		delete(t.refused, w.id)
-		hello, err := protocol.NewMsg(protocol.WorkerHelloSubject(w.id), &protocol.Hello{Version: protocol.Version, NodeID: t.node})
-		if err == nil {
-			err = t.nc.PublishMsg(hello)
-		}
-		if err != nil {
-			t.log.Warn("could not ask a worker to register again", "worker", w.id, "error", err)
-		}
+		t.helloRefused(w.id)
+	}
+}
+
+// helloRefused tells the instance that was refused id, as a duplicate,
+// that it may register now. t.mu is held.
+func (t *Transport) helloRefused(id string) {
+	delete(t.refused, id)
+	hello, err := protocol.NewMsg(protocol.WorkerHelloSubject(id), &protocol.Hello{Version: protocol.Version, NodeID: t.node})
+	if err == nil {
+		err = t.nc.PublishMsg(hello)
+	}
+	if err != nil {
+		t.log.Warn("could not ask a worker to register again", "worker", id, "error", err)
 	}
 }
 

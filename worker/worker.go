@@ -24,7 +24,12 @@
 //     MaxInFlight slots are taken or it is draining. A full worker
 //     rejects, so capacity stays exact with several dispatch nodes;
 //   - answers each accepted request with the handler's result; a
-//     handler's error is a Failed result with the error's text;
+//     handler's error is a Failed result with the error's text; an
+//     output larger than a message can carry ([Worker.MaxOutput]) is a
+//     Failed result that says so;
+//   - ignores (logs and counts in [Worker.Stats]) a request or cancel
+//     for another instance of its id: a node refused its registration
+//     as a duplicate of a live worker;
 //   - publishes its status (in flight, buffer depth) whenever it changes,
 //     and every Options.Heartbeat if set;
 //   - cancels a handler's context when dispatch no longer waits for its
@@ -46,8 +51,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -142,6 +150,8 @@ type Worker struct {
 	changed  chan struct{} // poked when the state changes
 	wg       sync.WaitGroup
 
+	stats struct{ otherInstance, tooLarge atomic.Int64 }
+
 	mu        sync.Mutex
 	seq       uint64
 	inFlight  int
@@ -205,6 +215,60 @@ func New(nc *nats.Conn, opts Options, h Handler) (*Worker, error) {
 // return. It does not wait; it is safe to call more than once.
 func (w *Worker) Drain() { w.drainOne.Do(func() { close(w.drain) }) }
 
+// Stats is what a worker has counted so far.
+type Stats struct {
+	// OtherInstance counts the requests and cancels it ignored because
+	// they were for another instance of its id: a node refused this
+	// process's registration as a duplicate of a live worker.
+	OtherInstance int64
+	// TooLarge counts the outputs too large for a message, answered as
+	// failures (see [Worker.MaxOutput]).
+	TooLarge int64
+}
+
+// Stats returns what the worker has counted so far.
+func (w *Worker) Stats() Stats {
+	return Stats{OtherInstance: w.stats.otherInstance.Load(), TooLarge: w.stats.tooLarge.Load()}
+}
+
+// Instance returns the worker's instance: random per process, it tells
+// this process from another that takes the same id.
+func (w *Worker) Instance() string { return w.instance }
+
+// messageLimit is the largest message, headers included, the worker can
+// send: its connection's max payload, at most protocol.MaxBodySize.
+func (w *Worker) messageLimit() int {
+	limit := protocol.MaxBodySize
+	if mp := w.nc.MaxPayload(); mp > 0 && mp < int64(limit) {
+		limit = int(mp)
+	}
+	return limit
+}
+
+// MaxOutput returns the largest output a handler can return: its size on
+// the wire, that is its data as is for a JSON content type, as a JSON
+// string (escapes count) for other text, base64 (4/3 larger) for binary
+// data. It is the message limit (the connection's max payload, at most
+// protocol.MaxBodySize) less the response's envelope, counted for the
+// longest ids and a content type of up to 256 bytes. A larger output is
+// answered as a failure ("output of N bytes exceeds the message limit
+// M").
+func (w *Worker) MaxOutput() int {
+	long := strings.Repeat("x", protocol.MaxIDLength)
+	huge := &protocol.State{Seq: math.MaxUint64, InFlight: math.MaxInt, BufferDepth: math.MaxInt}
+	env := &protocol.Response{Version: protocol.Version, WorkerID: w.opts.ID, ConversationID: long, Attempt: math.MaxInt,
+		Result: &protocol.Result{Status: "completed", Output: &protocol.Payload{ContentType: long, DataBase64: "eA=="}}, State: huge}
+	body, ct, err := protocol.Encode(env)
+	if err != nil {
+		return 0 // not reached: the envelope is valid
+	}
+	// The NATS header block: "NATS/1.0\r\n", "Content-Type: CT\r\n", "\r\n".
+	header := len("NATS/1.0\r\n") + len(protocol.HeaderContentType) + len(": ") + len(ct) + len("\r\n\r\n")
+	// The body less the 4 bytes of data in it: "data_base64":"" is the
+	// longest form of an empty output ("data":"" is shorter).
+	return max(w.messageLimit()-header-(len(body)-4), 0)
+}
+
 // State returns the worker's load as it reports it.
 func (w *Worker) State() protocol.State {
 	w.mu.Lock()
@@ -262,9 +326,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return w.drainNow(&subs, status)
+			return w.drainNow(&subs, status, heartbeat)
 		case <-w.drain:
-			return w.drainNow(&subs, status)
+			return w.drainNow(&subs, status, heartbeat)
 		case st := <-status:
 			switch st {
 			case nats.CONNECTED: // reconnected: a new connection, a new link
@@ -287,8 +351,12 @@ func (w *Worker) Run(ctx context.Context) error {
 // drainNow stops taking work, deregisters, waits for the handlers (at
 // most DrainTimeout, then cancels them and waits for them to return), and
 // unsubscribes. A connection that closes meanwhile ends the wait at once:
-// no answer can leave any more, so the handlers are cancelled.
-func (w *Worker) drainNow(subs *[]*nats.Subscription, status <-chan nats.Status) error {
+// no answer can leave any more, so the handlers are cancelled. It keeps
+// publishing its status, on changes and every heartbeat, until the
+// handlers have returned: a node that reads no disconnect advisories
+// would otherwise deem a worker draining a long activity gone, and run
+// the activity again elsewhere.
+func (w *Worker) drainNow(subs *[]*nats.Subscription, status <-chan nats.Status, heartbeat <-chan time.Time) error {
 	w.mu.Lock()
 	w.draining = true
 	w.mu.Unlock()
@@ -313,6 +381,10 @@ func (w *Worker) drainNow(subs *[]*nats.Subscription, status <-chan nats.Status)
 		select {
 		case <-idle:
 			waiting = false
+		case <-w.changed:
+			w.publishStatus()
+		case <-heartbeat:
+			w.publishStatus()
 		case <-timeout:
 			w.log.Warn("drain timed out: cancelling the handlers", "after", w.opts.DrainTimeout)
 			w.stopAll()
@@ -411,6 +483,10 @@ func (w *Worker) onRequest(msg *nats.Msg) {
 		w.log.Warn("refused a request", "subject", msg.Subject, "error", err)
 		return
 	}
+	if r.Instance != w.instance {
+		w.ignoreOther("request", r.ConversationID, r.Instance)
+		return
+	}
 	if msg.Reply == "" {
 		w.log.Warn("refused a request without a reply subject", "conversation", r.ConversationID)
 		return
@@ -503,7 +579,17 @@ func (w *Worker) run(j *job) {
 		}
 		resp := &protocol.Response{Version: protocol.Version, WorkerID: w.opts.ID, ConversationID: j.key.conv,
 			Attempt: j.key.attempt, Result: protocol.ResultOf(res), State: &st}
-		if err := w.publish(j.reply, resp); err != nil {
+		err := w.publish(j.reply, resp)
+		if errors.Is(err, protocol.ErrTooLarge) || errors.Is(err, nats.ErrMaxPayload) {
+			// Answered all the same, as a failure that fits: otherwise the
+			// activity would wait for ever, holding its slot at dispatch.
+			w.stats.tooLarge.Add(1)
+			msg := fmt.Sprintf("worker %s: output of %d bytes exceeds the message limit %d", w.opts.ID, len(res.Output.Data), w.messageLimit())
+			w.log.Warn("output too large: answered failed", "conversation", j.key.conv, "error", err)
+			resp.Result = protocol.ResultOf(engine.Failed(msg))
+			err = w.publish(j.reply, resp)
+		}
+		if err != nil {
 			w.log.Warn("could not answer", "conversation", j.key.conv, "error", err)
 		}
 		w.wg.Done()
@@ -539,10 +625,24 @@ func (w *Worker) onCancel(msg *nats.Msg) {
 		w.log.Warn("refused a cancel", "subject", msg.Subject, "error", err)
 		return
 	}
+	if c.Instance != w.instance {
+		w.ignoreOther("cancel", c.ConversationID, c.Instance)
+		return
+	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if j := w.jobs[jobKey{conv: c.ConversationID, attempt: c.Attempt}]; j != nil {
 		j.dropped = true
 		j.cancel()
 	}
+}
+
+// ignoreOther logs and counts a request or cancel for another instance
+// of this worker's id: a dispatch node refused this process's
+// registration as a duplicate of a live worker, and sends that worker's
+// messages, which this process hears too, to it.
+func (w *Worker) ignoreOther(kind, conv, instance string) {
+	w.stats.otherInstance.Add(1)
+	w.log.Warn("ignored a "+kind+" for another instance of this worker id: is another process running with this id?",
+		"conversation", conv, "instance", w.instance, "for_instance", instance)
 }
