@@ -4,6 +4,7 @@ package command_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"os"
@@ -17,6 +18,9 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/aion-dispatch/dispatch/command"
+	"github.com/aion-dispatch/dispatch/engine"
 )
 
 // The test binary is also the helper program the tests run: with
@@ -87,6 +91,17 @@ func helper(mode string) int {
 		forever()
 	case "serve":
 		return serveHelper()
+	case "runner-parent":
+		// A worker process running a program that ignores SIGTERM; the
+		// test kills this process and looks for the program.
+		ready(os.Getpid())
+		r, err := command.NewRunner(command.RunnerOptions{Program: command.Program{
+			Path: os.Args[0], Env: append(helperEnviron("ignore-term"), readyEnv+"="+os.Getenv(readyEnv))}})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		_, _ = r.Handle(context.Background(), engine.ActivityRequest{WorkflowID: "wf-1"})
 	default:
 		fmt.Fprintf(os.Stderr, "unknown helper %q\n", mode)
 		return 2

@@ -9,8 +9,12 @@ import (
 )
 
 // newProcessGroup makes the program the leader of a process group of its
-// own, so that it and everything it starts can be signalled at once.
-func newProcessGroup() *syscall.SysProcAttr { return &syscall.SysProcAttr{Setpgid: true} }
+// own, so that it and everything it starts can be signalled at once, and,
+// where the system can, has it killed when this process dies (see
+// withParentDeath).
+func newProcessGroup() *syscall.SysProcAttr {
+	return withParentDeath(&syscall.SysProcAttr{Setpgid: true})
+}
 
 // killGroup sends sig to the process group led by pid.
 func killGroup(pid int, sig syscall.Signal) error {

@@ -5,6 +5,7 @@ package command_test
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -258,5 +259,28 @@ func TestRunnerCancelledBeforeStart(t *testing.T) {
 	res := handle(t, ctx, r, engine.ActivityRequest{})
 	if res.Status != engine.StatusFailed || !strings.Contains(res.Error, "was not started: was cancelled") {
 		t.Errorf("%+v", res)
+	}
+}
+
+// TestProgramDiesWithItsWorker: when the process running a program is
+// killed with SIGKILL (a crashed or killed dispatch worker), the program,
+// though it ignores SIGTERM and is in a process group of its own, dies
+// too, rather than run on as an orphan.
+func TestProgramDiesWithItsWorker(t *testing.T) {
+	rp := newReady(t)
+	parent := exec.Command(self(t))
+	parent.Env = append(os.Environ(), append(helperEnviron("runner-parent"), rp.env())...)
+	if err := parent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- parent.Wait() }()
+	pids := rp.pids(t, 2) // the worker's, then its program's
+	if err := parent.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	<-waited
+	if !gone(pids[1]) {
+		t.Fatalf("program %d outlived its worker %d by %s", pids[1], pids[0], guard)
 	}
 }
