@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,6 +58,9 @@ func startRemote(ctx context.Context, c config.NATS, channels []engine.ChannelNa
 			return fail(fmt.Errorf("start the embedded NATS server on %s: %w", listen, err))
 		}
 		rw.url = rw.broker.URL()
+		if !loopback(listen) {
+			fmt.Fprintf(stderr, "dispatch run: warning: the embedded NATS server on %s takes any client without credentials: any of them can read the activities and answer for a worker (docs/protocol.md, \"Trust boundary\"); for workers on other machines, give nats.url a server with credentials\n", listen)
+		}
 		fmt.Fprintf(stderr, "dispatch run: NATS listening on %s (workers: dispatch worker --nats %s --channel NS/QUEUE -- CMD)\n", rw.url, rw.url)
 		// No reconnect buffer: a request published while the connection
 		// is down would reach a worker long after its attempt was given up.
@@ -310,4 +314,18 @@ func exitText(err error) string {
 		return "exit status 0"
 	}
 	return err.Error()
+}
+
+// loopback reports whether addr (HOST:PORT) listens on loopback only; an
+// empty host is 127.0.0.1 for the broker.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "" || host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }

@@ -126,3 +126,14 @@ func TestLogLinesReadsPastALongLine(t *testing.T) {
 		t.Errorf("last line: %s", lines[2])
 	}
 }
+
+func TestLoopback(t *testing.T) {
+	for addr, want := range map[string]bool{
+		"127.0.0.1:4222": true, ":4222": true, "localhost:0": true, "[::1]:4222": true, "127.1.2.3:1": true,
+		"0.0.0.0:4222": false, "[::]:4222": false, "10.0.0.5:4222": false, "example.com:4222": false, "4222": false,
+	} {
+		if got := loopback(addr); got != want {
+			t.Errorf("loopback(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}
