@@ -64,7 +64,7 @@ func commands() []subcommand {
 	return []subcommand{
 		{"validate", "load a config, compile every script, report every problem", validateUsage, plain(runValidate)},
 		{"route", "ask a channel's routing script for one decision", routeUsage, plain(runRoute)},
-		{"run", "run the channels with simulated workers over a load of activities", runUsage, runRun},
+		{"run", "run the channels and their workers (simulated, or real programs) over a load of activities", runUsage, runRun},
 		{"test", "run golden scenarios and compare their journals", testUsage, plain(runTest)},
 		{"replay", "check and replay a journal, or test another script against it", replayUsage, plain(runReplay)},
 		{"worker", "make any program a worker, connected to dispatch over NATS", workerUsage, runWorker},
