@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"slices"
 	"sync"
 
 	"github.com/aion-dispatch/dispatch/engine"
@@ -33,12 +35,16 @@ type fleet struct {
 	remote Remote          // nil: simulated workers only
 	stop   <-chan struct{} // the node's end: merged signals stop watching
 
+	log *slog.Logger
+
 	mu     sync.Mutex
 	merged map[engine.ChannelName]chan struct{} // the signal handed out, until it is closed
+	shadow map[string]bool                      // "channel worker" of remote workers said to be shadowed
 }
 
-func newFleet(pool *local.Pool, remote Remote, stop <-chan struct{}) *fleet {
-	return &fleet{local: pool, remote: remote, stop: stop, merged: map[engine.ChannelName]chan struct{}{}}
+func newFleet(pool *local.Pool, remote Remote, stop <-chan struct{}, log *slog.Logger) *fleet {
+	return &fleet{local: pool, remote: remote, stop: stop, log: log,
+		merged: map[engine.ChannelName]chan struct{}{}, shadow: map[string]bool{}}
 }
 
 // Workers implements [engine.WorkerPool]: the simulated workers, then the
@@ -55,14 +61,37 @@ func (f *fleet) Workers(ctx context.Context, ch engine.ChannelName, req engine.A
 	case err != nil:
 		return nil, fmt.Errorf("remote workers: %w", err)
 	}
-	return append(ws, rs...), nil
+	for _, r := range rs {
+		// An id is one worker: a remote worker with a simulated one's id
+		// on the same channel is not offered (said once).
+		if slices.ContainsFunc(ws, func(w engine.Worker) bool { return w.ID == r.ID }) {
+			f.shadowed(ch, r.ID)
+			continue
+		}
+		ws = append(ws, r)
+	}
+	return ws, nil
+}
+
+// shadowed says, once, that a remote worker has a simulated one's id.
+func (f *fleet) shadowed(ch engine.ChannelName, id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if key := ch.Short() + " " + id; !f.shadow[key] {
+		f.shadow[key] = true
+		f.log.Warn("a remote worker has the id of a simulated worker of the channel; it is not offered work", "channel", ch.Short(), "worker", id)
+	}
 }
 
 // Members implements [engine.Membership]: the members of both.
 func (f *fleet) Members(ch engine.ChannelName) []string {
 	ids := f.local.Members(ch)
 	if f.remote != nil {
-		ids = append(ids, f.remote.Members(ch)...)
+		for _, id := range f.remote.Members(ch) {
+			if !slices.Contains(ids, id) {
+				ids = append(ids, id)
+			}
+		}
 	}
 	return ids
 }

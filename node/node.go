@@ -120,7 +120,7 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 	n.stats = newStats(opts.Recorder)
 	n.backlogs.Store(&map[engine.ChannelName]engine.BacklogPolicy{})
 	n.ctx, n.cancel = context.WithCancel(context.Background())
-	n.fleet = newFleet(n.pool, opts.Remote, n.ctx.Done())
+	n.fleet = newFleet(n.pool, opts.Remote, n.ctx.Done(), n.log)
 	d, err := engine.NewDispatcher(engine.Options{Pool: n.fleet, Router: n.table, Conversations: n.fleet,
 		Recorder: n.stats, IDs: opts.IDs, Backlog: n.BacklogPolicy, Capacity: n.fleet})
 	if err != nil {
