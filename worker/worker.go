@@ -402,7 +402,11 @@ func (w *Worker) drainNow(subs *[]*nats.Subscription, status <-chan nats.Status,
 	}
 	*subs = nil
 	if !w.nc.IsClosed() {
-		_ = w.nc.Flush() // the last responses and the deregistration leave before Run returns
+		if w.nc.IsConnected() { // a flush while reconnecting would wait out its whole timeout
+			_ = w.nc.FlushTimeout(2 * time.Second) // the last responses and the deregistration leave before Run returns
+		} else {
+			w.log.Warn("drained while disconnected from NATS: the deregistration may not have left")
+		}
 	}
 	w.log.Info("worker drained")
 	return nil

@@ -284,7 +284,7 @@ func logLines(r io.Reader, log *slog.Logger) {
 			}
 		}
 		if text != "" {
-			if strings.HasPrefix(text, "dispatch worker ") {
+			if routineWorkerLine(text) {
 				log.Info("worker program", "line", text)
 			} else {
 				log.Warn("worker program", "line", text)
@@ -328,4 +328,56 @@ func loopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// routineWorkerLine reports whether a line of a dispatch worker's stderr
+// is one of its routine ones (serving, waiting for NATS, drained, its
+// info-level log), not a warning or the error it stops with.
+func routineWorkerLine(line string) bool {
+	if !strings.HasPrefix(line, "dispatch worker ") {
+		return strings.Contains(line, " level=INFO ")
+	}
+	for _, s := range []string{": serving ", ": waiting for NATS at ", ": drained", ": stopped before NATS"} {
+		if strings.Contains(line, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// programsStartup bounds how long a run waits for its exec workers to
+// register before it starts its load.
+const programsStartup = 10 * time.Second
+
+// awaitPrograms waits, at most within, until every exec worker of cfg is
+// registered, and returns those that are not (NS/QUEUE/ID), or none. It
+// waits on the transport's capacity signal, which a registration fires.
+func (rw *remoteWorkers) awaitPrograms(cfg *config.Config, within time.Duration) []string {
+	timer := time.NewTimer(within)
+	defer timer.Stop()
+	var missing []string
+	for _, ch := range cfg.Channels {
+		for {
+			changed := rw.transport.CapacityChanged(ch.Name) // asked before looking
+			ws, _ := rw.transport.Workers(context.Background(), ch.Name, engine.ActivityRequest{})
+			var absent []string
+			for _, w := range ch.Workers {
+				if len(w.Exec) > 0 && !slices.ContainsFunc(ws, func(r engine.Worker) bool { return r.ID == w.ID }) {
+					absent = append(absent, ch.Name.Short()+"/"+w.ID)
+				}
+			}
+			if len(absent) == 0 {
+				break
+			}
+			select {
+			case <-changed:
+				continue
+			case <-timer.C:
+			}
+			missing = append(missing, absent...)
+			timer.Reset(0) // the time is up for the other channels too
+			break
+		}
+	}
+	return missing
 }

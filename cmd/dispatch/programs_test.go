@@ -137,3 +137,24 @@ func TestLoopback(t *testing.T) {
 		}
 	}
 }
+
+// TestRunWaitsForItsPrograms: the load starts once the exec workers have
+// registered, so a channel that fails when full does not fail its first
+// activities for want of a worker that is still starting.
+func TestRunWaitsForItsPrograms(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "dispatch.yaml")
+	writeTestFile(t, conf, `version: 1
+channels:
+  - namespace: prod
+    task_queue: p
+    when_full: fail
+    routing: {lang: lua, source: "function route(r, c) return c[1] end"}
+    workers:
+      - {id: prog, max_in_flight: 5, exec: [cat]}
+`)
+	code, stdout, stderr := runCLI(t, "", "run", "-c", conf, "--sample", "5", "--concurrency", "5", "--nats-listen", "127.0.0.1:0")
+	if code != exitOK {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+}

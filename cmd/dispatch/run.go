@@ -69,7 +69,8 @@ lines), and any "dispatch worker" or program using the worker library that
 registers on a channel serves it beside the simulated workers. NATS is
 started inside dispatch, on 127.0.0.1:4222 (--nats-listen ADDR; :0 picks
 a free port, and the log says which), when the config has an exec worker
-or --nats-listen is given; --nats URL joins a server instead.
+or a nats key, or --nats-listen is given; --nats URL joins a server
+instead (docs/config.md, "NATS").
 
 Progress goes to stderr (a live line on a terminal, a plain line a second
 otherwise), with the activities waiting in a backlog now; at the end a
@@ -343,6 +344,15 @@ func (r *runner) run() int {
 
 	if e.started != nil {
 		e.started(n)
+	}
+	if rw != nil {
+		// The load waits for the exec workers to register, so that its
+		// first activities do not wait for them (or fail, on a channel
+		// that fails when full).
+		if missing := rw.awaitPrograms(cfg, programsStartup); len(missing) > 0 {
+			fmt.Fprintf(e.stderr, "dispatch run: warning: worker programs not registered after %s: %s; run with -v to see their output\n",
+				programsStartup, strings.Join(missing, ", "))
+		}
 	}
 	stopProgress := r.con.progress(n.Counters)
 	interrupted := r.feed(dispatchCtx, n, cfg, in, inName, sigs, watcher, func() { r.abandoned = true; abandon() })

@@ -23,7 +23,8 @@ import (
 )
 
 const workerUsage = `Usage: dispatch worker [--nats URL] --channel NS/QUEUE [--channel NS/QUEUE]... [--id ID]
-                       [--max-in-flight N] [--tag TAG]... [--serve] [--drain-timeout D] [-v] -- CMD [ARGS...]
+                       [--max-in-flight N] [--tag TAG]... [--serve] [--drain-timeout D] [--heartbeat D]
+                       [--creds FILE] [--tls-ca FILE] [--tls-cert FILE --tls-key FILE] [-v] -- CMD [ARGS...]
 
 Makes any program a dispatch worker: it connects to dispatch over NATS,
 registers on its channels, and runs CMD for each activity it is sent.
@@ -43,7 +44,7 @@ finishes what it has (bounded by --drain-timeout), and exits 0.
 
 Flags:
   --nats URL            the NATS server dispatch listens on (default nats://127.0.0.1:4222,
-                        the server "dispatch run" and "dispatch serve" embed)
+                        the server "dispatch run" embeds)
   --channel NS/QUEUE    a channel to serve (repeatable; at least one)
   --id ID               the worker's id, which routing scripts choose and journals record
                         (default HOSTNAME-PID)
@@ -58,7 +59,7 @@ Flags:
   --tls-ca FILE         a CA file to trust for the NATS server's certificate
   --tls-cert FILE, --tls-key FILE
                         a client certificate and its key for NATS
-  -v                    log every activity
+  -v                    log the worker's registrations and its drain, beside its warnings
 
 Exit codes: 0 drained after SIGTERM or SIGINT, 1 could not start or lost its
 connection, 2 bad command line.
@@ -176,7 +177,7 @@ func (o *workerOpts) run(e *env) int {
 	if !o.verbose {
 		level = slog.LevelWarn
 	}
-	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level})).With("worker", o.id)
+	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level})) // the worker library names the worker
 	fail := func(format string, a ...any) int {
 		fmt.Fprintf(e.stderr, "dispatch worker %s: "+format+"\n", append([]any{o.id}, a...)...)
 		return exitError
@@ -199,7 +200,7 @@ func (o *workerOpts) run(e *env) int {
 	go func() {
 		select {
 		case s := <-sigs:
-			log.Warn("draining", "signal", s.String())
+			log.Info("draining", "signal", s.String())
 			cancel()
 		case <-ctx.Done():
 		}
