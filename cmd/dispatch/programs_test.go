@@ -158,3 +158,34 @@ channels:
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 }
+
+// TestValidateWarnsOfProgramsNotFound: validate says, as a warning with
+// the worker's place, when an exec worker's program cannot be run on this
+// machine; the config is still valid (it may be meant for another).
+func TestValidateWarnsOfProgramsNotFound(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "dispatch.yaml")
+	writeTestFile(t, conf, `version: 1
+channels:
+  - namespace: prod
+    task_queue: p
+    routing: {lang: lua, source: "function route(r, c) return c[1] end"}
+    workers:
+      - {id: a, exec: [./nope.sh]}
+      - {id: b, exec: [no-such-program-xyz]}
+      - {id: c, exec: [cat]}
+`)
+	code, stdout, stderr := runCLI(t, "", "validate", "-c", conf)
+	if code != exitOK || !strings.Contains(stdout, "ok: 1 channels, 0 local workers, 3 worker programs") {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
+	}
+	for _, want := range []string{conf + ":7:9: warning: worker a's program " + filepath.Join(dir, "nope.sh") + " cannot be run here",
+		conf + ":8:9: warning: worker b's program no-such-program-xyz cannot be run here"} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	if strings.Contains(stderr, "worker c's") {
+		t.Errorf("cat is in PATH:\n%s", stderr)
+	}
+}

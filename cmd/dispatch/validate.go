@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os/exec"
 
 	"github.com/aion-dispatch/dispatch/config"
 	"github.com/aion-dispatch/dispatch/engine"
@@ -108,6 +109,12 @@ func runValidate(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		for _, w := range ch.Workers {
 			if len(w.Exec) > 0 {
 				programs++
+				// Where it is found is this machine's business, so only
+				// a warning: the config may be meant for another.
+				if _, err := exec.LookPath(w.Exec[0]); err != nil {
+					fmt.Fprintf(stderr, "%s:%d:%d: warning: worker %s's program %s cannot be run here: %v\n",
+						cfg.File, w.Pos.Line, w.Pos.Column, w.ID, w.Exec[0], errors.Unwrap(err))
+				}
 			} else {
 				simulated++
 			}
