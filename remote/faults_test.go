@@ -360,3 +360,85 @@ func TestDeregisteredWorkerIsForgotten(t *testing.T) {
 		t.Fatal("worker p, deregistered, grace over, nothing in flight, is still held")
 	}
 }
+
+// Heartbeat fallback: a new instance that registers with the id of a
+// worker still draining an activity is refused until that one is done, so
+// the draining one's heartbeats keep it alive and its activity runs once.
+func TestReplacementWaitsForTheDrainingInstance(t *testing.T) {
+	const heartbeat, timeout = 10 * time.Millisecond, 100 * time.Millisecond
+	e := newEnv(t, envOpts{noAdvisories: true, heartbeatTimeout: timeout})
+	var runs atomic.Int32
+	started, release := make(chan struct{}, 4), make(chan struct{})
+	slow := func(ctx context.Context, req engine.ActivityRequest) (engine.ActivityResult, error) {
+		if runs.Add(1) > 1 {
+			return engine.Failed("ran twice"), nil
+		}
+		started <- struct{}{}
+		<-release
+		return engine.Completed(req.Input), nil
+	}
+	run := func(nc *nats.Conn) (*worker.Worker, chan error) {
+		w, err := worker.New(nc, worker.Options{ID: "a", Channels: []string{ns + "/" + queue}, Heartbeat: heartbeat}, slow)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ran := make(chan error, 1)
+		go func() { ran <- w.Run(context.Background()) }()
+		return w, ran
+	}
+	old, oldRan := run(connect(t, e.b))
+	e.waitFor(t, "a", func() bool { return slices.Contains(e.live(t), "a") })
+	done := make(chan error, 1)
+	go func() { _, err := e.d.Dispatch(context.Background(), ns, queue, request("wf-1")); done <- err }()
+	wait(t, "the activity to start", started)
+	old.Drain()
+	e.waitFor(t, "a to leave", func() bool { return !slices.Contains(e.live(t), "a") })
+	repl, replRan := run(connect(t, e.b))
+	poll(t, "the replacement to be refused", func() bool { return e.t.Stats().DuplicateRegistrations == 1 })
+	// At least twice the timeout's worth of the old instance's heartbeats
+	// (both instances publish theirs: four timeouts' worth in all).
+	obs := connect(t, e.b)
+	var beats atomic.Int32
+	sub, err := obs.Subscribe(protocol.SubjectPrefix+".workers.*", func(m *nats.Msg) {
+		var st protocol.Status
+		if protocol.DecodeMsg(m, &st) == nil && st.WorkerID == "a" {
+			beats.Add(1)
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	poll(t, "heartbeats", func() bool { return beats.Load() >= int32(4*timeout/heartbeat) })
+	close(release)
+	if err := wait(t, "the dispatch", done); err != nil {
+		t.Fatalf("dispatch: %v; stats %+v", err, e.t.Stats())
+	}
+	if n := runs.Load(); n != 1 {
+		t.Fatalf("the activity ran %d times; stats %+v", n, e.t.Stats())
+	}
+	if s := e.t.Stats(); s.HeartbeatExits != 0 {
+		t.Fatalf("stats %+v, want no heartbeat exit", s)
+	}
+	if err := wait(t, "the old drain", oldRan); err != nil {
+		t.Fatal(err)
+	}
+	repl.Drain()
+	if err := wait(t, "the replacement", replRan); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// poll waits until cond holds, looking every millisecond, for what no
+// signal announces (a refusal, a count of messages); the guard only fails
+// a hang.
+func poll(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(guard)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}

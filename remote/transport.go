@@ -582,7 +582,11 @@ func (t *Transport) register(r protocol.Registration) {
 		old.graceEnd.Stop() // back within its grace: it keeps its place
 	}
 	live := old != nil && !old.gone && !old.left
-	if live && old.instance != r.Instance {
+	// A worker that left but still runs what it holds keeps its id until
+	// it is done: a new instance that took the id would get its
+	// heartbeats refused, and it would be deemed gone mid-activity.
+	draining := old != nil && !old.gone && old.left && old.reserved > 0
+	if (live || draining) && old.instance != r.Instance {
 		t.stats.duplicateRegistrations.Add(1)
 		t.refused[r.WorkerID] = true
 		t.log.Warn("refused a duplicate registration of a live worker", "worker", r.WorkerID,
