@@ -151,13 +151,17 @@ type Transport struct {
 	workers  map[string]*rworker // by id: the latest incarnation
 	byConn   map[protocol.Connection][]*rworker
 	channels map[engine.ChannelName]*channel
-	pending  map[string]*attempt    // by reply token: attempts with a request out
-	recent   map[string]bool        // ids of recently closed conversations
-	ring     []string               // recent, in the order they closed
-	refused  map[string]bool        // ids whose registration was refused as a duplicate
-	exiting  map[string]pendingExit // by marker token: exits waiting for their marker (see beginExit)
-	closed   bool
-	subs     []*nats.Subscription
+	pending  map[string]*attempt // by reply token: attempts with a request out
+	recent   map[string]bool     // ids of recently closed conversations
+	// pastInstances holds the instances of recently forgotten workers: a
+	// status of theirs that crossed their exit is not news, nor bad input.
+	pastInstances map[string]bool
+	pastRing      []string
+	ring          []string               // recent, in the order they closed
+	refused       map[string]bool        // ids whose registration was refused as a duplicate
+	exiting       map[string]pendingExit // by marker token: exits waiting for their marker (see beginExit)
+	closed        bool
+	subs          []*nats.Subscription
 }
 
 // channel is one channel's workers, in the order they registered, and its
@@ -227,6 +231,7 @@ func New(ctx context.Context, opts Options) (*Transport, error) {
 		workers: map[string]*rworker{}, byConn: map[protocol.Connection][]*rworker{},
 		channels: map[engine.ChannelName]*channel{}, pending: map[string]*attempt{},
 		recent: map[string]bool{}, refused: map[string]bool{}, exiting: map[string]pendingExit{},
+		pastInstances: map[string]bool{},
 	}
 	if t.log == nil {
 		t.log = slog.New(slog.DiscardHandler)
@@ -707,11 +712,28 @@ func (t *Transport) heard(id string) {
 	}
 }
 
+// rememberInstance notes a forgotten worker's instance, keeping the last
+// recentCloses of them. t.mu is held.
+func (t *Transport) rememberInstance(instance string) {
+	if len(t.pastRing) >= recentCloses {
+		delete(t.pastInstances, t.pastRing[0])
+		t.pastRing = t.pastRing[1:]
+	}
+	t.pastRing = append(t.pastRing, instance)
+	t.pastInstances[instance] = true
+}
+
 // status takes a worker's state report.
 func (t *Transport) status(s protocol.Status) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	w := t.workers[s.WorkerID]
+	if (w != nil && w.instance == s.Instance && w.gone) || (w == nil && t.pastInstances[s.Instance]) {
+		// Sent before its exit, handled after it (statuses and exit
+		// markers come on different subscriptions): nothing to do.
+		t.log.Debug("a status of a worker gone", "worker", s.WorkerID, "instance", s.Instance)
+		return
+	}
 	if w == nil || w.instance != s.Instance || w.gone {
 		t.stats.unknownWorker.Add(1)
 		t.log.Warn("refused the status of a worker not registered", "worker", s.WorkerID, "instance", s.Instance)
@@ -777,6 +799,7 @@ func (t *Transport) dropLeft(w *rworker) {
 		return // registered again since
 	}
 	delete(t.workers, w.id)
+	t.rememberInstance(w.instance)
 	t.log.Debug("forgot a deregistered worker", "worker", w.id)
 	if t.refused[w.id] {
 		t.helloRefused(w.id)
@@ -964,6 +987,7 @@ func (t *Transport) forget(w *rworker) {
 	t.stats.forgotten.Add(1)
 	w.left = true
 	delete(t.workers, w.id)
+	t.rememberInstance(w.instance)
 	for _, ch := range w.channels {
 		t.removeFrom(ch, w.id)
 	}
