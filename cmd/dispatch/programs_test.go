@@ -16,9 +16,7 @@ import (
 // to the program (waiting for it to register) and odd ones to the
 // simulated worker, and every activity completes where it was sent.
 func TestRunStartsWorkerPrograms(t *testing.T) {
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "dispatch.yaml")
-	writeTestFile(t, conf, `version: 1
+	conf := configFile(t, `version: 1
 channels:
   - namespace: prod
     task_queue: mixed
@@ -41,7 +39,7 @@ channels:
 	for i := 1; i <= 20; i++ {
 		lines = append(lines, fmt.Sprintf(`{"channel":"prod/mixed","workflow_id":"wf-%d","activity_type":"echo","input":{"n":%d},"schedule_to_start":"20s"}`, i, i))
 	}
-	reqs := filepath.Join(dir, "requests.jsonl")
+	reqs := filepath.Join(filepath.Dir(conf), "requests.jsonl")
 	writeTestFile(t, reqs, strings.Join(lines, "\n")+"\n")
 
 	code, stdout, stderr := runCLI(t, "", "run", "-c", conf, "--requests", reqs, "--nats-listen", "127.0.0.1:0")
@@ -61,9 +59,7 @@ channels:
 // TestRunWithoutNATSRefusesPrograms: without a NATS server to start
 // programs on (--nats pointing nowhere), the run fails at once, saying so.
 func TestRunWithoutNATSRefusesPrograms(t *testing.T) {
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "dispatch.yaml")
-	writeTestFile(t, conf, `version: 1
+	conf := configFile(t, `version: 1
 channels:
   - namespace: prod
     task_queue: p
@@ -77,6 +73,15 @@ channels:
 	}
 }
 
+// configFile writes a config, dispatch.yaml, in a directory of its own and
+// returns its path.
+func configFile(t *testing.T, body string) string {
+	t.Helper()
+	conf := filepath.Join(t.TempDir(), "dispatch.yaml")
+	writeTestFile(t, conf, body)
+	return conf
+}
+
 func writeTestFile(t *testing.T, path, body string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(body), 0o644); err != nil {
@@ -87,9 +92,7 @@ func writeTestFile(t *testing.T, path, body string) {
 // TestRunJoinsNATSFromTheConfig: the config's nats key starts the embedded
 // server where it says, with no exec worker and no flag.
 func TestRunJoinsNATSFromTheConfig(t *testing.T) {
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "dispatch.yaml")
-	writeTestFile(t, conf, `version: 1
+	conf := configFile(t, `version: 1
 nats: {listen: "127.0.0.1:0"}
 channels:
   - namespace: prod
@@ -142,9 +145,7 @@ func TestLoopback(t *testing.T) {
 // registered, so a channel that fails when full does not fail its first
 // activities for want of a worker that is still starting.
 func TestRunWaitsForItsPrograms(t *testing.T) {
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "dispatch.yaml")
-	writeTestFile(t, conf, `version: 1
+	conf := configFile(t, `version: 1
 channels:
   - namespace: prod
     task_queue: p
@@ -163,9 +164,7 @@ channels:
 // the worker's place, when an exec worker's program cannot be run on this
 // machine; the config is still valid (it may be meant for another).
 func TestValidateWarnsOfProgramsNotFound(t *testing.T) {
-	dir := t.TempDir()
-	conf := filepath.Join(dir, "dispatch.yaml")
-	writeTestFile(t, conf, `version: 1
+	conf := configFile(t, `version: 1
 channels:
   - namespace: prod
     task_queue: p
@@ -179,7 +178,7 @@ channels:
 	if code != exitOK || !strings.Contains(stdout, "ok: 1 channels, 0 local workers, 3 worker programs") {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
-	for _, want := range []string{conf + ":7:9: warning: worker a's program " + filepath.Join(dir, "nope.sh") + " cannot be run here",
+	for _, want := range []string{conf + ":7:9: warning: worker a's program " + filepath.Join(filepath.Dir(conf), "nope.sh") + " cannot be run here",
 		conf + ":8:9: warning: worker b's program no-such-program-xyz cannot be run here"} {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, stderr)
