@@ -145,25 +145,7 @@ func (k *killable) kill() {
 func (e *env) startWorker(t *testing.T, opts worker.Options, h worker.Handler) *killable {
 	t.Helper()
 	k := &killable{}
-	nc := connect(t, e.b, nats.SetCustomDialer(k), nats.NoReconnect())
-	if opts.Channels == nil {
-		opts.Channels = []string{ns + "/" + queue}
-	}
-	w, err := worker.New(nc, opts, h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(guard):
-			t.Errorf("worker %s did not stop", opts.ID)
-		}
-	})
+	runOn(t, connect(t, e.b, nats.SetCustomDialer(k), nats.NoReconnect()), opts, h)
 	e.waitFor(t, "worker "+opts.ID+" to register", func() bool { return slices.Contains(e.live(t), opts.ID) })
 	return k
 }
