@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -431,5 +432,25 @@ func poll(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting for %s", what)
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// A worker that registers on a channel the node was not given is
+// accepted, and the node says so once: a typo in a worker's --channel
+// shows in the node's log rather than as a worker that never gets work.
+func TestRegistrationOnUnservedChannelIsLogged(t *testing.T) {
+	logs := newLogSignal("worker registered")
+	e := newEnv(t, envOpts{logger: slog.New(logs)})
+	e.runWorker(t, worker.Options{ID: "a"}, echo)
+	if msg := wait(t, "worker a to register", logs.c); strings.Contains(msg, "does not serve") {
+		t.Fatalf("a worker on the served channel logged %q", msg)
+	}
+	e.runWorker(t, worker.Options{ID: "b", Channels: []string{ns + "/typo"}}, echo)
+	got := map[string]bool{}
+	for len(got) < 2 {
+		got[wait(t, "worker b's registration lines", logs.c)] = true
+	}
+	if !slices.ContainsFunc(slices.Collect(maps.Keys(got)), func(m string) bool { return strings.Contains(m, "does not serve") }) {
+		t.Fatalf("worker b on an unserved channel: lines %v, none says the channel is not served", got)
 	}
 }

@@ -3,6 +3,7 @@ package remote_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"slices"
 	"strings"
@@ -46,6 +47,7 @@ type envOpts struct {
 	maxMsg           int
 	reconnectGrace   time.Duration
 	maxPending       int
+	logger           *slog.Logger
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
@@ -57,7 +59,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 	t.Cleanup(func() { _ = b.Shutdown(context.Background()) })
 	nc := connect(t, b)
 	opts := remote.Options{Conn: nc, Channels: []engine.ChannelName{channel}, HeartbeatTimeout: o.heartbeatTimeout, AckTimeout: o.ackTimeout,
-		MaxMessageSize: o.maxMsg, ReconnectGrace: o.reconnectGrace, MaxPending: o.maxPending}
+		MaxMessageSize: o.maxMsg, ReconnectGrace: o.reconnectGrace, MaxPending: o.maxPending, Logger: o.logger}
 	if !o.noAdvisories {
 		sys, err := b.ConnectSystem()
 		if err != nil {

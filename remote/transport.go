@@ -631,6 +631,8 @@ func (t *Transport) register(r protocol.Registration) {
 		if c == nil {
 			c = &channel{}
 			t.channels[ch] = c
+			t.log.Warn("worker registered on a channel this node does not serve: no activity reaches it there until the config has the channel",
+				"worker", w.id, "channel", ch)
 		}
 		if i := slices.IndexFunc(c.workers, func(x *rworker) bool { return x.id == w.id }); i >= 0 {
 			c.workers[i] = w
