@@ -113,11 +113,41 @@ func (d *Dispatcher) Waiting(channel ChannelName) int { return d.backlogs.waitin
 // ScheduleToClose the whole conversation (see [TimeoutError]). A timed-out
 // activity is not sent again: retries belong to the workflow engine.
 func (d *Dispatcher) Dispatch(ctx context.Context, namespace, taskQueue string, req ActivityRequest) (ActivityResult, error) {
+	out, err := d.DispatchOutcome(ctx, namespace, taskQueue, req)
+	return out.Result, err
+}
+
+// Outcome is what one dispatch came to: the worker's result and where the
+// activity went. A front door answers its client with it.
+type Outcome struct {
+	Result ActivityResult
+	// ConversationID is the conversation's id, "" when none was opened (an
+	// invalid request, or an answer replayed from a journal).
+	ConversationID string
+	// WorkerID is the worker that answered; when none did, the worker that
+	// had the activity when the dispatch ended, or "".
+	WorkerID string
+	// Attempts counts the workers selected, the first included: 1 for an
+	// activity the first worker answered, more after re-routes and
+	// activities a worker did not start; 0 when none was selected.
+	Attempts int
+}
+
+// DispatchOutcome is [Dispatcher.Dispatch] with the whole [Outcome]: the
+// same dispatch, the same result and error, and where it went.
+func (d *Dispatcher) DispatchOutcome(ctx context.Context, namespace, taskQueue string, req ActivityRequest) (Outcome, error) {
+	c := call{d: d, req: req}
+	res, err := c.dispatch(ctx, namespace, taskQueue)
+	return Outcome{Result: res, ConversationID: c.convID, WorkerID: c.worker, Attempts: c.selected}, err
+}
+
+func (c *call) dispatch(ctx context.Context, namespace, taskQueue string) (ActivityResult, error) {
+	d, req := c.d, c.req
 	ch, err := DispatchChannel(namespace, taskQueue)
 	if err != nil {
 		return ActivityResult{}, &DispatchError{WorkflowID: req.WorkflowID, Err: err}
 	}
-	c := call{d: d, ch: ch, req: req}
+	c.ch = ch
 	if req.ScheduleToClose < 0 || req.StartToClose < 0 || req.ScheduleToStart < 0 {
 		return ActivityResult{}, c.error(fmt.Errorf("%w: negative timeout", ErrInvalidRequest))
 	}
@@ -169,19 +199,20 @@ func (c *call) runContained(ctx context.Context) (res ActivityResult, err error)
 
 // call is the state of one Dispatch.
 type call struct {
-	d       *Dispatcher
-	caller  context.Context // the caller's context, before schedule-to-close
-	ch      ChannelName
-	req     ActivityRequest
-	convID  string
-	conv    Conversation
-	attempt int
-	worker  string         // the worker of the current attempt, "" before selection
-	opened  bool           // conversation_opened was recorded
-	started bool           // worker_selected was recorded for the current attempt
-	final   ActivityState  // the state conversation_closed records
-	result  ActivityResult // the worker's answer, when there was one
-	policy  BacklogPolicy  // the channel's
+	d        *Dispatcher
+	caller   context.Context // the caller's context, before schedule-to-close
+	ch       ChannelName
+	req      ActivityRequest
+	convID   string
+	conv     Conversation
+	attempt  int
+	selected int            // worker_selected recorded
+	worker   string         // the worker of the current attempt, "" before selection
+	opened   bool           // conversation_opened was recorded
+	started  bool           // worker_selected was recorded for the current attempt
+	final    ActivityState  // the state conversation_closed records
+	result   ActivityResult // the worker's answer, when there was one
+	policy   BacklogPolicy  // the channel's
 	// Without the pool's [Membership], the workers this activity has seen:
 	// the first snapshot (kept as the pool returned it: building a set on
 	// every dispatch would cost each one two allocations) and the ids of
@@ -222,6 +253,7 @@ func (c *call) run(ctx context.Context) (ActivityResult, error) {
 			return ActivityResult{}, err
 		}
 		c.started = true
+		c.selected++
 		if err := c.conv.Send(ctx, DispatchRequest{ConversationID: c.convID, Attempt: c.attempt, Request: c.req}); err != nil {
 			if errors.Is(err, ErrNotStarted) {
 				// Not started, not an exit: back to the backlog, and the
