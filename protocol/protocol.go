@@ -1,7 +1,9 @@
 // Package protocol is the wire protocol between dispatch and its remote
 // workers over NATS: the subjects, the messages, their content types, and
 // their strict encoding and decoding. docs/protocol.md describes it for
-// implementers in other languages.
+// implementers in other languages. It also holds the documents clients
+// submit activities with and are answered in, over HTTP and NATS
+// ([Submission], [Answer]; docs/operations.md).
 //
 // Every message is a JSON object tagged with its content type in a
 // Content-Type NATS header, and carries the protocol version it was

@@ -3,14 +3,13 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/aion-dispatch/dispatch/config"
 	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/protocol"
 )
 
 // maxRequestLine is the longest requests line read; a longer one is an
@@ -23,18 +22,6 @@ type activity struct {
 	line    int // 0 for the sample load
 	channel engine.ChannelName
 	req     engine.ActivityRequest
-}
-
-// requestLine is the JSONL form of an activity (see DESIGN, CLI).
-type requestLine struct {
-	Channel         string          `json:"channel"`
-	WorkflowID      string          `json:"workflow_id"`
-	ActivityType    string          `json:"activity_type"`
-	Input           json.RawMessage `json:"input"`
-	ContentType     string          `json:"content_type"`
-	StartToClose    string          `json:"start_to_close"`
-	ScheduleToClose string          `json:"schedule_to_close"`
-	ScheduleToStart string          `json:"schedule_to_start"`
 }
 
 // lineError is a requests line that cannot be dispatched.
@@ -107,14 +94,15 @@ func readLine(br *bufio.Reader) (data []byte, tooLong bool, err error) {
 	}
 }
 
-// parseRequest decodes one requests line strictly.
+// parseRequest decodes one requests line strictly: a submission with its
+// channel (see protocol.Submission).
 func parseRequest(data []byte) (activity, error) {
-	var rl requestLine
-	if err := decodeStrict(data, &rl); err != nil {
+	sub, err := protocol.ParseSubmission(data)
+	if err != nil {
 		return activity{}, err
 	}
 	var missing []string
-	for _, f := range []struct{ name, v string }{{"channel", rl.Channel}, {"workflow_id", rl.WorkflowID}, {"activity_type", rl.ActivityType}} {
+	for _, f := range []struct{ name, v string }{{"channel", sub.Channel}, {"workflow_id", sub.WorkflowID}, {"activity_type", sub.ActivityType}} {
 		if f.v == "" {
 			missing = append(missing, f.name)
 		}
@@ -122,45 +110,15 @@ func parseRequest(data []byte) (activity, error) {
 	if len(missing) > 0 {
 		return activity{}, fmt.Errorf("missing %s", joinAnd(missing))
 	}
-	ch, err := config.ParseChannelFlag(rl.Channel)
+	ch, err := config.ParseChannelFlag(sub.Channel)
 	if err != nil {
 		return activity{}, err
 	}
-	if err := checkInput(rl.Input, rl.ContentType); err != nil {
+	req, err := sub.Request(ch)
+	if err != nil {
 		return activity{}, err
 	}
-	a := activity{channel: ch, req: engine.ActivityRequest{WorkflowID: rl.WorkflowID, ActivityType: rl.ActivityType,
-		TaskQueue: ch.TaskQueue(), Input: inputPayload(rl.Input, rl.ContentType)}}
-	for _, d := range []struct {
-		name string
-		v    string
-		to   *time.Duration
-	}{{"start_to_close", rl.StartToClose, &a.req.StartToClose}, {"schedule_to_close", rl.ScheduleToClose, &a.req.ScheduleToClose},
-		{"schedule_to_start", rl.ScheduleToStart, &a.req.ScheduleToStart}} {
-		if d.v == "" {
-			continue
-		}
-		v, err := time.ParseDuration(d.v)
-		if err != nil || v <= 0 {
-			return activity{}, fmt.Errorf("%s %q: want a positive duration such as 2s", d.name, d.v)
-		}
-		*d.to = v
-	}
-	if err := checkScheduleToStart(a.req); err != nil {
-		return activity{}, err
-	}
-	return a, nil
-}
-
-// checkScheduleToStart refuses a request whose schedule_to_start is longer
-// than its schedule_to_close, which bounds the whole activity, its waits in
-// the backlog included: such a request says two things at once.
-func checkScheduleToStart(r engine.ActivityRequest) error {
-	if r.ScheduleToStart > 0 && r.ScheduleToClose > 0 && r.ScheduleToStart > r.ScheduleToClose {
-		return fmt.Errorf("schedule_to_start %s is longer than schedule_to_close %s, which bounds the whole activity",
-			r.ScheduleToStart, r.ScheduleToClose)
-	}
-	return nil
+	return activity{channel: ch, req: req}, nil
 }
 
 func joinAnd(s []string) string {

@@ -9,13 +9,14 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"reflect"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/aion-dispatch/dispatch/config"
 	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/internal/strictjson"
+	"github.com/aion-dispatch/dispatch/protocol"
 )
 
 const routeUsage = `Usage: dispatch route -c FILE --channel NS/QUEUE --candidates JSON [--exclude ID]... [--request JSON] [--json]
@@ -213,7 +214,7 @@ func selection(ch engine.ChannelName, req routeRequest, cands []engine.ConsumerS
 		Attempt:        attempt,
 		Request: engine.ActivityRequest{
 			WorkflowID: req.WorkflowID, ActivityType: req.ActivityType, TaskQueue: ch.TaskQueue(),
-			Input: inputPayload(req.Input, req.ContentType),
+			Input: protocol.InputPayload(req.Input, req.ContentType),
 		},
 		Excluded: excluded,
 	}
@@ -223,40 +224,6 @@ func selection(ch engine.ChannelName, req routeRequest, cands []engine.ConsumerS
 		}
 	}
 	return sel
-}
-
-// checkInput refuses an input whose content type says JSON but whose data
-// would not be JSON: a string input is sent as its text, so "hi" with
-// application/json would reach the worker, and scripts, as broken JSON.
-func checkInput(raw json.RawMessage, contentType string) error {
-	if err := inputPayload(raw, contentType).Check(); err != nil {
-		return fmt.Errorf("input: %w; give the JSON value itself, not a string, or another content_type", err)
-	}
-	return nil
-}
-
-// inputPayload turns a JSON input into a payload: a JSON string is its text
-// (text/plain unless told), any other value its JSON (application/json).
-func inputPayload(raw json.RawMessage, contentType string) engine.Payload {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || bytes.Equal(raw, []byte("null")) {
-		return engine.Payload{ContentType: contentType}
-	}
-	var s string
-	if raw[0] == '"' && json.Unmarshal(raw, &s) == nil {
-		if contentType == "" {
-			contentType = "text/plain"
-		}
-		return engine.Payload{ContentType: contentType, Data: []byte(s)}
-	}
-	if contentType == "" {
-		contentType = "application/json"
-	}
-	var compact bytes.Buffer
-	if json.Compact(&compact, raw) == nil {
-		raw = compact.Bytes()
-	}
-	return engine.Payload{ContentType: contentType, Data: raw}
 }
 
 // maxArgBytes bounds what readArg reads from a file or standard input.
@@ -294,71 +261,6 @@ func readAtMost(r io.Reader, name string) ([]byte, error) {
 	return bytes.TrimPrefix(data, []byte("\uFEFF")), nil
 }
 
-// decodeStrict decodes one JSON value into v, refusing unknown fields and
-// trailing data, with errors in the input's terms rather than Go's.
-func decodeStrict(data []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return jsonError(err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return errors.New("unexpected data after the JSON value")
-	}
-	// A key given twice is refused too. Elements kept raw are decoded, and
-	// checked, one by one, so that an error can say which.
-	if _, elems := v.(*[]json.RawMessage); elems {
-		return nil
-	}
-	return checkKeys(data, reflect.TypeOf(v))
-}
-
-// jsonError rewords encoding/json's errors, which name Go types and struct
-// fields, for someone who wrote the JSON.
-func jsonError(err error) error {
-	var typeErr *json.UnmarshalTypeError
-	var syntaxErr *json.SyntaxError
-	switch {
-	case errors.As(err, &typeErr):
-		what := fmt.Sprintf("want %s, not a JSON %s", jsonKind(typeErr.Type.Kind()), typeErr.Value)
-		if n, ok := strings.CutPrefix(typeErr.Value, "number "); ok && !strings.ContainsAny(n, ".eE") {
-			what = fmt.Sprintf("%s is out of range", n) // a whole number too big for its field
-		}
-		if typeErr.Field == "" {
-			return errors.New(what)
-		}
-		return fmt.Errorf("%s: %s", typeErr.Field, what)
-	case errors.As(err, &syntaxErr):
-		return fmt.Errorf("not valid JSON at byte %d: %s", syntaxErr.Offset, strings.TrimPrefix(syntaxErr.Error(), "json: "))
-	case errors.Is(err, io.EOF):
-		return errors.New("empty: want a JSON value")
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return errors.New("the JSON value ends too soon")
-	}
-	if msg, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		return fmt.Errorf("unknown field %s", msg)
-	}
-	return err
-}
-
-func jsonKind(k reflect.Kind) string {
-	switch k {
-	case reflect.String:
-		return "a string"
-	case reflect.Bool:
-		return "true or false"
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		return "a whole number"
-	case reflect.Float32, reflect.Float64:
-		return "a number"
-	case reflect.Slice, reflect.Array:
-		return "an array"
-	case reflect.Struct, reflect.Map:
-		return "an object"
-	}
-	return "another type"
-}
 
 func readCandidates(v string, stdin io.Reader) ([]engine.ConsumerStateView, error) {
 	data, err := readArg(v, stdin)
@@ -367,7 +269,7 @@ func readCandidates(v string, stdin io.Reader) ([]engine.ConsumerStateView, erro
 	}
 	const want = `want a JSON array of {"id", "in_flight", "max_in_flight", "buffer_depth", "tags"}`
 	var elems []json.RawMessage
-	if err := decodeStrict(data, &elems); err != nil {
+	if err := strictjson.Decode(data, &elems); err != nil {
 		return nil, fmt.Errorf("%s: %w", want, err)
 	}
 	type candidate struct {
@@ -379,7 +281,7 @@ func readCandidates(v string, stdin io.Reader) ([]engine.ConsumerStateView, erro
 	}
 	raw := make([]candidate, len(elems))
 	for i, e := range elems { // one by one, so that an error says which
-		if err := decodeStrict(e, &raw[i]); err != nil {
+		if err := strictjson.Decode(e, &raw[i]); err != nil {
 			return nil, fmt.Errorf("candidate %d: %w", i+1, err)
 		}
 	}
@@ -415,13 +317,13 @@ func readRouteRequest(v string, stdin io.Reader) (routeRequest, error) {
 	if err != nil {
 		return req, err
 	}
-	if err := decodeStrict(data, &req); err != nil {
+	if err := strictjson.Decode(data, &req); err != nil {
 		return req, err
 	}
 	if req.Attempt < 0 {
 		return req, errors.New("attempt cannot be negative")
 	}
-	if err := checkInput(req.Input, req.ContentType); err != nil {
+	if err := protocol.CheckInput(req.Input, req.ContentType); err != nil {
 		return req, err
 	}
 	return req, nil
