@@ -261,7 +261,6 @@ func readAtMost(r io.Reader, name string) ([]byte, error) {
 	return bytes.TrimPrefix(data, []byte("\uFEFF")), nil
 }
 
-
 func readCandidates(v string, stdin io.Reader) ([]engine.ConsumerStateView, error) {
 	data, err := readArg(v, stdin)
 	if err != nil {
