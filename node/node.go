@@ -50,6 +50,11 @@ type Options struct {
 	// through Remote) and stops them when they leave the config. Nil: such
 	// workers are not started, and a line says so.
 	Programs Programs
+	// WrapRouter, if set, wraps the router the dispatcher asks (the
+	// node's table of channel routers), to observe every decision: a
+	// metrics collector times them there. It must return what the router
+	// it wraps returns.
+	WrapRouter func(engine.Router) engine.Router
 }
 
 // Programs starts the real program of a configured worker (config.Worker's
@@ -80,6 +85,7 @@ type Node struct {
 	cfg     *config.Config
 	workers map[workerKey]*run
 	progs   map[workerKey]func() // the exec workers' stops
+	routers map[engine.ChannelName]routerInfo
 	closed  bool
 
 	// backlogs is each channel's backlog policy in the config in service,
@@ -111,6 +117,7 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 		log:      opts.Logger,
 		workers:  map[workerKey]*run{},
 		progs:    map[workerKey]func(){},
+		routers:  map[engine.ChannelName]routerInfo{},
 		programs: opts.Programs,
 		cfg:      &config.Config{File: cfg.File},
 	}
@@ -121,7 +128,11 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 	n.backlogs.Store(&map[engine.ChannelName]engine.BacklogPolicy{})
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.fleet = newFleet(n.pool, opts.Remote, n.ctx.Done(), n.log)
-	d, err := engine.NewDispatcher(engine.Options{Pool: n.fleet, Router: n.table, Conversations: n.fleet,
+	var r engine.Router = n.table
+	if opts.WrapRouter != nil {
+		r = opts.WrapRouter(r)
+	}
+	d, err := engine.NewDispatcher(engine.Options{Pool: n.fleet, Router: r, Conversations: n.fleet,
 		Recorder: n.stats, IDs: opts.IDs, Backlog: n.BacklogPolicy, Capacity: n.fleet})
 	if err != nil {
 		return nil, err
@@ -210,7 +221,9 @@ func (n *Node) Apply(_, next *config.Config) error {
 		old, had := cur[ch.Name]
 		switch {
 		case !had:
-			addedRoutes[ch.Name] = ch.Router(next.File)
+			r := ch.Router(next.File)
+			addedRoutes[ch.Name] = r
+			n.routers[ch.Name] = routerInfo{version: r.Version(), loaded: time.Now()}
 			added = append(added, ch.Name)
 			level := slog.LevelInfo
 			if len(n.cfg.Channels) == 0 {
@@ -218,7 +231,9 @@ func (n *Node) Apply(_, next *config.Config) error {
 			}
 			n.log.Log(context.Background(), level, "channel added", "channel", ch.Name.Short(), "router", ch.Routing.SourceName(ch, next.File))
 		case routingChanged(old, ch, n.cfg.File, next.File):
-			n.table.Set(ch.Name, ch.Router(next.File)) // a slot already there: nothing is copied
+			r := ch.Router(next.File)
+			n.table.Set(ch.Name, r) // a slot already there: nothing is copied
+			n.routers[ch.Name] = routerInfo{version: r.Version(), loaded: time.Now()}
 			n.fleet.Poke(ch.Name)                      // the new version may take what the old held back
 			n.log.Info("router swapped", "channel", ch.Name.Short(), "router", ch.Routing.SourceName(ch, next.File),
 				"hash", ch.Routing.Program.Hash())
@@ -249,6 +264,7 @@ func (n *Node) Apply(_, next *config.Config) error {
 	n.pool.RemoveChannels(removed...)
 	n.backlogs.Store(&policies)
 	for _, name := range removed {
+		delete(n.routers, name)
 		for _, w := range cur[name].Workers {
 			n.retire(workerKey{name, w.ID}, "channel removed")
 		}
