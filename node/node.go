@@ -234,7 +234,7 @@ func (n *Node) Apply(_, next *config.Config) error {
 			r := ch.Router(next.File)
 			n.table.Set(ch.Name, r) // a slot already there: nothing is copied
 			n.routers[ch.Name] = routerInfo{version: r.Version(), loaded: time.Now()}
-			n.fleet.Poke(ch.Name)                      // the new version may take what the old held back
+			n.fleet.Poke(ch.Name) // the new version may take what the old held back
 			n.log.Info("router swapped", "channel", ch.Name.Short(), "router", ch.Routing.SourceName(ch, next.File),
 				"hash", ch.Routing.Program.Hash())
 		}
