@@ -10,6 +10,7 @@
 //	dispatch test [DIR|FILE]... [-update] [-run REGEXP]
 //	dispatch replay --journal FILE [--what-if SCRIPT --channel NS/QUEUE]
 //	dispatch worker [--nats URL] --channel NS/QUEUE... [--id ID] [--max-in-flight N] [--tag TAG]... [--serve] -- CMD [ARGS...]
+//	dispatch serve [-c FILE] [--nats URL | --nats-listen ADDR] [--http ADDR] [--journal FILE] [--drain-timeout D]
 //
 // Run "dispatch help COMMAND" for a command's flags and an example.
 package main
@@ -53,6 +54,8 @@ type env struct {
 	stopNotify func(c chan<- os.Signal)
 	// started, if set, is given the node `run` starts (tests watch it).
 	started func(*node.Node)
+	// serving, if set, is told where `serve` listens once it serves.
+	serving func(serving)
 }
 
 // plain adapts a command that needs only its streams.
@@ -68,6 +71,7 @@ func commands() []subcommand {
 		{"test", "run golden scenarios and compare their journals", testUsage, plain(runTest)},
 		{"replay", "check and replay a journal, or test another script against it", replayUsage, plain(runReplay)},
 		{"worker", "make any program a worker, connected to dispatch over NATS", workerUsage, runWorker},
+		{"serve", "run a dispatch node that takes activities over NATS and HTTP, with metrics", serveUsage, runServe},
 	}
 }
 

@@ -36,12 +36,13 @@ type remoteWorkers struct {
 	nc, sys   *nats.Conn     // sys: the system account's, for disconnect advisories (embedded only)
 	transport *remote.Transport
 	programs  *programs
+	join      []nats.Option // how nc joined a server given by URL: TLS, credentials
 }
 
 // startRemote starts the embedded NATS server on c.Listen (unless c.URL
 // names one to join), connects, and starts the transport, knowing
 // channels.
-func startRemote(ctx context.Context, c config.NATS, channels []engine.ChannelName, log *slog.Logger, stderr io.Writer) (*remoteWorkers, error) {
+func startRemote(ctx context.Context, prog string, c config.NATS, channels []engine.ChannelName, log *slog.Logger, stderr io.Writer) (*remoteWorkers, error) {
 	url, listen := c.URL, c.Listen
 	if listen == "" {
 		listen = broker.DefaultAddr
@@ -59,34 +60,34 @@ func startRemote(ctx context.Context, c config.NATS, channels []engine.ChannelNa
 		}
 		rw.url = rw.broker.URL()
 		if !loopback(listen) {
-			fmt.Fprintf(stderr, "dispatch run: warning: the embedded NATS server on %s takes any client without credentials: any of them can read the activities and answer for a worker (docs/protocol.md, \"Trust boundary\"); for workers on other machines, give nats.url a server with credentials\n", listen)
+			fmt.Fprintf(stderr, "%s: warning: the embedded NATS server on %s takes any client without credentials: any of them can read the activities and answer for a worker (docs/protocol.md, \"Trust boundary\"); for workers on other machines, give nats.url a server with credentials\n", prog, listen)
 		}
-		fmt.Fprintf(stderr, "dispatch run: NATS listening on %s (workers: dispatch worker --nats %s --channel NS/QUEUE -- CMD)\n", rw.url, rw.url)
+		fmt.Fprintf(stderr, "%s: NATS listening on %s (workers: dispatch worker --nats %s --channel NS/QUEUE -- CMD)\n", prog, rw.url, rw.url)
 		// No reconnect buffer: a request published while the connection
 		// is down would reach a worker long after its attempt was given up.
-		if rw.nc, err = rw.broker.Connect(nats.Name("dispatch run"), nats.ReconnectBufSize(-1)); err != nil {
+		if rw.nc, err = rw.broker.Connect(nats.Name(prog), nats.ReconnectBufSize(-1)); err != nil {
 			return fail(err)
 		}
-		if rw.sys, err = rw.broker.ConnectSystem(nats.Name("dispatch run (advisories)")); err != nil {
+		if rw.sys, err = rw.broker.ConnectSystem(nats.Name(prog + " (advisories)")); err != nil {
 			return fail(err)
 		}
 	} else {
-		opts := []nats.Option{nats.Name("dispatch run"), nats.MaxReconnects(-1)}
+		opts := []nats.Option{nats.MaxReconnects(-1)}
 		if c.CA != "" {
 			opts = append(opts, nats.RootCAs(c.CA))
 		}
 		if c.Cert != "" {
 			opts = append(opts, nats.ClientCert(c.Cert, c.Key))
 		}
-		app := append(slices.Clip(opts), nats.ReconnectBufSize(-1))
+		rw.join = slices.Clip(opts)
 		if c.Creds != "" {
-			app = append(app, nats.UserCredentials(c.Creds))
+			rw.join = append(rw.join, nats.UserCredentials(c.Creds))
 		}
-		if rw.nc, err = nats.Connect(url, app...); err != nil {
-			return fail(fmt.Errorf("connect to NATS at %s: %w", url, err))
+		if rw.nc, err = rw.connect(prog); err != nil {
+			return fail(err)
 		}
 		if c.SystemCreds != "" {
-			sys := append(slices.Clip(opts), nats.UserCredentials(c.SystemCreds), nats.Name("dispatch run (advisories)"))
+			sys := append(slices.Clip(opts), nats.UserCredentials(c.SystemCreds), nats.Name(prog+" (advisories)"))
 			if rw.sys, err = nats.Connect(url, sys...); err != nil {
 				return fail(fmt.Errorf("connect to NATS at %s with the system account's credentials (%s): %w", url, c.SystemCreds, err))
 			}
@@ -121,6 +122,21 @@ func startRemote(ctx context.Context, c config.NATS, channels []engine.ChannelNa
 		rw.programs.join = append(rw.programs.join, "--heartbeat", programHeartbeat.String())
 	}
 	return rw, nil
+}
+
+// connect opens another connection to the NATS server the node uses, as
+// the node's own joined it, named name (a front door's, say). Like the
+// node's, it buffers nothing while reconnecting: what is published then
+// fails at once rather than arrive late.
+func (rw *remoteWorkers) connect(name string) (*nats.Conn, error) {
+	if rw.broker != nil {
+		return rw.broker.Connect(nats.Name(name), nats.ReconnectBufSize(-1))
+	}
+	nc, err := nats.Connect(rw.url, append(slices.Clip(rw.join), nats.Name(name), nats.ReconnectBufSize(-1))...)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS at %s: %w", rw.url, err)
+	}
+	return nc, nil
 }
 
 // close stops the programs, then the transport, the connections and the

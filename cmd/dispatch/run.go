@@ -292,7 +292,7 @@ func (r *runner) run() int {
 		for _, ch := range cfg.Channels {
 			names = append(names, ch.Name)
 		}
-		rw, err = startRemote(context.Background(), nc, names, r.log, e.stderr)
+		rw, err = startRemote(context.Background(), "dispatch run", nc, names, r.log, e.stderr)
 		if err != nil {
 			if jw != nil {
 				jw.Close()

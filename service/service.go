@@ -1,0 +1,288 @@
+// Package service is the front door of a long-running dispatch node
+// (`dispatch serve`): it takes activities to dispatch over HTTP
+// (POST /v1/channels/{ns}/{queue}/dispatch) and over NATS request-reply on
+// each channel's subject (aion.dispatch.NS.QUEUE, in a queue group so that
+// several nodes share the load), answers each with a [protocol.Answer],
+// shows the channels (GET /v1/channels), health (/healthz, /readyz) and
+// metrics, and drains: once [Service.Drain] is called no new dispatch is
+// taken and every one taken is answered. docs/operations.md describes it
+// for operators.
+package service
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/node"
+	"github.com/aion-dispatch/dispatch/protocol"
+)
+
+// Node is what the front door dispatches through and reports on
+// (a *node.Node).
+type Node interface {
+	DispatchOutcome(ctx context.Context, namespace, taskQueue string, req engine.ActivityRequest) (engine.Outcome, error)
+	Channels(ctx context.Context) []node.ChannelInfo
+	Channel(ctx context.Context, ch engine.ChannelName) (node.ChannelInfo, bool)
+}
+
+// Observer is told of every dispatch the front door answers (a
+// *metrics.Metrics). channel is "" when the request named no configured
+// channel or could not be read.
+type Observer interface {
+	DispatchStarted()
+	DispatchEnded()
+	ObserveDispatch(transport, channel, outcome string, took time.Duration)
+}
+
+// DefaultDispatchTimeout bounds a dispatch whose request sets no
+// schedule_to_close: without a bound, a worker that never answers would
+// hold its client, and a drain, for ever.
+const DefaultDispatchTimeout = 10 * time.Minute
+
+// Options configure a Service.
+type Options struct {
+	// Node dispatches; required.
+	Node Node
+	// Logger gets a line per failed dispatch (info) and per completed one
+	// (debug), each with its channel, workflow id and conversation id;
+	// nil means slog.Default().
+	Logger *slog.Logger
+	// Observer, if set, is told of every answered dispatch.
+	Observer Observer
+	// Metrics, if set, is served at GET /metrics.
+	Metrics http.Handler
+	// Ready, if set, reports why the node is not ready (config not
+	// loaded, NATS not connected); GET /readyz answers 503 with the
+	// error, or when the service drains.
+	Ready func() error
+	// DispatchTimeout bounds a dispatch whose request has no
+	// schedule_to_close; 0 means DefaultDispatchTimeout, a negative value
+	// no bound.
+	DispatchTimeout time.Duration
+}
+
+// Service is the front door. Its methods are safe for concurrent use.
+type Service struct {
+	node    Node
+	log     *slog.Logger
+	obs     Observer
+	metrics http.Handler
+	ready   func() error
+	timeout time.Duration
+
+	// base is the parent of every dispatch's context: it ends, with
+	// errAbandoned as its cause, when a drain gives up waiting.
+	base    context.Context
+	abandon context.CancelCauseFunc
+
+	mu       sync.Mutex
+	draining bool
+	inflight sync.WaitGroup // dispatches taken and not yet answered
+	drained  chan struct{}  // closed once draining and none is in flight
+	subs     []*natsSub     // the NATS subscriptions taking dispatches
+}
+
+// errAbandoned ends the dispatches still running when a drain's deadline
+// passes.
+var errAbandoned = errors.New("the node is shutting down and its drain timeout ran out before this dispatch ended")
+
+// errNodeTimeout ends a dispatch that ran past the service's
+// DispatchTimeout.
+type errNodeTimeout struct{ after time.Duration }
+
+func (e errNodeTimeout) Error() string {
+	return fmt.Sprintf("no answer within %s, the node's bound on a dispatch without schedule_to_close", e.after)
+}
+
+// New returns a service dispatching through opts.Node.
+func New(opts Options) (*Service, error) {
+	if opts.Node == nil {
+		return nil, errors.New("service: no node")
+	}
+	s := &Service{node: opts.Node, log: opts.Logger, obs: opts.Observer, metrics: opts.Metrics, ready: opts.Ready,
+		timeout: opts.DispatchTimeout, drained: make(chan struct{})}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.timeout == 0 {
+		s.timeout = DefaultDispatchTimeout
+	}
+	s.base, s.abandon = context.WithCancelCause(context.Background())
+	return s, nil
+}
+
+// admit takes a dispatch unless the service drains; a taken one must be
+// released with done.
+func (s *Service) admit() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.draining {
+		return false
+	}
+	s.inflight.Add(1)
+	return true
+}
+
+func (s *Service) done() { s.inflight.Done() }
+
+// Draining reports whether Drain was called.
+func (s *Service) Draining() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.draining
+}
+
+// Drain stops taking dispatches (the NATS subscriptions leave their queue
+// group, so other nodes take the channel's requests; HTTP dispatches are
+// refused with 503 and kind "draining") and waits until every dispatch
+// already taken is answered. When ctx ends first, the dispatches still
+// running are abandoned: each is answered as failed with kind "draining",
+// and Drain returns once they are, with an error saying how many there
+// were. Calling Drain again waits again.
+func (s *Service) Drain(ctx context.Context) error {
+	s.mu.Lock()
+	first := !s.draining
+	s.draining = true
+	subs := s.subs
+	s.mu.Unlock()
+	if first {
+		go func() { s.inflight.Wait(); close(s.drained) }()
+	}
+	var errs []error
+	for _, sub := range subs {
+		if err := sub.drain(ctx); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	select {
+	case <-s.drained:
+		return errors.Join(errs...)
+	case <-ctx.Done():
+	}
+	s.abandon(errAbandoned)
+	<-s.drained // each abandoned dispatch ends at once and is answered
+	return errors.Join(append(errs, fmt.Errorf("drain: %w: dispatches still running were abandoned", context.Cause(ctx)))...)
+}
+
+// dispatch runs one admitted dispatch for transport and returns its
+// answer. ctx is the client's (an HTTP request's); it and the service's
+// base both end the dispatch.
+func (s *Service) dispatch(ctx context.Context, transport string, ch engine.ChannelName, req engine.ActivityRequest) protocol.Answer {
+	start := time.Now()
+	if s.obs != nil {
+		s.obs.DispatchStarted()
+		defer s.obs.DispatchEnded()
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := context.AfterFunc(s.base, func() { cancel(context.Cause(s.base)) })
+	defer stop()
+	if req.ScheduleToClose == 0 && s.timeout > 0 {
+		var cancelT context.CancelFunc
+		ctx, cancelT = context.WithTimeoutCause(ctx, s.timeout, errNodeTimeout{after: s.timeout})
+		defer cancelT()
+	}
+	out, err := s.node.DispatchOutcome(ctx, ch.Namespace(), ch.TaskQueue(), req)
+	a := answerOf(out, err)
+	label := ch.Short()
+	if a.Kind == protocol.KindUnknownChannel {
+		label = "" // a client may name any channel: no series for those
+	}
+	outcome := a.Status
+	if a.Kind != "" {
+		outcome = a.Kind
+	}
+	if a.Kind == protocol.KindInternal && errors.Is(err, context.Canceled) && ctx.Err() != nil && s.base.Err() == nil {
+		outcome = "canceled" // the client went away
+	}
+	took := time.Since(start)
+	if s.obs != nil {
+		s.obs.ObserveDispatch(transport, label, outcome, took)
+	}
+	attrs := []any{"channel", ch.Short(), "workflow_id", req.WorkflowID, "conversation_id", out.ConversationID,
+		"transport", transport, "took", took}
+	if a.Status == protocol.StatusCompleted {
+		s.log.Debug("dispatch completed", append(attrs, "worker", out.WorkerID, "attempts", out.Attempts)...)
+	} else {
+		s.log.Info("dispatch failed", append(attrs, "kind", outcome, "worker", out.WorkerID, "error", a.Error)...)
+	}
+	return a
+}
+
+// answerOf is the answer to a dispatch that returned out and err.
+func answerOf(out engine.Outcome, err error) protocol.Answer {
+	a := protocol.Answer{Status: protocol.StatusCompleted, WorkerID: out.WorkerID, ConversationID: out.ConversationID,
+		Attempts: out.Attempts}
+	if err == nil {
+		a.SetOutput(out.Result.Output)
+		return a
+	}
+	a.Status, a.Kind, a.Error = protocol.StatusFailed, KindOf(err), err.Error()
+	if a.Kind == protocol.KindActivityFailed {
+		a.Error = out.Result.Error // the worker's own words
+	}
+	return a
+}
+
+// KindOf is the kind of a failed dispatch's error: one of protocol's
+// Kind constants.
+func KindOf(err error) string {
+	var te *engine.TimeoutError
+	var nt errNodeTimeout
+	switch {
+	case errors.Is(err, engine.ErrActivityFailed):
+		return protocol.KindActivityFailed
+	case errors.Is(err, errAbandoned):
+		return protocol.KindDraining
+	case errors.Is(err, engine.ErrInvalidChannel), errors.Is(err, engine.ErrInvalidRequest):
+		return protocol.KindBadRequest
+	case errors.Is(err, engine.ErrUnknownChannel):
+		return protocol.KindUnknownChannel
+	case errors.Is(err, engine.ErrBacklogFull):
+		return protocol.KindBacklogFull
+	case errors.As(err, &te), errors.As(err, &nt), errors.Is(err, engine.ErrScheduleToStartTimeout),
+		errors.Is(err, engine.ErrStartToCloseTimeout), errors.Is(err, engine.ErrScheduleToCloseTimeout):
+		return protocol.KindTimeout
+	case errors.Is(err, engine.ErrNoWorkers):
+		return protocol.KindNoWorkers
+	case errors.Is(err, engine.ErrRouting):
+		return protocol.KindRoutingFailed
+	}
+	return protocol.KindInternal
+}
+
+// HTTPStatus is the HTTP status of an answer: 200 when the activity ran
+// (completed or failed by its worker), else by kind: 400 bad request, 404
+// unknown channel, 429 backlog full, 503 no workers or draining, 504
+// timeout, 500 otherwise.
+func HTTPStatus(a protocol.Answer) int {
+	if a.Status == protocol.StatusCompleted {
+		return http.StatusOK
+	}
+	switch a.Kind {
+	case protocol.KindActivityFailed:
+		return http.StatusOK
+	case protocol.KindBadRequest:
+		return http.StatusBadRequest
+	case protocol.KindUnknownChannel:
+		return http.StatusNotFound
+	case protocol.KindBacklogFull:
+		return http.StatusTooManyRequests
+	case protocol.KindNoWorkers, protocol.KindDraining:
+		return http.StatusServiceUnavailable
+	case protocol.KindTimeout:
+		return http.StatusGatewayTimeout
+	}
+	return http.StatusInternalServerError
+}
+
+// refused is the answer to a request that was not dispatched.
+func refused(kind, msg string) protocol.Answer {
+	return protocol.Answer{Status: protocol.StatusFailed, Kind: kind, Error: msg}
+}
