@@ -10,10 +10,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
+	"go.uber.org/goleak"
 
 	"github.com/aion-dispatch/dispatch/engine"
 	"github.com/aion-dispatch/dispatch/metrics"
 )
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // newMetrics returns metrics registered on a registry of the test's own.
 func newMetrics(t testing.TB, opts metrics.Options) (*metrics.Metrics, *prometheus.Registry) {
