@@ -15,7 +15,7 @@ import (
 // Every call, failed ones too, is observed in
 // dispatch_script_duration_seconds{channel,lang,hash}: lang and hash come
 // from the decision's version (hash without its "sha256:" prefix, cut to
-// 12 characters, as the CLI shows it), and are "" when a failed call
+// 12 characters, as routing errors show it), and are "" when a failed call
 // returned no version. A failed call is counted in
 // dispatch_script_errors_total{channel,kind}, kind being the first of
 // these that matches the error:
