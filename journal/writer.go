@@ -75,6 +75,24 @@ type Options struct {
 	Interval time.Duration
 	// Now is the clock that stamps each line; default time.Now.
 	Now func() time.Time
+	// Observer, when set, is told of every write and sync the Writer's
+	// flusher makes, for metrics. Nil: nothing is told.
+	Observer Observer
+}
+
+// Observer is told what a Writer's flusher does to its output. Its methods
+// are called from the flusher's goroutine, one call at a time, while the
+// conversations waiting for that commit wait too: they must return quickly.
+type Observer interface {
+	// Wrote is called after each write of journal lines with the number of
+	// bytes the output accepted, also when the write failed part way (if
+	// it accepted any). The newline Open may add to end a file's last
+	// complete line is not a write of the flusher, and is not told.
+	Wrote(bytes int)
+	// Synced is called after each sync of the output, successful or not,
+	// with how long it took, measured on the monotonic clock (not
+	// Options.Now).
+	Synced(took time.Duration)
 }
 
 // bufferLimit is how much is buffered before the flusher is asked to write;
@@ -411,16 +429,30 @@ func (w *Writer) commit(sync bool) {
 	close(c.done)
 }
 
+// write writes buf to the output and syncs it if asked, telling the
+// Observer, if there is one.
 func (w *Writer) write(buf []byte, sync bool) error {
+	obs := w.opts.Observer
 	if len(buf) > 0 {
-		if _, err := w.out.Write(buf); err != nil {
+		n, err := w.out.Write(buf)
+		if obs != nil && n > 0 {
+			obs.Wrote(n)
+		}
+		if err != nil {
 			return err
 		}
 	}
-	if s, ok := w.out.(syncer); ok && sync {
+	s, ok := w.out.(syncer)
+	if !ok || !sync {
+		return nil
+	}
+	if obs == nil {
 		return s.Sync()
 	}
-	return nil
+	start := time.Now()
+	err := s.Sync()
+	obs.Synced(time.Since(start))
+	return err
 }
 
 // Flush writes every buffered line and, unless the setting is FsyncNever,
