@@ -70,6 +70,13 @@ func (n *Node) Channel(ctx context.Context, ch engine.ChannelName) (ChannelInfo,
 	return ChannelInfo{}, false
 }
 
+// Serves reports whether ch is a channel of the config in service. It
+// takes no lock: a front door asks it before every dispatch.
+func (n *Node) Serves(ch engine.ChannelName) bool {
+	_, ok := n.table.Slot(ch)
+	return ok
+}
+
 // DispatchOutcome is [Node.Dispatch] with where the activity went (see
 // engine.Dispatcher.DispatchOutcome).
 func (n *Node) DispatchOutcome(ctx context.Context, namespace, taskQueue string, req engine.ActivityRequest) (engine.Outcome, error) {

@@ -29,6 +29,11 @@ type Node interface {
 	DispatchOutcome(ctx context.Context, namespace, taskQueue string, req engine.ActivityRequest) (engine.Outcome, error)
 	Channels(ctx context.Context) []node.ChannelInfo
 	Channel(ctx context.Context, ch engine.ChannelName) (node.ChannelInfo, bool)
+	// Serves reports whether ch is configured: a dispatch to another
+	// channel is answered unknown_channel without a conversation, so
+	// that clients cannot make journal entries and metric series for
+	// channels of their choosing.
+	Serves(ch engine.ChannelName) bool
 }
 
 // Observer is told of every dispatch the front door answers (a
@@ -175,6 +180,14 @@ func (s *Service) Drain(ctx context.Context) error {
 // base both end the dispatch.
 func (s *Service) dispatch(ctx context.Context, transport string, ch engine.ChannelName, req engine.ActivityRequest) protocol.Answer {
 	start := time.Now()
+	if !s.node.Serves(ch) {
+		a := refused(protocol.KindUnknownChannel, fmt.Sprintf("unknown channel %s: the config in service has no such channel", ch.Short()))
+		if s.obs != nil {
+			s.obs.ObserveDispatch(transport, "", a.Kind, time.Since(start))
+		}
+		s.log.Info("dispatch refused", "transport", transport, "channel", ch.Short(), "workflow_id", req.WorkflowID, "kind", a.Kind)
+		return a
+	}
 	if s.obs != nil {
 		s.obs.DispatchStarted()
 		defer s.obs.DispatchEnded()

@@ -14,10 +14,14 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/aion-dispatch/dispatch/config"
 	"github.com/aion-dispatch/dispatch/engine"
 	"github.com/aion-dispatch/dispatch/journal"
+	"github.com/aion-dispatch/dispatch/metrics"
 	"github.com/aion-dispatch/dispatch/node"
 	"github.com/aion-dispatch/dispatch/router"
 	"github.com/aion-dispatch/dispatch/service"
@@ -215,9 +219,34 @@ func (s *server) serve() int {
 		return s.fail(format, args...)
 	}
 
+	// Metrics: the node's own registry, never the global one. Each family
+	// reads what exists when it is scraped; the node and the watcher are
+	// set before the HTTP server starts.
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	var n *node.Node
+	var watcher *config.Watcher
+	mopts := metrics.Options{Channels: func() []metrics.ChannelGauge {
+		var out []metrics.ChannelGauge
+		for _, c := range n.Channels(context.Background()) {
+			out = append(out, metrics.ChannelGauge{Channel: c.Channel.Short(), Backlog: c.Backlog, Workers: len(c.Workers)})
+		}
+		return out
+	}}
+	if s.opts.watch {
+		mopts.Reloads = func() metrics.Reloads {
+			st := watcher.Stats()
+			return metrics.Reloads{Applied: st.Reloads, Refused: st.Refusals, Failed: st.Failures - st.Refusals}
+		}
+	}
+	m, err := metrics.New(reg, mopts)
+	if err != nil {
+		return s.fail("%v", err)
+	}
+
 	var rec engine.Recorder
 	if s.opts.journal != "" {
-		jw, recovered, err := journal.Open(s.opts.journal, journal.Options{Fsync: s.fsync})
+		jw, recovered, err := journal.Open(s.opts.journal, journal.Options{Fsync: s.fsync, Observer: m.Journal()})
 		if err != nil {
 			return s.fail("%v", err)
 		}
@@ -248,17 +277,17 @@ func (s *server) serve() int {
 	}
 	stops = append(stops, rw.close)
 
-	nopts := node.Options{Recorder: rec, Seed: s.opts.seed, Logger: s.log, Remote: rw.transport, Programs: rw.programs}
+	nopts := node.Options{Recorder: m.Recorder(rec), Seed: s.opts.seed, Logger: s.log, Remote: rw.transport,
+		Programs: rw.programs, WrapRouter: m.Router}
 	if s.opts.watch {
 		nopts.RecentDecisions = router.DefaultRecentDecisions // for the reload gate
 	}
-	n, err := node.New(cfg, nopts)
+	n, err = node.New(cfg, nopts)
 	if err != nil {
 		return abort("%v", err)
 	}
 	stops = append(stops, n.Close)
 
-	var watcher *config.Watcher
 	if s.opts.watch {
 		watcher, err = config.NewWatcher(cfg, config.WatchOptions{Options: config.Options{Compiler: compiler},
 			Apply: n.Apply, Gate: n.Gate, Poll: s.opts.poll, Logger: s.log})
@@ -283,6 +312,7 @@ func (s *server) serve() int {
 	front.SetErrorHandler(rw.transport.ErrorHandler(nil))
 	stops = append(stops, func(context.Context) error { front.Close(); return nil })
 	svc, err := service.New(service.Options{Node: n, Logger: s.log, DispatchTimeout: s.opts.dispatchTimeout,
+		Observer: m, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}),
 		Ready: func() error { return natsReady(rw.nc, front) }})
 	if err != nil {
 		return abort("%v", err)
