@@ -143,11 +143,18 @@ type proc struct {
 // it still runs, and waited for when the test ends.
 func (r *rig) startWorker(tb testing.TB, id string, args ...string) *proc {
 	tb.Helper()
+	return startWorkerAt(tb, r.b.URL(), r.ch, id, args...)
+}
+
+// startWorkerAt starts `dispatch worker --nats url --channel ch --id ID
+// ARGS...`, as rig.startWorker does, on any server.
+func startWorkerAt(tb testing.TB, url string, ch engine.ChannelName, id string, args ...string) *proc {
+	tb.Helper()
 	bin, err := exec.LookPath("dispatch") // this test binary, installed by TestMain
 	if err != nil {
 		tb.Fatal(err)
 	}
-	argv := append([]string{"worker", "--nats", r.b.URL(), "--channel", r.ch.Namespace() + "/" + r.ch.TaskQueue(), "--id", id}, args...)
+	argv := append([]string{"worker", "--nats", url, "--channel", ch.Short(), "--id", id}, args...)
 	p := &proc{id: id, cmd: exec.Command(bin, argv...), stderr: &lockedBuffer{}, done: make(chan struct{})}
 	p.cmd.Stderr = p.stderr
 	// A race-enabled binary sleeps a second at exit, by default, for the
