@@ -36,9 +36,10 @@ const submitUsage = `Usage: dispatch submit --channel NS/QUEUE [--nats URL | --h
 
 Sends activities to a running "dispatch serve", as a workflow engine would:
 one, to try a node and its channel, or a load of them, to see how it holds.
-Each is a submission (docs/operations.md) sent over NATS request-reply on
-the channel's subject, aion.dispatch.NS.QUEUE, or over HTTP to
-POST /v1/channels/NS/QUEUE/dispatch, and is answered when its activity ends.
+Each is a submission (as "dispatch serve --help" shows) sent over NATS
+request-reply on the channel's subject, aion.dispatch.NS.QUEUE, or over
+HTTP to POST /v1/channels/NS/QUEUE/dispatch, and is answered when its
+activity ends.
 
 One activity: a completed one prints its output on stdout (JSON as it is,
 text as text); a failed one prints "dispatch submit: KIND: ERROR" on stderr,
