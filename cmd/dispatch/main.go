@@ -1,6 +1,7 @@
 // Command dispatch validates channel configs, asks routing scripts for
 // decisions, runs channels with simulated local workers, checks golden
-// scenarios, replays journals, and makes any program a worker.
+// scenarios, replays journals, makes any program a worker, serves a node,
+// and sends activities to one.
 //
 // Usage:
 //
@@ -11,6 +12,7 @@
 //	dispatch replay --journal FILE [--what-if SCRIPT --channel NS/QUEUE]
 //	dispatch worker [--nats URL] --channel NS/QUEUE... [--id ID] [--max-in-flight N] [--tag TAG]... [--serve] -- CMD [ARGS...]
 //	dispatch serve [-c FILE] [--nats URL | --nats-listen ADDR] [--http ADDR] [--journal FILE] [--drain-timeout D]
+//	dispatch submit --channel NS/QUEUE [--nats URL | --http URL] --input JSON [--count N --concurrency C] [--timeout D] [--json]
 //
 // Run "dispatch help COMMAND" for a command's flags and an example.
 package main
@@ -72,6 +74,7 @@ func commands() []subcommand {
 		{"replay", "check and replay a journal, or test another script against it", replayUsage, plain(runReplay)},
 		{"worker", "make any program a worker, connected to dispatch over NATS", workerUsage, runWorker},
 		{"serve", "run a dispatch node that takes activities over NATS and HTTP, with metrics", serveUsage, runServe},
+		{"submit", "send activities to a running dispatch serve over NATS or HTTP, one or a load", submitUsage, plain(runSubmit)},
 	}
 }
 
