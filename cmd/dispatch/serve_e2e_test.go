@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -354,5 +356,123 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 	if !bytes.Contains([]byte(s.stderr.String()), []byte("serving 1 channels")) {
 		t.Errorf("serve's stderr does not say it serves:\n%s", s.stderr)
+	}
+}
+
+// TestServeDrainsOnSIGTERM sends SIGTERM to `dispatch serve` while four
+// activities run on a worker process (two taken over HTTP, two over NATS):
+// new dispatches are refused (HTTP 503 "draining"; over NATS the node has
+// left the queue group, so there are no responders), /readyz says 503,
+// and the four are answered completed when their activities end; then
+// serve exits 0 and the journal has the four conversations, closed.
+func TestServeDrainsOnSIGTERM(t *testing.T) {
+	cfg, ch := writeServeConfig(t, "gate")
+	jpath := filepath.Join(t.TempDir(), "journal.jsonl")
+	s := startServe(t, cfg, "--journal", jpath)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	startWorkerAt(t, s.nats, ch, "g1", "--max-in-flight", "8", "--", testProgramName, "gate", ln.Addr().String())
+	s.awaitWorkers(t, ch, 1)
+	nc, err := nats.Connect(s.nats)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+
+	type answer struct {
+		a   protocol.Answer
+		err error
+	}
+	answers := make(chan answer, 4)
+	for i := range 4 {
+		body := fmt.Sprintf(`{"workflow_id": "wf-%d", "activity_type": "a", "input": {"n": %d}}`, i, i)
+		go func() {
+			if i%2 == 0 {
+				a, err := natsAnswer(nc, ch.String(), body)
+				answers <- answer{a, err}
+				return
+			}
+			status, a, err := s.postAnswer(context.Background(), ch.Short(), body)
+			if err == nil && status != http.StatusOK {
+				err = fmt.Errorf("status %d", status)
+			}
+			answers <- answer{a, err}
+		}()
+	}
+	// Each activity's program connects to the test once it runs.
+	var gates []net.Conn
+	for range 4 {
+		c, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		gates = append(gates, c)
+	}
+
+	s.signals <- syscall.SIGTERM
+	waitUntil(t, "serve to drain", s.service.Draining)
+	status, a, err := s.postAnswer(context.Background(), ch.Short(), `{"workflow_id": "late", "activity_type": "a"}`)
+	if err != nil || status != http.StatusServiceUnavailable || a.Kind != protocol.KindDraining {
+		t.Fatalf("a dispatch during the drain: %d %+v %v, want 503 draining", status, a, err)
+	}
+	waitUntil(t, "the node to leave the queue group", func() bool {
+		_, err := natsAnswer(nc, ch.String(), `{"workflow_id": "late", "activity_type": "a"}`)
+		return errors.Is(err, nats.ErrNoResponders)
+	})
+	resp, err := s.client.Get(s.http + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz while draining: %d", resp.StatusCode)
+	}
+	select {
+	case <-s.done:
+		t.Fatalf("serve exited (%d) with four dispatches in flight:\n%s", s.code, s.stderr)
+	default:
+	}
+	for _, g := range gates {
+		if _, err := g.Write([]byte{1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 4 {
+		got := receiveWithin(t, "an answer", answers)
+		if got.err != nil || got.a.Status != protocol.StatusCompleted || !strings.HasPrefix(string(got.a.Output), `{"n":`) {
+			t.Fatalf("answer %+v %v, want completed with its input", got.a, got.err)
+		}
+	}
+	receiveWithin(t, "serve to exit", s.done)
+	if s.code != exitOK {
+		t.Fatalf("serve exited %d after draining:\n%s", s.code, s.stderr)
+	}
+	f, err := os.Open(jpath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rep, err := journal.Verify(context.Background(), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tot := rep.Summary.Total; rep.Problems > 0 || len(rep.Unfinished) > 0 || tot.Conversations != 4 || tot.Completed != 4 {
+		t.Fatalf("journal: %d problems, %d unfinished, %+v; want 4 conversations completed", rep.Problems, len(rep.Unfinished), tot)
+	}
+}
+
+// waitUntil polls cond; the deadline only guards a hang.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(guard)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
