@@ -23,11 +23,14 @@ const roundDeclines = 16
 // says how it went. The goroutine ends when the queue empties.
 //
 // The activities are in two lists. fresh holds those never held back, oldest
-// first, and is offered first: they are placed in the order they came. held
-// holds those held back on a turn, the one held back longest ago first, and
-// is offered next, within the round's budget (roundDeclines); one held back
-// again goes to its end. So held-back activities block no one behind them,
-// and each is asked again in turn.
+// first: they are placed in the order they came. held holds those held back
+// on a turn, the one held back longest ago first; one held back again goes
+// to its end. A round offers turns by age: the first untried held-back
+// activity goes before the first untried fresh one if it joined the queue
+// before it, within the round's budget of held-back turns (roundDeclines);
+// once the budget is spent, only fresh ones are offered. So held-back
+// activities block no one behind them, each is asked again in turn, and a
+// stream of newer activities does not keep one waiting for ever.
 type backlog struct {
 	waiting atomic.Int32 // fresh.Len() + held.Len(), read without the lock
 
@@ -36,6 +39,7 @@ type backlog struct {
 	held     list.List     // of *waiter, held back, least recently first
 	watching bool          // watch is running
 	gen      uint64        // capacity changes seen by watch
+	joined   uint64        // activities that joined, for their order
 	kick     chan struct{} // an activity joined, or the last one left
 }
 
@@ -47,6 +51,7 @@ type waiter struct {
 	elem   *list.Element  // in fresh or held; nil once it left
 	in     *list.List     // the list elem is in
 	tried  uint64         // the capacity generation of its last try, +1 (0: never tried)
+	order  uint64         // when it joined: the backlog's joined count then
 	narrow bool           // it has excluded workers: no free slot for it may still leave one for others
 }
 
@@ -74,7 +79,9 @@ func (b *backlog) join(max int, narrow bool, watch func()) *waiter {
 	if b.fresh.Len()+b.held.Len() >= max {
 		return nil
 	}
-	w := &waiter{turn: make(chan struct{}, 1), result: make(chan tryResult, 1), gone: make(chan struct{}), narrow: narrow}
+	b.joined++
+	w := &waiter{turn: make(chan struct{}, 1), result: make(chan tryResult, 1), gone: make(chan struct{}), narrow: narrow,
+		order: b.joined}
 	w.elem, w.in = b.fresh.PushBack(w), &b.fresh
 	b.waiting.Add(1)
 	if !b.watching {
@@ -176,7 +183,7 @@ func (b *backlog) round(next <-chan struct{}) {
 			return
 		default:
 		}
-		w := b.nextUntried()
+		w := b.nextUntried(declines < roundDeclines)
 		if w == nil {
 			return
 		}
@@ -191,29 +198,39 @@ func (b *backlog) round(next <-chan struct{}) {
 			return // no candidate has room: nobody can be placed
 		}
 		// Declined, or no room on the workers it may use (others may
-		// have some): it goes behind the fresh ones.
+		// have some): it goes to the end of the held-back ones. A
+		// held-back one held back again spends the round's budget.
 		if (r == tryDeclined || r == tryNoSlot) && !b.holdBack(w) {
 			declines++
-			if declines >= roundDeclines {
-				return
-			}
 		}
 	}
 }
 
-// nextUntried returns the first activity not tried since the last
-// capacity change, fresh ones before held-back ones, marking it tried, or
+// nextUntried returns the next activity to offer a turn, marking it
+// tried: of the first fresh one and (if withHeld) the first held-back one
+// not tried since the last capacity change, the one that joined first; or
 // nil.
-func (b *backlog) nextUntried() *waiter {
+func (b *backlog) nextUntried(withHeld bool) *waiter {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	for _, l := range [...]*list.List{&b.fresh, &b.held} {
-		for e := l.Front(); e != nil; e = e.Next() {
-			w := e.Value.(*waiter)
-			if w.tried != b.gen+1 {
-				w.tried = b.gen + 1
-				return w
-			}
+	w := b.firstUntried(&b.fresh)
+	if withHeld {
+		if h := b.firstUntried(&b.held); h != nil && (w == nil || h.order < w.order) {
+			w = h
+		}
+	}
+	if w != nil {
+		w.tried = b.gen + 1
+	}
+	return w
+}
+
+// firstUntried returns the first activity of l not tried since the last
+// capacity change, or nil. b.mu is held.
+func (b *backlog) firstUntried(l *list.List) *waiter {
+	for e := l.Front(); e != nil; e = e.Next() {
+		if w := e.Value.(*waiter); w.tried != b.gen+1 {
+			return w
 		}
 	}
 	return nil
