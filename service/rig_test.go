@@ -221,7 +221,7 @@ func runWorker(t testing.TB, b *broker.Broker, opts worker.Options, h worker.Han
 }
 
 // waitFor polls cond; the deadline only guards a hang.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {
