@@ -33,7 +33,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
 
 // startBroker starts an embedded NATS server on a free loopback port.
-func startBroker(t *testing.T) *broker.Broker {
+func startBroker(t testing.TB) *broker.Broker {
 	t.Helper()
 	b, err := broker.Start(t.Context(), broker.Options{Addr: "127.0.0.1:0"})
 	if err != nil {
@@ -43,7 +43,7 @@ func startBroker(t *testing.T) *broker.Broker {
 	return b
 }
 
-func connect(t *testing.T, b *broker.Broker) *nats.Conn {
+func connect(t testing.TB, b *broker.Broker) *nats.Conn {
 	t.Helper()
 	nc, err := b.Connect()
 	if err != nil {
@@ -65,7 +65,7 @@ type dispatchNode struct {
 // startNode starts a node for yaml (its workers simulated, besides any
 // that register over b) and its service, over HTTP on loopback and, with
 // b, over NATS.
-func startNode(t *testing.T, yaml string, b *broker.Broker, opts service.Options) *dispatchNode {
+func startNode(t testing.TB, yaml string, b *broker.Broker, opts service.Options) *dispatchNode {
 	t.Helper()
 	cfg, err := config.Parse("conf/dispatch.yaml", []byte(yaml), config.Options{ReadFile: func(name string) ([]byte, error) {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fs.ErrNotExist}
@@ -208,7 +208,7 @@ func (h *heldWorker) handle(ctx context.Context, req engine.ActivityRequest) (en
 }
 
 // runWorker runs a worker library worker on its own connection.
-func runWorker(t *testing.T, b *broker.Broker, opts worker.Options, h worker.Handler) {
+func runWorker(t testing.TB, b *broker.Broker, opts worker.Options, h worker.Handler) {
 	t.Helper()
 	w, err := worker.New(connect(t, b), opts, h)
 	if err != nil {
@@ -221,7 +221,7 @@ func runWorker(t *testing.T, b *broker.Broker, opts worker.Options, h worker.Han
 }
 
 // waitFor polls cond; the deadline only guards a hang.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for !cond() {
