@@ -37,7 +37,7 @@ func TestHTTPServerCutsOffSlowClients(t *testing.T) {
 	}()
 
 	for _, stall := range []string{
-		"POST /v1/channels/prod/ok/dispatch HTTP/1.1\r\nHost: x\r\n", // headers never end
+		"POST /v1/channels/prod/ok/dispatch HTTP/1.1\r\nHost: x\r\n",                                                                              // headers never end
 		"POST /v1/channels/prod/ok/dispatch HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"workflow_id\"", // a body that never ends
 	} {
 		c, err := net.Dial("tcp", ln.Addr().String())
