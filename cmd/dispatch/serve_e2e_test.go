@@ -476,3 +476,69 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// A second signal during a drain ends it at once: the activity still
+// running is answered "draining", and serve exits 128+signal.
+func TestServeSecondSignalExitsAtOnce(t *testing.T) {
+	cfg, ch := writeServeConfig(t, "gate")
+	s := startServe(t, cfg, "--drain-timeout", "1h")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	startWorkerAt(t, s.nats, ch, "g1", "--", testProgramName, "gate", ln.Addr().String())
+	s.awaitWorkers(t, ch, 1)
+	answered := make(chan protocol.Answer, 1)
+	go func() {
+		_, a, err := s.postAnswer(context.Background(), ch.Short(), `{"workflow_id": "wf-1", "activity_type": "a"}`)
+		if err != nil {
+			a.Error = err.Error()
+		}
+		answered <- a
+	}()
+	gate, err := ln.Accept() // the activity runs, and is never let go
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gate.Close()
+	s.signals <- syscall.SIGTERM
+	waitUntil(t, "serve to drain", s.service.Draining)
+	if code := s.stop(t, syscall.SIGINT); code != 128+int(syscall.SIGINT) {
+		t.Fatalf("exit %d after a second signal, want %d:\n%s", code, 128+int(syscall.SIGINT), s.stderr)
+	}
+	if a := receiveWithin(t, "the answer", answered); a.Kind != protocol.KindDraining {
+		t.Fatalf("the activity in flight was answered %+v, want kind draining", a)
+	}
+}
+
+// A channel added to the config file is served once the file is reloaded
+// (by its change event, or by the SIGHUP that asks for a rescan, which
+// serve says it took), and the reload is counted.
+func TestServeReloadsTheConfig(t *testing.T) {
+	cfg, _ := writeServeConfig(t, "first")
+	s := startServe(t, cfg, "--log-level", "info")
+	data, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	added := string(data) + `  - namespace: prod
+    task_queue: second
+    routing: {lang: lua, source: "function route(r, c) return dispatch.least_loaded(c) end"}
+    workers: [{id: s1}]
+`
+	if err := os.WriteFile(cfg, []byte(added), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s.signals <- syscall.SIGHUP
+	waitUntil(t, "the added channel to answer", func() bool {
+		status, a, err := s.postAnswer(context.Background(), "prod/second", `{"workflow_id": "wf-1", "activity_type": "a", "input": 1}`)
+		return err == nil && status == http.StatusOK && a.WorkerID == "s1"
+	})
+	if m := s.scrape(t); m[`dispatch_reloads_total{result="applied"}`] < 1 {
+		t.Fatalf("reloads applied %v after the channel came in", m[`dispatch_reloads_total{result="applied"}`])
+	}
+	waitUntil(t, "serve to say it took the SIGHUP", func() bool {
+		return strings.Contains(s.stderr.String(), "SIGHUP: rescanning the config and scripts")
+	})
+}
