@@ -16,6 +16,14 @@ import (
 // one at every change.
 const roundDeclines = 16
 
+// roundAhead is how many held-back activities one look at the backlog
+// offers a turn ahead of newer fresh ones (by age). One is enough for none
+// to starve under a steady stream of new activities: each held-back one
+// comes to the front of the held-back list in turn. More would cost a
+// script call per change for each activity a script holds back for long
+// (one waiting for its preferred worker, say), on every change.
+const roundAhead = 1
+
 // backlog is the queue of one channel's waiting activities. A goroutine
 // (watch) runs while it holds any: at each capacity change, and when an
 // activity joins, it offers the waiting activities a turn, one at a time;
@@ -25,12 +33,13 @@ const roundDeclines = 16
 // The activities are in two lists. fresh holds those never held back, oldest
 // first: they are placed in the order they came. held holds those held back
 // on a turn, the one held back longest ago first; one held back again goes
-// to its end. A round offers turns by age: the first untried held-back
-// activity goes before the first untried fresh one if it joined the queue
-// before it, within the round's budget of held-back turns (roundDeclines);
-// once the budget is spent, only fresh ones are offered. So held-back
-// activities block no one behind them, each is asked again in turn, and a
-// stream of newer activities does not keep one waiting for ever.
+// to its end. A round offers the first untried held-back activity a turn
+// before the fresh ones if it joined the queue before them (at most
+// roundAhead such turns a round), then the fresh ones, then the held-back
+// ones again, within the round's budget of held-back turns (roundDeclines).
+// So held-back activities block no one behind them, each is asked again in
+// turn, and a stream of newer activities does not keep one waiting for
+// ever.
 type backlog struct {
 	waiting atomic.Int32 // fresh.Len() + held.Len(), read without the lock
 
@@ -176,16 +185,19 @@ func (b *backlog) round(next <-chan struct{}) {
 		next = nil // changed already: the round goes on, and the next one follows at once
 	default:
 	}
-	declines := 0
+	declines, ahead := 0, 0
 	for {
 		select {
 		case <-next:
 			return
 		default:
 		}
-		w := b.nextUntried(declines < roundDeclines)
+		w, jumped := b.nextUntried(ahead < roundAhead, declines < roundDeclines)
 		if w == nil {
 			return
+		}
+		if jumped {
+			ahead++
 		}
 		w.turn <- struct{}{}
 		var r tryResult
@@ -207,22 +219,30 @@ func (b *backlog) round(next <-chan struct{}) {
 }
 
 // nextUntried returns the next activity to offer a turn, marking it
-// tried: of the first fresh one and (if withHeld) the first held-back one
-// not tried since the last capacity change, the one that joined first; or
-// nil.
-func (b *backlog) nextUntried(withHeld bool) *waiter {
+// tried, or nil: of the activities not tried since the last capacity
+// change, the first held-back one if ahead allows and it joined before the
+// first fresh one (jumped: it goes ahead of a newer one); else the first
+// fresh one; else, if held allows, the first held-back one.
+func (b *backlog) nextUntried(ahead, held bool) (w *waiter, jumped bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	w := b.firstUntried(&b.fresh)
-	if withHeld {
-		if h := b.firstUntried(&b.held); h != nil && (w == nil || h.order < w.order) {
-			w = h
-		}
+	f := b.firstUntried(&b.fresh)
+	var h *waiter
+	if held {
+		h = b.firstUntried(&b.held)
+	}
+	switch {
+	case h != nil && f != nil && ahead && h.order < f.order:
+		w, jumped = h, true
+	case f != nil:
+		w = f
+	default:
+		w = h
 	}
 	if w != nil {
 		w.tried = b.gen + 1
 	}
-	return w
+	return w, jumped
 }
 
 // firstUntried returns the first activity of l not tried since the last
