@@ -45,12 +45,22 @@ func (r *recorder) ReplayOutcome(ctx context.Context, channel engine.ChannelName
 }
 
 // Record implements [engine.Recorder]: it counts op, then records it with
-// next.
+// next. A conversation_closed with a result that next refuses is counted
+// when the dispatcher records it again without the result (as it does),
+// so that each close is counted once.
 func (r *recorder) Record(ctx context.Context, op engine.Operation) error {
-	r.m.observe(&op)
 	if r.next == nil {
+		r.m.observe(&op)
 		return nil
 	}
+	if op.Kind == engine.OpConversationClosed && !op.Result.IsZero() {
+		err := r.next.Record(ctx, op)
+		if err == nil {
+			r.m.observe(&op)
+		}
+		return err
+	}
+	r.m.observe(&op)
 	return r.next.Record(ctx, op)
 }
 

@@ -309,3 +309,56 @@ dispatch_script_errors_total{channel="payments/charge",kind="timeout"} 0
 		t.Errorf("%d script calls timed, want 2", count)
 	}
 }
+
+// refusesResults is a recorder that refuses a conversation_closed carrying
+// a result (a journal line too long for it, say), as the dispatcher then
+// records the close again without it.
+type refusesResults struct{ closes int }
+
+func (r *refusesResults) ReplayOutcome(context.Context, engine.ChannelName, engine.ActivityRequest) (engine.RecordedOutcome, bool, error) {
+	return engine.RecordedOutcome{}, false, nil
+}
+
+func (r *refusesResults) Record(_ context.Context, op engine.Operation) error {
+	if op.Kind != engine.OpConversationClosed {
+		return nil
+	}
+	if !op.Result.IsZero() {
+		return errors.New("journal: line too long")
+	}
+	r.closes++
+	return nil
+}
+
+// A close the next recorder refuses with its result, and that the
+// dispatcher records again without it, is counted once, as the journal
+// holds it once.
+func TestRecorderCountsARecordedAgainCloseOnce(t *testing.T) {
+	m, reg := newMetrics(t, metrics.Options{})
+	ch := channel(t, "payments", "charge")
+	pool := local.NewPool()
+	pool.AddChannel(ch)
+	defer pool.Close(context.Background())
+	if _, err := pool.Start(ch, local.WorkerConfig{ID: "w1", Handler: func(_ context.Context, req engine.ActivityRequest) engine.ActivityResult {
+		return engine.Completed(req.Input)
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	next := &refusesResults{}
+	d, err := engine.NewDispatcher(engine.Options{Pool: pool, Conversations: pool, Capacity: pool,
+		Router: router.NewNative("least-loaded", router.LeastLoaded), Recorder: m.Recorder(next)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.Dispatch(t.Context(), "payments", "charge", engine.ActivityRequest{WorkflowID: "wf-1", ActivityType: "charge",
+		Input: engine.Payload{ContentType: "text/plain", Data: []byte("5")}}); !errors.Is(err, engine.ErrRecord) {
+		t.Fatalf("dispatch: %v, want a record error", err)
+	}
+	if next.closes != 1 {
+		t.Fatalf("next holds %d closes, want 1", next.closes)
+	}
+	compare(t, reg, `
+dispatch_conversations_total{channel="payments/charge",state="completed"} 1
+dispatch_conversations_total{channel="payments/charge",state="failed"} 0
+`, "dispatch_conversations_total")
+}
