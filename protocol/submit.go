@@ -193,7 +193,7 @@ func (a *Answer) SetOutput(p engine.Payload) {
 	case isJSONType(p.ContentType) && json.Valid(p.Data):
 		a.Output = json.RawMessage(p.Data)
 	case !isJSONType(p.ContentType) && utf8.Valid(p.Data):
-		a.Output, _ = json.Marshal(string(p.Data)) // a string always marshals
+		a.Output = jsonString(string(p.Data))
 	default:
 		a.OutputBase64 = base64.StdEncoding.EncodeToString(p.Data)
 	}
@@ -226,4 +226,13 @@ func (a *Answer) Payload() (engine.Payload, error) {
 func isJSONType(ct string) bool {
 	mt, _, err := mime.ParseMediaType(ct)
 	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
+}
+
+// jsonString is s as a JSON string, with <, > and & left as they are.
+func jsonString(s string) json.RawMessage {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s) // a string always encodes
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 }

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -81,8 +82,8 @@ func (s *Service) serveDispatch(w http.ResponseWriter, r *http.Request) {
 		s.writeRefused(w, "http", "", protocol.KindBadRequest, http.StatusBadRequest, err.Error(), start)
 		return
 	}
-	if !s.admit() {
-		s.writeRefused(w, "http", ch.Short(), protocol.KindDraining, http.StatusServiceUnavailable,
+	if !s.admit(false) {
+		s.writeRefused(w, "http", s.label(ch), protocol.KindDraining, http.StatusServiceUnavailable,
 			"the node is draining and takes no new dispatch; send it to another node", start)
 		return
 	}
@@ -135,13 +136,26 @@ func (s *Service) writeRefused(w http.ResponseWriter, transport, channel, kind s
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
+	b, err := marshal(v)
 	if err != nil {
 		status, b = http.StatusInternalServerError, []byte(`{"status":"failed","kind":"internal","error":"the answer could not be encoded"}`)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	w.Write(append(b, '\n'))
+	w.Write(b)
+}
+
+// marshal encodes v as one JSON line, leaving <, > and & as they are (an
+// answer is not HTML, and escaping them would make an output six times
+// larger).
+func marshal(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return b.Bytes(), nil
 }
 
 // channelView is a channel in GET /v1/channels.

@@ -2,7 +2,6 @@ package service
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -92,8 +91,8 @@ func (s *Service) onNATS(msg *nats.Msg) {
 		s.replyRefused(msg, "", protocol.KindBadRequest, err.Error(), start)
 		return
 	}
-	if !s.admit() {
-		s.replyRefused(msg, ch.Short(), protocol.KindDraining, "the node is draining and takes no new dispatch; send the request again", start)
+	if !s.admit(true) {
+		s.replyRefused(msg, s.label(ch), protocol.KindDraining, "the node is draining and takes no new dispatch; send the request again", start)
 		return
 	}
 	go func() {
@@ -130,7 +129,7 @@ func (s *Service) replyRefused(msg *nats.Msg, channel, kind, text string, start 
 
 // reply sends a on msg's reply subject.
 func (s *Service) reply(msg *nats.Msg, a protocol.Answer) {
-	body, err := json.Marshal(a)
+	body, err := marshal(a)
 	if err != nil { // not reached: an answer always marshals
 		body = []byte(`{"status":"failed","kind":"internal","error":"the answer could not be encoded"}`)
 	}
@@ -141,10 +140,10 @@ func (s *Service) reply(msg *nats.Msg, a protocol.Answer) {
 	if errors.Is(err, nats.ErrMaxPayload) {
 		// Escaping can make an output grow past what NATS carries: say so
 		// rather than leave the client waiting.
-		too := refused(protocol.KindInternal, fmt.Sprintf("the answer (%d bytes) is larger than the NATS server carries; the activity ran (conversation %s): ask over HTTP for large outputs",
-			len(body), a.ConversationID))
+		too := refused(protocol.KindInternal, fmt.Sprintf("the answer (%d bytes) is larger than the NATS server carries: the activity %s (conversation %s) but its output cannot be sent back over NATS; send activities with outputs this large over HTTP",
+			len(body), a.Status, a.ConversationID))
 		too.WorkerID, too.ConversationID, too.Attempts = a.WorkerID, a.ConversationID, a.Attempts
-		out.Data, _ = json.Marshal(too)
+		out.Data, _ = marshal(too)
 		err = msg.RespondMsg(out)
 	}
 	if err != nil {

@@ -87,9 +87,10 @@ type Service struct {
 	abandon context.CancelCauseFunc
 
 	mu       sync.Mutex
-	draining bool
+	draining bool           // Drain was called: HTTP takes no new dispatch
+	closed   bool           // the NATS subscriptions are gone too: nothing is taken
 	inflight sync.WaitGroup // dispatches taken and not yet answered
-	drained  chan struct{}  // closed once draining and none is in flight
+	drained  chan struct{}  // closed once closed and none is in flight
 	subs     []*natsSub     // the NATS subscriptions taking dispatches
 }
 
@@ -123,11 +124,13 @@ func New(opts Options) (*Service, error) {
 }
 
 // admit takes a dispatch unless the service drains; a taken one must be
-// released with done.
-func (s *Service) admit() bool {
+// released with done. Over NATS (nats set) a request is taken until the
+// subscriptions are gone: one the server delivered before the drain
+// unsubscribed was sent to this node, and is answered here.
+func (s *Service) admit(nats bool) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.draining {
+	if s.closed || (s.draining && !nats) {
 		return false
 	}
 	s.inflight.Add(1)
@@ -143,28 +146,31 @@ func (s *Service) Draining() bool {
 	return s.draining
 }
 
-// Drain stops taking dispatches (the NATS subscriptions leave their queue
-// group, so other nodes take the channel's requests; HTTP dispatches are
-// refused with 503 and kind "draining") and waits until every dispatch
-// already taken is answered. When ctx ends first, the dispatches still
-// running are abandoned: each is answered as failed with kind "draining",
-// and Drain returns once they are, with an error saying how many there
-// were. Calling Drain again waits again.
+// Drain stops taking dispatches and waits until every dispatch already
+// taken is answered. HTTP dispatches are refused at once (503, kind
+// "draining"); the NATS subscriptions leave their queue group, so other
+// nodes take the channels' requests, and the requests the server had
+// already delivered to this node are taken and answered. When ctx ends
+// first, the dispatches still running are abandoned: each is answered as
+// failed with kind "draining", and Drain returns once they are, with an
+// error saying so. Calling Drain again waits again.
 func (s *Service) Drain(ctx context.Context) error {
 	s.mu.Lock()
-	first := !s.draining
 	s.draining = true
 	subs := s.subs
 	s.mu.Unlock()
-	if first {
-		go func() { s.inflight.Wait(); close(s.drained) }()
-	}
 	var errs []error
 	for _, sub := range subs {
 		if err := sub.drain(ctx); err != nil {
 			errs = append(errs, err)
 		}
 	}
+	s.mu.Lock()
+	if !s.closed {
+		s.closed = true // no Add after this: the wait may begin
+		go func() { s.inflight.Wait(); close(s.drained) }()
+	}
+	s.mu.Unlock()
 	select {
 	case <-s.drained:
 		return errors.Join(errs...)
@@ -237,8 +243,14 @@ func answerOf(out engine.Outcome, err error) protocol.Answer {
 		return a
 	}
 	a.Status, a.Kind, a.Error = protocol.StatusFailed, KindOf(err), err.Error()
-	if a.Kind == protocol.KindActivityFailed {
+	switch {
+	case a.Kind == protocol.KindActivityFailed:
 		a.Error = out.Result.Error // the worker's own words
+	case out.Result.Status == engine.StatusCompleted:
+		// The worker completed it, and dispatch failed after (its journal
+		// refused the close): the output is the client's all the same, so
+		// that it need not run the activity again.
+		a.SetOutput(out.Result.Output)
 	}
 	return a
 }
@@ -298,4 +310,13 @@ func HTTPStatus(a protocol.Answer) int {
 // refused is the answer to a request that was not dispatched.
 func refused(kind, msg string) protocol.Answer {
 	return protocol.Answer{Status: protocol.StatusFailed, Kind: kind, Error: msg}
+}
+
+// label is ch's label in the metrics: "" for a channel the config in
+// service lacks, so that clients cannot make series at will.
+func (s *Service) label(ch engine.ChannelName) string {
+	if s.node.Serves(ch) {
+		return ch.Short()
+	}
+	return ""
 }

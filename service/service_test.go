@@ -4,14 +4,19 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/metrics"
 	"github.com/aion-dispatch/dispatch/protocol"
 	"github.com/aion-dispatch/dispatch/service"
 	"github.com/aion-dispatch/dispatch/worker"
@@ -328,5 +333,107 @@ func TestTwoNodesShareTheLoad(t *testing.T) {
 	t.Logf("%d requests sent again after the node died", retried.Load())
 	if got := h.max.Load(); got > 2 {
 		t.Fatalf("the shared worker held %d at once, max_in_flight 2", got)
+	}
+}
+
+// Requests the NATS server delivered to a node before its drain
+// unsubscribed are answered by that node: a drain under load answers
+// each request (or the client hears there is no responder left), never
+// "draining".
+func TestDrainServesWhatNATSDelivered(t *testing.T) {
+	b := startBroker(t)
+	d := startNode(t, simulated, b, service.Options{})
+	client := connect(t, b)
+	const n = 2000
+	answers := make(chan error, n)
+	for i := range n {
+		go func() {
+			a, err := request(client, "aion.dispatch.prod.ok", "", fmt.Sprintf(`{"workflow_id": "wf-%d", "activity_type": "a", "input": 1}`, i))
+			switch {
+			case errors.Is(err, nats.ErrNoResponders):
+				err = nil // after the drain: another node's, had there been one
+			case err == nil && a.Status != protocol.StatusCompleted:
+				err = fmt.Errorf("answer %+v", a)
+			}
+			answers <- err
+		}()
+	}
+	// The drain starts while requests are still coming in, some of them
+	// delivered to the node's subscription and not yet read.
+	waitFor(t, "the node to take some", func() bool { return d.node.Stats().Counters.Dispatched >= 50 })
+	if err := d.svc.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for range n {
+		if err := receive(t, "an answer", answers); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// During a drain, a refusal for a channel the config lacks counts under
+// channel "", like any unknown channel: clients make no series at will.
+func TestRefusalsDuringDrainMakeNoSeries(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m, err := metrics.New(reg, metrics.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := startNode(t, simulated, nil, service.Options{Observer: m})
+	if err := d.svc.Drain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, ch := range []string{"prod/made-up", "prod/ok"} {
+		if status, a := d.post(t, ch, "", activity); status != http.StatusServiceUnavailable || a.Kind != protocol.KindDraining {
+			t.Fatalf("%s while draining: %d %+v", ch, status, a)
+		}
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var channels []string
+	for _, mf := range mfs {
+		if mf.GetName() != "dispatch_duration_seconds" {
+			continue
+		}
+		for _, mt := range mf.GetMetric() {
+			for _, l := range mt.GetLabel() {
+				if l.GetName() == "channel" {
+					channels = append(channels, l.GetValue())
+				}
+			}
+		}
+	}
+	if !slices.Equal(channels, []string{"", "prod/ok"}) {
+		t.Fatalf("dispatch_duration_seconds has channels %q, want \"\" and prod/ok", channels)
+	}
+}
+
+// A dispatch without schedule_to_close is bounded by the node's
+// DispatchTimeout, and answered 504 saying so.
+func TestDispatchTimeout(t *testing.T) {
+	d := startNode(t, simulated, nil, service.Options{DispatchTimeout: 20 * time.Millisecond})
+	status, a := d.post(t, "prod/slow", "", activity)
+	if status != http.StatusGatewayTimeout || a.Kind != protocol.KindTimeout || !strings.Contains(a.Error, "no answer within 20ms") {
+		t.Fatalf("got %d %+v, want 504 timeout naming the node's bound", status, a)
+	}
+}
+
+// An answer is not HTML: <, > and & reach the client as they are.
+func TestAnswersAreNotHTMLEscaped(t *testing.T) {
+	d := startNode(t, simulated, nil, service.Options{})
+	resp, err := d.http.Client().Post(d.http.URL+"/v1/channels/prod/ok/dispatch", "application/json",
+		strings.NewReader(`{"workflow_id": "wf-1", "activity_type": "a", "input": "<a & b>"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(body), `"output":"<a & b>"`) {
+		t.Fatalf("answer %s", body)
 	}
 }
