@@ -257,9 +257,15 @@ func TestWriteErrorsAreNotLost(t *testing.T) {
 	ops := sampleOps(t)
 	op := ops[0]
 	_ = w.Record(context.Background(), op) // buffered: the write comes with the close
+	if err := w.Err(); err != nil {
+		t.Fatalf("Err before any write: %v", err)
+	}
 	closing := ops[len(ops)-1]
 	if err := w.Record(context.Background(), closing); err == nil || !strings.Contains(err.Error(), "device full") {
 		t.Fatalf("recording the close: %v", err)
+	}
+	if err := w.Err(); err == nil || !strings.Contains(err.Error(), "device full") {
+		t.Fatalf("Err after the failed write: %v", err)
 	}
 	if err := w.Record(context.Background(), op); err == nil {
 		t.Error("a record after a failed write succeeded")

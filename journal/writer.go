@@ -455,6 +455,15 @@ func (w *Writer) write(buf []byte, sync bool) error {
 	return err
 }
 
+// Err returns the error that stopped the journal (a write or sync that
+// failed: every later Record fails with it), or nil while it records. A
+// node's readiness asks it.
+func (w *Writer) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.err
+}
+
 // Flush writes every buffered line and, unless the setting is FsyncNever,
 // syncs.
 func (w *Writer) Flush() error {

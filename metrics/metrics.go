@@ -167,7 +167,8 @@ func New(reg prometheus.Registerer, opts Options) (*Metrics, error) {
 // the request was bad, so that a client cannot create series at will;
 // outcome is "completed" or why the dispatch failed, such as
 // "activity_failed", "no_workers", "backlog_full", "timeout",
-// "unknown_channel", "bad_request", "draining" or "internal"; took is the
+// "unknown_channel", "bad_request", "draining", "routing_failed",
+// "internal", or "canceled" (the client went away first); took is the
 // time from the request to the answer.
 func (m *Metrics) ObserveDispatch(transport, channel, outcome string, took time.Duration) {
 	m.dispatchDuration.WithLabelValues(label(transport), label(channel), label(outcome)).Observe(took.Seconds())

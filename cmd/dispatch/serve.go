@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -245,8 +246,11 @@ func (s *server) serve() int {
 	}
 
 	var rec engine.Recorder
+	var jw *journal.Writer
+	var started atomic.Bool // the exec workers registered (or their time ran out): ready
 	if s.opts.journal != "" {
-		jw, recovered, err := journal.Open(s.opts.journal, journal.Options{Fsync: s.fsync, Observer: m.Journal()})
+		var recovered string
+		jw, recovered, err = journal.Open(s.opts.journal, journal.Options{Fsync: s.fsync, Observer: m.Journal()})
 		if err != nil {
 			return s.fail("%v", err)
 		}
@@ -313,7 +317,17 @@ func (s *server) serve() int {
 	stops = append(stops, func(context.Context) error { front.Close(); return nil })
 	svc, err := service.New(service.Options{Node: n, Logger: s.log, DispatchTimeout: s.opts.dispatchTimeout,
 		Observer: m, Metrics: promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}),
-		Ready: func() error { return natsReady(rw.nc, front) }})
+		Ready: func() error {
+			if !started.Load() {
+				return errors.New("starting: waiting for the worker programs to register")
+			}
+			if jw != nil {
+				if err := jw.Err(); err != nil {
+					return fmt.Errorf("the journal cannot be written: %w", err)
+				}
+			}
+			return natsReady(rw.nc, front)
+		}})
 	if err != nil {
 		return abort("%v", err)
 	}
@@ -340,6 +354,7 @@ func (s *server) serve() int {
 		s.log.Warn("worker programs not registered yet; their output is in this log", "after", programsStartup.String(),
 			"workers", strings.Join(missing, ", "))
 	}
+	started.Store(true)
 	fmt.Fprintf(e.stderr, "dispatch serve: serving %d channels: HTTP on http://%s, NATS on %s (subjects aion.dispatch.NS.QUEUE)\n",
 		len(cfg.Channels), ln.Addr(), rw.url)
 	if e.serving != nil {
@@ -384,26 +399,45 @@ wait:
 			}
 			second = sig
 			cancelDrain() // what is in flight is answered "draining" at once
+			break wait
 		}
+	}
+	if sig, ok := second.(syscall.Signal); ok {
+		// At once, but not blind: the abandoned dispatches are answered
+		// and the journal flushed if that takes no longer than a moment
+		// (a hung disk must not keep a process its operator stopped twice).
+		s.log.Warn("second signal: stopping now", "signal", sig.String())
+		stopped := make(chan struct{})
+		go func() {
+			<-drained
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel() // stop without waiting for anything
+			_ = stopAll(ctx)
+			close(stopped)
+		}()
+		select {
+		case <-stopped:
+		case <-time.After(secondSignalGrace):
+			s.log.Warn("exiting before the journal and workers stopped", "after", secondSignalGrace.String())
+		}
+		return 128 + int(sig)
 	}
 	if drainErr != nil {
 		s.log.Warn("drain cut short", "error", drainErr)
 	}
 	stopCtx, cancelStop := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancelStop()
-	if second != nil {
-		cancelStop() // exit at once: stop what can stop without waiting
-	}
-	if err := stopAll(stopCtx); err != nil && second == nil {
+	if err := stopAll(stopCtx); err != nil {
 		s.log.Error("stopping", "error", err)
 		return exitError
-	}
-	if sig, ok := second.(syscall.Signal); ok {
-		return 128 + int(sig)
 	}
 	s.log.Info("stopped")
 	return exitOK
 }
+
+// secondSignalGrace is how long a second signal lets serve answer what it
+// abandons and flush its journal before it exits regardless.
+const secondSignalGrace = 2 * time.Second
 
 // natsReady reports a NATS connection of the node that is not connected.
 func natsReady(conns ...*nats.Conn) error {
