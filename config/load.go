@@ -8,7 +8,6 @@ import (
 	"math"
 	"net"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -105,8 +104,6 @@ func (l *loader) errorf(n *yaml.Node, format string, args ...any) {
 	l.errs = append(l.errs, e)
 }
 
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
 func (l *loader) parse(data []byte) *Config {
 	if len(data) > MaxConfigBytes {
 		l.errorf(nil, "the file is %d bytes; the limit is %d", len(data), MaxConfigBytes)
@@ -163,23 +160,7 @@ func (l *loader) parse(data []byte) *Config {
 }
 
 func (l *loader) yamlError(data []byte, err error) {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	e := &Error{File: l.file, Msg: msg, Err: err}
-	if m := yamlLine.FindStringSubmatch(err.Error()); m != nil {
-		e.Line, _ = strconv.Atoi(m[1])
-		e.Msg = m[2]
-	}
-	if line, text := syntaxLine(data); line > 0 {
-		e.Line = line
-		indent := text[:len(text)-len(bytes.TrimLeft(text, " \t"))]
-		if i := bytes.IndexByte(indent, '\t'); i >= 0 { // what editors most often get wrong
-			e.Column = i + 1
-			if !strings.Contains(e.Msg, "tab character") {
-				e.Msg += " (a tab in the indentation: YAML indents with spaces)"
-			}
-		}
-	}
-	l.errs = append(l.errs, e)
+	l.errs = append(l.errs, YAMLErrors(l.file, data, err)...)
 }
 
 // syntaxSearchBytes bounds how much syntaxLine parses in all: each step

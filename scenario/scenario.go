@@ -219,11 +219,11 @@ func Load(path string) (*Scenario, error) {
 		if errors.Is(err, io.EOF) {
 			return nil, config.Errors{{File: path, Line: 1, Msg: "the file is empty; a scenario needs channels (or config) and steps"}}
 		}
-		return nil, config.Errors{yamlError(path, err)}
+		return nil, yamlErrors(path, data, err)
 	}
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, config.Errors{yamlError(path, err)}
+		return nil, yamlErrors(path, data, err)
 	}
 	s := &Scenario{Name: strings.TrimSuffix(filepath.Base(path), ".yaml"), File: path, Description: f.Description}
 
@@ -531,23 +531,14 @@ func at(lines []int, i int) int {
 	return 0
 }
 
-// yamlError places a yaml.v3 error ("yaml: line N: msg").
-func yamlError(file string, err error) *config.Error {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	e := &config.Error{File: file, Msg: msg, Err: err}
-	var te *yaml.TypeError
-	if errors.As(err, &te) && len(te.Errors) > 0 {
-		msg = te.Errors[0]
+// yamlErrors places a yaml.v3 error (config.YAMLErrors), each in the
+// words of the scenario format.
+func yamlErrors(file string, data []byte, err error) config.Errors {
+	errs := config.YAMLErrors(file, data, err)
+	for _, e := range errs {
+		e.Msg = unknownKey(e.Msg)
 	}
-	var line int
-	if _, scanErr := fmt.Sscanf(msg, "line %d: ", &line); scanErr == nil {
-		e.Line = line
-		e.Msg = unknownKey(msg[strings.Index(msg, ": ")+2:])
-		if te != nil && len(te.Errors) > 1 {
-			e.Msg += fmt.Sprintf(" (and %d more)", len(te.Errors)-1)
-		}
-	}
-	return e
+	return errs
 }
 
 // yamlShapes name the parts of a scenario for messages about their keys.
