@@ -39,6 +39,27 @@ type remoteWorkers struct {
 	join      []nats.Option // how nc joined a server given by URL: TLS, credentials
 }
 
+// startConfigRemote starts the NATS side of cfg (startRemote) as the
+// command line says: a --nats URL or --nats-listen ADDR wins over the
+// config's nats key.
+func startConfigRemote(ctx context.Context, prog string, cfg *config.Config, url, listen string, log *slog.Logger, stderr io.Writer) (*remoteWorkers, error) {
+	var nc config.NATS
+	if cfg.NATS != nil {
+		nc = *cfg.NATS
+	}
+	switch {
+	case url != "":
+		nc.URL, nc.Listen = url, ""
+	case listen != "":
+		nc = config.NATS{Listen: listen, HeartbeatTimeout: nc.HeartbeatTimeout}
+	}
+	names := make([]engine.ChannelName, 0, len(cfg.Channels))
+	for _, ch := range cfg.Channels {
+		names = append(names, ch.Name)
+	}
+	return startRemote(ctx, prog, nc, names, log, stderr)
+}
+
 // startRemote starts the embedded NATS server on c.Listen (unless c.URL
 // names one to join), connects, and starts the transport, knowing
 // channels.

@@ -278,21 +278,7 @@ func (r *runner) run() int {
 	}
 	var rw *remoteWorkers
 	if r.opts.natsURL != "" || r.opts.natsListen != "" || cfg.NATS != nil || hasExec(cfg) {
-		var nc config.NATS
-		if cfg.NATS != nil {
-			nc = *cfg.NATS
-		}
-		switch { // the flags win over the config
-		case r.opts.natsURL != "":
-			nc.URL, nc.Listen = r.opts.natsURL, ""
-		case r.opts.natsListen != "":
-			nc = config.NATS{Listen: r.opts.natsListen, HeartbeatTimeout: nc.HeartbeatTimeout}
-		}
-		var names []engine.ChannelName
-		for _, ch := range cfg.Channels {
-			names = append(names, ch.Name)
-		}
-		rw, err = startRemote(context.Background(), "dispatch run", nc, names, r.log, e.stderr)
+		rw, err = startConfigRemote(context.Background(), "dispatch run", cfg, r.opts.natsURL, r.opts.natsListen, r.log, e.stderr)
 		if err != nil {
 			if jw != nil {
 				jw.Close()

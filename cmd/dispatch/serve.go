@@ -261,21 +261,7 @@ func (s *server) serve() int {
 		rec = journal.Recorder{Writer: jw}
 	}
 
-	var nc config.NATS
-	if cfg.NATS != nil {
-		nc = *cfg.NATS
-	}
-	switch { // the flags win over the config
-	case s.opts.natsURL != "":
-		nc.URL, nc.Listen = s.opts.natsURL, ""
-	case s.opts.natsListen != "":
-		nc = config.NATS{Listen: s.opts.natsListen, HeartbeatTimeout: nc.HeartbeatTimeout}
-	}
-	var names []engine.ChannelName
-	for _, ch := range cfg.Channels {
-		names = append(names, ch.Name)
-	}
-	rw, err := startRemote(context.Background(), "dispatch serve", nc, names, s.log, e.stderr)
+	rw, err := startConfigRemote(context.Background(), "dispatch serve", cfg, s.opts.natsURL, s.opts.natsListen, s.log, e.stderr)
 	if err != nil {
 		return abort("%v", err)
 	}
