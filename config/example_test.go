@@ -43,7 +43,7 @@ func ExampleWatcher() {
 	}
 	w, err := config.NewWatcher(cfg, config.WatchOptions{
 		Options: config.Options{Compiler: compiler},
-		Apply: func(old, next *config.Config) error {
+		Apply: func(next *config.Config) error {
 			fmt.Println("now serving", len(next.Channels), "channels")
 			return nil
 		},

@@ -40,9 +40,9 @@ type WatchOptions struct {
 	// The watcher then owns that Compiler: after each reload or failure it
 	// drops the programs the config in service does not use.
 	Options
-	// Apply puts a new config in service; it is given the config in service
-	// and the one that replaces it. An error keeps the old one. Required.
-	Apply func(old, new *Config) error
+	// Apply puts a new config in service in place of the one in service
+	// (a node's Apply). An error keeps the old one. Required.
+	Apply func(next *Config) error
 	// Debounce is how long the files must be quiet after an event before
 	// they are read (editors write in several steps); 0 means
 	// DefaultDebounce.
@@ -769,7 +769,7 @@ func (w *Watcher) numberVersions(gated []Gated) {
 
 // apply puts next in service.
 func (w *Watcher) apply(cur, next *Config) error {
-	if err := w.opts.Apply(cur, next); err != nil {
+	if err := w.opts.Apply(next); err != nil {
 		return fmt.Errorf("apply %s: %w", w.path, err)
 	}
 	w.mu.Lock()

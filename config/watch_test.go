@@ -79,7 +79,7 @@ func runWatch(t *testing.T, dir, conf string, opts config.WatchOptions) *watchHa
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts.Apply = func(old, new *config.Config) error {
+	opts.Apply = func(new *config.Config) error {
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		if h.failApp != nil {
@@ -438,7 +438,7 @@ func TestNewWatcherNeedsApply(t *testing.T) {
 	if _, err := config.NewWatcher(cfg, config.WatchOptions{}); err == nil {
 		t.Error("NewWatcher without Apply: no error")
 	}
-	if _, err := config.NewWatcher(nil, config.WatchOptions{Apply: func(_, _ *config.Config) error { return nil }}); err == nil {
+	if _, err := config.NewWatcher(nil, config.WatchOptions{Apply: func(*config.Config) error { return nil }}); err == nil {
 		t.Error("NewWatcher without a config: no error")
 	}
 }

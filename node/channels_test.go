@@ -46,7 +46,7 @@ channels:
 		t.Errorf("backlog %d policy %+v", c.Backlog, c.Policy)
 	}
 	cfg2 := parse(t, strings.Replace(base, "%s", "two.lua", 1), scripts)
-	if err := n.Apply(cfg1, cfg2); err != nil {
+	if err := n.Apply(cfg2); err != nil {
 		t.Fatal(err)
 	}
 	after, ok := n.Channel(ctx, c.Channel)

@@ -138,7 +138,7 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.disp = d
-	if err := n.Apply(n.cfg, cfg); err != nil {
+	if err := n.Apply(cfg); err != nil {
 		return nil, errors.Join(err, n.Close(context.Background()))
 	}
 	return n, nil
@@ -179,17 +179,17 @@ func (n *Node) Gate(ctx context.Context, ch config.Channel, file string) (router
 	return ch.Gate(ctx, file, recent)
 }
 
-// Apply puts next in service in place of the node's current config (old is
-// accepted for config.WatchOptions.Apply and otherwise unused): added
-// channels start; removed ones stop taking dispatches (those get an
-// unknown-channel error) and their workers finish what they have; a changed
+// Apply puts next in service in place of the node's current config (it
+// is a config.WatchOptions.Apply): added channels start; removed ones stop
+// taking dispatches (those get an unknown-channel error) and their workers
+// finish what they have; a changed
 // routing swaps the channel's router slot; a changed backlog policy
 // (max_backlog, when_full, schedule_to_start) holds from then on; added,
 // removed and changed workers start, drain and are replaced. Nothing in
 // flight is disturbed.
 // It fails only on a closed node: a worker that cannot start (which a
 // validated config does not have) is logged, and the rest is applied.
-func (n *Node) Apply(_, next *config.Config) error {
+func (n *Node) Apply(next *config.Config) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {

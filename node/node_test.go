@@ -247,7 +247,7 @@ channels:
     workers: [{id: n1}]
 `, scripts)
 	cfg2.Channels[0].Workers = append(cfg2.Channels[0].Workers, config.Worker{ID: "w3", MaxInFlight: 1})
-	if err := n.Apply(cfg1, cfg2); err != nil {
+	if err := n.Apply(cfg2); err != nil {
 		t.Fatal(err)
 	}
 	if err := <-inFlight; err != nil {
@@ -278,7 +278,7 @@ channels:
 	// Removing a worker from the config takes it out of the pool.
 	cfg3 := parse(t, strings.Replace(base, "%s", "two.lua", 1), scripts)
 	cfg3.Channels[0].Workers = cfg3.Channels[0].Workers[:1]
-	if err := n.Apply(cfg2, cfg3); err != nil {
+	if err := n.Apply(cfg3); err != nil {
 		t.Fatal(err)
 	}
 	_, err := n.Dispatch(ctx, "prod", "keep", request("wf-6"))
@@ -404,7 +404,6 @@ func TestBacklogPolicyFollowsApply(t *testing.T) {
 	}
 	var logs syncBuffer
 	var n *node.Node
-	var cur *config.Config
 	for i, st := range steps {
 		next := parse(t, st.yaml, nil)
 		before := logs.String()
@@ -415,10 +414,9 @@ func TestBacklogPolicyFollowsApply(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer n.Close(context.Background())
-		} else if err := n.Apply(cur, next); err != nil {
+		} else if err := n.Apply(next); err != nil {
 			t.Fatal(err)
 		}
-		cur = next
 		for ch, want := range st.want {
 			if got := n.BacklogPolicy(ch); got != want {
 				t.Errorf("step %d: %s: %+v, want %+v", i+1, ch.Short(), got, want)
