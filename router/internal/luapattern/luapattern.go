@@ -1,4 +1,19 @@
-package router
+// Package luapattern matches Lua 5.1 patterns with a step budget: the
+// matching behind string.find, string.match, string.gmatch and string.gsub
+// in the routing sandbox.
+//
+// gopher-lua's matcher backtracks without bound inside one call into Go,
+// where the deadline cannot reach: ("a"):rep(300):match(".-.-.-b") runs for
+// seconds. This one is the same backtracking algorithm (the reference
+// implementation's structure: match, max/min expand, captures), but every
+// step counts, the call's context is consulted every few thousand steps,
+// and a match past the budget fails with an error. It is tested
+// differentially against gopher-lua's matcher.
+//
+// The package knows nothing of Lua values: subjects, patterns and captures
+// are Go strings and positions, and the caller turns them into its
+// interpreter's values.
+package luapattern
 
 import (
 	"context"
@@ -6,15 +21,6 @@ import (
 	"fmt"
 	"strings"
 )
-
-// Lua 5.1 patterns, matched with a step budget.
-//
-// gopher-lua's matcher backtracks without bound inside one call into Go,
-// where the deadline cannot reach: ("a"):rep(300):match(".-.-.-b") runs for
-// seconds. This one is the same backtracking algorithm (the reference
-// implementation's structure: match, max/min expand, captures), but every
-// step counts, the call's context is consulted every few thousand steps,
-// and a match past the budget fails with an error.
 
 const (
 	maxCaptures     = 32
@@ -27,7 +33,8 @@ const (
 // maxPatternSteps bounds one pattern call even without a deadline.
 const maxPatternSteps = 50_000_000
 
-var errPatternTooComplex = errors.New("pattern too complex (it would backtrack too long); simplify it or shorten the subject")
+// ErrTooComplex is the error of a match stopped by the step budget.
+var ErrTooComplex = errors.New("pattern too complex (it would backtrack too long); simplify it or shorten the subject")
 
 // patternError is raised inside the matcher and returned by its entry points.
 type patternError struct{ err error }
@@ -54,7 +61,7 @@ func (m *matcher) step() {
 		return
 	}
 	if budget := m.budget; m.steps > maxPatternSteps || (budget > 0 && m.steps > budget) {
-		panic(patternError{errPatternTooComplex})
+		panic(patternError{ErrTooComplex})
 	}
 	if m.ctx != nil {
 		if err := m.ctx.Err(); err != nil {
@@ -376,40 +383,52 @@ func (m *matcher) matchCapture(s int, c byte) int {
 	return -1
 }
 
-// captureValue is one capture of a match from s to e: a string, or a
-// 1-based position.
-type captureValue struct {
-	str      string
-	pos      int
-	position bool
+// Capture is one capture of a match: a string, or a 1-based position.
+type Capture struct {
+	Str      string // the captured text, unless Position
+	Pos      int    // the 1-based position captured by (), when Position
+	Position bool   // the capture is a position, not text
 }
 
 // captures returns the captures of the match s..e, or the whole match when
 // the pattern has none and whole is true.
-func (m *matcher) captures(s, e int, whole bool) []captureValue {
+func (m *matcher) captures(s, e int, whole bool) []Capture {
 	n := m.level
 	if n == 0 && whole {
-		return []captureValue{{str: m.src[s:e]}}
+		return []Capture{{Str: m.src[s:e]}}
 	}
-	out := make([]captureValue, n)
+	out := make([]Capture, n)
 	for i := range n {
 		c := m.capture[i]
 		switch c.len {
 		case capUnfinished:
 			m.fail("unfinished capture")
 		case capPosition:
-			out[i] = captureValue{pos: c.init + 1, position: true}
+			out[i] = Capture{Pos: c.init + 1, Position: true}
 		default:
-			out[i] = captureValue{str: m.src[c.init : c.init+c.len]}
+			out[i] = Capture{Str: m.src[c.init : c.init+c.len]}
 		}
 	}
 	return out
 }
 
-// patternFind implements string.find (find true) and string.match (find
-// false): the start and end (1-based) of the first match at or after init
-// (1-based), with its captures; start 0 when there is none.
-func patternFind(ctx context.Context, src, pat string, init int, plain, find bool) (start, end int, caps []captureValue, err error) {
+// Find implements string.find: the start and end (1-based) of the first
+// match of pat in src at or after init (1-based; negative counts from the
+// end), with its captures; start 0 when there is none. With plain, pat is
+// looked for as text.
+func Find(ctx context.Context, src, pat string, init int, plain bool) (start, end int, caps []Capture, err error) {
+	return find(ctx, src, pat, init, plain, true)
+}
+
+// Match implements string.match: the start and end (1-based) of the first
+// match at or after init, as in [Find], and its captures, or the whole
+// match when the pattern has none; start 0 when there is none.
+func Match(ctx context.Context, src, pat string, init int) (start, end int, caps []Capture, err error) {
+	return find(ctx, src, pat, init, false, false)
+}
+
+// find implements Find (find true) and Match (find false).
+func find(ctx context.Context, src, pat string, init int, plain, find bool) (start, end int, caps []Capture, err error) {
 	defer recoverPattern(&err)
 	if init < 0 {
 		init = len(src) + init + 1
@@ -446,14 +465,17 @@ func patternFind(ctx context.Context, src, pat string, init int, plain, find boo
 	return 0, 0, nil, nil
 }
 
-// gmatchState walks the matches of a pattern, as string.gmatch does.
-type gmatchState struct {
+// Gmatch walks the matches of a pattern, as string.gmatch does.
+type Gmatch struct {
 	src, pat string
 	pos      int // where the next search starts, 0-based
 }
 
-// next returns the captures of the next match, or nil at the end.
-func (g *gmatchState) next(ctx context.Context) (caps []captureValue, err error) {
+// NewGmatch returns a walk over the matches of pat in src.
+func NewGmatch(src, pat string) *Gmatch { return &Gmatch{src: src, pat: pat} }
+
+// Next returns the captures of the next match, or nil at the end.
+func (g *Gmatch) Next(ctx context.Context) (caps []Capture, err error) {
 	defer recoverPattern(&err)
 	m := &matcher{src: g.src, pat: g.pat, ctx: ctx}
 	m.validate()
@@ -471,17 +493,22 @@ func (g *gmatchState) next(ctx context.Context) (caps []captureValue, err error)
 	return nil, nil
 }
 
-// gsubMatch is one match of gsub: its bounds and the matcher that holds
-// its captures.
-type gsubMatch struct {
-	start, end int
+// GsubMatch is one match of [Gsub]: its bounds (0-based, end exclusive)
+// and the matcher that holds its captures.
+type GsubMatch struct {
+	Start, End int
 	m          *matcher
 }
 
-// patternGsub calls each for the matches string.gsub replaces, at most
+// Captures returns the match's captures, or the whole match when the
+// pattern has none. Call it only inside the callback of [Gsub] that was
+// given the match.
+func (gm GsubMatch) Captures() []Capture { return gm.m.captures(gm.Start, gm.End, true) }
+
+// Gsub calls each for the matches string.gsub replaces, at most
 // limit of them (limit < 0: all), and returns how many there were. Text
 // between matches is handed to keep.
-func patternGsub(ctx context.Context, src, pat string, limit int, keep func(string), each func(gsubMatch) error) (n int, err error) {
+func Gsub(ctx context.Context, src, pat string, limit int, keep func(string), each func(GsubMatch) error) (n int, err error) {
 	defer recoverPattern(&err)
 	anchor := strings.HasPrefix(pat, "^")
 	if anchor {
@@ -495,7 +522,7 @@ func patternGsub(ctx context.Context, src, pat string, limit int, keep func(stri
 		e := m.match(s, 0)
 		if e != -1 {
 			n++
-			if err := each(gsubMatch{start: s, end: e, m: m}); err != nil {
+			if err := each(GsubMatch{Start: s, End: e, m: m}); err != nil {
 				return n, err
 			}
 		}
