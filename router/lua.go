@@ -15,6 +15,7 @@ import (
 	"github.com/yuin/gopher-lua/parse"
 
 	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/router/internal/luacheck"
 )
 
 // luaProgram is a compiled Lua routing script with its pool of states.
@@ -22,7 +23,7 @@ import (
 // gives it back only if the call neither failed nor timed out.
 type luaProgram struct {
 	proto  *lua.FunctionProto // the chunk, after rewriting concatenation
-	pure   bool               // one run of the chunk serves every call (see pureChunk)
+	pure   bool               // one run of the chunk serves every call (see luacheck.Purity)
 	direct bool               // the chunk writes only to tables it builds: candidates need no proxies
 	src    []byte
 	limits Limits
@@ -76,11 +77,11 @@ func compileLuaChecked(name string, src []byte, limits Limits, checkNamesFirst b
 		}
 		return nil, &ScriptError{Lang: Lua, File: name, Message: err.Error(), Err: err}
 	}
-	if p, ok := checkNames(chunk); checkNamesFirst && !ok {
-		snippet := sourceLine(src, p.line)
-		return nil, &ScriptError{Lang: Lua, File: name, Line: p.line, Column: tokenColumn(snippet, p.token), Message: p.msg, Snippet: snippet}
+	if p, ok := luacheck.Names(chunk); checkNamesFirst && !ok {
+		snippet := sourceLine(src, p.Line)
+		return nil, &ScriptError{Lang: Lua, File: name, Line: p.Line, Column: luacheck.TokenColumn(snippet, p.Token), Message: p.Message, Snippet: snippet}
 	}
-	pure, direct := pureChunk(chunk)
+	pure, direct := luacheck.Purity(chunk)
 	rewriteConcat(chunk)
 	proto, err := lua.Compile(chunk, luaChunkName)
 	if err != nil {

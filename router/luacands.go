@@ -13,7 +13,7 @@ import (
 //
 // The host keeps each candidate's data table from call to call and rewrites
 // only the fields that changed, so no script may write to it. A script that
-// provably writes only to tables it built itself (see pureChunk) gets the
+// provably writes only to tables it built itself (see luacheck.Purity) gets the
 // data tables themselves, whose metatable refuses new keys. Any other script
 // gets empty proxies whose locked metatable reads through to the data and
 // refuses every write.

@@ -13,6 +13,7 @@ import (
 	lua "github.com/yuin/gopher-lua"
 
 	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/router/internal/luacheck"
 )
 
 // maxArrayIndex caps the array part of every Lua table: t[2e7] = true must
@@ -30,7 +31,7 @@ type luaState struct {
 	ctx    *callContext
 	proto  *lua.FunctionProto
 	pure   bool
-	direct bool           // the chunk writes only to tables it builds (see pureChunk)
+	direct bool           // the chunk writes only to tables it builds (see luacheck.Purity)
 	route  *lua.LFunction // for a pure chunk, the route of its one run
 	limits Limits
 	callIn callInput  // the current call's input
@@ -65,18 +66,6 @@ var errNoRoute = errors.New("the script defines no function route(request, candi
 type luaList struct {
 	slots []int
 	views []engine.ConsumerStateView
-}
-
-// Base functions a script keeps. Everything else in the base library loads
-// code, reaches the process or bypasses the sandbox, and is removed; rawget
-// and next would also let a script see which candidates the host has shown
-// so far in a call, which depends on the state's history.
-var luaBaseAllowed = map[string]bool{
-	"assert": true, "error": true, "ipairs": true, "pairs": true,
-	"pcall": true, "rawequal": true, "select": true,
-	"setmetatable": true, "getmetatable": true, "tonumber": true,
-	"tostring": true, "type": true, "unpack": true, "xpcall": true,
-	"_VERSION": true, "string": true, "table": true, "math": true,
 }
 
 func (p *luaProgram) newState() (st *luaState, err error) {
@@ -128,7 +117,7 @@ func (st *luaState) sandbox() {
 	st.proxyNextFn = L.NewFunction(st.proxyNext)
 	var drop []lua.LValue
 	G.ForEach(func(k, _ lua.LValue) {
-		if !luaBaseAllowed[k.String()] {
+		if !luacheck.SandboxGlobal(k.String()) {
 			drop = append(drop, k)
 		}
 	})
