@@ -18,6 +18,8 @@ import (
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/router/internal/call"
+	"github.com/aion-dispatch/dispatch/router/internal/pick"
 )
 
 // exprProgram is a compiled expr routing script. The *vm.Program is shared;
@@ -89,17 +91,17 @@ func exprEnvTypes() map[string]any {
 	}
 }
 
-func compileExpr(name string, src []byte, limits Limits) (*exprProgram, error) {
+func compileExpr(src []byte, limits Limits) (*exprProgram, error) {
 	opts := append([]expr.Option{expr.Env(exprEnvTypes()), expr.MaxNodes(limits.exprMaxNodes())}, exprValueFunctions()...)
 	prog, err := expr.Compile(string(src), opts...)
 	if err != nil {
-		return nil, exprError(name, src, err)
+		return nil, exprError(src, err)
 	}
 	v := &shapeVisitor{}
 	node := prog.Node()
 	ast.Walk(&node, v)
 	if err := helperValues(node, src); err != nil {
-		return nil, exprError(name, src, err)
+		return nil, exprError(src, err)
 	}
 	return &exprProgram{prog: prog, src: src, limits: limits, timed: v.timed, readsCandidates: v.reads}, nil
 }
@@ -164,12 +166,12 @@ func (v *shapeVisitor) Visit(n *ast.Node) {
 }
 
 // exprError renders an expr error as a ScriptError, in the script's terms.
-func exprError(name string, src []byte, err error) error {
-	se := &ScriptError{Lang: Expr, File: name, Message: exprMessage(err.Error()), Err: err}
+func exprError(src []byte, err error) error {
+	se := &call.Error{Message: exprMessage(err.Error()), Err: err}
 	var fe *file.Error
 	if errors.As(err, &fe) {
 		se.Line, se.Column, se.Message = fe.Line, fe.Column+1, exprMessage(fe.Message)
-		se.Snippet = sourceLine(src, fe.Line)
+		se.Snippet = call.SourceLine(src, fe.Line)
 	}
 	return se
 }
@@ -228,8 +230,8 @@ type exprRunner struct {
 	pcg     *rand.PCG
 	rng     *rand.Rand
 	seeded  bool // the rng is seeded for the current call
-	callIn  callInput
-	in      *callInput // &callIn during a call
+	callIn  call.Input
+	in      *call.Input // &callIn during a call
 	// What env holds now, so that unchanged slices are not boxed again.
 	envCands    []*exprCandidate
 	envExcluded []string
@@ -254,8 +256,8 @@ func (p *exprProgram) get() *exprRunner {
 			tag = r.str("leastLoaded", args, 1)
 		}
 		if r.whole(args) { // read the selection's workers in place
-			ws := r.in.sel.Candidates
-			i := leastLoadedWorkers(ws, tag, len(args) == 2)
+			ws := r.in.Sel.Candidates
+			i := pick.LeastLoadedWorkers(ws, tag, len(args) == 2)
 			if i < 0 {
 				return nil
 			}
@@ -263,23 +265,23 @@ func (p *exprProgram) get() *exprRunner {
 		}
 		if len(args) == 2 { // leastLoaded(list, tag)
 			views := r.list("leastLoaded", args, 2)
-			return choice(views, LeastLoadedWithTagIndex(views, r.str("leastLoaded", args, 1)))
+			return choice(views, pick.LeastLoadedWithTag(views, r.str("leastLoaded", args, 1)))
 		}
 		views := r.list("leastLoaded", args, 1)
-		return choice(views, LeastLoadedIndex(views))
+		return choice(views, pick.LeastLoaded(views))
 	})
 	r.env["withTag"] = helper(func(args ...any) any {
 		r.arity("withTag", args, 2)
 		tag := r.str("withTag", args, 1)
 		n := 0
 		r.each("withTag", args[0], func(c *exprCandidate) {
-			if r.in.sel.Candidates[c.slot].State.HasAffinity(tag) {
+			if r.in.Sel.Candidates[c.slot].State.HasAffinity(tag) {
 				n++
 			}
 		})
 		out := make([]*exprCandidate, 0, n)
 		r.each("withTag", args[0], func(c *exprCandidate) {
-			if r.in.sel.Candidates[c.slot].State.HasAffinity(tag) {
+			if r.in.Sel.Candidates[c.slot].State.HasAffinity(tag) {
 				out = append(out, c)
 			}
 		})
@@ -287,11 +289,11 @@ func (p *exprProgram) get() *exprRunner {
 	})
 	r.env["rendezvous"] = helper(func(args ...any) any {
 		views := r.list("rendezvous", args, 2)
-		return choice(views, RendezvousIndex(views, r.str("rendezvous", args, 1)))
+		return choice(views, pick.Rendezvous(views, r.str("rendezvous", args, 1)))
 	})
 	r.env["p2c"] = helper(func(args ...any) any {
 		views := r.list("p2c", args, 1)
-		return choice(views, P2CIndex(views, r.rand()))
+		return choice(views, pick.P2C(views, r.rand()))
 	})
 	r.env["random"] = helper(func(args ...any) any {
 		r.arity("random", args, 0)
@@ -303,7 +305,7 @@ func (p *exprProgram) get() *exprRunner {
 		if !ok {
 			panic(fmt.Sprintf("hasTag: argument 1 must be a candidate, got %T", args[0]))
 		}
-		return r.in.sel.Candidates[c.slot].State.HasAffinity(r.str("hasTag", args, 1))
+		return r.in.Sel.Candidates[c.slot].State.HasAffinity(r.str("hasTag", args, 1))
 	})
 	return r
 }
@@ -311,15 +313,15 @@ func (p *exprProgram) get() *exprRunner {
 // rand returns the decision's random source, seeding it on first use.
 func (r *exprRunner) rand() *rand.Rand {
 	if !r.seeded {
-		seed(r.pcg, r.in.sel.ConversationID, r.in.sel.Attempt)
+		pick.Seed(r.pcg, r.in.Sel.ConversationID, r.in.Sel.Attempt)
 		r.seeded = true
 	}
 	return r.rng
 }
 
 func (p *exprProgram) put(r *exprRunner) {
-	r.callIn.release()
-	r.callIn, r.in = callInput{}, nil
+	r.callIn.Release()
+	r.callIn, r.in = call.Input{}, nil
 	p.mu.Lock()
 	if len(p.free) < p.limits.poolSize() {
 		p.free = append(p.free, r)
@@ -327,11 +329,11 @@ func (p *exprProgram) put(r *exprRunner) {
 	p.mu.Unlock()
 }
 
-func (p *exprProgram) route(_ context.Context, selection *engine.Selection, timeout time.Duration) (rawResult, error) {
+func (p *exprProgram) Run(_ context.Context, selection *engine.Selection, timeout time.Duration) (call.Result, error) {
 	r := p.get()
-	r.callIn.sel = *selection
+	r.callIn.Sel = *selection
 	r.in, r.seeded = &r.callIn, false
-	sel := &r.callIn.sel
+	sel := &r.callIn.Sel
 	req := &r.req
 	if r.channel != sel.Channel || req.Channel == "" {
 		r.channel = sel.Channel
@@ -366,29 +368,29 @@ func (p *exprProgram) route(_ context.Context, selection *engine.Selection, time
 	res := r.result(out)
 	p.put(r)
 	if p.timed && time.Since(start) > timeout {
-		return rawResult{}, ErrScriptTimeout
+		return call.Result{}, call.ErrTimeout
 	}
 	if err != nil {
-		return rawResult{}, exprError("", p.src, err)
+		return call.Result{}, exprError(p.src, err)
 	}
 	return res, nil
 }
 
-func (r *exprRunner) result(out any) rawResult {
+func (r *exprRunner) result(out any) call.Result {
 	switch v := out.(type) {
 	case nil:
-		return rawResult{none: true}
+		return call.Result{None: true}
 	case string:
-		return rawResult{id: v}
+		return call.Result{ID: v}
 	case exprCandidate:
-		return rawResult{id: v.ID, candidate: true}
+		return call.Result{ID: v.ID, Candidate: true}
 	case *exprCandidate:
 		if v != nil {
-			return rawResult{id: v.ID, candidate: true}
+			return call.Result{ID: v.ID, Candidate: true}
 		}
-		return rawResult{none: true}
+		return call.Result{None: true}
 	}
-	return rawResult{other: r.describe(out)}
+	return call.Result{Other: r.describe(out)}
 }
 
 // updateCandidates makes env.Candidates show ws, rewriting only the entries
@@ -460,10 +462,10 @@ func (r *exprRunner) each(fn string, list any, f func(*exprCandidate)) {
 func (r *exprRunner) list(fn string, args []any, want int) []engine.ConsumerStateView {
 	r.arity(fn, args, want)
 	if r.whole(args) {
-		return r.in.allViews()
+		return r.in.Views()
 	}
 	views := r.scratch[:0]
-	r.each(fn, args[0], func(c *exprCandidate) { views = append(views, r.in.view(c.slot)) })
+	r.each(fn, args[0], func(c *exprCandidate) { views = append(views, r.in.View(c.slot)) })
 	r.scratch = views
 	return views
 }

@@ -1,4 +1,4 @@
-package router
+package luart
 
 import (
 	"strings"
@@ -12,8 +12,8 @@ import (
 
 func (st *luaState) checkSubject(L *lua.LState, fn string) string {
 	s := L.CheckString(1)
-	if len(s) > st.limits.maxString() {
-		L.RaiseError("%s: subject of %d bytes exceeds the %d-byte limit", fn, len(s), st.limits.maxString())
+	if len(s) > st.limits.MaxString {
+		L.RaiseError("%s: subject of %d bytes exceeds the %d-byte limit", fn, len(s), st.limits.MaxString)
 	}
 	return s
 }
@@ -90,7 +90,7 @@ func (st *luaState) strGsub(L *lua.LState) int {
 		L.ArgError(3, "string/function/table expected, got "+repl.Type().String())
 	}
 	limit := L.OptInt(4, -1)
-	maxLen := st.limits.maxString()
+	maxLen := st.limits.MaxString
 	var b strings.Builder
 	grow := func(s string) {
 		if b.Len()+len(s) > maxLen {
