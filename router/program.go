@@ -11,6 +11,7 @@ import (
 
 	"github.com/aion-dispatch/dispatch/engine"
 	"github.com/aion-dispatch/dispatch/router/internal/call"
+	"github.com/aion-dispatch/dispatch/router/internal/exprrt"
 	"github.com/aion-dispatch/dispatch/router/internal/luart"
 )
 
@@ -82,6 +83,11 @@ func (l Limits) lua() luart.Limits {
 		PoolSize: l.poolSize(), CompileTimeout: l.compileTimeout()}
 }
 
+// expr returns the limits of the expr runtime, defaults resolved.
+func (l Limits) expr() exprrt.Limits {
+	return exprrt.Limits{MaxNodes: l.exprMaxNodes(), MemoryBudget: l.exprMemory(), PoolSize: l.poolSize()}
+}
+
 func orDefault[T int | uint | time.Duration](v, def T) T {
 	if v <= 0 {
 		return def
@@ -99,7 +105,7 @@ type Program struct {
 }
 
 // runner is a compiled script as its language's runtime runs it: Lua's
-// (package router/internal/luart) or expr's.
+// (package router/internal/luart) or expr's (router/internal/exprrt).
 type runner interface {
 	// Run calls the script once on sel, stopping it once it has run for
 	// timeout: the script's own time, counted from when it starts, not
@@ -159,8 +165,8 @@ func (c *Compiler) Compile(lang Lang, name string, source []byte) (_ *Program, e
 		lp, err = luart.Compile(source, c.limits.lua())
 		p.rt = lp
 	case Expr:
-		var ep *exprProgram
-		ep, err = compileExpr(source, c.limits)
+		var ep *exprrt.Program
+		ep, err = exprrt.Compile(source, c.limits.expr())
 		p.rt = ep
 	default:
 		_, err = ParseLang(string(lang))
