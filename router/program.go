@@ -111,8 +111,10 @@ type runner interface {
 	// timeout: the script's own time, counted from when it starts, not
 	// from when the call waited for an interpreter. A call stopped at its
 	// timeout fails with call.ErrTimeout, one whose ctx ended with ctx's
-	// error; an error of the script's is a *call.Error.
-	Run(ctx context.Context, sel *engine.Selection, timeout time.Duration) (call.Result, error)
+	// error; an error of the script's is a *call.Error. sel is passed
+	// by value: through an interface, a pointer would make every caller's
+	// Selection escape to the heap.
+	Run(ctx context.Context, sel engine.Selection, timeout time.Duration) (call.Result, error)
 }
 
 // Lang returns the script's language.
@@ -213,7 +215,7 @@ func (c *Compiler) Len() int {
 
 // run calls the program once on sel, bounded by timeout.
 func (p *Program) run(ctx context.Context, sel *engine.Selection, timeout time.Duration) (call.Result, error) {
-	res, err := p.rt.Run(ctx, sel, timeout)
+	res, err := p.rt.Run(ctx, *sel, timeout)
 	if err != nil {
 		return res, located(p.lang, "", err)
 	}

@@ -129,9 +129,9 @@ func (p *Program) put(r *exprRunner) {
 // program that may take time beyond a pass over the candidates is timed
 // from when it starts, and a run past timeout fails with [call.ErrTimeout]
 // when it ends. A script's error is a [*call.Error].
-func (p *Program) Run(_ context.Context, selection *engine.Selection, timeout time.Duration) (call.Result, error) {
+func (p *Program) Run(_ context.Context, selection engine.Selection, timeout time.Duration) (call.Result, error) {
 	r := p.get()
-	r.callIn.Sel = *selection
+	r.callIn.Sel = selection
 	r.in, r.seeded = &r.callIn, false
 	sel := &r.callIn.Sel
 	req := &r.req

@@ -163,7 +163,7 @@ func (p *Program) put(st *luaState) {
 // borrowed (or made, which takes longer than many calls). A call stopped at
 // its timeout fails with [call.ErrTimeout], one whose ctx ended with ctx's
 // error, and a script's error is a [*call.Error].
-func (p *Program) Run(ctx context.Context, sel *engine.Selection, timeout time.Duration) (result call.Result, err error) {
+func (p *Program) Run(ctx context.Context, sel engine.Selection, timeout time.Duration) (result call.Result, err error) {
 	st, err := p.get()
 	if err != nil {
 		return call.Result{}, err
@@ -180,7 +180,7 @@ func (p *Program) Run(ctx context.Context, sel *engine.Selection, timeout time.D
 			p.put(st)
 		}
 	}()
-	st.callIn.Sel = *sel
+	st.callIn.Sel = sel
 	st.ctx.reset(ctx, time.Now().Add(timeout))
 	result, err = st.call(&st.callIn)
 	// The clock is read every 256 instructions; one builtin call (a pattern
