@@ -4,12 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/aion-dispatch/dispatch/router/internal/call"
 )
 
 // Sentinel causes of routing failures, for [errors.Is].
 var (
 	// ErrScriptTimeout: a script call ran past its deadline and was stopped.
-	ErrScriptTimeout = errors.New("routing script timed out")
+	ErrScriptTimeout = call.ErrTimeout
 	// ErrBadDecision: a script returned something that names no candidate.
 	ErrBadDecision = errors.New("routing script returned an invalid decision")
 	// ErrScriptThrottled: the call was not run, because the channel's
@@ -86,17 +88,14 @@ func caretPad(line string, col int) string {
 	return b.String()
 }
 
-// sourceLine returns line n (1-based) of src without its newline, or "".
-func sourceLine(src []byte, n int) string {
-	if n < 1 {
-		return ""
+// located makes a runtime's error at a place in a script (a *call.Error,
+// which runtimes return as it is, not wrapped) a *ScriptError of lang
+// naming file; other errors pass unchanged.
+func located(lang Lang, file string, err error) error {
+	ce, ok := err.(*call.Error)
+	if !ok {
+		return err
 	}
-	for i := 1; len(src) > 0; i++ {
-		line, rest, _ := strings.Cut(string(src), "\n")
-		if i == n {
-			return strings.TrimRight(line, "\r")
-		}
-		src = []byte(rest)
-	}
-	return ""
+	return &ScriptError{Lang: lang, File: file, Line: ce.Line, Column: ce.Column,
+		Message: ce.Message, Snippet: ce.Snippet, Err: ce.Err}
 }

@@ -1,13 +1,15 @@
 package router
 
+import "github.com/aion-dispatch/dispatch/router/internal/luart"
+
 // CompileLuaUnchecked compiles a Lua script without the compile-time check
 // of names, for the tests of what the sandbox itself refuses at run time.
 func CompileLuaUnchecked(name string, src []byte) (*Program, error) {
-	lp, err := compileLuaChecked(name, src, Limits{}, false)
+	lp, err := luart.CompileUnchecked(src, Limits{}.lua())
 	if err != nil {
-		return nil, err
+		return nil, located(Lua, name, err)
 	}
-	return &Program{lang: Lua, hash: Hash(Lua, src), lua: lp}, nil
+	return &Program{lang: Lua, hash: Hash(Lua, src), rt: lp}, nil
 }
 
 // Running returns how many calls of s hold a place now: of its bound, or

@@ -1,73 +1,36 @@
 package router
 
 import (
-	"hash/fnv"
 	"math/rand/v2"
-	"slices"
 
 	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/router/internal/pick"
 )
 
 // The helpers below are the reference semantics of the routing helpers that
 // Lua scripts call as dispatch.least_loaded, dispatch.with_tag,
 // dispatch.rendezvous, dispatch.p2c and dispatch.random, and expr scripts as
 // leastLoaded, withTag, rendezvous, p2c and random. The scripted versions call
-// these very functions, so a policy gives the same answer in every language.
-// Each choosing helper returns an index into cands, or -1 when cands is empty.
+// these very functions (package router/internal/pick), so a policy gives the
+// same answer in every language. Each choosing helper returns an index into
+// cands, or -1 when cands is empty.
 
 // LeastLoadedIndex returns the candidate with the lowest load, where load is
 // (in_flight + buffer_depth) / max_in_flight (a max below 1 counts as 1); ties
 // go to the earliest candidate.
-func LeastLoadedIndex(cands []engine.ConsumerStateView) int {
-	return leastLoadedViews(cands, "", false)
-}
+func LeastLoadedIndex(cands []engine.ConsumerStateView) int { return pick.LeastLoaded(cands) }
 
 // LeastLoadedWithTagIndex is LeastLoadedIndex over the candidates that carry
 // tag: the same answer as LeastLoadedIndex(WithTag(cands, tag)), mapped back
 // to an index into cands, without building the filtered list.
 func LeastLoadedWithTagIndex(cands []engine.ConsumerStateView, tag string) int {
-	return leastLoadedViews(cands, tag, true)
-}
-
-// leastLoadedViews and leastLoadedWorkers are the one loop over the two
-// shapes a list comes in, so that the selection's workers are read in place
-// rather than copied into views first; with byTag, only carriers of tag count.
-func leastLoadedViews(cands []engine.ConsumerStateView, tag string, byTag bool) int {
-	best := -1
-	for i := range cands {
-		if (!byTag || cands[i].HasAffinity(tag)) && (best < 0 || lessLoaded(cands[i], cands[best])) {
-			best = i
-		}
-	}
-	return best
-}
-
-func leastLoadedWorkers(ws []engine.Worker, tag string, byTag bool) int {
-	best := -1
-	for i := range ws {
-		if (!byTag || ws[i].State.HasAffinity(tag)) && (best < 0 || lessLoaded(ws[i].State, ws[best].State)) {
-			best = i
-		}
-	}
-	return best
+	return pick.LeastLoadedWithTag(cands, tag)
 }
 
 // WithTag returns the candidates that carry tag, in order. The result is a
 // new slice; cands is not modified.
 func WithTag(cands []engine.ConsumerStateView, tag string) []engine.ConsumerStateView {
-	n := 0
-	for i := range cands {
-		if slices.Contains(cands[i].Tags, tag) {
-			n++
-		}
-	}
-	out := make([]engine.ConsumerStateView, 0, n)
-	for i := range cands {
-		if slices.Contains(cands[i].Tags, tag) {
-			out = append(out, cands[i])
-		}
-	}
-	return out
+	return pick.WithTag(cands, tag)
 }
 
 // RendezvousIndex returns the candidate with the highest rendezvous
@@ -75,72 +38,17 @@ func WithTag(cands []engine.ConsumerStateView, tag string) []engine.ConsumerStat
 // worker while it is a candidate, and when it leaves only its keys move.
 // Ties, which need a 64-bit hash collision, go to the earliest candidate.
 func RendezvousIndex(cands []engine.ConsumerStateView, key string) int {
-	best, bestScore := -1, uint64(0)
-	for i := range cands {
-		s := rendezvousScore(key, cands[i].ID)
-		if best < 0 || s > bestScore {
-			best, bestScore = i, s
-		}
-	}
-	return best
-}
-
-func rendezvousScore(key, id string) uint64 {
-	h := fnv.New64a()
-	h.Write([]byte(key))
-	h.Write([]byte{0})
-	h.Write([]byte(id))
-	return mix64(h.Sum64())
-}
-
-// mix64 is the splitmix64 finaliser: it spreads FNV's weak low bits.
-func mix64(z uint64) uint64 {
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
-	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
-	return z ^ (z >> 31)
+	return pick.Rendezvous(cands, key)
 }
 
 // P2CIndex draws two distinct candidates with rng and returns the less loaded
 // (as in LeastLoadedIndex), the first drawn on a tie. With one candidate it
 // returns it without drawing.
-func P2CIndex(cands []engine.ConsumerStateView, rng *rand.Rand) int {
-	switch len(cands) {
-	case 0:
-		return -1
-	case 1:
-		return 0
-	}
-	a := rng.IntN(len(cands))
-	b := rng.IntN(len(cands) - 1)
-	if b >= a {
-		b++
-	}
-	if lessLoaded(cands[b], cands[a]) {
-		return b
-	}
-	return a
-}
+func P2CIndex(cands []engine.ConsumerStateView, rng *rand.Rand) int { return pick.P2C(cands, rng) }
 
 // NewRand returns the random source of one routing decision, seeded from the
 // conversation id and the attempt, so that replaying the decision draws the
 // same numbers.
 func NewRand(conversationID string, attempt int) *rand.Rand {
-	return rand.New(rand.NewPCG(randSeed(conversationID, attempt)))
-}
-
-func randSeed(conversationID string, attempt int) (uint64, uint64) {
-	h := fnv.New64a()
-	h.Write([]byte(conversationID))
-	return mix64(h.Sum64()), uint64(attempt)
-}
-
-// views returns the state views of ws, in order.
-func views(ws []engine.Worker, into []engine.ConsumerStateView) []engine.ConsumerStateView {
-	into = into[:0]
-	for i := range ws {
-		v := ws[i].State
-		v.ID = ws[i].ID
-		into = append(into, v)
-	}
-	return into
+	return pick.NewRand(conversationID, attempt)
 }

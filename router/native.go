@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/router/internal/pick"
 )
 
 // Policy is a routing policy written in Go: it returns the id of the chosen
@@ -48,7 +49,7 @@ func LeastLoaded(in engine.Selection) string {
 		if slices.Contains(in.Excluded, c.ID) {
 			continue
 		}
-		if best < 0 || lessLoaded(c.State, in.Candidates[best].State) {
+		if best < 0 || pick.LessLoaded(c.State, in.Candidates[best].State) {
 			best = i
 		}
 	}
@@ -56,12 +57,4 @@ func LeastLoaded(in engine.Selection) string {
 		return ""
 	}
 	return in.Candidates[best].ID
-}
-
-// lessLoaded reports whether a's load is strictly below b's, comparing the
-// ratios (in_flight+buffer_depth)/max_in_flight without division. A
-// max_in_flight below 1 counts as 1.
-func lessLoaded(a, b engine.ConsumerStateView) bool {
-	la, lb := int64(a.InFlight+a.BufferDepth), int64(b.InFlight+b.BufferDepth)
-	return la*int64(max(b.MaxInFlight, 1)) < lb*int64(max(a.MaxInFlight, 1))
 }

@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/router/internal/call"
+	"github.com/aion-dispatch/dispatch/router/internal/exprrt"
+	"github.com/aion-dispatch/dispatch/router/internal/luart"
 )
 
 // Lang is a routing script language.
@@ -74,6 +77,17 @@ func (l Limits) compileTimeout() time.Duration {
 	return orDefault(l.CompileTimeout, time.Second)
 }
 
+// lua returns the limits of the Lua runtime, defaults resolved.
+func (l Limits) lua() luart.Limits {
+	return luart.Limits{MaxString: l.maxString(), CallStack: l.callStack(), RegistryMax: l.registryMax(),
+		PoolSize: l.poolSize(), CompileTimeout: l.compileTimeout()}
+}
+
+// expr returns the limits of the expr runtime, defaults resolved.
+func (l Limits) expr() exprrt.Limits {
+	return exprrt.Limits{MaxNodes: l.exprMaxNodes(), MemoryBudget: l.exprMemory(), PoolSize: l.poolSize()}
+}
+
 func orDefault[T int | uint | time.Duration](v, def T) T {
 	if v <= 0 {
 		return def
@@ -87,8 +101,20 @@ type Program struct {
 	lang   Lang
 	hash   string // "sha256:<hex>" of language and source
 	limits Limits
-	lua    *luaProgram
-	expr   *exprProgram
+	rt     runner
+}
+
+// runner is a compiled script as its language's runtime runs it: Lua's
+// (package router/internal/luart) or expr's (router/internal/exprrt).
+type runner interface {
+	// Run calls the script once on sel, stopping it once it has run for
+	// timeout: the script's own time, counted from when it starts, not
+	// from when the call waited for an interpreter. A call stopped at its
+	// timeout fails with call.ErrTimeout, one whose ctx ended with ctx's
+	// error; an error of the script's is a *call.Error. sel is passed
+	// by value: through an interface, a pointer would make every caller's
+	// Selection escape to the heap.
+	Run(ctx context.Context, sel engine.Selection, timeout time.Duration) (call.Result, error)
 }
 
 // Lang returns the script's language.
@@ -96,65 +122,6 @@ func (p *Program) Lang() Lang { return p.lang }
 
 // Hash returns "sha256:<hex>" of the language and the source.
 func (p *Program) Hash() string { return p.hash }
-
-// callInput is what one call of a script sees.
-type callInput struct {
-	sel     engine.Selection           // a copy: a pointer would make every caller's Selection escape
-	views   []engine.ConsumerStateView // sel.Candidates' states, once a helper needs them
-	viewBuf *[]engine.ConsumerStateView
-}
-
-// viewPool recycles the candidate views helpers work on.
-var viewPool = sync.Pool{New: func() any { return new([]engine.ConsumerStateView) }}
-
-// allViews returns the candidates' states, ids filled in, in order. They are
-// built on first use: scripts that read candidates directly never need them.
-func (in *callInput) allViews() []engine.ConsumerStateView {
-	if in.views == nil && len(in.sel.Candidates) > 0 {
-		in.viewBuf = viewPool.Get().(*[]engine.ConsumerStateView)
-		in.views = views(in.sel.Candidates, *in.viewBuf)
-	}
-	return in.views
-}
-
-// view returns candidate i's state with its id filled in.
-func (in *callInput) view(i int) engine.ConsumerStateView {
-	w := &in.sel.Candidates[i]
-	v := w.State
-	v.ID = w.ID
-	return v
-}
-
-// release returns the views to their pool.
-func (in *callInput) release() {
-	if in.viewBuf != nil {
-		clear(in.views)
-		*in.viewBuf = in.views[:0]
-		viewPool.Put(in.viewBuf)
-		in.viewBuf, in.views = nil, nil
-	}
-}
-
-// rawResult is what a script returned, before it is checked.
-type rawResult struct {
-	id        string // the chosen id, when the script returned one
-	none      bool   // the script returned nil
-	candidate bool   // the script returned a candidate rather than an id
-	other     string // what came back when it was neither an id nor nil
-}
-
-// describe says what the script returned, for error messages.
-func (r rawResult) describe() string {
-	switch {
-	case r.other != "":
-		return r.other
-	case r.candidate:
-		return fmt.Sprintf("candidate %q", r.id)
-	case r.id == "":
-		return `"", an empty worker id`
-	}
-	return fmt.Sprintf("%q", r.id)
-}
 
 // Hash returns the content hash a Program of lang and source gets.
 func Hash(lang Lang, source []byte) string {
@@ -196,14 +163,18 @@ func (c *Compiler) Compile(lang Lang, name string, source []byte) (_ *Program, e
 	p = &Program{lang: lang, hash: hash, limits: c.limits}
 	switch lang {
 	case Lua:
-		p.lua, err = compileLua(name, source, c.limits)
+		var lp *luart.Program
+		lp, err = luart.Compile(source, c.limits.lua())
+		p.rt = lp
 	case Expr:
-		p.expr, err = compileExpr(name, source, c.limits)
+		var ep *exprrt.Program
+		ep, err = exprrt.Compile(source, c.limits.expr())
+		p.rt = ep
 	default:
 		_, err = ParseLang(string(lang))
 	}
 	if err != nil {
-		return nil, err
+		return nil, located(lang, name, err)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -243,9 +214,10 @@ func (c *Compiler) Len() int {
 }
 
 // run calls the program once on sel, bounded by timeout.
-func (p *Program) run(ctx context.Context, sel *engine.Selection, timeout time.Duration) (rawResult, error) {
-	if p.lua != nil {
-		return p.lua.route(ctx, sel, timeout)
+func (p *Program) run(ctx context.Context, sel *engine.Selection, timeout time.Duration) (call.Result, error) {
+	res, err := p.rt.Run(ctx, *sel, timeout)
+	if err != nil {
+		return res, located(p.lang, "", err)
 	}
-	return p.expr.route(ctx, sel, timeout)
+	return res, nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/router/internal/call"
 )
 
 // DefaultTimeout is the deadline of one script call when a channel sets none.
@@ -83,20 +84,20 @@ func (s *Script) Select(ctx context.Context, in engine.Selection) (engine.Decisi
 	if err != nil {
 		return engine.Decision{Version: s.version}, err
 	}
-	if res.none {
+	if res.None {
 		return engine.Decision{Version: s.version}, nil
 	}
-	if !slices.ContainsFunc(in.Candidates, func(w engine.Worker) bool { return w.ID == res.id }) {
+	if !slices.ContainsFunc(in.Candidates, func(w engine.Worker) bool { return w.ID == res.ID }) {
 		why := "which is not a candidate"
-		if slices.Contains(in.Excluded, res.id) {
+		if slices.Contains(in.Excluded, res.ID) {
 			why = "which is excluded"
 		}
-		return engine.Decision{Version: s.version}, s.badDecision(res.describe()+", "+why, in)
+		return engine.Decision{Version: s.version}, s.badDecision(res.Describe()+", "+why, in)
 	}
-	return engine.Decision{WorkerID: res.id, Version: s.version}, nil
+	return engine.Decision{WorkerID: res.ID, Version: s.version}, nil
 }
 
-func (s *Script) run(ctx context.Context, sel *engine.Selection) (res rawResult, err error) {
+func (s *Script) run(ctx context.Context, sel *engine.Selection) (res call.Result, err error) {
 	solo, err := s.admit(ctx)
 	if err != nil {
 		if errors.Is(err, ErrScriptThrottled) {
@@ -115,8 +116,8 @@ func (s *Script) run(ctx context.Context, sel *engine.Selection) (res rawResult,
 	if err != nil {
 		return res, s.wrap(err)
 	}
-	if !res.none && res.id == "" {
-		return res, s.badDecision(res.describe(), *sel)
+	if !res.None && res.ID == "" {
+		return res, s.badDecision(res.Describe(), *sel)
 	}
 	return res, nil
 }

@@ -1,4 +1,4 @@
-package router
+package luart
 
 import (
 	"context"
@@ -7,6 +7,9 @@ import (
 
 	"github.com/aion-dispatch/dispatch/engine"
 )
+
+// testLimits are the router's default limits.
+var testLimits = Limits{MaxString: 1 << 20, CallStack: 200, RegistryMax: 1 << 16, PoolSize: 4, CompileTimeout: time.Second}
 
 // TestLuaSandboxLacksAtRunTime: past the compile-time check of names, the
 // sandbox itself has none of the forbidden capabilities; each reads as nil.
@@ -23,16 +26,15 @@ func TestLuaSandboxLacksAtRunTime(t *testing.T) {
   if ok and v == nil then return c[1].id end
   return "present"
 end`
-			lp, err := compileLuaChecked("test.lua", []byte(src), Limits{}, false)
+			p, err := CompileUnchecked([]byte(src), testLimits)
 			if err != nil {
 				t.Fatal(err)
 			}
-			p := &Program{lang: Lua, hash: Hash(Lua, []byte(src)), lua: lp}
 			ch, _ := engine.DispatchChannel("prod", "email")
 			sel := &engine.Selection{Channel: ch, ConversationID: "c1", Attempt: 1,
 				Candidates: []engine.Worker{{ID: "w1", State: engine.ConsumerStateView{ID: "w1", MaxInFlight: 1}}}}
-			res, err := p.run(context.Background(), sel, time.Second)
-			if err != nil || res.id != "w1" {
+			res, err := p.Run(context.Background(), *sel, time.Second)
+			if err != nil || res.ID != "w1" {
 				t.Errorf("%s is reachable: %+v, %v", name, res, err)
 			}
 		})

@@ -1,4 +1,4 @@
-package router
+package luacheck
 
 import (
 	"strings"
@@ -38,7 +38,7 @@ function route(r, c) local x = pick(c) return x and x.id end`, true, true},
 			if err != nil {
 				t.Fatal(err)
 			}
-			pure, direct := pureChunk(chunk)
+			pure, direct := Purity(chunk)
 			if pure != tc.pure || direct != tc.direct {
 				t.Errorf("pure, direct = %v, %v; want %v, %v", pure, direct, tc.pure, tc.direct)
 			}

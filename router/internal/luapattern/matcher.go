@@ -1,20 +1,25 @@
-package router
-
-import (
-	"context"
-	"errors"
-	"fmt"
-	"strings"
-)
-
-// Lua 5.1 patterns, matched with a step budget.
+// Package luapattern matches Lua 5.1 patterns with a step budget: the
+// matching behind string.find, string.match, string.gmatch and string.gsub
+// in the routing sandbox.
 //
 // gopher-lua's matcher backtracks without bound inside one call into Go,
 // where the deadline cannot reach: ("a"):rep(300):match(".-.-.-b") runs for
 // seconds. This one is the same backtracking algorithm (the reference
 // implementation's structure: match, max/min expand, captures), but every
 // step counts, the call's context is consulted every few thousand steps,
-// and a match past the budget fails with an error.
+// and a match past the budget fails with an error. It is tested
+// differentially against gopher-lua's matcher.
+//
+// The package knows nothing of Lua values: subjects, patterns and captures
+// are Go strings and positions, and the caller turns them into its
+// interpreter's values.
+package luapattern
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
 
 const (
 	maxCaptures     = 32
@@ -27,7 +32,8 @@ const (
 // maxPatternSteps bounds one pattern call even without a deadline.
 const maxPatternSteps = 50_000_000
 
-var errPatternTooComplex = errors.New("pattern too complex (it would backtrack too long); simplify it or shorten the subject")
+// ErrTooComplex is the error of a match stopped by the step budget.
+var ErrTooComplex = errors.New("pattern too complex (it would backtrack too long); simplify it or shorten the subject")
 
 // patternError is raised inside the matcher and returned by its entry points.
 type patternError struct{ err error }
@@ -54,7 +60,7 @@ func (m *matcher) step() {
 		return
 	}
 	if budget := m.budget; m.steps > maxPatternSteps || (budget > 0 && m.steps > budget) {
-		panic(patternError{errPatternTooComplex})
+		panic(patternError{ErrTooComplex})
 	}
 	if m.ctx != nil {
 		if err := m.ctx.Err(); err != nil {
@@ -374,189 +380,4 @@ func (m *matcher) matchCapture(s int, c byte) int {
 		return s + n
 	}
 	return -1
-}
-
-// captureValue is one capture of a match from s to e: a string, or a
-// 1-based position.
-type captureValue struct {
-	str      string
-	pos      int
-	position bool
-}
-
-// captures returns the captures of the match s..e, or the whole match when
-// the pattern has none and whole is true.
-func (m *matcher) captures(s, e int, whole bool) []captureValue {
-	n := m.level
-	if n == 0 && whole {
-		return []captureValue{{str: m.src[s:e]}}
-	}
-	out := make([]captureValue, n)
-	for i := range n {
-		c := m.capture[i]
-		switch c.len {
-		case capUnfinished:
-			m.fail("unfinished capture")
-		case capPosition:
-			out[i] = captureValue{pos: c.init + 1, position: true}
-		default:
-			out[i] = captureValue{str: m.src[c.init : c.init+c.len]}
-		}
-	}
-	return out
-}
-
-// patternFind implements string.find (find true) and string.match (find
-// false): the start and end (1-based) of the first match at or after init
-// (1-based), with its captures; start 0 when there is none.
-func patternFind(ctx context.Context, src, pat string, init int, plain, find bool) (start, end int, caps []captureValue, err error) {
-	defer recoverPattern(&err)
-	if init < 0 {
-		init = len(src) + init + 1
-	}
-	if init < 1 {
-		init = 1
-	}
-	if init > len(src)+1 {
-		return 0, 0, nil, nil
-	}
-	if find && (plain || !strings.ContainsAny(pat, patternSpecials)) {
-		i := strings.Index(src[init-1:], pat)
-		if i < 0 {
-			return 0, 0, nil, nil
-		}
-		return init + i, init + i + len(pat) - 1, nil, nil
-	}
-	m := &matcher{src: src, ctx: ctx}
-	anchor := strings.HasPrefix(pat, "^")
-	if anchor {
-		pat = pat[1:]
-	}
-	m.pat = pat
-	m.validate()
-	for s := init - 1; s <= len(src); s++ {
-		m.level = 0
-		if e := m.match(s, 0); e != -1 {
-			return s + 1, e, m.captures(s, e, !find), nil
-		}
-		if anchor {
-			break
-		}
-	}
-	return 0, 0, nil, nil
-}
-
-// gmatchState walks the matches of a pattern, as string.gmatch does.
-type gmatchState struct {
-	src, pat string
-	pos      int // where the next search starts, 0-based
-}
-
-// next returns the captures of the next match, or nil at the end.
-func (g *gmatchState) next(ctx context.Context) (caps []captureValue, err error) {
-	defer recoverPattern(&err)
-	m := &matcher{src: g.src, pat: g.pat, ctx: ctx}
-	m.validate()
-	for s := g.pos; s <= len(g.src); s++ {
-		m.level = 0
-		if e := m.match(s, 0); e != -1 {
-			g.pos = e
-			if e == s {
-				g.pos++ // an empty match: move on at least one position
-			}
-			return m.captures(s, e, true), nil
-		}
-	}
-	g.pos = len(g.src) + 1
-	return nil, nil
-}
-
-// gsubMatch is one match of gsub: its bounds and the matcher that holds
-// its captures.
-type gsubMatch struct {
-	start, end int
-	m          *matcher
-}
-
-// patternGsub calls each for the matches string.gsub replaces, at most
-// limit of them (limit < 0: all), and returns how many there were. Text
-// between matches is handed to keep.
-func patternGsub(ctx context.Context, src, pat string, limit int, keep func(string), each func(gsubMatch) error) (n int, err error) {
-	defer recoverPattern(&err)
-	anchor := strings.HasPrefix(pat, "^")
-	if anchor {
-		pat = pat[1:]
-	}
-	m := &matcher{src: src, pat: pat, ctx: ctx}
-	m.validate()
-	s := 0
-	for limit < 0 || n < limit {
-		m.level = 0
-		e := m.match(s, 0)
-		if e != -1 {
-			n++
-			if err := each(gsubMatch{start: s, end: e, m: m}); err != nil {
-				return n, err
-			}
-		}
-		switch {
-		case e != -1 && e > s:
-			s = e
-		case s < len(src):
-			keep(src[s : s+1])
-			s++
-		default:
-			keep(src[s:])
-			return n, nil
-		}
-		if anchor {
-			break
-		}
-	}
-	keep(src[s:])
-	return n, nil
-}
-
-// validate rejects a malformed pattern before matching, so that the error
-// does not depend on how far the subject lets the matcher get.
-func (m *matcher) validate() {
-	depth := 0
-	for p := 0; p < len(m.pat); {
-		switch c := m.pat[p]; {
-		case c == '(':
-			depth++
-			p++
-		case c == ')':
-			if depth == 0 {
-				m.fail("invalid pattern capture")
-			}
-			depth--
-			p++
-		case c == '%' && p+1 < len(m.pat) && m.pat[p+1] == 'b':
-			if p+3 >= len(m.pat) {
-				m.fail("missing arguments to '%%b'")
-			}
-			p += 4
-		case c == '%' && p+1 < len(m.pat) && m.pat[p+1] == 'f':
-			if p+2 >= len(m.pat) || m.pat[p+2] != '[' {
-				m.fail("missing '[' after '%%f' in pattern")
-			}
-			p = m.classEnd(p + 2)
-		default:
-			p = m.classEnd(p)
-		}
-	}
-	if depth > 0 {
-		m.fail("unfinished capture")
-	}
-}
-
-func recoverPattern(err *error) {
-	if r := recover(); r != nil {
-		pe, ok := r.(patternError)
-		if !ok {
-			panic(r)
-		}
-		*err = pe.err
-	}
 }

@@ -1,4 +1,4 @@
-package router
+package luapattern
 
 import (
 	"context"
@@ -31,20 +31,20 @@ func stock(L *lua.LState, fn string, args ...lua.LValue) []string {
 
 func ours(fn, s, p string) []string {
 	ctx := context.Background()
-	text := func(caps []captureValue) []string {
+	text := func(caps []Capture) []string {
 		var out []string
 		for _, c := range caps {
-			if c.position {
-				out = append(out, fmt.Sprint(c.pos))
+			if c.Position {
+				out = append(out, fmt.Sprint(c.Pos))
 			} else {
-				out = append(out, c.str)
+				out = append(out, c.Str)
 			}
 		}
 		return out
 	}
 	switch fn {
 	case "find", "match":
-		start, end, caps, err := patternFind(ctx, s, p, 1, false, fn == "find")
+		start, end, caps, err := find(ctx, s, p, 1, false, fn == "find")
 		if err != nil {
 			return []string{"error"}
 		}
@@ -57,8 +57,8 @@ func ours(fn, s, p string) []string {
 		return text(caps)
 	case "gsub":
 		var b strings.Builder
-		n, err := patternGsub(ctx, s, p, -1, func(k string) { b.WriteString(k) }, func(gm gsubMatch) error {
-			b.WriteString("<" + s[gm.start:gm.end] + ">")
+		n, err := Gsub(ctx, s, p, -1, func(k string) { b.WriteString(k) }, func(gm GsubMatch) error {
+			b.WriteString("<" + s[gm.Start:gm.End] + ">")
 			return nil
 		})
 		if err != nil {
@@ -186,15 +186,15 @@ func TestPatternBudget(t *testing.T) {
 		t.Errorf("under an ended context the match ran %d steps, want at most %d", m.steps, checkSteps)
 	}
 
-	// A deadline stops it soon after it passes, through patternFind as the
+	// A deadline stops it soon after it passes, through Match as the
 	// string library calls it. The bound is generous (a loaded machine, the
 	// race detector); without the context check the match runs on until the
-	// step budget ends it with errPatternTooComplex.
+	// step budget ends it with ErrTooComplex.
 	const deadline = 20 * time.Millisecond
 	dctx, dcancel := context.WithTimeout(context.Background(), deadline)
 	defer dcancel()
 	start := time.Now()
-	_, _, _, err = patternFind(dctx, src, pattern, 1, false, false)
+	_, _, _, err = Match(dctx, src, pattern, 1)
 	took := time.Since(start)
 	if !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("under a %v deadline: %v after %v, want context.DeadlineExceeded", deadline, err, took)
@@ -206,7 +206,7 @@ func TestPatternBudget(t *testing.T) {
 	// no later than the first check past it.
 	const budget = 100_000
 	m, err = backtrack(context.Background(), budget)
-	if err != errPatternTooComplex {
+	if err != ErrTooComplex {
 		t.Errorf("without a deadline: %v, want the step budget", err)
 	} else if m.steps > budget+checkSteps {
 		t.Errorf("a budget of %d steps stopped the match after %d", budget, m.steps)
@@ -247,15 +247,15 @@ func FuzzPattern(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s, p string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		defer cancel()
-		patternFind(ctx, s, p, 1, false, true)
-		patternFind(ctx, s, p, 1, false, false)
-		g := &gmatchState{src: s, pat: p}
+		Find(ctx, s, p, 1, false)
+		Match(ctx, s, p, 1)
+		g := NewGmatch(s, p)
 		for i := 0; i <= len(s)+1; i++ {
-			caps, err := g.next(ctx)
+			caps, err := g.Next(ctx)
 			if err != nil || caps == nil {
 				break
 			}
 		}
-		patternGsub(ctx, s, p, -1, func(string) {}, func(gsubMatch) error { return nil })
+		Gsub(ctx, s, p, -1, func(string) {}, func(GsubMatch) error { return nil })
 	})
 }

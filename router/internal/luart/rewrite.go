@@ -1,6 +1,11 @@
-package router
+package luart
 
-import "github.com/yuin/gopher-lua/ast"
+import (
+	"github.com/yuin/gopher-lua/ast"
+)
+
+// concatName is the global the rewritten chunk calls for `..`.
+const concatName = "\x00concat"
 
 // rewriteConcat replaces every `a .. b .. c` in the chunk with a call of the
 // host's size-capped concatenation. gopher-lua concatenates in one VM

@@ -1,4 +1,4 @@
-package router
+package luart
 
 import (
 	"context"
@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// errDeadline is what a stopped script sees; the caller reports ErrScriptTimeout.
+// errDeadline is what a stopped script sees; the caller reports call.ErrTimeout.
 var errDeadline = errors.New("routing script deadline exceeded")
 
 // callContext is the context a script call runs under. gopher-lua asks the

@@ -1,4 +1,4 @@
-package router
+package exprrt
 
 import (
 	"cmp"
@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	"github.com/expr-lang/expr"
+
+	"github.com/aion-dispatch/dispatch/router/internal/call"
 )
 
 // exprValueFunctions replace expr's builtins that list a map's entries in
@@ -184,8 +186,8 @@ func (r *exprRunner) describe(out any) string {
 }
 
 // text renders v as an expr script would write it: literals for nil,
-// numbers, strings, booleans, lists and maps (at most textEntries entries,
-// textDepth levels and about textBytes bytes, the rest elided with "…";
+// numbers, strings, booleans, lists and maps (at most call.TextEntries entries,
+// call.TextDepth levels and about call.TextBytes bytes, the rest elided with "…";
 // maps in key order), and names for the host's values (request, candidate
 // "w1") and for functions.
 func (r *exprRunner) text(v any) string {
@@ -223,7 +225,7 @@ func (r *exprRunner) writeText(b *strings.Builder, v reflect.Value, depth int) {
 	case reflect.Func:
 		b.WriteString("function")
 	case reflect.Slice, reflect.Array:
-		if depth >= textDepth {
+		if depth >= call.TextDepth {
 			b.WriteString("[…]")
 			return
 		}
@@ -232,7 +234,7 @@ func (r *exprRunner) writeText(b *strings.Builder, v reflect.Value, depth int) {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			if i == textEntries || b.Len() > textBytes {
+			if i == call.TextEntries || b.Len() > call.TextBytes {
 				b.WriteString("… (" + strconv.Itoa(v.Len()-i) + " more)")
 				break
 			}
@@ -240,7 +242,7 @@ func (r *exprRunner) writeText(b *strings.Builder, v reflect.Value, depth int) {
 		}
 		b.WriteByte(']')
 	case reflect.Map:
-		if depth >= textDepth {
+		if depth >= call.TextDepth {
 			b.WriteString("{…}")
 			return
 		}
@@ -251,7 +253,7 @@ func (r *exprRunner) writeText(b *strings.Builder, v reflect.Value, depth int) {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			if i == textEntries || b.Len() > textBytes {
+			if i == call.TextEntries || b.Len() > call.TextBytes {
 				b.WriteString("… (" + strconv.Itoa(len(keys)-i) + " more)")
 				break
 			}
@@ -281,8 +283,8 @@ func (r *exprRunner) writeText(b *strings.Builder, v reflect.Value, depth int) {
 // that read them.
 func (r *exprRunner) writeCandidate(b *strings.Builder, c *exprCandidate) {
 	id := c.ID
-	if r.in != nil && c.slot >= 0 && c.slot < len(r.in.sel.Candidates) {
-		id = r.in.sel.Candidates[c.slot].ID
+	if r.in != nil && c.slot >= 0 && c.slot < len(r.in.Sel.Candidates) {
+		id = r.in.Sel.Candidates[c.slot].ID
 	}
 	b.WriteString("candidate " + strconv.Quote(id))
 }

@@ -1,4 +1,4 @@
-package router
+package luart
 
 import (
 	"context"
@@ -12,25 +12,24 @@ import (
 // (longer than many calls, and longer still on a loaded machine) is not
 // charged to the call's deadline.
 func TestDeadlineStartsWithTheScript(t *testing.T) {
-	p, err := NewCompiler(Limits{}).Compile(Lua, "quick.lua", []byte(`function route(r, c) return c[1].id end`))
+	p, err := Compile([]byte(`function route(r, c) return c[1].id end`), testLimits)
 	if err != nil {
 		t.Fatal(err)
 	}
 	const timeout = 100 * time.Millisecond
-	p.lua.mu.Lock()
-	p.lua.free = nil // the call must make its state
-	p.lua.mu.Unlock()
+	p.mu.Lock()
+	p.free = nil // the call must make its state
+	p.mu.Unlock()
 	made := false
-	p.lua.madeState = func() { made = true; time.Sleep(3 * timeout) }
-	s := NewScript(p, "quick.lua", timeout)
+	p.madeState = func() { made = true; time.Sleep(3 * timeout) }
 	ch, _ := engine.DispatchChannel("prod", "email")
 	in := engine.Selection{WorkflowID: "wf", Channel: ch, Attempt: 1,
 		Candidates: []engine.Worker{{ID: "w1", State: engine.ConsumerStateView{ID: "w1", MaxInFlight: 1}}}}
-	d, err := s.Select(context.Background(), in)
+	res, err := p.Run(context.Background(), in, timeout)
 	if !made {
 		t.Fatal("the call did not make a state")
 	}
-	if err != nil || d.WorkerID != "w1" {
-		t.Fatalf("a call whose state took %s to make: %+v, %v; want w1 (the deadline is %s of the script's own time)", 3*timeout, d, err, timeout)
+	if err != nil || res.ID != "w1" {
+		t.Fatalf("a call whose state took %s to make: %+v, %v; want w1 (the deadline is %s of the script's own time)", 3*timeout, res, err, timeout)
 	}
 }

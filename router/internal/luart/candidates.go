@@ -1,4 +1,4 @@
-package router
+package luart
 
 import (
 	"slices"
@@ -6,6 +6,7 @@ import (
 	lua "github.com/yuin/gopher-lua"
 
 	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/router/internal/call"
 )
 
 // luaCandidates is how a state shows the candidates to a script: plain Lua
@@ -13,7 +14,7 @@ import (
 //
 // The host keeps each candidate's data table from call to call and rewrites
 // only the fields that changed, so no script may write to it. A script that
-// provably writes only to tables it built itself (see pureChunk) gets the
+// provably writes only to tables it built itself (see luacheck.Purity) gets the
 // data tables themselves, whose metatable refuses new keys. Any other script
 // gets empty proxies whose locked metatable reads through to the data and
 // refuses every write.
@@ -21,7 +22,7 @@ type luaCandidates struct {
 	list   *lua.LTable // what the script gets as `candidates`: candidate faces, shown on first access
 	direct bool        // faces are the data tables themselves
 	st     *luaState
-	in     *callInput
+	in     *call.Input
 	filled []int // indices of listData filled in the current call
 	eager  bool  // the last call read most candidates: show them all up front
 	slots  []*luaCandidate
@@ -73,7 +74,7 @@ func (c *luaCandidates) init(st *luaState, direct bool) {
 	}))
 	mt.RawSetString("__newindex", st.refuseWrite)
 	mt.RawSetString("__len", L.NewFunction(func(L *lua.LState) int {
-		L.Push(lua.LNumber(len(c.in.sel.Candidates)))
+		L.Push(lua.LNumber(len(c.in.Sel.Candidates)))
 		return 1
 	}))
 	mt.RawSetString("__metatable", lua.LString("locked"))
@@ -99,8 +100,8 @@ func (c *luaCandidates) num(v int) lua.LValue {
 // them to helpers reads none. The state follows what the previous call did:
 // after a call that read at least half, the next one gets every candidate
 // shown up front, in one pass from Go, rather than one Lua-to-Go call each.
-func (c *luaCandidates) update(st *luaState, in *callInput) {
-	n := len(in.sel.Candidates)
+func (c *luaCandidates) update(st *luaState, in *call.Input) {
+	n := len(in.Sel.Candidates)
 	c.eager = n > 0 && 2*len(c.filled) >= n
 	for _, i := range c.filled {
 		c.list.RawSetInt(i+1, lua.LNil)
@@ -119,14 +120,14 @@ func (c *luaCandidates) update(st *luaState, in *callInput) {
 func (c *luaCandidates) show(st *luaState, key lua.LValue) lua.LValue {
 	n, ok := key.(lua.LNumber)
 	i := int(n) - 1
-	if !ok || float64(n) != float64(i+1) || i < 0 || i >= len(c.in.sel.Candidates) {
+	if !ok || float64(n) != float64(i+1) || i < 0 || i >= len(c.in.Sel.Candidates) {
 		return lua.LNil
 	}
 	for len(c.slots) <= i {
 		c.slots = append(c.slots, c.newSlot(st, len(c.slots)))
 	}
 	s := c.slots[i]
-	v := c.in.view(i)
+	v := c.in.View(i)
 	s.set(c, &v)
 	c.list.RawSetInt(i+1, s.face)
 	c.filled = append(c.filled, i)

@@ -1,27 +1,29 @@
-package router
+package luart
 
 import (
 	"strings"
 
 	lua "github.com/yuin/gopher-lua"
+
+	"github.com/aion-dispatch/dispatch/router/internal/luapattern"
 )
 
 // The string library's pattern functions, on the budgeted matcher.
 
 func (st *luaState) checkSubject(L *lua.LState, fn string) string {
 	s := L.CheckString(1)
-	if len(s) > st.limits.maxString() {
-		L.RaiseError("%s: subject of %d bytes exceeds the %d-byte limit", fn, len(s), st.limits.maxString())
+	if len(s) > st.limits.MaxString {
+		L.RaiseError("%s: subject of %d bytes exceeds the %d-byte limit", fn, len(s), st.limits.MaxString)
 	}
 	return s
 }
 
-func pushCaptures(L *lua.LState, caps []captureValue) int {
+func pushCaptures(L *lua.LState, caps []luapattern.Capture) int {
 	for _, c := range caps {
-		if c.position {
-			L.Push(lua.LNumber(c.pos))
+		if c.Position {
+			L.Push(lua.LNumber(c.Pos))
 		} else {
-			L.Push(lua.LString(c.str))
+			L.Push(lua.LString(c.Str))
 		}
 	}
 	return len(caps)
@@ -32,7 +34,7 @@ func (st *luaState) strFind(L *lua.LState) int {
 	pat := L.CheckString(2)
 	init := L.OptInt(3, 1)
 	plain := lua.LVAsBool(L.Get(4))
-	start, end, caps, err := patternFind(L.Context(), s, pat, init, plain, true)
+	start, end, caps, err := luapattern.Find(L.Context(), s, pat, init, plain)
 	if err != nil {
 		L.RaiseError("string.find: %v", err)
 	}
@@ -48,7 +50,7 @@ func (st *luaState) strFind(L *lua.LState) int {
 func (st *luaState) strMatch(L *lua.LState) int {
 	s := st.checkSubject(L, "string.match")
 	pat := L.CheckString(2)
-	start, _, caps, err := patternFind(L.Context(), s, pat, L.OptInt(3, 1), false, false)
+	start, _, caps, err := luapattern.Match(L.Context(), s, pat, L.OptInt(3, 1))
 	if err != nil {
 		L.RaiseError("string.match: %v", err)
 	}
@@ -60,9 +62,9 @@ func (st *luaState) strMatch(L *lua.LState) int {
 }
 
 func (st *luaState) strGmatch(L *lua.LState) int {
-	g := &gmatchState{src: st.checkSubject(L, "string.gmatch"), pat: L.CheckString(2)}
+	g := luapattern.NewGmatch(st.checkSubject(L, "string.gmatch"), L.CheckString(2))
 	L.Push(L.NewFunction(func(L *lua.LState) int {
-		caps, err := g.next(L.Context())
+		caps, err := g.Next(L.Context())
 		if err != nil {
 			L.RaiseError("string.gmatch: %v", err)
 		}
@@ -88,7 +90,7 @@ func (st *luaState) strGsub(L *lua.LState) int {
 		L.ArgError(3, "string/function/table expected, got "+repl.Type().String())
 	}
 	limit := L.OptInt(4, -1)
-	maxLen := st.limits.maxString()
+	maxLen := st.limits.MaxString
 	var b strings.Builder
 	grow := func(s string) {
 		if b.Len()+len(s) > maxLen {
@@ -96,14 +98,14 @@ func (st *luaState) strGsub(L *lua.LState) int {
 		}
 		b.WriteString(s)
 	}
-	n, err := patternGsub(L.Context(), src, pat, limit, grow, func(gm gsubMatch) error {
-		whole := src[gm.start:gm.end]
+	n, err := luapattern.Gsub(L.Context(), src, pat, limit, grow, func(gm luapattern.GsubMatch) error {
+		whole := src[gm.Start:gm.End]
 		switch r := repl.(type) {
 		case *lua.LTable:
-			caps := gm.m.captures(gm.start, gm.end, true)
+			caps := gm.Captures()
 			grow(st.replacement(L, whole, L.GetTable(r, captureLua(caps[0]))))
 		case *lua.LFunction:
-			caps := gm.m.captures(gm.start, gm.end, true)
+			caps := gm.Captures()
 			L.Push(r)
 			pushCaptures(L, caps)
 			L.Call(len(caps), 1)
@@ -123,11 +125,11 @@ func (st *luaState) strGsub(L *lua.LState) int {
 	return 2
 }
 
-func captureLua(c captureValue) lua.LValue {
-	if c.position {
-		return lua.LNumber(c.pos)
+func captureLua(c luapattern.Capture) lua.LValue {
+	if c.Position {
+		return lua.LNumber(c.Pos)
 	}
-	return lua.LString(c.str)
+	return lua.LString(c.Str)
 }
 
 // replacement is what a table or function replacement gives: v, or the
@@ -144,7 +146,7 @@ func (st *luaState) replacement(L *lua.LState, whole string, v lua.LValue) strin
 }
 
 // expandReplacement expands %0–%9 and %% in a replacement string.
-func expandReplacement(L *lua.LState, repl string, gm gsubMatch, whole string) string {
+func expandReplacement(L *lua.LState, repl string, gm luapattern.GsubMatch, whole string) string {
 	if !strings.Contains(repl, "%") {
 		return repl
 	}
@@ -161,7 +163,7 @@ func expandReplacement(L *lua.LState, repl string, gm gsubMatch, whole string) s
 		case d == '0':
 			b.WriteString(whole)
 		case d >= '1' && d <= '9':
-			caps := gm.m.captures(gm.start, gm.end, true)
+			caps := gm.Captures()
 			k := int(d - '1')
 			if k >= len(caps) {
 				L.RaiseError("string.gsub: invalid capture index %%%c", d)

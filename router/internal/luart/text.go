@@ -1,4 +1,4 @@
-package router
+package luart
 
 import (
 	"errors"
@@ -7,14 +7,8 @@ import (
 	"strings"
 
 	lua "github.com/yuin/gopher-lua"
-)
 
-// Limits of a value rendered into a message: entries shown per table or
-// list, tables shown inside one another, and bytes overall.
-const (
-	textEntries = 16
-	textDepth   = 3
-	textBytes   = 512
+	"github.com/aion-dispatch/dispatch/router/internal/call"
 )
 
 // luaAddress matches gopher-lua's rendering of a reference value ("table:
@@ -60,8 +54,8 @@ func (st *luaState) plainError(err error) error {
 var luaTraceLine = regexp.MustCompile(`(?m)^\t(` + luaChunkName + `:\d+:)`)
 
 // luaText renders v as a Lua script would write it: literals for strings,
-// numbers, booleans and tables (at most textEntries entries, textDepth
-// levels and about textBytes bytes, the rest elided with "…"), and names
+// numbers, booleans and tables (at most call.TextEntries entries, call.TextDepth
+// levels and about call.TextBytes bytes, the rest elided with "…"), and names
 // for the host's values (request, candidates, candidate "w1", excluded,
 // dispatch) and for functions. Keys come in the table's own order, which
 // the same script gives the same way in every interpreter.
@@ -108,7 +102,7 @@ func (st *luaState) writeList(b *strings.Builder, slots []int) {
 		if i > 0 {
 			b.WriteString(", ")
 		}
-		if i == textEntries || b.Len() > textBytes {
+		if i == call.TextEntries || b.Len() > call.TextBytes {
 			b.WriteString("… (" + strconv.Itoa(len(slots)-i) + " more)")
 			break
 		}
@@ -118,11 +112,11 @@ func (st *luaState) writeList(b *strings.Builder, slots []int) {
 }
 
 func (st *luaState) writeCandidate(b *strings.Builder, slot int) {
-	if st.in == nil || slot >= len(st.in.sel.Candidates) {
+	if st.in == nil || slot >= len(st.in.Sel.Candidates) {
 		b.WriteString("candidate")
 		return
 	}
-	b.WriteString("candidate " + strconv.Quote(st.in.sel.Candidates[slot].ID))
+	b.WriteString("candidate " + strconv.Quote(st.in.Sel.Candidates[slot].ID))
 }
 
 func (st *luaState) writeTable(b *strings.Builder, t *lua.LTable, depth int) {
@@ -141,7 +135,7 @@ func (st *luaState) writeTable(b *strings.Builder, t *lua.LTable, depth int) {
 	if data := readOnlyData(t); data != nil { // a host proxy: show what it shows
 		t = data
 	}
-	if depth >= textDepth {
+	if depth >= call.TextDepth {
 		b.WriteString("{…}")
 		return
 	}
@@ -151,7 +145,7 @@ func (st *luaState) writeTable(b *strings.Builder, t *lua.LTable, depth int) {
 		if n > 0 {
 			b.WriteString(", ")
 		}
-		if n == textEntries || b.Len() > textBytes {
+		if n == call.TextEntries || b.Len() > call.TextBytes {
 			b.WriteString("… (" + strconv.Itoa(tableLen(t)-n) + " more)")
 			break
 		}

@@ -1,4 +1,4 @@
-package router
+package luacheck
 
 import "github.com/yuin/gopher-lua/ast"
 

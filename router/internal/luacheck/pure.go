@@ -1,4 +1,4 @@
-package router
+package luacheck
 
 import "github.com/yuin/gopher-lua/ast"
 
@@ -20,9 +20,9 @@ import "github.com/yuin/gopher-lua/ast"
 // read-only proxies in front: the only other ways to write a table, rawset
 // and the table library, are gone or refuse host tables.
 
-// pureChunk reports whether stmts qualify for running once, and for direct
+// Purity reports whether stmts qualify for running once, and for direct
 // access to the host's tables.
-func pureChunk(stmts []ast.Stmt) (pure, direct bool) {
+func Purity(stmts []ast.Stmt) (pure, direct bool) {
 	p := &purity{direct: true}
 	p.enter()
 	for _, s := range stmts {

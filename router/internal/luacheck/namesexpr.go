@@ -1,0 +1,201 @@
+package luacheck
+
+import (
+	"slices"
+	"strings"
+
+	"github.com/yuin/gopher-lua/ast"
+)
+
+// The name check's walk of expressions: members, assignment targets,
+// probes, method calls and reads of names.
+
+func (c *nameCheck) exprs(es []ast.Expr) {
+	for _, e := range es {
+		c.expr(e)
+	}
+}
+
+// kindOf says what e holds, as far as the checker knows.
+func (c *nameCheck) kindOf(e ast.Expr) valueKind {
+	switch e := e.(type) {
+	case *ast.IdentExpr:
+		k, _ := c.lookup(e.Value)
+		return k
+	case *ast.AttrGetExpr:
+		if _, named := e.Key.(*ast.StringExpr); !named && c.kindOf(e.Object) == candidatesValue {
+			return candidateValue // candidates[i]
+		}
+	}
+	return plainValue
+}
+
+// library returns the name of the sandbox table e names (dispatch, string,
+// table, math), or "".
+func (c *nameCheck) library(e ast.Expr) string {
+	id, ok := e.(*ast.IdentExpr)
+	if !ok || c.local(id.Value) || c.assigned[id.Value] {
+		return ""
+	}
+	if _, ok := libraryMembers()[id.Value]; ok {
+		return id.Value
+	}
+	return ""
+}
+
+// member checks a read of key in what object holds.
+func (c *nameCheck) member(line int, object ast.Expr, key string) {
+	if lib := c.library(object); lib != "" {
+		members := libraryMembers()[lib]
+		if slices.Contains(members, key) {
+			return
+		}
+		if removedMembers[lib+"."+key] {
+			c.problem(line, key, "%s.%s is not available to routing scripts (the sandbox removes it)", lib, key)
+			return
+		}
+		listed := members
+		if lib == "dispatch" {
+			listed = dispatchHelpers // without concat, what .. calls
+		}
+		c.problem(line, key, "%s has no %s%s (it has %s)", lib, key, didYouMean(key, listed), strings.Join(listed, ", "))
+		return
+	}
+	switch c.kindOf(object) {
+	case requestValue:
+		if !slices.Contains(requestFields, key) {
+			c.problem(line, key, "the request has no field %s%s (it has %s)", key, didYouMean(key, requestFields), strings.Join(requestFields, ", "))
+		}
+	case candidateValue:
+		if !slices.Contains(candidateFields, key) {
+			c.problem(line, key, "a candidate has no field %s%s (it has %s)", key, didYouMean(key, candidateFields), strings.Join(candidateFields, ", "))
+		}
+	}
+}
+
+// target checks an assignment to a field.
+func (c *nameCheck) target(e ast.Expr) {
+	get, ok := e.(*ast.AttrGetExpr)
+	if !ok {
+		c.expr(e)
+		return
+	}
+	c.expr(get.Object)
+	c.expr(get.Key)
+	if lib := c.library(get.Object); lib != "" {
+		c.problem(get.Line(), lib, "the %s table is read-only: keep your own functions in a local table", lib)
+		return
+	}
+	switch c.kindOf(get.Object) {
+	case requestValue:
+		c.problem(get.Line(), "=", "the request is read-only: copy what you need into a local")
+	case candidateValue, candidatesValue:
+		c.problem(get.Line(), "=", "the candidates are read-only: copy what you need into a local table")
+	}
+}
+
+// probe walks an expression that tests whether something exists: a
+// condition, the left side of or, the operand of not, a comparison with
+// nil. There a missing global or member is the point (if DEBUG then,
+// table.unpack or unpack), not a mistake.
+func (c *nameCheck) probe(e ast.Expr) {
+	switch e := e.(type) {
+	case *ast.IdentExpr, *ast.AttrGetExpr:
+		was := c.probing
+		c.probing = true
+		c.expr(e)
+		c.probing = was
+	case *ast.LogicalOpExpr:
+		c.probe(e.Lhs)
+		c.probe(e.Rhs)
+	case *ast.UnaryNotOpExpr:
+		c.probe(e.Expr)
+	case *ast.RelationalOpExpr:
+		if e.Operator == "==" || e.Operator == "~=" {
+			c.probe(e.Lhs)
+			c.probe(e.Rhs)
+			return
+		}
+		c.expr(e)
+	default:
+		c.expr(e)
+	}
+}
+
+func (c *nameCheck) expr(e ast.Expr) {
+	if c.probing {
+		// Only the outermost name or member is a probe: what it is read
+		// from must exist (a.b.c probes c, and checks a.b).
+		c.probing = false
+		defer func() { c.probing = true }()
+		switch e := e.(type) {
+		case *ast.IdentExpr:
+			return
+		case *ast.AttrGetExpr:
+			c.expr(e.Object)
+			c.expr(e.Key)
+			if key, ok := e.Key.(*ast.StringExpr); ok && c.kindOf(e.Object) != plainValue {
+				c.member(e.Line(), e.Object, key.Value) // a field of the request or a candidate is not probed for
+			}
+			return
+		}
+	}
+	switch e := e.(type) {
+	case *ast.IdentExpr:
+		c.read(e)
+	case *ast.AttrGetExpr:
+		c.expr(e.Object)
+		c.expr(e.Key)
+		if key, ok := e.Key.(*ast.StringExpr); ok {
+			c.member(e.Line(), e.Object, key.Value)
+		}
+	case *ast.FunctionExpr:
+		c.function(e)
+	case *ast.FuncCallExpr:
+		if e.Func != nil {
+			c.expr(e.Func)
+		}
+		if e.Receiver != nil {
+			c.expr(e.Receiver)
+			c.method(e)
+		}
+		c.exprs(e.Args)
+	case *ast.LogicalOpExpr:
+		if e.Operator == "or" {
+			c.probe(e.Lhs) // x = table.unpack or unpack
+		} else {
+			c.expr(e.Lhs)
+		}
+		c.expr(e.Rhs)
+	default: // tables and operators: what they hold
+		c.exprs(subExprs(e))
+	}
+}
+
+// method checks a call written receiver:method(...).
+func (c *nameCheck) method(call *ast.FuncCallExpr) {
+	if lib := c.library(call.Receiver); lib == "dispatch" && slices.Contains(dispatchHelpers, call.Method) && call.Method != "random" {
+		c.problem(call.Line(), "dispatch:", "dispatch:%s passes the dispatch table as the first argument: call dispatch.%s(...)", call.Method, call.Method)
+		return
+	}
+	switch c.kindOf(call.Receiver) {
+	case requestValue:
+		c.problem(call.Line(), call.Method, "the request has no methods: r:%s(...)", call.Method)
+		return
+	case candidateValue:
+		if call.Method != "has_tag" {
+			c.problem(call.Line(), call.Method, "a candidate's only method is has_tag, not %s", call.Method)
+		}
+		return
+	}
+	c.member(call.Line(), call.Receiver, call.Method)
+}
+
+// read checks a name read as a variable.
+func (c *nameCheck) read(id *ast.IdentExpr) {
+	name := id.Value
+	if c.local(name) || c.assigned[name] || baseGlobals[name] || name == "dispatch" {
+		return
+	}
+	c.problems = append(c.problems, Problem{Line: id.Line(), unknown: name, Token: name})
+}
