@@ -127,6 +127,13 @@ func InputPayload(raw json.RawMessage, contentType string) engine.Payload {
 	return engine.Payload{ContentType: contentType, Data: raw}
 }
 
+// HeaderDispatchTimeout is the header (HTTP and NATS) with which a client
+// says how long it will wait for the answer, as a Go duration ("30s"): the
+// node gives the dispatch no longer, so that an activity the client gave
+// up on does not go on holding a worker. `dispatch submit` sends its
+// --timeout in it.
+const HeaderDispatchTimeout = "Dispatch-Timeout"
+
 // The statuses of an [Answer].
 const (
 	StatusCompleted = "completed"

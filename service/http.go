@@ -82,13 +82,18 @@ func (s *Service) serveDispatch(w http.ResponseWriter, r *http.Request) {
 		s.writeRefused(w, "http", "", protocol.KindBadRequest, http.StatusBadRequest, err.Error(), start)
 		return
 	}
+	client, err := clientTimeout(r.Header.Get(protocol.HeaderDispatchTimeout))
+	if err != nil {
+		s.writeRefused(w, "http", "", protocol.KindBadRequest, http.StatusBadRequest, err.Error(), start)
+		return
+	}
 	if !s.admit(false) {
 		s.writeRefused(w, "http", s.label(ch), protocol.KindDraining, http.StatusServiceUnavailable,
 			"the node is draining and takes no new dispatch; send it to another node", start)
 		return
 	}
 	defer s.done()
-	a := s.dispatch(r.Context(), "http", ch, req)
+	a := s.dispatch(r.Context(), "http", ch, req, client)
 	writeJSON(w, HTTPStatus(a), a)
 }
 

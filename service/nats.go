@@ -87,6 +87,10 @@ func (s *Service) onNATS(msg *nats.Msg) {
 		return
 	}
 	ch, req, err := natsRequest(msg)
+	var client time.Duration
+	if err == nil && msg.Header != nil {
+		client, err = clientTimeout(msg.Header.Get(protocol.HeaderDispatchTimeout))
+	}
 	if err != nil {
 		s.replyRefused(msg, "", protocol.KindBadRequest, err.Error(), start)
 		return
@@ -97,7 +101,7 @@ func (s *Service) onNATS(msg *nats.Msg) {
 	}
 	go func() {
 		defer s.done()
-		s.reply(msg, s.dispatch(context.Background(), "nats", ch, req))
+		s.reply(msg, s.dispatch(context.Background(), "nats", ch, req, client))
 	}()
 }
 

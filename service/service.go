@@ -98,6 +98,27 @@ type Service struct {
 // passes.
 var errAbandoned = errors.New("the node is shutting down and its drain timeout ran out before this dispatch ended")
 
+// errClientTimeout ends a dispatch that ran past the client's own
+// timeout (protocol.HeaderDispatchTimeout).
+type errClientTimeout struct{ after time.Duration }
+
+func (e errClientTimeout) Error() string {
+	return fmt.Sprintf("no answer within %s, the client's %s", e.after, protocol.HeaderDispatchTimeout)
+}
+
+// clientTimeout reads a request's protocol.HeaderDispatchTimeout: 0 when
+// there is none.
+func clientTimeout(v string) (time.Duration, error) {
+	if v == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return 0, fmt.Errorf("header %s %q: want a positive duration such as 30s", protocol.HeaderDispatchTimeout, v)
+	}
+	return d, nil
+}
+
 // errNodeTimeout ends a dispatch that ran past the service's
 // DispatchTimeout.
 type errNodeTimeout struct{ after time.Duration }
@@ -184,7 +205,7 @@ func (s *Service) Drain(ctx context.Context) error {
 // dispatch runs one admitted dispatch for transport and returns its
 // answer. ctx is the client's (an HTTP request's); it and the service's
 // base both end the dispatch.
-func (s *Service) dispatch(ctx context.Context, transport string, ch engine.ChannelName, req engine.ActivityRequest) protocol.Answer {
+func (s *Service) dispatch(ctx context.Context, transport string, ch engine.ChannelName, req engine.ActivityRequest, client time.Duration) protocol.Answer {
 	start := time.Now()
 	if !s.node.Serves(ch) {
 		a := refused(protocol.KindUnknownChannel, fmt.Sprintf("unknown channel %s: the config in service has no such channel", ch.Short()))
@@ -206,6 +227,11 @@ func (s *Service) dispatch(ctx context.Context, transport string, ch engine.Chan
 		var cancelT context.CancelFunc
 		ctx, cancelT = context.WithTimeoutCause(ctx, s.timeout, errNodeTimeout{after: s.timeout})
 		defer cancelT()
+	}
+	if client > 0 {
+		var cancelC context.CancelFunc
+		ctx, cancelC = context.WithTimeoutCause(ctx, client, errClientTimeout{after: client})
+		defer cancelC()
 	}
 	out, err := s.node.DispatchOutcome(ctx, ch.Namespace(), ch.TaskQueue(), req)
 	a := answerOf(out, err)
@@ -260,6 +286,7 @@ func answerOf(out engine.Outcome, err error) protocol.Answer {
 func KindOf(err error) string {
 	var te *engine.TimeoutError
 	var nt errNodeTimeout
+	var ct errClientTimeout
 	switch {
 	case errors.Is(err, engine.ErrActivityFailed):
 		return protocol.KindActivityFailed
@@ -271,7 +298,7 @@ func KindOf(err error) string {
 		return protocol.KindUnknownChannel
 	case errors.Is(err, engine.ErrBacklogFull):
 		return protocol.KindBacklogFull
-	case errors.As(err, &te), errors.As(err, &nt), errors.Is(err, engine.ErrScheduleToStartTimeout),
+	case errors.As(err, &te), errors.As(err, &nt), errors.As(err, &ct), errors.Is(err, engine.ErrScheduleToStartTimeout),
 		errors.Is(err, engine.ErrStartToCloseTimeout), errors.Is(err, engine.ErrScheduleToCloseTimeout):
 		return protocol.KindTimeout
 	case errors.Is(err, engine.ErrNoWorkers):

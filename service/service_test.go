@@ -437,3 +437,40 @@ func TestAnswersAreNotHTMLEscaped(t *testing.T) {
 		t.Fatalf("answer %s", body)
 	}
 }
+
+// A client's Dispatch-Timeout bounds its dispatch: an activity the client
+// gave up on does not go on holding a worker. A bad one is a bad request.
+func TestClientDispatchTimeout(t *testing.T) {
+	b := startBroker(t)
+	d := startNode(t, simulated, b, service.Options{})
+	msg := nats.NewMsg("aion.dispatch.prod.slow")
+	msg.Header.Set(protocol.HeaderDispatchTimeout, "30ms")
+	msg.Data = []byte(activity)
+	resp, err := connect(t, b).RequestMsg(msg, 20*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(resp.Data), `"kind":"timeout"`) || !strings.Contains(string(resp.Data), "the client's Dispatch-Timeout") {
+		t.Fatalf("answer %s, want a timeout naming the client's Dispatch-Timeout", resp.Data)
+	}
+	ch, _ := engine.DispatchChannel("prod", "slow")
+	waitFor(t, "s1 to be free again", func() bool {
+		c, _ := d.node.Channel(context.Background(), ch)
+		return len(c.Workers) == 1 && c.Workers[0].InFlight == 0
+	})
+
+	req, err := http.NewRequest(http.MethodPost, d.http.URL+"/v1/channels/prod/ok/dispatch", strings.NewReader(activity))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set(protocol.HeaderDispatchTimeout, "soon")
+	hresp, err := d.http.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(hresp.Body)
+	hresp.Body.Close()
+	if hresp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), `header Dispatch-Timeout \"soon\"`) {
+		t.Fatalf("a bad Dispatch-Timeout: %d %s", hresp.StatusCode, body)
+	}
+}

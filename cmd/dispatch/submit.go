@@ -301,6 +301,7 @@ func (s *natsSender) close() { s.nc.Close() }
 func (s *natsSender) send(body []byte) (protocol.Answer, error) {
 	msg := nats.NewMsg(s.subject)
 	msg.Header.Set(protocol.HeaderContentType, protocol.ContentTypeRequest)
+	msg.Header.Set(protocol.HeaderDispatchTimeout, s.timeout.String())
 	msg.Data = body
 	resp, err := s.nc.RequestMsg(msg, s.timeout)
 	switch {
@@ -350,6 +351,7 @@ func (s *httpSender) send(body []byte) (protocol.Answer, error) {
 		return protocol.Answer{}, err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(protocol.HeaderDispatchTimeout, s.timeout.String())
 	resp, err := s.client.Do(req)
 	if err != nil {
 		var ue *url.Error
