@@ -153,7 +153,11 @@ func (s *served) scrape(t *testing.T) map[string]float64 {
 func writeServeConfig(t *testing.T, queue string) (path string, ch engine.ChannelName) {
 	t.Helper()
 	path = filepath.Join(t.TempDir(), "dispatch.yaml")
+	// The script's deadline is not what these tests are about: a generous
+	// one keeps a machine busy with other tests from firing it (a 50ms
+	// wall-clock deadline counts the time a descheduled call waits).
 	cfg := `version: 1
+defaults: {script_timeout: 2s}
 channels:
   - namespace: prod
     task_queue: ` + queue + `

@@ -3,6 +3,7 @@ package strictjson_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -49,5 +50,27 @@ func TestDuplicateKeyErrorIsTyped(t *testing.T) {
 	var dup *strictjson.DuplicateKeyError
 	if !errors.As(err, &dup) || dup.Key != "k" || dup.Path != "input.a[0]" {
 		t.Fatalf("err = %v (%+v), want a DuplicateKeyError for k at input.a[0]", err, dup)
+	}
+}
+
+// An object with more keys than the scanner keeps in a list is checked as
+// well: a duplicate after twenty keys, and one among the first.
+func TestDecodeManyKeys(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"input": {`)
+	for i := range 20 {
+		fmt.Fprintf(&b, `"k%d": %d, `, i, i)
+	}
+	for _, last := range []string{`"k20": 1, "k19": 2}}`, `"k20": 1, "k3": 2}}`} {
+		var d doc
+		err := strictjson.Decode([]byte(b.String()+last), &d)
+		var dup *strictjson.DuplicateKeyError
+		if !errors.As(err, &dup) || dup.Path != "input" {
+			t.Fatalf("%s: %v, want a duplicate in input", last, err)
+		}
+	}
+	var d doc
+	if err := strictjson.Decode([]byte(b.String()+`"k20": 1}}`), &d); err != nil {
+		t.Fatal(err)
 	}
 }
