@@ -36,9 +36,10 @@ type Name struct {
 	Type string
 	// Params are a method's or helper's parameters as the reference
 	// writes them ("list [, tag]"); MinArgs and MaxArgs bound how many a
-	// call passes.
+	// call passes, unless Variadic: then MaxArgs more may follow MinArgs.
 	Params           string
 	MinArgs, MaxArgs int
+	Variadic         bool
 	// Hidden marks a name the runtime needs but scripts are not told of:
 	// left out of the reference, the lists in messages and suggestions.
 	Hidden bool
@@ -74,7 +75,7 @@ var table = []Name{
 	{Kind: Helper, Lua: "json_decode", Type: "any", Params: "s", MinArgs: 1, MaxArgs: 1, Doc: "the JSON value: an object as a table with string keys, walked by `pairs` in document order; an array as a list from 1; numbers as floating point; `null` as `nil` (a hole, in a list); a key given twice keeps its last value. expr has its builtin `fromJSON(s)`: an object as a map, an array as a list from 0"},
 	// concat is what the rewritten chunk calls for `..`; it stays readable
 	// as dispatch.concat, as it always was, but is no helper to document.
-	{Kind: Helper, Lua: "concat", Type: "string", Params: "a, b", MinArgs: 2, MaxArgs: 2, Hidden: true, Doc: "what `..` calls"},
+	{Kind: Helper, Lua: "concat", Type: "string", Params: "a, b, …", MinArgs: 2, MaxArgs: 2, Variadic: true, Hidden: true, Doc: "what `..` calls, with every operand of a chain of `..`"},
 }
 
 // All returns every row, in the reference's order.

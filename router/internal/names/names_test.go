@@ -48,9 +48,13 @@ func TestRows(t *testing.T) {
 			t.Errorf("%s: MinArgs %d > MaxArgs %d", n.Lua, n.MinArgs, n.MaxArgs)
 		}
 		if n.Kind == Helper || n.Kind == CandidateMethod {
+			params := n.Params
+			if n.Variadic {
+				params = strings.TrimSuffix(params, ", …")
+			}
 			written := 0
-			if n.Params != "" {
-				written = strings.Count(n.Params, ",") + 1
+			if params != "" {
+				written = strings.Count(params, ",") + 1
 			}
 			if written != n.MaxArgs || (strings.Contains(n.Params, "[") != (n.MinArgs < n.MaxArgs)) {
 				t.Errorf("%s(%s): MinArgs %d, MaxArgs %d do not match", n.Lua, n.Params, n.MinArgs, n.MaxArgs)
