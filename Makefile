@@ -33,9 +33,11 @@ unit:
 	$(GO) test -race -count=1 ./...
 
 ## golden: rewrite the golden journals of testdata/scenarios and the
-## expected outputs of the CLI scripts from the current runs
+## expected outputs of the CLI scripts from the current runs, and the
+## reference tables of docs/scripting.md from router/internal/names
 golden:
 	$(GO) test ./scenario ./cmd/dispatch -run 'TestScenarios|TestScripts' -update
+	$(GO) generate ./router/internal/names
 
 ## bench: every benchmark, with allocations
 bench:

@@ -12,6 +12,8 @@
 // Each language runs behind one small interface: its runtime lives under
 // router/internal (luart for Lua, with the static checks of luacheck and
 // the budgeted pattern matcher of luapattern; exprrt for expr), and both
-// share router/internal/call (what a call sees and returns) and
-// router/internal/pick (the helpers).
+// share router/internal/call (what a call sees and returns),
+// router/internal/pick (the helpers) and router/internal/names (the table of
+// what a script can see, in each language, from which both runtimes, the
+// Lua name check and docs/scripting.md's reference take their names).
 package router

@@ -3,7 +3,6 @@ package exprrt
 import (
 	"errors"
 	"fmt"
-	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"github.com/expr-lang/expr/vm"
 
 	"github.com/aion-dispatch/dispatch/router/internal/call"
+	"github.com/aion-dispatch/dispatch/router/internal/names"
 )
 
 // Limits bound what a script may do; the router resolves its defaults.
@@ -44,7 +44,8 @@ type Program struct {
 	free []*exprRunner
 }
 
-// exprCandidate is a candidate as an expr script sees it. Scripts get
+// exprCandidate is a candidate as an expr script sees it: its expr tags are
+// the table of names' candidate fields, in order (TestEnvMatchesNames). Scripts get
 // pointers into the runner's own array, so lists built by filter or withTag
 // copy pointers, not candidates.
 // The json tags give toJSON the names scripts know.
@@ -58,7 +59,8 @@ type exprCandidate struct {
 	slot        int      // index into the call's views
 }
 
-// exprRequest is the request as an expr script sees it.
+// exprRequest is the request as an expr script sees it: its expr tags are
+// the table of names' request fields, in order (TestEnvMatchesNames).
 type exprRequest struct {
 	Namespace        string `expr:"namespace" json:"namespace"`
 	TaskQueue        string `expr:"task_queue" json:"task_queue"`
@@ -79,18 +81,17 @@ type helper = func(...any) any
 // env is read with a plain map lookup, where a struct env costs reflection
 // on every name. The helpers are bound to the runner, so that random and p2c
 // draw from the decision's own seeded source.
+// The helpers are the table of names' expr helpers.
 func exprEnvTypes() map[string]any {
-	return map[string]any{
-		"request":     &exprRequest{},
-		"candidates":  []*exprCandidate{},
-		"excluded":    []string{},
-		"leastLoaded": helper(nil),
-		"withTag":     helper(nil),
-		"rendezvous":  helper(nil),
-		"p2c":         helper(nil),
-		"random":      helper(nil),
-		"hasTag":      helper(nil),
+	env := map[string]any{
+		"request":    &exprRequest{},
+		"candidates": []*exprCandidate{},
+		"excluded":   []string{},
 	}
+	for name := range helperNames {
+		env[name] = helper(nil)
+	}
+	return env
 }
 
 // Compile compiles an expr routing script over the environment scripts
@@ -111,10 +112,15 @@ func Compile(src []byte, limits Limits) (*Program, error) {
 	return &Program{prog: prog, src: src, limits: limits, timed: v.timed, readsCandidates: v.reads}, nil
 }
 
-// helperNames are the env functions that run a bounded pass in Go.
-var helperNames = map[string]bool{
-	"leastLoaded": true, "withTag": true, "rendezvous": true, "p2c": true, "random": true, "hasTag": true,
-}
+// helperNames are the env functions that run a bounded pass in Go: the
+// table of names' expr helpers.
+var helperNames = func() map[string]bool {
+	m := map[string]bool{}
+	for _, name := range names.Expr(names.Helper) {
+		m[name] = true
+	}
+	return m
+}()
 
 // helperValues refuses a helper named other than to call it: a function
 // value has nothing a script can use, and fmt would write it, in a string
@@ -205,21 +211,9 @@ func exprMessage(msg string) string {
 	}
 	if m := noField.FindStringSubmatch(msg); m != nil {
 		if m[1] == "Candidate" {
-			return fmt.Sprintf("a candidate has no field %s (it has %s)", m[2], exprFields(exprCandidate{}))
+			return fmt.Sprintf("a candidate has no field %s (it has %s)", m[2], strings.Join(names.Expr(names.CandidateField), ", "))
 		}
-		return fmt.Sprintf("the request has no field %s (it has %s)", m[2], exprFields(exprRequest{}))
+		return fmt.Sprintf("the request has no field %s (it has %s)", m[2], strings.Join(names.Expr(names.RequestField), ", "))
 	}
 	return exprTypeNames.Replace(msg)
-}
-
-// exprFields lists the expr names of v's fields.
-func exprFields(v any) string {
-	t := reflect.TypeOf(v)
-	var names []string
-	for i := range t.NumField() {
-		if tag := t.Field(i).Tag.Get("expr"); tag != "" {
-			names = append(names, tag)
-		}
-	}
-	return strings.Join(names, ", ")
 }

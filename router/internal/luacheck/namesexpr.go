@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/yuin/gopher-lua/ast"
+
+	"github.com/aion-dispatch/dispatch/router/internal/names"
 )
 
 // The name check's walk of expressions: members, assignment targets,
@@ -174,7 +176,9 @@ func (c *nameCheck) expr(e ast.Expr) {
 
 // method checks a call written receiver:method(...).
 func (c *nameCheck) method(call *ast.FuncCallExpr) {
-	if lib := c.library(call.Receiver); lib == "dispatch" && slices.Contains(dispatchHelpers, call.Method) && call.Method != "random" {
+	// A helper that takes arguments gets the dispatch table as its first
+	// (dispatch:random() is harmless: random takes none).
+	if h, ok := names.LookupLua(names.Helper, call.Method); ok && !h.Hidden && h.MaxArgs > 0 && c.library(call.Receiver) == "dispatch" {
 		c.problem(call.Line(), "dispatch:", "dispatch:%s passes the dispatch table as the first argument: call dispatch.%s(...)", call.Method, call.Method)
 		return
 	}
@@ -183,8 +187,8 @@ func (c *nameCheck) method(call *ast.FuncCallExpr) {
 		c.problem(call.Line(), call.Method, "the request has no methods: r:%s(...)", call.Method)
 		return
 	case candidateValue:
-		if call.Method != "has_tag" {
-			c.problem(call.Line(), call.Method, "a candidate's only method is has_tag, not %s", call.Method)
+		if _, ok := names.LookupLua(names.CandidateMethod, call.Method); !ok {
+			c.problem(call.Line(), call.Method, "a candidate's only %s, not %s", candidateMethods(), call.Method)
 		}
 		return
 	}
@@ -198,4 +202,13 @@ func (c *nameCheck) read(id *ast.IdentExpr) {
 		return
 	}
 	c.problems = append(c.problems, Problem{Line: id.Line(), unknown: name, Token: name})
+}
+
+// candidateMethods names a candidate's methods, as in "method is has_tag".
+func candidateMethods() string {
+	ms := names.Lua(names.CandidateMethod, false)
+	if len(ms) == 1 {
+		return "method is " + ms[0]
+	}
+	return "methods are " + strings.Join(ms, ", ")
 }

@@ -1,12 +1,15 @@
 package luacheck
 
 import (
+	"maps"
 	"slices"
 	"sort"
 	"strings"
 	"sync"
 
 	lua "github.com/yuin/gopher-lua"
+
+	"github.com/aion-dispatch/dispatch/router/internal/names"
 )
 
 // What a routing script can name in the sandbox, as the checks know it.
@@ -28,14 +31,18 @@ var baseGlobals = map[string]bool{
 // runtime removes every other.
 func SandboxGlobal(name string) bool { return baseGlobals[name] }
 
-// dispatchHelpers are the functions of the sandbox's dispatch table.
-var dispatchHelpers = []string{"has_tag", "json_decode", "least_loaded", "p2c", "random", "rendezvous", "with_tag"}
-
-// removedMembers are the library functions the sandbox takes away.
+// removedMembers are the library functions the sandbox takes away; the
+// runtime removes them ([RemovedMembers]) and the check refuses them.
 var removedMembers = map[string]bool{"string.dump": true, "math.randomseed": true}
 
+// RemovedMembers returns the library functions the sandbox takes away, as
+// "library.name".
+func RemovedMembers() []string { return slices.Sorted(maps.Keys(removedMembers)) }
+
 // libraryMembers lists, per library table the sandbox keeps, the names it
-// holds there (what gopher-lua's library has, less what the sandbox drops).
+// holds there: the dispatch table's are the table of names' Lua helpers
+// (hidden ones too), the others what gopher-lua's library has, less what
+// the sandbox removes.
 var libraryMembers = sync.OnceValue(func() map[string][]string {
 	L := lua.NewState(lua.Options{SkipOpenLibs: true})
 	defer L.Close()
@@ -43,27 +50,29 @@ var libraryMembers = sync.OnceValue(func() map[string][]string {
 		L.Push(L.NewFunction(open))
 		L.Call(0, 0)
 	}
-	dropped := map[string]bool{"string.dump": true, "math.randomseed": true}
-	out := map[string][]string{"dispatch": append(slices.Clone(dispatchHelpers), "concat")} // concat: what .. calls; not listed
+	out := map[string][]string{"dispatch": names.Lua(names.Helper, true)}
 	for _, lib := range []string{"string", "table", "math"} {
-		var names []string
+		var members []string
 		if t, ok := L.GetGlobal(lib).(*lua.LTable); ok {
 			t.ForEach(func(k, _ lua.LValue) {
-				if s, ok := k.(lua.LString); ok && !dropped[lib+"."+string(s)] && !strings.HasPrefix(string(s), "__") {
-					names = append(names, string(s))
+				if s, ok := k.(lua.LString); ok && !removedMembers[lib+"."+string(s)] && !strings.HasPrefix(string(s), "__") {
+					members = append(members, string(s))
 				}
 			})
 		}
-		sort.Strings(names)
-		out[lib] = names
+		sort.Strings(members)
+		out[lib] = members
 	}
 	return out
 })
 
-// requestFields and candidateFields are what scripts can read there.
+// What scripts are told they can read, from the table of names, sorted:
+// the dispatch table's helpers, the request's fields, a candidate's fields
+// and methods.
 var (
-	requestFields   = []string{"activity_type", "attempt", "channel", "conversation_id", "input", "input_content_type", "namespace", "task_queue", "workflow_id"}
-	candidateFields = []string{"available", "buffer_depth", "has_tag", "id", "in_flight", "max_in_flight", "tags"}
+	dispatchHelpers = names.Lua(names.Helper, false)
+	requestFields   = names.Lua(names.RequestField, false)
+	candidateFields = slices.Sorted(slices.Values(append(names.Lua(names.CandidateField, false), names.Lua(names.CandidateMethod, false)...)))
 )
 
 // sandboxRemoved are the standard names the sandbox takes away.

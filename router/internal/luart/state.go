@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 
 	lua "github.com/yuin/gopher-lua"
@@ -11,6 +12,7 @@ import (
 	"github.com/aion-dispatch/dispatch/engine"
 	"github.com/aion-dispatch/dispatch/router/internal/call"
 	"github.com/aion-dispatch/dispatch/router/internal/luacheck"
+	"github.com/aion-dispatch/dispatch/router/internal/names"
 )
 
 // maxArrayIndex caps the array part of every Lua table: t[2e7] = true must
@@ -143,9 +145,12 @@ func (st *luaState) sandbox() {
 	G.RawSetString("pcall", L.NewFunction(st.pcall(G.RawGetString("pcall").(*lua.LFunction))))
 	G.RawSetString("xpcall", L.NewFunction(st.xpcall(G.RawGetString("xpcall").(*lua.LFunction))))
 
+	for _, m := range luacheck.RemovedMembers() {
+		lib, name, _ := strings.Cut(m, ".")
+		G.RawGetString(lib).(*lua.LTable).RawSetString(name, lua.LNil)
+	}
 	str := G.RawGetString("string").(*lua.LTable)
 	origFormat := str.RawGetString("format").(*lua.LFunction)
-	str.RawSetString("dump", lua.LNil)
 	str.RawSetString("rep", L.NewFunction(st.strRep))
 	str.RawSetString("gsub", L.NewFunction(st.strGsub))
 	str.RawSetString("find", L.NewFunction(st.strFind))
@@ -167,7 +172,6 @@ func (st *luaState) sandbox() {
 	}
 	mth := G.RawGetString("math").(*lua.LTable)
 	mth.RawSetString("random", L.NewFunction(st.mathRandom))
-	mth.RawSetString("randomseed", lua.LNil)
 
 	st.hasTag = L.NewFunction(st.candHasTag)
 	st.refuseWrite = L.NewFunction(func(L *lua.LState) int {
@@ -175,18 +179,9 @@ func (st *luaState) sandbox() {
 		return 0
 	})
 	disp := L.NewTable()
-	for name, fn := range map[string]lua.LGFunction{
-		"least_loaded": st.leastLoaded,
-		"with_tag":     st.withTag,
-		"rendezvous":   st.rendezvous,
-		"p2c":          st.p2c,
-		"random":       st.random,
-		"json_decode":  st.jsonDecode,
-		"concat":       st.concat,
-	} {
-		disp.RawSetString(name, L.NewFunction(fn))
+	for _, name := range names.Lua(names.Helper, true) {
+		disp.RawSetString(name, st.helper(name))
 	}
-	disp.RawSetString("has_tag", st.hasTag)
 	// The rewritten chunk calls this for every `..`; the name is not an
 	// identifier, so no script can reach or replace it.
 	G.RawSetString(concatName, disp.RawGetString("concat"))
@@ -214,6 +209,34 @@ func (st *luaState) sandbox() {
 	st.cands.init(st, st.direct)
 	st.reqUD = st.userdata(nil, st.reqMT)
 	st.exclUD = st.userdata(nil, st.exclMT)
+}
+
+// helper returns the function of the dispatch table's helper name, a row
+// of the table of names; it panics on a name it has no function for
+// (newState recovers, and TestSandboxHelpersMatchNames names it).
+func (st *luaState) helper(name string) lua.LValue {
+	var fn lua.LGFunction
+	switch name {
+	case "least_loaded":
+		fn = st.leastLoaded
+	case "with_tag":
+		fn = st.withTag
+	case "rendezvous":
+		fn = st.rendezvous
+	case "p2c":
+		fn = st.p2c
+	case "random":
+		fn = st.random
+	case "json_decode":
+		fn = st.jsonDecode
+	case "concat":
+		fn = st.concat
+	case "has_tag":
+		return st.hasTag // the candidates' method, the same function
+	default:
+		panic("luart: no function for the helper dispatch." + name)
+	}
+	return st.L.NewFunction(fn)
 }
 
 // lockedMT returns a metatable with __index (and __len when given) that

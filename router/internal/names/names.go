@@ -1,0 +1,131 @@
+// Package names is the one table of what a routing script can see: the
+// request's fields, a candidate's fields and methods, and the helpers, each
+// with its Lua name, its expr name, its type or arguments and a line of
+// documentation. The Lua sandbox registers its helpers from it, the expr
+// environment declares its names from it, the Lua name check knows names
+// and suggests close ones from it, and the reference tables of
+// docs/scripting.md are generated from it (go generate ./router/internal/names).
+// It imports nothing of the project.
+package names
+
+import (
+	"slices"
+	"sort"
+)
+
+//go:generate go run gendocs.go
+
+// Kind is what a row names.
+type Kind int
+
+// The kinds of rows.
+const (
+	RequestField    Kind = iota // a field of request
+	CandidateField              // a field of a candidate
+	CandidateMethod             // a method of a candidate (Lua only)
+	Helper                      // a helper: dispatch.NAME in Lua, a function in expr
+)
+
+// Name is one thing a script can see.
+type Name struct {
+	Kind Kind
+	Lua  string // the name in Lua; "" when Lua has none
+	Expr string // the name in expr; "" when expr has none
+	// Type is what a field holds, in words both languages share; for a
+	// method or helper, what it returns.
+	Type string
+	// Params are a method's or helper's parameters as the reference
+	// writes them ("list [, tag]"); MinArgs and MaxArgs bound how many a
+	// call passes, unless Variadic: then MaxArgs more may follow MinArgs.
+	Params           string
+	MinArgs, MaxArgs int
+	Variadic         bool
+	// Hidden marks a name the runtime needs but scripts are not told of:
+	// left out of the reference, the lists in messages and suggestions.
+	Hidden bool
+	Doc    string // one line for the reference, in markdown
+}
+
+// table is every row, in the reference's order.
+var table = []Name{
+	{Kind: RequestField, Lua: "namespace", Expr: "namespace", Type: "string", Doc: "the activity's namespace"},
+	{Kind: RequestField, Lua: "task_queue", Expr: "task_queue", Type: "string", Doc: "the activity's task queue"},
+	{Kind: RequestField, Lua: "channel", Expr: "channel", Type: "string", Doc: "the channel, `aion.dispatch.NS.QUEUE`"},
+	{Kind: RequestField, Lua: "workflow_id", Expr: "workflow_id", Type: "string", Doc: "the workflow the activity belongs to"},
+	{Kind: RequestField, Lua: "conversation_id", Expr: "conversation_id", Type: "string", Doc: "the conversation (one activity, all its attempts)"},
+	{Kind: RequestField, Lua: "attempt", Expr: "attempt", Type: "integer", Doc: "1 on the first try, +1 after each worker that exited"},
+	{Kind: RequestField, Lua: "activity_type", Expr: "activity_type", Type: "string", Doc: "the activity's type"},
+	{Kind: RequestField, Lua: "input_content_type", Expr: "input_content_type", Type: "string", Doc: "the payload's content type"},
+	{Kind: RequestField, Lua: "input", Expr: "input", Type: "string", Doc: "the payload, as a string; decode JSON with `dispatch.json_decode` (Lua) or `fromJSON` (expr). Both fail on text that is not JSON (or that has more after the value), and the call is a routing error: check `input_content_type` first, or in Lua wrap the call in `pcall` (`local ok, v = pcall(dispatch.json_decode, request.input)`; expr has no way to catch it). `dispatch run` and `route` refuse a string input that is not JSON under a JSON content type"},
+
+	{Kind: CandidateField, Lua: "id", Expr: "id", Type: "string", Doc: "the worker id to return"},
+	{Kind: CandidateField, Lua: "in_flight", Expr: "in_flight", Type: "integer", Doc: "the worker's slots in use (activities sent to it, or being sent, and not answered): the host sends an activity only into a free slot; one that no worker can take now waits in the channel's backlog, and the script is asked again when a slot frees"},
+	{Kind: CandidateField, Lua: "max_in_flight", Expr: "max_in_flight", Type: "integer", Doc: "how many slots the worker has"},
+	{Kind: CandidateField, Lua: "buffer_depth", Expr: "buffer_depth", Type: "integer", Doc: "of the slots in use, the activities the worker has not picked up yet (a moment after each send); part of `in_flight`"},
+	{Kind: CandidateField, Lua: "available", Expr: "available", Type: "integer", Doc: "`max_in_flight - in_flight`, never below 0"},
+	{Kind: CandidateField, Lua: "tags", Expr: "tags", Type: "list of strings", Doc: "the affinity tags; in Lua `tags.NAME` is also `true` for each tag"},
+	{Kind: CandidateMethod, Lua: "has_tag", Type: "boolean", Params: "tag", MinArgs: 1, MaxArgs: 1, Doc: "whether the candidate carries `tag`: Lua `c:has_tag(\"gpu\")`; in expr, the helper `hasTag(c, \"gpu\")`"},
+
+	{Kind: Helper, Lua: "least_loaded", Expr: "leastLoaded", Type: "worker id or nil", Params: "list [, tag]", MinArgs: 1, MaxArgs: 2, Doc: "the id with the lowest `(in_flight + buffer_depth) / max_in_flight`; ties go to the earliest; with `tag`, among the candidates carrying it"},
+	{Kind: Helper, Lua: "with_tag", Expr: "withTag", Type: "list of candidates", Params: "list, tag", MinArgs: 2, MaxArgs: 2, Doc: "the candidates carrying `tag`, in order"},
+	{Kind: Helper, Lua: "rendezvous", Expr: "rendezvous", Type: "worker id or nil", Params: "list, key", MinArgs: 2, MaxArgs: 2, Doc: "the id with the highest rendezvous hash for `key`: the same key keeps the same worker while it is a candidate, and only its keys move when it leaves"},
+	{Kind: Helper, Lua: "p2c", Expr: "p2c", Type: "worker id or nil", Params: "list", MinArgs: 1, MaxArgs: 1, Doc: "power of two choices: two random candidates, the less loaded wins"},
+	{Kind: Helper, Lua: "random", Expr: "random", Type: "number", Doc: "a number in [0, 1) (in Lua, `math.random` draws from the same source)"},
+	{Kind: Helper, Lua: "has_tag", Expr: "hasTag", Type: "boolean", Params: "c, tag", MinArgs: 2, MaxArgs: 2, Doc: "whether candidate `c` carries `tag`"},
+	{Kind: Helper, Lua: "json_decode", Type: "any", Params: "s", MinArgs: 1, MaxArgs: 1, Doc: "the JSON value: an object as a table with string keys, walked by `pairs` in document order; an array as a list from 1; numbers as floating point; `null` as `nil` (a hole, in a list); a key given twice keeps its last value. expr has its builtin `fromJSON(s)`: an object as a map, an array as a list from 0"},
+	// concat is what the rewritten chunk calls for `..`; it stays readable
+	// as dispatch.concat, as it always was, but is no helper to document.
+	{Kind: Helper, Lua: "concat", Type: "string", Params: "a, b, …", MinArgs: 2, MaxArgs: 2, Variadic: true, Hidden: true, Doc: "what `..` calls, with every operand of a chain of `..`"},
+}
+
+// All returns every row, in the reference's order.
+func All() []Name { return slices.Clone(table) }
+
+// Of returns the rows of kind k, in the reference's order.
+func Of(k Kind) []Name {
+	var out []Name
+	for _, n := range table {
+		if n.Kind == k {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Lua returns the Lua names of kind k, sorted; hidden ones only when
+// hidden is true.
+func Lua(k Kind, hidden bool) []string {
+	return sorted(k, hidden, func(n Name) string { return n.Lua })
+}
+
+// Expr returns the expr names of kind k, in the reference's order.
+func Expr(k Kind) []string {
+	var out []string
+	for _, n := range Of(k) {
+		if n.Expr != "" {
+			out = append(out, n.Expr)
+		}
+	}
+	return out
+}
+
+func sorted(k Kind, hidden bool, name func(Name) string) []string {
+	var out []string
+	for _, n := range Of(k) {
+		if name(n) != "" && (hidden || !n.Hidden) {
+			out = append(out, name(n))
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// LookupLua returns the row of kind k whose Lua name is name.
+func LookupLua(k Kind, name string) (Name, bool) {
+	for _, n := range table {
+		if n.Kind == k && n.Lua == name {
+			return n, true
+		}
+	}
+	return Name{}, false
+}
