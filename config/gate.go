@@ -88,9 +88,9 @@ func (c Channel) Refusal(file string, err error) *Error {
 	var se *router.ScriptError
 	switch {
 	case errors.As(cause, &se) && se.Line > 0 && c.Routing.Path != "":
-		e.Line, e.Column, msg = se.Line, se.Column, se.Message
+		e.Line, e.Column, msg = se.Line, se.Column, se.Summary()
 	case se != nil:
-		msg = se.Location() + ": " + se.Message // one line: no source line and caret in the middle
+		msg = se.Short() // one line: no source line and caret in the middle
 	}
 	// "SOURCE (lua abc123) returned …" or "SOURCE (lua abc123): …": the
 	// source is said already.

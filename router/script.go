@@ -207,7 +207,7 @@ func (s *Script) wrap(err error) error {
 		// Which version failed, as the journal's worker_selected lines name
 		// the versions that chose: a version that only ever fails has no
 		// such line.
-		se.Message += fmt.Sprintf(" (%s %s)", s.version.Lang, shortHash(s.version.Hash))
+		se.Version = s.version
 	}
 	return err
 }
@@ -220,6 +220,9 @@ func (s *Script) badDecision(got string, in engine.Selection) error {
 	return fmt.Errorf("%s (%s %s) returned %s; candidates: [%s]: %w",
 		s.version.Source, s.version.Lang, shortHash(s.version.Hash), got, strings.Join(ids, ", "), ErrBadDecision)
 }
+
+// versionText is how messages name a version: "LANG HASH12".
+func versionText(v engine.RouterVersion) string { return v.Lang + " " + shortHash(v.Hash) }
 
 // shortHash returns the first 12 hex digits of a "sha256:…" hash.
 func shortHash(h string) string {

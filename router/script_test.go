@@ -192,3 +192,33 @@ func TestScriptErrors(t *testing.T) {
 		})
 	}
 }
+
+// A runtime error names the version that failed as data, and renders it
+// after the message; the one-line form leaves the source line out.
+func TestScriptErrorVersion(t *testing.T) {
+	s := compile(t, router.Lua, "function route(r, c)\n  local x = nil\n  return x.id\nend")
+	_, err := s.Select(context.Background(), selection(t, worker("w1", 0, 1, 0)))
+	var se *router.ScriptError
+	if !errors.As(err, &se) {
+		t.Fatalf("err = %v (%T), want a ScriptError", err, err)
+	}
+	if se.Version != s.Version() || se.Line != 3 {
+		t.Errorf("version, line = %+v, %d; want %+v, 3", se.Version, se.Line, s.Version())
+	}
+	if strings.Contains(se.Message, s.Version().Hash[7:19]) {
+		t.Errorf("message %q carries the version as text", se.Message)
+	}
+	suffix := " (lua " + s.Version().Hash[7:19] + ")"
+	if want := "test.lua:3: " + se.Message + suffix; se.Short() != want {
+		t.Errorf("Short() = %q, want %q", se.Short(), want)
+	}
+	if want := se.Short() + "\n\t  return x.id"; err.Error() != want {
+		t.Errorf("Error() = %q, want %q", err.Error(), want)
+	}
+
+	// A compile error has no version.
+	_, err = router.NewCompiler(router.Limits{}).Compile(router.Lua, "test.lua", []byte("function route()\n  return candidates[\nend"))
+	if !errors.As(err, &se) || se.Version != (engine.RouterVersion{}) || strings.Contains(se.Short(), "\n") {
+		t.Errorf("compile error %q: version %+v, want none, on one line", se.Short(), se.Version)
+	}
+}
