@@ -21,6 +21,39 @@ var (
 	ErrScriptThrottled = errors.New("routing script not run")
 )
 
+// CallError is a call of a script that failed outside the script's code: it
+// ran past its deadline (Err is [ErrScriptTimeout]), was not run
+// ([ErrScriptThrottled]) or returned something that names no candidate
+// ([ErrBadDecision]). It names the version called as data, and renders as
+// "SOURCE (LANG HASH12): CAUSE" or "SOURCE (LANG HASH12) returned WHAT:
+// CAUSE".
+type CallError struct {
+	Version engine.RouterVersion // the script called
+	// Returned is, for a decision that names no candidate, what the
+	// script returned and the candidates it had; "" for other errors.
+	Returned string
+	Err      error // the cause
+}
+
+// Error implements error.
+func (e *CallError) Error() string {
+	return e.Version.Source + " (" + versionText(e.Version) + ")" + e.tail()
+}
+
+// Brief is the error without the script's source, for a message that names
+// it already: "LANG HASH12: CAUSE" or "LANG HASH12 returned WHAT: CAUSE".
+func (e *CallError) Brief() string { return versionText(e.Version) + e.tail() }
+
+func (e *CallError) tail() string {
+	if e.Returned != "" {
+		return " returned " + e.Returned + ": " + e.Err.Error()
+	}
+	return ": " + e.Err.Error()
+}
+
+// Unwrap returns the cause.
+func (e *CallError) Unwrap() error { return e.Err }
+
 // ScriptError is a compile or runtime error in a routing script, rendered the
 // same way for Lua and expr: "FILE:LINE:COL: message (LANG HASH12)", then
 // the source line and a caret under the column when they are known. It

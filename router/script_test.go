@@ -137,6 +137,12 @@ func TestBadDecisions(t *testing.T) {
 			if !errors.Is(err, router.ErrBadDecision) {
 				t.Fatalf("err = %v, want ErrBadDecision", err)
 			}
+			var ce *router.CallError
+			version := string(tc.lang) + " " + s.Version().Hash[7:19]
+			if !errors.As(err, &ce) || ce.Version != s.Version() || !strings.HasPrefix(ce.Brief(), version+" returned ") ||
+				err.Error() != "test."+string(tc.lang)+" ("+version+")"+strings.TrimPrefix(ce.Brief(), version) {
+				t.Errorf("err = %v (%T), want a *router.CallError naming %+v", err, err, s.Version())
+			}
 			for _, want := range []string{tc.want, "test." + string(tc.lang), "candidates: [w1, w2]", s.Version().Hash[7:19]} {
 				if !strings.Contains(err.Error(), want) {
 					t.Errorf("error %q lacks %q", err, want)
