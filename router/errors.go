@@ -37,12 +37,12 @@ type CallError struct {
 
 // Error implements error.
 func (e *CallError) Error() string {
-	return e.Version.Source + " (" + versionText(e.Version) + ")" + e.tail()
+	return e.Version.Source + " (" + VersionText(e.Version) + ")" + e.tail()
 }
 
 // Brief is the error without the script's source, for a message that names
 // it already: "LANG HASH12: CAUSE" or "LANG HASH12 returned WHAT: CAUSE".
-func (e *CallError) Brief() string { return versionText(e.Version) + e.tail() }
+func (e *CallError) Brief() string { return VersionText(e.Version) + e.tail() }
 
 func (e *CallError) tail() string {
 	if e.Returned != "" {
@@ -87,7 +87,7 @@ func (e *ScriptError) Summary() string {
 	if e.Version.Hash == "" {
 		return e.Message
 	}
-	return e.Message + " (" + versionText(e.Version) + ")"
+	return e.Message + " (" + VersionText(e.Version) + ")"
 }
 
 // Excerpt returns the source line, on a line of its own after a newline

@@ -220,8 +220,9 @@ func (s *Script) badDecision(got string, in engine.Selection) error {
 	return &CallError{Version: s.version, Returned: fmt.Sprintf("%s; candidates: [%s]", got, strings.Join(ids, ", ")), Err: ErrBadDecision}
 }
 
-// versionText is how messages name a version: "LANG HASH12".
-func versionText(v engine.RouterVersion) string { return v.Lang + " " + shortHash(v.Hash) }
+// VersionText is how messages name a version: "LANG HASH12", the language
+// and the first 12 hex digits of the hash.
+func VersionText(v engine.RouterVersion) string { return v.Lang + " " + shortHash(v.Hash) }
 
 // shortHash returns the first 12 hex digits of a "sha256:…" hash.
 func shortHash(h string) string {
