@@ -174,15 +174,17 @@ type Error struct {
 	Column int // 0 when unknown
 	Msg    string
 	// Snippet is the source line of a script error, shown below the
-	// message by Error (with a caret under Column, when known) and left
-	// out by Short; "" when there is none.
+	// message by Error and left out by Short; "" when there is none.
+	// Caret is the column of Snippet to put a caret under, 0 for none (an
+	// inline script's columns are not the file's).
 	Snippet string
+	Caret   int
 	Err     error // the underlying error, such as a *router.ScriptError
 }
 
 // Error implements error: "FILE:LINE:COL: message", then the script's
-// source line and a caret under the column when there are.
-func (e *Error) Error() string { return e.Short() + router.Excerpt(e.Snippet, e.Column) }
+// source line and a caret under its column when there are.
+func (e *Error) Error() string { return e.Short() + router.Excerpt(e.Snippet, e.Caret) }
 
 // Short is the error on one line, for a log: "FILE:LINE:COL: message",
 // without the source line and caret.

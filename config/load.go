@@ -821,9 +821,9 @@ func scriptError(err error, file string, lineOffset int) *Error {
 			e.Line = se.Line + lineOffset
 		}
 		// An inline script's columns are not the YAML file's: no column,
-		// and so no caret under its source line, then.
+		// and no caret under its source line, then.
 		if lineOffset == 0 {
-			e.Column = se.Column
+			e.Column, e.Caret = se.Column, se.Column
 		}
 		e.Snippet = se.Snippet
 	}
