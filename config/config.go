@@ -173,11 +173,22 @@ type Error struct {
 	Line   int // 0 when unknown
 	Column int // 0 when unknown
 	Msg    string
-	Err    error // the underlying error, such as a *router.ScriptError
+	// Snippet is the source line of a script error, shown below the
+	// message by Error and left out by Short; "" when there is none.
+	// Caret is the column of Snippet to put a caret under, 0 for none (an
+	// inline script's columns are not the file's).
+	Snippet string
+	Caret   int
+	Err     error // the underlying error, such as a *router.ScriptError
 }
 
-// Error implements error: "FILE:LINE:COL: message".
-func (e *Error) Error() string {
+// Error implements error: "FILE:LINE:COL: message", then the script's
+// source line and a caret under its column when there are.
+func (e *Error) Error() string { return e.Short() + router.Excerpt(e.Snippet, e.Caret) }
+
+// Short is the error on one line, for a log: "FILE:LINE:COL: message",
+// without the source line and caret.
+func (e *Error) Short() string {
 	switch {
 	case e.Line > 0 && e.Column > 0:
 		return fmt.Sprintf("%s:%d:%d: %s", e.File, e.Line, e.Column, e.Msg)
@@ -200,6 +211,16 @@ func (es Errors) Error() string {
 		lines[i] = e.Error()
 	}
 	return strings.Join(lines, "\n")
+}
+
+// Short is the problems on one line, for a log: each one's Short, joined
+// by "; ".
+func (es Errors) Short() string {
+	lines := make([]string, len(es))
+	for i, e := range es {
+		lines[i] = e.Short()
+	}
+	return strings.Join(lines, "; ")
 }
 
 // Unwrap returns the problems, for errors.Is and errors.As.

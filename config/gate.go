@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/aion-dispatch/dispatch/engine"
 	"github.com/aion-dispatch/dispatch/router"
@@ -86,18 +85,13 @@ func (c Channel) Refusal(file string, err error) *Error {
 	}
 	msg := cause.Error()
 	var se *router.ScriptError
-	switch {
+	switch ce, _ := cause.(*router.CallError); {
 	case errors.As(cause, &se) && se.Line > 0 && c.Routing.Path != "":
-		e.Line, e.Column, msg = se.Line, se.Column, se.Message
+		e.Line, e.Column, msg = se.Line, se.Column, se.Summary()
 	case se != nil:
-		msg = se.Location() + ": " + se.Message // one line: no source line and caret in the middle
-	}
-	// "SOURCE (lua abc123) returned …" or "SOURCE (lua abc123): …": the
-	// source is said already.
-	if rest, ok := strings.CutPrefix(msg, c.Routing.SourceName(c, file)+" ("); ok {
-		if version, after, ok := strings.Cut(rest, ")"); ok {
-			msg = version + after
-		}
+		msg = se.Short() // one line: no source line and caret in the middle
+	case ce != nil && ce.Version.Source == c.Routing.SourceName(c, file):
+		msg = ce.Brief() // "lua abc123 returned …": the source is said already
 	}
 	e.Msg = fmt.Sprintf("%s: %v: %s%s", c.Name.Short(), router.ErrRefused, msg, where)
 	return e

@@ -816,15 +816,16 @@ func scriptError(err error, file string, lineOffset int) *Error {
 	e := &Error{File: file, Msg: err.Error(), Err: err}
 	var se *router.ScriptError
 	if errors.As(err, &se) {
-		e.Msg = se.Message
+		e.Msg = se.Summary()
 		if se.Line > 0 {
 			e.Line = se.Line + lineOffset
 		}
+		// An inline script's columns are not the YAML file's: no column,
+		// and no caret under its source line, then.
 		if lineOffset == 0 {
-			e.Column = se.Column
+			e.Column, e.Caret = se.Column, se.Column
 		}
-		// An inline script's columns are not the YAML file's: no caret then.
-		e.Msg += se.Excerpt(lineOffset == 0)
+		e.Snippet = se.Snippet
 	}
 	return e
 }

@@ -530,3 +530,54 @@ func TestExecPathIsTheConfigDirectorys(t *testing.T) {
 		t.Errorf("exec %q, want a bare name left to PATH", got)
 	}
 }
+
+// A script's compile error stays a *router.ScriptError under the config's
+// error, and the config error keeps its source line as data: Error shows
+// it below the message, Short leaves it out.
+func TestLoadKeepsScriptErrors(t *testing.T) {
+	_, err := load(t, `version: 1
+channels:
+  - namespace: prod
+    task_queue: email
+    routing: {lua: ../scripts/bad.lua}
+  - namespace: prod
+    task_queue: sms
+    routing:
+      lang: lua
+      source: |
+        function route(r, c)
+          return c[1.id
+        end
+`)
+	var es config.Errors
+	if !errors.As(err, &es) || len(es) != 2 {
+		t.Fatalf("err = %v, want two config.Errors", err)
+	}
+	for _, tc := range []struct {
+		line, column, scriptLine int
+		short, full              string
+	}{
+		{12, 0, 2, "conf/dispatch.yaml:12: syntax error near 'id'", "\n\t  return c[1.id"},                  // inline: YAML lines, no caret
+		{2, 14, 2, "scripts/bad.lua:2:14: syntax error near 'id'", "\n\t  return c[1.id\n\t             ^"}, // a file: its own lines
+	} {
+		var e *config.Error
+		for _, x := range es {
+			if x.Line == tc.line {
+				e = x
+			}
+		}
+		if e == nil {
+			t.Fatalf("no error at line %d in %v", tc.line, err)
+		}
+		var se *router.ScriptError
+		if !errors.As(e, &se) || se.Line != tc.scriptLine || se.Snippet != "  return c[1.id" {
+			t.Errorf("%v: script error %+v, want one at script line %d", e, se, tc.scriptLine)
+		}
+		if e.Column != tc.column || e.Short() != tc.short || e.Error() != tc.short+tc.full {
+			t.Errorf("column %d, Short %q, Error %q; want %d, %q, %q", e.Column, e.Short(), e.Error(), tc.column, tc.short, tc.short+tc.full)
+		}
+	}
+	if strings.Contains(es.Short(), "\n") || !strings.Contains(es.Short(), "; ") {
+		t.Errorf("Short() = %q, want the problems on one line", es.Short())
+	}
+}

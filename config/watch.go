@@ -809,14 +809,19 @@ func contentHash(data []byte) string {
 }
 
 // oneLine is err's text for a log line: its problems joined by "; ",
-// without the source lines and carets under them (dispatch validate shows
-// those), which a log line would print as escaped text.
+// each in its Short form, without the source lines and carets under them
+// (dispatch validate shows those), which a log line would print as
+// escaped text.
 func oneLine(err error) string {
-	var kept []string
-	for _, line := range strings.Split(err.Error(), "\n") {
-		if line != "" && !strings.HasPrefix(line, "\t") {
-			kept = append(kept, line)
+	switch e := err.(type) {
+	case interface{ Short() string }: // *Error, Errors, *router.ScriptError
+		return e.Short()
+	case interface{ Unwrap() []error }: // errors.Join
+		parts := make([]string, 0, len(e.Unwrap()))
+		for _, err := range e.Unwrap() {
+			parts = append(parts, oneLine(err))
 		}
+		return strings.Join(parts, "; ")
 	}
-	return strings.Join(kept, "; ")
+	return err.Error()
 }

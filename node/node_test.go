@@ -18,6 +18,7 @@ import (
 	"github.com/aion-dispatch/dispatch/config"
 	"github.com/aion-dispatch/dispatch/engine"
 	"github.com/aion-dispatch/dispatch/node"
+	"github.com/aion-dispatch/dispatch/router"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -450,4 +451,52 @@ func (b *syncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.b.String()
+}
+
+// A dispatch that fails in the script keeps the script's error as data
+// under the dispatch error: its line and the version that failed.
+func TestDispatchKeepsScriptErrors(t *testing.T) {
+	scripts := map[string]string{
+		"conf/nil.lua":  "function route(r, c)\n  local x = nil\n  return x.id\nend",
+		"conf/gone.lua": `function route(r, c) return "w9" end`,
+	}
+	cfg := parse(t, `version: 1
+channels:
+  - namespace: prod
+    task_queue: nil
+    routing: {lua: nil.lua}
+    workers: [{id: w1}]
+  - namespace: prod
+    task_queue: gone
+    routing: {lua: gone.lua}
+    workers: [{id: w1}]
+`, scripts)
+	n := start(t, cfg, &recorder{})
+	version := func(queue string) engine.RouterVersion {
+		for _, ch := range n.Config().Channels {
+			if ch.Name.Short() == "prod/"+queue {
+				return ch.Router(cfg.File).Version()
+			}
+		}
+		t.Fatalf("no channel prod/%s", queue)
+		return engine.RouterVersion{}
+	}
+
+	_, err := n.Dispatch(context.Background(), "prod", "nil", request("wf-1"))
+	var se *router.ScriptError
+	if !errors.Is(err, engine.ErrRouting) || !errors.As(err, &se) {
+		t.Fatalf("err = %v, want a routing error with a *router.ScriptError", err)
+	}
+	if se.Line != 3 || se.File != "conf/nil.lua" || se.Version != version("nil") || se.Version.Hash == "" {
+		t.Errorf("script error at %s:%d, version %+v; want conf/nil.lua:3, version %+v", se.File, se.Line, se.Version, version("nil"))
+	}
+
+	_, err = n.Dispatch(context.Background(), "prod", "gone", request("wf-2"))
+	var ce *router.CallError
+	if !errors.Is(err, router.ErrBadDecision) || !errors.As(err, &ce) {
+		t.Fatalf("err = %v, want a bad decision with a *router.CallError", err)
+	}
+	if ce.Version != version("gone") || ce.Returned != `"w9", which is not a candidate; candidates: [w1]` {
+		t.Errorf("call error %+v, want version %+v returning w9", ce, version("gone"))
+	}
 }

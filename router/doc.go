@@ -3,7 +3,10 @@
 // channel's script as an [engine.Router] under a deadline and a bound on
 // concurrent calls ([Script]), checks what a script returned against the
 // candidates, and reports compile and run-time errors the same way in both
-// languages ([ScriptError]). It also holds the routing helpers' reference
+// languages ([ScriptError]; a call that timed out, was not run or returned
+// a decision that names no candidate is a [CallError]). Both keep their
+// place and the version that failed as data, for errors.As, and render
+// them only when printed. It also holds the routing helpers' reference
 // semantics ([LeastLoadedIndex] and friends), routing policies written in
 // Go ([Native]), the atomic slot a channel's router is swapped in through
 // on reload, and the gate that replays a channel's recent decisions

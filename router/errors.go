@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/aion-dispatch/dispatch/engine"
 	"github.com/aion-dispatch/dispatch/router/internal/call"
 )
 
@@ -20,39 +21,96 @@ var (
 	ErrScriptThrottled = errors.New("routing script not run")
 )
 
+// CallError is a call of a script that failed outside the script's code: it
+// ran past its deadline (Err is [ErrScriptTimeout]), was not run
+// ([ErrScriptThrottled]) or returned something that names no candidate
+// ([ErrBadDecision]). It names the version called as data, and renders as
+// "SOURCE (LANG HASH12): CAUSE" or "SOURCE (LANG HASH12) returned WHAT:
+// CAUSE".
+type CallError struct {
+	Version engine.RouterVersion // the script called
+	// Returned is, for a decision that names no candidate, what the
+	// script returned and the candidates it had; "" for other errors.
+	Returned string
+	Err      error // the cause
+}
+
+// Error implements error.
+func (e *CallError) Error() string {
+	return e.Version.Source + " (" + VersionText(e.Version) + ")" + e.tail()
+}
+
+// Brief is the error without the script's source, for a message that names
+// it already: "LANG HASH12: CAUSE" or "LANG HASH12 returned WHAT: CAUSE".
+func (e *CallError) Brief() string { return VersionText(e.Version) + e.tail() }
+
+func (e *CallError) tail() string {
+	if e.Returned != "" {
+		return " returned " + e.Returned + ": " + e.Err.Error()
+	}
+	return ": " + e.Err.Error()
+}
+
+// Unwrap returns the cause.
+func (e *CallError) Unwrap() error { return e.Err }
+
 // ScriptError is a compile or runtime error in a routing script, rendered the
-// same way for Lua and expr: "FILE:LINE:COL: message", then the source line
-// and a caret under the column when they are known.
+// same way for Lua and expr: "FILE:LINE:COL: message (LANG HASH12)", then
+// the source line and a caret under the column when they are known. It
+// keeps its parts as data to the edge: [ScriptError.Error] is the full form
+// for a terminal, [ScriptError.Short] the form for one line of a log.
 type ScriptError struct {
 	Lang    Lang
 	File    string // the script's path, or a name such as "inline" for inline sources
 	Line    int    // 1-based; 0 when unknown
 	Column  int    // 1-based; 0 when unknown
-	Message string
+	Message string // what went wrong, without the place or the version
 	Snippet string // the source line, without its newline
-	Err     error  // the interpreter's error, when there is one
+	// Version is the script version that failed at run time (a version that
+	// only ever fails has no worker_selected line in the journal to name
+	// it); zero for compile errors.
+	Version engine.RouterVersion
+	Err     error // the interpreter's error, when there is one
 }
 
-// Error implements error.
-func (e *ScriptError) Error() string {
-	var b strings.Builder
-	b.WriteString(e.Location())
-	b.WriteString(": ")
-	b.WriteString(e.Message)
-	b.WriteString(e.Excerpt(true))
-	return b.String()
+// Error implements error: [ScriptError.Short], then [ScriptError.Excerpt]
+// with its caret.
+func (e *ScriptError) Error() string { return e.Short() + e.Excerpt(true) }
+
+// Short is the error on one line: "FILE:LINE:COL: message (LANG HASH12)",
+// without the source line and caret.
+func (e *ScriptError) Short() string { return e.Location() + ": " + e.Summary() }
+
+// Summary is the message with the version that failed, when known, and
+// without the place: "message (LANG HASH12)".
+func (e *ScriptError) Summary() string {
+	if e.Version.Hash == "" {
+		return e.Message
+	}
+	return e.Message + " (" + VersionText(e.Version) + ")"
 }
 
 // Excerpt returns the source line, on a line of its own after a newline
 // and a tab, and below it a caret under the column when withCaret is set
 // and the column is known; "" when the line is unknown.
 func (e *ScriptError) Excerpt(withCaret bool) string {
-	if e.Snippet == "" {
+	col := e.Column
+	if !withCaret {
+		col = 0
+	}
+	return Excerpt(e.Snippet, col)
+}
+
+// Excerpt renders a source line below a message: snippet on a line of its
+// own after a newline and a tab, and below it a caret under column col
+// (1-based) when col is known (not 0); "" when snippet is.
+func Excerpt(snippet string, col int) string {
+	if snippet == "" {
 		return ""
 	}
-	s := "\n\t" + e.Snippet
-	if withCaret && e.Column > 0 {
-		s += "\n\t" + caretPad(e.Snippet, e.Column) + "^"
+	s := "\n\t" + snippet
+	if col > 0 {
+		s += "\n\t" + caretPad(snippet, col) + "^"
 	}
 	return s
 }

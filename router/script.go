@@ -101,7 +101,7 @@ func (s *Script) run(ctx context.Context, sel *engine.Selection) (res call.Resul
 	solo, err := s.admit(ctx)
 	if err != nil {
 		if errors.Is(err, ErrScriptThrottled) {
-			err = fmt.Errorf("%s (%s %s): %w", s.version.Source, s.version.Lang, shortHash(s.version.Hash), err)
+			err = &CallError{Version: s.version, Err: err}
 		}
 		return res, err
 	}
@@ -197,7 +197,7 @@ func acquire(ctx context.Context, sem chan struct{}) error {
 // wrap names the script in a runtime error.
 func (s *Script) wrap(err error) error {
 	if errors.Is(err, ErrScriptTimeout) {
-		return fmt.Errorf("%s (%s %s): %w after %s", s.version.Source, s.version.Lang, shortHash(s.version.Hash), ErrScriptTimeout, s.timeout)
+		return &CallError{Version: s.version, Err: fmt.Errorf("%w after %s", ErrScriptTimeout, s.timeout)}
 	}
 	var se *ScriptError
 	if errors.As(err, &se) {
@@ -207,7 +207,7 @@ func (s *Script) wrap(err error) error {
 		// Which version failed, as the journal's worker_selected lines name
 		// the versions that chose: a version that only ever fails has no
 		// such line.
-		se.Message += fmt.Sprintf(" (%s %s)", s.version.Lang, shortHash(s.version.Hash))
+		se.Version = s.version
 	}
 	return err
 }
@@ -217,9 +217,12 @@ func (s *Script) badDecision(got string, in engine.Selection) error {
 	for i, w := range in.Candidates {
 		ids[i] = w.ID
 	}
-	return fmt.Errorf("%s (%s %s) returned %s; candidates: [%s]: %w",
-		s.version.Source, s.version.Lang, shortHash(s.version.Hash), got, strings.Join(ids, ", "), ErrBadDecision)
+	return &CallError{Version: s.version, Returned: fmt.Sprintf("%s; candidates: [%s]", got, strings.Join(ids, ", ")), Err: ErrBadDecision}
 }
+
+// VersionText is how messages name a version: "LANG HASH12", the language
+// and the first 12 hex digits of the hash.
+func VersionText(v engine.RouterVersion) string { return v.Lang + " " + shortHash(v.Hash) }
 
 // shortHash returns the first 12 hex digits of a "sha256:…" hash.
 func shortHash(h string) string {

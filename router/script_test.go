@@ -137,6 +137,12 @@ func TestBadDecisions(t *testing.T) {
 			if !errors.Is(err, router.ErrBadDecision) {
 				t.Fatalf("err = %v, want ErrBadDecision", err)
 			}
+			var ce *router.CallError
+			version := string(tc.lang) + " " + s.Version().Hash[7:19]
+			if !errors.As(err, &ce) || ce.Version != s.Version() || !strings.HasPrefix(ce.Brief(), version+" returned ") ||
+				err.Error() != "test."+string(tc.lang)+" ("+version+")"+strings.TrimPrefix(ce.Brief(), version) {
+				t.Errorf("err = %v (%T), want a *router.CallError naming %+v", err, err, s.Version())
+			}
 			for _, want := range []string{tc.want, "test." + string(tc.lang), "candidates: [w1, w2]", s.Version().Hash[7:19]} {
 				if !strings.Contains(err.Error(), want) {
 					t.Errorf("error %q lacks %q", err, want)
@@ -190,5 +196,35 @@ func TestScriptErrors(t *testing.T) {
 			}
 			t.Log(err)
 		})
+	}
+}
+
+// A runtime error names the version that failed as data, and renders it
+// after the message; the one-line form leaves the source line out.
+func TestScriptErrorVersion(t *testing.T) {
+	s := compile(t, router.Lua, "function route(r, c)\n  local x = nil\n  return x.id\nend")
+	_, err := s.Select(context.Background(), selection(t, worker("w1", 0, 1, 0)))
+	var se *router.ScriptError
+	if !errors.As(err, &se) {
+		t.Fatalf("err = %v (%T), want a ScriptError", err, err)
+	}
+	if se.Version != s.Version() || se.Line != 3 {
+		t.Errorf("version, line = %+v, %d; want %+v, 3", se.Version, se.Line, s.Version())
+	}
+	if strings.Contains(se.Message, s.Version().Hash[7:19]) {
+		t.Errorf("message %q carries the version as text", se.Message)
+	}
+	suffix := " (lua " + s.Version().Hash[7:19] + ")"
+	if want := "test.lua:3: " + se.Message + suffix; se.Short() != want {
+		t.Errorf("Short() = %q, want %q", se.Short(), want)
+	}
+	if want := se.Short() + "\n\t  return x.id"; err.Error() != want {
+		t.Errorf("Error() = %q, want %q", err.Error(), want)
+	}
+
+	// A compile error has no version.
+	_, err = router.NewCompiler(router.Limits{}).Compile(router.Lua, "test.lua", []byte("function route()\n  return candidates[\nend"))
+	if !errors.As(err, &se) || se.Version != (engine.RouterVersion{}) || strings.Contains(se.Short(), "\n") {
+		t.Errorf("compile error %q: version %+v, want none, on one line", se.Short(), se.Version)
 	}
 }

@@ -2,13 +2,11 @@ package scenario
 
 import (
 	"bytes"
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
 	"reflect"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -696,59 +694,76 @@ func (c *collector) ops() []engine.Operation {
 // a swap still shows as a new version.
 func normalise(ops []engine.Operation, s *Scenario) []engine.Operation {
 	// The versions are the scenario's own programs' and those the journal
-	// names; only those are numbered, and only where a hash is written
-	// (sha256:HEX, or LANG HEX12 in messages), so that other text that
-	// looks like hex stays as it is.
+	// names; only those are numbered, and only where a version is written
+	// (its full hash, or the "LANG HASH12" messages name it by), so that
+	// other text that looks like hex stays as it is. The forms are rendered
+	// from the versions, not read back from the messages.
 	known := map[string]string{} // 12-digit form → vN
-	number := func(h string) {
-		if h == "" {
-			return
-		}
+	key := func(h string) string {
 		hex := strings.TrimPrefix(h, "sha256:")
-		if key := hex[:min(12, len(hex))]; known[key] == "" {
-			known[key] = fmt.Sprintf("v%d", len(known)+1)
+		return hex[:min(12, len(hex))]
+	}
+	number := func(h string) {
+		if h != "" && known[key(h)] == "" {
+			known[key(h)] = fmt.Sprintf("v%d", len(known)+1)
 		}
 	}
-	var programs []string
+	var programs []engine.RouterVersion
 	for _, ch := range s.Config.Channels {
 		if p := ch.Routing.Program; p != nil {
-			programs = append(programs, p.Hash())
+			programs = append(programs, engine.RouterVersion{Lang: string(p.Lang()), Hash: p.Hash()})
 		}
 	}
 	for _, st := range s.Steps {
 		if st.Swap != nil && st.Swap.Program != nil {
-			programs = append(programs, st.Swap.Program.Hash())
+			programs = append(programs, engine.RouterVersion{Lang: string(st.Swap.Program.Lang()), Hash: st.Swap.Program.Hash()})
 		}
+	}
+	// written returns where in text a version is written, or -1.
+	written := func(text string, v engine.RouterVersion) int {
+		i, j := strings.Index(text, v.Hash), strings.Index(text, router.VersionText(v))
+		if i < 0 || (j >= 0 && j < i) {
+			return j
+		}
+		return i
 	}
 	for _, op := range ops { // in the order they first appear
 		number(op.Router.Hash)
-		for _, m := range messageHashes.FindAllStringSubmatch(op.Message, -1) {
-			if h := cmp.Or(m[1], m[3]); slices.ContainsFunc(programs, func(p string) bool { return strings.HasPrefix(strings.TrimPrefix(p, "sha256:"), h) }) {
-				number(h)
+		var in []engine.RouterVersion
+		for _, v := range programs {
+			if written(op.Message, v) >= 0 {
+				in = append(in, v)
 			}
 		}
+		slices.SortStableFunc(in, func(a, b engine.RouterVersion) int { return written(op.Message, a) - written(op.Message, b) })
+		for _, v := range in {
+			number(v.Hash)
+		}
 	}
-	for _, h := range programs { // after those that appear, so as not to shift them
-		number(h)
+	for _, v := range programs { // after those that appear, so as not to shift them
+		number(v.Hash)
 	}
-	rename := func(text string) string {
-		return messageHashes.ReplaceAllStringFunc(text, func(m string) string {
-			sub := messageHashes.FindStringSubmatch(m)
-			hex := cmp.Or(sub[1], sub[3])
-			v, ok := known[hex[:min(12, len(hex))]]
-			switch {
-			case !ok:
-				return m
-			case sub[1] != "":
-				return v
-			}
-			return sub[2] + " " + v
-		})
+	var names []string // old, new: each version's forms and its number
+	seen := map[engine.RouterVersion]bool{}
+	add := func(v engine.RouterVersion) {
+		n, ok := known[key(v.Hash)]
+		if !ok || v.Hash == "" || seen[v] {
+			return
+		}
+		seen[v] = true
+		names = append(names, v.Hash, n, router.VersionText(v), v.Lang+" "+n)
 	}
+	for _, op := range ops {
+		add(engine.RouterVersion{Lang: op.Router.Lang, Hash: op.Router.Hash})
+	}
+	for _, v := range programs {
+		add(v)
+	}
+	rename := strings.NewReplacer(names...).Replace
 	for i := range ops {
 		ops[i].Waited = 0 // a time, as the times left out
 		if h := ops[i].Router.Hash; h != "" {
-			ops[i].Router.Hash = known[strings.TrimPrefix(h, "sha256:")[:12]]
+			ops[i].Router.Hash = known[key(h)]
 		}
 		ops[i].Message = rename(ops[i].Message)
 	}
@@ -780,10 +795,6 @@ func normalise(ops []engine.Operation, s *Scenario) []engine.Operation {
 	}
 	return ops
 }
-
-// messageHashes finds router hashes in messages: in full, or the 12 digits
-// routers print after the language.
-var messageHashes = regexp.MustCompile(`sha256:([0-9a-f]{64})|\b(lua|expr) ([0-9a-f]{12})\b`)
 
 // absPath is p made absolute, or p if that fails.
 func absPath(p string) string {

@@ -465,7 +465,13 @@ func (l *loader) swap(sw *swapYAML, line int) *Swap {
 	}
 	prog, err := l.compiler.Compile(lg, name, out.Source)
 	if err != nil {
-		l.errorf(line, "swap: %v", err)
+		// At the swap step, the script's own place in the message, and its
+		// source line kept as data, below it.
+		e := &config.Error{File: l.file, Line: line, Msg: "swap: " + err.Error(), Err: err}
+		if se, ok := err.(*router.ScriptError); ok {
+			e.Msg, e.Snippet, e.Caret = "swap: "+se.Short(), se.Snippet, se.Column
+		}
+		l.errs = append(l.errs, e)
 		return out
 	}
 	out.Program = prog

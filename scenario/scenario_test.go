@@ -2,6 +2,7 @@ package scenario_test
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -12,7 +13,9 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/aion-dispatch/dispatch/config"
 	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/router"
 	"github.com/aion-dispatch/dispatch/scenario"
 )
 
@@ -368,5 +371,36 @@ steps:
 		if !strings.Contains(string(golden), want) {
 			t.Errorf("golden journal lacks %q:\n%s", want, golden)
 		}
+	}
+}
+
+// A swap to a script that does not compile is a config.Error at the swap
+// step that keeps the script's error as data: errors.As reaches it, with
+// its own line, and the source line and caret are rendered only by Error.
+func TestLoadKeepsSwapScriptErrors(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "bad.lua"), []byte("function route(r, c)\n  return c[1.id\nend"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "s.yaml")
+	if err := os.WriteFile(path, []byte(`version: 1
+channels:
+  - {namespace: prod, task_queue: email, routing: {lang: lua, source: "function route(r, c) return c[1].id end"}}
+steps:
+  - swap: {channel: prod/email, lua: bad.lua}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := scenario.Load(path)
+	var e *config.Error
+	var se *router.ScriptError
+	if !errors.As(err, &e) || !errors.As(err, &se) {
+		t.Fatalf("err = %v, want a config.Error with a *router.ScriptError", err)
+	}
+	bad := filepath.Join(dir, "bad.lua")
+	short := path + ":5: swap: " + bad + ":2:14: syntax error near 'id'"
+	if se.Line != 2 || se.File != bad || e.Line != 5 || e.Short() != short ||
+		err.Error() != short+"\n\t  return c[1.id\n\t             ^" {
+		t.Errorf("script error at %s:%d, config error %q; want %s:2, %q and the source line and caret", se.File, se.Line, err, bad, short)
 	}
 }

@@ -265,8 +265,7 @@ func runWhatIf(path string, journalFile io.Reader, script, channelFlag string, e
 			switch {
 			case c.Err != nil:
 				firstErr = cmp.Or(firstErr, c.Err)
-				msg, _, _ := strings.Cut(c.Err.Error(), "\n") // the source line and caret come below, once
-				proposed = "error: " + msg
+				proposed = "error: " + short(c.Err) // the source line and caret come below, once
 			case proposed == "":
 				proposed = "(none)"
 			}
@@ -287,6 +286,15 @@ func runWhatIf(path string, journalFile io.Reader, script, channelFlag string, e
 		fmt.Fprintf(stderr, "%s: fails on %d of %d recorded decisions\n", script, rep.Errors, rep.Decisions)
 	}
 	return exitError
+}
+
+// short is err on one line: a *router.ScriptError without its source line
+// and caret, which are printed once, below the table.
+func short(err error) string {
+	if s, ok := err.(interface{ Short() string }); ok {
+		return s.Short()
+	}
+	return err.Error()
 }
 
 // decisionsText lists the channels that have decisions in a journal.
