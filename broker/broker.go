@@ -117,12 +117,25 @@ func Start(ctx context.Context, opts Options) (*Broker, error) {
 	if sopts.MaxPingsOut <= 0 {
 		sopts.MaxPingsOut = 2
 	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("broker: start on %s: %w", net.JoinHostPort(host, strconv.Itoa(port)), context.Cause(ctx))
+	}
 	srv, err := server.NewServer(sopts)
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
-	go srv.Start() // returns once the server runs; Shutdown stops what it started
+	started := make(chan struct{})
+	go func() { // Start returns once the server runs; Shutdown stops what it started
+		defer close(started)
+		srv.Start()
+	}()
 	if err := waitReady(ctx, srv); err != nil {
+		// A Shutdown while Start still runs races inside the server: let
+		// Start return first (it does once its listeners are up, or fail).
+		select {
+		case <-started:
+		case <-time.After(defaultStartTimeout):
+		}
 		srv.Shutdown()
 		srv.WaitForShutdown()
 		return nil, fmt.Errorf("broker: start on %s: %w", net.JoinHostPort(host, strconv.Itoa(port)), err)
