@@ -785,7 +785,7 @@ func TestSummaryKeepsWorkersOfChannelsApart(t *testing.T) {
 func TestOpenAfterLongLines(t *testing.T) {
 	long := func(seq uint64, n int) []byte {
 		op := engine.Operation{Seq: seq, Kind: engine.OpMessageSent, ConversationID: "c1", Message: strings.Repeat("m", n)}
-		line, err := op.AppendJSON(nil)
+		line, err := journal.AppendLine(nil, op)
 		if err != nil {
 			t.Fatal(err)
 		}
