@@ -71,11 +71,19 @@ func (c ChannelName) String() string {
 
 // MarshalText implements [encoding.TextMarshaler]. The zero value, which
 // names no channel, is an error.
-func (c ChannelName) MarshalText() ([]byte, error) {
+func (c ChannelName) MarshalText() ([]byte, error) { return c.AppendText(nil) }
+
+// AppendText implements [encoding.TextAppender]: it appends the String
+// form without building it. The zero value is an error, as for
+// MarshalText.
+func (c ChannelName) AppendText(b []byte) ([]byte, error) {
 	if c.IsZero() {
-		return nil, &ChannelNameError{Part: "name", Reason: "is empty"}
+		return b, &ChannelNameError{Part: "name", Reason: "is empty"}
 	}
-	return []byte(c.String()), nil
+	b = append(b, channelPrefix...)
+	b = append(b, c.namespace...)
+	b = append(b, '.')
+	return append(b, c.taskQueue...), nil
 }
 
 // UnmarshalText implements [encoding.TextUnmarshaler]; it accepts the form

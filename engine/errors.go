@@ -26,6 +26,12 @@ var (
 	// ErrRouting means the router failed or chose a worker that was not a
 	// candidate.
 	ErrRouting = errors.New("routing failed")
+	// ErrRouterTimeout means a router's call ran past its deadline and was
+	// stopped. A router returns it, perhaps wrapped, from Select; the
+	// dispatch then fails with an error that matches both it and
+	// ErrRouting. A what-if over a journal counts the decisions on which the
+	// router timed out by it.
+	ErrRouterTimeout = errors.New("routing script timed out")
 	// ErrStartToCloseTimeout means one attempt waited longer than the
 	// request's start-to-close timeout.
 	ErrStartToCloseTimeout = errors.New("start-to-close timeout")

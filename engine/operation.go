@@ -32,11 +32,15 @@ func (n StateName) String() string {
 }
 
 // MarshalText implements [encoding.TextMarshaler].
-func (n StateName) MarshalText() ([]byte, error) {
+func (n StateName) MarshalText() ([]byte, error) { return n.AppendText(nil) }
+
+// AppendText implements [encoding.TextAppender]: it appends the journal
+// name, or fails for a name that is none of the states.
+func (n StateName) AppendText(b []byte) ([]byte, error) {
 	if n == 0 || int(n) >= len(stateNames) {
-		return nil, fmt.Errorf("invalid activity state %d", n)
+		return b, fmt.Errorf("invalid activity state %d", n)
 	}
-	return []byte(stateNames[n]), nil
+	return append(b, stateNames[n]...), nil
 }
 
 // UnmarshalText implements [encoding.TextUnmarshaler].
@@ -114,11 +118,15 @@ func (k OpKind) String() string {
 }
 
 // MarshalText implements [encoding.TextMarshaler].
-func (k OpKind) MarshalText() ([]byte, error) {
+func (k OpKind) MarshalText() ([]byte, error) { return k.AppendText(nil) }
+
+// AppendText implements [encoding.TextAppender]: it appends the journal
+// name, or fails for a kind that is none of the kinds.
+func (k OpKind) AppendText(b []byte) ([]byte, error) {
 	if k == 0 || int(k) >= len(opKindNames) {
-		return nil, fmt.Errorf("invalid operation kind %d", k)
+		return b, fmt.Errorf("invalid operation kind %d", k)
 	}
-	return []byte(opKindNames[k]), nil
+	return append(b, opKindNames[k]...), nil
 }
 
 // UnmarshalText implements [encoding.TextUnmarshaler].
@@ -144,9 +152,10 @@ type RouterVersion struct {
 // journal line. Seq and Time are set by the recorder that persists the
 // operation; the [Dispatcher] leaves them zero.
 //
-// The JSON form is the journal line (see docs/journal.md). The dispatcher
-// never modifies a slice it has passed in an Operation, so a recorder may
-// keep the operation without copying it.
+// Its JSON form is the journal line (see docs/journal.md), which the
+// journal package writes and reads. The dispatcher never modifies a slice
+// it has passed in an Operation, so a recorder may keep the operation
+// without copying it.
 type Operation struct {
 	Seq            uint64
 	Time           time.Time

@@ -554,15 +554,14 @@ func TestWhatIf(t *testing.T) {
 
 	// A router that times out is given up on after MaxTimeouts decisions;
 	// the rest are counted.
-	errSlow := errors.New("too slow")
-	slow := failingRouter{err: fmt.Errorf("script: %w", errSlow)}
-	rep = journal.WhatIf(context.Background(), ops(), channel(t), slow, journal.WhatIfOptions{Keep: 5, MaxTimeouts: 2, ErrTimeout: errSlow})
+	slow := failingRouter{err: fmt.Errorf("script: %w", engine.ErrRouterTimeout)}
+	rep = journal.WhatIf(context.Background(), ops(), channel(t), slow, journal.WhatIfOptions{Keep: 5, MaxTimeouts: 2})
 	if !rep.Stopped || rep.Decisions != 2 || rep.Recorded != 3 || rep.Errors != 2 || rep.Timeouts != 2 || len(rep.Examples) != 2 {
 		t.Errorf("a router that times out: %+v", rep)
 	}
 	// Other errors do not stop it.
 	rep = journal.WhatIf(context.Background(), ops(), channel(t), failingRouter{err: errors.New("bug")},
-		journal.WhatIfOptions{MaxTimeouts: 2, ErrTimeout: errSlow})
+		journal.WhatIfOptions{MaxTimeouts: 2})
 	if rep.Stopped || rep.Decisions != 3 || rep.Recorded != 3 || rep.Errors != 3 || rep.Timeouts != 0 {
 		t.Errorf("a router that fails: %+v", rep)
 	}
@@ -786,7 +785,7 @@ func TestSummaryKeepsWorkersOfChannelsApart(t *testing.T) {
 func TestOpenAfterLongLines(t *testing.T) {
 	long := func(seq uint64, n int) []byte {
 		op := engine.Operation{Seq: seq, Kind: engine.OpMessageSent, ConversationID: "c1", Message: strings.Repeat("m", n)}
-		line, err := op.AppendJSON(nil)
+		line, err := journal.AppendLine(nil, op)
 		if err != nil {
 			t.Fatal(err)
 		}

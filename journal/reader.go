@@ -3,7 +3,6 @@ package journal
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -59,8 +58,8 @@ func (r *Reader) Next() (engine.Operation, error) {
 	r.line++
 	complete := len(line) > 0 && line[len(line)-1] == '\n'
 	text := bytes.TrimRight(line, "\r\n")
-	var op engine.Operation
-	if err := json.Unmarshal(text, &op); err != nil {
+	op, err := parseLine(text)
+	if err != nil {
 		if !complete {
 			r.truncated = r.line
 			return engine.Operation{}, io.EOF

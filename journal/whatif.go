@@ -39,12 +39,10 @@ type WhatIfReport struct {
 type WhatIfOptions struct {
 	Keep int // how many changes to keep as examples
 	// MaxTimeouts, if positive, stops the run after that many decisions on
-	// which the router timed out (errors.Is ErrTimeout): a script stuck in
-	// a loop would otherwise cost its whole deadline on every decision. The
-	// rest of the journal is only counted.
+	// which the router timed out (errors.Is [engine.ErrRouterTimeout]): a
+	// script stuck in a loop would otherwise cost its whole deadline on
+	// every decision. The rest of the journal is only counted.
 	MaxTimeouts int
-	// ErrTimeout is the error a router's timeout matches.
-	ErrTimeout error
 }
 
 // Decision is one recorded routing decision: what the router saw and what
@@ -116,7 +114,7 @@ func WhatIf(ctx context.Context, ops iter.Seq2[int, engine.Operation], channel e
 		rep.Changed++
 		if err != nil {
 			rep.Errors++
-			if opts.ErrTimeout != nil && errors.Is(err, opts.ErrTimeout) {
+			if errors.Is(err, engine.ErrRouterTimeout) {
 				rep.Timeouts++
 			}
 		}

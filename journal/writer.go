@@ -3,7 +3,9 @@
 // recorded outcomes answer the engine's replay questions, so a workflow can
 // be re-run without touching a worker.
 //
-// The line format is engine.Operation's JSON form (docs/journal.md).
+// The line format is engine.Operation's JSON form (docs/journal.md), which
+// [AppendLine] writes and the readers read: engine keeps the types, this
+// package their line codec.
 package journal
 
 import (
@@ -323,7 +325,7 @@ func (w *Writer) Record(ctx context.Context, op engine.Operation) error {
 	op.Seq, op.Time = 0, time.Time{}
 	bp := encodeBuffers.Get().(*[]byte)
 	defer encodeBuffers.Put(bp)
-	body, err := op.AppendJSON((*bp)[:0]) // outside the lock: concurrent Records encode in parallel
+	body, err := AppendLine((*bp)[:0], op) // outside the lock: concurrent Records encode in parallel
 	*bp = body[:0]
 	if err != nil {
 		return fmt.Errorf("journal: %w", err)
@@ -596,8 +598,8 @@ func scanTail(f *os.File, size int64) (lastSeq uint64, end int64, err error) {
 		end = size
 		if n := len(lines); n > 0 && lines[n-1] != '\n' {
 			cut := bytes.LastIndexByte(lines, '\n') + 1 // start of the last line
-			var op engine.Operation
-			if tail := lines[cut:]; json.Unmarshal(tail, &op) != nil {
+			tail := lines[cut:]
+			if _, err := parseLine(tail); err != nil {
 				if !tornLine(tail) {
 					return 0, 0, fmt.Errorf("%w: its last line is incomplete and not the start of a journal line; refusing to write to it", ErrNotJournal)
 				}
@@ -615,8 +617,8 @@ func scanTail(f *os.File, size int64) (lastSeq uint64, end int64, err error) {
 			}
 			continue
 		}
-		var op engine.Operation
-		if err := json.Unmarshal(whole[bytes.LastIndexByte(whole, '\n')+1:], &op); err != nil || op.Seq == 0 {
+		op, err := parseLine(whole[bytes.LastIndexByte(whole, '\n')+1:])
+		if err != nil || op.Seq == 0 {
 			if err == nil {
 				err = errors.New("no seq")
 			}

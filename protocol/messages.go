@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/internal/jsonform"
 )
 
 // Connection identifies a worker's NATS connection as the server's
@@ -369,13 +370,18 @@ type Payload struct {
 	DataBase64  string          `json:"data_base64,omitempty"`
 }
 
-// PayloadOf returns the wire form of p.
+// PayloadOf returns the wire form of p, written as the journal writes a
+// payload (docs/journal.md). It holds its own copy of the data.
 func PayloadOf(p engine.Payload) Payload {
-	b, err := p.MarshalJSON()
-	var out Payload
-	if err != nil || json.Unmarshal(b, &out) != nil {
-		// Not reached: a payload always marshals. Fall back to base64.
-		return Payload{ContentType: p.ContentType, DataBase64: base64.StdEncoding.EncodeToString(p.Data)}
+	out := Payload{ContentType: p.ContentType}
+	switch jsonform.FormOf(p.ContentType, p.Data) {
+	case jsonform.NoData:
+	case jsonform.Embedded:
+		out.Data = bytes.Clone(p.Data)
+	case jsonform.String:
+		out.Data = jsonform.AppendString(nil, string(p.Data))
+	case jsonform.Base64:
+		out.DataBase64 = base64.StdEncoding.EncodeToString(p.Data)
 	}
 	return out
 }

@@ -12,7 +12,9 @@ import (
 // Sentinel causes of routing failures, for [errors.Is].
 var (
 	// ErrScriptTimeout: a script call ran past its deadline and was stopped.
-	ErrScriptTimeout = call.ErrTimeout
+	// It is [engine.ErrRouterTimeout], the engine's cause for a router that
+	// ran out of time.
+	ErrScriptTimeout = engine.ErrRouterTimeout
 	// ErrBadDecision: a script returned something that names no candidate.
 	ErrBadDecision = errors.New("routing script returned an invalid decision")
 	// ErrScriptThrottled: the call was not run, because the channel's

@@ -14,6 +14,7 @@ import (
 
 	"github.com/aion-dispatch/dispatch/engine"
 	"github.com/aion-dispatch/dispatch/internal/regularfile"
+	"github.com/aion-dispatch/dispatch/journal"
 )
 
 // GoldenPath returns the golden journal of the scenario file at path.
@@ -26,7 +27,7 @@ func Journal(ops []engine.Operation) ([]byte, error) {
 	var buf []byte
 	for _, op := range ops {
 		var err error
-		if buf, err = op.AppendJSON(buf); err != nil {
+		if buf, err = journal.AppendLine(buf, op); err != nil {
 			return nil, fmt.Errorf("seq %d: %w", op.Seq, err)
 		}
 		buf = append(buf, '\n')

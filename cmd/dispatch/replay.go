@@ -237,7 +237,7 @@ func runWhatIf(path string, journalFile io.Reader, script, channelFlag string, e
 	r := router.NewScript(prog, script, timeout)
 	jr := journal.NewReader(journalFile)
 	rep := journal.WhatIf(context.Background(), jr.All(), ch, r, journal.WhatIfOptions{Keep: examples,
-		MaxTimeouts: whatIfMaxTimeouts, ErrTimeout: router.ErrScriptTimeout})
+		MaxTimeouts: whatIfMaxTimeouts})
 	if err := jr.Err(); err != nil {
 		return readError(stderr, path, err)
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/journal"
 )
 
 // Options shape a generated journal.
@@ -142,7 +143,7 @@ func (g *generator) line() error {
 	op.Seq, op.Time = g.seq, g.now
 	start := len(g.buf)
 	var err error
-	g.buf, err = op.AppendJSON(g.buf)
+	g.buf, err = journal.AppendLine(g.buf, op)
 	if err != nil {
 		return fmt.Errorf("gen: %w", err)
 	}

@@ -6,7 +6,6 @@
 package call
 
 import (
-	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -15,9 +14,9 @@ import (
 )
 
 // ErrTimeout is what a runtime returns for a call (or a chunk's top-level
-// code) stopped at its deadline. The router exports it as
-// router.ErrScriptTimeout.
-var ErrTimeout = errors.New("routing script timed out")
+// code) stopped at its deadline: [engine.ErrRouterTimeout], which the router
+// also exports as router.ErrScriptTimeout.
+var ErrTimeout = engine.ErrRouterTimeout
 
 // Limits of a value rendered into a message, in every language: entries
 // shown per table or list, tables shown inside one another, and bytes

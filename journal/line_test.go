@@ -1,4 +1,4 @@
-package engine_test
+package journal_test
 
 import (
 	"encoding/json"
@@ -9,9 +9,10 @@ import (
 	"time"
 
 	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/journal"
 )
 
-func mustChannel(t testing.TB) engine.ChannelName {
+func emailChannel(t testing.TB) engine.ChannelName {
 	ch, err := engine.DispatchChannel("prod", "email")
 	if err != nil {
 		t.Fatal(err)
@@ -19,8 +20,8 @@ func mustChannel(t testing.TB) engine.ChannelName {
 	return ch
 }
 
-func sampleOperations(t testing.TB) []engine.Operation {
-	ch := mustChannel(t)
+func lineSamples(t testing.TB) []engine.Operation {
+	ch := emailChannel(t)
 	at := time.Date(2026, 11, 25, 20, 0, 0, 123456789, time.UTC)
 	base := engine.Operation{Seq: 1, Time: at, WorkflowID: "wf-1", ConversationID: "c1", Channel: ch}
 	with := func(f func(*engine.Operation)) engine.Operation {
@@ -103,14 +104,14 @@ func sampleOperations(t testing.TB) []engine.Operation {
 	}
 }
 
-func TestOperationJSONRoundTrip(t *testing.T) {
-	for _, op := range sampleOperations(t) {
-		b, err := json.Marshal(op)
+func TestLineRoundTrip(t *testing.T) {
+	for _, op := range lineSamples(t) {
+		b, err := journal.AppendLine(nil, op)
 		if err != nil {
-			t.Fatalf("marshal %s: %v", op.Kind, err)
+			t.Fatalf("append %s: %v", op.Kind, err)
 		}
-		var back engine.Operation
-		if err := json.Unmarshal(b, &back); err != nil {
+		back, err := journal.ParseLine(b)
+		if err != nil {
 			t.Fatalf("unmarshal %s: %v", b, err)
 		}
 		if !reflect.DeepEqual(back, op) {
@@ -119,8 +120,8 @@ func TestOperationJSONRoundTrip(t *testing.T) {
 	}
 }
 
-func TestOperationJSONShape(t *testing.T) {
-	ops := sampleOperations(t)
+func TestLineShape(t *testing.T) {
+	ops := lineSamples(t)
 	for _, tc := range []struct {
 		op   engine.Operation
 		want string
@@ -134,7 +135,7 @@ func TestOperationJSONShape(t *testing.T) {
 		{ops[11], `{"kind":"message_sent"}`},
 		{ops[len(ops)-1], `{"seq":2,"time":"2026-11-25T20:00:00.123456789Z","workflow_id":"wf-1","conversation_id":"c1","channel":"aion.dispatch.prod.email","kind":"activity_waiting","state":{"name":"activity_scheduled"},"message":"no free slot: all 2 candidates are full"}`},
 	} {
-		b, err := json.Marshal(tc.op)
+		b, err := journal.AppendLine(nil, tc.op)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -144,7 +145,7 @@ func TestOperationJSONShape(t *testing.T) {
 	}
 }
 
-func TestOperationJSONRejects(t *testing.T) {
+func TestParseLineRejects(t *testing.T) {
 	for _, tc := range []struct{ line, want string }{
 		{`{}`, "missing kind"},
 		{`{"kind":"worker_teleported"}`, "unknown operation kind"},
@@ -160,15 +161,14 @@ func TestOperationJSONRejects(t *testing.T) {
 		{`{"kind":"message_sent","result":{"status":"completed","output":{"data_base64":"!!"}}}`, "data_base64"},
 		{`{"kind":"message_sent","seq":-1}`, "seq"},
 	} {
-		var op engine.Operation
-		err := json.Unmarshal([]byte(tc.line), &op)
+		_, err := journal.ParseLine([]byte(tc.line))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("unmarshal %s: err = %v, want one containing %q", tc.line, err, tc.want)
 		}
 	}
 }
 
-func TestMarshalRejectsInvalidValues(t *testing.T) {
+func TestAppendLineRejectsInvalidValues(t *testing.T) {
 	for name, op := range map[string]engine.Operation{
 		"no kind":         {},
 		"retry started":   {Kind: engine.OpMessageSent, State: engine.ActivityState{Name: engine.ActivityStarted, RetryEligible: true}},
@@ -177,17 +177,17 @@ func TestMarshalRejectsInvalidValues(t *testing.T) {
 			Error: "x", Output: engine.Payload{Data: []byte("y")}}},
 		"completed with error": {Kind: engine.OpMessageSent, Result: engine.ActivityResult{Status: engine.StatusCompleted, Error: "x"}},
 	} {
-		if _, err := json.Marshal(op); err == nil {
-			t.Errorf("%s: marshal succeeded", name)
+		if b, err := journal.AppendLine([]byte("x"), op); err == nil || string(b) != "x" {
+			t.Errorf("%s: AppendLine = %q, %v; want x and an error", name, b, err)
 		}
 	}
 }
 
-// FuzzOperationJSON checks that whatever line unmarshals, marshals back to a
-// line that unmarshals to the same operation.
-func FuzzOperationJSON(f *testing.F) {
-	for _, op := range sampleOperations(f) {
-		b, err := json.Marshal(op)
+// FuzzLine checks that whatever line parses is written back to a line that
+// parses to the same operation.
+func FuzzLine(f *testing.F) {
+	for _, op := range lineSamples(f) {
+		b, err := journal.AppendLine(nil, op)
 		if err != nil {
 			f.Fatal(err)
 		}
@@ -195,26 +195,26 @@ func FuzzOperationJSON(f *testing.F) {
 	}
 	f.Add([]byte(`{"kind":"message_sent","result":{"status":"completed","output":{"content_type":"application/json","data":[1,2]}}}`))
 	f.Fuzz(func(t *testing.T, line []byte) {
-		var op engine.Operation
-		if err := json.Unmarshal(line, &op); err != nil {
+		op, err := journal.ParseLine(line)
+		if err != nil {
 			return
 		}
-		b, err := json.Marshal(op)
+		b, err := journal.AppendLine(nil, op)
 		if err != nil {
-			t.Fatalf("marshal of an accepted line %s: %v", line, err)
+			t.Fatalf("append of an accepted line %s: %v", line, err)
 		}
-		var back engine.Operation
-		if err := json.Unmarshal(b, &back); err != nil {
+		back, err := journal.ParseLine(b)
+		if err != nil {
 			t.Fatalf("re-read of %s: %v", b, err)
 		}
-		if !reflect.DeepEqual(normalise(back), normalise(op)) {
+		if !reflect.DeepEqual(normaliseSlices(back), normaliseSlices(op)) {
 			t.Fatalf("not stable:\n first %+v\nsecond %+v", op, back)
 		}
 	})
 }
 
-// normalise maps empty slices to nil, which the JSON form does not tell apart.
-func normalise(op engine.Operation) engine.Operation {
+// normaliseSlices maps empty slices to nil, which the JSON form does not tell apart.
+func normaliseSlices(op engine.Operation) engine.Operation {
 	if len(op.Candidates) == 0 {
 		op.Candidates = nil
 	}
@@ -229,9 +229,9 @@ func normalise(op engine.Operation) engine.Operation {
 	return op
 }
 
-func TestMarshalWritesUTC(t *testing.T) {
+func TestAppendLineWritesUTC(t *testing.T) {
 	at := time.Date(2026, 11, 25, 21, 0, 0, 0, time.FixedZone("CET", 3600))
-	b, err := json.Marshal(engine.Operation{Kind: engine.OpMessageSent, Time: at})
+	b, err := journal.AppendLine(nil, engine.Operation{Kind: engine.OpMessageSent, Time: at})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,28 +240,23 @@ func TestMarshalWritesUTC(t *testing.T) {
 	}
 }
 
-func TestMarshalRejectsYearsRFC3339CannotWrite(t *testing.T) {
+func TestAppendLineRejectsYearsRFC3339CannotWrite(t *testing.T) {
 	op := engine.Operation{Kind: engine.OpMessageSent, Time: time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC)}
-	if _, err := op.AppendJSON(nil); err == nil {
+	if _, err := journal.AppendLine(nil, op); err == nil {
 		t.Error("year 10000 was written")
 	}
 }
 
-func TestPayloadCheck(t *testing.T) {
-	for _, tc := range []struct {
-		p  engine.Payload
-		ok bool
-	}{
-		{engine.Payload{}, true},
-		{engine.Payload{ContentType: "application/json", Data: []byte(`{"a":1}`)}, true},
-		{engine.Payload{ContentType: "application/json", Data: []byte(`hi`)}, false},
-		{engine.Payload{ContentType: "application/cloudevents+json; charset=utf-8", Data: []byte(`{`)}, false},
-		{engine.Payload{ContentType: "text/plain", Data: []byte(`hi`)}, true},
-		{engine.Payload{ContentType: "application/json"}, true}, // no data: nothing to check
-	} {
-		err := tc.p.Check()
-		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, engine.ErrPayloadNotJSON)) {
-			t.Errorf("%+v: Check() = %v", tc.p, err)
+// TestParseLineSyntaxError: a line that is not JSON fails with the syntax
+// error itself, as when lines were decoded with json.Unmarshal.
+func TestParseLineSyntaxError(t *testing.T) {
+	for _, line := range []string{`{"kind":`, `{"kind":"message_sent"} x`, `nope`, ``} {
+		_, err := journal.ParseLine([]byte(line))
+		var v struct{}
+		want := json.Unmarshal([]byte(line), &v)
+		var se *json.SyntaxError
+		if err == nil || err.Error() != want.Error() || !errors.As(err, &se) {
+			t.Errorf("ParseLine(%q) = %v, want %v", line, err, want)
 		}
 	}
 }

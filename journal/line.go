@@ -1,4 +1,4 @@
-package engine
+package journal
 
 import (
 	"encoding/base64"
@@ -6,15 +6,26 @@ import (
 	"fmt"
 	"strconv"
 	"time"
-	"unicode/utf8"
+
+	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/internal/jsonform"
 )
 
-// AppendJSON appends op's journal line (without a newline) to dst. It writes
-// what MarshalJSON writes, without reflection: the journal encodes every
-// operation of every dispatch, and encoding/json costs several microseconds
-// for one, most of it re-validating the output of nested MarshalJSON calls.
-func (op Operation) AppendJSON(dst []byte) ([]byte, error) {
-	if op.Kind == 0 || int(op.Kind) >= len(opKindNames) {
+// AppendLine appends op's journal line (see docs/journal.md), without a
+// newline, to dst. It writes what encoding/json would write of the line's
+// tagged form, without reflection: the journal encodes every operation of
+// every dispatch, and encoding/json costs several microseconds for one.
+// Values the line cannot hold (an unknown kind, state or status, a state
+// other than activity_failed that is retry eligible, a result with both or
+// neither of output and error as its status says, a time outside the years
+// RFC 3339 can write) are errors, and dst comes back as it was.
+//
+// [ReadAll], [Reader] and the other readers of this package read what it
+// writes, the exact inverse: bytes, durations and states come back as they
+// were, with nil standing for an empty slice.
+func AppendLine(dst []byte, op engine.Operation) ([]byte, error) {
+	var name [32]byte // room for any kind's or state's name, on the stack
+	if _, err := op.Kind.AppendText(name[:0]); err != nil {
 		return dst, fmt.Errorf("operation: invalid kind %d", op.Kind)
 	}
 	e := encoder{buf: append(dst, '{')}
@@ -34,20 +45,17 @@ func (op Operation) AppendJSON(dst []byte) ([]byte, error) {
 	e.str("workflow_id", op.WorkflowID)
 	e.str("conversation_id", op.ConversationID)
 	if !op.Channel.IsZero() {
-		e.key("channel") // the String form, without building it
-		e.buf = append(e.buf, '"')
-		e.buf = appendEscaped(e.buf, channelPrefix)
-		e.buf = appendEscaped(e.buf, op.Channel.namespace)
-		e.buf = append(e.buf, '.')
-		e.buf = appendEscaped(e.buf, op.Channel.taskQueue)
-		e.buf = append(e.buf, '"')
+		e.key("channel")
+		e.channel(op.Channel)
 	}
 	e.key("kind")
-	e.buf = appendString(e.buf, opKindNames[op.Kind])
+	e.buf = append(e.buf, '"')
+	e.buf, _ = op.Kind.AppendText(e.buf) // a name of letters and underscores
+	e.buf = append(e.buf, '"')
 	e.str("worker_id", op.WorkerID)
 	if !op.State.IsZero() {
 		e.key("state")
-		if err := e.state(op.State); err != nil {
+		if err := e.state(op.State, name[:0]); err != nil {
 			return dst, err
 		}
 	}
@@ -63,7 +71,7 @@ func (op Operation) AppendJSON(dst []byte) ([]byte, error) {
 		e.buf = strconv.AppendInt(e.buf, int64(op.Attempt), 10)
 	}
 	e.str("waited", durationText(op.Waited))
-	if op.Router != (RouterVersion{}) {
+	if op.Router != (engine.RouterVersion{}) {
 		e.key("router")
 		e.buf = append(e.buf, `{"lang":`...)
 		e.buf = appendString(e.buf, op.Router.Lang)
@@ -127,16 +135,30 @@ func (e *encoder) strings(vs []string) {
 	e.buf = append(e.buf, ']')
 }
 
-func (e *encoder) state(s ActivityState) error {
-	if s.Name == 0 || int(s.Name) >= len(stateNames) {
+// channel writes c's String form, without building it.
+func (e *encoder) channel(c engine.ChannelName) {
+	e.buf = append(e.buf, '"')
+	start := len(e.buf)
+	e.buf, _ = c.AppendText(e.buf) // not zero: no error
+	if !jsonform.Plain(e.buf[start:]) {
+		name := string(e.buf[start:])
+		e.buf = jsonform.AppendEscaped(e.buf[:start], name)
+	}
+	e.buf = append(e.buf, '"')
+}
+
+// state writes s; scratch is room to check its name in.
+func (e *encoder) state(s engine.ActivityState, scratch []byte) error {
+	if _, err := s.Name.AppendText(scratch); err != nil {
 		return fmt.Errorf("invalid activity state %d", s.Name)
 	}
-	if s.Name != ActivityFailed && s.RetryEligible {
+	if s.Name != engine.ActivityFailed && s.RetryEligible {
 		return fmt.Errorf("state %s cannot be retry eligible", s.Name)
 	}
-	e.buf = append(e.buf, `{"name":`...)
-	e.buf = appendString(e.buf, stateNames[s.Name])
-	if s.Name == ActivityFailed {
+	e.buf = append(e.buf, `{"name":"`...)
+	e.buf, _ = s.Name.AppendText(e.buf) // a name of letters and underscores
+	e.buf = append(e.buf, '"')
+	if s.Name == engine.ActivityFailed {
 		e.buf = append(e.buf, `,"retry_eligible":`...)
 		e.buf = strconv.AppendBool(e.buf, s.RetryEligible)
 	}
@@ -144,19 +166,19 @@ func (e *encoder) state(s ActivityState) error {
 	return nil
 }
 
-func (e *encoder) result(r ActivityResult) error {
+func (e *encoder) result(r engine.ActivityResult) error {
 	switch {
-	case r.Status == StatusCompleted && r.Error != "":
+	case r.Status == engine.StatusCompleted && r.Error != "":
 		return errors.New("result: completed with an error")
-	case r.Status == StatusFailed && !r.Output.IsZero():
+	case r.Status == engine.StatusFailed && !r.Output.IsZero():
 		return errors.New("result: failed with an output")
-	case r.Status == StatusCompleted:
+	case r.Status == engine.StatusCompleted:
 		e.buf = append(e.buf, `{"status":"completed"`...)
 		if !r.Output.IsZero() {
 			e.key("output")
 			e.payload(r.Output)
 		}
-	case r.Status == StatusFailed:
+	case r.Status == engine.StatusFailed:
 		e.buf = append(e.buf, `{"status":"failed"`...)
 		e.str("error", r.Error)
 	default:
@@ -166,18 +188,18 @@ func (e *encoder) result(r ActivityResult) error {
 	return nil
 }
 
-func (e *encoder) payload(p Payload) {
+func (e *encoder) payload(p engine.Payload) {
 	e.buf = append(e.buf, '{')
 	e.str("content_type", p.ContentType)
-	switch {
-	case len(p.Data) == 0:
-	case isJSONContentType(p.ContentType) && embeddableJSON(p.Data):
+	switch jsonform.FormOf(p.ContentType, p.Data) {
+	case jsonform.NoData:
+	case jsonform.Embedded:
 		e.key("data")
 		e.buf = append(e.buf, p.Data...)
-	case utf8.Valid(p.Data):
+	case jsonform.String:
 		e.key("data")
 		e.buf = appendString(e.buf, string(p.Data))
-	default:
+	case jsonform.Base64:
 		e.key("data_base64")
 		e.buf = append(e.buf, '"')
 		e.buf = base64.StdEncoding.AppendEncode(e.buf, p.Data)
@@ -186,7 +208,7 @@ func (e *encoder) payload(p Payload) {
 	e.buf = append(e.buf, '}')
 }
 
-func (e *encoder) candidate(c ConsumerStateView) {
+func (e *encoder) candidate(c engine.ConsumerStateView) {
 	e.buf = append(e.buf, `{"id":`...)
 	e.buf = appendString(e.buf, c.ID)
 	e.buf = append(e.buf, `,"in_flight":`...)
@@ -202,7 +224,7 @@ func (e *encoder) candidate(c ConsumerStateView) {
 	e.buf = append(e.buf, '}')
 }
 
-func (e *encoder) request(r ActivityRequest) {
+func (e *encoder) request(r engine.ActivityRequest) {
 	e.buf = append(e.buf, '{')
 	e.str("workflow_id", r.WorkflowID)
 	e.str("activity_type", r.ActivityType)
@@ -217,72 +239,13 @@ func (e *encoder) request(r ActivityRequest) {
 	e.buf = append(e.buf, '}')
 }
 
-const hexDigits = "0123456789abcdef"
+// appendString appends s as a JSON string, as json.Marshal would write it.
+func appendString(dst []byte, s string) []byte { return jsonform.AppendString(dst, s) }
 
-// appendString appends s as a JSON string, escaping what JSON requires and
-// what encoding/json escapes (<, >, &, U+2028, U+2029), with invalid UTF-8
-// replaced by U+FFFD, so that the line is the one json.Marshal would write.
-func appendString(dst []byte, s string) []byte {
-	dst = append(dst, '"')
-	dst = appendEscaped(dst, s)
-	return append(dst, '"')
-}
-
-// plainASCII marks the ASCII bytes a JSON string holds as they are.
-var plainASCII = func() (t [utf8.RuneSelf]bool) {
-	for b := 0x20; b < utf8.RuneSelf; b++ {
-		t[b] = b != '"' && b != '\\' && b != '<' && b != '>' && b != '&'
+// durationText is a duration's form in a line: Go's ("1.5s"), absent when 0.
+func durationText(d time.Duration) string {
+	if d == 0 {
+		return ""
 	}
-	return t
-}()
-
-// appendEscaped appends s escaped as the inside of a JSON string.
-func appendEscaped(dst []byte, s string) []byte {
-	start := 0
-	for i := 0; i < len(s); {
-		b := s[i]
-		if b < utf8.RuneSelf {
-			if plainASCII[b] {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch b {
-			case '"', '\\':
-				dst = append(dst, '\\', b)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[b>>4], hexDigits[b&0xF])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	return append(dst, s[start:]...)
+	return d.String()
 }
