@@ -3,6 +3,13 @@
 // the config gives them, and a dispatcher over both. A node follows config
 // reloads (pass [Node.Apply] to a config.Watcher) without disturbing a
 // dispatch in flight, and keeps the figures `dispatch run` reports.
+//
+// It is the public API for embedding dispatch in a Go program: `dispatch
+// run` and `dispatch serve` are built on it, and a program with workers
+// of its own passes their transport as [Options.Remote] (any
+// [engine.WorkerPool] and [engine.ConversationFactory] with the capacity
+// signal and membership, as remote.Transport is) to get routing scripts,
+// the backlog and hot reload over them.
 package node
 
 import (
