@@ -64,7 +64,8 @@ func (c *call) try(ctx context.Context, excluded []string) (p placement, why *no
 	if !knows {
 		c.saw(snapshot)
 	}
-	cands := withoutExcluded(snapshot, excluded)
+	sel := NewSelection(c.ch, c.convID, c.attempt, c.req, snapshot, excluded)
+	cands := sel.Candidates
 	if len(cands) == 0 {
 		var members map[string]bool
 		if knows {
@@ -92,38 +93,22 @@ func (c *call) try(ctx context.Context, excluded []string) (p placement, why *no
 	if c.d.rec != nil {
 		seen = views(cands)
 	}
-	dec, err := c.d.router.Select(ctx, Selection{
-		WorkflowID:     c.req.WorkflowID,
-		Channel:        c.ch,
-		ConversationID: c.convID,
-		Attempt:        c.attempt,
-		Request:        c.req,
-		Candidates:     slices.Clip(cands),
-		Excluded:       slices.Clip(excluded),
-	})
+	dec, err := c.d.router.Select(ctx, sel)
 	if err != nil {
 		return placement{}, nil, fmt.Errorf("%w: %w", ErrRouting, err)
 	}
-	if dec.WorkerID == "" {
-		return placement{}, &notNow{err: choseNone(dec.Version, cands), declined: true}, nil
+	w, err := CheckDecision(cands, dec)
+	if errors.Is(err, ErrRouting) {
+		return placement{}, nil, err
 	}
-	w, ok := findWorker(cands, dec.WorkerID)
-	if !ok {
-		return placement{}, nil, fmt.Errorf("%w: router %s chose %q, which is not a candidate (candidates: %s)",
-			ErrRouting, versionText(dec.Version), dec.WorkerID, workerIDs(cands))
-	}
-	full := func() *notNow {
-		return &notNow{err: fmt.Errorf("%w: %s %s chose worker %s, which is full (%d of %d slots in flight)",
-			ErrNoWorkers, routerWord(dec.Version), versionText(dec.Version), w.ID, w.State.InFlight, w.State.MaxInFlight), declined: true}
-	}
-	if !w.State.HasCapacity() {
-		return placement{}, full(), nil
+	if err != nil { // the router chose none, or a full worker
+		return placement{}, &notNow{err: err, declined: true}, nil
 	}
 	c.worker = w.ID
 	if err := c.conv.Link(ctx, w); err != nil {
 		c.worker = ""
 		if errors.Is(err, ErrWorkerFull) { // its last slot went to another activity meanwhile
-			return placement{}, full(), nil
+			return placement{}, &notNow{err: choseFull(dec.Version, w), declined: true}, nil
 		}
 		return placement{}, nil, fmt.Errorf("link: %w", err)
 	}

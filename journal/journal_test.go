@@ -565,6 +565,21 @@ func TestWhatIf(t *testing.T) {
 	if rep.Stopped || rep.Decisions != 3 || rep.Recorded != 3 || rep.Errors != 3 || rep.Timeouts != 0 {
 		t.Errorf("a router that fails: %+v", rep)
 	}
+	// An id that is not a candidate fails the router, as in the engine.
+	rep = journal.WhatIf(context.Background(), ops(), channel(t), ghostRouter{}, journal.WhatIfOptions{Keep: 1})
+	if rep.Decisions != 3 || rep.Changed != 3 || rep.Errors != 3 || len(rep.Examples) != 1 {
+		t.Fatalf("a router that chooses no candidate: %+v", rep)
+	}
+	if err := rep.Examples[0].Err; !errors.Is(err, engine.ErrRouting) || !strings.Contains(err.Error(), `chose "ghost", which is not a candidate`) {
+		t.Errorf("a router that chooses no candidate: error %v", err)
+	}
+}
+
+// ghostRouter chooses a worker that is never a candidate.
+type ghostRouter struct{}
+
+func (ghostRouter) Select(context.Context, engine.Selection) (engine.Decision, error) {
+	return engine.Decision{WorkerID: "ghost"}, nil
 }
 
 // failingRouter fails every decision with err.

@@ -69,17 +69,9 @@ func Decisions(ops iter.Seq2[int, engine.Operation]) iter.Seq[Decision] {
 			case engine.OpConversationClosed:
 				delete(requests, op.ConversationID) // only open conversations are held
 			case engine.OpWorkerSelected:
-				in := engine.Selection{
-					WorkflowID:     op.WorkflowID,
-					Channel:        op.Channel,
-					ConversationID: op.ConversationID,
-					Attempt:        op.Attempt,
-					Request:        requests[op.ConversationID],
-					Excluded:       op.Excluded,
-				}
-				for _, v := range op.Candidates {
-					in.Candidates = append(in.Candidates, engine.Worker{ID: v.ID, State: v})
-				}
+				in := engine.NewSelection(op.Channel, op.ConversationID, op.Attempt, requests[op.ConversationID],
+					engine.WorkersOf(op.Candidates), op.Excluded)
+				in.WorkflowID = op.WorkflowID // the line's own: its conversation's opening may be before ops
 				if !yield(Decision{Line: line, Selection: in, Chosen: op.WorkerID}) {
 					return
 				}
@@ -108,6 +100,13 @@ func WhatIf(ctx context.Context, ops iter.Seq2[int, engine.Operation], channel e
 		rep.Decisions++
 		in := dec.Selection
 		d, err := r.Select(ctx, in)
+		if err == nil {
+			// An id that is not a candidate fails the router, as in the
+			// engine; none, or a full worker, is a proposal that differs.
+			if _, why := engine.CheckDecision(in.Candidates, d); errors.Is(why, engine.ErrRouting) {
+				err = why
+			}
+		}
 		if err == nil && d.WorkerID == dec.Chosen {
 			continue
 		}

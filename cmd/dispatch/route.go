@@ -38,9 +38,10 @@ Flags:
                         "conversation_id", "attempt"}; @FILE and - as above
   --json                print {"worker", "lang", "hash", "source", "duration"}
 
-Exit codes: 0 a worker was chosen; 3 none was (the script chose none, or no
-candidate is left once the excluded are removed, in which case the script is
-not run, as in the engine); 1 an error (the config, the channel, the script);
+Exit codes: 0 a worker was chosen; 3 none was (the script chose none, or a
+worker with no free slot, which the engine would not place the activity on;
+or no candidate is left once the excluded are removed, in which case the
+script is not run, as in the engine); 1 an error (the config, the channel, the script);
 2 a bad command line, flag values included (--candidates that are not JSON).
 
 Example:
@@ -118,10 +119,23 @@ func runRoute(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if !ok {
 		return fail("%v: %s is not in %s", engine.ErrUnknownChannel, *channelFlag, cfg.File)
 	}
-	sel := selection(ch, req, cands, excluded)
+	attempt := req.Attempt
+	if attempt == 0 {
+		attempt = len(excluded) + 1 // the attempt that many exclusions imply
+	}
+	convID := req.ConversationID
+	if convID == "" {
+		convID = "cli"
+	}
+	request := engine.ActivityRequest{
+		WorkflowID: req.WorkflowID, ActivityType: req.ActivityType, TaskQueue: ch.TaskQueue(),
+		Input: protocol.InputPayload(req.Input, req.ContentType),
+	}
+	sel := engine.NewSelection(ch, convID, attempt, request, engine.WorkersOf(cands), excluded)
 	r := channel.Router(cfg.File)
 	var d engine.Decision
 	var took time.Duration
+	var declined error // why the engine would place the activity on no worker by the script's answer
 	if len(sel.Candidates) > 0 {
 		start := time.Now()
 		d, err = r.Select(context.Background(), sel)
@@ -129,32 +143,38 @@ func runRoute(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		if err != nil {
 			return fail("%v", err)
 		}
+		if _, declined = engine.CheckDecision(sel.Candidates, d); errors.Is(declined, engine.ErrRouting) {
+			return fail("%v", declined)
+		}
 	} else {
 		d.Version = r.Version() // like the engine, which does not ask the router then
 	}
+	chosen := d.WorkerID
+	if declined != nil {
+		chosen = ""
+	}
 	if *asJSON {
 		out := routeResult{Lang: d.Version.Lang, Hash: d.Version.Hash, Source: d.Version.Source, Duration: took.String()}
-		if d.WorkerID != "" {
-			out.Worker = &d.WorkerID
+		if chosen != "" {
+			out.Worker = &chosen
 		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(out); err != nil {
 			return fail("%v", err)
 		}
-	} else if d.WorkerID != "" {
-		fmt.Fprintln(stdout, d.WorkerID)
+	} else if chosen != "" {
+		fmt.Fprintln(stdout, chosen)
 	}
 	switch {
-	case d.WorkerID != "":
+	case chosen != "":
 		return exitOK
 	case len(cands) == 0:
 		fmt.Fprintf(stderr, "dispatch route: %v: no candidates\n", engine.ErrNoWorkers)
 	case len(sel.Candidates) == 0:
 		fmt.Fprintf(stderr, "dispatch route: %v: %s\n", engine.ErrNoWorkers, allExcluded(cands, excluded))
-	default:
-		fmt.Fprintf(stderr, "dispatch route: %v: the script %s %s %s chose none of %s\n", engine.ErrNoWorkers,
-			d.Version.Lang, d.Version.Source, d.Version.Hash, countedIDs(sel.Candidates))
+	default: // the script chose none, or a full worker
+		fmt.Fprintf(stderr, "dispatch route: %v\n", declined)
 	}
 	return exitNoWorker
 }
@@ -181,49 +201,6 @@ func allExcluded(cands []engine.ConsumerStateView, excluded []string) string {
 		msg += "; also excluded, not a candidate: " + strings.Join(others, ", ")
 	}
 	return msg
-}
-
-// countedIDs returns "N candidates (a, b, …)".
-func countedIDs(ws []engine.Worker) string {
-	ids := make([]string, len(ws))
-	for i, w := range ws {
-		ids[i] = w.ID
-	}
-	noun := "candidates"
-	if len(ids) == 1 {
-		noun = "candidate"
-	}
-	return fmt.Sprintf("%d %s (%s)", len(ids), noun, strings.Join(ids, ", "))
-}
-
-// selection builds what the engine would hand the router: the candidates
-// without the excluded ones, and the attempt that many exclusions imply.
-func selection(ch engine.ChannelName, req routeRequest, cands []engine.ConsumerStateView, excluded []string) engine.Selection {
-	attempt := req.Attempt
-	if attempt == 0 {
-		attempt = len(excluded) + 1
-	}
-	convID := req.ConversationID
-	if convID == "" {
-		convID = "cli"
-	}
-	sel := engine.Selection{
-		WorkflowID:     req.WorkflowID,
-		Channel:        ch,
-		ConversationID: convID,
-		Attempt:        attempt,
-		Request: engine.ActivityRequest{
-			WorkflowID: req.WorkflowID, ActivityType: req.ActivityType, TaskQueue: ch.TaskQueue(),
-			Input: protocol.InputPayload(req.Input, req.ContentType),
-		},
-		Excluded: excluded,
-	}
-	for _, v := range cands {
-		if !slices.Contains(excluded, v.ID) {
-			sel.Candidates = append(sel.Candidates, engine.Worker{ID: v.ID, State: v})
-		}
-	}
-	return sel
 }
 
 // maxArgBytes bounds what readArg reads from a file or standard input.
