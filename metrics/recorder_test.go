@@ -269,22 +269,8 @@ func TestRecordIsCached(t *testing.T) {
 // workers: what the engine does shows in the families.
 func TestUnderTheDispatcher(t *testing.T) {
 	m, reg := newMetrics(t, metrics.Options{})
-	ch := channel(t, "payments", "charge")
-	pool := local.NewPool()
-	pool.AddChannel(ch)
-	defer pool.Close(context.Background())
-	if _, err := pool.Start(ch, local.WorkerConfig{ID: "w1", Handler: func(_ context.Context, req engine.ActivityRequest) engine.ActivityResult {
-		return engine.Completed(req.Input)
-	}}); err != nil {
-		t.Fatal(err)
-	}
 	next := &fakeRecorder{}
-	d, err := engine.NewDispatcher(engine.Options{Pool: pool, Conversations: pool, Capacity: pool,
-		Router:   m.Router(router.NewNative("least-loaded", router.LeastLoaded)),
-		Recorder: m.Recorder(next), IDs: &engine.SequenceIDs{Prefix: "c"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := echoDispatcher(t, m.Router(router.NewNative("least-loaded", router.LeastLoaded)), m.Recorder(next))
 	for _, wf := range []string{"wf-1", "wf-2"} {
 		if _, err := d.Dispatch(t.Context(), "payments", "charge", engine.ActivityRequest{WorkflowID: wf, ActivityType: "charge",
 			Input: engine.Payload{ContentType: "text/plain", Data: []byte("5")}}); err != nil {
@@ -335,21 +321,8 @@ func (r *refusesResults) Record(_ context.Context, op engine.Operation) error {
 // holds it once.
 func TestRecorderCountsARecordedAgainCloseOnce(t *testing.T) {
 	m, reg := newMetrics(t, metrics.Options{})
-	ch := channel(t, "payments", "charge")
-	pool := local.NewPool()
-	pool.AddChannel(ch)
-	defer pool.Close(context.Background())
-	if _, err := pool.Start(ch, local.WorkerConfig{ID: "w1", Handler: func(_ context.Context, req engine.ActivityRequest) engine.ActivityResult {
-		return engine.Completed(req.Input)
-	}}); err != nil {
-		t.Fatal(err)
-	}
 	next := &refusesResults{}
-	d, err := engine.NewDispatcher(engine.Options{Pool: pool, Conversations: pool, Capacity: pool,
-		Router: router.NewNative("least-loaded", router.LeastLoaded), Recorder: m.Recorder(next)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := echoDispatcher(t, router.NewNative("least-loaded", router.LeastLoaded), m.Recorder(next))
 	if _, err := d.Dispatch(t.Context(), "payments", "charge", engine.ActivityRequest{WorkflowID: "wf-1", ActivityType: "charge",
 		Input: engine.Payload{ContentType: "text/plain", Data: []byte("5")}}); !errors.Is(err, engine.ErrRecord) {
 		t.Fatalf("dispatch: %v, want a record error", err)
@@ -361,4 +334,25 @@ func TestRecorderCountsARecordedAgainCloseOnce(t *testing.T) {
 dispatch_conversations_total{channel="payments/charge",state="completed"} 1
 dispatch_conversations_total{channel="payments/charge",state="failed"} 0
 `, "dispatch_conversations_total")
+}
+
+// echoDispatcher is a dispatcher over one in-process worker, w1 on
+// payments/charge, that answers each activity with its input.
+func echoDispatcher(t *testing.T, r engine.Router, rec engine.Recorder) *engine.Dispatcher {
+	t.Helper()
+	ch := channel(t, "payments", "charge")
+	pool := local.NewPool()
+	pool.AddChannel(ch)
+	t.Cleanup(func() { _ = pool.Close(context.Background()) })
+	if _, err := pool.Start(ch, local.WorkerConfig{ID: "w1", Handler: func(_ context.Context, req engine.ActivityRequest) engine.ActivityResult {
+		return engine.Completed(req.Input)
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	d, err := engine.NewDispatcher(engine.Options{Pool: pool, Conversations: pool, Capacity: pool,
+		Router: r, Recorder: rec, IDs: &engine.SequenceIDs{Prefix: "c"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
