@@ -3,6 +3,7 @@ package exprrt
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/builtin"
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
 
@@ -187,7 +189,24 @@ func exprError(src []byte, err error) error {
 	return se
 }
 
-var noField = regexp.MustCompile(`^type exprrt\.expr(Candidate|Request) has no field (\S+)$`)
+var (
+	noField     = regexp.MustCompile(`^type exprrt\.expr(Candidate|Request) has no field (\S+)$`)
+	unknownName = regexp.MustCompile(`^unknown name (\S+)$`)
+)
+
+// globalNames are the names an expr script can call or read at its top
+// level, for suggestions: the environment's (the table of names' helpers
+// among them), then this package's functions and expr's builtins.
+var globalNames = func() []string {
+	out := slices.Sorted(maps.Keys(exprEnvTypes()))
+	out = append(out, "keys", "values", "toPairs")
+	for _, b := range builtin.Names {
+		if !strings.HasPrefix(b, "$") {
+			out = append(out, b)
+		}
+	}
+	return out
+}()
 
 // exprTypeNames puts the script's words for the env's Go types into expr's
 // messages, longest first.
@@ -211,9 +230,14 @@ func exprMessage(msg string) string {
 	}
 	if m := noField.FindStringSubmatch(msg); m != nil {
 		if m[1] == "Candidate" {
-			return fmt.Sprintf("a candidate has no field %s (it has %s)", m[2], strings.Join(names.Expr(names.CandidateField), ", "))
+			fields := names.Expr(names.CandidateField)
+			return fmt.Sprintf("a candidate has no field %s%s (it has %s)", m[2], names.DidYouMean(m[2], fields), strings.Join(fields, ", "))
 		}
-		return fmt.Sprintf("the request has no field %s (it has %s)", m[2], strings.Join(names.Expr(names.RequestField), ", "))
+		fields := names.Expr(names.RequestField)
+		return fmt.Sprintf("the request has no field %s%s (it has %s)", m[2], names.DidYouMean(m[2], fields), strings.Join(fields, ", "))
+	}
+	if m := unknownName.FindStringSubmatch(msg); m != nil {
+		return msg + names.DidYouMean(m[1], globalNames)
 	}
 	return exprTypeNames.Replace(msg)
 }

@@ -60,17 +60,17 @@ func (c *nameCheck) member(line int, object ast.Expr, key string) {
 		if lib == "dispatch" {
 			listed = dispatchHelpers // without concat, what .. calls
 		}
-		c.problem(line, key, "%s has no %s%s (it has %s)", lib, key, didYouMean(key, listed), strings.Join(listed, ", "))
+		c.problem(line, key, "%s has no %s%s (it has %s)", lib, key, names.DidYouMean(key, listed), strings.Join(listed, ", "))
 		return
 	}
 	switch c.kindOf(object) {
 	case requestValue:
 		if !slices.Contains(requestFields, key) {
-			c.problem(line, key, "the request has no field %s%s (it has %s)", key, didYouMean(key, requestFields), strings.Join(requestFields, ", "))
+			c.problem(line, key, "the request has no field %s%s (it has %s)", key, names.DidYouMean(key, requestFields), strings.Join(requestFields, ", "))
 		}
 	case candidateValue:
 		if !slices.Contains(candidateFields, key) {
-			c.problem(line, key, "a candidate has no field %s%s (it has %s)", key, didYouMean(key, candidateFields), strings.Join(candidateFields, ", "))
+			c.problem(line, key, "a candidate has no field %s%s (it has %s)", key, names.DidYouMean(key, candidateFields), strings.Join(candidateFields, ", "))
 		}
 	}
 }
