@@ -2,8 +2,8 @@
 // request's fields, a candidate's fields and methods, and the helpers, each
 // with its Lua name, its expr name, its type or arguments and a line of
 // documentation. The Lua sandbox registers its helpers from it, the expr
-// environment declares its names from it, the Lua name check knows names
-// and suggests close ones from it, and the reference tables of
+// environment declares its names from it, both languages' checks know
+// names from it and suggest close ones with [DidYouMean], and the reference tables of
 // docs/scripting.md are generated from it (go generate ./router/internal/names).
 // It imports nothing of the project.
 package names
