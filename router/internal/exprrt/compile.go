@@ -126,14 +126,20 @@ var helperNames = func() map[string]bool {
 
 // helperValues refuses a helper named other than to call it: a function
 // value has nothing a script can use, and fmt would write it, in a string
-// or a message, as its address.
+// or a message, as its address. It also refuses a call of a helper with a
+// number of arguments the table of names says it does not take.
 func helperValues(node ast.Node, src []byte) error {
 	var callees, named []*ast.IdentifierNode
+	var arity *file.Error
 	ast.Walk(&node, visitFunc(func(n ast.Node) {
 		switch n := n.(type) {
 		case *ast.CallNode:
 			if id, ok := n.Callee.(*ast.IdentifierNode); ok {
 				callees = append(callees, id)
+				if h, ok := names.LookupExpr(names.Helper, id.Value); ok && helperNames[id.Value] && !h.Accepts(len(n.Arguments)) && arity == nil {
+					arity = &file.Error{Location: id.Location(),
+						Message: fmt.Sprintf("%s %s, got %d", id.Value, h.Takes(), len(n.Arguments))}
+				}
 			}
 		case *ast.IdentifierNode:
 			if helperNames[n.Value] {
@@ -147,6 +153,9 @@ func helperValues(node ast.Node, src []byte) error {
 				Message: fmt.Sprintf("%s is a helper and not a value: call it, as in %s(candidates)", id.Value, id.Value)}
 			return fe.Bind(file.NewSource(string(src)))
 		}
+	}
+	if arity != nil {
+		return arity.Bind(file.NewSource(string(src)))
 	}
 	return nil
 }

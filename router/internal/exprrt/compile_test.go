@@ -60,3 +60,33 @@ func TestSuggestions(t *testing.T) {
 		}
 	}
 }
+
+// TestHelperArity: a helper called with a number of arguments the table of
+// names does not allow is a compile error at the call.
+func TestHelperArity(t *testing.T) {
+	limits := Limits{MaxNodes: 10_000, MemoryBudget: 1_000_000, PoolSize: 1}
+	for _, tc := range []struct {
+		src, want string
+		col       int
+	}{
+		{`leastLoaded(candidates)`, "", 0},
+		{`leastLoaded(candidates, "gpu")`, "", 0},
+		{`leastLoaded()`, "leastLoaded takes 1 or 2 arguments (list [, tag]), got 0", 1},
+		{`withTag(candidates)`, "withTag takes 2 arguments (list, tag), got 1", 1},
+		{`random() < 0.5 ? p2c(candidates, 1) : nil`, "p2c takes 1 argument (list), got 2", 18},
+		{`random(1) < 0.5 ? "a" : "b"`, "random takes no arguments, got 1", 1},
+		{`any(candidates, hasTag(#)) ? "a" : "b"`, "hasTag takes 2 arguments (c, tag), got 1", 17},
+	} {
+		_, err := Compile([]byte(tc.src), limits)
+		if tc.want == "" {
+			if err != nil {
+				t.Errorf("%s: %v", tc.src, err)
+			}
+			continue
+		}
+		var ce *call.Error
+		if !errors.As(err, &ce) || ce.Message != tc.want || ce.Line != 1 || ce.Column != tc.col {
+			t.Errorf("%s: %#v, want %q at 1:%d", tc.src, err, tc.want, tc.col)
+		}
+	}
+}

@@ -75,3 +75,37 @@ func TestNamesFindsEveryProblem(t *testing.T) {
 		}
 	}
 }
+
+// TestHelperArity: a call of a helper or of a candidate's method with a
+// number of arguments the table of names does not allow is a problem; a
+// last argument that is a call or ... may pass any number, so only the
+// arguments before it count.
+func TestHelperArity(t *testing.T) {
+	for _, tc := range []struct{ call, want string }{
+		{"dispatch.least_loaded(c)", ""},
+		{"dispatch.least_loaded(c, 'gpu')", ""},
+		{"dispatch.least_loaded()", "dispatch.least_loaded takes 1 or 2 arguments (list [, tag]), got 0"},
+		{"dispatch.least_loaded(c, 'a', 'b')", "dispatch.least_loaded takes 1 or 2 arguments (list [, tag]), got 3"},
+		{"dispatch.with_tag(c)", "dispatch.with_tag takes 2 arguments (list, tag), got 1"},
+		{"dispatch.p2c(c, 1)", "dispatch.p2c takes 1 argument (list), got 2"},
+		{"dispatch.random(1)", "dispatch.random takes no arguments, got 1"},
+		{"c[1]:has_tag()", "has_tag takes 1 argument (tag), got 0"},
+		{"dispatch.with_tag(f())", ""},
+		{"dispatch.with_tag(c, ...)", ""},
+		{"dispatch.p2c(c, 1, f())", "dispatch.p2c takes 1 argument (list), got 2 or more"},
+		{"dispatch.with_tag((f()))", "dispatch.with_tag takes 2 arguments (list, tag), got 1"},
+	} {
+		src := "function route(r, c, ...)\n  local f = function() end\n  return " + tc.call + "\nend"
+		chunk, err := parse.Parse(strings.NewReader(src), "t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps := Names(chunk)
+		switch {
+		case tc.want == "" && len(ps) > 0:
+			t.Errorf("%s: %+v, want no problem", tc.call, ps)
+		case tc.want != "" && (len(ps) != 1 || ps[0].Message != tc.want || ps[0].Line != 3):
+			t.Errorf("%s: %+v, want %q on line 3", tc.call, ps, tc.want)
+		}
+	}
+}
