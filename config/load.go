@@ -795,19 +795,33 @@ func (l *loader) inlineScript(langNode, srcNode *yaml.Node, r *Routing) {
 		if src.Style == yaml.LiteralStyle || src.Style == yaml.FoldedStyle {
 			first++
 		}
-		e := scriptError(err, l.file, first-1)
-		if e.Line == 0 { // an error of the whole script (no route function): at the source
+		es := scriptErrors(err, l.file, first-1)
+		if e := es[0]; e.Line == 0 { // an error of the whole script (no route function): at the source
 			e.Line, e.Column = src.Line, src.Column
 		}
-		l.errs = append(l.errs, e)
+		l.errs = append(l.errs, es...)
 		return
 	}
 	r.Program = prog
 }
 
-// scriptError reports a compile error at its place in the script.
+// scriptError reports a compile error at its place in the script, and
+// each further problem the compiler found with it.
 func (l *loader) scriptError(err error, file string, lineOffset int) {
-	l.errs = append(l.errs, scriptError(err, file, lineOffset))
+	l.errs = append(l.errs, scriptErrors(err, file, lineOffset)...)
+}
+
+// scriptErrors is scriptError for the error and for each further problem
+// of a [*router.ScriptError] (its More), in order.
+func scriptErrors(err error, file string, lineOffset int) []*Error {
+	out := []*Error{scriptError(err, file, lineOffset)}
+	var se *router.ScriptError
+	if errors.As(err, &se) {
+		for _, m := range se.More {
+			out = append(out, scriptError(m, file, lineOffset))
+		}
+	}
+	return out
 }
 
 // scriptError places a compile error in file; the script's lines start

@@ -390,7 +390,7 @@ channels:
 			`conf/dispatch.yaml:9:54: unknown script language "python"`,
 			`conf/dispatch.yaml:17: syntax error near 'end'`,
 			`conf/dispatch.yaml:18:70: the script defines no function route`, // an inline script's own error: at its source
-			`scripts/bad.expr:1:1: unknown name leastLoded`,
+			`scripts/bad.expr:1:1: unknown name leastLoded (did you mean leastLoaded?)`,
 			`scripts/bad.lua:2:14: syntax error near 'id'`,
 			`scripts/noroute.lua: the script defines no function route`}},
 		{"two documents", "version: 1\n---\nversion: 1\n", []string{"conf/dispatch.yaml:2:1: a second YAML document"}},

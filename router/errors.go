@@ -73,11 +73,22 @@ type ScriptError struct {
 	// it); zero for compile errors.
 	Version engine.RouterVersion
 	Err     error // the interpreter's error, when there is one
+	// More are the further problems found by the same check, in order,
+	// when it can find several in one pass (the Lua name check: every
+	// unknown name, not only the first); each has no More of its own. The
+	// other fields are the first problem's.
+	More []*ScriptError
 }
 
 // Error implements error: [ScriptError.Short], then [ScriptError.Excerpt]
-// with its caret.
-func (e *ScriptError) Error() string { return e.Short() + e.Excerpt(true) }
+// with its caret; then the same for each of More, from a new line.
+func (e *ScriptError) Error() string {
+	s := e.Short() + e.Excerpt(true)
+	for _, m := range e.More {
+		s += "\n" + m.Error()
+	}
+	return s
+}
 
 // Short is the error on one line: "FILE:LINE:COL: message (LANG HASH12)",
 // without the source line and caret.
@@ -156,6 +167,10 @@ func located(lang Lang, file string, err error) error {
 	if !ok {
 		return err
 	}
-	return &ScriptError{Lang: lang, File: file, Line: ce.Line, Column: ce.Column,
+	se := &ScriptError{Lang: lang, File: file, Line: ce.Line, Column: ce.Column,
 		Message: ce.Message, Snippet: ce.Snippet, Err: ce.Err}
+	for _, m := range ce.More {
+		se.More = append(se.More, located(lang, file, m).(*ScriptError))
+	}
+	return se
 }

@@ -40,7 +40,7 @@ func ExampleScriptError() {
 	_, err := router.NewCompiler(router.Limits{}).Compile(router.Expr, "canary.expr", []byte(`leastLoded(candidates)`))
 	fmt.Println(err)
 	// Output:
-	// canary.expr:1:1: unknown name leastLoded
+	// canary.expr:1:1: unknown name leastLoded (did you mean leastLoaded?)
 	// 	leastLoded(candidates)
 	// 	^
 }

@@ -122,3 +122,25 @@ func FuzzCompileLua(f *testing.F) {
 		}
 	})
 }
+
+// TestLuaNameProblemsAllAtOnce: every problem the name check finds is in
+// the one ScriptError: the first in its fields, the others in More, each
+// with its own place, and Error renders them all.
+func TestLuaNameProblemsAllAtOnce(t *testing.T) {
+	src := "function route(r, cands)\n  local x = r.atempt\n  return dispatch.least_loaded(cand)\nend"
+	_, err := router.NewCompiler(router.Limits{}).Compile(router.Lua, "test.lua", []byte(src))
+	var se *router.ScriptError
+	if !errors.As(err, &se) {
+		t.Fatalf("err = %v (%T), want a ScriptError", err, err)
+	}
+	if se.Short() != "test.lua:2:15: the request has no field atempt (did you mean attempt?) (it has activity_type, attempt, channel, conversation_id, input, input_content_type, namespace, task_queue, workflow_id)" {
+		t.Errorf("first problem %q", se.Short())
+	}
+	if len(se.More) != 1 || se.More[0].Short() != "test.lua:3:32: unknown name cand (did you mean cands?): not a local in scope, a global the script assigns, or one the sandbox has" {
+		t.Fatalf("More = %v, want the unknown name cand", se.More)
+	}
+	want := se.Short() + se.Excerpt(true) + "\n" + se.More[0].Short() + "\n\t  return dispatch.least_loaded(cand)\n\t                               ^"
+	if err.Error() != want {
+		t.Errorf("Error() =\n%s\nwant\n%s", err, want)
+	}
+}

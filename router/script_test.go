@@ -169,7 +169,7 @@ func TestScriptErrors(t *testing.T) {
 		{"lua runtime", "function route(r, c)\n  return c[1].id .. nil\nend", router.Lua, "test.lua:2:", true},
 		{"lua runtime nil index", "function route(r, c)\n  local x = nil\n  return x.id\nend", router.Lua, "test.lua:3:", true},
 		{"expr syntax", "leastLoaded(candidates", router.Expr, "test.expr:1:", false},
-		{"expr unknown name", "leastLoded(candidates)", router.Expr, "test.expr:1:", false},
+		{"expr unknown name", "leastLoded(candidates)", router.Expr, "test.expr:1:1: unknown name leastLoded (did you mean leastLoaded?)", false},
 		{"expr unknown candidate field", "candidates[0].nope", router.Expr, // in the script's words, not Go's
 			"test.expr:1:15: a candidate has no field nope (it has id, in_flight, max_in_flight, buffer_depth, available, tags)", false},
 		{"expr unknown request field", "request.foo == 1", router.Expr, "test.expr:1:9: the request has no field foo (it has namespace,", false},

@@ -108,6 +108,10 @@ type Error struct {
 	Message string // in the script's terms
 	Snippet string // the source line, without its newline
 	Err     error  // the interpreter's error, when there is one
+	// More are the further problems the same check found in the script,
+	// in order, when it can find several (the Lua name check); each has
+	// no More of its own.
+	More []*Error
 }
 
 // Error implements error.

@@ -3,6 +3,7 @@ package exprrt
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/builtin"
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
 
@@ -124,14 +126,20 @@ var helperNames = func() map[string]bool {
 
 // helperValues refuses a helper named other than to call it: a function
 // value has nothing a script can use, and fmt would write it, in a string
-// or a message, as its address.
+// or a message, as its address. It also refuses a call of a helper with a
+// number of arguments the table of names says it does not take.
 func helperValues(node ast.Node, src []byte) error {
 	var callees, named []*ast.IdentifierNode
+	var arity *file.Error
 	ast.Walk(&node, visitFunc(func(n ast.Node) {
 		switch n := n.(type) {
 		case *ast.CallNode:
 			if id, ok := n.Callee.(*ast.IdentifierNode); ok {
 				callees = append(callees, id)
+				if h, ok := names.LookupExpr(names.Helper, id.Value); ok && helperNames[id.Value] && !h.Accepts(len(n.Arguments)) && arity == nil {
+					arity = &file.Error{Location: id.Location(),
+						Message: fmt.Sprintf("%s %s, got %d", id.Value, h.Takes(), len(n.Arguments))}
+				}
 			}
 		case *ast.IdentifierNode:
 			if helperNames[n.Value] {
@@ -145,6 +153,9 @@ func helperValues(node ast.Node, src []byte) error {
 				Message: fmt.Sprintf("%s is a helper and not a value: call it, as in %s(candidates)", id.Value, id.Value)}
 			return fe.Bind(file.NewSource(string(src)))
 		}
+	}
+	if arity != nil {
+		return arity.Bind(file.NewSource(string(src)))
 	}
 	return nil
 }
@@ -187,7 +198,24 @@ func exprError(src []byte, err error) error {
 	return se
 }
 
-var noField = regexp.MustCompile(`^type exprrt\.expr(Candidate|Request) has no field (\S+)$`)
+var (
+	noField     = regexp.MustCompile(`^type exprrt\.expr(Candidate|Request) has no field (\S+)$`)
+	unknownName = regexp.MustCompile(`^unknown name (\S+)$`)
+)
+
+// globalNames are the names an expr script can call or read at its top
+// level, for suggestions: the environment's (the table of names' helpers
+// among them), then this package's functions and expr's builtins.
+var globalNames = func() []string {
+	out := slices.Sorted(maps.Keys(exprEnvTypes()))
+	out = append(out, "keys", "values", "toPairs")
+	for _, b := range builtin.Names {
+		if !strings.HasPrefix(b, "$") {
+			out = append(out, b)
+		}
+	}
+	return out
+}()
 
 // exprTypeNames puts the script's words for the env's Go types into expr's
 // messages, longest first.
@@ -211,9 +239,14 @@ func exprMessage(msg string) string {
 	}
 	if m := noField.FindStringSubmatch(msg); m != nil {
 		if m[1] == "Candidate" {
-			return fmt.Sprintf("a candidate has no field %s (it has %s)", m[2], strings.Join(names.Expr(names.CandidateField), ", "))
+			fields := names.Expr(names.CandidateField)
+			return fmt.Sprintf("a candidate has no field %s%s (it has %s)", m[2], names.DidYouMean(m[2], fields), strings.Join(fields, ", "))
 		}
-		return fmt.Sprintf("the request has no field %s (it has %s)", m[2], strings.Join(names.Expr(names.RequestField), ", "))
+		fields := names.Expr(names.RequestField)
+		return fmt.Sprintf("the request has no field %s%s (it has %s)", m[2], names.DidYouMean(m[2], fields), strings.Join(fields, ", "))
+	}
+	if m := unknownName.FindStringSubmatch(msg); m != nil {
+		return msg + names.DidYouMean(m[1], globalNames)
 	}
 	return exprTypeNames.Replace(msg)
 }

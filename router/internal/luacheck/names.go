@@ -13,8 +13,9 @@ type Problem struct {
 	Message string // what is wrong, in the script's terms
 	// Token is the text to put the caret under on the line, if found.
 	Token string
-	// unknown, when set, is a variable name to suggest a close one for;
-	// the suggestion is worked out for the reported problem only.
+	// unknown, when set, is a variable name to suggest a close one for,
+	// once the whole script has been walked (a local declared later is a
+	// suggestion too).
 	unknown string
 }
 
@@ -25,21 +26,25 @@ type Problem struct {
 // request or a candidate does not have (r.regoin, c[1].inflight), where
 // route's parameters are used as they come. It also refuses writes to what
 // is read-only. expr scripts get the same checks from expr's compiler. It
-// returns the first problem by line, or ok.
-func Names(chunk []ast.Stmt) (Problem, bool) {
+// returns every problem, by line (in the order the check met them on a
+// line), each once; none when the names are fine.
+func Names(chunk []ast.Stmt) []Problem {
 	c := &nameCheck{assigned: map[string]bool{}, reassigned: map[string]bool{}, declared: map[string]bool{}}
 	c.findAssigned(chunk)
 	c.push()
 	c.stmts(chunk)
-	if len(c.problems) == 0 {
-		return Problem{}, true
-	}
 	slices.SortStableFunc(c.problems, func(a, b Problem) int { return a.Line - b.Line })
-	p := c.problems[0]
-	if p.unknown != "" {
-		p.Message = c.unknownName(p.unknown)
+	var out []Problem
+	for _, p := range c.problems {
+		if p.unknown != "" {
+			p.Message = c.unknownName(p.unknown)
+			p.unknown = ""
+		}
+		if !slices.Contains(out, p) { // a name read twice on a line is one problem: the caret can only point at the first
+			out = append(out, p)
+		}
 	}
-	return p, false
+	return out
 }
 
 // valueKind is what the checker knows a local holds.

@@ -8,7 +8,7 @@ import (
 )
 
 // TestNames runs the name check on its own, without compiling: the first
-// problem by line, its token and its column on the line.
+// problem, its line, its token and its column on the line.
 func TestNames(t *testing.T) {
 	for _, tc := range []struct{ src, msg, token string }{
 		{"function route(r, c)\n  return dispatch.least_loaded(c)\nend", "", ""},
@@ -20,19 +20,92 @@ func TestNames(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p, ok := Names(chunk)
+		ps := Names(chunk)
 		if tc.msg == "" {
-			if !ok {
-				t.Errorf("%q: %+v, want no problem", tc.src, p)
+			if len(ps) > 0 {
+				t.Errorf("%q: %+v, want no problem", tc.src, ps)
 			}
 			continue
 		}
-		if ok || p.Line != 2 || !strings.HasPrefix(p.Message, tc.msg) || p.Token != tc.token {
+		if len(ps) != 1 {
+			t.Errorf("%q: %+v, want one problem", tc.src, ps)
+			continue
+		}
+		p := ps[0]
+		if p.Line != 2 || !strings.HasPrefix(p.Message, tc.msg) || p.Token != tc.token {
 			t.Errorf("%q: %+v, want line 2, token %q, a message starting %q", tc.src, p, tc.token, tc.msg)
 		}
 		line := strings.Split(tc.src, "\n")[1]
 		if col := TokenColumn(line, p.Token); col < 1 || !strings.HasPrefix(line[col-1:], tc.token) {
 			t.Errorf("%q: column %d does not point at %q", tc.src, col, tc.token)
+		}
+	}
+}
+
+// TestNamesFindsEveryProblem: three typos in a script are three problems,
+// by line, each with its own suggestion; a name misspelt twice on a line is
+// one.
+func TestNamesFindsEveryProblem(t *testing.T) {
+	src := "function route(r, cands)\n" +
+		"  local best = dispatch.leastloaded(cand)\n" +
+		"  if r.atempt > #cand then return cand[1].id end\n" +
+		"  return bset\n" +
+		"end"
+	chunk, err := parse.Parse(strings.NewReader(src), "t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		line         int
+		token, start string
+	}{
+		{2, "leastloaded", "dispatch has no leastloaded (did you mean least_loaded?)"},
+		{2, "cand", "unknown name cand (did you mean cands?)"},
+		{3, "atempt", "the request has no field atempt (did you mean attempt?)"},
+		{3, "cand", "unknown name cand (did you mean cands?)"},
+		{4, "bset", "unknown name bset (did you mean best?)"},
+	}
+	ps := Names(chunk)
+	if len(ps) != len(want) {
+		t.Fatalf("%d problems, want %d: %+v", len(ps), len(want), ps)
+	}
+	for i, w := range want {
+		if p := ps[i]; p.Line != w.line || p.Token != w.token || !strings.HasPrefix(p.Message, w.start) {
+			t.Errorf("problem %d: %+v, want line %d, token %q, a message starting %q", i, p, w.line, w.token, w.start)
+		}
+	}
+}
+
+// TestHelperArity: a call of a helper or of a candidate's method with a
+// number of arguments the table of names does not allow is a problem; a
+// last argument that is a call or ... may pass any number, so only the
+// arguments before it count.
+func TestHelperArity(t *testing.T) {
+	for _, tc := range []struct{ call, want string }{
+		{"dispatch.least_loaded(c)", ""},
+		{"dispatch.least_loaded(c, 'gpu')", ""},
+		{"dispatch.least_loaded()", "dispatch.least_loaded takes 1 or 2 arguments (list [, tag]), got 0"},
+		{"dispatch.least_loaded(c, 'a', 'b')", "dispatch.least_loaded takes 1 or 2 arguments (list [, tag]), got 3"},
+		{"dispatch.with_tag(c)", "dispatch.with_tag takes 2 arguments (list, tag), got 1"},
+		{"dispatch.p2c(c, 1)", "dispatch.p2c takes 1 argument (list), got 2"},
+		{"dispatch.random(1)", "dispatch.random takes no arguments, got 1"},
+		{"c[1]:has_tag()", "has_tag takes 1 argument (tag), got 0"},
+		{"dispatch.with_tag(f())", ""},
+		{"dispatch.with_tag(c, ...)", ""},
+		{"dispatch.p2c(c, 1, f())", "dispatch.p2c takes 1 argument (list), got 2 or more"},
+		{"dispatch.with_tag((f()))", "dispatch.with_tag takes 2 arguments (list, tag), got 1"},
+	} {
+		src := "function route(r, c, ...)\n  local f = function() end\n  return " + tc.call + "\nend"
+		chunk, err := parse.Parse(strings.NewReader(src), "t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ps := Names(chunk)
+		switch {
+		case tc.want == "" && len(ps) > 0:
+			t.Errorf("%s: %+v, want no problem", tc.call, ps)
+		case tc.want != "" && (len(ps) != 1 || ps[0].Message != tc.want || ps[0].Line != 3):
+			t.Errorf("%s: %+v, want %q on line 3", tc.call, ps, tc.want)
 		}
 	}
 }

@@ -60,17 +60,17 @@ func (c *nameCheck) member(line int, object ast.Expr, key string) {
 		if lib == "dispatch" {
 			listed = dispatchHelpers // without concat, what .. calls
 		}
-		c.problem(line, key, "%s has no %s%s (it has %s)", lib, key, didYouMean(key, listed), strings.Join(listed, ", "))
+		c.problem(line, key, "%s has no %s%s (it has %s)", lib, key, names.DidYouMean(key, listed), strings.Join(listed, ", "))
 		return
 	}
 	switch c.kindOf(object) {
 	case requestValue:
 		if !slices.Contains(requestFields, key) {
-			c.problem(line, key, "the request has no field %s%s (it has %s)", key, didYouMean(key, requestFields), strings.Join(requestFields, ", "))
+			c.problem(line, key, "the request has no field %s%s (it has %s)", key, names.DidYouMean(key, requestFields), strings.Join(requestFields, ", "))
 		}
 	case candidateValue:
 		if !slices.Contains(candidateFields, key) {
-			c.problem(line, key, "a candidate has no field %s%s (it has %s)", key, didYouMean(key, candidateFields), strings.Join(candidateFields, ", "))
+			c.problem(line, key, "a candidate has no field %s%s (it has %s)", key, names.DidYouMean(key, candidateFields), strings.Join(candidateFields, ", "))
 		}
 	}
 }
@@ -162,6 +162,7 @@ func (c *nameCheck) expr(e ast.Expr) {
 			c.method(e)
 		}
 		c.exprs(e.Args)
+		c.arity(e)
 	case *ast.LogicalOpExpr:
 		if e.Operator == "or" {
 			c.probe(e.Lhs) // x = table.unpack or unpack
@@ -211,4 +212,51 @@ func candidateMethods() string {
 		return "method is " + ms[0]
 	}
 	return "methods are " + strings.Join(ms, ", ")
+}
+
+// arity checks how many arguments a call of a helper (dispatch.NAME(...))
+// or of a candidate's method (c:has_tag(...)) passes, against the table of
+// names. A last argument that is a call or ... may pass any number of
+// values, so then only the ones before it are counted, as the least it passes.
+func (c *nameCheck) arity(call *ast.FuncCallExpr) {
+	var n names.Name
+	var what string
+	switch {
+	case call.Receiver != nil:
+		m, ok := names.LookupLua(names.CandidateMethod, call.Method)
+		if !ok || c.kindOf(call.Receiver) != candidateValue {
+			return
+		}
+		n, what = m, call.Method
+	default:
+		get, ok := call.Func.(*ast.AttrGetExpr)
+		if !ok || c.library(get.Object) != "dispatch" {
+			return
+		}
+		key, ok := get.Key.(*ast.StringExpr)
+		if !ok {
+			return
+		}
+		h, ok := names.LookupLua(names.Helper, key.Value)
+		if !ok || h.Hidden {
+			return
+		}
+		n, what = h, "dispatch."+key.Value
+	}
+	got := len(call.Args)
+	open := false
+	if got > 0 {
+		switch last := call.Args[got-1].(type) {
+		case *ast.FuncCallExpr:
+			open = !last.AdjustRet
+		case *ast.Comma3Expr:
+			open = !last.AdjustRet
+		}
+	}
+	switch {
+	case open && !n.Variadic && got-1 > n.MaxArgs:
+		c.problem(call.Line(), what, "%s %s, got %d or more", what, n.Takes(), got-1)
+	case !open && !n.Accepts(got):
+		c.problem(call.Line(), what, "%s %s, got %d", what, n.Takes(), got)
+	}
 }

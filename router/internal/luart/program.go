@@ -98,9 +98,16 @@ func compile(src []byte, limits Limits, checkNamesFirst bool) (*Program, error) 
 		}
 		return nil, &call.Error{Message: err.Error(), Err: err}
 	}
-	if p, ok := luacheck.Names(chunk); checkNamesFirst && !ok {
-		snippet := call.SourceLine(src, p.Line)
-		return nil, &call.Error{Line: p.Line, Column: luacheck.TokenColumn(snippet, p.Token), Message: p.Message, Snippet: snippet}
+	if ps := luacheck.Names(chunk); checkNamesFirst && len(ps) > 0 {
+		var errs []*call.Error
+		for _, p := range ps {
+			snippet := call.SourceLine(src, p.Line)
+			errs = append(errs, &call.Error{Line: p.Line, Column: luacheck.TokenColumn(snippet, p.Token), Message: p.Message, Snippet: snippet})
+		}
+		if len(errs) > 1 {
+			errs[0].More = errs[1:]
+		}
+		return nil, errs[0]
 	}
 	pure, direct := luacheck.Purity(chunk)
 	rewriteConcat(chunk)

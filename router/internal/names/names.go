@@ -2,13 +2,14 @@
 // request's fields, a candidate's fields and methods, and the helpers, each
 // with its Lua name, its expr name, its type or arguments and a line of
 // documentation. The Lua sandbox registers its helpers from it, the expr
-// environment declares its names from it, the Lua name check knows names
-// and suggests close ones from it, and the reference tables of
+// environment declares its names from it, both languages' checks know
+// names from it and suggest close ones with [DidYouMean], and the reference tables of
 // docs/scripting.md are generated from it (go generate ./router/internal/names).
 // It imports nothing of the project.
 package names
 
 import (
+	"fmt"
 	"slices"
 	"sort"
 )
@@ -128,4 +129,40 @@ func LookupLua(k Kind, name string) (Name, bool) {
 		}
 	}
 	return Name{}, false
+}
+
+// LookupExpr returns the row of kind k whose expr name is name.
+func LookupExpr(k Kind, name string) (Name, bool) {
+	for _, n := range table {
+		if n.Kind == k && n.Expr == name {
+			return n, true
+		}
+	}
+	return Name{}, false
+}
+
+// Accepts reports whether a call of n may pass k arguments.
+func (n Name) Accepts(k int) bool {
+	return k >= n.MinArgs && (n.Variadic || k <= n.MaxArgs)
+}
+
+// Takes says how many arguments n takes, with its parameters: "takes 1 or
+// 2 arguments (list [, tag])", "takes no arguments".
+func (n Name) Takes() string {
+	var count string
+	switch {
+	case n.Variadic:
+		count = fmt.Sprintf("%d or more arguments", n.MinArgs)
+	case n.MinArgs == n.MaxArgs && n.MinArgs == 0:
+		return "takes no arguments"
+	case n.MinArgs == n.MaxArgs && n.MinArgs == 1:
+		count = "1 argument"
+	case n.MinArgs == n.MaxArgs:
+		count = fmt.Sprintf("%d arguments", n.MinArgs)
+	case n.MaxArgs == n.MinArgs+1:
+		count = fmt.Sprintf("%d or %d arguments", n.MinArgs, n.MaxArgs)
+	default:
+		count = fmt.Sprintf("%d to %d arguments", n.MinArgs, n.MaxArgs)
+	}
+	return fmt.Sprintf("takes %s (%s)", count, n.Params)
 }
