@@ -25,6 +25,10 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"syscall"
+
+	"github.com/aion-dispatch/dispatch/config"
+	"github.com/aion-dispatch/dispatch/router"
 
 	"github.com/aion-dispatch/dispatch/node"
 )
@@ -58,6 +62,29 @@ type env struct {
 	started func(*node.Node)
 	// serving, if set, is told where `serve` listens once it serves.
 	serving func(serving)
+}
+
+// signals relays SIGINT, SIGTERM and SIGHUP to the channel it returns
+// (when the env takes signals), until stop is called.
+func (e *env) signals() (sigs chan os.Signal, stop func()) {
+	sigs = make(chan os.Signal, 4)
+	if e.notify == nil {
+		return sigs, func() {}
+	}
+	e.notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	return sigs, func() { e.stopNotify(sigs) }
+}
+
+// loadConfig loads the config at path with a compiler the watcher can
+// share, printing its problems to stderr; ok is false when it failed.
+func loadConfig(path string, stderr io.Writer) (cfg *config.Config, compiler *router.Compiler, ok bool) {
+	compiler = router.NewCompiler(router.Limits{})
+	cfg, err := config.Load(path, config.Options{Compiler: compiler})
+	if err != nil {
+		printConfigErrors(stderr, err)
+		return nil, nil, false
+	}
+	return cfg, compiler, true
 }
 
 // plain adapts a command that needs only its streams.

@@ -216,22 +216,18 @@ func (r *runner) run() int {
 	}
 	r.log = slog.New(slog.NewTextHandler(r.con, &slog.HandlerOptions{Level: level}))
 
-	compiler := router.NewCompiler(router.Limits{})
-	cfg, err := config.Load(r.opts.config, config.Options{Compiler: compiler})
-	if err != nil {
-		printConfigErrors(e.stderr, err)
+	cfg, compiler, ok := loadConfig(r.opts.config, e.stderr)
+	if !ok {
 		return exitError
 	}
+	var err error
 
 	// Signals: the first interrupt stops reading and drains, the second
 	// abandons what is in flight; SIGHUP rescans the files under --watch.
 	// They are taken from here on, so that one also ends a wait for a
 	// named pipe's writer.
-	sigs := make(chan os.Signal, 4)
-	if e.notify != nil {
-		e.notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-		defer e.stopNotify(sigs)
-	}
+	sigs, stopSignals := e.signals()
+	defer stopSignals()
 
 	// The requests file is opened before anything starts, so that a wrong
 	// path fails fast.

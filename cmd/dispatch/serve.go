@@ -188,18 +188,13 @@ func (s *server) fail(format string, args ...any) int {
 
 func (s *server) serve() int {
 	e := s.e
-	compiler := router.NewCompiler(router.Limits{})
-	cfg, err := config.Load(s.opts.config, config.Options{Compiler: compiler})
-	if err != nil {
-		printConfigErrors(e.stderr, err)
+	cfg, compiler, ok := loadConfig(s.opts.config, e.stderr)
+	if !ok {
 		return exitError
 	}
 	// Signals from here on: one that comes while starting stops it.
-	sigs := make(chan os.Signal, 4)
-	if e.notify != nil {
-		e.notify(sigs, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
-		defer e.stopNotify(sigs)
-	}
+	sigs, stopSignals := e.signals()
+	defer stopSignals()
 
 	// What is started is stopped in the reverse order, whatever happens.
 	var stops []func(context.Context) error
