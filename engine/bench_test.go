@@ -68,7 +68,7 @@ func BenchmarkDispatch(b *testing.B) {
 			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := d.Dispatch(ctx, testNS, testQueue, req); err != nil {
+				if _, err := d.Dispatch(ctx, testNS, req); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -79,7 +79,7 @@ func BenchmarkDispatch(b *testing.B) {
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					if _, err := d.Dispatch(ctx, testNS, testQueue, req); err != nil {
+					if _, err := d.Dispatch(ctx, testNS, req); err != nil {
 						b.Error(err)
 						return
 					}
@@ -95,7 +95,7 @@ func BenchmarkDispatch(b *testing.B) {
 		ctx := context.Background()
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := d.Dispatch(ctx, testNS, testQueue, req); err != nil {
+			if _, err := d.Dispatch(ctx, testNS, req); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -107,7 +107,7 @@ func BenchmarkDispatch(b *testing.B) {
 		req.StartToClose, req.ScheduleToClose = time.Minute, time.Hour
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := d.Dispatch(ctx, testNS, testQueue, req); err != nil {
+			if _, err := d.Dispatch(ctx, testNS, req); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -159,7 +159,7 @@ func BenchmarkDispatchEngineOnly(b *testing.B) {
 			ctx := context.Background()
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := d.Dispatch(ctx, testNS, testQueue, req); err != nil {
+				if _, err := d.Dispatch(ctx, testNS, req); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -208,7 +208,7 @@ func BenchmarkReroute(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		go func() {
-			_, err := d.Dispatch(context.Background(), testNS, testQueue, req)
+			_, err := d.Dispatch(context.Background(), testNS, req)
 			done <- err
 		}()
 		<-started

@@ -86,8 +86,10 @@ func NewDispatcher(opts Options) (*Dispatcher, error) {
 // Waiting returns how many activities wait in the backlog of channel now.
 func (d *Dispatcher) Waiting(channel ChannelName) int { return d.backlogs.waiting(channel) }
 
-// Dispatch sends req to one worker of the channel of taskQueue in namespace
-// and returns the worker's result. In order, it:
+// Dispatch sends req to one worker of the channel of req.TaskQueue in
+// namespace and returns the worker's result. The request's task queue is
+// the one source of the channel: it is what the worker receives too. In
+// order, it:
 //
 //  1. builds the channel name;
 //  2. asks the recorder for a replayed outcome and, if there is one, returns
@@ -112,8 +114,8 @@ func (d *Dispatcher) Waiting(channel ChannelName) int { return d.backlogs.waitin
 // backlog, StartToClose each attempt from its send to the answer, and
 // ScheduleToClose the whole conversation (see [TimeoutError]). A timed-out
 // activity is not sent again: retries belong to the workflow engine.
-func (d *Dispatcher) Dispatch(ctx context.Context, namespace, taskQueue string, req ActivityRequest) (ActivityResult, error) {
-	out, err := d.DispatchOutcome(ctx, namespace, taskQueue, req)
+func (d *Dispatcher) Dispatch(ctx context.Context, namespace string, req ActivityRequest) (ActivityResult, error) {
+	out, err := d.DispatchOutcome(ctx, namespace, req)
 	return out.Result, err
 }
 
@@ -135,15 +137,15 @@ type Outcome struct {
 
 // DispatchOutcome is [Dispatcher.Dispatch] with the whole [Outcome]: the
 // same dispatch, the same result and error, and where it went.
-func (d *Dispatcher) DispatchOutcome(ctx context.Context, namespace, taskQueue string, req ActivityRequest) (Outcome, error) {
+func (d *Dispatcher) DispatchOutcome(ctx context.Context, namespace string, req ActivityRequest) (Outcome, error) {
 	c := call{d: d, req: req}
-	res, err := c.dispatch(ctx, namespace, taskQueue)
+	res, err := c.dispatch(ctx, namespace)
 	return Outcome{Result: res, ConversationID: c.convID, WorkerID: c.worker, Attempts: c.selected}, err
 }
 
-func (c *call) dispatch(ctx context.Context, namespace, taskQueue string) (ActivityResult, error) {
+func (c *call) dispatch(ctx context.Context, namespace string) (ActivityResult, error) {
 	d, req := c.d, c.req
-	ch, err := DispatchChannel(namespace, taskQueue)
+	ch, err := DispatchChannel(namespace, req.TaskQueue)
 	if err != nil {
 		return ActivityResult{}, &DispatchError{WorkflowID: req.WorkflowID, Err: err}
 	}

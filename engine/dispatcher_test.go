@@ -227,7 +227,7 @@ func TestDispatchReplay(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			res, err := d.Dispatch(context.Background(), testNS, testQueue, request("wf-1"))
+			res, err := d.Dispatch(context.Background(), testNS, request("wf-1"))
 			if !reflect.DeepEqual(res, tc.outcome.Result) || err != tc.outcome.Err {
 				t.Errorf("got (%+v, %v), want the recorded (%+v, %v)", res, err, tc.outcome.Result, tc.outcome.Err)
 			}
@@ -505,7 +505,7 @@ func TestDispatchAlreadyCancelled(t *testing.T) {
 
 func TestDispatchInvalidChannel(t *testing.T) {
 	r := newRig(t)
-	_, err := r.d.Dispatch(context.Background(), "prod", "e.mail", request("wf-1"))
+	_, err := r.d.Dispatch(context.Background(), "prod", onQueue(request("wf-1"), "e.mail"))
 	if !errors.Is(err, engine.ErrInvalidChannel) {
 		t.Fatalf("err = %v, want ErrInvalidChannel", err)
 	}
@@ -520,7 +520,7 @@ func TestDispatchInvalidChannel(t *testing.T) {
 
 func TestDispatchUnknownChannel(t *testing.T) {
 	r := newRig(t)
-	_, err := r.d.Dispatch(context.Background(), "prod", "sms", request("wf-1"))
+	_, err := r.d.Dispatch(context.Background(), "prod", onQueue(request("wf-1"), "sms"))
 	if !errors.Is(err, engine.ErrUnknownChannel) {
 		t.Fatalf("err = %v, want ErrUnknownChannel", err)
 	}
@@ -581,7 +581,7 @@ func TestDispatchWithoutRecorder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.Dispatch(context.Background(), testNS, testQueue, request("wf-1")); err != nil {
+	if _, err := d.Dispatch(context.Background(), testNS, request("wf-1")); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -643,4 +643,10 @@ func TestDispatchRejectsAnEventOfAnotherAttempt(t *testing.T) {
 	}
 	r.convs.checkClosedOnce(t)
 	r.checkIdle(t, w)
+}
+
+// onQueue returns req for the task queue q.
+func onQueue(req engine.ActivityRequest, q string) engine.ActivityRequest {
+	req.TaskQueue = q
+	return req
 }

@@ -36,9 +36,10 @@ func ExampleDispatcher() {
 	if err != nil {
 		panic(err)
 	}
-	res, err := d.Dispatch(context.Background(), "prod", "email", engine.ActivityRequest{
+	res, err := d.Dispatch(context.Background(), "prod", engine.ActivityRequest{
 		WorkflowID:   "wf-1",
 		ActivityType: "send-email",
+		TaskQueue:    "email",
 		Input:        engine.Payload{ContentType: "text/plain", Data: []byte("a@example.com")},
 		StartToClose: 2 * time.Second,
 	})
@@ -46,7 +47,7 @@ func ExampleDispatcher() {
 
 	// With every worker gone, the error says so.
 	pool.Remove(ch, "email-2")
-	_, err = d.Dispatch(context.Background(), "prod", "email", engine.ActivityRequest{WorkflowID: "wf-2"})
+	_, err = d.Dispatch(context.Background(), "prod", engine.ActivityRequest{WorkflowID: "wf-2", TaskQueue: "email"})
 	fmt.Println(errors.Is(err, engine.ErrNoWorkers))
 	fmt.Println(err)
 	// Output:

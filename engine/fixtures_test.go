@@ -203,7 +203,7 @@ func (r *rig) start(t *testing.T, id string, h local.Handler) *local.Worker {
 }
 
 func (r *rig) dispatch(ctx context.Context, req engine.ActivityRequest) (engine.ActivityResult, error) {
-	return r.d.Dispatch(ctx, testNS, testQueue, req)
+	return r.d.Dispatch(ctx, testNS, req)
 }
 
 func request(wf string) engine.ActivityRequest {

@@ -93,7 +93,7 @@ func TestNotStartedGoesBackToTheBacklog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := d.Dispatch(t.Context(), testNS, testQueue, request("wf-1"))
+	res, err := d.Dispatch(t.Context(), testNS, request("wf-1"))
 	if err != nil || res.Status != engine.StatusCompleted {
 		t.Fatalf("dispatch: %+v, %v", res, err)
 	}
@@ -142,7 +142,7 @@ func TestNotStartedFailsWhenFull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = d.Dispatch(t.Context(), testNS, testQueue, request("wf-1"))
+	_, err = d.Dispatch(t.Context(), testNS, request("wf-1"))
 	if !errors.Is(err, engine.ErrNoWorkers) || !errors.Is(err, engine.ErrNotStarted) || !strings.Contains(err.Error(), "worker w1 rejected") {
 		t.Fatalf("dispatch: %v", err)
 	}

@@ -97,7 +97,7 @@ func TestNoWorkersSaysWhatHappened(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, err = d.Dispatch(context.Background(), "prod", "email", engine.ActivityRequest{WorkflowID: "wf-1"})
+			_, err = d.Dispatch(context.Background(), "prod", engine.ActivityRequest{WorkflowID: "wf-1", TaskQueue: "email"})
 			if !errors.Is(err, engine.ErrNoWorkers) {
 				t.Fatalf("err = %v, want ErrNoWorkers", err)
 			}
@@ -125,7 +125,7 @@ func TestNoWorkersListsAreBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = d.Dispatch(context.Background(), "prod", "email", engine.ActivityRequest{WorkflowID: "wf-1"})
+	_, err = d.Dispatch(context.Background(), "prod", engine.ActivityRequest{WorkflowID: "wf-1", TaskQueue: "email"})
 	want := "chose none of 100 candidates (" + strings.Join(ids[:10], ", ") + " and 90 more)"
 	if err == nil || !strings.HasSuffix(err.Error(), want) {
 		t.Errorf("err = %v\nwant one ending %q", err, want)

@@ -48,7 +48,7 @@ func TestDispatchOutcome(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newRig(t)
 			tc.setup(t, r)
-			out, err := r.d.DispatchOutcome(context.Background(), tc.ns, testQueue, request("wf-1"))
+			out, err := r.d.DispatchOutcome(context.Background(), tc.ns, request("wf-1"))
 			if !errors.Is(err, tc.wantErr) || (err == nil) != (tc.wantErr == nil) {
 				t.Fatalf("err = %v, want %v", err, tc.wantErr)
 			}

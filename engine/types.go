@@ -19,8 +19,10 @@ func (p Payload) IsZero() bool { return p.ContentType == "" && len(p.Data) == 0 
 type ActivityRequest struct {
 	WorkflowID   string
 	ActivityType string
-	TaskQueue    string
-	Input        Payload
+	// TaskQueue names the channel, with the namespace [Dispatcher.Dispatch]
+	// is given; the worker receives it with the activity.
+	TaskQueue string
+	Input     Payload
 	// ScheduleToClose bounds the whole conversation, re-routes included.
 	// Zero means no bound.
 	ScheduleToClose time.Duration

@@ -103,7 +103,7 @@ func BenchmarkDispatchJournaled(b *testing.B) {
 				b.SetParallelism(par)
 				b.RunParallel(func(pb *testing.PB) {
 					for pb.Next() {
-						if _, err := d.Dispatch(context.Background(), "prod", "email", req); err != nil {
+						if _, err := d.Dispatch(context.Background(), "prod", req); err != nil {
 							b.Error(err)
 							return
 						}

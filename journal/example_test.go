@@ -24,8 +24,8 @@ func ExampleReplay() {
 	w := journal.NewWriter(&file, journal.Options{})
 	live, _ := engine.NewDispatcher(engine.Options{Pool: pool, Router: router.NewNative("least-loaded", router.LeastLoaded),
 		Conversations: pool, Recorder: journal.Recorder{Writer: w}})
-	req := engine.ActivityRequest{WorkflowID: "wf-1", ActivityType: "send-email", Input: engine.Payload{Data: []byte("hi")}}
-	live.Dispatch(context.Background(), "prod", "email", req)
+	req := engine.ActivityRequest{WorkflowID: "wf-1", ActivityType: "send-email", TaskQueue: "email", Input: engine.Payload{Data: []byte("hi")}}
+	live.Dispatch(context.Background(), "prod", req)
 	w.Close()
 
 	ops, _, _ := journal.ReadAll(&file)
@@ -34,7 +34,7 @@ func ExampleReplay() {
 	empty := local.NewPool()
 	replayer, _ := engine.NewDispatcher(engine.Options{Pool: empty, Router: router.NewNative("least-loaded", router.LeastLoaded),
 		Conversations: empty, Recorder: journal.Recorder{Replay: replay}})
-	res, err := replayer.Dispatch(context.Background(), "prod", "email", req)
+	res, err := replayer.Dispatch(context.Background(), "prod", req)
 	fmt.Println(len(ops), "operations;", string(res.Output.Data), err)
 	// Output: 5 operations; sent <nil>
 }

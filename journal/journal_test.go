@@ -304,7 +304,7 @@ func recordDispatches(t *testing.T, handlers map[string]local.Handler, requests 
 		t.Fatal(err)
 	}
 	for _, req := range requests {
-		d.Dispatch(context.Background(), "prod", "email", req)
+		d.Dispatch(context.Background(), "prod", req)
 	}
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
@@ -358,11 +358,11 @@ func TestReplay(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	res, err := d.Dispatch(ctx, "prod", "email", request("wf-1", "a"))
+	res, err := d.Dispatch(ctx, "prod", request("wf-1", "a"))
 	if err != nil || string(res.Output.Data) != "sent a" {
 		t.Errorf("replay of a success: %+v, %v", res, err)
 	}
-	res, err = d.Dispatch(ctx, "prod", "email", request("wf-1", "bad"))
+	res, err = d.Dispatch(ctx, "prod", request("wf-1", "bad"))
 	if !errors.Is(err, engine.ErrActivityFailed) || res.Error != "550 mailbox unavailable" {
 		t.Errorf("replay of a failure: %+v, %v", res, err)
 	}
@@ -370,11 +370,11 @@ func TestReplay(t *testing.T) {
 	if !errors.As(err, &de) || de.WorkerID != "w1" {
 		t.Errorf("replayed failure %#v should name worker w1", err)
 	}
-	if _, err := d.Dispatch(ctx, "prod", "email", request("wf-3", "c")); !errors.Is(err, engine.ErrNoWorkers) {
+	if _, err := d.Dispatch(ctx, "prod", request("wf-3", "c")); !errors.Is(err, engine.ErrNoWorkers) {
 		t.Errorf("replay of no workers: %v", err)
 	}
 	// wf-2's history differs from what is asked now.
-	_, err = d.Dispatch(ctx, "prod", "email", request("wf-2", "changed"))
+	_, err = d.Dispatch(ctx, "prod", request("wf-2", "changed"))
 	var nd *journal.NonDeterminismError
 	if !errors.As(err, &nd) || !errors.Is(err, journal.ErrNonDeterminism) || nd.Position != 1 || nd.WorkflowID != "wf-2" {
 		t.Fatalf("non-determinism: %v", err)
@@ -401,7 +401,7 @@ func TestReplayGoesLivePastTheHistory(t *testing.T) {
 	d, _ := engine.NewDispatcher(engine.Options{Pool: pool, Router: router.NewNative("ll", router.LeastLoaded), Conversations: pool,
 		Recorder: journal.Recorder{Replay: replay}})
 	for i, want := range []string{"recorded", "live"} {
-		res, err := d.Dispatch(context.Background(), "prod", "email", request("wf-1", "a"))
+		res, err := d.Dispatch(context.Background(), "prod", request("wf-1", "a"))
 		if err != nil || string(res.Output.Data) != want {
 			t.Errorf("dispatch %d: %q, %v; want %q", i+1, res.Output.Data, err, want)
 		}
@@ -771,6 +771,24 @@ func TestVerifyAndSummarize(t *testing.T) {
 		s.Workers[journal.WorkerKey{Channel: "prod/email", Worker: "w1"}].Answered != 1 ||
 		s.Workers[journal.WorkerKey{Channel: "prod/email", Worker: "w1"}].AnsweredFailed != 1 {
 		t.Errorf("summary = %+v, channel %+v", s.Total, email)
+	}
+}
+
+// TestVerifyRefusesARequestForAnotherQueue: the request's task queue names
+// the channel it is dispatched on, so a recorded request whose task queue
+// is not its channel's cannot be replayed where it was recorded.
+func TestVerifyRefusesARequestForAnotherQueue(t *testing.T) {
+	raw := recordDispatches(t, nil, []engine.ActivityRequest{request("wf-1", "a")})
+	if !bytes.Contains(raw, []byte(`"task_queue":"email"`)) {
+		t.Fatalf("the journal records no task queue:\n%s", raw)
+	}
+	raw = bytes.ReplaceAll(raw, []byte(`"task_queue":"email"`), []byte(`"task_queue":"sms"`))
+	rep, err := journal.Verify(context.Background(), bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Problems != 1 || !strings.Contains(rep.First.Msg, `task_queue "sms" is not its channel's "email"`) {
+		t.Fatalf("verify: %d problems, first %+v", rep.Problems, rep.First)
 	}
 }
 

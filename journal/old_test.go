@@ -85,7 +85,7 @@ func describeJournal(t *testing.T, title string, raw []byte) string {
 		t.Fatal(err)
 	}
 	for _, o := range outcomes {
-		res, err := d.Dispatch(context.Background(), o.Channel.Namespace(), o.Channel.TaskQueue(), o.Request)
+		res, err := d.Dispatch(context.Background(), o.Channel.Namespace(), o.Request)
 		fmt.Fprintf(&b, "replayed: line %d: %s, err %q%s\n", o.Line, resultSummary(res), errText(err), sentinels(err))
 	}
 

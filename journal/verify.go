@@ -115,8 +115,12 @@ func newVerifier() (*verifier, error) {
 // verify dispatches o's request again and checks that it gets o's outcome
 // without a live call; if not, it returns the Problem.
 func (v *verifier) verify(ctx context.Context, o Outcome) (Problem, bool) {
+	if q := o.Channel.TaskQueue(); o.Request.TaskQueue != q {
+		return Problem{Line: o.Line, ConversationID: o.ConversationID,
+			Msg: fmt.Sprintf("the request's task_queue %q is not its channel's %q: a replay would dispatch it elsewhere", o.Request.TaskQueue, q)}, false
+	}
 	v.rec.o = o
-	res, err := v.d.Dispatch(ctx, o.Channel.Namespace(), o.Channel.TaskQueue(), o.Request)
+	res, err := v.d.Dispatch(ctx, o.Channel.Namespace(), o.Request)
 	if v.live.calls > 0 {
 		return Problem{Line: o.Line, ConversationID: o.ConversationID,
 			Msg: fmt.Sprintf("the replay made a live call: %v", err)}, false

@@ -69,11 +69,11 @@ func TestReplayWaits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := d.Dispatch(context.Background(), "prod", "email", request("wf-1", "a"))
+	res, err := d.Dispatch(context.Background(), "prod", request("wf-1", "a"))
 	if err != nil || string(res.Output.Data) != "sent" {
 		t.Errorf("replay of c1: %+v, %v", res, err)
 	}
-	if _, err := d.Dispatch(context.Background(), "prod", "email", request("wf-3", "c")); !errors.Is(err, engine.ErrScheduleToStartTimeout) {
+	if _, err := d.Dispatch(context.Background(), "prod", request("wf-3", "c")); !errors.Is(err, engine.ErrScheduleToStartTimeout) {
 		t.Errorf("replay of c3: %v, want the schedule-to-start timeout", err)
 	}
 

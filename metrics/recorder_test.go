@@ -272,7 +272,7 @@ func TestUnderTheDispatcher(t *testing.T) {
 	next := &fakeRecorder{}
 	d := echoDispatcher(t, m.Router(router.NewNative("least-loaded", router.LeastLoaded)), m.Recorder(next))
 	for _, wf := range []string{"wf-1", "wf-2"} {
-		if _, err := d.Dispatch(t.Context(), "payments", "charge", engine.ActivityRequest{WorkflowID: wf, ActivityType: "charge",
+		if _, err := d.Dispatch(t.Context(), "payments", engine.ActivityRequest{WorkflowID: wf, ActivityType: "charge", TaskQueue: "charge",
 			Input: engine.Payload{ContentType: "text/plain", Data: []byte("5")}}); err != nil {
 			t.Fatal(err)
 		}
@@ -323,7 +323,7 @@ func TestRecorderCountsARecordedAgainCloseOnce(t *testing.T) {
 	m, reg := newMetrics(t, metrics.Options{})
 	next := &refusesResults{}
 	d := echoDispatcher(t, router.NewNative("least-loaded", router.LeastLoaded), m.Recorder(next))
-	if _, err := d.Dispatch(t.Context(), "payments", "charge", engine.ActivityRequest{WorkflowID: "wf-1", ActivityType: "charge",
+	if _, err := d.Dispatch(t.Context(), "payments", engine.ActivityRequest{WorkflowID: "wf-1", ActivityType: "charge", TaskQueue: "charge",
 		Input: engine.Payload{ContentType: "text/plain", Data: []byte("5")}}); !errors.Is(err, engine.ErrRecord) {
 		t.Fatalf("dispatch: %v, want a record error", err)
 	}

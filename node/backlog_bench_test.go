@@ -49,7 +49,7 @@ func burst(tb testing.TB, cfg *config.Config, n int) (time.Duration, map[string]
 	for i := range n {
 		wg.Go(func() {
 			req := engine.ActivityRequest{WorkflowID: fmt.Sprintf("wf-%d", i), ActivityType: "work", TaskQueue: "work"}
-			if _, err := nd.Dispatch(context.Background(), "prod", "work", req); err != nil {
+			if _, err := nd.Dispatch(context.Background(), "prod", req); err != nil {
 				errs <- err
 			}
 		})
@@ -149,7 +149,7 @@ func BenchmarkSaturatedChannel(b *testing.B) {
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					if _, err := nd.Dispatch(context.Background(), "prod", "work", req); err != nil {
+					if _, err := nd.Dispatch(context.Background(), "prod", req); err != nil {
 						b.Error(err)
 						return
 					}

@@ -79,6 +79,6 @@ func (n *Node) Serves(ch engine.ChannelName) bool {
 
 // DispatchOutcome is [Node.Dispatch] with where the activity went (see
 // engine.Dispatcher.DispatchOutcome).
-func (n *Node) DispatchOutcome(ctx context.Context, namespace, taskQueue string, req engine.ActivityRequest) (engine.Outcome, error) {
-	return n.disp.DispatchOutcome(ctx, namespace, taskQueue, req)
+func (n *Node) DispatchOutcome(ctx context.Context, namespace string, req engine.ActivityRequest) (engine.Outcome, error) {
+	return n.disp.DispatchOutcome(ctx, namespace, req)
 }

@@ -87,7 +87,7 @@ channels:
 		t.Fatal(err)
 	}
 	defer n.Close(context.Background())
-	out, err := n.DispatchOutcome(context.Background(), "prod", "q", request("wf-1"))
+	out, err := n.DispatchOutcome(context.Background(), "prod", request("q", "wf-1"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 
 	"github.com/aion-dispatch/dispatch/config"
+	"github.com/aion-dispatch/dispatch/engine"
 	"github.com/aion-dispatch/dispatch/node"
 )
 
@@ -33,7 +34,10 @@ channels:
 	}
 	defer n.Close(context.Background())
 
-	res, err := n.Dispatch(context.Background(), "prod", "email", request("wf-1"))
+	res, err := n.Dispatch(context.Background(), "prod", engine.ActivityRequest{
+		WorkflowID: "wf-1", ActivityType: "send", TaskQueue: "email",
+		Input: engine.Payload{ContentType: "text/plain", Data: []byte("hello")},
+	})
 	fmt.Println(res.Status, err)
 	for _, w := range n.Stats().Workers {
 		fmt.Printf("%s: selected %d, completed %d, exits %d, re-routed %d\n", w.Worker, w.Selected, w.Completed, w.Exits, w.Rerouted)

@@ -46,7 +46,7 @@ func TestGateUnderLoad(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; ctx.Err() == nil; i++ {
-				if _, err := rig.n.Dispatch(context.Background(), "prod", "email", request(fmt.Sprintf("wf-%d-%d", g, i))); err != nil {
+				if _, err := rig.n.Dispatch(context.Background(), "prod", request("email", fmt.Sprintf("wf-%d-%d", g, i))); err != nil {
 					failures <- err
 					return
 				}
@@ -108,7 +108,7 @@ func TestReloadSoak(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		offerLoad(ctx, &wg, rate, func(i int) {
-			if _, err := rig.n.Dispatch(context.Background(), "prod", "email", request(fmt.Sprintf("wf-%d", i))); err != nil {
+			if _, err := rig.n.Dispatch(context.Background(), "prod", request("email", fmt.Sprintf("wf-%d", i))); err != nil {
 				if failed.Add(1) <= 3 {
 					t.Logf("dispatch failed: %v", err)
 				}

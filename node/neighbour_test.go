@@ -62,7 +62,7 @@ channels:
 			// B's dispatches are measured; A's only load the node.
 			measure := func(i int) {
 				start := time.Now()
-				_, err := n.Dispatch(context.Background(), "prod", "b", request(fmt.Sprintf("b-%d", i)))
+				_, err := n.Dispatch(context.Background(), "prod", request("b", fmt.Sprintf("b-%d", i)))
 				if err != nil {
 					failed.Add(1)
 					return
@@ -74,7 +74,7 @@ channels:
 				lat = append(lat, time.Since(start))
 				mu.Unlock()
 			}
-			load := func(i int) { n.Dispatch(context.Background(), "prod", "a", request(fmt.Sprintf("a-%d", i))) }
+			load := func(i int) { n.Dispatch(context.Background(), "prod", request("a", fmt.Sprintf("a-%d", i))) }
 			var elapsed time.Duration
 			for b.Loop() {
 				start := time.Now()

@@ -151,10 +151,10 @@ func New(cfg *config.Config, opts Options) (*Node, error) {
 	return n, nil
 }
 
-// Dispatch sends req to a worker of the channel namespace/taskQueue and
-// returns its result (see engine.Dispatcher.Dispatch).
-func (n *Node) Dispatch(ctx context.Context, namespace, taskQueue string, req engine.ActivityRequest) (engine.ActivityResult, error) {
-	return n.disp.Dispatch(ctx, namespace, taskQueue, req)
+// Dispatch sends req to a worker of the channel namespace/req.TaskQueue
+// and returns its result (see engine.Dispatcher.Dispatch).
+func (n *Node) Dispatch(ctx context.Context, namespace string, req engine.ActivityRequest) (engine.ActivityResult, error) {
+	return n.disp.Dispatch(ctx, namespace, req)
 }
 
 // BacklogPolicy returns the backlog policy of channel in the config in

@@ -85,8 +85,8 @@ func start(t *testing.T, cfg *config.Config, rec engine.Recorder) *node.Node {
 	return n
 }
 
-func request(wf string) engine.ActivityRequest {
-	return engine.ActivityRequest{WorkflowID: wf, ActivityType: "send", Input: engine.Payload{ContentType: "text/plain", Data: []byte(wf)}}
+func request(queue, wf string) engine.ActivityRequest {
+	return engine.ActivityRequest{WorkflowID: wf, ActivityType: "send", TaskQueue: queue, Input: engine.Payload{ContentType: "text/plain", Data: []byte(wf)}}
 }
 
 // eventually polls cond until it holds; the deadline only guards a hang.
@@ -132,16 +132,16 @@ channels:
 	n := start(t, cfg, rec)
 	ctx := context.Background()
 
-	res, err := n.Dispatch(ctx, "prod", "echo", request("wf-1"))
+	res, err := n.Dispatch(ctx, "prod", request("echo", "wf-1"))
 	if err != nil || res.Status != engine.StatusCompleted || string(res.Output.Data) != "wf-1" {
 		t.Fatalf("echo: %+v, %v; want the input back", res, err)
 	}
-	res, err = n.Dispatch(ctx, "prod", "fail", request("wf-2"))
+	res, err = n.Dispatch(ctx, "prod", request("fail", "wf-2"))
 	if !errors.Is(err, engine.ErrActivityFailed) || res.Status != engine.StatusFailed || !strings.Contains(res.Error, "simulated failure") {
 		t.Fatalf("fail: %+v, %v; want a simulated failure", res, err)
 	}
 	// x1 takes it first, exits, and x2 gets it on the re-route.
-	res, err = n.Dispatch(ctx, "prod", "exit", request("wf-3"))
+	res, err = n.Dispatch(ctx, "prod", request("exit", "wf-3"))
 	if err != nil || res.Status != engine.StatusCompleted {
 		t.Fatalf("exit: %+v, %v; want completed after the re-route", res, err)
 	}
@@ -151,7 +151,7 @@ channels:
 		t.Fatalf("selections %+v: want x1 then x2 on attempt 2 with x1 excluded", sels)
 	}
 	// x1 stays gone: no restart_after.
-	_, err = n.Dispatch(ctx, "prod", "exit", request("wf-4"))
+	_, err = n.Dispatch(ctx, "prod", request("exit", "wf-4"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +187,7 @@ channels:
     workers: [{id: w1, behavior: {exit_rate: 1, restart_after: 1ms}}]
 `, nil)
 	n := start(t, cfg, nil)
-	_, err := n.Dispatch(context.Background(), "prod", "q", request("wf-1"))
+	_, err := n.Dispatch(context.Background(), "prod", request("q", "wf-1"))
 	if !errors.Is(err, engine.ErrNoWorkers) {
 		t.Fatalf("the only worker exited: %v, want NoWorkersAvailable", err)
 	}
@@ -196,7 +196,7 @@ channels:
 		t.Errorf("w1: %+v", w)
 	}
 	// Back in the pool: it is chosen again (and exits again).
-	_, err = n.Dispatch(context.Background(), "prod", "q", request("wf-2"))
+	_, err = n.Dispatch(context.Background(), "prod", request("q", "wf-2"))
 	if !errors.Is(err, engine.ErrNoWorkers) {
 		t.Fatalf("second dispatch: %v", err)
 	}
@@ -226,14 +226,14 @@ channels:
 	rec := &recorder{}
 	n := start(t, cfg1, rec)
 	ctx := context.Background()
-	if _, err := n.Dispatch(ctx, "prod", "keep", request("wf-1")); err != nil {
+	if _, err := n.Dispatch(ctx, "prod", request("keep", "wf-1")); err != nil {
 		t.Fatal(err)
 	}
 
 	// An activity in flight on the channel about to go.
 	inFlight := make(chan error, 1)
 	go func() {
-		res, err := n.Dispatch(ctx, "prod", "gone", request("wf-2"))
+		res, err := n.Dispatch(ctx, "prod", request("gone", "wf-2"))
 		if err == nil && res.Status != engine.StatusCompleted {
 			err = errors.New("not completed: " + res.Error)
 		}
@@ -254,13 +254,13 @@ channels:
 	if err := <-inFlight; err != nil {
 		t.Errorf("the activity in flight on a removed channel: %v; want it finished", err)
 	}
-	if _, err := n.Dispatch(ctx, "prod", "gone", request("wf-3")); !errors.Is(err, engine.ErrUnknownChannel) {
+	if _, err := n.Dispatch(ctx, "prod", request("gone", "wf-3")); !errors.Is(err, engine.ErrUnknownChannel) {
 		t.Errorf("dispatch to a removed channel: %v, want ErrUnknownChannel", err)
 	}
-	if res, err := n.Dispatch(ctx, "prod", "new", request("wf-4")); err != nil || res.Status != engine.StatusCompleted {
+	if res, err := n.Dispatch(ctx, "prod", request("new", "wf-4")); err != nil || res.Status != engine.StatusCompleted {
 		t.Errorf("dispatch to an added channel: %+v, %v", res, err)
 	}
-	if _, err := n.Dispatch(ctx, "prod", "keep", request("wf-5")); err != nil {
+	if _, err := n.Dispatch(ctx, "prod", request("keep", "wf-5")); err != nil {
 		t.Fatal(err)
 	}
 	sels := rec.selections()
@@ -282,7 +282,7 @@ channels:
 	if err := n.Apply(cfg3); err != nil {
 		t.Fatal(err)
 	}
-	_, err := n.Dispatch(ctx, "prod", "keep", request("wf-6"))
+	_, err := n.Dispatch(ctx, "prod", request("keep", "wf-6"))
 	if !errors.Is(err, engine.ErrRouting) {
 		t.Errorf("script names w2, which left: %v, want a routing error", err)
 	}
@@ -354,7 +354,7 @@ channels:
 	defer n.Close(context.Background())
 	const total = 20
 	for i := range total {
-		n.Dispatch(context.Background(), "prod", "email", request(fmt.Sprintf("wf-%d", i)))
+		n.Dispatch(context.Background(), "prod", request("email", fmt.Sprintf("wf-%d", i)))
 	}
 	s := n.Stats()
 	c := s.Counters
@@ -482,7 +482,7 @@ channels:
 		return engine.RouterVersion{}
 	}
 
-	_, err := n.Dispatch(context.Background(), "prod", "nil", request("wf-1"))
+	_, err := n.Dispatch(context.Background(), "prod", request("nil", "wf-1"))
 	var se *router.ScriptError
 	if !errors.Is(err, engine.ErrRouting) || !errors.As(err, &se) {
 		t.Fatalf("err = %v, want a routing error with a *router.ScriptError", err)
@@ -491,7 +491,7 @@ channels:
 		t.Errorf("script error at %s:%d, version %+v; want conf/nil.lua:3, version %+v", se.File, se.Line, se.Version, version("nil"))
 	}
 
-	_, err = n.Dispatch(context.Background(), "prod", "gone", request("wf-2"))
+	_, err = n.Dispatch(context.Background(), "prod", request("gone", "wf-2"))
 	var ce *router.CallError
 	if !errors.Is(err, router.ErrBadDecision) || !errors.As(err, &ce) {
 		t.Fatalf("err = %v, want a bad decision with a *router.CallError", err)

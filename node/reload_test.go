@@ -147,7 +147,7 @@ func TestSwapUnderLoad(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := 0; ctx.Err() == nil; i++ {
-				if _, err := rig.n.Dispatch(context.Background(), "prod", "email", request(fmt.Sprintf("wf-%d-%d", g, i))); err != nil {
+				if _, err := rig.n.Dispatch(context.Background(), "prod", request("email", fmt.Sprintf("wf-%d-%d", g, i))); err != nil {
 					failures <- err
 					return
 				}

@@ -101,7 +101,7 @@ func TestDuplicateIDDoesNotRunTwice(t *testing.T) {
 	if msg := wait(t, "the duplicate to register", logs.c); msg != "worker registered" {
 		t.Fatalf("duplicate logged %q", msg)
 	}
-	if _, err := e.d.Dispatch(t.Context(), ns, queue, request("wf-1")); err != nil {
+	if _, err := e.d.Dispatch(t.Context(), ns, request("wf-1")); err != nil {
 		t.Fatal(err)
 	}
 	if msg := wait(t, "the duplicate to ignore the request", logs.c); !strings.Contains(msg, "ignored a request") {
@@ -130,14 +130,14 @@ func TestOversizedOutputIsAnsweredFailed(t *testing.T) {
 		t.Fatalf("max output %d", limit)
 	}
 	size.Store(int64(limit))
-	res, err := e.d.Dispatch(t.Context(), ns, queue, request("wf-1"))
+	res, err := e.d.Dispatch(t.Context(), ns, request("wf-1"))
 	if err != nil || len(res.Output.Data) != limit {
 		t.Fatalf("an output of MaxOutput (%d) bytes: %d bytes, %v", limit, len(res.Output.Data), err)
 	}
 	for _, n := range []int{protocol.MaxBodySize + 1, 2 << 20} {
 		size.Store(int64(n))
 		ctx, cancel := context.WithTimeout(t.Context(), guard)
-		_, err := e.d.Dispatch(ctx, ns, queue, request("wf-2"))
+		_, err := e.d.Dispatch(ctx, ns, request("wf-2"))
 		cancel()
 		if !errors.Is(err, engine.ErrActivityFailed) || !strings.Contains(err.Error(), fmt.Sprintf("output of %d bytes exceeds the message limit", n)) {
 			t.Fatalf("an output of %d bytes: %v (stats %+v)", n, err, e.t.Stats())
@@ -210,7 +210,7 @@ func TestDrainingWorkerKeepsItsHeartbeat(t *testing.T) {
 	go func() { ran <- w.Run(context.Background()) }()
 	e.waitFor(t, "a", func() bool { return slices.Contains(e.live(t), "a") })
 	done := make(chan error, 1)
-	go func() { _, err := e.d.Dispatch(context.Background(), ns, queue, request("wf-1")); done <- err }()
+	go func() { _, err := e.d.Dispatch(context.Background(), ns, request("wf-1")); done <- err }()
 	wait(t, "the activity to start", started)
 	e.startWorker(t, worker.Options{ID: "b", Heartbeat: heartbeat}, slow)
 	w.Drain()
@@ -388,7 +388,7 @@ func TestReplacementWaitsForTheDrainingInstance(t *testing.T) {
 	old := e.runWorker(t, opts, slow)
 	e.waitFor(t, "a", func() bool { return slices.Contains(e.live(t), "a") })
 	done := make(chan error, 1)
-	go func() { _, err := e.d.Dispatch(context.Background(), ns, queue, request("wf-1")); done <- err }()
+	go func() { _, err := e.d.Dispatch(context.Background(), ns, request("wf-1")); done <- err }()
 	wait(t, "the activity to start", started)
 	old.Drain()
 	e.waitFor(t, "a to leave", func() bool { return !slices.Contains(e.live(t), "a") })

@@ -76,7 +76,7 @@ func TestReconnectedWorkerKeepsItsPlace(t *testing.T) {
 	if got := e.t.Members(channel); !slices.Equal(got, []string{"a", "b"}) {
 		t.Fatalf("members %v, want [a b]", got)
 	}
-	if _, err := e.d.Dispatch(t.Context(), ns, queue, request("wf-1")); err != nil {
+	if _, err := e.d.Dispatch(t.Context(), ns, request("wf-1")); err != nil {
 		t.Fatal(err)
 	}
 	if s := e.t.Stats(); s.Forgotten != 0 {
@@ -303,7 +303,7 @@ func TestDrainEndsWhenTheConnectionCloses(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		_, err := e.d.Dispatch(ctx, ns, queue, request("wf-1"))
+		_, err := e.d.Dispatch(ctx, ns, request("wf-1"))
 		done <- err
 	}()
 	select {

@@ -168,11 +168,11 @@ func TestDispatchThroughAWorker(t *testing.T) {
 	if len(ws) != 1 || ws[0].State.MaxInFlight != 2 || !ws[0].State.HasAffinity("eu") {
 		t.Fatalf("snapshot %+v", ws)
 	}
-	res, err := e.d.Dispatch(t.Context(), ns, queue, request("wf-1"))
+	res, err := e.d.Dispatch(t.Context(), ns, request("wf-1"))
 	if err != nil || string(res.Output.Data) != `{"n":1}` {
 		t.Fatalf("dispatch: %+v, %v", res, err)
 	}
-	_, err = e.d.Dispatch(t.Context(), ns, queue, engine.ActivityRequest{WorkflowID: "wf-2", ActivityType: "x"})
+	_, err = e.d.Dispatch(t.Context(), ns, engine.ActivityRequest{WorkflowID: "wf-2", ActivityType: "x", TaskQueue: queue})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +181,7 @@ func TestDispatchThroughAWorker(t *testing.T) {
 	}
 	e2 := newEnv(t, envOpts{})
 	e2.startWorker(t, worker.Options{ID: "w2"}, fail)
-	_, err = e2.d.Dispatch(t.Context(), ns, queue, request("wf-3"))
+	_, err = e2.d.Dispatch(t.Context(), ns, request("wf-3"))
 	if !errors.Is(err, engine.ErrActivityFailed) || !strings.Contains(err.Error(), "no such mailbox") {
 		t.Fatalf("failed activity: %v", err)
 	}
@@ -208,7 +208,7 @@ func TestExitIsTheDisconnectAdvisory(t *testing.T) {
 	}
 	done := make(chan out, 1)
 	go func() {
-		res, err := e.d.Dispatch(context.Background(), ns, queue, request("wf-1"))
+		res, err := e.d.Dispatch(context.Background(), ns, request("wf-1"))
 		done <- out{res, err}
 	}()
 	select {
@@ -253,7 +253,7 @@ func TestHeartbeatFallback(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		// Worker a is first and least loaded: it takes the activity.
-		_, err := e.d.Dispatch(context.Background(), ns, queue, request("wf-1"))
+		_, err := e.d.Dispatch(context.Background(), ns, request("wf-1"))
 		done <- err
 	}()
 	select {
@@ -295,7 +295,7 @@ func TestWorkerDrain(t *testing.T) {
 	e.waitFor(t, "worker d", func() bool { return slices.Contains(e.live(t), "d") })
 	done := make(chan error, 1)
 	go func() {
-		_, err := e.d.Dispatch(context.Background(), ns, queue, request("wf-1"))
+		_, err := e.d.Dispatch(context.Background(), ns, request("wf-1"))
 		done <- err
 	}()
 	<-started
@@ -404,7 +404,7 @@ func TestRejectedAckAndBadInput(t *testing.T) {
 
 	done := make(chan error, 1)
 	go func() {
-		res, err := e.d.Dispatch(context.Background(), ns, queue, request("wf-1"))
+		res, err := e.d.Dispatch(context.Background(), ns, request("wf-1"))
 		if err == nil && string(res.Output.Data) != "ok" {
 			err = errors.New("wrong result " + string(res.Output.Data))
 		}
@@ -454,7 +454,7 @@ func TestRejectedAckAndBadInput(t *testing.T) {
 	// answer, behind it in the same inbox, says when it was handled.
 	p.send(m2.Reply, resp)
 	go func() {
-		_, err := e.d.Dispatch(context.Background(), ns, queue, request("wf-2"))
+		_, err := e.d.Dispatch(context.Background(), ns, request("wf-2"))
 		done <- err
 	}()
 	m3, r3 := p.request()

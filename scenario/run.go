@@ -179,7 +179,7 @@ func (r *runner) begin(ctx context.Context, req Request, line int) (*pending, er
 	p := &pending{line: line, cancel: cancel, done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
-		p.res, p.err = r.d.Dispatch(actx, req.Channel.Namespace(), req.Channel.TaskQueue(), req.Request)
+		p.res, p.err = r.d.Dispatch(actx, req.Channel.Namespace(), req.Request)
 	}()
 	deadline := limit(ctx)
 	err := poll(ctx, func() (bool, error) {
@@ -607,7 +607,7 @@ func (r *runner) replay(ctx context.Context) error {
 		return err
 	}
 	for i, o := range r.done {
-		res, err := d.Dispatch(ctx, o.req.Channel.Namespace(), o.req.Channel.TaskQueue(), o.req.Request)
+		res, err := d.Dispatch(ctx, o.req.Channel.Namespace(), o.req.Request)
 		if !reflect.DeepEqual(res, o.res) || errText(err) != errText(o.err) {
 			return fmt.Errorf("request %d (workflow %s): replayed %+v, %v; live it was %+v, %v",
 				i+1, o.req.Request.WorkflowID, res, err, o.res, o.err)

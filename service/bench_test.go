@@ -184,7 +184,7 @@ func inprocessDoor(d *dispatchNode) func(string) func(int64) error {
 		return func(n int64) error {
 			req := engine.ActivityRequest{WorkflowID: "wf-" + strconv.FormatInt(n, 10), ActivityType: "echo", TaskQueue: queue,
 				Input: engine.Payload{ContentType: "application/json", Data: benchOutput}}
-			out, err := d.node.DispatchOutcome(context.Background(), "prod", queue, req)
+			out, err := d.node.DispatchOutcome(context.Background(), "prod", req)
 			if err != nil {
 				return err
 			}

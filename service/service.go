@@ -26,7 +26,7 @@ import (
 // Node is what the front door dispatches through and reports on
 // (a *node.Node).
 type Node interface {
-	DispatchOutcome(ctx context.Context, namespace, taskQueue string, req engine.ActivityRequest) (engine.Outcome, error)
+	DispatchOutcome(ctx context.Context, namespace string, req engine.ActivityRequest) (engine.Outcome, error)
 	Channels(ctx context.Context) []node.ChannelInfo
 	Channel(ctx context.Context, ch engine.ChannelName) (node.ChannelInfo, bool)
 	// Serves reports whether ch is configured: a dispatch to another
@@ -233,7 +233,7 @@ func (s *Service) dispatch(ctx context.Context, transport string, ch engine.Chan
 		ctx, cancelC = context.WithTimeoutCause(ctx, client, errClientTimeout{after: client})
 		defer cancelC()
 	}
-	out, err := s.node.DispatchOutcome(ctx, ch.Namespace(), ch.TaskQueue(), req)
+	out, err := s.node.DispatchOutcome(ctx, ch.Namespace(), req)
 	a := answerOf(out, err)
 	label := ch.Short()
 	if a.Kind == protocol.KindUnknownChannel {

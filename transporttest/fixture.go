@@ -79,9 +79,9 @@ type outcome struct {
 // must derive from, is cancelled).
 func (f *fixture) dispatch(ctx context.Context, req engine.ActivityRequest) <-chan outcome {
 	out := make(chan outcome, 1)
-	ns, queue := f.ch.Namespace(), f.ch.TaskQueue()
+	ns := f.ch.Namespace()
 	f.wg.Go(func() {
-		res, err := f.d.Dispatch(ctx, ns, queue, req)
+		res, err := f.d.Dispatch(ctx, ns, req)
 		out <- outcome{res, err}
 	})
 	return out

@@ -58,7 +58,7 @@ func Example() {
 	}()
 
 	// An activity waits in the backlog until the worker has registered.
-	res, err := d.Dispatch(ctx, "prod", "email", engine.ActivityRequest{WorkflowID: "wf-1", ActivityType: "shout",
+	res, err := d.Dispatch(ctx, "prod", engine.ActivityRequest{WorkflowID: "wf-1", ActivityType: "shout", TaskQueue: "email",
 		Input: engine.Payload{ContentType: "text/plain", Data: []byte("hello")}})
 	fmt.Println(string(res.Output.Data), err)
 

@@ -47,7 +47,7 @@ func writeJournal(t *testing.T) string {
 		t.Fatal(err)
 	}
 	for i, in := range []string{"a", "bad", "crash"} {
-		d.Dispatch(context.Background(), "prod", "email", engine.ActivityRequest{WorkflowID: "wf-" + in, ActivityType: "send",
+		d.Dispatch(context.Background(), "prod", engine.ActivityRequest{WorkflowID: "wf-" + in, ActivityType: "send",
 			TaskQueue: "email", Input: engine.Payload{Data: []byte(in)}, StartToClose: time.Duration(i+1) * time.Second})
 	}
 	if err := w.Close(); err != nil {

@@ -574,7 +574,7 @@ func (r *runner) feed(ctx context.Context, n *node.Node, cfg *config.Config, in 
 // simulation and only counted; other errors (no worker, timeouts, routing
 // errors, unknown channels) are also printed, the first few of them.
 func (r *runner) dispatch(ctx context.Context, n *node.Node, a activity, inName string) {
-	_, err := n.Dispatch(ctx, a.channel.Namespace(), a.channel.TaskQueue(), a.req)
+	_, err := n.Dispatch(ctx, a.channel.Namespace(), a.req)
 	if err == nil || errors.Is(err, engine.ErrActivityFailed) {
 		return
 	}

@@ -45,7 +45,7 @@ func TestWorkerDrainsOnSIGTERM(t *testing.T) {
 	req := engine.ActivityRequest{WorkflowID: "wf-1", ActivityType: "echo", TaskQueue: "drain",
 		Input: engine.Payload{ContentType: "text/plain", Data: []byte("finished after SIGTERM")}}
 	go func() {
-		res, err := d.Dispatch(ctx, "prod", "drain", req)
+		res, err := d.Dispatch(ctx, "prod", req)
 		done <- outcome{res, err}
 	}()
 

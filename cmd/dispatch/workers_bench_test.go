@@ -106,7 +106,7 @@ func benchRoundTrips(b *testing.B, d *engine.Dispatcher) {
 				wg.Go(func() {
 					for next.Add(1) <= int64(b.N) {
 						t0 := time.Now()
-						_, err := d.Dispatch(context.Background(), "prod", "bench", benchRequest)
+						_, err := d.Dispatch(context.Background(), "prod", benchRequest)
 						lat[g] = append(lat[g], time.Since(t0))
 						if err != nil {
 							failed.Add(1)
@@ -291,7 +291,7 @@ func (k *killSamples) measure(b *testing.B, d *engine.Dispatcher, clock *sendClo
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		_, err := d.Dispatch(ctx, "prod", "bench", benchRequest)
+		_, err := d.Dispatch(ctx, "prod", benchRequest)
 		done <- err
 	}()
 	first := <-clock.sent // to the victim; the guard's ctx bounds it

@@ -101,7 +101,7 @@ func testWorkersKill9(t *testing.T, o rigOpts) {
 				if i >= e2eActivities {
 					return
 				}
-				res, err := d.Dispatch(ctx, "prod", "e2e", e2eRequest(i))
+				res, err := d.Dispatch(ctx, "prod", e2eRequest(i))
 				out[i] = outcome{res, err}
 				if err == nil {
 					completed.Add(1)

@@ -171,7 +171,7 @@ func (g *generator) dispatch(s *slot) error {
 	}
 	g.rec.ops = nil
 	// The outcome is in the journal; a failed dispatch is part of the story.
-	_, _ = g.d.Dispatch(context.Background(), ch.name.Namespace(), ch.name.TaskQueue(), req)
+	_, _ = g.d.Dispatch(context.Background(), ch.name.Namespace(), req)
 	if len(g.rec.ops) == 0 {
 		return errors.New("gen: a dispatch recorded nothing")
 	}
