@@ -507,7 +507,7 @@ func TestBacklogReroutedBlockNoOne(t *testing.T) {
 		best, free := "", 0
 		for _, w := range in.Candidates {
 			if f := w.State.MaxInFlight - w.State.InFlight; f > free {
-				best, free = w.ID, f
+				best, free = w.ID(), f
 			}
 		}
 		return best
@@ -593,7 +593,7 @@ func (s *snapshotsOnly) Workers(ctx context.Context, ch engine.ChannelName, req 
 	ws, err := s.pool.Workers(ctx, ch, req)
 	if id := s.watch.Load(); id != nil {
 		for _, w := range ws {
-			if w.ID == *id {
+			if w.ID() == *id {
 				s.watch.Store(nil)
 				close(s.shown)
 			}

@@ -140,7 +140,7 @@ func BenchmarkDispatchEngineOnly(b *testing.B) {
 	var ws []engine.Worker
 	for i := range 4 {
 		id := fmt.Sprintf("w%d", i+1)
-		ws = append(ws, engine.Worker{ID: id, State: engine.ConsumerStateView{ID: id, MaxInFlight: 4}})
+		ws = append(ws, engine.Worker{State: engine.ConsumerStateView{ID: id, MaxInFlight: 4}})
 	}
 	p := &inline{workers: ws}
 	for _, tc := range []struct {

@@ -249,7 +249,7 @@ func (c *call) run(ctx context.Context) (ActivityResult, error) {
 			return ActivityResult{}, err
 		}
 		w := p.worker
-		if err := c.record(ctx, Operation{Kind: OpWorkerSelected, WorkerID: w.ID, State: StateStarted,
+		if err := c.record(ctx, Operation{Kind: OpWorkerSelected, WorkerID: w.ID(), State: StateStarted,
 			Attempt: c.attempt, Router: p.version, Candidates: p.seen, Excluded: slices.Clip(excluded),
 			Waited: p.waited}); err != nil {
 			return ActivityResult{}, err
@@ -265,16 +265,16 @@ func (c *call) run(ctx context.Context) (ActivityResult, error) {
 			}
 			return ActivityResult{}, fmt.Errorf("send: %w", err)
 		}
-		if err := c.record(ctx, Operation{Kind: OpMessageSent, WorkerID: w.ID, Attempt: c.attempt}); err != nil {
+		if err := c.record(ctx, Operation{Kind: OpMessageSent, WorkerID: w.ID(), Attempt: c.attempt}); err != nil {
 			return ActivityResult{}, err
 		}
 		ev, err := c.receive(ctx)
 		if err != nil {
 			return ActivityResult{}, err
 		}
-		if (ev.WorkerID != "" && ev.WorkerID != w.ID) || (ev.Attempt != 0 && ev.Attempt != c.attempt) {
+		if (ev.WorkerID != "" && ev.WorkerID != w.ID()) || (ev.Attempt != 0 && ev.Attempt != c.attempt) {
 			return ActivityResult{}, fmt.Errorf("receive: an event of worker %s, attempt %d, during attempt %d with worker %s",
-				ev.WorkerID, ev.Attempt, c.attempt, w.ID)
+				ev.WorkerID, ev.Attempt, c.attempt, w.ID())
 		}
 		switch ev.Kind {
 		case EventResponse:
@@ -284,11 +284,11 @@ func (c *call) run(ctx context.Context) (ActivityResult, error) {
 			if msg == "" {
 				msg = "worker exited"
 			}
-			if err := c.record(ctx, Operation{Kind: OpWorkerExited, WorkerID: w.ID, State: StateFailed(true),
+			if err := c.record(ctx, Operation{Kind: OpWorkerExited, WorkerID: w.ID(), State: StateFailed(true),
 				Message: msg, Attempt: c.attempt}); err != nil {
 				return ActivityResult{}, err
 			}
-			excluded = append(excluded, w.ID)
+			excluded = append(excluded, w.ID())
 		default:
 			return ActivityResult{}, fmt.Errorf("receive: unknown event kind %d", ev.Kind)
 		}
@@ -461,7 +461,7 @@ func choseNone(v RouterVersion, cands []Worker) error {
 func listIDs(ws []Worker) string {
 	ids := make([]string, 0, min(len(ws), maxListedIDs))
 	for _, w := range ws[:min(len(ws), maxListedIDs)] {
-		ids = append(ids, w.ID)
+		ids = append(ids, w.ID())
 	}
 	list := strings.Join(ids, ", ")
 	if more := len(ws) - len(ids); more > 0 {
@@ -483,7 +483,7 @@ func withoutExcluded(ws []Worker, excluded []string) []Worker {
 	}
 	out := make([]Worker, 0, len(ws))
 	for _, w := range ws {
-		if !slices.Contains(excluded, w.ID) {
+		if !slices.Contains(excluded, w.ID()) {
 			out = append(out, w)
 		}
 	}
@@ -492,7 +492,7 @@ func withoutExcluded(ws []Worker, excluded []string) []Worker {
 
 func findWorker(ws []Worker, id string) (Worker, bool) {
 	for _, w := range ws {
-		if w.ID == id {
+		if w.ID() == id {
 			return w, true
 		}
 	}
@@ -510,7 +510,7 @@ func views(ws []Worker) []ConsumerStateView {
 func workerIDs(ws []Worker) string {
 	ids := make([]string, len(ws))
 	for i, w := range ws {
-		ids[i] = w.ID
+		ids[i] = w.ID()
 	}
 	return strings.Join(ids, ", ")
 }

@@ -261,7 +261,7 @@ func TestRouterSeesMembershipOfTheMoment(t *testing.T) {
 	for _, s := range r.router.selections() {
 		var ids []string
 		for _, c := range s.Candidates {
-			ids = append(ids, c.ID)
+			ids = append(ids, c.ID())
 		}
 		got = append(got, ids)
 	}

@@ -43,7 +43,7 @@ type rejectingConv struct {
 }
 
 func (c *rejectingConv) Link(ctx context.Context, w engine.Worker) error {
-	c.w = w.ID
+	c.w = w.ID()
 	return c.inner.Link(ctx, w)
 }
 

@@ -25,7 +25,7 @@ func (p *scriptedPool) Workers(context.Context, engine.ChannelName, engine.Activ
 	p.calls++
 	ws := make([]engine.Worker, len(ids))
 	for i, id := range ids {
-		ws[i] = engine.Worker{ID: id, State: engine.ConsumerStateView{ID: id, MaxInFlight: 1}}
+		ws[i] = engine.Worker{State: engine.ConsumerStateView{ID: id, MaxInFlight: 1}}
 	}
 	return ws, nil
 }
@@ -41,7 +41,7 @@ func (exitingConversations) Open(context.Context, string, engine.ChannelName, st
 type exitingConversation struct{ worker string }
 
 func (c *exitingConversation) Link(_ context.Context, w engine.Worker) error {
-	c.worker = w.ID
+	c.worker = w.ID()
 	return nil
 }
 func (c *exitingConversation) Send(context.Context, engine.DispatchRequest) error { return nil }
@@ -61,7 +61,7 @@ func (r firstRouter) Select(_ context.Context, in engine.Selection) (engine.Deci
 	if in.Attempt > r.upTo {
 		return engine.Decision{Version: r.version}, nil
 	}
-	return engine.Decision{WorkerID: in.Candidates[0].ID, Version: r.version}, nil
+	return engine.Decision{WorkerID: in.Candidates[0].ID(), Version: r.version}, nil
 }
 
 // TestNoWorkersSaysWhatHappened checks that NoWorkersAvailable tells an

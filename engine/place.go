@@ -104,7 +104,7 @@ func (c *call) try(ctx context.Context, excluded []string) (p placement, why *no
 	if err != nil { // the router chose none, or a full worker
 		return placement{}, &notNow{err: err, declined: true}, nil
 	}
-	c.worker = w.ID
+	c.worker = w.ID()
 	if err := c.conv.Link(ctx, w); err != nil {
 		c.worker = ""
 		if errors.Is(err, ErrWorkerFull) { // its last slot went to another activity meanwhile
@@ -204,7 +204,7 @@ func waitReason(err error) string {
 func allFull(cands []Worker) error {
 	if len(cands) == 1 {
 		w := cands[0]
-		return fmt.Errorf("%w: no free slot: the 1 candidate is full (%s, %d of %d)", ErrNoWorkers, w.ID, w.State.InFlight, w.State.MaxInFlight)
+		return fmt.Errorf("%w: no free slot: the 1 candidate is full (%s, %d of %d)", ErrNoWorkers, w.ID(), w.State.InFlight, w.State.MaxInFlight)
 	}
 	return fmt.Errorf("%w: no free slot: all %d candidates are full (%s)", ErrNoWorkers, len(cands), listIDs(cands))
 }
@@ -234,7 +234,7 @@ func (c *call) saw(snapshot []Worker) {
 		if c.seen == nil {
 			c.seen = map[string]bool{}
 		}
-		c.seen[w.ID] = true
+		c.seen[w.ID()] = true
 	}
 }
 
@@ -245,7 +245,7 @@ func (c *call) members() map[string]bool {
 		set[id] = true
 	}
 	for _, w := range c.first {
-		set[w.ID] = true
+		set[w.ID()] = true
 	}
 	return set
 }

@@ -34,7 +34,7 @@ func WorkersOf(views []ConsumerStateView) []Worker {
 	}
 	out := make([]Worker, len(views))
 	for i, v := range views {
-		out[i] = Worker{ID: v.ID, State: v}
+		out[i] = Worker{State: v}
 	}
 	return out
 }
@@ -65,5 +65,5 @@ func CheckDecision(cands []Worker, dec Decision) (Worker, error) {
 // slot.
 func choseFull(v RouterVersion, w Worker) error {
 	return fmt.Errorf("%w: %s %s chose worker %s, which is full (%d of %d slots in flight)",
-		ErrNoWorkers, routerWord(v), versionText(v), w.ID, w.State.InFlight, w.State.MaxInFlight)
+		ErrNoWorkers, routerWord(v), versionText(v), w.ID(), w.State.InFlight, w.State.MaxInFlight)
 }

@@ -9,7 +9,7 @@ import (
 )
 
 func worker(id string, inFlight, max int) engine.Worker {
-	return engine.Worker{ID: id, State: engine.ConsumerStateView{ID: id, InFlight: inFlight, MaxInFlight: max}}
+	return engine.Worker{State: engine.ConsumerStateView{ID: id, InFlight: inFlight, MaxInFlight: max}}
 }
 
 func TestNewSelection(t *testing.T) {
@@ -78,8 +78,8 @@ func TestWorkersOf(t *testing.T) {
 		{"empty", []engine.ConsumerStateView{}, nil},
 		{"two", []engine.ConsumerStateView{{ID: "a", InFlight: 1, MaxInFlight: 2, Tags: []string{"eu"}}, {ID: "b", MaxInFlight: 1}},
 			[]engine.Worker{
-				{ID: "a", State: engine.ConsumerStateView{ID: "a", InFlight: 1, MaxInFlight: 2, Tags: []string{"eu"}}},
-				{ID: "b", State: engine.ConsumerStateView{ID: "b", MaxInFlight: 1}},
+				{State: engine.ConsumerStateView{ID: "a", InFlight: 1, MaxInFlight: 2, Tags: []string{"eu"}}},
+				{State: engine.ConsumerStateView{ID: "b", MaxInFlight: 1}},
 			}},
 	}
 	for _, tt := range tests {

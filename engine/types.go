@@ -104,13 +104,16 @@ func (v ConsumerStateView) HasAffinity(tag string) bool { return slices.Contains
 
 // Worker is a worker visible to one routing decision.
 type Worker struct {
-	// ID is the stable identity routers choose and the journal records.
-	ID string
 	// Participant is the transport's handle on the worker process. The engine
 	// never looks inside; it hands it from the [WorkerPool] snapshot to
 	// [Conversation.Link], so a conversation links the exact process the
 	// router saw even if the pool has changed since.
 	Participant any
-	// State is the load and tags the router sees.
+	// State is the load and tags the router sees, and the worker's
+	// identity: State.ID.
 	State ConsumerStateView
 }
+
+// ID returns the worker's stable identity, which routers choose and the
+// journal records: State.ID, its one source.
+func (w Worker) ID() string { return w.State.ID }

@@ -95,7 +95,7 @@ func TestMemoryDoesNotGrowWithTheJournal(t *testing.T) {
 		}},
 		{"what-if", func(r io.Reader) error {
 			jr := journal.NewReader(r)
-			last := router.NewNative("last", func(in engine.Selection) string { return in.Candidates[len(in.Candidates)-1].ID })
+			last := router.NewNative("last", func(in engine.Selection) string { return in.Candidates[len(in.Candidates)-1].ID() })
 			rep := journal.WhatIf(context.Background(), jr.All(), ch, last, journal.WhatIfOptions{Keep: 5})
 			if jr.Err() == nil && rep.Decisions == 0 {
 				return fmt.Errorf("what-if: %+v", rep)

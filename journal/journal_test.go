@@ -535,7 +535,7 @@ func TestWhatIf(t *testing.T) {
 	if rep := journal.WhatIf(context.Background(), ops(), channel(t), same, journal.WhatIfOptions{Keep: 5}); rep.Decisions != 3 || rep.Changed != 0 {
 		t.Errorf("the same policy: %+v", rep)
 	}
-	last := router.NewNative("last", func(in engine.Selection) string { return in.Candidates[len(in.Candidates)-1].ID })
+	last := router.NewNative("last", func(in engine.Selection) string { return in.Candidates[len(in.Candidates)-1].ID() })
 	rep := journal.WhatIf(context.Background(), ops(), channel(t), last, journal.WhatIfOptions{Keep: 2})
 	if rep.Decisions != 3 || rep.Changed != 3 || len(rep.Examples) != 2 {
 		t.Fatalf("another policy: %+v", rep)

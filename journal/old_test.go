@@ -93,7 +93,7 @@ func describeJournal(t *testing.T, title string, raw []byte) string {
 		in := dec.Selection
 		ids := make([]string, len(in.Candidates))
 		for i, c := range in.Candidates {
-			ids[i] = fmt.Sprintf("%s(%d/%d+%d)", c.ID, c.State.InFlight, c.State.MaxInFlight, c.State.BufferDepth)
+			ids[i] = fmt.Sprintf("%s(%d/%d+%d)", c.ID(), c.State.InFlight, c.State.MaxInFlight, c.State.BufferDepth)
 		}
 		fmt.Fprintf(&b, "decision: line %d %s %s attempt %d on %s (%s): chose %s of %s, excluded %v\n", dec.Line,
 			in.ConversationID, in.WorkflowID, in.Attempt, in.Channel.Short(), in.Request.ActivityType, dec.Chosen,

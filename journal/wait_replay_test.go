@@ -112,7 +112,7 @@ func TestReplayWaits(t *testing.T) {
 	if want := []int{3, 8, 12, 26}; !slices.Equal(decided, want) {
 		t.Errorf("decisions at lines %v, want %v", decided, want)
 	}
-	last := router.NewNative("last", func(in engine.Selection) string { return in.Candidates[len(in.Candidates)-1].ID })
+	last := router.NewNative("last", func(in engine.Selection) string { return in.Candidates[len(in.Candidates)-1].ID() })
 	wi := journal.WhatIf(context.Background(), journal.NewReader(bytes.NewReader(raw)).All(), channel(t), last, journal.WhatIfOptions{Keep: 5})
 	if wi.Decisions != 4 || wi.Changed != 3 || wi.Errors != 0 {
 		t.Errorf("what-if: %+v, want 4 decisions, 3 changed", wi)

@@ -77,7 +77,7 @@ func TestEveryPathFreesTheSlotOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, sw := range snapshot(t, p, ch) {
-			if sw.ID == id {
+			if sw.ID() == id {
 				return w, sw
 			}
 		}

@@ -35,7 +35,7 @@ func (c *conversation) Link(_ context.Context, w engine.Worker) error {
 	}
 	lw, ok := w.Participant.(*Worker)
 	if !ok || lw == nil {
-		return fmt.Errorf("worker %s is not an in-process worker (participant %T)", w.ID, w.Participant)
+		return fmt.Errorf("worker %s is not an in-process worker (participant %T)", w.ID(), w.Participant)
 	}
 	c.end()
 	c.unlink()

@@ -113,7 +113,7 @@ func TestSnapshotCountsSlots(t *testing.T) {
 		t.Fatal(err)
 	}
 	ws := snapshot(t, p, ch)
-	if len(ws) != 1 || ws[0].ID != "w1" || ws[0].Participant != w {
+	if len(ws) != 1 || ws[0].ID() != "w1" || ws[0].Participant != w {
 		t.Fatalf("snapshot = %+v", ws)
 	}
 	want := engine.ConsumerStateView{ID: "w1", MaxInFlight: 2, Tags: []string{"eu"}}
@@ -306,7 +306,7 @@ func TestMembership(t *testing.T) {
 	ids := func() []string {
 		var out []string
 		for _, w := range snapshot(t, p, ch) {
-			out = append(out, w.ID)
+			out = append(out, w.ID())
 		}
 		return out
 	}
@@ -381,7 +381,7 @@ func TestAddAndRemoveManyChannels(t *testing.T) {
 		}
 		var out []string
 		for _, w := range ws {
-			out = append(out, w.ID)
+			out = append(out, w.ID())
 		}
 		return "[" + strings.Join(out, ",") + "]"
 	}
@@ -405,7 +405,7 @@ func TestAddAndRemoveManyChannels(t *testing.T) {
 	if got := ids(b); got != "[]" {
 		t.Errorf("b after removing a and c: %s", got)
 	}
-	if len(before) != 1 || before[0].ID != "w1" {
+	if len(before) != 1 || before[0].ID() != "w1" {
 		t.Errorf("a snapshot taken before the removal changed: %+v", before)
 	}
 	if p.RemoveChannels() != nil || p.RemoveChannels(a) != nil {
@@ -435,7 +435,7 @@ func TestConfigErrors(t *testing.T) {
 		t.Errorf("zero channel: %v", err)
 	}
 	c, _ := p.Open(context.Background(), "wf", ch, "c1")
-	if err := c.Link(context.Background(), engine.Worker{ID: "remote", Participant: "nats-conn"}); err == nil || !strings.Contains(err.Error(), "not an in-process worker") {
+	if err := c.Link(context.Background(), engine.Worker{Participant: "nats-conn"}); err == nil || !strings.Contains(err.Error(), "not an in-process worker") {
 		t.Errorf("link foreign participant: %v", err)
 	}
 	if err := c.Send(context.Background(), engine.DispatchRequest{}); err == nil {

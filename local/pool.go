@@ -223,7 +223,7 @@ func (p *Pool) Workers(_ context.Context, channel engine.ChannelName, _ engine.A
 		if w.ctx.Err() != nil {
 			continue
 		}
-		out = append(out, engine.Worker{ID: w.id, Participant: w, State: w.State()})
+		out = append(out, engine.Worker{Participant: w, State: w.State()})
 	}
 	return out, nil
 }

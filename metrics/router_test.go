@@ -40,8 +40,8 @@ func selection(t testing.TB, ch engine.ChannelName) engine.Selection {
 	t.Helper()
 	return engine.Selection{WorkflowID: "wf-1", Channel: ch, ConversationID: "c1", Attempt: 1,
 		Candidates: []engine.Worker{
-			{ID: "w1", State: engine.ConsumerStateView{ID: "w1", InFlight: 1, MaxInFlight: 2}},
-			{ID: "w2", State: engine.ConsumerStateView{ID: "w2", MaxInFlight: 2}},
+			{State: engine.ConsumerStateView{ID: "w1", InFlight: 1, MaxInFlight: 2}},
+			{State: engine.ConsumerStateView{ID: "w2", MaxInFlight: 2}},
 		}}
 }
 

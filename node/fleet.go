@@ -64,8 +64,8 @@ func (f *fleet) Workers(ctx context.Context, ch engine.ChannelName, req engine.A
 	for _, r := range rs {
 		// An id is one worker: a remote worker with a simulated one's id
 		// on the same channel is not offered (said once).
-		if slices.ContainsFunc(ws, func(w engine.Worker) bool { return w.ID == r.ID }) {
-			f.shadowed(ch, r.ID)
+		if slices.ContainsFunc(ws, func(w engine.Worker) bool { return w.ID() == r.ID() }) {
+			f.shadowed(ch, r.ID())
 			continue
 		}
 		ws = append(ws, r)

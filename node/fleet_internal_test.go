@@ -49,7 +49,7 @@ func TestFleetOffersOneWorkerPerID(t *testing.T) {
 	}
 	var ids []string
 	for _, w := range ws {
-		ids = append(ids, w.ID)
+		ids = append(ids, w.ID())
 	}
 	if !slices.Equal(ids, []string{"w", "r"}) || ws[0].Participant != any(simW) {
 		t.Errorf("offered %v (w the simulated one: %v), want the simulated w, then the remote r", ids, ws[0].Participant == any(simW))

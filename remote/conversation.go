@@ -68,7 +68,7 @@ type attempt struct {
 func (c *conversation) Link(_ context.Context, ew engine.Worker) error {
 	w, ok := ew.Participant.(*rworker)
 	if !ok || w == nil {
-		return fmt.Errorf("conversation %s: worker %s is not a remote worker (participant %T)", c.id, ew.ID, ew.Participant)
+		return fmt.Errorf("conversation %s: worker %s is not a remote worker (participant %T)", c.id, ew.ID(), ew.Participant)
 	}
 	t := c.t
 	t.mu.Lock()

@@ -116,7 +116,7 @@ func (e *env) live(t *testing.T) []string {
 	}
 	ids := make([]string, len(ws))
 	for i, w := range ws {
-		ids[i] = w.ID
+		ids[i] = w.ID()
 	}
 	return ids
 }

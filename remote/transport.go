@@ -443,7 +443,7 @@ func (t *Transport) Workers(_ context.Context, ch engine.ChannelName, _ engine.A
 			if away {
 				v.InFlight = max(v.InFlight, v.MaxInFlight)
 			}
-			out = append(out, engine.Worker{ID: w.id, Participant: w, State: v})
+			out = append(out, engine.Worker{Participant: w, State: v})
 		}
 	}
 	return out, nil

@@ -72,7 +72,7 @@ func nativeAffinity(in engine.Selection) string {
 	if best < 0 {
 		return ""
 	}
-	return in.Candidates[best].ID
+	return in.Candidates[best].ID()
 }
 
 func benchSelection(b *testing.B, n int) engine.Selection {

@@ -26,9 +26,9 @@ end`)
 	d, err := script.Select(context.Background(), engine.Selection{
 		WorkflowID: "wf-1", Channel: ch, ConversationID: "c1", Attempt: 1,
 		Candidates: []engine.Worker{
-			{ID: "cpu-1", State: engine.ConsumerStateView{ID: "cpu-1", MaxInFlight: 4}},
-			{ID: "gpu-1", State: engine.ConsumerStateView{ID: "gpu-1", InFlight: 3, MaxInFlight: 4, Tags: []string{"gpu"}}},
-			{ID: "gpu-2", State: engine.ConsumerStateView{ID: "gpu-2", InFlight: 1, MaxInFlight: 4, Tags: []string{"gpu"}}},
+			{State: engine.ConsumerStateView{ID: "cpu-1", MaxInFlight: 4}},
+			{State: engine.ConsumerStateView{ID: "gpu-1", InFlight: 3, MaxInFlight: 4, Tags: []string{"gpu"}}},
+			{State: engine.ConsumerStateView{ID: "gpu-2", InFlight: 1, MaxInFlight: 4, Tags: []string{"gpu"}}},
 		},
 	})
 	fmt.Println(d.WorkerID, d.Version.Lang, d.Version.Source, err)

@@ -132,7 +132,7 @@ func Gate(ctx context.Context, r engine.Router, samples []Sample, synthetic bool
 func Decide(ctx context.Context, r engine.Router, sel engine.Selection) (string, error) {
 	sel.Candidates = slices.Clone(sel.Candidates) // a script must not see another's edits
 	d, err := r.Select(ctx, sel)
-	if err == nil && d.WorkerID != "" && !slices.ContainsFunc(sel.Candidates, func(w engine.Worker) bool { return w.ID == d.WorkerID }) {
+	if err == nil && d.WorkerID != "" && !slices.ContainsFunc(sel.Candidates, func(w engine.Worker) bool { return w.ID() == d.WorkerID }) {
 		err = fmt.Errorf("returned %q, which is not a candidate: %w", d.WorkerID, ErrBadDecision)
 	}
 	if err != nil {
@@ -159,7 +159,7 @@ func SyntheticSamples(channel engine.ChannelName, workers []engine.ConsumerState
 		out := make([]engine.Worker, len(workers))
 		for i, v := range workers {
 			v.InFlight = fill(max(v.MaxInFlight, 1))
-			out[i] = engine.Worker{ID: v.ID, State: v}
+			out[i] = engine.Worker{State: v}
 		}
 		return out
 	}
@@ -194,7 +194,7 @@ const maxExclusionSamples = 16
 func describeCandidates(ws []engine.Worker) string {
 	parts := make([]string, len(ws))
 	for i, w := range ws {
-		parts[i] = fmt.Sprintf("%s %d/%d", w.ID, w.State.InFlight, w.State.MaxInFlight)
+		parts[i] = fmt.Sprintf("%s %d/%d", w.ID(), w.State.InFlight, w.State.MaxInFlight)
 	}
 	return strings.Join(parts, ", ")
 }

@@ -85,8 +85,8 @@ end`), router.KeepRecent(size))
 		}
 	}
 	// What Recent returns is a copy.
-	got[0].Selection.Candidates[0].ID = "changed"
-	if slot.Recent()[0].Selection.Candidates[0].ID != "w1" {
+	got[0].Selection.Candidates[0].State.ID = "changed"
+	if slot.Recent()[0].Selection.Candidates[0].State.ID != "w1" {
 		t.Error("Recent returned the ring's own candidates")
 	}
 
@@ -139,8 +139,8 @@ func TestSlotRingUnderConcurrentDecisions(t *testing.T) {
 	for range 50 {
 		for _, s := range slot.Recent() {
 			c := s.Selection.Candidates
-			if len(c) != 2 || s.Chosen != c[1].ID || c[0].State.Tags[0] != "t" ||
-				s.Selection.WorkflowID != fmt.Sprintf("wf-%s-%d", strings.TrimPrefix(c[1].ID, "g"), c[1].State.InFlight) {
+			if len(c) != 2 || s.Chosen != c[1].ID() || c[0].State.Tags[0] != "t" ||
+				s.Selection.WorkflowID != fmt.Sprintf("wf-%s-%d", strings.TrimPrefix(c[1].ID(), "g"), c[1].State.InFlight) {
 				t.Fatalf("a torn decision: %+v", s)
 			}
 		}
@@ -207,7 +207,7 @@ func TestSyntheticSamples(t *testing.T) {
 	for _, s := range samples {
 		var cands []string
 		for _, c := range s.Selection.Candidates {
-			cands = append(cands, fmt.Sprintf("%s %d/%d", c.ID, c.State.InFlight, c.State.MaxInFlight))
+			cands = append(cands, fmt.Sprintf("%s %d/%d", c.ID(), c.State.InFlight, c.State.MaxInFlight))
 		}
 		got = append(got, fmt.Sprintf("attempt %d [%s] excluded %v", s.Selection.Attempt, strings.Join(cands, ", "), s.Selection.Excluded))
 	}
@@ -235,7 +235,7 @@ func TestSyntheticSamples(t *testing.T) {
 			t.Errorf("err = %v, want it on the synthetic decision that excludes a", err)
 		}
 	}
-	if got := router.SyntheticSamples(ch, nil); len(got) != 6 || got[0].Selection.Candidates[2].ID != "w3" {
+	if got := router.SyntheticSamples(ch, nil); len(got) != 6 || got[0].Selection.Candidates[2].ID() != "w3" {
 		t.Errorf("with no workers: %d samples", len(got))
 	}
 }

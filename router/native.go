@@ -46,7 +46,7 @@ func LeastLoaded(in engine.Selection) string {
 	best := -1
 	for i := range in.Candidates {
 		c := &in.Candidates[i]
-		if slices.Contains(in.Excluded, c.ID) {
+		if slices.Contains(in.Excluded, c.ID()) {
 			continue
 		}
 		if best < 0 || pick.LessLoaded(c.State, in.Candidates[best].State) {
@@ -56,5 +56,5 @@ func LeastLoaded(in engine.Selection) string {
 	if best < 0 {
 		return ""
 	}
-	return in.Candidates[best].ID
+	return in.Candidates[best].ID()
 }

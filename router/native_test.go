@@ -10,7 +10,7 @@ import (
 )
 
 func cand(id string, inFlight, maxInFlight, buffer int) engine.Worker {
-	return engine.Worker{ID: id, State: engine.ConsumerStateView{ID: id, InFlight: inFlight, MaxInFlight: maxInFlight, BufferDepth: buffer}}
+	return engine.Worker{State: engine.ConsumerStateView{ID: id, InFlight: inFlight, MaxInFlight: maxInFlight, BufferDepth: buffer}}
 }
 
 func TestLeastLoaded(t *testing.T) {

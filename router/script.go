@@ -87,7 +87,7 @@ func (s *Script) Select(ctx context.Context, in engine.Selection) (engine.Decisi
 	if res.None {
 		return engine.Decision{Version: s.version}, nil
 	}
-	if !slices.ContainsFunc(in.Candidates, func(w engine.Worker) bool { return w.ID == res.ID }) {
+	if !slices.ContainsFunc(in.Candidates, func(w engine.Worker) bool { return w.ID() == res.ID }) {
 		why := "which is not a candidate"
 		if slices.Contains(in.Excluded, res.ID) {
 			why = "which is excluded"
@@ -215,7 +215,7 @@ func (s *Script) wrap(err error) error {
 func (s *Script) badDecision(got string, in engine.Selection) error {
 	ids := make([]string, len(in.Candidates))
 	for i, w := range in.Candidates {
-		ids[i] = w.ID
+		ids[i] = w.ID()
 	}
 	return &CallError{Version: s.version, Returned: fmt.Sprintf("%s; candidates: [%s]", got, strings.Join(ids, ", ")), Err: ErrBadDecision}
 }

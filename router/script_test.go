@@ -21,7 +21,7 @@ func channel(t testing.TB) engine.ChannelName {
 }
 
 func worker(id string, inFlight, maxInFlight, buffer int, tags ...string) engine.Worker {
-	return engine.Worker{ID: id, State: engine.ConsumerStateView{ID: id, InFlight: inFlight, MaxInFlight: maxInFlight, BufferDepth: buffer, Tags: tags}}
+	return engine.Worker{State: engine.ConsumerStateView{ID: id, InFlight: inFlight, MaxInFlight: maxInFlight, BufferDepth: buffer, Tags: tags}}
 }
 
 func selection(t testing.TB, cands ...engine.Worker) engine.Selection {

@@ -19,7 +19,7 @@ type blockingRouter struct {
 func (b *blockingRouter) Select(ctx context.Context, in engine.Selection) (engine.Decision, error) {
 	b.entered <- struct{}{}
 	<-b.release
-	return engine.Decision{WorkerID: in.Candidates[0].ID, Version: b.version}, nil
+	return engine.Decision{WorkerID: in.Candidates[0].ID(), Version: b.version}, nil
 }
 
 func TestSlotSwapDoesNotDisturbACallInFlight(t *testing.T) {

@@ -61,8 +61,8 @@ type firstFree struct{}
 func (firstFree) Select(_ context.Context, in engine.Selection) (engine.Decision, error) {
 	v := engine.RouterVersion{Lang: "go", Source: "first-free"}
 	for _, c := range in.Candidates {
-		if c.State.HasCapacity() && !slices.Contains(in.Excluded, c.ID) {
-			return engine.Decision{WorkerID: c.ID, Version: v}, nil
+		if c.State.HasCapacity() && !slices.Contains(in.Excluded, c.ID()) {
+			return engine.Decision{WorkerID: c.ID(), Version: v}, nil
 		}
 	}
 	return engine.Decision{Version: v}, nil

@@ -399,7 +399,7 @@ func (rw *remoteWorkers) awaitPrograms(cfg *config.Config, within time.Duration)
 			ws, _ := rw.transport.Workers(context.Background(), ch.Name, engine.ActivityRequest{})
 			var absent []string
 			for _, w := range ch.Workers {
-				if len(w.Exec) > 0 && !slices.ContainsFunc(ws, func(r engine.Worker) bool { return r.ID == w.ID }) {
+				if len(w.Exec) > 0 && !slices.ContainsFunc(ws, func(r engine.Worker) bool { return r.ID() == w.ID }) {
 					absent = append(absent, ch.Name.Short()+"/"+w.ID)
 				}
 			}

@@ -203,11 +203,11 @@ func (s *sendClock) exitedAt() time.Time {
 // first candidate.
 func preferVictim(in engine.Selection) string {
 	for _, c := range in.Candidates {
-		if strings.HasPrefix(c.ID, "v-") {
-			return c.ID
+		if strings.HasPrefix(c.ID(), "v-") {
+			return c.ID()
 		}
 	}
-	return in.Candidates[0].ID
+	return in.Candidates[0].ID()
 }
 
 // BenchmarkKill9Resend measures, per iteration, a worker holding an

@@ -78,7 +78,7 @@ func (r *rig) live(tb testing.TB) map[string]engine.ConsumerStateView {
 	}
 	m := make(map[string]engine.ConsumerStateView, len(ws))
 	for _, w := range ws {
-		m[w.ID] = w.State
+		m[w.ID()] = w.State
 	}
 	return m
 }

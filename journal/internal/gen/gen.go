@@ -266,7 +266,7 @@ func (w *world) Workers(_ context.Context, name engine.ChannelName, _ engine.Act
 		for i, v := range ch.workers {
 			v.InFlight = w.g.rng.IntN(v.MaxInFlight + 1)
 			v.BufferDepth = w.g.rng.IntN(3)
-			out[i] = engine.Worker{ID: v.ID, State: v}
+			out[i] = engine.Worker{State: v}
 		}
 		return out, nil
 	}
@@ -280,11 +280,11 @@ func (w *world) Select(_ context.Context, in engine.Selection) (engine.Decision,
 		load := c.State.InFlight + c.State.BufferDepth - c.State.MaxInFlight
 		switch {
 		case best == "" || load < bestLoad:
-			best, bestLoad, ties = c.ID, load, 1
+			best, bestLoad, ties = c.ID(), load, 1
 		case load == bestLoad:
 			ties++
 			if w.g.rng.IntN(ties) == 0 {
-				best = c.ID
+				best = c.ID()
 			}
 		}
 	}
@@ -304,7 +304,7 @@ func (w *world) Open(context.Context, string, engine.ChannelName, string) (engin
 }
 
 func (w *world) Link(_ context.Context, wk engine.Worker) error {
-	w.linked = wk.ID
+	w.linked = wk.ID()
 	return nil
 }
 

@@ -52,7 +52,7 @@ func (in *Input) Views() []engine.ConsumerStateView {
 func (in *Input) View(i int) engine.ConsumerStateView {
 	w := &in.Sel.Candidates[i]
 	v := w.State
-	v.ID = w.ID
+	v.ID = w.ID()
 	return v
 }
 
@@ -71,7 +71,7 @@ func views(ws []engine.Worker, into []engine.ConsumerStateView) []engine.Consume
 	into = into[:0]
 	for i := range ws {
 		v := ws[i].State
-		v.ID = ws[i].ID
+		v.ID = ws[i].ID()
 		into = append(into, v)
 	}
 	return into

@@ -57,7 +57,7 @@ func (p *Program) get() *exprRunner {
 			if i < 0 {
 				return nil
 			}
-			return ws[i].ID
+			return ws[i].ID()
 		}
 		if len(args) == 2 { // leastLoaded(list, tag)
 			views := r.list("leastLoaded", args, 2)
@@ -211,9 +211,9 @@ func (r *exprRunner) updateCandidates(ws []engine.Worker, values bool) {
 		v := &w.State
 		if !values { // helpers read the workers themselves; only the slot matters
 			c.slot = i
-		} else if c.slot != i || c.ID != w.ID || c.InFlight != v.InFlight || c.MaxInFlight != v.MaxInFlight ||
+		} else if c.slot != i || c.ID != w.ID() || c.InFlight != v.InFlight || c.MaxInFlight != v.MaxInFlight ||
 			c.BufferDepth != v.BufferDepth || !sameSlice(c.Tags, v.Tags) {
-			*c = exprCandidate{ID: w.ID, InFlight: v.InFlight, MaxInFlight: v.MaxInFlight,
+			*c = exprCandidate{ID: w.ID(), InFlight: v.InFlight, MaxInFlight: v.MaxInFlight,
 				BufferDepth: v.BufferDepth, Available: v.Available(), Tags: v.Tags, slot: i}
 		}
 		r.ptrs = append(r.ptrs, c)

@@ -284,7 +284,7 @@ func (r *exprRunner) writeText(b *strings.Builder, v reflect.Value, depth int) {
 func (r *exprRunner) writeCandidate(b *strings.Builder, c *exprCandidate) {
 	id := c.ID
 	if r.in != nil && c.slot >= 0 && c.slot < len(r.in.Sel.Candidates) {
-		id = r.in.Sel.Candidates[c.slot].ID
+		id = r.in.Sel.Candidates[c.slot].ID()
 	}
 	b.WriteString("candidate " + strconv.Quote(id))
 }

@@ -26,7 +26,7 @@ func (st *luaState) leastLoaded(L *lua.LState) int {
 		if i < 0 {
 			L.Push(lua.LNil)
 		} else {
-			L.Push(lua.LString(ws[i].ID))
+			L.Push(lua.LString(ws[i].ID()))
 		}
 		return 1
 	}

@@ -24,7 +24,7 @@ func TestDeadlineStartsWithTheScript(t *testing.T) {
 	p.madeState = func() { made = true; time.Sleep(3 * timeout) }
 	ch, _ := engine.DispatchChannel("prod", "email")
 	in := engine.Selection{WorkflowID: "wf", Channel: ch, Attempt: 1,
-		Candidates: []engine.Worker{{ID: "w1", State: engine.ConsumerStateView{ID: "w1", MaxInFlight: 1}}}}
+		Candidates: []engine.Worker{{State: engine.ConsumerStateView{ID: "w1", MaxInFlight: 1}}}}
 	res, err := p.Run(context.Background(), in, timeout)
 	if !made {
 		t.Fatal("the call did not make a state")

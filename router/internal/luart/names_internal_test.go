@@ -60,7 +60,7 @@ func TestSandboxFieldsMatchNames(t *testing.T) {
 	ch, _ := engine.DispatchChannel("prod", "email")
 	st.callIn.Sel = engine.Selection{Channel: ch, WorkflowID: "wf", ConversationID: "c1", Attempt: 1,
 		Request:    engine.ActivityRequest{ActivityType: "a", Input: engine.Payload{ContentType: "text/plain", Data: []byte("x")}},
-		Candidates: []engine.Worker{{ID: "w1", State: engine.ConsumerStateView{ID: "w1", MaxInFlight: 1, Tags: []string{"gpu"}}}}}
+		Candidates: []engine.Worker{{State: engine.ConsumerStateView{ID: "w1", MaxInFlight: 1, Tags: []string{"gpu"}}}}}
 	st.in = &st.callIn
 	st.cands.update(st, st.in)
 	L := st.L

@@ -32,7 +32,7 @@ end`
 			}
 			ch, _ := engine.DispatchChannel("prod", "email")
 			sel := &engine.Selection{Channel: ch, ConversationID: "c1", Attempt: 1,
-				Candidates: []engine.Worker{{ID: "w1", State: engine.ConsumerStateView{ID: "w1", MaxInFlight: 1}}}}
+				Candidates: []engine.Worker{{State: engine.ConsumerStateView{ID: "w1", MaxInFlight: 1}}}}
 			res, err := p.Run(context.Background(), *sel, time.Second)
 			if err != nil || res.ID != "w1" {
 				t.Errorf("%s is reachable: %+v, %v", name, res, err)

@@ -342,7 +342,7 @@ func (st *luaState) call(in *call.Input) (call.Result, error) {
 		return call.Result{ID: string(v)}, nil
 	case *lua.LTable:
 		if slot, ok := st.cands.slotOf[v]; ok && slot < len(in.Sel.Candidates) {
-			id := in.Sel.Candidates[slot].ID
+			id := in.Sel.Candidates[slot].ID()
 			return call.Result{ID: id, Candidate: true}, nil
 		}
 	}

@@ -116,7 +116,7 @@ func (st *luaState) writeCandidate(b *strings.Builder, slot int) {
 		b.WriteString("candidate")
 		return
 	}
-	b.WriteString("candidate " + strconv.Quote(st.in.Sel.Candidates[slot].ID))
+	b.WriteString("candidate " + strconv.Quote(st.in.Sel.Candidates[slot].ID()))
 }
 
 func (st *luaState) writeTable(b *strings.Builder, t *lua.LTable, depth int) {
