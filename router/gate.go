@@ -128,15 +128,17 @@ func Gate(ctx context.Context, r engine.Router, samples []Sample, synthetic bool
 
 // Decide runs r on one selection as the reload gate does: it returns the id
 // r chooses ("" for none), or r's error, or an error matching
-// ErrBadDecision when the id is not among the candidates.
+// ErrBadDecision when the id is not among the candidates (the engine's
+// decision check, [engine.CheckDecision]). Choosing none, or a full
+// worker, is a decision the gate accepts: the engine waits on it.
 func Decide(ctx context.Context, r engine.Router, sel engine.Selection) (string, error) {
 	sel.Candidates = slices.Clone(sel.Candidates) // a script must not see another's edits
 	d, err := r.Select(ctx, sel)
-	if err == nil && d.WorkerID != "" && !slices.ContainsFunc(sel.Candidates, func(w engine.Worker) bool { return w.ID() == d.WorkerID }) {
-		err = fmt.Errorf("returned %q, which is not a candidate: %w", d.WorkerID, ErrBadDecision)
-	}
 	if err != nil {
 		return "", err
+	}
+	if _, err := engine.CheckDecision(sel.Candidates, d); errors.Is(err, engine.ErrRouting) {
+		return "", fmt.Errorf("%w: %w", ErrBadDecision, err)
 	}
 	return d.WorkerID, nil
 }

@@ -276,3 +276,32 @@ func TestSyntheticSamplesAreBounded(t *testing.T) {
 		t.Errorf("excluded %s first and %s last; want the first and the last workers", first, last)
 	}
 }
+
+// TestGateRefusesANativeRouterChoosingAStranger: the gate checks any
+// router's decision as the engine does, not only a script's: an id that is
+// not a candidate is refused, and choosing a full worker is not.
+func TestGateRefusesANativeRouterChoosingAStranger(t *testing.T) {
+	samples := router.SyntheticSamples(channel(t), nil)
+	for _, tc := range []struct {
+		name    string
+		choose  func(engine.Selection) string
+		refused bool
+	}{
+		{"a stranger", func(engine.Selection) string { return "ghost" }, true},
+		{"the first, full or not", func(in engine.Selection) string { return in.Candidates[0].ID() }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := router.NewNative("test", router.Policy(tc.choose))
+			_, err := router.Gate(context.Background(), r, samples, true)
+			if !tc.refused {
+				if err != nil {
+					t.Fatalf("gate refused: %v", err)
+				}
+				return
+			}
+			if !errors.Is(err, router.ErrBadDecision) || !errors.Is(err, engine.ErrRouting) || !strings.Contains(err.Error(), `chose "ghost", which is not a candidate`) {
+				t.Fatalf("err = %v, want a bad decision naming ghost", err)
+			}
+		})
+	}
+}
