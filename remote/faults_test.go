@@ -372,7 +372,10 @@ func TestDeregisteredWorkerIsForgotten(t *testing.T) {
 // worker still draining an activity is refused until that one is done, so
 // the draining one's heartbeats keep it alive and its activity runs once.
 func TestReplacementWaitsForTheDrainingInstance(t *testing.T) {
-	const heartbeat, timeout = 10 * time.Millisecond, 100 * time.Millisecond
+	// The timeout is 40 heartbeats: a worker goroutine starved of CPU
+	// for 100 ms under a loaded test run was once declared gone, which is
+	// not what this test is about.
+	const heartbeat, timeout = 10 * time.Millisecond, 400 * time.Millisecond
 	e := newEnv(t, envOpts{noAdvisories: true, heartbeatTimeout: timeout})
 	var runs atomic.Int32
 	started, release := make(chan struct{}, 4), make(chan struct{})
