@@ -4,8 +4,10 @@ GO            ?= go
 STATICCHECK   := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME      ?= 10s
 BENCHTIME     ?= 1s
+COUNT         ?= 5
+PEERS_BENCHTIME ?= 200ms
 
-.PHONY: all run test fmt-check vet staticcheck unit golden bench fuzz build clean
+.PHONY: all run test fmt-check vet staticcheck unit golden bench bench-peers fuzz build clean
 
 all: test
 
@@ -42,6 +44,14 @@ golden:
 ## bench: every benchmark, with allocations
 bench:
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
+
+## bench-peers: the policy of issue 16 in every embeddable engine, in the
+## module bench/peers (its own go.mod, so `test` neither builds it nor
+## downloads its dependencies): first the check that every implementation
+## chooses as Go does, then the benchmark
+bench-peers:
+	cd bench/peers && $(GO) test -count=1 -run . ./...
+	cd bench/peers && $(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(PEERS_BENCHTIME) -count=$(COUNT) ./...
 
 ## fuzz: a short run of every fuzz target
 fuzz:
