@@ -30,7 +30,7 @@ func Candidates(n int) []engine.Worker {
 			tags = []string{Tag}
 		}
 		id := fmt.Sprintf("w%03d", i)
-		ws[i] = engine.Worker{ID: id, State: engine.ConsumerStateView{
+		ws[i] = engine.Worker{State: engine.ConsumerStateView{
 			ID: id, InFlight: inFlight, MaxInFlight: maxInFlight, BufferDepth: inFlight / 2, Tags: tags,
 		}}
 	}

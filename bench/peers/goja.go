@@ -58,7 +58,7 @@ func (g *Goja) Choose(_ context.Context, in engine.Selection) (string, error) {
 			k string
 			v any
 		}{
-			{"id", in.Candidates[i].ID},
+			{"id", in.Candidates[i].ID()},
 			{"in_flight", v.InFlight},
 			{"max_in_flight", v.MaxInFlight},
 			{"buffer_depth", v.BufferDepth},

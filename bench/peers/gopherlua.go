@@ -65,5 +65,5 @@ func (g *GopherLuaFlat) Choose(_ context.Context, in engine.Selection) (string, 
 	if n == 0 {
 		return "", nil
 	}
-	return in.Candidates[int(n)-1].ID, nil
+	return in.Candidates[int(n)-1].ID(), nil
 }

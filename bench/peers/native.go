@@ -43,7 +43,7 @@ func MostFree(in engine.Selection) string {
 	if best < 0 {
 		return ""
 	}
-	return in.Candidates[best].ID
+	return in.Candidates[best].ID()
 }
 
 // LeastLoadedFirst is, in Go, the simpler policy the project's helpers
@@ -72,7 +72,7 @@ func LeastLoadedFirst(in engine.Selection) string {
 	if best < 0 {
 		return ""
 	}
-	return in.Candidates[best].ID
+	return in.Candidates[best].ID()
 }
 
 // lessLoaded compares (in_flight + buffer_depth) / max_in_flight without

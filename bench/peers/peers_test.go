@@ -74,10 +74,10 @@ func check(tb testing.TB, c Chooser, ref router.Policy, in engine.Selection) {
 // candidate with room, no candidate with room, ties.
 func TestSameChoice(t *testing.T) {
 	full := func(id string, tags ...string) engine.Worker {
-		return engine.Worker{ID: id, State: engine.ConsumerStateView{ID: id, InFlight: 2, MaxInFlight: 2, Tags: tags}}
+		return engine.Worker{State: engine.ConsumerStateView{ID: id, InFlight: 2, MaxInFlight: 2, Tags: tags}}
 	}
 	free := func(id string, n int, tags ...string) engine.Worker {
-		return engine.Worker{ID: id, State: engine.ConsumerStateView{ID: id, InFlight: 1, MaxInFlight: 1 + n, Tags: tags}}
+		return engine.Worker{State: engine.ConsumerStateView{ID: id, InFlight: 1, MaxInFlight: 1 + n, Tags: tags}}
 	}
 	cases := map[string][]engine.Worker{
 		"gpu full, eu free":   {full("g1", "gpu"), free("e1", 1, "eu"), free("e2", 3, "eu")},
@@ -109,7 +109,7 @@ func TestCandidatesExercisePolicy(t *testing.T) {
 	for _, n := range sizes {
 		in := NewSelection(n)
 		got := MostFree(in)
-		if got == "" || got == in.Candidates[0].ID {
+		if got == "" || got == in.Candidates[0].ID() {
 			t.Errorf("n=%d: the policy chose %q", n, got)
 		}
 	}

@@ -55,7 +55,7 @@ func (r *Rego) Choose(ctx context.Context, in engine.Selection) (string, error) 
 			tags[j] = ast.StringTerm(t)
 		}
 		cands[i] = ast.ObjectTerm(
-			ast.Item(ast.StringTerm("id"), ast.StringTerm(in.Candidates[i].ID)),
+			ast.Item(ast.StringTerm("id"), ast.StringTerm(in.Candidates[i].ID())),
 			ast.Item(ast.StringTerm("in_flight"), ast.IntNumberTerm(v.InFlight)),
 			ast.Item(ast.StringTerm("max_in_flight"), ast.IntNumberTerm(v.MaxInFlight)),
 			ast.Item(ast.StringTerm("buffer_depth"), ast.IntNumberTerm(v.BufferDepth)),

@@ -58,7 +58,7 @@ func (s *Starlark) Choose(_ context.Context, in engine.Selection) (string, error
 			tags[j] = starlark.String(t)
 		}
 		cands[i] = starlarkstruct.FromStringDict(starlarkstruct.Default, starlark.StringDict{
-			"id":            starlark.String(in.Candidates[i].ID),
+			"id":            starlark.String(in.Candidates[i].ID()),
 			"in_flight":     starlark.MakeInt(v.InFlight),
 			"max_in_flight": starlark.MakeInt(v.MaxInFlight),
 			"buffer_depth":  starlark.MakeInt(v.BufferDepth),
