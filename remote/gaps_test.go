@@ -1,11 +1,13 @@
 package remote_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -82,6 +84,78 @@ func TestReconnectedWorkerKeepsItsPlace(t *testing.T) {
 	if s := e.t.Stats(); s.Forgotten != 0 {
 		t.Fatalf("stats %+v", s)
 	}
+}
+
+// A worker whose connection drops while its first registration is being
+// flushed does not give up: nats.go reconnects, and the worker registers
+// again on the new connection. (Run used to return the flush's error,
+// leaving a connected client with no worker behind it: under a loaded test
+// run, TestReconnectedWorkerKeepsItsPlace's kill sometimes landed there.)
+func TestWorkerCutWhileRegisteringRegistersAgain(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	d := &cutAfterRegister{}
+	nc := connect(t, e.b, nats.SetCustomDialer(d), nats.ReconnectWait(time.Millisecond), nats.MaxReconnects(-1))
+	w, err := worker.New(nc, worker.Options{ID: "a", Channels: []string{ns + "/" + queue}}, echo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- w.Run(ctx) }()
+	defer func() { cancel(); <-ran }()
+	// The only registration that reaches the node is the one on the new
+	// connection. Both outcomes are announced: the capacity signal for the
+	// registration, the worker's return on ran.
+	deadline := time.NewTimer(guard)
+	defer deadline.Stop()
+	for {
+		changed := e.t.CapacityChanged(channel)
+		if slices.Contains(e.live(t), "a") {
+			break
+		}
+		select {
+		case err := <-ran:
+			ran <- err
+			t.Fatalf("the worker stopped: %v", err)
+		case <-changed:
+		case <-deadline.C:
+			t.Fatalf("worker a did not register; connection %v %+v", nc.Status(), nc.Stats())
+		}
+	}
+	if !d.cut.Load() || nc.Stats().Reconnects < 1 {
+		t.Fatalf("the connection was not cut at the registration: %+v", nc.Stats())
+	}
+	if _, err := e.d.Dispatch(t.Context(), ns, request("wf-1")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// cutAfterRegister dials plain connections, and closes the first one
+// when the worker's first registration is written to it, instead of
+// writing it: the flush behind it is never answered.
+type cutAfterRegister struct {
+	cut atomic.Bool
+}
+
+func (d *cutAfterRegister) Dial(network, address string) (net.Conn, error) {
+	c, err := net.Dial(network, address)
+	if err != nil || d.cut.Load() {
+		return c, err
+	}
+	return &cutConn{Conn: c, d: d}, nil
+}
+
+type cutConn struct {
+	net.Conn
+	d *cutAfterRegister
+}
+
+func (c *cutConn) Write(p []byte) (int, error) {
+	if bytes.Contains(p, []byte(protocol.SubjectRegister)) && c.d.cut.CompareAndSwap(false, true) {
+		_ = c.Conn.Close() // the registration never leaves
+		return 0, net.ErrClosed
+	}
+	return c.Conn.Write(p)
 }
 
 // gated dials only while its gate is open: a connection cut while it is

@@ -313,9 +313,17 @@ func (w *Worker) Run(ctx context.Context) error {
 		return err
 	}
 	if err := protocol.Flush(ctx, w.nc); err != nil && ctx.Err() == nil {
-		return fmt.Errorf("worker %s: %w", w.opts.ID, err)
+		if w.nc.IsClosed() {
+			return fmt.Errorf("worker %s: %w", w.opts.ID, err)
+		}
+		// The connection dropped under the flush (nats.go reports that as
+		// closed, though it reconnects) or the server was slow to answer:
+		// the registration goes again on the CONNECTED below, or when a
+		// node's hello asks for it.
+		w.log.Warn("the registration was not confirmed; registering again once connected", "error", err)
+	} else {
+		w.log.Info("worker registered", "channels", w.opts.Channels, "max_in_flight", w.max)
 	}
-	w.log.Info("worker registered", "channels", w.opts.Channels, "max_in_flight", w.max)
 
 	var heartbeat <-chan time.Time
 	if w.opts.Heartbeat > 0 {
