@@ -127,7 +127,7 @@ func TestBadDecisions(t *testing.T) {
 		{"lua table", `function route() return {} end`, router.Lua, "a table"},
 		{"lua empty", `function route() return "" end`, router.Lua, "an empty worker id"},
 		{"expr unknown", `"w9"`, router.Expr, `"w9", which is not a candidate`},
-		{"expr number", `42`, router.Expr, "int 42"},
+		{"expr number", `[42, ""][0]`, router.Expr, "int 42"}, // [42, ""][0] is of any type: 42 alone is a compile error
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := compile(t, tc.lang, tc.src)
@@ -177,7 +177,7 @@ func TestScriptErrors(t *testing.T) {
 		{"expr in on candidates", "candidates[0] in candidates ? 'a' : 'b'", router.Expr, `compare ids, for example any(candidates, .id == "w1")`, false},
 		{"lua syntax near a string", "function route(r, c)\n  local x = 1 \"str\"\nend", router.Lua, // the caret under the opening quote
 			"test.lua:2:15: syntax error near 'str'\n\t  local x = 1 \"str\"\n\t              ^", false},
-		{"expr runtime", `withTag(candidates, 3)`, router.Expr, "test.expr:1:", true},
+		{"expr runtime", `leastLoaded(candidates, fromJSON("3"))`, router.Expr, "test.expr:1:", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := router.NewCompiler(router.Limits{}).Compile(tc.lang, "test."+string(tc.lang), []byte(tc.src))
