@@ -581,3 +581,49 @@ channels:
 		t.Errorf("Short() = %q, want the problems on one line", es.Short())
 	}
 }
+
+// TestInlineRunTimeErrorsAtYAMLLines: an inline script's run-time errors
+// name the config file and its line there, as its compile errors do; a
+// script file's name the file and the script's own line.
+func TestInlineRunTimeErrorsAtYAMLLines(t *testing.T) {
+	cfg, err := load(t, `version: 1
+channels:
+  - namespace: prod
+    task_queue: email
+    routing:
+      lang: lua
+      source: |
+        function route(r, c)
+          local x = nil
+          return x.id
+        end
+  - namespace: prod
+    task_queue: sms
+    routing:
+      lang: expr
+      source: |
+        let tag = fromJSON("3");
+        leastLoaded(candidates, tag)
+  - namespace: prod
+    task_queue: push
+    routing: {lang: lua, source: "function route(r, c) return c.nope.id end"}
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{
+		"conf/dispatch.yaml:10: ",
+		"conf/dispatch.yaml:18: ",
+		"conf/dispatch.yaml:21: ",
+	} {
+		ch := cfg.Channels[i]
+		_, err := ch.Router(cfg.File).Select(t.Context(), engine.Selection{})
+		var se *router.ScriptError
+		if !errors.As(err, &se) {
+			t.Fatalf("%s: err = %v, want a *router.ScriptError", ch.Name, err)
+		}
+		if !strings.HasPrefix(se.Short(), want) || se.Column != 0 || se.Snippet == "" {
+			t.Errorf("%s: %q (column %d, snippet %q), want it to start %q, with no column and the line", ch.Name, se.Short(), se.Column, se.Snippet, want)
+		}
+	}
+}

@@ -230,3 +230,26 @@ func TestScriptErrorVersion(t *testing.T) {
 		t.Errorf("compile error %q: version %+v, want none, on one line", se.Short(), se.Version)
 	}
 }
+
+// TestInlineScriptPlacesRunTimeErrors: a script written inside another
+// file reports its run-time errors at that file's lines, without a column.
+func TestInlineScriptPlacesRunTimeErrors(t *testing.T) {
+	for _, tc := range []struct {
+		lang router.Lang
+		src  string
+	}{
+		{router.Lua, "function route(r, c)\n  local x = nil\n  return x.id\nend"},
+		{router.Expr, "let tag = fromJSON(\"3\");\nlet n = 1;\nleastLoaded(candidates, tag)"},
+	} {
+		p, err := router.NewCompiler(router.Limits{}).Compile(tc.lang, "conf.yaml", []byte(tc.src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = router.NewInlineScript(p, "conf.yaml:4 (inline)", time.Second, "conf.yaml", 10).Select(context.Background(), engine.Selection{})
+		var se *router.ScriptError
+		if !errors.As(err, &se) || se.File != "conf.yaml" || se.Line != 13 || se.Column != 0 || se.Snippet == "" ||
+			!strings.HasPrefix(err.Error(), "conf.yaml:13: ") {
+			t.Errorf("%s: %v (%+v), want it at conf.yaml:13, without a column", tc.lang, err, se)
+		}
+	}
+}
