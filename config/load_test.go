@@ -627,3 +627,36 @@ channels:
 		}
 	}
 }
+
+// TestLoadListsEveryExprProblem: an expr script with three typos is three
+// problems, each at its line of the config file, with its suggestion.
+func TestLoadListsEveryExprProblem(t *testing.T) {
+	_, err := load(t, `version: 1
+channels:
+  - namespace: prod
+    task_queue: sms
+    routing:
+      lang: expr
+      source: |
+        let gpus = withTag(candidatess, "gpu");
+        len(gpus) > 0
+          ? leastLoad(gpus)
+          : p2c(candidtes)
+`)
+	var es config.Errors
+	if !errors.As(err, &es) {
+		t.Fatalf("err = %v, want config.Errors", err)
+	}
+	var got []string
+	for _, e := range es {
+		got = append(got, e.Short())
+	}
+	want := []string{
+		"conf/dispatch.yaml:8: unknown name candidatess (did you mean candidates?)",
+		"conf/dispatch.yaml:10: unknown name leastLoad (did you mean leastLoaded?)",
+		"conf/dispatch.yaml:11: unknown name candidtes (did you mean candidates?)",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
