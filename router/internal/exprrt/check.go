@@ -59,7 +59,7 @@ func check(src []byte, opts []expr.Option) error {
 	source := file.NewSource(string(src))
 	var errs []*call.Error
 	for _, p := range c.problems {
-		errs = append(errs, exprError(src, p.Bind(source)).(*call.Error))
+		errs = append(errs, exprError(src, p.Bind(source)))
 	}
 	errs[0].More = errs[1:]
 	if len(errs[0].More) == 0 {

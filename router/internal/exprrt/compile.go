@@ -153,7 +153,7 @@ func (v *shapeVisitor) Visit(n *ast.Node) {
 }
 
 // exprError renders an expr error as a call.Error, in the script's terms.
-func exprError(src []byte, err error) error {
+func exprError(src []byte, err error) *call.Error {
 	se := &call.Error{Message: exprMessage(err.Error()), Err: err}
 	var fe *file.Error
 	if errors.As(err, &fe) {
