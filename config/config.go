@@ -116,6 +116,11 @@ type Routing struct {
 	Path    string
 	Source  []byte
 	Program *router.Program
+	// LineOffset is, for an inline source, the line of the config file
+	// before the script's first: the script's line n is the file's line
+	// n+LineOffset. Its compile errors are placed there, and so are its
+	// run-time errors ([Channel.Router]).
+	LineOffset int
 }
 
 // SourceName is how the script is named in decisions and errors: its path,
@@ -128,8 +133,12 @@ func (r Routing) SourceName(c Channel, file string) string {
 }
 
 // Router returns the channel's router: its program bound to its source name
-// and script timeout.
+// and script timeout. An inline script's run-time errors are placed in
+// file, at its lines there.
 func (c Channel) Router(file string) *router.Script {
+	if c.Routing.Path == "" {
+		return router.NewInlineScript(c.Routing.Program, c.Routing.SourceName(c, file), c.ScriptTimeout, file, c.Routing.LineOffset)
+	}
 	return router.NewScript(c.Routing.Program, c.Routing.SourceName(c, file), c.ScriptTimeout)
 }
 

@@ -787,14 +787,14 @@ func (l *loader) inlineScript(langNode, srcNode *yaml.Node, r *Routing) {
 		l.errorf(src, "source is %d bytes; the limit is %d", len(src.Value), MaxScriptBytes)
 		return
 	}
-	r.Lang, r.Source = lang, []byte(src.Value)
+	// Script lines count from the line the source text starts on.
+	first := src.Line
+	if src.Style == yaml.LiteralStyle || src.Style == yaml.FoldedStyle {
+		first++
+	}
+	r.Lang, r.Source, r.LineOffset = lang, []byte(src.Value), first-1
 	prog, err := l.opts.Compiler.Compile(lang, l.file, r.Source)
 	if err != nil {
-		// Script lines count from the line the source text starts on.
-		first := src.Line
-		if src.Style == yaml.LiteralStyle || src.Style == yaml.FoldedStyle {
-			first++
-		}
 		es := scriptErrors(err, l.file, first-1)
 		if e := es[0]; e.Line == 0 { // an error of the whole script (no route function): at the source
 			e.Line, e.Column = src.Line, src.Column

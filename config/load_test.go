@@ -581,3 +581,82 @@ channels:
 		t.Errorf("Short() = %q, want the problems on one line", es.Short())
 	}
 }
+
+// TestInlineRunTimeErrorsAtYAMLLines: an inline script's run-time errors
+// name the config file and its line there, as its compile errors do; a
+// script file's name the file and the script's own line.
+func TestInlineRunTimeErrorsAtYAMLLines(t *testing.T) {
+	cfg, err := load(t, `version: 1
+channels:
+  - namespace: prod
+    task_queue: email
+    routing:
+      lang: lua
+      source: |
+        function route(r, c)
+          local x = nil
+          return x.id
+        end
+  - namespace: prod
+    task_queue: sms
+    routing:
+      lang: expr
+      source: |
+        let tag = fromJSON("3");
+        leastLoaded(candidates, tag)
+  - namespace: prod
+    task_queue: push
+    routing: {lang: lua, source: "function route(r, c) return c.nope.id end"}
+`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{
+		"conf/dispatch.yaml:10: ",
+		"conf/dispatch.yaml:18: ",
+		"conf/dispatch.yaml:21: ",
+	} {
+		ch := cfg.Channels[i]
+		_, err := ch.Router(cfg.File).Select(t.Context(), engine.Selection{})
+		var se *router.ScriptError
+		if !errors.As(err, &se) {
+			t.Fatalf("%s: err = %v, want a *router.ScriptError", ch.Name, err)
+		}
+		if !strings.HasPrefix(se.Short(), want) || se.Column != 0 || se.Snippet == "" {
+			t.Errorf("%s: %q (column %d, snippet %q), want it to start %q, with no column and the line", ch.Name, se.Short(), se.Column, se.Snippet, want)
+		}
+	}
+}
+
+// TestLoadListsEveryExprProblem: an expr script with three typos is three
+// problems, each at its line of the config file, with its suggestion.
+func TestLoadListsEveryExprProblem(t *testing.T) {
+	_, err := load(t, `version: 1
+channels:
+  - namespace: prod
+    task_queue: sms
+    routing:
+      lang: expr
+      source: |
+        let gpus = withTag(candidatess, "gpu");
+        len(gpus) > 0
+          ? leastLoad(gpus)
+          : p2c(candidtes)
+`)
+	var es config.Errors
+	if !errors.As(err, &es) {
+		t.Fatalf("err = %v, want config.Errors", err)
+	}
+	var got []string
+	for _, e := range es {
+		got = append(got, e.Short())
+	}
+	want := []string{
+		"conf/dispatch.yaml:8: unknown name candidatess (did you mean candidates?)",
+		"conf/dispatch.yaml:10: unknown name leastLoad (did you mean leastLoaded?)",
+		"conf/dispatch.yaml:11: unknown name candidtes (did you mean candidates?)",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -281,10 +281,13 @@ func (n *Node) Apply(next *config.Config) error {
 	return nil
 }
 
-// routingChanged reports whether a channel's router must be swapped.
+// routingChanged reports whether a channel's router must be swapped: an
+// inline script that moved in the file is one, so that its run-time errors
+// name its new lines.
 func routingChanged(old, next config.Channel, oldFile, nextFile string) bool {
 	return old.Routing.Program.Hash() != next.Routing.Program.Hash() ||
 		old.Routing.SourceName(old, oldFile) != next.Routing.SourceName(next, nextFile) ||
+		old.Routing.LineOffset != next.Routing.LineOffset ||
 		old.ScriptTimeout != next.ScriptTimeout
 }
 

@@ -23,6 +23,9 @@ type Script struct {
 	timeout time.Duration
 	version engine.RouterVersion
 	loaded  time.Time
+	// inline, when set, places run-time errors in the file the script is
+	// written inside (see NewInlineScript).
+	inline *inlinePlace
 
 	// calls bounds the calls running at once (Limits.MaxConcurrentCalls);
 	// nil for no bound. solo admits one call at a time while the script
@@ -59,6 +62,23 @@ func NewScript(prog *Program, source string, timeout time.Duration) *Script {
 		s.calls = make(chan struct{}, n)
 	}
 	s.solo = make(chan struct{}, 1)
+	return s
+}
+
+// inlinePlace is where a script written inside another file starts: its
+// line n is line n+lineOffset of file.
+type inlinePlace struct {
+	file       string
+	lineOffset int
+}
+
+// NewInlineScript is [NewScript] for a script written inside another file
+// (a config's inline source): its run-time errors name file, and the line
+// of file (a line of the script plus lineOffset), as its compile errors
+// do. They have no column: the script's columns are not the file's.
+func NewInlineScript(prog *Program, source string, timeout time.Duration, file string, lineOffset int) *Script {
+	s := NewScript(prog, source, timeout)
+	s.inline = &inlinePlace{file: file, lineOffset: lineOffset}
 	return s
 }
 
@@ -201,7 +221,13 @@ func (s *Script) wrap(err error) error {
 	}
 	var se *ScriptError
 	if errors.As(err, &se) {
-		if se.File == "" {
+		switch {
+		case s.inline != nil:
+			se.File, se.Column = s.inline.file, 0
+			if se.Line > 0 {
+				se.Line += s.inline.lineOffset
+			}
+		case se.File == "":
 			se.File = s.version.Source
 		}
 		// Which version failed, as the journal's worker_selected lines name

@@ -123,11 +123,13 @@ func TestBadDecisions(t *testing.T) {
 	}{
 		{"lua unknown", `function route() return "w9" end`, router.Lua, `"w9", which is not a candidate`},
 		{"lua excluded", `function route() return "w0" end`, router.Lua, `"w0", which is excluded`},
-		{"lua number", `function route() return 3 end`, router.Lua, "number 3"},
-		{"lua table", `function route() return {} end`, router.Lua, "a table"},
+		// return 3 and return {} are compile errors; through a local, the
+		// values get to the host.
+		{"lua number", `function route() local v = 3 return v end`, router.Lua, "number 3"},
+		{"lua table", `function route() local v = {} return v end`, router.Lua, "a table"},
 		{"lua empty", `function route() return "" end`, router.Lua, "an empty worker id"},
 		{"expr unknown", `"w9"`, router.Expr, `"w9", which is not a candidate`},
-		{"expr number", `42`, router.Expr, "int 42"},
+		{"expr number", `[42, ""][0]`, router.Expr, "int 42"}, // [42, ""][0] is of any type: 42 alone is a compile error
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := compile(t, tc.lang, tc.src)
@@ -177,7 +179,12 @@ func TestScriptErrors(t *testing.T) {
 		{"expr in on candidates", "candidates[0] in candidates ? 'a' : 'b'", router.Expr, `compare ids, for example any(candidates, .id == "w1")`, false},
 		{"lua syntax near a string", "function route(r, c)\n  local x = 1 \"str\"\nend", router.Lua, // the caret under the opening quote
 			"test.lua:2:15: syntax error near 'str'\n\t  local x = 1 \"str\"\n\t              ^", false},
-		{"expr runtime", `withTag(candidates, 3)`, router.Expr, "test.expr:1:", true},
+		{"expr runtime", `leastLoaded(candidates, fromJSON("3"))`, router.Expr, "test.expr:1:", true},
+		// Values the checks see can never work: compile errors at their place.
+		{"lua returns a number", "function route(r, c)\n  return 42\nend", router.Lua, "test.lua:2:3: route returns a number, which is never a worker id", false},
+		{"lua tag not a string", "function route(r, c)\n  if c[1]:has_tag(1) then return c[1] end\nend", router.Lua, "test.lua:2:11: has_tag: argument 1 must be a string, got a number", false},
+		{"expr returns a list", "filter(candidates, .available > 0)", router.Expr, "test.expr:1:1: the script returns a list", false},
+		{"expr list not a list", "leastLoaded(42)", router.Expr, "test.expr:1:13: leastLoaded: argument 1 must be a list of candidates, got an integer", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p, err := router.NewCompiler(router.Limits{}).Compile(tc.lang, "test."+string(tc.lang), []byte(tc.src))
@@ -226,5 +233,28 @@ func TestScriptErrorVersion(t *testing.T) {
 	_, err = router.NewCompiler(router.Limits{}).Compile(router.Lua, "test.lua", []byte("function route()\n  return candidates[\nend"))
 	if !errors.As(err, &se) || se.Version != (engine.RouterVersion{}) || strings.Contains(se.Short(), "\n") {
 		t.Errorf("compile error %q: version %+v, want none, on one line", se.Short(), se.Version)
+	}
+}
+
+// TestInlineScriptPlacesRunTimeErrors: a script written inside another
+// file reports its run-time errors at that file's lines, without a column.
+func TestInlineScriptPlacesRunTimeErrors(t *testing.T) {
+	for _, tc := range []struct {
+		lang router.Lang
+		src  string
+	}{
+		{router.Lua, "function route(r, c)\n  local x = nil\n  return x.id\nend"},
+		{router.Expr, "let tag = fromJSON(\"3\");\nlet n = 1;\nleastLoaded(candidates, tag)"},
+	} {
+		p, err := router.NewCompiler(router.Limits{}).Compile(tc.lang, "conf.yaml", []byte(tc.src))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = router.NewInlineScript(p, "conf.yaml:4 (inline)", time.Second, "conf.yaml", 10).Select(context.Background(), engine.Selection{})
+		var se *router.ScriptError
+		if !errors.As(err, &se) || se.File != "conf.yaml" || se.Line != 13 || se.Column != 0 || se.Snippet == "" ||
+			!strings.HasPrefix(err.Error(), "conf.yaml:13: ") {
+			t.Errorf("%s: %v (%+v), want it at conf.yaml:13, without a column", tc.lang, err, se)
+		}
 	}
 }

@@ -98,9 +98,13 @@ func exprEnvTypes() map[string]any {
 
 // Compile compiles an expr routing script over the environment scripts
 // see (request, candidates, excluded and the helpers). An error at a place
-// in the script is a [*call.Error], worded in the script's terms.
+// in the script is a [*call.Error], worded in the script's terms, with
+// every further problem the checks found in its More (see check).
 func Compile(src []byte, limits Limits) (*Program, error) {
 	opts := append([]expr.Option{expr.Env(exprEnvTypes()), expr.MaxNodes(limits.MaxNodes)}, exprValueFunctions()...)
+	if err := check(src, opts); err != nil {
+		return nil, err
+	}
 	prog, err := expr.Compile(string(src), opts...)
 	if err != nil {
 		return nil, exprError(src, err)
@@ -108,9 +112,6 @@ func Compile(src []byte, limits Limits) (*Program, error) {
 	v := &shapeVisitor{}
 	node := prog.Node()
 	ast.Walk(&node, v)
-	if err := helperValues(node, src); err != nil {
-		return nil, exprError(src, err)
-	}
 	return &Program{prog: prog, src: src, limits: limits, timed: v.timed, readsCandidates: v.reads}, nil
 }
 
@@ -123,42 +124,6 @@ var helperNames = func() map[string]bool {
 	}
 	return m
 }()
-
-// helperValues refuses a helper named other than to call it: a function
-// value has nothing a script can use, and fmt would write it, in a string
-// or a message, as its address. It also refuses a call of a helper with a
-// number of arguments the table of names says it does not take.
-func helperValues(node ast.Node, src []byte) error {
-	var callees, named []*ast.IdentifierNode
-	var arity *file.Error
-	ast.Walk(&node, visitFunc(func(n ast.Node) {
-		switch n := n.(type) {
-		case *ast.CallNode:
-			if id, ok := n.Callee.(*ast.IdentifierNode); ok {
-				callees = append(callees, id)
-				if h, ok := names.LookupExpr(names.Helper, id.Value); ok && helperNames[id.Value] && !h.Accepts(len(n.Arguments)) && arity == nil {
-					arity = &file.Error{Location: id.Location(),
-						Message: fmt.Sprintf("%s %s, got %d", id.Value, h.Takes(), len(n.Arguments))}
-				}
-			}
-		case *ast.IdentifierNode:
-			if helperNames[n.Value] {
-				named = append(named, n)
-			}
-		}
-	}))
-	for _, id := range named {
-		if !slices.Contains(callees, id) {
-			fe := &file.Error{Location: id.Location(),
-				Message: fmt.Sprintf("%s is a helper and not a value: call it, as in %s(candidates)", id.Value, id.Value)}
-			return fe.Bind(file.NewSource(string(src)))
-		}
-	}
-	if arity != nil {
-		return arity.Bind(file.NewSource(string(src)))
-	}
-	return nil
-}
 
 // visitFunc is an ast.Visitor calling a function on every node.
 type visitFunc func(ast.Node)
@@ -188,7 +153,7 @@ func (v *shapeVisitor) Visit(n *ast.Node) {
 }
 
 // exprError renders an expr error as a call.Error, in the script's terms.
-func exprError(src []byte, err error) error {
+func exprError(src []byte, err error) *call.Error {
 	se := &call.Error{Message: exprMessage(err.Error()), Err: err}
 	var fe *file.Error
 	if errors.As(err, &fe) {

@@ -20,12 +20,16 @@ type Problem struct {
 }
 
 // Names finds, before a script runs, the names that would be nil when
-// it does: a global it reads but neither assigns anywhere nor gets from the
+// it does, and the mistakes it can see in what a script passes and returns: a global it reads but neither assigns anywhere nor gets from the
 // sandbox (a misspelt local, say); a member of dispatch, string, table or
 // math that the table does not have (dispatch.leastloaded); a field the
 // request or a candidate does not have (r.regoin, c[1].inflight), where
 // route's parameters are used as they come. It also refuses writes to what
-// is read-only. expr scripts get the same checks from expr's compiler. It
+// is read-only. It refuses an argument of a helper or a candidate's method
+// whose type it can see and the table of names does not allow
+// (dispatch.least_loaded(42), c:has_tag(1)), and a value route returns
+// that can never be a worker id (return 42, return {}, return candidates).
+// expr scripts get the same checks from package exprrt. It
 // returns every problem, by line (in the order the check met them on a
 // line), each once; none when the names are fine.
 func Names(chunk []ast.Stmt) []Problem {
@@ -65,6 +69,7 @@ type nameCheck struct {
 	routeDefs  int             // definitions of the global route
 	routeRead  bool            // route is read as a value somewhere (called, kept)
 	probing    bool            // the expression being walked tests whether a name exists
+	inRoute    bool            // the statements being walked are the checked route function's own (not a nested function's)
 	problems   []Problem
 }
 
@@ -274,6 +279,9 @@ func (c *nameCheck) stmt(s ast.Stmt) {
 		c.pop()
 	case *ast.ReturnStmt:
 		c.exprs(s.Exprs)
+		if c.inRoute && len(s.Exprs) > 0 {
+			c.returned(s.Line(), s.Exprs[0])
+		}
 	}
 }
 
@@ -297,7 +305,10 @@ func (c *nameCheck) route(f *ast.FunctionExpr) {
 	if len(names) > 1 {
 		c.declareKind(names[1], candidatesValue)
 	}
+	was := c.inRoute
+	c.inRoute = true
 	c.stmts(f.Stmts)
+	c.inRoute = was
 	c.pop()
 }
 
@@ -306,5 +317,8 @@ func (c *nameCheck) function(f *ast.FunctionExpr, extra ...string) {
 	if f.ParList.HasVargs {
 		names = append(names, "arg") // gopher-lua's Lua 5.0 compatibility: arg holds the varargs
 	}
+	was := c.inRoute
+	c.inRoute = false // a nested function's returns are not route's
 	c.scoped(f.Stmts, names...)
+	c.inRoute = was
 }

@@ -214,34 +214,40 @@ func candidateMethods() string {
 	return "methods are " + strings.Join(ms, ", ")
 }
 
-// arity checks how many arguments a call of a helper (dispatch.NAME(...))
-// or of a candidate's method (c:has_tag(...)) passes, against the table of
-// names. A last argument that is a call or ... may pass any number of
-// values, so then only the ones before it are counted, as the least it passes.
-func (c *nameCheck) arity(call *ast.FuncCallExpr) {
-	var n names.Name
-	var what string
-	switch {
-	case call.Receiver != nil:
+// callee returns the row of the table of names a call calls, and the
+// name messages give it, when it calls a helper (dispatch.NAME(...)) or a
+// candidate's method (c:has_tag(...)).
+func (c *nameCheck) callee(call *ast.FuncCallExpr) (names.Name, string, bool) {
+	if call.Receiver != nil {
 		m, ok := names.LookupLua(names.CandidateMethod, call.Method)
 		if !ok || c.kindOf(call.Receiver) != candidateValue {
-			return
+			return names.Name{}, "", false
 		}
-		n, what = m, call.Method
-	default:
-		get, ok := call.Func.(*ast.AttrGetExpr)
-		if !ok || c.library(get.Object) != "dispatch" {
-			return
-		}
-		key, ok := get.Key.(*ast.StringExpr)
-		if !ok {
-			return
-		}
-		h, ok := names.LookupLua(names.Helper, key.Value)
-		if !ok || h.Hidden {
-			return
-		}
-		n, what = h, "dispatch."+key.Value
+		return m, call.Method, true
+	}
+	get, ok := call.Func.(*ast.AttrGetExpr)
+	if !ok || c.library(get.Object) != "dispatch" {
+		return names.Name{}, "", false
+	}
+	key, ok := get.Key.(*ast.StringExpr)
+	if !ok {
+		return names.Name{}, "", false
+	}
+	h, ok := names.LookupLua(names.Helper, key.Value)
+	if !ok || h.Hidden {
+		return names.Name{}, "", false
+	}
+	return h, "dispatch." + key.Value, true
+}
+
+// arity checks how many arguments a call of a helper (dispatch.NAME(...))
+// or of a candidate's method (c:has_tag(...)) passes, against the table of
+// names, and then the types of those the checker can see (argFits). A last argument that is a call or ... may pass any number of
+// values, so then only the ones before it are counted, as the least it passes.
+func (c *nameCheck) arity(call *ast.FuncCallExpr) {
+	n, what, ok := c.callee(call)
+	if !ok {
+		return
 	}
 	got := len(call.Args)
 	open := false
@@ -256,7 +262,90 @@ func (c *nameCheck) arity(call *ast.FuncCallExpr) {
 	switch {
 	case open && !n.Variadic && got-1 > n.MaxArgs:
 		c.problem(call.Line(), what, "%s %s, got %d or more", what, n.Takes(), got-1)
+		return
 	case !open && !n.Accepts(got):
 		c.problem(call.Line(), what, "%s %s, got %d", what, n.Takes(), got)
+		return
+	}
+	for i, arg := range call.Args {
+		if got, ok := c.argFits(n.Arg(i), arg); !ok {
+			c.problem(call.Line(), what, "%s: argument %d must be %s, got %s", what, i+1, n.Arg(i), got)
+		}
+	}
+}
+
+// argFits reports whether arg may be passed where want is expected, as far
+// as the checker can see, and if not, what arg is: a literal, an operator
+// whose result has one type whatever its operands (a comparison, not,
+// ..), or route's request, candidates or one candidate. Anything else passes.
+func (c *nameCheck) argFits(want names.Arg, arg ast.Expr) (string, bool) {
+	got := c.typeOf(arg)
+	if got == "" {
+		return "", true
+	}
+	switch want {
+	case names.List:
+		return got, got == "a list of candidates" || got == "a table" // a table built of candidates is a list
+	case names.String:
+		return got, got == "a string"
+	case names.Candidate:
+		return got, got == "a candidate"
+	}
+	return got, true
+}
+
+// typeOf says what e is, when the checker can see it whatever runs: "a
+// number", "the list of candidates"; "" when it cannot.
+func (c *nameCheck) typeOf(e ast.Expr) string {
+	switch e.(type) {
+	case *ast.StringExpr, *ast.StringConcatOpExpr:
+		return "a string"
+	case *ast.NumberExpr:
+		return "a number"
+	case *ast.TrueExpr, *ast.FalseExpr, *ast.RelationalOpExpr, *ast.UnaryNotOpExpr:
+		return "a boolean"
+	case *ast.NilExpr:
+		return "nil"
+	case *ast.TableExpr:
+		return "a table"
+	case *ast.FunctionExpr:
+		return "a function"
+	}
+	switch c.kindOf(e) {
+	case requestValue:
+		return "the request"
+	case candidatesValue:
+		return "a list of candidates"
+	case candidateValue:
+		return "a candidate"
+	}
+	return ""
+}
+
+// returned checks the value route returns at line: one that can never be
+// a worker id (a number, a boolean, a table it builds, a function, the
+// list of candidates, the request, what a helper returns that is none of
+// these) fails every call, so it is refused now. Of a and b, or a or b,
+// only b is checked: a is returned only when it is false or nil (for
+// and) or when it is true (for or), which a script may know it is not.
+func (c *nameCheck) returned(line int, e ast.Expr) {
+	if l, ok := e.(*ast.LogicalOpExpr); ok {
+		c.returned(line, l.Rhs)
+		return
+	}
+	got := c.typeOf(e)
+	switch got {
+	case "", "a string", "nil", "a candidate":
+		got = ""
+	case "a list of candidates":
+		got = "the list of candidates"
+	}
+	if call, ok := e.(*ast.FuncCallExpr); ok && got == "" {
+		if n, what, ok := c.callee(call); ok && n.NeverWorkerID() {
+			got = what + "'s result, " + n.Type
+		}
+	}
+	if got != "" {
+		c.problem(line, "return", "route returns %s, which is never a worker id: return a worker id (a string), a candidate or nil", got)
 	}
 }

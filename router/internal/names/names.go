@@ -41,10 +41,58 @@ type Name struct {
 	Params           string
 	MinArgs, MaxArgs int
 	Variadic         bool
+	// Args are the types of the parameters, one per parameter written in
+	// Params (none for a variadic row): what both languages' checks hold
+	// an argument the checker can see to, at compile time.
+	Args []Arg
 	// Hidden marks a name the runtime needs but scripts are not told of:
 	// left out of the reference, the lists in messages and suggestions.
 	Hidden bool
 	Doc    string // one line for the reference, in markdown
+}
+
+// Arg is the type of a helper's or method's parameter.
+type Arg int
+
+// The types of parameters.
+const (
+	Any       Arg = iota // anything
+	List                 // a list of candidates: candidates, or a list of some of them
+	String               // a string: a tag, a key, text
+	Candidate            // one candidate
+)
+
+// String names the type as messages do: "a list of candidates".
+func (a Arg) String() string {
+	switch a {
+	case List:
+		return "a list of candidates"
+	case String:
+		return "a string"
+	case Candidate:
+		return "a candidate"
+	}
+	return "any value"
+}
+
+// Arg returns the type of parameter i (0-based) of n: [Any] past the
+// parameters the table knows.
+func (n Name) Arg(i int) Arg {
+	if i < 0 || i >= len(n.Args) {
+		return Any
+	}
+	return n.Args[i]
+}
+
+// NeverWorkerID reports whether what a field holds, or a helper or
+// method returns, can never be a worker id: a number, a boolean, a list.
+// A script returning it could only fail, at every call.
+func (n Name) NeverWorkerID() bool {
+	switch n.Type {
+	case "integer", "number", "boolean", "list of strings", "list of candidates":
+		return true
+	}
+	return false
 }
 
 // table is every row, in the reference's order.
@@ -65,15 +113,15 @@ var table = []Name{
 	{Kind: CandidateField, Lua: "buffer_depth", Expr: "buffer_depth", Type: "integer", Doc: "of the slots in use, the activities the worker has not picked up yet (a moment after each send); part of `in_flight`"},
 	{Kind: CandidateField, Lua: "available", Expr: "available", Type: "integer", Doc: "`max_in_flight - in_flight`, never below 0"},
 	{Kind: CandidateField, Lua: "tags", Expr: "tags", Type: "list of strings", Doc: "the affinity tags; in Lua `tags.NAME` is also `true` for each tag"},
-	{Kind: CandidateMethod, Lua: "has_tag", Type: "boolean", Params: "tag", MinArgs: 1, MaxArgs: 1, Doc: "whether the candidate carries `tag`: Lua `c:has_tag(\"gpu\")`; in expr, the helper `hasTag(c, \"gpu\")`"},
+	{Kind: CandidateMethod, Lua: "has_tag", Type: "boolean", Params: "tag", MinArgs: 1, MaxArgs: 1, Args: []Arg{String}, Doc: "whether the candidate carries `tag`: Lua `c:has_tag(\"gpu\")`; in expr, the helper `hasTag(c, \"gpu\")`"},
 
-	{Kind: Helper, Lua: "least_loaded", Expr: "leastLoaded", Type: "worker id or nil", Params: "list [, tag]", MinArgs: 1, MaxArgs: 2, Doc: "the id with the lowest `(in_flight + buffer_depth) / max_in_flight`; ties go to the earliest; with `tag`, among the candidates carrying it"},
-	{Kind: Helper, Lua: "with_tag", Expr: "withTag", Type: "list of candidates", Params: "list, tag", MinArgs: 2, MaxArgs: 2, Doc: "the candidates carrying `tag`, in order"},
-	{Kind: Helper, Lua: "rendezvous", Expr: "rendezvous", Type: "worker id or nil", Params: "list, key", MinArgs: 2, MaxArgs: 2, Doc: "the id with the highest rendezvous hash for `key`: the same key keeps the same worker while it is a candidate, and only its keys move when it leaves"},
-	{Kind: Helper, Lua: "p2c", Expr: "p2c", Type: "worker id or nil", Params: "list", MinArgs: 1, MaxArgs: 1, Doc: "power of two choices: two random candidates, the less loaded wins"},
+	{Kind: Helper, Lua: "least_loaded", Expr: "leastLoaded", Type: "worker id or nil", Params: "list [, tag]", MinArgs: 1, MaxArgs: 2, Args: []Arg{List, String}, Doc: "the id with the lowest `(in_flight + buffer_depth) / max_in_flight`; ties go to the earliest; with `tag`, among the candidates carrying it"},
+	{Kind: Helper, Lua: "with_tag", Expr: "withTag", Type: "list of candidates", Params: "list, tag", MinArgs: 2, MaxArgs: 2, Args: []Arg{List, String}, Doc: "the candidates carrying `tag`, in order"},
+	{Kind: Helper, Lua: "rendezvous", Expr: "rendezvous", Type: "worker id or nil", Params: "list, key", MinArgs: 2, MaxArgs: 2, Args: []Arg{List, String}, Doc: "the id with the highest rendezvous hash for `key`: the same key keeps the same worker while it is a candidate, and only its keys move when it leaves"},
+	{Kind: Helper, Lua: "p2c", Expr: "p2c", Type: "worker id or nil", Params: "list", MinArgs: 1, MaxArgs: 1, Args: []Arg{List}, Doc: "power of two choices: two random candidates, the less loaded wins"},
 	{Kind: Helper, Lua: "random", Expr: "random", Type: "number", Doc: "a number in [0, 1) (in Lua, `math.random` draws from the same source)"},
-	{Kind: Helper, Lua: "has_tag", Expr: "hasTag", Type: "boolean", Params: "c, tag", MinArgs: 2, MaxArgs: 2, Doc: "whether candidate `c` carries `tag`"},
-	{Kind: Helper, Lua: "json_decode", Type: "any", Params: "s", MinArgs: 1, MaxArgs: 1, Doc: "the JSON value: an object as a table with string keys, walked by `pairs` in document order; an array as a list from 1; numbers as floating point; `null` as `nil` (a hole, in a list); a key given twice keeps its last value. expr has its builtin `fromJSON(s)`: an object as a map, an array as a list from 0"},
+	{Kind: Helper, Lua: "has_tag", Expr: "hasTag", Type: "boolean", Params: "c, tag", MinArgs: 2, MaxArgs: 2, Args: []Arg{Candidate, String}, Doc: "whether candidate `c` carries `tag`"},
+	{Kind: Helper, Lua: "json_decode", Type: "any", Params: "s", MinArgs: 1, MaxArgs: 1, Args: []Arg{String}, Doc: "the JSON value: an object as a table with string keys, walked by `pairs` in document order; an array as a list from 1; numbers as floating point; `null` as `nil` (a hole, in a list); a key given twice keeps its last value. expr has its builtin `fromJSON(s)`: an object as a map, an array as a list from 0"},
 	// concat is what the rewritten chunk calls for `..`; it stays readable
 	// as dispatch.concat, as it always was, but is no helper to document.
 	{Kind: Helper, Lua: "concat", Type: "string", Params: "a, b, …", MinArgs: 2, MaxArgs: 2, Variadic: true, Hidden: true, Doc: "what `..` calls, with every operand of a chain of `..`"},

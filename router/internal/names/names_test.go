@@ -56,6 +56,9 @@ func TestRows(t *testing.T) {
 			if params != "" {
 				written = strings.Count(params, ",") + 1
 			}
+			if !n.Variadic && len(n.Args) != written {
+				t.Errorf("%s(%s): %d argument types for %d parameters", n.Lua, n.Params, len(n.Args), written)
+			}
 			if written != n.MaxArgs || (strings.Contains(n.Params, "[") != (n.MinArgs < n.MaxArgs)) {
 				t.Errorf("%s(%s): MinArgs %d, MaxArgs %d do not match", n.Lua, n.Params, n.MinArgs, n.MaxArgs)
 			}
