@@ -124,6 +124,19 @@ steps:
 			`:7: request: schedule_to_start 3s is longer than schedule_to_close 2s, which bounds the whole activity`,
 			`:8: request: schedule_to_start "-3s": want a positive duration such as 2s`,
 		}},
+		{"request problems", `version: 1
+channels:
+  - {namespace: prod, task_queue: email, routing: {lang: lua, source: "function route(r, c) return c[1].id end"}}
+steps:
+  - request: {channel: prod/email, input: hi, content_type: application/json, start_to_close: soon, schedule_to_start: 3s, schedule_to_close: 2s}
+  - request: {channel: prod/email, workflow_id: wf-2, activity_type: send, input: {1: one}}
+`, []string{
+			":5: request: missing workflow_id and activity_type\n",
+			":5: request: input: the content type says JSON but the data is not JSON (content type application/json); give the JSON value itself, not a string, or another content_type\n",
+			":5: request: start_to_close \"soon\": want a positive duration such as 2s\n",
+			":5: request: schedule_to_start 3s is longer than schedule_to_close 2s, which bounds the whole activity",
+			":6: request: input: not a JSON value: json: unsupported type",
+		}},
 		{"bad steps", `version: 1
 channels:
   - {namespace: prod, task_queue: email, routing: {lang: lua, source: "function route(r, c) return c[1].id end"}}
@@ -136,7 +149,7 @@ steps:
 `, []string{
 			":5: channel prod/fax is not in the config",
 			":5: worker w1: script[0]: want exactly one of complete, fail, exit or hang: true",
-			":7: request: workflow_id and activity_type are required",
+			":7: request: missing activity_type",
 			":8: a step is exactly one of request, swap, add_worker, remove_worker, release or replay: true",
 			":9: swap: cannot read script missing.lua",
 		}},
