@@ -54,7 +54,11 @@ func ParseSubmission(data []byte) (Submission, error) {
 // agree with its content type, the timeouts must be positive durations,
 // and schedule_to_start may not be longer than schedule_to_close.
 // s.Channel is not looked at: the caller decides which channel s is for.
+//
+// A submission it refuses yields a *[RequestError] with every problem
+// found, not only the first.
 func (s Submission) Request(ch engine.ChannelName) (engine.ActivityRequest, error) {
+	var problems []error
 	var missing []string
 	if s.WorkflowID == "" {
 		missing = append(missing, "workflow_id")
@@ -63,10 +67,10 @@ func (s Submission) Request(ch engine.ChannelName) (engine.ActivityRequest, erro
 		missing = append(missing, "activity_type")
 	}
 	if len(missing) > 0 {
-		return engine.ActivityRequest{}, fmt.Errorf("missing %s", strings.Join(missing, " and "))
+		problems = append(problems, fmt.Errorf("missing %s", strings.Join(missing, " and ")))
 	}
 	if err := CheckInput(s.Input, s.ContentType); err != nil {
-		return engine.ActivityRequest{}, err
+		problems = append(problems, err)
 	}
 	req := engine.ActivityRequest{WorkflowID: s.WorkflowID, ActivityType: s.ActivityType,
 		TaskQueue: ch.TaskQueue(), Input: InputPayload(s.Input, s.ContentType)}
@@ -81,16 +85,41 @@ func (s Submission) Request(ch engine.ChannelName) (engine.ActivityRequest, erro
 		}
 		v, err := time.ParseDuration(d.v)
 		if err != nil || v <= 0 {
-			return engine.ActivityRequest{}, fmt.Errorf("%s %q: want a positive duration such as 2s", d.name, truncate(d.v))
+			problems = append(problems, fmt.Errorf("%s %q: want a positive duration such as 2s", d.name, truncate(d.v)))
+			continue
 		}
 		*d.to = v
 	}
+	// schedule_to_close bounds the whole activity, its wait in the backlog
+	// included.
 	if req.ScheduleToStart > 0 && req.ScheduleToClose > 0 && req.ScheduleToStart > req.ScheduleToClose {
-		return engine.ActivityRequest{}, fmt.Errorf("schedule_to_start %s is longer than schedule_to_close %s, which bounds the whole activity",
-			req.ScheduleToStart, req.ScheduleToClose)
+		problems = append(problems, fmt.Errorf("schedule_to_start %s is longer than schedule_to_close %s, which bounds the whole activity",
+			req.ScheduleToStart, req.ScheduleToClose))
+	}
+	if len(problems) > 0 {
+		return engine.ActivityRequest{}, &RequestError{Problems: problems}
 	}
 	return req, nil
 }
+
+// RequestError is a submission that [Submission.Request] refuses: every
+// problem it found, in the order of the fields. Its message is theirs
+// joined by "; ", on one line, as a requests line's error and an answer's
+// error show it; a scenario reports each problem on its own.
+type RequestError struct {
+	Problems []error
+}
+
+func (e *RequestError) Error() string {
+	msgs := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		msgs[i] = p.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+// Unwrap returns the problems, for errors.Is and errors.As.
+func (e *RequestError) Unwrap() []error { return e.Problems }
 
 // CheckInput refuses an input whose content type says JSON but whose data
 // would not be JSON: a string input is sent as its text, so "hi" with

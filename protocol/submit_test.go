@@ -3,6 +3,8 @@ package protocol_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -54,6 +56,58 @@ func TestSubmissionRequest(t *testing.T) {
 				got.StartToClose != tc.want.StartToClose || got.Input.ContentType != tc.want.Input.ContentType ||
 				!bytes.Equal(got.Input.Data, tc.want.Input.Data) {
 				t.Fatalf("request = %+v, want %+v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestSubmissionRequestProblems: a refused submission yields every one of
+// its problems, in the order of the fields, each in its own words and
+// together on one line.
+func TestSubmissionRequestProblems(t *testing.T) {
+	ch, err := engine.DispatchChannel("prod", "upper")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, in string
+		want     []string
+	}{
+		{"missing one", `{"activity_type": "up"}`, []string{"missing workflow_id"}},
+		{"missing both", `{}`, []string{"missing workflow_id and activity_type"}},
+		{"every field", `{"input": "hi", "content_type": "application/json", "start_to_close": "x",
+			"schedule_to_close": "-1s", "schedule_to_start": "0s"}`, []string{
+			"missing workflow_id and activity_type",
+			"input: the content type says JSON but the data is not JSON (content type application/json); give the JSON value itself, not a string, or another content_type",
+			`start_to_close "x": want a positive duration such as 2s`,
+			`schedule_to_close "-1s": want a positive duration such as 2s`,
+			`schedule_to_start "0s": want a positive duration such as 2s`,
+		}},
+		{"bad duration and start after close", `{"workflow_id": "wf", "activity_type": "up", "start_to_close": "soon",
+			"schedule_to_start": "5s", "schedule_to_close": "1s"}`, []string{
+			`start_to_close "soon": want a positive duration such as 2s`,
+			"schedule_to_start 5s is longer than schedule_to_close 1s, which bounds the whole activity",
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, err := protocol.ParseSubmission([]byte(tc.in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = s.Request(ch)
+			var re *protocol.RequestError
+			if !errors.As(err, &re) {
+				t.Fatalf("err = %v (%T), want a *RequestError", err, err)
+			}
+			var got []string
+			for _, p := range re.Problems {
+				got = append(got, p.Error())
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Fatalf("problems:\n  %s\nwant:\n  %s", strings.Join(got, "\n  "), strings.Join(tc.want, "\n  "))
+			}
+			if err.Error() != strings.Join(tc.want, "; ") {
+				t.Fatalf("message %q, want the problems joined by \"; \"", err)
 			}
 		})
 	}

@@ -12,6 +12,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/rogpeppe/go-internal/diff"
+
 	"github.com/aion-dispatch/dispatch/engine"
 	"github.com/aion-dispatch/dispatch/internal/regularfile"
 	"github.com/aion-dispatch/dispatch/journal"
@@ -39,7 +41,7 @@ func Journal(ops []engine.Operation) ([]byte, error) {
 type Result struct {
 	File    string // the scenario
 	Golden  string // its golden journal
-	Diff    string // a line diff, golden (-) against run (+), or "" when equal
+	Diff    string // a unified diff, golden (-) against run (+), or "" when equal
 	Updated bool   // the golden journal was (re)written
 	Err     error  // the scenario did not load or run, or the golden is unreadable
 }
@@ -79,7 +81,10 @@ func Check(ctx context.Context, path string, update bool) Result {
 	if bytes.Equal(got, want) {
 		return res
 	}
-	res.Diff = Diff(string(want), string(got))
+	// A unified diff, from its ---/+++ lines: its first line ("diff A B")
+	// says again what the caller's message about the failure says.
+	_, d, _ := bytes.Cut(diff.Diff(res.Golden, want, "run", got), []byte("\n"))
+	res.Diff = string(d)
 	if update {
 		if err := os.WriteFile(res.Golden, got, 0o644); err != nil {
 			res.Err = err
@@ -116,117 +121,4 @@ func Find(paths []string, run *regexp.Regexp) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
-}
-
-// Diff returns a line diff of want against got: hunks of lines only in
-// want (-) and only in got (+), with two lines of context (' ') and the
-// 1-based line numbers in each.
-func Diff(want, got string) string {
-	a, b := splitLines(want), splitLines(got)
-	// The common head and tail are matched as they are, so that the table
-	// below covers only the part that differs.
-	pre := 0
-	for pre < len(a) && pre < len(b) && a[pre] == b[pre] {
-		pre++
-	}
-	suf := 0
-	for suf < len(a)-pre && suf < len(b)-pre && a[len(a)-1-suf] == b[len(b)-1-suf] {
-		suf++
-	}
-	var lines []diffLine
-	for k := 0; k < pre; k++ {
-		lines = append(lines, diffLine{' ', a[k], k + 1, k + 1})
-	}
-	am, bm := a[pre:len(a)-suf], b[pre:len(b)-suf]
-	lines = append(lines, diffMiddle(am, bm, pre)...)
-	for k := 0; k < suf; k++ {
-		i, j := len(a)-suf+k, len(b)-suf+k
-		lines = append(lines, diffLine{' ', a[i], i + 1, j + 1})
-	}
-	return render(lines)
-}
-
-// diffLine is one line of a diff: ' ' in both, '-' only in want, '+' only in got.
-type diffLine struct {
-	op   byte
-	text string
-	ai   int // 1-based line in want, 0 if none
-	bi   int
-}
-
-// diffMiddle diffs a and b, which start after line offset of both texts,
-// by longest common subsequence.
-func diffMiddle(a, b []string, offset int) []diffLine {
-	// lcs[i][j] is the length of the longest common subsequence of a[i:] and b[j:].
-	lcs := make([][]int, len(a)+1)
-	for i := range lcs {
-		lcs[i] = make([]int, len(b)+1)
-	}
-	for i := len(a) - 1; i >= 0; i-- {
-		for j := len(b) - 1; j >= 0; j-- {
-			if a[i] == b[j] {
-				lcs[i][j] = lcs[i+1][j+1] + 1
-			} else {
-				lcs[i][j] = max(lcs[i+1][j], lcs[i][j+1])
-			}
-		}
-	}
-	var lines []diffLine
-	i, j := 0, 0
-	for i < len(a) || j < len(b) {
-		switch {
-		case i < len(a) && j < len(b) && a[i] == b[j]:
-			lines = append(lines, diffLine{' ', a[i], offset + i + 1, offset + j + 1})
-			i, j = i+1, j+1
-		case i < len(a) && (j == len(b) || lcs[i+1][j] >= lcs[i][j+1]):
-			lines = append(lines, diffLine{'-', a[i], offset + i + 1, 0})
-			i++
-		default:
-			lines = append(lines, diffLine{'+', b[j], 0, offset + j + 1})
-			j++
-		}
-	}
-	return lines
-}
-
-// render prints the changed lines of a diff with two lines of context
-// around each, and "..." where lines are left out.
-func render(lines []diffLine) string {
-	const context = 2
-	show := make([]bool, len(lines))
-	for k, l := range lines {
-		if l.op != ' ' {
-			for c := max(k-context, 0); c <= min(k+context, len(lines)-1); c++ {
-				show[c] = true
-			}
-		}
-	}
-	var sb strings.Builder
-	prev := -1
-	for k, l := range lines {
-		if !show[k] {
-			continue
-		}
-		if prev >= 0 && k > prev+1 {
-			sb.WriteString("  ...\n")
-		}
-		prev = k
-		switch l.op {
-		case '-':
-			fmt.Fprintf(&sb, "- %s    (golden line %d)\n", l.text, l.ai)
-		case '+':
-			fmt.Fprintf(&sb, "+ %s    (run line %d)\n", l.text, l.bi)
-		default:
-			fmt.Fprintf(&sb, "  %s\n", l.text)
-		}
-	}
-	return sb.String()
-}
-
-func splitLines(s string) []string {
-	s = strings.TrimSuffix(s, "\n")
-	if s == "" {
-		return nil
-	}
-	return strings.Split(s, "\n")
 }

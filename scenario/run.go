@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -36,7 +37,8 @@ var errStuck = errors.New("the request never finished: does it reach a worker th
 // deadline if that is sooner.
 func Run(ctx context.Context, s *Scenario) ([]engine.Operation, error) {
 	r := &runner{s: s, table: router.NewTable(), pool: local.NewPool(), workers: map[WorkerRef]*scripted{}}
-	r.gate = newGate(r.pool)
+	r.rec.changed = &r.changed
+	r.gate = newGate(r.pool, &r.changed)
 	defer r.pool.Close(context.Background())
 	defer r.gate.openUp() // the backlogs follow the pool from here on
 	defer r.abandon()     // async dispatches still open after an error
@@ -174,35 +176,38 @@ func (p *pending) conversation() string {
 // begin starts a dispatch and returns once its conversation is open (or
 // the dispatch is over, having opened none).
 func (r *runner) begin(ctx context.Context, req Request, line int) (*pending, error) {
-	before := len(r.rec.ops())
+	seen := r.rec.len()
 	actx, cancel := context.WithCancel(ctx)
 	p := &pending{line: line, cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(p.done)
+	go func() { // ends with the dispatch, which its step or abandon waits for
 		p.res, p.err = r.d.Dispatch(actx, req.Channel.Namespace(), req.Request)
+		close(p.done)
+		r.changed.notify()
 	}()
-	deadline := limit(ctx)
-	err := poll(ctx, func() (bool, error) {
-		for _, op := range r.rec.ops()[before:] {
+	expire := time.NewTimer(time.Until(limit(ctx)))
+	defer expire.Stop()
+	for {
+		wakeups := r.wakeups()
+		ops := r.rec.from(seen)
+		seen += len(ops)
+		for _, op := range ops {
 			if op.Kind == engine.OpConversationOpened {
 				p.conv.Store(&op.ConversationID)
-				return true, nil
+				return p, nil
 			}
 		}
 		if isClosed(p.done) {
-			return true, nil
+			return p, nil
 		}
-		if time.Now().After(deadline) {
-			return false, errors.New("the request opened no conversation")
+		if err := awaitChange(ctx, wakeups, expire.C); err != nil {
+			if errors.Is(err, errExpired) {
+				err = errors.New("the request opened no conversation")
+			}
+			cancel()
+			<-p.done
+			return nil, err
 		}
-		return false, nil
-	})
-	if err != nil {
-		cancel()
-		<-p.done
-		return nil, err
 	}
-	return p, nil
 }
 
 // dispatchAsync starts a dispatch and returns once it is with a worker
@@ -251,6 +256,7 @@ type runner struct {
 	gate    *gate
 	d       *engine.Dispatcher
 	rec     collector
+	changed changes                 // told of every change a wait for the scenario to be at rest looks at
 	workers map[WorkerRef]*scripted // the workers of the pool, by channel and id
 	all     []*scripted             // every worker started, removed and exited ones included
 	done    []outcome               // the requests so far and what came of them
@@ -266,6 +272,7 @@ type outcome struct {
 // scripted is a running scripted worker.
 type scripted struct {
 	spec    Worker
+	changed *changes      // told when running or parked changes
 	ready   chan struct{} // closed once w is set
 	n       atomic.Int64  // requests received
 	w       atomic.Pointer[local.Worker]
@@ -277,7 +284,7 @@ type scripted struct {
 }
 
 func (r *runner) start(spec Worker) error {
-	sw := &scripted{spec: spec, ready: make(chan struct{})}
+	sw := &scripted{spec: spec, changed: &r.changed, ready: make(chan struct{})}
 	w, err := r.pool.Start(spec.Channel, local.WorkerConfig{ID: spec.ID, MaxInFlight: spec.MaxInFlight, Tags: spec.Tags,
 		Handler: sw.handle})
 	if err != nil {
@@ -292,8 +299,8 @@ func (r *runner) start(spec Worker) error {
 
 // handle does what the script says for this request.
 func (sw *scripted) handle(ctx context.Context, req engine.ActivityRequest) engine.ActivityResult {
-	sw.running.Add(1)
-	defer sw.running.Add(-1)
+	sw.count(&sw.running, 1)
+	defer sw.count(&sw.running, -1)
 	<-sw.ready
 	k := int(sw.n.Add(1)) - 1
 	a := sw.spec.Script[min(k, len(sw.spec.Script)-1)]
@@ -318,10 +325,16 @@ func (sw *scripted) handle(ctx context.Context, req engine.ActivityRequest) engi
 		sw.w.Load().Stop(a.Message)
 		return engine.ActivityResult{}
 	}
-	sw.parked.Add(1) // Hang
-	defer sw.parked.Add(-1)
+	sw.count(&sw.parked, 1) // Hang
+	defer sw.count(&sw.parked, -1)
 	<-ctx.Done()
 	return engine.Failed("cancelled")
+}
+
+// count adds delta to one of the worker's counters and tells the runner.
+func (sw *scripted) count(n *atomic.Int64, delta int64) {
+	n.Add(delta)
+	sw.changed.notify()
 }
 
 // hold waits until a release step lets the activity go on (true) or ctx
@@ -331,7 +344,7 @@ func (sw *scripted) handle(ctx context.Context, req engine.ActivityRequest) engi
 func (sw *scripted) hold(ctx context.Context) bool {
 	rel := make(chan struct{})
 	sw.mu.Lock()
-	sw.parked.Add(1)
+	sw.count(&sw.parked, 1)
 	sw.held = append(sw.held, rel)
 	sw.mu.Unlock()
 	select {
@@ -342,7 +355,7 @@ func (sw *scripted) hold(ctx context.Context) bool {
 		defer sw.mu.Unlock()
 		if i := slices.Index(sw.held, rel); i >= 0 {
 			sw.held = slices.Delete(sw.held, i, i+1)
-			sw.parked.Add(-1)
+			sw.count(&sw.parked, -1)
 			return false
 		}
 		return true // released as ctx ended: the release counted it out
@@ -359,7 +372,7 @@ func (sw *scripted) release() bool {
 	}
 	rel := sw.held[0]
 	sw.held = sw.held[1:]
-	sw.parked.Add(-1)
+	sw.count(&sw.parked, -1)
 	close(rel)
 	return true
 }
@@ -370,26 +383,111 @@ func (sw *scripted) release() bool {
 // snapshot a router sees, and the journal, is the same on every run: the
 // next step does not depend on how fast the last one wound down, and a
 // waiting activity is offered capacity only when the step that freed it
-// has had all its effects.
+// has had all its effects. It looks again only when something changed
+// (see [runner.wakeups]); while done is open it waits as long as ctx lets
+// it, then up to the step's limit.
 func (r *runner) settle(ctx context.Context, done <-chan struct{}) error {
-	deadline := limit(ctx)
-	return poll(ctx, func() (bool, error) {
+	var expire <-chan time.Time
+	for {
+		wakeups := r.wakeups()
 		running := done != nil && !isClosed(done)
-		if running {
-			deadline = limit(ctx) // a request runs until ctx ends it
-		}
 		rest, why := r.atRest()
-		if rest && r.gate.letDue(r.d, r.rec.ops()) {
+		if rest && r.gate.letDue(r.d, r.rec.joins()) {
 			rest, why = false, "a backlog has a round"
 		}
 		if rest && !running {
-			return true, nil
+			return nil
 		}
-		if !running && time.Now().After(deadline) {
-			return false, fmt.Errorf("the scenario did not come to rest: %s (a hang without a timeout? async to a worker that answers?)", why)
+		if !running && expire == nil { // a request runs until ctx ends it
+			t := time.NewTimer(time.Until(limit(ctx)))
+			defer t.Stop()
+			expire = t.C
 		}
-		return false, nil
-	})
+		if err := awaitChange(ctx, wakeups, expire); err != nil {
+			if errors.Is(err, errExpired) {
+				return fmt.Errorf("the scenario did not come to rest: %s (a hang without a timeout? async to a worker that answers?)", why)
+			}
+			return err
+		}
+	}
+}
+
+// wakeups returns what tells a waiter that the scenario may have changed
+// since it called wakeups; it calls it before it looks, so that no change
+// after the look goes unheard. They are the runner's [changes], told of
+// every operation recorded, every dispatch that returns, every scripted
+// handler that starts, parks, is released or returns, and every backlog
+// watcher that parks in the gate; and each channel's capacity signal from
+// the pool, which fires when a worker in the pool frees a slot. The other
+// changes [runner.atRest] looks at come before one of those: a worker's
+// slot is freed before its answer is recorded, by the conversation that
+// sees its exit before that is recorded, or by the conversation's Close
+// before conversation_closed is; an executor takes an activity out of the
+// mailbox (its buffer depth) before it calls the handler; and an activity
+// leaves a backlog before its conversation records the operation that
+// follows.
+//
+// One change is heard of by none: a worker that was removed from the pool
+// freeing the slot of an activity whose conversation ended while it waited
+// in the worker's mailbox, before any executor took it (an executor takes
+// an activity at once, so the conversation must end in that instant). A
+// settle then waits for the step's limit and fails; a poll would see it,
+// but no scenario can make it happen on purpose.
+func (r *runner) wakeups() []<-chan struct{} {
+	out := []<-chan struct{}{r.changed.next()}
+	for _, ch := range r.s.Config.Channels {
+		out = append(out, r.pool.CapacityChanged(ch.Name))
+	}
+	return out
+}
+
+// errExpired is awaitChange's error when expire fires.
+var errExpired = errors.New("expired")
+
+// awaitChange blocks until one of wakeups is closed (nil), expire fires
+// (errExpired) or ctx ends (its cause). A nil expire never fires.
+func awaitChange(ctx context.Context, wakeups []<-chan struct{}, expire <-chan time.Time) error {
+	cases := []reflect.SelectCase{
+		{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(ctx.Done())},
+		{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(expire)},
+	}
+	for _, w := range wakeups {
+		cases = append(cases, reflect.SelectCase{Dir: reflect.SelectRecv, Chan: reflect.ValueOf(w)})
+	}
+	switch i, _, _ := reflect.Select(cases); i {
+	case 0:
+		return context.Cause(ctx)
+	case 1:
+		return errExpired
+	}
+	return nil
+}
+
+// changes is a broadcast that something changed: a waiter takes next
+// before it looks, and waits for it to be closed; notify closes it.
+type changes struct {
+	mu sync.Mutex
+	ch chan struct{} // closed by the next notify; made by the first next after one
+}
+
+// next returns the channel the next notify closes.
+func (c *changes) next() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ch == nil {
+		c.ch = make(chan struct{})
+	}
+	return c.ch
+}
+
+// notify wakes whoever took next since the last notify.
+func (c *changes) notify() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.ch != nil {
+		close(c.ch)
+		c.ch = nil
+	}
 }
 
 // atRest reports whether nothing in the scenario moves until a timer fires
@@ -399,14 +497,7 @@ func (r *runner) settle(ctx context.Context, done <-chan struct{}) error {
 // worker's slots are those activities, each taken by an executor; no
 // handler runs but those.
 func (r *runner) atRest() (bool, string) {
-	last := map[string]engine.Operation{} // each open conversation's last operation
-	for _, op := range r.rec.ops() {
-		if op.Kind == engine.OpConversationClosed {
-			delete(last, op.ConversationID)
-			continue
-		}
-		last[op.ConversationID] = op
-	}
+	last := r.rec.open()
 	sent := map[WorkerRef]int{}
 	waiting := map[engine.ChannelName]int{}
 	for conv, op := range last {
@@ -448,20 +539,6 @@ func (r *runner) atRest() (bool, string) {
 	return true, ""
 }
 
-// poll calls ok every 100µs until it says true or fails, or ctx ends.
-func poll(ctx context.Context, ok func() (bool, error)) error {
-	for {
-		done, err := ok()
-		if done || err != nil {
-			return err
-		}
-		if ctx.Err() != nil {
-			return context.Cause(ctx)
-		}
-		time.Sleep(100 * time.Microsecond)
-	}
-}
-
 func isClosed(ch <-chan struct{}) bool {
 	select {
 	case <-ch:
@@ -486,7 +563,8 @@ func isClosed(ch <-chan struct{}) bool {
 // knows it is, and a new signal tells the backlog that capacity changed,
 // so the round offers every waiting activity a turn, oldest first.
 type gate struct {
-	*local.Pool // the snapshots and the membership; the signal is the gate's
+	*local.Pool          // the snapshots and the membership; the signal is the gate's
+	changed     *changes // told when a watcher parks
 
 	mu    sync.Mutex
 	cond  sync.Cond
@@ -502,8 +580,8 @@ type gated struct {
 	joins   int             // the channel's activity_waiting operations then
 }
 
-func newGate(pool *local.Pool) *gate {
-	g := &gate{Pool: pool, chans: map[engine.ChannelName]*gated{}}
+func newGate(pool *local.Pool, changed *changes) *gate {
+	g := &gate{Pool: pool, changed: changed, chans: map[engine.ChannelName]*gated{}}
 	g.cond.L = &g.mu
 	return g
 }
@@ -525,6 +603,7 @@ func (g *gate) CapacityChanged(ch engine.ChannelName) <-chan struct{} {
 	defer g.mu.Unlock()
 	st := g.of(ch)
 	st.parked++
+	g.changed.notify() // the runner may see the backlog idle now
 	for st.permits == 0 && !g.open {
 		g.cond.Wait()
 	}
@@ -547,15 +626,9 @@ func (g *gate) idle(ch engine.ChannelName) bool {
 }
 
 // letDue lets a round go for each channel whose backlog has activities and
-// a reason to look again, and reports whether it let any. ops is the
-// journal so far.
-func (g *gate) letDue(d *engine.Dispatcher, ops []engine.Operation) bool {
-	joins := map[engine.ChannelName]int{}
-	for _, op := range ops {
-		if op.Kind == engine.OpActivityWaiting {
-			joins[op.Channel]++
-		}
-	}
+// a reason to look again, and reports whether it let any. joins is how
+// many activity_waiting operations each channel has recorded so far.
+func (g *gate) letDue(d *engine.Dispatcher, joins map[engine.ChannelName]int) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	let := false
@@ -660,10 +733,15 @@ func (r replayOnly) Record(context.Context, engine.Operation) error {
 	return errors.New("replay recorded an operation")
 }
 
-// collector keeps every operation, numbering them.
+// collector keeps every operation, numbering them, and what a wait for
+// the scenario to be at rest asks of them; it tells changed of each.
 type collector struct {
-	mu  sync.Mutex
-	all []engine.Operation
+	changed *changes
+
+	mu    sync.Mutex
+	all   []engine.Operation
+	last  map[string]engine.Operation // each open conversation's last operation
+	waits map[engine.ChannelName]int  // activity_waiting operations per channel
 }
 
 func (c *collector) ReplayOutcome(context.Context, engine.ChannelName, engine.ActivityRequest) (engine.RecordedOutcome, bool, error) {
@@ -672,16 +750,55 @@ func (c *collector) ReplayOutcome(context.Context, engine.ChannelName, engine.Ac
 
 func (c *collector) Record(_ context.Context, op engine.Operation) error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	op.Seq = uint64(len(c.all) + 1)
 	c.all = append(c.all, op)
+	if c.last == nil {
+		c.last, c.waits = map[string]engine.Operation{}, map[engine.ChannelName]int{}
+	}
+	if op.Kind == engine.OpConversationClosed {
+		delete(c.last, op.ConversationID)
+	} else {
+		c.last[op.ConversationID] = op
+	}
+	if op.Kind == engine.OpActivityWaiting {
+		c.waits[op.Channel]++
+	}
+	c.mu.Unlock()
+	if c.changed != nil {
+		c.changed.notify()
+	}
 	return nil
 }
 
-func (c *collector) ops() []engine.Operation {
+// ops returns every operation so far.
+func (c *collector) ops() []engine.Operation { return c.from(0) }
+
+// from returns the operations after the first n.
+func (c *collector) from(n int) []engine.Operation {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return append([]engine.Operation(nil), c.all...)
+	return slices.Clone(c.all[min(n, len(c.all)):])
+}
+
+// len returns how many operations there are.
+func (c *collector) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.all)
+}
+
+// open returns the last operation of each open conversation.
+func (c *collector) open() map[string]engine.Operation {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.last)
+}
+
+// joins returns how many activity_waiting operations each channel has.
+func (c *collector) joins() map[engine.ChannelName]int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.waits)
 }
 
 // normalise makes a journal independent of the directory the scenario was

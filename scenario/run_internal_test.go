@@ -2,8 +2,10 @@ package scenario
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aion-dispatch/dispatch/engine"
 )
@@ -43,6 +45,33 @@ func TestReplayCatchesDifferences(t *testing.T) {
 				t.Fatalf("replay: %v", err)
 			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
 				t.Fatalf("replay: %v, want %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// awaitChange wakes for the first of a change, the expiry and ctx's end,
+// and a change told before the wait is not lost.
+func TestAwaitChange(t *testing.T) {
+	stop := errors.New("stopped")
+	for _, tc := range []struct {
+		name string
+		set  func(c *changes, cancel context.CancelCauseFunc, expire chan time.Time)
+		want error
+	}{
+		{"a change", func(c *changes, _ context.CancelCauseFunc, _ chan time.Time) { c.notify() }, nil},
+		{"expired", func(_ *changes, _ context.CancelCauseFunc, e chan time.Time) { e <- time.Time{} }, errExpired},
+		{"ctx ended", func(_ *changes, cancel context.CancelCauseFunc, _ chan time.Time) { cancel(stop) }, stop},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var c changes
+			ctx, cancel := context.WithCancelCause(context.Background())
+			defer cancel(nil)
+			expire := make(chan time.Time, 1)
+			wakeups := []<-chan struct{}{c.next()} // taken before the change, as a waiter does
+			tc.set(&c, cancel, expire)
+			if err := awaitChange(ctx, wakeups, expire); !errors.Is(err, tc.want) || (tc.want == nil && err != nil) {
+				t.Fatalf("awaitChange = %v, want %v", err, tc.want)
 			}
 		})
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/aion-dispatch/dispatch/config"
 	"github.com/aion-dispatch/dispatch/engine"
 	"github.com/aion-dispatch/dispatch/internal/regularfile"
+	"github.com/aion-dispatch/dispatch/protocol"
 	"github.com/aion-dispatch/dispatch/router"
 )
 
@@ -321,11 +322,11 @@ func (l *loader) action(a actionYAML, what string, line int) Action {
 	if a.Complete.Kind != 0 {
 		n++
 		out.Kind = Complete
-		p, err := payload(&a.Complete, "")
+		raw, err := jsonValue(&a.Complete)
 		if err != nil {
 			l.errorf(a.Complete.Line, "%s: complete: %v", what, err)
 		}
-		out.Output = p
+		out.Output = protocol.InputPayload(raw, "")
 	}
 	if a.Fail != nil {
 		n++
@@ -398,37 +399,28 @@ func (l *loader) step(st stepYAML, line int) Step {
 	return out
 }
 
+// request checks a request step as dispatch run checks a requests line:
+// the step is a protocol.Submission, and each of its problems is reported
+// at the step's line.
 func (l *loader) request(r *requestYAML, line int) *Request {
 	out := &Request{Channel: l.channel(r.Channel, line), Async: r.Async}
-	if r.WorkflowID == "" || r.ActivityType == "" {
-		l.errorf(line, "request: workflow_id and activity_type are required")
-	}
-	p, err := payload(&r.Input, r.ContentType)
+	input, err := jsonValue(&r.Input)
 	if err != nil {
 		l.errorf(line, "request: input: %v", err)
 	}
-	out.Request = engine.ActivityRequest{WorkflowID: r.WorkflowID, ActivityType: r.ActivityType,
-		TaskQueue: out.Channel.TaskQueue(), Input: p}
-	for _, d := range []struct {
-		name, v string
-		to      *time.Duration
-	}{{"start_to_close", r.StartToClose, &out.Request.StartToClose}, {"schedule_to_close", r.ScheduleToClose, &out.Request.ScheduleToClose},
-		{"schedule_to_start", r.ScheduleToStart, &out.Request.ScheduleToStart}} {
-		if d.v == "" {
-			continue
+	sub := protocol.Submission{WorkflowID: r.WorkflowID, ActivityType: r.ActivityType, Input: input, ContentType: r.ContentType,
+		StartToClose: r.StartToClose, ScheduleToClose: r.ScheduleToClose, ScheduleToStart: r.ScheduleToStart}
+	req, err := sub.Request(out.Channel)
+	var re *protocol.RequestError
+	switch {
+	case errors.As(err, &re):
+		for _, p := range re.Problems {
+			l.errorf(line, "request: %v", p)
 		}
-		v, err := time.ParseDuration(d.v)
-		if err != nil || v <= 0 {
-			l.errorf(line, "request: %s %q: want a positive duration such as 2s", d.name, d.v)
-			continue
-		}
-		*d.to = v
+	case err != nil:
+		l.errorf(line, "request: %v", err)
 	}
-	// schedule_to_close bounds the whole activity, its waits in the backlog
-	// included, as in dispatch run's requests.
-	if s2s, s2c := out.Request.ScheduleToStart, out.Request.ScheduleToClose; s2s > 0 && s2c > 0 && s2s > s2c {
-		l.errorf(line, "request: schedule_to_start %s is longer than schedule_to_close %s, which bounds the whole activity", s2s, s2c)
-	}
+	out.Request = req
 	return out
 }
 
@@ -478,35 +470,27 @@ func (l *loader) swap(sw *swapYAML, line int) *Swap {
 	return out
 }
 
-// payload turns a YAML value into an activity payload: a string is its
-// text (text/plain unless told), null or absent is empty, anything else is
-// its JSON (application/json unless told).
-func payload(n *yaml.Node, contentType string) (engine.Payload, error) {
+// jsonValue is a YAML value as the JSON input of a submission: a string
+// is a JSON string (its text, text/plain unless told), null or absent is
+// nothing, anything else is its JSON (application/json unless told). A
+// value that JSON cannot hold (a map with a key that is not a string) is
+// an error.
+func jsonValue(n *yaml.Node) (json.RawMessage, error) {
 	if n == nil || n.Kind == 0 || (n.Kind == yaml.ScalarNode && n.Tag == "!!null") {
-		return engine.Payload{ContentType: contentType}, nil
+		return nil, nil
 	}
 	if n.Kind == yaml.ScalarNode && n.Tag == "!!str" {
-		if contentType == "" {
-			contentType = "text/plain"
-		}
-		p := engine.Payload{ContentType: contentType, Data: []byte(n.Value)}
-		if err := p.Check(); err != nil {
-			return engine.Payload{}, fmt.Errorf("%w; give the value itself, not a string, or another content_type", err)
-		}
-		return p, nil
+		return json.Marshal(n.Value)
 	}
 	var v any
 	if err := n.Decode(&v); err != nil {
-		return engine.Payload{}, err
+		return nil, err
 	}
 	data, err := json.Marshal(v)
 	if err != nil {
-		return engine.Payload{}, err
+		return nil, fmt.Errorf("not a JSON value: %w", err)
 	}
-	if contentType == "" {
-		contentType = "application/json"
-	}
-	return engine.Payload{ContentType: contentType, Data: data}, nil
+	return data, nil
 }
 
 // itemLines returns the line of each item of the top-level list key.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -46,20 +47,6 @@ func TestScenarios(t *testing.T) {
 				t.Errorf("%s differs from the run (- golden, + run):\n%s\nto accept the run: go test ./scenario -update (or make golden)", res.Golden, res.Diff)
 			}
 		})
-	}
-}
-
-func TestDiff(t *testing.T) {
-	want := "a\nb\nc\nd\ne\nf\ng\nh\ni\n"
-	got := "a\nb\nC\nd\ne\nf\ng\nh\ni\nj\n"
-	d := scenario.Diff(want, got)
-	for _, line := range []string{"- c    (golden line 3)", "+ C    (run line 3)", "+ j    (run line 10)", "  ...", "  b"} {
-		if !strings.Contains(d, line+"\n") {
-			t.Errorf("diff lacks %q:\n%s", line, d)
-		}
-	}
-	if scenario.Diff(want, want) != "" {
-		t.Error("diff of equal texts is not empty")
 	}
 }
 
@@ -124,6 +111,19 @@ steps:
 			`:7: request: schedule_to_start 3s is longer than schedule_to_close 2s, which bounds the whole activity`,
 			`:8: request: schedule_to_start "-3s": want a positive duration such as 2s`,
 		}},
+		{"request problems", `version: 1
+channels:
+  - {namespace: prod, task_queue: email, routing: {lang: lua, source: "function route(r, c) return c[1].id end"}}
+steps:
+  - request: {channel: prod/email, input: hi, content_type: application/json, start_to_close: soon, schedule_to_start: 3s, schedule_to_close: 2s}
+  - request: {channel: prod/email, workflow_id: wf-2, activity_type: send, input: {1: one}}
+`, []string{
+			":5: request: missing workflow_id and activity_type\n",
+			":5: request: input: the content type says JSON but the data is not JSON (content type application/json); give the JSON value itself, not a string, or another content_type\n",
+			":5: request: start_to_close \"soon\": want a positive duration such as 2s\n",
+			":5: request: schedule_to_start 3s is longer than schedule_to_close 2s, which bounds the whole activity",
+			":6: request: input: not a JSON value: json: unsupported type",
+		}},
 		{"bad steps", `version: 1
 channels:
   - {namespace: prod, task_queue: email, routing: {lang: lua, source: "function route(r, c) return c[1].id end"}}
@@ -136,7 +136,7 @@ steps:
 `, []string{
 			":5: channel prod/fax is not in the config",
 			":5: worker w1: script[0]: want exactly one of complete, fail, exit or hang: true",
-			":7: request: workflow_id and activity_type are required",
+			":7: request: missing activity_type",
 			":8: a step is exactly one of request, swap, add_worker, remove_worker, release or replay: true",
 			":9: swap: cannot read script missing.lua",
 		}},
@@ -222,8 +222,16 @@ func TestCheckAndUpdate(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := scenario.Check(context.Background(), path, false)
-	if res.Passed() || !strings.Contains(res.Diff, "- ") || !strings.Contains(res.Diff, "card accepted") || !strings.Contains(res.Diff, "+ ") {
+	if res.Passed() {
 		t.Fatalf("changed golden: %+v", res)
+	}
+	// A unified diff: the golden's line (-) and the run's (+), in a hunk
+	// that gives their line numbers.
+	for _, re := range []string{`(?m)^--- ` + regexp.QuoteMeta(golden) + `$`, `(?m)^\+\+\+ run$`, `(?m)^@@ -\d+,\d+ \+\d+,\d+ @@$`,
+		`(?m)^-\{.*card accepted.*\}$`, `(?m)^\+\{.*card declined.*\}$`} {
+		if !regexp.MustCompile(re).MatchString(res.Diff) {
+			t.Errorf("the diff lacks %s:\n%s", re, res.Diff)
+		}
 	}
 }
 

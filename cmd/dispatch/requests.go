@@ -95,44 +95,32 @@ func readLine(br *bufio.Reader) (data []byte, tooLong bool, err error) {
 }
 
 // parseRequest decodes one requests line strictly: a submission with its
-// channel (see protocol.Submission).
+// channel (see protocol.Submission). The channel is checked here, the rest
+// by protocol.Submission.Request; every problem of the line is in its
+// error, joined by "; ".
 func parseRequest(data []byte) (activity, error) {
 	sub, err := protocol.ParseSubmission(data)
 	if err != nil {
 		return activity{}, err
 	}
-	var missing []string
-	for _, f := range []struct{ name, v string }{{"channel", sub.Channel}, {"workflow_id", sub.WorkflowID}, {"activity_type", sub.ActivityType}} {
-		if f.v == "" {
-			missing = append(missing, f.name)
-		}
-	}
-	if len(missing) > 0 {
-		return activity{}, fmt.Errorf("missing %s", joinAnd(missing))
-	}
-	ch, err := config.ParseChannelFlag(sub.Channel)
-	if err != nil {
-		return activity{}, err
+	var chErr error
+	var ch engine.ChannelName
+	if sub.Channel == "" {
+		chErr = errors.New("missing channel")
+	} else if ch, err = config.ParseChannelFlag(sub.Channel); err != nil {
+		chErr = err
 	}
 	req, err := sub.Request(ch)
-	if err != nil {
+	var re *protocol.RequestError
+	switch {
+	case chErr != nil && errors.As(err, &re):
+		return activity{}, &protocol.RequestError{Problems: append([]error{chErr}, re.Problems...)}
+	case chErr != nil:
+		return activity{}, chErr
+	case err != nil:
 		return activity{}, err
 	}
 	return activity{channel: ch, req: req}, nil
-}
-
-func joinAnd(s []string) string {
-	switch len(s) {
-	case 0:
-		return ""
-	case 1:
-		return s[0]
-	}
-	out := s[0]
-	for _, x := range s[1 : len(s)-1] {
-		out += ", " + x
-	}
-	return out + " and " + s[len(s)-1]
 }
 
 // sampleLoad is the built-in load of `dispatch run` without --requests:

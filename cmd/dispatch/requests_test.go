@@ -213,3 +213,21 @@ func TestRequestLineTimeouts(t *testing.T) {
 		})
 	}
 }
+
+// TestParseRequestProblems: a requests line's error holds every problem
+// of the line, the channel's first, in the words of
+// protocol.Submission.Request.
+func TestParseRequestProblems(t *testing.T) {
+	for _, tc := range []struct{ line, want string }{
+		{`{}`, "missing channel; missing workflow_id and activity_type"},
+		{`{"channel": "prod/email", "activity_type": "send"}`, "missing workflow_id"},
+		{`{"channel": "prod", "workflow_id": "w", "activity_type": "send"}`, `channel "prod": want NAMESPACE/TASK_QUEUE`},
+		{`{"channel": "prod/email", "workflow_id": "w", "activity_type": "send", "start_to_close": "0s", "schedule_to_start": "3s", "schedule_to_close": "2s"}`,
+			`start_to_close "0s": want a positive duration such as 2s; schedule_to_start 3s is longer than schedule_to_close 2s, which bounds the whole activity`},
+	} {
+		_, err := parseRequest([]byte(tc.line))
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.line, err, tc.want)
+		}
+	}
+}
