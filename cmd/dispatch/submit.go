@@ -68,8 +68,11 @@ Flags:
   --schedule-to-start D   how long it may wait in the channel's backlog (default none)
   --count N               how many activities to send (default 1)
   --concurrency C         how many of them are in flight at once (default 1)
-  --timeout D             how long to wait for each answer before giving up on it
-                          (default 30s); the activity may still run on the node
+  --timeout D             how long the node may take over each activity (default 30s):
+                          it is sent as the Dispatch-Timeout header, and the node answers
+                          "timeout" when it runs out (the activity may still run on its
+                          worker); submit waits 250ms more for that answer before it
+                          gives up on its own
   --json                  print the answer (one activity) or the summary (a load) as one
                           JSON object: {"status", "kind", "error", "output", ...} or
                           {"sent", "completed", "failed", "failed_by_kind", "transport_errors",
@@ -303,12 +306,12 @@ func (s *natsSender) send(body []byte) (protocol.Answer, error) {
 	msg.Header.Set(protocol.HeaderContentType, protocol.ContentTypeRequest)
 	msg.Header.Set(protocol.HeaderDispatchTimeout, s.timeout.String())
 	msg.Data = body
-	resp, err := s.nc.RequestMsg(msg, s.timeout)
+	resp, err := s.nc.RequestMsg(msg, s.timeout+answerGrace)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
 		return protocol.Answer{}, fmt.Errorf("no dispatch serve node answers %s on NATS at %s: check that one runs and is connected to this server", s.subject, s.addr)
 	case errors.Is(err, nats.ErrTimeout):
-		return protocol.Answer{}, fmt.Errorf("no answer on %s from NATS at %s within %s (--timeout); the activity may still be running", s.subject, s.addr, s.timeout)
+		return protocol.Answer{}, fmt.Errorf("no answer on %s from NATS at %s within %s (--timeout) and %s; the activity may still be running", s.subject, s.addr, s.timeout, answerGrace)
 	case err != nil:
 		return protocol.Answer{}, fmt.Errorf("request on %s to NATS at %s: %v", s.subject, s.addr, err)
 	}
@@ -321,6 +324,13 @@ func (s *natsSender) send(body []byte) (protocol.Answer, error) {
 	}
 	return a, nil
 }
+
+// answerGrace is how much longer than --timeout submit waits for an answer:
+// the node is told --timeout (Dispatch-Timeout) and answers "timeout" when
+// it runs out, an answer that says more than a client giving up (which
+// worker had the activity); the grace lets it arrive. A client that gave
+// up at the same instant would race the node's answer.
+const answerGrace = 250 * time.Millisecond
 
 // httpSender posts to the channel's dispatch endpoint.
 type httpSender struct {
@@ -338,7 +348,7 @@ func newHTTPSender(base string, ch engine.ChannelName, timeout time.Duration, co
 	tr.MaxIdleConnsPerHost = concurrency
 	tr.MaxIdleConns = max(tr.MaxIdleConns, concurrency)
 	endpoint := strings.TrimSuffix(u.String(), "/") + "/v1/channels/" + url.PathEscape(ch.Namespace()) + "/" + url.PathEscape(ch.TaskQueue()) + "/dispatch"
-	return &httpSender{client: &http.Client{Transport: tr, Timeout: timeout}, endpoint: endpoint, timeout: timeout}, nil
+	return &httpSender{client: &http.Client{Transport: tr, Timeout: timeout + answerGrace}, endpoint: endpoint, timeout: timeout}, nil
 }
 
 func (s *httpSender) url() string { return s.endpoint }
@@ -357,7 +367,7 @@ func (s *httpSender) send(body []byte) (protocol.Answer, error) {
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			if ue.Timeout() {
-				return protocol.Answer{}, fmt.Errorf("no answer from %s within %s (--timeout); the activity may still be running", s.endpoint, s.timeout)
+				return protocol.Answer{}, fmt.Errorf("no answer from %s within %s (--timeout) and %s; the activity may still be running", s.endpoint, s.timeout, answerGrace)
 			}
 			err = ue.Err
 		}
