@@ -217,7 +217,7 @@ func runBench(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	v := r.Version()
 	fmt.Fprintf(stdout, "%s: %s %s %s, %s\n", ch.Short(), v.Lang, v.Source, shortHash(v.Hash), what)
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "decisions\t%d in %s (%.0f/s)\n", st.decisions, benchTime(st.elapsed), float64(st.decisions)/st.elapsed.Seconds())
+	fmt.Fprintf(tw, "decisions\t%d in %s (%.0f/s)\n", st.decisions, benchTime(st.elapsed), float64(st.decisions)/max(st.elapsed, time.Nanosecond).Seconds())
 	fmt.Fprintf(tw, "ns/decision\t%.0f (median of %d batches)\n", st.nsPerOp, st.batches)
 	fmt.Fprintf(tw, "latency\tp50 %s, p99 %s\n", benchTime(st.p50), benchTime(st.p99))
 	fmt.Fprintf(tw, "allocs/decision\t%s\n", strconv.FormatFloat(roundTenth(st.allocsPerOp), 'f', -1, 64))
