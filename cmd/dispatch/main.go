@@ -1,5 +1,5 @@
 // Command dispatch validates channel configs, asks routing scripts for
-// decisions, runs channels with simulated local workers, checks golden
+// decisions and times them, runs channels with simulated local workers, checks golden
 // scenarios, replays journals, makes any program a worker, serves a node,
 // and sends activities to one.
 //
@@ -7,6 +7,7 @@
 //
 //	dispatch validate -c FILE
 //	dispatch route -c FILE --channel NS/QUEUE --candidates JSON [--exclude ID]... [--request JSON] [--json]
+//	dispatch bench -c FILE --channel NS/QUEUE (--candidates JSON|@FILE|N [--exclude ID]... [--request JSON] | --journal FILE) [--duration D] [--json]
 //	dispatch run [-c FILE] [--requests FILE|-] [--journal FILE [--fsync MODE]] [--watch [--poll D]] [--seed N] [--concurrency N] [--sample N] [-v]
 //	dispatch test [DIR|FILE]... [-update] [-run REGEXP]
 //	dispatch replay --journal FILE [--what-if SCRIPT --channel NS/QUEUE]
@@ -96,6 +97,7 @@ func commands() []subcommand {
 	return []subcommand{
 		{"validate", "load a config, compile every script, report every problem", validateUsage, plain(runValidate)},
 		{"route", "ask a channel's routing script for one decision", routeUsage, plain(runRoute)},
+		{"bench", "time a channel's routing script: decisions/s, latency, allocations", benchUsage, plain(runBench)},
 		{"run", "run the channels and their workers (simulated, or real programs) over a load of activities", runUsage, runRun},
 		{"test", "run golden scenarios and compare their journals", testUsage, plain(runTest)},
 		{"replay", "check and replay a journal, or test another script against it", replayUsage, plain(runReplay)},

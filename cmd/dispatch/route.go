@@ -119,19 +119,7 @@ func runRoute(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if !ok {
 		return fail("%v: %s is not in %s", engine.ErrUnknownChannel, *channelFlag, cfg.File)
 	}
-	attempt := req.Attempt
-	if attempt == 0 {
-		attempt = len(excluded) + 1 // the attempt that many exclusions imply
-	}
-	convID := req.ConversationID
-	if convID == "" {
-		convID = "cli"
-	}
-	request := engine.ActivityRequest{
-		WorkflowID: req.WorkflowID, ActivityType: req.ActivityType, TaskQueue: ch.TaskQueue(),
-		Input: protocol.InputPayload(req.Input, req.ContentType),
-	}
-	sel := engine.NewSelection(ch, convID, attempt, request, engine.WorkersOf(cands), excluded)
+	sel := routeSelection(ch, req, cands, excluded)
 	r := channel.Router(cfg.File)
 	var d engine.Decision
 	var took time.Duration
@@ -177,6 +165,24 @@ func runRoute(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "dispatch route: %v\n", declined)
 	}
 	return exitNoWorker
+}
+
+// routeSelection builds the selection the engine would give a channel's
+// script for the --request, --candidates and --exclude of route and bench.
+func routeSelection(ch engine.ChannelName, req routeRequest, cands []engine.ConsumerStateView, excluded []string) engine.Selection {
+	attempt := req.Attempt
+	if attempt == 0 {
+		attempt = len(excluded) + 1 // the attempt that many exclusions imply
+	}
+	convID := req.ConversationID
+	if convID == "" {
+		convID = "cli"
+	}
+	request := engine.ActivityRequest{
+		WorkflowID: req.WorkflowID, ActivityType: req.ActivityType, TaskQueue: ch.TaskQueue(),
+		Input: protocol.InputPayload(req.Input, req.ContentType),
+	}
+	return engine.NewSelection(ch, convID, attempt, request, engine.WorkersOf(cands), excluded)
 }
 
 // allExcluded says that every candidate is excluded, naming apart the
