@@ -182,7 +182,7 @@ func TestScriptErrors(t *testing.T) {
 		{"expr runtime", `leastLoaded(candidates, fromJSON("3"))`, router.Expr, "test.expr:1:", true},
 		// Values the checks see can never work: compile errors at their place.
 		{"lua returns a number", "function route(r, c)\n  return 42\nend", router.Lua, "test.lua:2:3: route returns a number, which is never a worker id", false},
-		{"lua tag not a string", "function route(r, c)\n  if c[1]:has_tag(1) then return c[1] end\nend", router.Lua, "test.lua:2:11: has_tag: argument 1 must be a string, got a number", false},
+		{"lua tag not a string", "function route(r, c)\n  if c[1]:has_tag(true) then return c[1] end\nend", router.Lua, "test.lua:2:11: has_tag: argument 1 must be a string, got a boolean", false},
 		{"expr returns a list", "filter(candidates, .available > 0)", router.Expr, "test.expr:1:1: the script returns a list", false},
 		{"expr list not a list", "leastLoaded(42)", router.Expr, "test.expr:1:13: leastLoaded: argument 1 must be a list of candidates, got an integer", false},
 	} {

@@ -287,7 +287,10 @@ func (c *nameCheck) argFits(want names.Arg, arg ast.Expr) (string, bool) {
 	case names.List:
 		return got, got == "a list of candidates" || got == "a table" // a table built of candidates is a list
 	case names.String:
-		return got, got == "a string"
+		// Lua passes a number where a string is wanted as its text, and
+		// the helpers take it so: refusing one would refuse a script that
+		// runs.
+		return got, got == "a string" || got == "a number"
 	case names.Candidate:
 		return got, got == "a candidate"
 	}
