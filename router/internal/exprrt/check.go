@@ -39,6 +39,7 @@ func check(src []byte, opts []expr.Option) error {
 	}
 	c := &checks{config: config}
 	c.names(tree.Node)
+	c.fields(tree.Node)
 	_, checkErr := checker.Check(tree, config)
 	// The checker typed the nodes it reached: the checks of types use them
 	// (a node it did not reach is of any type, which passes).
@@ -101,6 +102,91 @@ func (c *checks) names(node ast.Node) {
 			c.problem(id, "unknown name %s", id.Value)
 		}
 	}))
+}
+
+// fields finds every field read of the request, and of a candidate in a
+// predicate over a list of candidates (`filter(candidates, #.availble > 0)`,
+// `.availble` for short), that the script cannot have: expr's checker
+// stops at its first. It names them as the checker does, so they read the
+// same. What it cannot see the type of (a list from fromJSON, a let) is
+// left to the checker.
+func (c *checks) fields(node ast.Node) {
+	declared := map[string]bool{}
+	ast.Walk(&node, visitFunc(func(n ast.Node) {
+		if v, ok := n.(*ast.VariableDeclaratorNode); ok {
+			declared[v.Name] = true
+		}
+	}))
+	if declared["request"] || declared["candidates"] {
+		return // the script has its own: the checker knows better
+	}
+	request := names.Expr(names.RequestField)
+	candidate := names.Expr(names.CandidateField)
+	ast.Walk(&node, visitFunc(func(n ast.Node) {
+		switch n := n.(type) {
+		case *ast.MemberNode:
+			id, isID := n.Node.(*ast.IdentifierNode)
+			prop, isStr := n.Property.(*ast.StringNode)
+			if isID && isStr && id.Value == "request" && !slices.Contains(request, prop.Value) {
+				c.problem(prop, "type exprrt.exprRequest has no field %s", prop.Value)
+			}
+		case *ast.BuiltinNode:
+			if len(n.Arguments) < 2 || !c.candidateList(n.Arguments[0]) {
+				return
+			}
+			pred, ok := n.Arguments[1].(*ast.PredicateNode)
+			if !ok {
+				return
+			}
+			c.pointerFields(pred.Node, candidate)
+		}
+	}))
+}
+
+// pointerFields reports the reads of # in body (the element of the
+// predicate's own list, not of a nested predicate's) naming no candidate
+// field.
+func (c *checks) pointerFields(body ast.Node, fields []string) {
+	inner := map[ast.Node]bool{} // what nested predicates hold
+	ast.Walk(&body, visitFunc(func(n ast.Node) {
+		if p, ok := n.(*ast.PredicateNode); ok {
+			ast.Walk(&p.Node, visitFunc(func(m ast.Node) { inner[m] = true }))
+		}
+	}))
+	ast.Walk(&body, visitFunc(func(n ast.Node) {
+		m, ok := n.(*ast.MemberNode)
+		if !ok || inner[m] {
+			return
+		}
+		p, isPtr := m.Node.(*ast.PointerNode)
+		prop, isStr := m.Property.(*ast.StringNode)
+		if isPtr && p.Name == "" && isStr && !slices.Contains(fields, prop.Value) {
+			c.problem(prop, "type exprrt.exprCandidate has no field %s", prop.Value)
+		}
+	}))
+}
+
+// candidateList reports whether n is, whatever runs, a list of
+// candidates: the candidates, a helper that returns some, or a builtin
+// that keeps some of a list of candidates (filter, sortBy, take...).
+func (c *checks) candidateList(n ast.Node) bool {
+	switch n := n.(type) {
+	case *ast.IdentifierNode:
+		return n.Value == "candidates"
+	case *ast.CallNode:
+		id, ok := n.Callee.(*ast.IdentifierNode)
+		if !ok || !helperNames[id.Value] {
+			return false
+		}
+		h, ok := names.LookupExpr(names.Helper, id.Value)
+		return ok && h.Type == "list of candidates"
+	case *ast.BuiltinNode:
+		switch n.Name {
+		case "filter", "sortBy", "take", "reverse", "uniq", "sort":
+			return len(n.Arguments) > 0 && c.candidateList(n.Arguments[0])
+		}
+	}
+	return false
 }
 
 // helpers refuses a helper named other than to call it: a function value

@@ -195,3 +195,39 @@ func TestEveryProblem(t *testing.T) {
 		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestEveryUnknownField: every unknown field of the request, and of a
+// candidate in a predicate over candidates, is reported, not only the
+// first the checker meets; # over a list whose elements the check cannot
+// know (fromJSON's), or of a nested predicate over strings, is left alone.
+func TestEveryUnknownField(t *testing.T) {
+	limits := Limits{MaxNodes: 10_000, MemoryBudget: 1_000_000, PoolSize: 1}
+	for _, tc := range []struct {
+		src  string
+		want []string
+	}{
+		{"let a = filter(candidates, #.availble > 0 && .inflight < 2);\nrequest.regoin == \"eu\" ? first(a) : first(sortBy(withTag(candidates, \"x\"), .bufferdepth))", []string{
+			"1:30: a candidate has no field availble (did you mean available?) (it has id, in_flight, max_in_flight, buffer_depth, available, tags)",
+			"1:47: a candidate has no field inflight (did you mean in_flight?) (it has id, in_flight, max_in_flight, buffer_depth, available, tags)",
+			"2:9: the request has no field regoin (it has namespace, task_queue, channel, workflow_id, conversation_id, attempt, activity_type, input_content_type, input)",
+			"2:77: a candidate has no field bufferdepth (did you mean buffer_depth?) (it has id, in_flight, max_in_flight, buffer_depth, available, tags)",
+		}},
+		{"let items = fromJSON(request.input).items;\nlen(filter(items, #.weight > 1)) > 0 ? first(candidates) : nil", nil},
+		{"first(filter(candidates, any(.tags, # == \"gpu\")))", nil},
+	} {
+		_, err := Compile([]byte(tc.src), limits)
+		var got []string
+		var ce *call.Error
+		if errors.As(err, &ce) {
+			got = append(got, ce.Error())
+			for _, m := range ce.More {
+				got = append(got, m.Error())
+			}
+		} else if err != nil {
+			t.Fatalf("%s: %v, want a *call.Error", tc.src, err)
+		}
+		if strings.Join(got, "\n") != strings.Join(tc.want, "\n") {
+			t.Errorf("%s:\ngot\n%s\nwant\n%s", tc.src, strings.Join(got, "\n"), strings.Join(tc.want, "\n"))
+		}
+	}
+}
