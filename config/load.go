@@ -787,15 +787,11 @@ func (l *loader) inlineScript(langNode, srcNode *yaml.Node, r *Routing) {
 		l.errorf(src, "source is %d bytes; the limit is %d", len(src.Value), MaxScriptBytes)
 		return
 	}
-	// Script lines count from the line the source text starts on.
-	first := src.Line
-	if src.Style == yaml.LiteralStyle || src.Style == yaml.FoldedStyle {
-		first++
-	}
+	first := InlineLineOffset(src) + 1
 	r.Lang, r.Source, r.LineOffset = lang, []byte(src.Value), first-1
 	prog, err := l.opts.Compiler.Compile(lang, l.file, r.Source)
 	if err != nil {
-		es := scriptErrors(err, l.file, first-1)
+		es := ScriptErrors(err, l.file, first-1)
 		if e := es[0]; e.Line == 0 { // an error of the whole script (no route function): at the source
 			e.Line, e.Column = src.Line, src.Column
 		}
@@ -808,12 +804,15 @@ func (l *loader) inlineScript(langNode, srcNode *yaml.Node, r *Routing) {
 // scriptError reports a compile error at its place in the script, and
 // each further problem the compiler found with it.
 func (l *loader) scriptError(err error, file string, lineOffset int) {
-	l.errs = append(l.errs, scriptErrors(err, file, lineOffset)...)
+	l.errs = append(l.errs, ScriptErrors(err, file, lineOffset)...)
 }
 
-// scriptErrors is scriptError for the error and for each further problem
-// of a [*router.ScriptError] (its More), in order.
-func scriptErrors(err error, file string, lineOffset int) []*Error {
+// ScriptErrors places the compile errors of a script in file, whose lines
+// start after line lineOffset of it (0 for a script file of its own): one
+// for err, and one for each further problem of a [*router.ScriptError]
+// (its More), in order. An inline script's errors have no column, its
+// columns not being the file's.
+func ScriptErrors(err error, file string, lineOffset int) []*Error {
 	out := []*Error{scriptError(err, file, lineOffset)}
 	var se *router.ScriptError
 	if errors.As(err, &se) {
@@ -842,6 +841,17 @@ func scriptError(err error, file string, lineOffset int) *Error {
 		e.Snippet = se.Snippet
 	}
 	return e
+}
+
+// InlineLineOffset returns the line of the YAML file before the first
+// line of the script that src, a scalar, holds: its own line for a flow
+// scalar, and the line of its | or > for a block scalar, whose text starts
+// on the next line. Line n of the script is line n+offset of the file.
+func InlineLineOffset(src *yaml.Node) int {
+	if src.Style == yaml.LiteralStyle || src.Style == yaml.FoldedStyle {
+		return src.Line
+	}
+	return src.Line - 1
 }
 
 // errText is an OS error without the path it repeats.

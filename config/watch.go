@@ -612,7 +612,7 @@ func (w *Watcher) loadScripts(cur *Config) Outcome {
 			}
 			prog, err := w.opts.Compiler.Compile(r.Lang, file, src)
 			if err != nil {
-				errs = append(errs, scriptErrors(err, file, 0)...)
+				errs = append(errs, ScriptErrors(err, file, 0)...)
 				ok = false
 				break
 			}

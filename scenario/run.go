@@ -110,11 +110,12 @@ func (r *runner) step(ctx context.Context, st Step) error {
 		return nil
 	case st.Swap != nil:
 		ch, _ := r.s.Config.Channel(st.Swap.Channel)
-		src := st.Swap.Path
-		if src == "" {
-			src = fmt.Sprintf("%s:%d (inline)", r.s.File, st.Line)
+		if st.Swap.Path != "" {
+			r.table.Set(st.Swap.Channel, router.NewScript(st.Swap.Program, st.Swap.Path, ch.ScriptTimeout))
+		} else {
+			src := fmt.Sprintf("%s:%d (inline)", r.s.File, st.Line)
+			r.table.Set(st.Swap.Channel, router.NewInlineScript(st.Swap.Program, src, ch.ScriptTimeout, r.s.File, st.Swap.LineOffset))
 		}
-		r.table.Set(st.Swap.Channel, router.NewScript(st.Swap.Program, src, ch.ScriptTimeout))
 		r.pool.Poke(st.Swap.Channel) // the new version may take what the old held back
 	case st.AddWorker != nil:
 		if err := r.start(*st.AddWorker); err != nil {

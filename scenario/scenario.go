@@ -116,7 +116,10 @@ type Swap struct {
 	Lang    router.Lang
 	Path    string // the script file, or "" for an inline source
 	Source  []byte
-	Program *router.Program
+	// LineOffset is, for an inline source, the line of the scenario file
+	// before the script's first: its errors are placed in the file.
+	LineOffset int
+	Program    *router.Program
 }
 
 // WorkerRef names a worker of a channel.
@@ -175,11 +178,11 @@ type requestYAML struct {
 }
 
 type swapYAML struct {
-	Channel string `yaml:"channel"`
-	Lua     string `yaml:"lua"`
-	Expr    string `yaml:"expr"`
-	Lang    string `yaml:"lang"`
-	Source  string `yaml:"source"`
+	Channel string    `yaml:"channel"`
+	Lua     string    `yaml:"lua"`
+	Expr    string    `yaml:"expr"`
+	Lang    string    `yaml:"lang"`
+	Source  yaml.Node `yaml:"source"`
 }
 
 type refYAML struct {
@@ -427,13 +430,18 @@ func (l *loader) request(r *requestYAML, line int) *Request {
 func (l *loader) swap(sw *swapYAML, line int) *Swap {
 	out := &Swap{Channel: l.channel(sw.Channel, line)}
 	var lang, file string
+	inline := sw.Source.Kind != 0 && sw.Source.Tag != "!!null"
 	switch {
-	case sw.Lua != "" && sw.Expr == "" && sw.Source == "":
+	case sw.Lua != "" && sw.Expr == "" && !inline:
 		lang, file = "lua", sw.Lua
-	case sw.Expr != "" && sw.Lua == "" && sw.Source == "":
+	case sw.Expr != "" && sw.Lua == "" && !inline:
 		lang, file = "expr", sw.Expr
-	case sw.Source != "" && sw.Lua == "" && sw.Expr == "":
+	case inline && sw.Lua == "" && sw.Expr == "":
 		lang = sw.Lang
+		if sw.Source.Kind != yaml.ScalarNode || sw.Source.Tag != "!!str" || sw.Source.Value == "" {
+			l.errorf(sw.Source.Line, "swap: source: want the script's text")
+			return out
+		}
 	default:
 		l.errorf(line, "swap: want {lua: PATH}, {expr: PATH} or {lang: lua|expr, source: TEXT}")
 		return out
@@ -443,19 +451,33 @@ func (l *loader) swap(sw *swapYAML, line int) *Swap {
 		l.errorf(line, "swap: %v", err)
 		return out
 	}
-	out.Lang, out.Source = lg, []byte(sw.Source)
-	name := fmt.Sprintf("%s:%d (inline)", l.file, line)
-	if file != "" {
-		out.Path = l.path(file)
-		name = out.Path
-		src, err := regularfile.Read(out.Path, config.MaxScriptBytes)
+	out.Lang = lg
+	if inline {
+		out.Source, out.LineOffset = []byte(sw.Source.Value), config.InlineLineOffset(&sw.Source)
+		prog, err := l.compiler.Compile(lg, fmt.Sprintf("%s:%d (inline)", l.file, line), out.Source)
 		if err != nil {
-			l.errorf(line, "swap: cannot read script %s: %s", file, regularfile.Reason(err))
+			// Each problem at its line of the scenario file, as a config's
+			// inline scripts' are.
+			for _, e := range config.ScriptErrors(err, l.file, out.LineOffset) {
+				if e.Line == 0 {
+					e.Line = sw.Source.Line
+				}
+				e.Msg = "swap: " + e.Msg
+				l.errs = append(l.errs, e)
+			}
 			return out
 		}
-		out.Source = src
+		out.Program = prog
+		return out
 	}
-	prog, err := l.compiler.Compile(lg, name, out.Source)
+	out.Path = l.path(file)
+	src, err := regularfile.Read(out.Path, config.MaxScriptBytes)
+	if err != nil {
+		l.errorf(line, "swap: cannot read script %s: %s", file, regularfile.Reason(err))
+		return out
+	}
+	out.Source = src
+	prog, err := l.compiler.Compile(lg, out.Path, out.Source)
 	if err != nil {
 		// At the swap step, the script's own place in the message, and its
 		// source line kept as data, below it.

@@ -412,3 +412,60 @@ steps:
 		t.Errorf("script error at %s:%d, config error %q; want %s:2, %q and the source line and caret", se.File, se.Line, err, bad, short)
 	}
 }
+
+// An inline swap script's problems, at compile time and at run time, are
+// placed at their lines of the scenario file, as a config's inline
+// scripts' are.
+func TestInlineSwapErrorsAtScenarioLines(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) string {
+		path := filepath.Join(dir, name)
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	head := `version: 1
+channels:
+  - {namespace: prod, task_queue: email, routing: {lang: lua, source: "function route(r, c) return c[1].id end"}}
+workers:
+  - {channel: prod/email, id: w1, script: [{complete: sent}]}
+steps:
+  - swap:
+      channel: prod/email
+      lang: lua
+      source: |
+        function route(r, c)
+`
+	bad := write("bad.yaml", head+"          local x = cand\n          return c[1].inflight\n        end\n")
+	_, err := scenario.Load(bad)
+	var e *config.Error
+	if !errors.As(err, &e) {
+		t.Fatalf("err = %v, want config errors", err)
+	}
+	for _, want := range []string{bad + ":12: swap: unknown name cand", bad + ":13: swap: a candidate has no field inflight"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("err = %v\nwant it to contain %q", err, want)
+		}
+	}
+
+	fails := write("fails.yaml", head+"          local t = nil\n          return t.id\n        end\n"+
+		"  - request: {channel: prod/email, workflow_id: wf-1, activity_type: send}\n")
+	s, err := scenario.Load(fails)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops, err := scenario.Run(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msg string
+	for _, op := range ops {
+		if op.Kind == engine.OpConversationClosed {
+			msg = op.Message
+		}
+	}
+	if want := "routing failed: fails.yaml:13: attempt to index"; !strings.Contains(msg, want) {
+		t.Errorf("the routing error is %q, want it at %q", msg, want)
+	}
+}
