@@ -6,6 +6,11 @@
 // golden journal beside the scenario (NAME.golden.jsonl).
 //
 // The format is in docs/scenarios.md.
+//
+// It is public API, as the golden tests of a routing policy are part of
+// its users' work: `dispatch test` is built on it, and a Go program that
+// embeds dispatch can keep its scenarios in its own `go test`, with [Find]
+// and [Check] (or [Load] and [Run] to look at the journal itself).
 package scenario
 
 import (
