@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 
 	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/internal/broadcast"
 )
 
 // Pool holds the in-process workers of every channel. It implements
@@ -42,7 +43,7 @@ type channelMap map[engine.ChannelName]*membership
 // the one it read.
 type membership struct {
 	workers  atomic.Pointer[[]*Worker]
-	capacity signal
+	capacity broadcast.Signal
 }
 
 func (m *membership) list() []*Worker {
@@ -135,7 +136,7 @@ func (p *Pool) Start(channel engine.ChannelName, cfg WorkerConfig) (*Worker, err
 		p.publish(channelMap{channel: m}, nil)
 	}
 	p.track(w)
-	m.capacity.notify()
+	m.capacity.Notify()
 	return w, nil
 }
 
@@ -157,7 +158,7 @@ func (p *Pool) Remove(channel engine.ChannelName, id string) (*Worker, bool) {
 			updated := append(append(make([]*Worker, 0, len(ws)-1), ws[:i]...), ws[i+1:]...)
 			m.workers.Store(&updated)
 			w.capacity.Store(nil)
-			m.capacity.notify() // fewer members: an activity every one left has failed waits no more
+			m.capacity.Notify() // fewer members: an activity every one left has failed waits no more
 			return w, true
 		}
 	}
@@ -183,7 +184,7 @@ func (p *Pool) RemoveChannels(channels ...engine.ChannelName) []*Worker {
 	var out []*Worker
 	for _, m := range p.publish(nil, channels) {
 		out = append(out, m.list()...)
-		m.capacity.notify()
+		m.capacity.Notify()
 	}
 	return out
 }
@@ -257,7 +258,7 @@ func (p *Pool) CapacityChanged(channel engine.ChannelName) <-chan struct{} {
 	if !ok {
 		return p.unknown
 	}
-	return m.capacity.wait()
+	return m.capacity.Wait()
 }
 
 // Poke wakes whoever waits for channel's capacity to change (see
@@ -266,7 +267,7 @@ func (p *Pool) CapacityChanged(channel engine.ChannelName) <-chan struct{} {
 // the pool does not know is ignored.
 func (p *Pool) Poke(channel engine.ChannelName) {
 	if m, ok := (*p.channels.Load())[channel]; ok {
-		m.capacity.notify()
+		m.capacity.Notify()
 	}
 }
 

@@ -25,6 +25,7 @@ import (
 	"sync/atomic"
 
 	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/internal/broadcast"
 )
 
 // Handler runs one activity. It must return when ctx is done: ctx ends when
@@ -87,13 +88,13 @@ type Worker struct {
 	exitMu  sync.Mutex
 	exitMsg string // written once, before ctx ends
 
-	inFlight  atomic.Int64           // slots in use, 0..max
-	waiting   atomic.Int64           // of those, the ones whose activity no executor has taken yet
-	capacity  atomic.Pointer[signal] // told when a slot frees; nil outside a pool's channel
-	running   atomic.Int32           // executors not yet returned
-	stopped   chan struct{}          // closed when the last executor returns
-	links     atomic.Int64           // conversations linked to the worker
-	unlinked  chan struct{}          // poked when links drops to 0
+	inFlight  atomic.Int64                     // slots in use, 0..max
+	waiting   atomic.Int64                     // of those, the ones whose activity no executor has taken yet
+	capacity  atomic.Pointer[broadcast.Signal] // told when a slot frees; nil outside a pool's channel
+	running   atomic.Int32                     // executors not yet returned
+	stopped   chan struct{}                    // closed when the last executor returns
+	links     atomic.Int64                     // conversations linked to the worker
+	unlinked  chan struct{}                    // poked when links drops to 0
 	drainOnce sync.Once
 }
 
@@ -131,7 +132,7 @@ func StartWorker(cfg WorkerConfig) (*Worker, error) {
 
 // startWorker starts a worker whose freed slots tell capacity, if not nil.
 // cfg is valid.
-func startWorker(cfg WorkerConfig, capacity *signal) *Worker {
+func startWorker(cfg WorkerConfig, capacity *broadcast.Signal) *Worker {
 	n := max(cfg.MaxInFlight, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &Worker{
@@ -206,8 +207,8 @@ func (w *Worker) release(j *job) {
 		w.waiting.Add(-1)
 	}
 	w.inFlight.Add(-1)
-	if c := w.capacity.Load(); c != nil && c.wanted.Load() && w.ctx.Err() == nil {
-		c.notify()
+	if c := w.capacity.Load(); c != nil && c.Waited() && w.ctx.Err() == nil {
+		c.Notify()
 	}
 }
 

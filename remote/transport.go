@@ -65,6 +65,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/internal/broadcast"
 	"github.com/aion-dispatch/dispatch/protocol"
 )
 
@@ -168,7 +169,7 @@ type Transport struct {
 // capacity signal.
 type channel struct {
 	workers []*rworker // live and exited; not those that left
-	signal  signal
+	signal  broadcast.Signal
 }
 
 // rworker is one incarnation of a registered worker. Its fields are
@@ -323,7 +324,7 @@ func (t *Transport) watchConn() {
 			}
 			t.mu.Lock()
 			for _, c := range t.channels { // requests can leave again (see Workers)
-				c.signal.notify()
+				c.signal.Notify()
 			}
 			t.mu.Unlock()
 			if err := t.hello(); err != nil {
@@ -481,7 +482,7 @@ func (t *Transport) CapacityChanged(ch engine.ChannelName) <-chan struct{} {
 	if c == nil {
 		return closedSignal
 	}
-	return c.signal.wait()
+	return c.signal.Wait()
 }
 
 // Poke wakes whoever waits for ch's capacity to change, as when its
@@ -491,7 +492,7 @@ func (t *Transport) Poke(ch engine.ChannelName) {
 	c := t.channels[ch]
 	t.mu.Unlock()
 	if c != nil {
-		c.signal.notify()
+		c.signal.Notify()
 	}
 }
 
@@ -499,7 +500,7 @@ func (t *Transport) Poke(ch engine.ChannelName) {
 func (t *Transport) notifyWorker(w *rworker) {
 	for _, ch := range w.channels {
 		if c := t.channels[ch]; c != nil {
-			c.signal.notify()
+			c.signal.Notify()
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/internal/broadcast"
 	"github.com/aion-dispatch/dispatch/journal"
 	"github.com/aion-dispatch/dispatch/local"
 	"github.com/aion-dispatch/dispatch/router"
@@ -183,7 +184,7 @@ func (r *runner) begin(ctx context.Context, req Request, line int) (*pending, er
 	go func() { // ends with the dispatch, which its step or abandon waits for
 		p.res, p.err = r.d.Dispatch(actx, req.Channel.Namespace(), req.Request)
 		close(p.done)
-		r.changed.notify()
+		r.changed.Notify()
 	}()
 	expire := time.NewTimer(time.Until(limit(ctx)))
 	defer expire.Stop()
@@ -257,7 +258,7 @@ type runner struct {
 	gate    *gate
 	d       *engine.Dispatcher
 	rec     collector
-	changed changes                 // told of every change a wait for the scenario to be at rest looks at
+	changed broadcast.Signal        // told of every change a wait for the scenario to be at rest looks at
 	workers map[WorkerRef]*scripted // the workers of the pool, by channel and id
 	all     []*scripted             // every worker started, removed and exited ones included
 	done    []outcome               // the requests so far and what came of them
@@ -273,9 +274,9 @@ type outcome struct {
 // scripted is a running scripted worker.
 type scripted struct {
 	spec    Worker
-	changed *changes      // told when running or parked changes
-	ready   chan struct{} // closed once w is set
-	n       atomic.Int64  // requests received
+	changed *broadcast.Signal // told when running or parked changes
+	ready   chan struct{}     // closed once w is set
+	n       atomic.Int64      // requests received
 	w       atomic.Pointer[local.Worker]
 	running atomic.Int64 // handlers running
 	parked  atomic.Int64 // of those, the ones that hang or hold an activity not yet released
@@ -335,7 +336,7 @@ func (sw *scripted) handle(ctx context.Context, req engine.ActivityRequest) engi
 // count adds delta to one of the worker's counters and tells the runner.
 func (sw *scripted) count(n *atomic.Int64, delta int64) {
 	n.Add(delta)
-	sw.changed.notify()
+	sw.changed.Notify()
 }
 
 // hold waits until a release step lets the activity go on (true) or ctx
@@ -415,7 +416,7 @@ func (r *runner) settle(ctx context.Context, done <-chan struct{}) error {
 
 // wakeups returns what tells a waiter that the scenario may have changed
 // since it called wakeups; it calls it before it looks, so that no change
-// after the look goes unheard. They are the runner's [changes], told of
+// after the look goes unheard. They are the runner's changed signal, told of
 // every operation recorded, every dispatch that returns, every scripted
 // handler that starts, parks, is released or returns, and every backlog
 // watcher that parks in the gate; and each channel's capacity signal from
@@ -435,7 +436,7 @@ func (r *runner) settle(ctx context.Context, done <-chan struct{}) error {
 // settle then waits for the step's limit and fails; a poll would see it,
 // but no scenario can make it happen on purpose.
 func (r *runner) wakeups() []<-chan struct{} {
-	out := []<-chan struct{}{r.changed.next()}
+	out := []<-chan struct{}{r.changed.Wait()}
 	for _, ch := range r.s.Config.Channels {
 		out = append(out, r.pool.CapacityChanged(ch.Name))
 	}
@@ -462,33 +463,6 @@ func awaitChange(ctx context.Context, wakeups []<-chan struct{}, expire <-chan t
 		return errExpired
 	}
 	return nil
-}
-
-// changes is a broadcast that something changed: a waiter takes next
-// before it looks, and waits for it to be closed; notify closes it.
-type changes struct {
-	mu sync.Mutex
-	ch chan struct{} // closed by the next notify; made by the first next after one
-}
-
-// next returns the channel the next notify closes.
-func (c *changes) next() <-chan struct{} {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.ch == nil {
-		c.ch = make(chan struct{})
-	}
-	return c.ch
-}
-
-// notify wakes whoever took next since the last notify.
-func (c *changes) notify() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.ch != nil {
-		close(c.ch)
-		c.ch = nil
-	}
 }
 
 // atRest reports whether nothing in the scenario moves until a timer fires
@@ -564,8 +538,8 @@ func isClosed(ch <-chan struct{}) bool {
 // knows it is, and a new signal tells the backlog that capacity changed,
 // so the round offers every waiting activity a turn, oldest first.
 type gate struct {
-	*local.Pool          // the snapshots and the membership; the signal is the gate's
-	changed     *changes // told when a watcher parks
+	*local.Pool                   // the snapshots and the membership; the signal is the gate's
+	changed     *broadcast.Signal // told when a watcher parks
 
 	mu    sync.Mutex
 	cond  sync.Cond
@@ -581,7 +555,7 @@ type gated struct {
 	joins   int             // the channel's activity_waiting operations then
 }
 
-func newGate(pool *local.Pool, changed *changes) *gate {
+func newGate(pool *local.Pool, changed *broadcast.Signal) *gate {
 	g := &gate{Pool: pool, changed: changed, chans: map[engine.ChannelName]*gated{}}
 	g.cond.L = &g.mu
 	return g
@@ -604,7 +578,7 @@ func (g *gate) CapacityChanged(ch engine.ChannelName) <-chan struct{} {
 	defer g.mu.Unlock()
 	st := g.of(ch)
 	st.parked++
-	g.changed.notify() // the runner may see the backlog idle now
+	g.changed.Notify() // the runner may see the backlog idle now
 	for st.permits == 0 && !g.open {
 		g.cond.Wait()
 	}
@@ -737,7 +711,7 @@ func (r replayOnly) Record(context.Context, engine.Operation) error {
 // collector keeps every operation, numbering them, and what a wait for
 // the scenario to be at rest asks of them; it tells changed of each.
 type collector struct {
-	changed *changes
+	changed *broadcast.Signal
 
 	mu    sync.Mutex
 	all   []engine.Operation
@@ -766,7 +740,7 @@ func (c *collector) Record(_ context.Context, op engine.Operation) error {
 	}
 	c.mu.Unlock()
 	if c.changed != nil {
-		c.changed.notify()
+		c.changed.Notify()
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/internal/broadcast"
 )
 
 // The replay step fails when an outcome is not the recorded one, or when
@@ -56,19 +57,19 @@ func TestAwaitChange(t *testing.T) {
 	stop := errors.New("stopped")
 	for _, tc := range []struct {
 		name string
-		set  func(c *changes, cancel context.CancelCauseFunc, expire chan time.Time)
+		set  func(c *broadcast.Signal, cancel context.CancelCauseFunc, expire chan time.Time)
 		want error
 	}{
-		{"a change", func(c *changes, _ context.CancelCauseFunc, _ chan time.Time) { c.notify() }, nil},
-		{"expired", func(_ *changes, _ context.CancelCauseFunc, e chan time.Time) { e <- time.Time{} }, errExpired},
-		{"ctx ended", func(_ *changes, cancel context.CancelCauseFunc, _ chan time.Time) { cancel(stop) }, stop},
+		{"a change", func(c *broadcast.Signal, _ context.CancelCauseFunc, _ chan time.Time) { c.Notify() }, nil},
+		{"expired", func(_ *broadcast.Signal, _ context.CancelCauseFunc, e chan time.Time) { e <- time.Time{} }, errExpired},
+		{"ctx ended", func(_ *broadcast.Signal, cancel context.CancelCauseFunc, _ chan time.Time) { cancel(stop) }, stop},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var c changes
+			var c broadcast.Signal
 			ctx, cancel := context.WithCancelCause(context.Background())
 			defer cancel(nil)
 			expire := make(chan time.Time, 1)
-			wakeups := []<-chan struct{}{c.next()} // taken before the change, as a waiter does
+			wakeups := []<-chan struct{}{c.Wait()} // taken before the change, as a waiter does
 			tc.set(&c, cancel, expire)
 			if err := awaitChange(ctx, wakeups, expire); !errors.Is(err, tc.want) || (tc.want == nil && err != nil) {
 				t.Fatalf("awaitChange = %v, want %v", err, tc.want)
