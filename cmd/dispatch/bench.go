@@ -94,72 +94,58 @@ type benchInput struct {
 
 func runBench(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlags("bench", benchUsage, stderr)
-	path := fs.String("config", "config/dispatch.yaml", "")
-	fs.StringVar(path, "c", "config/dispatch.yaml", "")
-	channelFlag := fs.String("channel", "", "")
-	candidatesFlag := fs.String("candidates", "", "")
-	requestFlag := fs.String("request", "", "")
+	f := addDecisionFlags(fs)
 	journalFlag := fs.String("journal", "", "")
 	duration := fs.Duration("duration", time.Second, "")
-	asJSON := fs.Bool("json", false, "")
-	var excluded stringList
-	fs.Var(&excluded, "exclude", "")
 	if code := parseFlags(fs, benchUsage, args, stdout); code >= 0 {
 		return code
 	}
-	fail := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "dispatch bench: "+format+"\n", a...)
-		return exitError
-	}
-	usage := func(format string, a ...any) int { // a flag's value is wrong
-		fmt.Fprintf(stderr, "dispatch bench: "+format+"\n", a...)
-		return exitUsage
-	}
+	c := complaints{name: "bench", stderr: stderr}
 	switch {
-	case *channelFlag == "" || (*candidatesFlag == "") == (*journalFlag == ""):
+	case *f.channel == "" || (*f.candidates == "") == (*journalFlag == ""):
 		fmt.Fprintln(stderr, "dispatch bench: --channel is required, and one of --candidates and --journal")
 		fmt.Fprint(stderr, benchUsage)
 		return exitUsage
-	case *journalFlag != "" && (len(excluded) > 0 || *requestFlag != ""):
-		return usage("--journal takes the requests and exclusions the journal recorded; drop --exclude and --request")
-	case *candidatesFlag == "-" && *requestFlag == "-":
-		return usage("--candidates and --request cannot both read standard input; give one of them as JSON or @FILE")
+	case *journalFlag != "" && (len(f.excluded) > 0 || *f.request != ""):
+		return c.usage("--journal takes the requests and exclusions the journal recorded; drop --exclude and --request")
+	case *f.candidates == "-" && *f.request == "-":
+		return c.usage("--candidates and --request cannot both read standard input; give one of them as JSON or @FILE")
 	case *duration <= 0:
-		return usage("--duration %s: want a positive duration such as 1s", *duration)
+		return c.usage("--duration %s: want a positive duration such as 1s", *duration)
 	}
-	ch, err := config.ParseChannelFlag(*channelFlag)
+	ch, err := config.ParseChannelFlag(*f.channel)
 	if err != nil {
-		return usage("--channel: %v", err)
+		return c.usage("--channel: %v", err)
 	}
 	var inputs []benchInput
 	var what string // the inputs, for the text output's header
-	if *candidatesFlag != "" {
-		cands, err := benchCandidates(*candidatesFlag, stdin)
+	if *f.candidates != "" {
+		cands, err := benchCandidates(*f.candidates, stdin)
 		if err != nil {
-			return usage("--candidates: %v", err)
+			return c.usage("--candidates: %v", err)
 		}
-		req, err := readRouteRequest(*requestFlag, stdin)
+		req, err := readRouteRequest(*f.request, stdin)
 		if err != nil {
-			return usage("--request: %v", err)
+			return c.usage("--request: %v", err)
 		}
-		sel := routeSelection(ch, req, cands, excluded)
+		sel := routeSelection(ch, req, cands, f.excluded)
 		switch {
 		case len(cands) == 0:
-			return usage("--candidates: no candidates; the engine asks no script then, there is nothing to time")
+			return c.usage("--candidates: no candidates; the engine asks no script then, there is nothing to time")
 		case len(sel.Candidates) == 0:
-			return usage("--exclude: %s; the engine asks no script then, there is nothing to time", allExcluded(cands, excluded))
+			return c.usage("--exclude: %s; the engine asks no script then, there is nothing to time", allExcluded(cands, f.excluded))
 		}
 		inputs = []benchInput{{sel: sel}}
 		what = fmt.Sprintf("%d candidates", len(sel.Candidates))
 	}
-	cfg, err := config.Load(*path, config.Options{})
+	cfg, err := config.Load(*f.config, config.Options{})
 	if err != nil {
 		printConfigErrors(stderr, err)
 		return exitError
 	}
 	channel, ok := cfg.Channel(ch)
 	if !ok {
-		return fail("%v: %s is not in %s", engine.ErrUnknownChannel, *channelFlag, cfg.File)
+		return c.fail("%v: %s is not in %s", engine.ErrUnknownChannel, *f.channel, cfg.File)
 	}
 	if *journalFlag != "" {
 		var code int
@@ -178,9 +164,9 @@ func runBench(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		w, why, err := decideOnce(ctx, r, in.sel)
 		switch {
 		case err != nil && *journalFlag != "":
-			return fail("%s:%d: %v", *journalFlag, in.line, err)
+			return c.fail("%s:%d: %v", *journalFlag, in.line, err)
 		case err != nil:
-			return fail("%v", err)
+			return c.fail("%v", err)
 		case w != "":
 			chosen[w]++
 		case i == 0:
@@ -198,10 +184,10 @@ func runBench(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return err
 	})
 	if err != nil {
-		return fail("%v", err)
+		return c.fail("%v", err)
 	}
 
-	if *asJSON {
+	if *f.asJSON {
 		out := benchResult{NsPerOp: int64(math.Round(st.nsPerOp)), AllocsPerOp: roundTenth(st.allocsPerOp),
 			P50: int64(st.p50), P99: int64(st.p99), Decisions: st.decisions}
 		if worker != "" {
@@ -210,7 +196,7 @@ func runBench(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(out); err != nil {
-			return fail("%v", err)
+			return c.fail("%v", err)
 		}
 		return exitOK
 	}

@@ -176,6 +176,46 @@ func newFlags(name, usage string, stderr io.Writer) *flag.FlagSet {
 	return fs
 }
 
+// decisionFlags are the flags of the commands that ask a channel's script
+// for decisions (route, bench): the config, the channel, the candidates,
+// the request, the excluded workers and --json.
+type decisionFlags struct {
+	config, channel, candidates, request *string
+	excluded                             stringList
+	asJSON                               *bool
+}
+
+func addDecisionFlags(fs *flag.FlagSet) *decisionFlags {
+	f := &decisionFlags{
+		config:     fs.String("config", "config/dispatch.yaml", ""),
+		channel:    fs.String("channel", "", ""),
+		candidates: fs.String("candidates", "", ""),
+		request:    fs.String("request", "", ""),
+		asJSON:     fs.Bool("json", false, ""),
+	}
+	fs.StringVar(f.config, "c", "config/dispatch.yaml", "")
+	fs.Var(&f.excluded, "exclude", "")
+	return f
+}
+
+// complaints print a command's messages to stderr as "dispatch NAME: ..."
+// and return the exit code: fail for an error, usage for a flag's value
+// that is wrong.
+type complaints struct {
+	name   string
+	stderr io.Writer
+}
+
+func (c complaints) fail(format string, a ...any) int {
+	fmt.Fprintf(c.stderr, "dispatch "+c.name+": "+format+"\n", a...)
+	return exitError
+}
+
+func (c complaints) usage(format string, a ...any) int {
+	fmt.Fprintf(c.stderr, "dispatch "+c.name+": "+format+"\n", a...)
+	return exitUsage
+}
+
 // parseFlags parses args and returns the exit code to stop with, or -1 to go on.
 func parseFlags(fs *flag.FlagSet, usage string, args []string, stdout io.Writer) int {
 	err := fs.Parse(args)

@@ -71,55 +71,41 @@ type routeResult struct {
 
 func runRoute(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlags("route", routeUsage, stderr)
-	path := fs.String("config", "config/dispatch.yaml", "")
-	fs.StringVar(path, "c", "config/dispatch.yaml", "")
-	channelFlag := fs.String("channel", "", "")
-	candidatesFlag := fs.String("candidates", "", "")
-	requestFlag := fs.String("request", "", "")
-	asJSON := fs.Bool("json", false, "")
-	var excluded stringList
-	fs.Var(&excluded, "exclude", "")
+	f := addDecisionFlags(fs)
 	if code := parseFlags(fs, routeUsage, args, stdout); code >= 0 {
 		return code
 	}
-	fail := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "dispatch route: "+format+"\n", a...)
-		return exitError
-	}
-	usage := func(format string, a ...any) int { // a flag's value is wrong
-		fmt.Fprintf(stderr, "dispatch route: "+format+"\n", a...)
-		return exitUsage
-	}
-	if *channelFlag == "" || *candidatesFlag == "" {
+	c := complaints{name: "route", stderr: stderr}
+	if *f.channel == "" || *f.candidates == "" {
 		fmt.Fprintln(stderr, "dispatch route: --channel and --candidates are required")
 		fmt.Fprint(stderr, routeUsage)
 		return exitUsage
 	}
-	if *candidatesFlag == "-" && *requestFlag == "-" {
-		return usage("--candidates and --request cannot both read standard input; give one of them as JSON or @FILE")
+	if *f.candidates == "-" && *f.request == "-" {
+		return c.usage("--candidates and --request cannot both read standard input; give one of them as JSON or @FILE")
 	}
-	ch, err := config.ParseChannelFlag(*channelFlag)
+	ch, err := config.ParseChannelFlag(*f.channel)
 	if err != nil {
-		return usage("--channel: %v", err)
+		return c.usage("--channel: %v", err)
 	}
-	cands, err := readCandidates(*candidatesFlag, stdin)
+	cands, err := readCandidates(*f.candidates, stdin)
 	if err != nil {
-		return usage("--candidates: %v", err)
+		return c.usage("--candidates: %v", err)
 	}
-	req, err := readRouteRequest(*requestFlag, stdin)
+	req, err := readRouteRequest(*f.request, stdin)
 	if err != nil {
-		return usage("--request: %v", err)
+		return c.usage("--request: %v", err)
 	}
-	cfg, err := config.Load(*path, config.Options{})
+	cfg, err := config.Load(*f.config, config.Options{})
 	if err != nil {
 		printConfigErrors(stderr, err)
 		return exitError
 	}
 	channel, ok := cfg.Channel(ch)
 	if !ok {
-		return fail("%v: %s is not in %s", engine.ErrUnknownChannel, *channelFlag, cfg.File)
+		return c.fail("%v: %s is not in %s", engine.ErrUnknownChannel, *f.channel, cfg.File)
 	}
-	sel := routeSelection(ch, req, cands, excluded)
+	sel := routeSelection(ch, req, cands, f.excluded)
 	r := channel.Router(cfg.File)
 	var d engine.Decision
 	var took time.Duration
@@ -129,10 +115,10 @@ func runRoute(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		d, err = r.Select(context.Background(), sel)
 		took = time.Since(start)
 		if err != nil {
-			return fail("%v", err)
+			return c.fail("%v", err)
 		}
 		if _, declined = engine.CheckDecision(sel.Candidates, d); errors.Is(declined, engine.ErrRouting) {
-			return fail("%v", declined)
+			return c.fail("%v", declined)
 		}
 	} else {
 		d.Version = r.Version() // like the engine, which does not ask the router then
@@ -141,7 +127,7 @@ func runRoute(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if declined != nil {
 		chosen = ""
 	}
-	if *asJSON {
+	if *f.asJSON {
 		out := routeResult{Lang: d.Version.Lang, Hash: d.Version.Hash, Source: d.Version.Source, Duration: took.String()}
 		if chosen != "" {
 			out.Worker = &chosen
@@ -149,7 +135,7 @@ func runRoute(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(out); err != nil {
-			return fail("%v", err)
+			return c.fail("%v", err)
 		}
 	} else if chosen != "" {
 		fmt.Fprintln(stdout, chosen)
@@ -160,7 +146,7 @@ func runRoute(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case len(cands) == 0:
 		fmt.Fprintf(stderr, "dispatch route: %v: no candidates\n", engine.ErrNoWorkers)
 	case len(sel.Candidates) == 0:
-		fmt.Fprintf(stderr, "dispatch route: %v: %s\n", engine.ErrNoWorkers, allExcluded(cands, excluded))
+		fmt.Fprintf(stderr, "dispatch route: %v: %s\n", engine.ErrNoWorkers, allExcluded(cands, f.excluded))
 	default: // the script chose none, or a full worker
 		fmt.Fprintf(stderr, "dispatch route: %v\n", declined)
 	}
