@@ -48,15 +48,7 @@ func TestExitedWorkerLeavesAfterTheGrace(t *testing.T) {
 func TestReconnectedWorkerKeepsItsPlace(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	k := &killable{}
-	nc := connect(t, e.b, nats.SetCustomDialer(k), nats.ReconnectWait(time.Millisecond), nats.MaxReconnects(-1))
-	w, err := worker.New(nc, worker.Options{ID: "a", Channels: []string{ns + "/" + queue}}, echo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ran := make(chan error, 1)
-	go func() { ran <- w.Run(ctx) }()
-	defer func() { cancel(); <-ran }()
+	nc, _ := runReconnecting(t, e, k)
 	e.waitFor(t, "worker a", func() bool { return slices.Contains(e.live(t), "a") })
 	e.startWorker(t, worker.Options{ID: "b"}, echo)
 	before := e.t.Stats()
@@ -94,15 +86,7 @@ func TestReconnectedWorkerKeepsItsPlace(t *testing.T) {
 func TestWorkerCutWhileRegisteringRegistersAgain(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	d := &cutAfterRegister{}
-	nc := connect(t, e.b, nats.SetCustomDialer(d), nats.ReconnectWait(time.Millisecond), nats.MaxReconnects(-1))
-	w, err := worker.New(nc, worker.Options{ID: "a", Channels: []string{ns + "/" + queue}}, echo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ran := make(chan error, 1)
-	go func() { ran <- w.Run(ctx) }()
-	defer func() { cancel(); <-ran }()
+	nc, ran := runReconnecting(t, e, d)
 	// The only registration that reaches the node is the one on the new
 	// connection. Both outcomes are announced: the capacity signal for the
 	// registration, the worker's return on ran.
@@ -128,6 +112,23 @@ func TestWorkerCutWhileRegisteringRegistersAgain(t *testing.T) {
 	if _, err := e.d.Dispatch(t.Context(), ns, request("wf-1")); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// runReconnecting runs worker a on a connection of its own through dialer,
+// which reconnects at once for ever, until the test ends; ran gets what
+// Run returned if it returns before (and is given it back, for the end).
+func runReconnecting(t *testing.T, e *env, dialer nats.CustomDialer) (*nats.Conn, chan error) {
+	t.Helper()
+	nc := connect(t, e.b, nats.SetCustomDialer(dialer), nats.ReconnectWait(time.Millisecond), nats.MaxReconnects(-1))
+	w, err := worker.New(nc, worker.Options{ID: "a", Channels: []string{ns + "/" + queue}}, echo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() { ran <- w.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-ran })
+	return nc, ran
 }
 
 // cutAfterRegister dials plain connections, and closes the first one
