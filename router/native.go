@@ -45,11 +45,11 @@ func (n *Native) Select(ctx context.Context, in engine.Selection) (d engine.Deci
 func LeastLoaded(in engine.Selection) string {
 	best := -1
 	for i := range in.Candidates {
-		c := &in.Candidates[i]
-		if slices.Contains(in.Excluded, c.ID()) {
+		c := &in.Candidates[i].State
+		if slices.Contains(in.Excluded, c.ID) {
 			continue
 		}
-		if best < 0 || pick.LessLoaded(c.State, in.Candidates[best].State) {
+		if best < 0 || pick.LessLoaded(c, &in.Candidates[best].State) {
 			best = i
 		}
 	}

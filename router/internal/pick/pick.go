@@ -34,7 +34,7 @@ func LeastLoadedWithTag(cands []engine.ConsumerStateView, tag string) int {
 func leastLoadedViews(cands []engine.ConsumerStateView, tag string, byTag bool) int {
 	best := -1
 	for i := range cands {
-		if (!byTag || cands[i].HasAffinity(tag)) && (best < 0 || LessLoaded(cands[i], cands[best])) {
+		if (!byTag || slices.Contains(cands[i].Tags, tag)) && (best < 0 || LessLoaded(&cands[i], &cands[best])) {
 			best = i
 		}
 	}
@@ -46,7 +46,9 @@ func leastLoadedViews(cands []engine.ConsumerStateView, tag string, byTag bool) 
 func LeastLoadedWorkers(ws []engine.Worker, tag string, byTag bool) int {
 	best := -1
 	for i := range ws {
-		if (!byTag || ws[i].State.HasAffinity(tag)) && (best < 0 || LessLoaded(ws[i].State, ws[best].State)) {
+		// The views are read in place: a value receiver or argument would
+		// copy each one, which costs as much as the comparison.
+		if (!byTag || slices.Contains(ws[i].State.Tags, tag)) && (best < 0 || LessLoaded(&ws[i].State, &ws[best].State)) {
 			best = i
 		}
 	}
@@ -116,7 +118,7 @@ func P2C(cands []engine.ConsumerStateView, rng *rand.Rand) int {
 	if b >= a {
 		b++
 	}
-	if LessLoaded(cands[b], cands[a]) {
+	if LessLoaded(&cands[b], &cands[a]) {
 		return b
 	}
 	return a
@@ -144,7 +146,7 @@ func randSeed(conversationID string, attempt int) (uint64, uint64) {
 // LessLoaded reports whether a's load is strictly below b's, comparing the
 // ratios (in_flight+buffer_depth)/max_in_flight without division. A
 // max_in_flight below 1 counts as 1.
-func LessLoaded(a, b engine.ConsumerStateView) bool {
+func LessLoaded(a, b *engine.ConsumerStateView) bool {
 	la, lb := int64(a.InFlight+a.BufferDepth), int64(b.InFlight+b.BufferDepth)
 	return la*int64(max(b.MaxInFlight, 1)) < lb*int64(max(a.MaxInFlight, 1))
 }
