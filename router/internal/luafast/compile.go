@@ -270,7 +270,7 @@ func (c *compiler) stmt(s ast.Stmt) (stmt, error) {
 	case *ast.IfStmt:
 		return c.ifStmt(s)
 	case *ast.WhileStmt:
-		cond, err := c.expr(s.Condition)
+		cond, err := c.cond(s.Condition)
 		if err != nil {
 			return nil, err
 		}
@@ -279,7 +279,7 @@ func (c *compiler) stmt(s ast.Stmt) (stmt, error) {
 			return nil, err
 		}
 		return func(f *frame) flow {
-			for truthy(cond(f)) {
+			for cond(f) {
 				switch body(f) {
 				case flowBreak:
 					return flowNext
@@ -297,7 +297,7 @@ func (c *compiler) stmt(s ast.Stmt) (stmt, error) {
 		if err != nil {
 			return nil, err
 		}
-		cond, err := c.expr(s.Condition) // sees the body's locals
+		cond, err := c.cond(s.Condition) // sees the body's locals
 		if err != nil {
 			return nil, err
 		}
@@ -309,7 +309,7 @@ func (c *compiler) stmt(s ast.Stmt) (stmt, error) {
 				case flowReturn:
 					return flowReturn
 				}
-				if truthy(cond(f)) {
+				if cond(f) {
 					return flowNext
 				}
 				f.tick()
@@ -414,7 +414,7 @@ func (c *compiler) assign(s *ast.AssignStmt) (stmt, error) {
 }
 
 func (c *compiler) ifStmt(s *ast.IfStmt) (stmt, error) {
-	cond, err := c.expr(s.Condition)
+	cond, err := c.cond(s.Condition)
 	if err != nil {
 		return nil, err
 	}
@@ -424,7 +424,7 @@ func (c *compiler) ifStmt(s *ast.IfStmt) (stmt, error) {
 	}
 	if len(s.Else) == 0 {
 		return func(f *frame) flow {
-			if truthy(cond(f)) {
+			if cond(f) {
 				return then(f)
 			}
 			return flowNext
@@ -435,7 +435,7 @@ func (c *compiler) ifStmt(s *ast.IfStmt) (stmt, error) {
 		return nil, err
 	}
 	return func(f *frame) flow {
-		if truthy(cond(f)) {
+		if cond(f) {
 			return then(f)
 		}
 		return els(f)
@@ -534,7 +534,7 @@ func (c *compiler) genericFor(s *ast.GenericForStmt) (stmt, error) {
 				var v value
 				switch l.k {
 				case kCands:
-					v = value{k: kCand, i: i}
+					v = value{k: kCand, i: int32(i)}
 				case kExcl:
 					v = str(f.in.Sel.Excluded[i])
 				case kTags:
@@ -594,27 +594,23 @@ func (c *compiler) expr(e ast.Expr) (expr, error) {
 			return rhs(f)
 		}, nil
 	case *ast.RelationalOpExpr:
-		return c.relational(e)
-	case *ast.ArithmeticOpExpr:
-		return c.arithmetic(e)
-	case *ast.UnaryMinusOpExpr:
-		x, err := c.expr(e.Expr)
+		x, err := c.relational(e)
 		if err != nil {
 			return nil, err
 		}
-		return func(f *frame) value {
-			v := x(f)
-			if v.k != kNum {
-				f.bail("negation of a " + v.k.String())
-			}
-			return num(-v.n)
-		}, nil
+		return func(f *frame) value { return boolean(x(f)) }, nil
+	case *ast.ArithmeticOpExpr, *ast.UnaryMinusOpExpr:
+		x, err := c.num(e)
+		if err != nil {
+			return nil, err
+		}
+		return func(f *frame) value { return num(x(f)) }, nil
 	case *ast.UnaryNotOpExpr:
-		x, err := c.expr(e.Expr)
+		x, err := c.cond(e.Expr)
 		if err != nil {
 			return nil, err
 		}
-		return func(f *frame) value { return boolean(!truthy(x(f))) }, nil
+		return func(f *frame) value { return boolean(!x(f)) }, nil
 	case *ast.UnaryLenOpExpr:
 		x, err := c.expr(e.Expr)
 		if err != nil {
@@ -646,16 +642,43 @@ func (c *compiler) attrGet(e *ast.AttrGetExpr) (expr, error) {
 	if err != nil {
 		return nil, err
 	}
+	objSlot, objLocal := -1, false
+	if id, ok := e.Object.(*ast.IdentExpr); ok {
+		objSlot, objLocal = c.local(id.Value)
+	}
 	key, ok := e.Key.(*ast.StringExpr)
 	if !ok {
+		if id, ok := e.Key.(*ast.IdentExpr); ok && objLocal {
+			if keySlot, ok := c.local(id.Value); ok {
+				// list[i], both locals: the loop over the candidates by index.
+				return func(f *frame) value {
+					o, k := f.slots[objSlot], f.slots[keySlot]
+					if o.k == kCands && k.k == kNum {
+						if i, ok := listIndex(k.n, len(f.in.Sel.Candidates)); ok {
+							return value{k: kCand, i: int32(i)}
+						}
+					}
+					return index(f, o, k)
+				}, nil
+			}
+		}
 		k, err := c.expr(e.Key)
 		if err != nil {
 			return nil, err
 		}
-		return func(f *frame) value { return index(f, obj(f), k(f)) }, nil
+		return func(f *frame) value { o := obj(f); return index(f, o, k(f)) }, nil
 	}
 	name, kv := key.Value, str(key.Value)
 	fd := candFields[name]
+	if objLocal {
+		return func(f *frame) value {
+			o := f.slots[objSlot]
+			if o.k == kCand {
+				return candidateField(f, o.i, fd)
+			}
+			return index(f, o, kv)
+		}, nil
+	}
 	return func(f *frame) value {
 		o := obj(f)
 		if o.k == kCand {
@@ -665,86 +688,18 @@ func (c *compiler) attrGet(e *ast.AttrGetExpr) (expr, error) {
 	}, nil
 }
 
-func (c *compiler) relational(e *ast.RelationalOpExpr) (expr, error) {
-	lhs, rhs, err := c.pair(e.Lhs, e.Rhs)
-	if err != nil {
-		return nil, err
-	}
-	switch e.Operator {
-	case "==":
-		return func(f *frame) value { return boolean(equal(lhs(f), rhs(f))) }, nil
-	case "~=":
-		return func(f *frame) value { return boolean(!equal(lhs(f), rhs(f))) }, nil
-	case "<":
-		return func(f *frame) value {
-			a, b := lhs(f), rhs(f)
-			if a.k == kNum && b.k == kNum {
-				return boolean(a.n < b.n)
-			}
-			return boolean(less(f, a, b))
-		}, nil
-	case "<=":
-		return func(f *frame) value { a, b := lhs(f), rhs(f); return boolean(lessEqual(f, a, b)) }, nil
-	case ">": // gopher-lua compiles a > b as b < a, operands in source order
-		return func(f *frame) value {
-			a, b := lhs(f), rhs(f)
-			if a.k == kNum && b.k == kNum {
-				return boolean(b.n < a.n)
-			}
-			return boolean(less(f, b, a))
-		}, nil
-	case ">=":
-		return func(f *frame) value { a, b := lhs(f), rhs(f); return boolean(lessEqual(f, b, a)) }, nil
-	}
-	return nil, unsupported(e, "the operator "+e.Operator)
-}
-
-func (c *compiler) arithmetic(e *ast.ArithmeticOpExpr) (expr, error) {
-	lhs, rhs, err := c.pair(e.Lhs, e.Rhs)
-	if err != nil {
-		return nil, err
-	}
-	var op func(a, b float64) float64
-	switch e.Operator {
-	case "+":
-		return func(f *frame) value {
-			a, b := lhs(f), rhs(f)
-			if a.k != kNum || b.k != kNum {
-				f.bail("arithmetic on a " + a.k.String() + " and a " + b.k.String())
-			}
-			return num(a.n + b.n)
-		}, nil
-	case "-":
-		op = func(a, b float64) float64 { return a - b }
-	case "*":
-		return func(f *frame) value {
-			a, b := lhs(f), rhs(f)
-			if a.k != kNum || b.k != kNum {
-				f.bail("arithmetic on a " + a.k.String() + " and a " + b.k.String())
-			}
-			return num(a.n * b.n)
-		}, nil
-	case "/":
-		op = func(a, b float64) float64 { return a / b }
-	case "%":
-		op = modulo
-	case "^":
-		op = math.Pow
-	default:
-		return nil, unsupported(e, "the operator "+e.Operator)
-	}
-	return func(f *frame) value {
-		a, b := lhs(f), rhs(f)
-		if a.k != kNum || b.k != kNum {
-			f.bail("arithmetic on a " + a.k.String() + " and a " + b.k.String())
-		}
-		return num(op(a.n, b.n))
-	}, nil
-}
-
 // call compiles the calls of the subset: c:has_tag(tag), math.max, min,
 // floor and abs, and the dispatch helpers that take the candidates.
 func (c *compiler) call(e *ast.FuncCallExpr) (expr, error) {
+	if attr, ok := e.Func.(*ast.AttrGetExpr); ok && e.Receiver == nil && c.global(attr.Object, "math") {
+		if key, ok := attr.Key.(*ast.StringExpr); ok {
+			x, err := c.mathCall(e, key.Value)
+			if err != nil {
+				return nil, err
+			}
+			return func(f *frame) value { return num(x(f)) }, nil
+		}
+	}
 	args, err := c.exprs(e.Args)
 	if err != nil {
 		return nil, err
@@ -767,10 +722,7 @@ func (c *compiler) call(e *ast.FuncCallExpr) (expr, error) {
 	if !ok {
 		return nil, unsupported(e, "a call of a function outside the subset")
 	}
-	switch {
-	case c.global(attr.Object, "math"):
-		return c.mathCall(e, key.Value, args)
-	case c.global(attr.Object, "dispatch"):
+	if c.global(attr.Object, "dispatch") {
 		return c.helperCall(e, key.Value, args)
 	}
 	return nil, unsupported(e, "a call of a function outside the subset")
@@ -798,53 +750,6 @@ func (c *compiler) hasTag(recv expr, args []expr) expr {
 		}
 		return boolean(f.in.Sel.Candidates[r.i].State.HasAffinity(t.s))
 	}
-}
-
-func (c *compiler) mathCall(e *ast.FuncCallExpr, name string, args []expr) (expr, error) {
-	if len(args) == 0 {
-		return nil, unsupported(e, "math."+name+" without arguments")
-	}
-	number := func(f *frame, a expr) float64 {
-		v := a(f)
-		if v.k != kNum {
-			f.bail("math." + name + " of a " + v.k.String())
-		}
-		return v.n
-	}
-	switch name {
-	case "max", "min":
-		isMax := name == "max"
-		if len(args) == 2 {
-			a0, a1 := args[0], args[1]
-			return func(f *frame) value {
-				m, v := number(f, a0), number(f, a1)
-				if isMax && v > m || !isMax && v < m {
-					m = v
-				}
-				return num(m)
-			}, nil
-		}
-		return func(f *frame) value {
-			m := number(f, args[0])
-			for _, a := range args[1:] {
-				if v := number(f, a); isMax && v > m || !isMax && v < m {
-					m = v
-				}
-			}
-			return num(m)
-		}, nil
-	case "floor", "abs":
-		fn := math.Floor
-		if name == "abs" {
-			fn = math.Abs
-		}
-		return func(f *frame) value {
-			v := number(f, args[0])
-			evalRest(f, args, 1)
-			return num(fn(v))
-		}, nil
-	}
-	return nil, unsupported(e, "math."+name)
 }
 
 // candidatesArg reads a helper's list argument: only the candidates
@@ -912,3 +817,74 @@ func (c *compiler) helperCall(e *ast.FuncCallExpr, name string, args []expr) (ex
 	}
 	return nil, unsupported(e, fmt.Sprintf("dispatch.%s with %d arguments", name, len(args)))
 }
+
+// mathCall compiles math.max, min, floor and abs, whose arguments must be
+// numbers (the interpreter's CheckNumber would also take a numeric string:
+// that falls back).
+func (c *compiler) mathCall(e *ast.FuncCallExpr, name string) (numExpr, error) {
+	if len(e.Args) == 0 {
+		return nil, unsupported(e, "math."+name+" without arguments")
+	}
+	switch name {
+	case "max", "min":
+		args := make([]numExpr, len(e.Args))
+		for i, a := range e.Args {
+			x, err := c.num(a)
+			if err != nil {
+				return nil, err
+			}
+			args[i] = x
+		}
+		isMax := name == "max"
+		if len(args) == 2 {
+			a0, a1 := args[0], args[1]
+			if isMax {
+				return func(f *frame) float64 {
+					m, v := a0(f), a1(f)
+					if v > m {
+						m = v
+					}
+					return m
+				}, nil
+			}
+			return func(f *frame) float64 {
+				m, v := a0(f), a1(f)
+				if v < m {
+					m = v
+				}
+				return m
+			}, nil
+		}
+		return func(f *frame) float64 {
+			m := args[0](f)
+			for _, a := range args[1:] {
+				if v := a(f); isMax && v > m || !isMax && v < m {
+					m = v
+				}
+			}
+			return m
+		}, nil
+	case "floor", "abs":
+		x, err := c.num(e.Args[0])
+		if err != nil {
+			return nil, err
+		}
+		rest, err := c.exprs(e.Args[1:]) // evaluated, not read
+		if err != nil {
+			return nil, err
+		}
+		fn := math.Floor
+		if name == "abs" {
+			fn = math.Abs
+		}
+		return func(f *frame) float64 {
+			v := x(f)
+			evalRest(f, rest, 0)
+			return fn(v)
+		}, nil
+	}
+	return nil, unsupported(e, "math."+name)
+}
+
+// pow is Lua's ^.
+func pow(a, b float64) float64 { return math.Pow(a, b) }

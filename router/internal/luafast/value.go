@@ -28,8 +28,8 @@ const (
 type value struct {
 	s string
 	n float64
-	i int
 	k kind
+	i int32
 }
 
 var (
@@ -150,7 +150,7 @@ var candFields = map[string]candField{
 }
 
 // candidateField reads field fd (named name) of candidate i.
-func candidateField(f *frame, i int, fd candField) value {
+func candidateField(f *frame, i int32, fd candField) value {
 	w := &f.in.Sel.Candidates[i]
 	switch fd {
 	case fieldID:
@@ -192,7 +192,7 @@ func index(f *frame, obj, key value) value {
 	case kCands:
 		if key.k == kNum {
 			if i, ok := listIndex(key.n, len(f.in.Sel.Candidates)); ok {
-				return value{k: kCand, i: i}
+				return value{k: kCand, i: int32(i)}
 			}
 		}
 		if key.k == kNil || key.k == kNum || key.k == kStr || key.k == kBool {
