@@ -220,8 +220,11 @@ func index(f *frame, obj, key value) value {
 			return nilValue
 		}
 	case kCand:
-		if key.k == kStr {
+		switch key.k {
+		case kStr:
 			return candidateField(f, obj.i, candFields[key.s])
+		case kNum, kBool:
+			return nilValue // a candidate has only its named fields
 		}
 	case kReq:
 		if key.k == kStr {
