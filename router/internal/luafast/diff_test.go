@@ -63,28 +63,37 @@ func compilePair(t testing.TB, src string) *pair {
 // decided (rather than fell back).
 func (p *pair) check(t testing.TB, sel engine.Selection) bool {
 	t.Helper()
+	decided, _ := p.check2(t, sel)
+	return decided
+}
+
+// check2 is check, also reporting whether the interpreter decided without
+// an error and with a result the router accepts the form of.
+func (p *pair) check2(t testing.TB, sel engine.Selection) (decided, clean bool) {
+	t.Helper()
 	ctx := context.Background()
 	want, wantErr := p.interp.Run(ctx, sel, timeout)
 	if errors.Is(wantErr, call.ErrTimeout) {
-		return false
+		return false, false
 	}
+	clean = wantErr == nil && want.Other == ""
 	got, gotErr := p.prog.Run(ctx, sel, timeout)
 	if !errors.Is(gotErr, call.ErrTimeout) && (got != want || fmt.Sprint(gotErr) != fmt.Sprint(wantErr)) {
 		t.Fatalf("%s\non %s:\nwith the fast path: %+v, %v\ninterpreter:        %+v, %v", p.src, describe(sel), got, gotErr, want, wantErr)
 	}
 	if p.fast == nil {
-		return false
+		return false, clean
 	}
 	res, err := p.fast.Run(ctx, sel, time.Now().Add(timeout))
 	switch {
 	case errors.Is(err, luafast.ErrFallback), errors.Is(err, call.ErrTimeout):
-		return false
+		return false, clean
 	case err != nil:
 		t.Fatalf("%s\non %s: the fast path failed: %v", p.src, describe(sel), err)
 	case wantErr != nil || res != want:
 		t.Fatalf("%s\non %s:\nfast path:   %+v\ninterpreter: %+v, %v", p.src, describe(sel), res, want, wantErr)
 	}
-	return true
+	return true, clean
 }
 
 func describe(sel engine.Selection) string {
