@@ -158,7 +158,7 @@ func (g *gen) num(d int) string {
 	case 13:
 		return "dispatch.random()"
 	case 14:
-		return g.pick("2 ^ 3", "(" + g.num(d-1) + " ^ 2)")
+		return g.pick("2 ^ 3", "("+g.num(d-1)+" ^ 2)")
 	}
 	return g.pick(`"3"`, "nil", "c[1].id", "true") // the wrong type, now and then
 }
