@@ -8,6 +8,7 @@ import (
 	lua "github.com/yuin/gopher-lua"
 	"github.com/yuin/gopher-lua/ast"
 
+	"github.com/aion-dispatch/dispatch/engine"
 	"github.com/aion-dispatch/dispatch/router/internal/pick"
 )
 
@@ -489,8 +490,8 @@ func (c *compiler) numberFor(s *ast.NumberForStmt) (stmt, error) {
 	}, nil
 }
 
-// genericFor compiles `for i, v in ipairs(list)` over the candidates, the
-// excluded ids or a candidate's tags.
+// genericFor compiles `for i, v in ipairs(list)` over the candidates, a
+// with_tag list of them, the excluded ids or a candidate's tags.
 func (c *compiler) genericFor(s *ast.GenericForStmt) (stmt, error) {
 	if len(s.Exprs) != 1 {
 		return nil, unsupported(s, "a generic for other than ipairs(list)")
@@ -523,17 +524,24 @@ func (c *compiler) genericFor(s *ast.GenericForStmt) (stmt, error) {
 			n = len(f.in.Sel.Excluded)
 		case kTags:
 			n = len(f.in.Sel.Candidates[l.i].State.Tags)
+		case kTagged:
+			n = len(f.in.Sel.Candidates)
 		default:
 			f.bail("ipairs over a " + l.k.String())
 		}
+		k := 0 // the position in the list
 		for i := range n {
+			if l.k == kTagged && !f.in.Sel.Candidates[i].State.HasAffinity(l.s) {
+				continue
+			}
+			k++
 			if len(slots) > 0 {
-				f.slots[slots[0]] = num(float64(i + 1))
+				f.slots[slots[0]] = num(float64(k))
 			}
 			if len(slots) > 1 {
 				var v value
 				switch l.k {
-				case kCands:
+				case kCands, kTagged:
 					v = value{k: kCand, i: int32(i)}
 				case kExcl:
 					v = str(f.in.Sel.Excluded[i])
@@ -752,12 +760,30 @@ func (c *compiler) hasTag(recv expr, args []expr) expr {
 	}
 }
 
-// candidatesArg reads a helper's list argument: only the candidates
-// themselves are modelled.
-func candidatesArg(f *frame, a expr, helper string) {
-	if v := a(f); v.k != kCands {
+// listArg reads a helper's list argument: the candidates, or what
+// with_tag made of them.
+func listArg(f *frame, a expr, helper string) value {
+	v := a(f)
+	if v.k != kCands && v.k != kTagged {
 		f.bail("dispatch." + helper + " of a " + v.k.String())
 	}
+	return v
+}
+
+// listViews returns the views of list, as the interpreter's helpers see it.
+func listViews(f *frame, list value) []engine.ConsumerStateView {
+	if list.k == kTagged {
+		return f.taggedViews(list.s)
+	}
+	return f.views()
+}
+
+// viewChoice is the id at index i of views, or nil.
+func viewChoice(views []engine.ConsumerStateView, i int) value {
+	if i < 0 {
+		return nilValue
+	}
+	return str(views[i].ID)
 }
 
 // choice is the id a helper chose, or nil.
@@ -774,35 +800,55 @@ func (c *compiler) helperCall(e *ast.FuncCallExpr, name string, args []expr) (ex
 		switch len(args) {
 		case 1:
 			return func(f *frame) value {
-				candidatesArg(f, args[0], name)
-				return choice(f, pick.LeastLoadedWorkers(f.in.Sel.Candidates, "", false))
+				l := listArg(f, args[0], name)
+				// LeastLoaded(WithTag(cands, tag)) is LeastLoadedWithTag(cands, tag).
+				return choice(f, pick.LeastLoadedWorkers(f.in.Sel.Candidates, l.s, l.k == kTagged))
 			}, nil
 		case 2:
 			return func(f *frame) value {
-				candidatesArg(f, args[0], name)
+				l := listArg(f, args[0], name)
 				tag := args[1](f)
 				if tag.k != kStr {
 					f.bail("dispatch.least_loaded with a tag that is a " + tag.k.String())
 				}
-				return choice(f, pick.LeastLoadedWorkers(f.in.Sel.Candidates, tag.s, true))
+				if l.k == kCands {
+					return choice(f, pick.LeastLoadedWorkers(f.in.Sel.Candidates, tag.s, true))
+				}
+				views := listViews(f, l)
+				return viewChoice(views, pick.LeastLoadedWithTag(views, tag.s))
+			}, nil
+		}
+	case "with_tag":
+		if len(args) == 2 {
+			return func(f *frame) value {
+				if l := args[0](f); l.k != kCands {
+					f.bail("dispatch.with_tag of a " + l.k.String())
+				}
+				tag := args[1](f)
+				if tag.k != kStr {
+					f.bail("dispatch.with_tag with a tag that is a " + tag.k.String())
+				}
+				f.lists++ // each result is a value of its own, equal only to itself
+				return value{k: kTagged, s: tag.s, i: f.lists}
 			}, nil
 		}
 	case "rendezvous":
 		if len(args) == 2 {
 			return func(f *frame) value {
-				candidatesArg(f, args[0], name)
+				l := listArg(f, args[0], name)
 				key := args[1](f)
 				if key.k != kStr {
 					f.bail("dispatch.rendezvous with a key that is a " + key.k.String())
 				}
-				return choice(f, pick.Rendezvous(f.views(), key.s))
+				views := listViews(f, l)
+				return viewChoice(views, pick.Rendezvous(views, key.s))
 			}, nil
 		}
 	case "p2c":
 		if len(args) == 1 {
 			return func(f *frame) value {
-				candidatesArg(f, args[0], name)
-				return choice(f, pick.P2C(f.views(), f.rand()))
+				views := listViews(f, listArg(f, args[0], name))
+				return viewChoice(views, pick.P2C(views, f.rand()))
 			}, nil
 		}
 	case "random":

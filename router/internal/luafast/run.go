@@ -39,6 +39,8 @@ type frame struct {
 	pcg      *rand.PCG
 	rng      *rand.Rand
 	seeded   bool
+	lists    int32                      // with_tag results made in this call
+	buf      []engine.ConsumerStateView // the views of a with_tag result, for a helper
 }
 
 // bailout is the panic that abandons a call the compiled code does not
@@ -99,7 +101,7 @@ func (r *Route) getFrame() *frame {
 func (r *Route) Run(ctx context.Context, sel engine.Selection, deadline time.Time) (res call.Result, err error) {
 	f := r.getFrame()
 	f.in.Sel = sel
-	f.ctx, f.deadline, f.ticks, f.seeded = ctx, deadline, 0, false
+	f.ctx, f.deadline, f.ticks, f.seeded, f.lists = ctx, deadline, 0, false, 0
 	defer func() {
 		if p := recover(); p != nil {
 			res = call.Result{}
@@ -117,6 +119,8 @@ func (r *Route) Run(ctx context.Context, sel engine.Selection, deadline time.Tim
 		f.in.Sel = engine.Selection{}
 		f.ctx, f.ret = nil, nilValue
 		clear(f.slots)
+		clear(f.buf)
+		f.buf = f.buf[:0]
 		r.frames.Put(f)
 	}()
 	f.slots[0], f.slots[1], f.slots[2] = value{k: kReq}, value{k: kCands}, value{k: kExcl}

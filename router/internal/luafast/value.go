@@ -12,15 +12,16 @@ import (
 type kind uint8
 
 const (
-	kNil   kind = iota
-	kBool       // i is 0 or 1
-	kNum        // n
-	kStr        // s
-	kCand       // candidate i (0-based) of the selection
-	kTags       // the tags table of candidate i
-	kCands      // the candidates list
-	kReq        // the request
-	kExcl       // the excluded ids
+	kNil    kind = iota
+	kBool        // i is 0 or 1
+	kNum         // n
+	kStr         // s
+	kCand        // candidate i (0-based) of the selection
+	kTags        // the tags table of candidate i
+	kCands       // the candidates list
+	kReq         // the request
+	kExcl        // the excluded ids
+	kTagged      // what dispatch.with_tag(candidates, s) returned; i tells results apart
 )
 
 // value is a Lua value as the compiled code sees it: a small tagged union,
@@ -62,7 +63,7 @@ func equal(a, b value) bool {
 	switch a.k {
 	case kNil, kCands, kReq, kExcl:
 		return true
-	case kBool, kCand, kTags:
+	case kBool, kCand, kTags, kTagged:
 		return a.i == b.i
 	case kNum:
 		return a.n == b.n
@@ -205,6 +206,15 @@ func index(f *frame, obj, key value) value {
 			}
 			return nilValue
 		}
+	case kTagged:
+		// As the interpreter's list userdata: a number in range gives a
+		// candidate, any other key nil.
+		if key.k == kNum {
+			if i, ok := listIndex(key.n, taggedLen(f, obj.s)); ok {
+				return value{k: kCand, i: int32(taggedSlot(f, obj.s, i))}
+			}
+		}
+		return nilValue
 	case kTags:
 		tags := f.in.Sel.Candidates[obj.i].State.Tags
 		switch key.k {
@@ -258,7 +268,46 @@ func length(f *frame, v value) value {
 		return num(float64(len(f.in.Sel.Candidates[v.i].State.Tags)))
 	case kStr:
 		return num(float64(len(v.s)))
+	case kTagged:
+		return num(float64(taggedLen(f, v.s)))
 	}
 	f.bail("length of a " + v.k.String())
 	return nilValue
+}
+
+// taggedLen is the length of with_tag(candidates, tag).
+func taggedLen(f *frame, tag string) int {
+	n := 0
+	for i := range f.in.Sel.Candidates {
+		if f.in.Sel.Candidates[i].State.HasAffinity(tag) {
+			n++
+		}
+	}
+	return n
+}
+
+// taggedSlot is the candidate at 0-based position k of with_tag(candidates,
+// tag), which has more than k elements.
+func taggedSlot(f *frame, tag string, k int) int {
+	for i := range f.in.Sel.Candidates {
+		if f.in.Sel.Candidates[i].State.HasAffinity(tag) {
+			if k == 0 {
+				return i
+			}
+			k--
+		}
+	}
+	panic("luafast: taggedSlot past the end")
+}
+
+// taggedViews returns the views of with_tag(candidates, tag), in a buffer
+// of the frame's.
+func (f *frame) taggedViews(tag string) []engine.ConsumerStateView {
+	f.buf = f.buf[:0]
+	for i := range f.in.Sel.Candidates {
+		if f.in.Sel.Candidates[i].State.HasAffinity(tag) {
+			f.buf = append(f.buf, f.in.View(i))
+		}
+	}
+	return f.buf
 }
