@@ -24,10 +24,16 @@
 // max_in_flight, buffer_depth, available, tags, tags[i], tags.NAME), the
 // request's fields and the excluded ids; c:has_tag(tag); math.max, math.min,
 // math.floor and math.abs; and the helpers dispatch.least_loaded,
-// dispatch.rendezvous, dispatch.p2c, dispatch.random and dispatch.has_tag,
+// dispatch.with_tag (of the candidates; its list has a length, elements
+// and ipairs, and goes to the other helpers), dispatch.rendezvous,
+// dispatch.p2c, dispatch.random and dispatch.has_tag,
 // which call the same package pick functions the Lua bindings call. No
 // table constructors, no function literals, no string concatenation: the
-// subset allocates nothing that grows with the script's work.
+// subset allocates nothing that grows with the script's work. At run time,
+// arithmetic on a string (Lua would convert "3"), an ordering of mixed
+// types, indexing nil, a helper given something other than the candidates
+// or a with_tag list of them, and a result that is neither nil, a string
+// nor a candidate fall back.
 //
 // Loops check the call's deadline and context every few hundred back
 // edges, so a route that never returns is stopped at its timeout with
