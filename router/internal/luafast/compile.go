@@ -271,7 +271,7 @@ func (c *compiler) stmt(s ast.Stmt) (stmt, error) {
 	case *ast.IfStmt:
 		return c.ifStmt(s)
 	case *ast.WhileStmt:
-		cond, err := c.cond(s.Condition)
+		cond, err := c.branchCond(s.Condition, true)
 		if err != nil {
 			return nil, err
 		}
@@ -298,7 +298,7 @@ func (c *compiler) stmt(s ast.Stmt) (stmt, error) {
 		if err != nil {
 			return nil, err
 		}
-		cond, err := c.cond(s.Condition) // sees the body's locals
+		cond, err := c.branchCond(s.Condition, false) // sees the body's locals
 		if err != nil {
 			return nil, err
 		}
@@ -415,7 +415,7 @@ func (c *compiler) assign(s *ast.AssignStmt) (stmt, error) {
 }
 
 func (c *compiler) ifStmt(s *ast.IfStmt) (stmt, error) {
-	cond, err := c.cond(s.Condition)
+	cond, err := c.branchCond(s.Condition, false)
 	if err != nil {
 		return nil, err
 	}
@@ -712,6 +712,13 @@ func (c *compiler) call(e *ast.FuncCallExpr) (expr, error) {
 	if err != nil {
 		return nil, err
 	}
+	if e.Receiver == nil && c.global(e.Func, "type") && len(args) > 0 {
+		return func(f *frame) value {
+			v := args[0](f)
+			evalRest(f, args, 1)
+			return str(v.k.String())
+		}, nil
+	}
 	if e.Receiver != nil {
 		if e.Method != "has_tag" || len(args) < 1 {
 			return nil, unsupported(e, "a method call other than c:has_tag(tag)")
@@ -868,6 +875,9 @@ func (c *compiler) helperCall(e *ast.FuncCallExpr, name string, args []expr) (ex
 // numbers (the interpreter's CheckNumber would also take a numeric string:
 // that falls back).
 func (c *compiler) mathCall(e *ast.FuncCallExpr, name string) (numExpr, error) {
+	if name == "random" {
+		return c.mathRandom(e)
+	}
 	if len(e.Args) == 0 {
 		return nil, unsupported(e, "math."+name+" without arguments")
 	}
@@ -934,3 +944,43 @@ func (c *compiler) mathCall(e *ast.FuncCallExpr, name string) (numExpr, error) {
 
 // pow is Lua's ^.
 func pow(a, b float64) float64 { return math.Pow(a, b) }
+
+// mathRandom compiles math.random as the sandbox defines it: drawing from
+// the call's seeded source; math.random() in [0, 1), math.random(m) in
+// [1, m], math.random(m, n) in [m, n], bounds truncated to integers.
+func (c *compiler) mathRandom(e *ast.FuncCallExpr) (numExpr, error) {
+	args, err := c.exprs(e.Args)
+	if err != nil {
+		return nil, err
+	}
+	// bound is an argument as the interpreter's CheckInt reads it; bounds
+	// too large to convert exactly fall back.
+	bound := func(f *frame, v value) int {
+		if v.k != kNum || !(math.Abs(v.n) < 1<<31) {
+			f.bail("math.random with a bound that is a " + v.k.String())
+		}
+		return int(v.n)
+	}
+	switch len(args) {
+	case 0:
+		return func(f *frame) float64 { return f.rand().Float64() }, nil
+	case 1:
+		return func(f *frame) float64 {
+			m := bound(f, args[0](f))
+			if m < 1 {
+				f.bail("math.random: interval is empty")
+			}
+			return float64(1 + f.rand().IntN(m))
+		}, nil
+	}
+	return func(f *frame) float64 {
+		a := args[0](f)
+		b := args[1](f)
+		evalRest(f, args, 2)
+		m, n := bound(f, a), bound(f, b)
+		if m > n {
+			f.bail("math.random: interval is empty")
+		}
+		return float64(m + f.rand().IntN(n-m+1))
+	}, nil
+}

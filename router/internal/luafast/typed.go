@@ -131,6 +131,40 @@ func numField(slot int, fd candField, key value) numExpr {
 	}
 }
 
+// branchCond compiles the condition of an if, elseif, while or repeat.
+// gopher-lua compiles a literal in a condition (if false, x or nil, ...)
+// specially, and in some programs wrongly: `if false then return a and b
+// end` in a loop returns. The interpreter is authoritative, so such
+// conditions stay with it; only `while true`, the idiom of a loop left by
+// break or return, which gopher-lua compiles to no test at all, is
+// compiled here.
+func (c *compiler) branchCond(e ast.Expr, isWhile bool) (condExpr, error) {
+	if _, ok := e.(*ast.TrueExpr); ok && isWhile {
+		return func(*frame) bool { return true }, nil
+	}
+	if lit := literalCondition(e); lit != nil {
+		return nil, unsupported(lit, "a literal in a condition, which gopher-lua compiles specially")
+	}
+	return c.cond(e)
+}
+
+// literalCondition returns the literal among the operands gopher-lua's
+// compiler looks through in a condition (not, and, or), or nil.
+func literalCondition(e ast.Expr) ast.Expr {
+	switch e := e.(type) {
+	case *ast.FalseExpr, *ast.NilExpr, *ast.TrueExpr, *ast.NumberExpr, *ast.StringExpr:
+		return e
+	case *ast.UnaryNotOpExpr:
+		return literalCondition(e.Expr)
+	case *ast.LogicalOpExpr:
+		if lit := literalCondition(e.Lhs); lit != nil {
+			return lit
+		}
+		return literalCondition(e.Rhs)
+	}
+	return nil
+}
+
 // cond compiles e where only its truth counts.
 func (c *compiler) cond(e ast.Expr) (condExpr, error) {
 	switch e := e.(type) {
