@@ -229,7 +229,7 @@ func (g *gen) cond(d int) string {
 
 // result is an expression to return.
 func (g *gen) result() string {
-	switch g.r.IntN(12) {
+	switch g.r.IntN(13) {
 	case 0, 1, 2:
 		return g.cand()
 	case 3, 4:
@@ -245,6 +245,8 @@ func (g *gen) result() string {
 		return g.pick("nil", `"w2"`, "ex[1]", "r.activity_type")
 	case 9:
 		return g.cond(1) + " and " + g.cand() // false now and then: a bad result
+	case 10:
+		return g.pick("false", "nil", "true", "0") + g.pick(" and ", " or ") + g.cand() + g.pick("", " and "+g.cand()+".id")
 	}
 	return g.num(1) // a bad result
 }
