@@ -22,14 +22,16 @@
 // (+ - * / % ^, unary -) with Lua's float64 semantics, comparisons, and, or,
 // not, #; indexing the candidates, a candidate's fields (id, in_flight,
 // max_in_flight, buffer_depth, available, tags, tags[i], tags.NAME), the
-// request's fields and the excluded ids; c:has_tag(tag); math.max, math.min,
-// math.floor and math.abs; and the helpers dispatch.least_loaded,
-// dispatch.with_tag (of the candidates; its list has a length, elements
-// and ipairs, and goes to the other helpers), dispatch.rendezvous,
-// dispatch.p2c, dispatch.random and dispatch.has_tag,
+// request's fields and the excluded ids; c:has_tag(tag); type(v);
+// math.max, math.min, math.floor, math.abs and math.random; and the
+// helpers dispatch.least_loaded, dispatch.with_tag (of the candidates; its
+// list has a length, elements and ipairs, and goes to the other helpers),
+// dispatch.rendezvous, dispatch.p2c, dispatch.random and dispatch.has_tag,
 // which call the same package pick functions the Lua bindings call. No
 // table constructors, no function literals, no string concatenation: the
-// subset allocates nothing that grows with the script's work. At run time,
+// subset allocates nothing that grows with the script's work. A literal in
+// a condition other than `while true` stays with the interpreter, which
+// compiles such conditions its own way (see branchCond). At run time,
 // arithmetic on a string (Lua would convert "3"), an ordering of mixed
 // types, indexing nil, a helper given something other than the candidates
 // or a with_tag list of them, and a result that is neither nil, a string
