@@ -35,6 +35,7 @@ type Program struct {
 	proto  *lua.FunctionProto // the chunk, after rewriting concatenation
 	pure   bool               // one run of the chunk serves every call (see luacheck.Purity)
 	direct bool               // the chunk writes only to tables it builds: candidates need no proxies
+	fast   fastPath           // the route compiled to Go, when it is in package luafast's subset
 	src    []byte
 	limits Limits
 
@@ -110,6 +111,7 @@ func compile(src []byte, limits Limits, checkNamesFirst bool) (*Program, error) 
 		return nil, errs[0]
 	}
 	pure, direct := luacheck.Purity(chunk)
+	fast := compileFast(chunk, pure)
 	rewriteConcat(chunk)
 	proto, err := lua.Compile(chunk, luaChunkName)
 	if err != nil {
@@ -120,7 +122,7 @@ func compile(src []byte, limits Limits, checkNamesFirst bool) (*Program, error) 
 		}
 		return nil, se
 	}
-	p := &Program{proto: proto, pure: pure, direct: direct, src: src, limits: limits}
+	p := &Program{proto: proto, pure: pure, direct: direct, fast: fast, src: src, limits: limits}
 	// Run the chunk once now, so that top-level errors and a missing route
 	// function are compile errors rather than the first dispatch's failure.
 	st, err := p.newState()
@@ -171,6 +173,10 @@ func (p *Program) put(st *luaState) {
 // its timeout fails with [call.ErrTimeout], one whose ctx ended with ctx's
 // error, and a script's error is a [*call.Error].
 func (p *Program) Run(ctx context.Context, sel engine.Selection, timeout time.Duration) (result call.Result, err error) {
+	result, done, err := p.fast.run(ctx, sel, &timeout)
+	if done {
+		return result, err
+	}
 	st, err := p.get()
 	if err != nil {
 		return call.Result{}, err

@@ -1,0 +1,5 @@
+//go:build !race
+
+package luafast_test
+
+const raceEnabled = false

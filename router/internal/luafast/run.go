@@ -1,0 +1,149 @@
+package luafast
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/router/internal/call"
+	"github.com/aion-dispatch/dispatch/router/internal/pick"
+)
+
+// ErrFallback is what [Route.Run] returns for a call it does not model: the
+// caller runs the call in the interpreter instead.
+var ErrFallback = errors.New("luafast: the call needs the interpreter")
+
+// checkEvery is how many loop back edges run between two looks at the
+// clock and the caller's context: a power of two.
+const checkEvery = 256
+
+// Route is a compiled route function. It is safe for concurrent use.
+type Route struct {
+	body   stmt
+	nslots int
+	frames sync.Pool
+}
+
+// frame is one call's state: its locals, its input and its clock.
+type frame struct {
+	slots    []value
+	in       call.Input
+	ctx      context.Context
+	deadline time.Time
+	ticks    uint32
+	ret      value
+	pcg      *rand.PCG
+	rng      *rand.Rand
+	seeded   bool
+	lists    int32                      // with_tag results made in this call
+	buf      []engine.ConsumerStateView // the views of a with_tag result, for a helper
+}
+
+// bailout is the panic that abandons a call the compiled code does not
+// model; Run recovers it and reports ErrFallback.
+type bailout struct{ why string }
+
+// stopped is the panic that ends a call at its deadline or when its
+// context ends; Run recovers it and reports err.
+type stopped struct{ err error }
+
+// bail abandons the call: the interpreter will run it.
+func (f *frame) bail(why string) { panic(bailout{why}) }
+
+// tick counts a loop back edge and, every checkEvery of them, stops the
+// call if its deadline passed or its context ended.
+func (f *frame) tick() {
+	f.ticks++
+	if f.ticks%checkEvery == 0 {
+		f.check()
+	}
+}
+
+func (f *frame) check() {
+	if err := f.ctx.Err(); err != nil {
+		panic(stopped{err})
+	}
+	if !time.Now().Before(f.deadline) {
+		panic(stopped{call.ErrTimeout})
+	}
+}
+
+// rand returns the call's random source, seeded on first use by the
+// conversation and attempt, as the interpreter seeds its own: a call that
+// falls back draws the same numbers again.
+func (f *frame) rand() *rand.Rand {
+	if !f.seeded {
+		pick.Seed(f.pcg, f.in.Sel.ConversationID, f.in.Sel.Attempt)
+		f.seeded = true
+	}
+	return f.rng
+}
+
+// views returns the candidates' states for the helpers that take views.
+func (f *frame) views() []engine.ConsumerStateView { return f.in.Views() }
+
+func (r *Route) getFrame() *frame {
+	if f, ok := r.frames.Get().(*frame); ok {
+		return f
+	}
+	pcg := rand.NewPCG(0, 0)
+	return &frame{slots: make([]value, r.nslots), pcg: pcg, rng: rand.New(pcg)}
+}
+
+// Run runs the route for one selection until deadline (or until ctx ends).
+// It returns the script's result; [call.ErrTimeout] or ctx's error when the
+// call was stopped; or [ErrFallback] when the call must run in the
+// interpreter, which then decides (and reports any error of the script).
+func (r *Route) Run(ctx context.Context, sel engine.Selection, deadline time.Time) (res call.Result, err error) {
+	f := r.getFrame()
+	f.in.Sel = sel
+	f.ctx, f.deadline, f.ticks, f.seeded, f.lists = ctx, deadline, 0, false, 0
+	defer func() {
+		if p := recover(); p != nil {
+			res = call.Result{}
+			switch p := p.(type) {
+			case stopped:
+				err = p.err
+			case bailout:
+				err = ErrFallback
+			default:
+				// A fault of this package: the interpreter still decides right.
+				err = fmt.Errorf("%w: %v", ErrFallback, p)
+			}
+		}
+		f.in.Release()
+		f.in.Sel = engine.Selection{}
+		f.ctx, f.ret = nil, nilValue
+		clear(f.slots)
+		clear(f.buf)
+		f.buf = f.buf[:0]
+		r.frames.Put(f)
+	}()
+	f.slots[0], f.slots[1], f.slots[2] = value{k: kReq}, value{k: kCands}, value{k: kExcl}
+	f.ret = nilValue
+	r.body(f)
+	// A call can end past its deadline between two looks at the clock; as
+	// in the interpreter, its answer does not count.
+	f.check()
+	return result(f, f.ret), nil
+}
+
+// result converts what the route returned as the interpreter does; what
+// the router reports as a bad result (a number, a boolean, a table) is
+// left to the interpreter to describe.
+func result(f *frame, v value) call.Result {
+	switch v.k {
+	case kNil:
+		return call.Result{None: true}
+	case kStr:
+		return call.Result{ID: v.s}
+	case kCand:
+		return call.Result{ID: f.in.Sel.Candidates[v.i].ID(), Candidate: true}
+	}
+	f.bail("a result of type " + v.k.String())
+	return call.Result{}
+}
