@@ -51,7 +51,7 @@ end`), testLimits)
 // TestFastPathFallbackError: a script error on the fast path is reported
 // as the interpreter reports it.
 func TestFastPathFallbackError(t *testing.T) {
-	p, err := Compile([]byte("function route(r, c)\n  return c[1].id < 3\nend"), testLimits)
+	p, err := Compile([]byte("function route(r, c)\n  if c[1].id < 3 then return c[1] end\nend"), testLimits)
 	if err != nil {
 		t.Fatal(err)
 	}
