@@ -138,14 +138,9 @@ func runBench(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		inputs = []benchInput{{sel: sel}}
 		what = fmt.Sprintf("%d candidates", len(sel.Candidates))
 	}
-	cfg, err := config.Load(*f.config, config.Options{})
-	if err != nil {
-		printConfigErrors(stderr, err)
-		return exitError
-	}
-	channel, ok := cfg.Channel(ch)
-	if !ok {
-		return c.fail("%v: %s is not in %s", engine.ErrUnknownChannel, *f.channel, cfg.File)
+	r, code := f.router(ch, c)
+	if code >= 0 {
+		return code
 	}
 	if *journalFlag != "" {
 		var code int
@@ -154,7 +149,6 @@ func runBench(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		what = fmt.Sprintf("%d recorded decisions (%s)", len(inputs), *journalFlag)
 	}
-	r := channel.Router(cfg.File)
 	ctx := context.Background()
 
 	// The first pass: the script runs on every input, and what it chose.

@@ -29,9 +29,9 @@ import (
 	"syscall"
 
 	"github.com/aion-dispatch/dispatch/config"
-	"github.com/aion-dispatch/dispatch/router"
-
+	"github.com/aion-dispatch/dispatch/engine"
 	"github.com/aion-dispatch/dispatch/node"
+	"github.com/aion-dispatch/dispatch/router"
 )
 
 // Exit codes shared by every command.
@@ -196,6 +196,22 @@ func addDecisionFlags(fs *flag.FlagSet) *decisionFlags {
 	fs.StringVar(f.config, "c", "config/dispatch.yaml", "")
 	fs.Var(&f.excluded, "exclude", "")
 	return f
+}
+
+// router loads the config and returns the router of channel ch, as the
+// engine would run it; or, when the config does not load or has no such
+// channel, the exit code, its problems printed.
+func (f *decisionFlags) router(ch engine.ChannelName, c complaints) (*router.Script, int) {
+	cfg, err := config.Load(*f.config, config.Options{})
+	if err != nil {
+		printConfigErrors(c.stderr, err)
+		return nil, exitError
+	}
+	channel, ok := cfg.Channel(ch)
+	if !ok {
+		return nil, c.fail("%v: %s is not in %s", engine.ErrUnknownChannel, *f.channel, cfg.File)
+	}
+	return channel.Router(cfg.File), -1
 }
 
 // complaints print a command's messages to stderr as "dispatch NAME: ..."

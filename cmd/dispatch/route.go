@@ -96,17 +96,11 @@ func runRoute(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err != nil {
 		return c.usage("--request: %v", err)
 	}
-	cfg, err := config.Load(*f.config, config.Options{})
-	if err != nil {
-		printConfigErrors(stderr, err)
-		return exitError
-	}
-	channel, ok := cfg.Channel(ch)
-	if !ok {
-		return c.fail("%v: %s is not in %s", engine.ErrUnknownChannel, *f.channel, cfg.File)
+	r, code := f.router(ch, c)
+	if code >= 0 {
+		return code
 	}
 	sel := routeSelection(ch, req, cands, f.excluded)
-	r := channel.Router(cfg.File)
 	var d engine.Decision
 	var took time.Duration
 	var declined error // why the engine would place the activity on no worker by the script's answer
