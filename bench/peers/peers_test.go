@@ -50,6 +50,7 @@ func impls() []impl {
 		{"dispatch-expr-loop", MostFree, script(router.Expr, "most_free.expr", ExprLoop)},
 		{"gopher-lua-flat", MostFree, peer(func() (Chooser, error) { return NewGopherLuaFlat() })},
 		{"starlark", MostFree, peer(func() (Chooser, error) { return NewStarlark() })},
+		{"starlark-lazy", MostFree, peer(func() (Chooser, error) { return NewStarlarkLazy() })},
 		{"goja", MostFree, peer(func() (Chooser, error) { return NewGoja() })},
 		{"rego-prepared", MostFree, peer(func() (Chooser, error) { return NewRego(context.Background()) })},
 		{"helper-policy/go-native", LeastLoadedFirst, func(testing.TB) Chooser {
