@@ -476,9 +476,9 @@ func listIDs(ws []Worker) string {
 const maxListedIDs = 10
 
 // withoutExcluded returns the workers whose ids are not excluded, in order.
-// With nothing excluded it returns ws itself.
+// When none of ws is excluded it returns ws itself.
 func withoutExcluded(ws []Worker, excluded []string) []Worker {
-	if len(excluded) == 0 {
+	if !slices.ContainsFunc(ws, func(w Worker) bool { return slices.Contains(excluded, w.ID()) }) {
 		return ws
 	}
 	out := make([]Worker, 0, len(ws))
