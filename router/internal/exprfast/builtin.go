@@ -1,0 +1,271 @@
+package exprfast
+
+import (
+	"github.com/expr-lang/expr/ast"
+
+	"github.com/aion-dispatch/dispatch/engine"
+)
+
+type engineView = engine.ConsumerStateView
+
+// builtin compiles the builtins of the subset, with the semantics of expr's
+// compiler and runtime for them.
+func (c *compiler) builtin(n *ast.BuiltinNode) eval {
+	switch n.Name {
+	case "len":
+		c.arity(n, 1, 1)
+		x := c.compile(n.Arguments[0])
+		return func(f *frame) value {
+			v := x(f)
+			if v.k == kStr {
+				return intValue(len(v.s))
+			}
+			size, ok := length(f, v)
+			if !ok {
+				f.bail("len of " + v.k.String())
+			}
+			return intValue(size)
+		}
+	case "first", "last":
+		c.arity(n, 1, 1)
+		x, last := c.compile(n.Arguments[0]), n.Name == "last"
+		return func(f *frame) value {
+			l := x(f)
+			size, ok := length(f, l)
+			if !ok {
+				f.bail(n.Name + " of " + l.k.String())
+			}
+			if size == 0 {
+				return nilValue // expr recovers the fetch's panic into nil
+			}
+			if last {
+				return element(f, l, size-1)
+			}
+			return element(f, l, 0)
+		}
+	case "min", "max":
+		return c.minMax(n)
+	case "abs":
+		c.arity(n, 1, 1)
+		x := c.compile(n.Arguments[0])
+		return func(f *frame) value {
+			v := x(f)
+			switch {
+			case v.k == kInt && v.i < 0:
+				return intValue(-v.i)
+			case v.k == kFloat && v.f < 0:
+				return floatValue(-v.f)
+			case v.isNumber():
+				return v
+			}
+			f.bail("abs of " + v.k.String())
+			return nilValue
+		}
+	case "filter", "all", "any", "none", "one", "count", "find", "findLast", "findIndex", "findLastIndex", "reduce":
+		return c.loop(n)
+	}
+	c.unsupported(n, "the builtin %s", n.Name)
+	return nil
+}
+
+func (c *compiler) arity(n *ast.BuiltinNode, lo, hi int) {
+	if len(n.Arguments) < lo || len(n.Arguments) > hi {
+		c.unsupported(n, "%s with %d arguments", n.Name, len(n.Arguments))
+	}
+}
+
+// minMax is expr's min and max over numbers given as arguments: the first
+// of equal values is kept, and the result keeps its type (max(1, 1.0) is
+// the int 1). A list argument, which expr walks, is left to the VM.
+func (c *compiler) minMax(n *ast.BuiltinNode) eval {
+	if len(n.Arguments) == 0 {
+		c.unsupported(n, "%s of nothing", n.Name)
+	}
+	args := make([]eval, len(n.Arguments))
+	for i, a := range n.Arguments {
+		args[i] = c.compile(a)
+	}
+	isMax := n.Name == "max"
+	return func(f *frame) value {
+		var best value
+		for i, a := range args {
+			v := a(f)
+			if !v.isNumber() {
+				f.bail(n.Name + " of " + v.k.String())
+			}
+			if i == 0 {
+				best = v
+				continue
+			}
+			// max replaces the best when best < v, min when best > v.
+			var replace bool
+			if isMax {
+				replace, _ = less(best, v)
+			} else {
+				replace, _ = less(v, best)
+			}
+			if replace {
+				best = v
+			}
+		}
+		return best
+	}
+}
+
+// loop compiles the builtins that walk a list with a predicate, as expr's
+// compiler emits them: each counts the list's length against the memory
+// budget (the VM's OpBegin), and each visit ticks the clock.
+func (c *compiler) loop(n *ast.BuiltinNode) eval {
+	switch n.Name {
+	case "reduce":
+		c.arity(n, 2, 3)
+	default:
+		c.arity(n, 2, 2)
+	}
+	if n.Map != nil {
+		c.unsupported(n, "%s fused with map", n.Name)
+	}
+	list := c.compile(n.Arguments[0])
+	var init eval
+	if len(n.Arguments) == 3 {
+		// The VM evaluates the initial value in the reduce's own scope,
+		// where # is not yet an element: left to it.
+		if ast.Find(n.Arguments[2], func(m ast.Node) bool { _, ok := m.(*ast.PointerNode); return ok }) != nil {
+			c.unsupported(n, "a # in reduce's initial value")
+		}
+		init = c.compile(n.Arguments[2])
+	}
+	pn, ok := n.Arguments[1].(*ast.PredicateNode)
+	if !ok {
+		c.unsupported(n, "%s without a predicate", n.Name)
+	}
+	p := predicate{elem: c.slot(), acc: c.slot(), index: c.slot()}
+	c.preds = append(c.preds, p)
+	depth := len(c.preds)
+	c.depth = max(c.depth, depth)
+	pred := c.compile(pn.Node)
+	c.preds = c.preds[:len(c.preds)-1]
+
+	// visit runs the predicate on element j.
+	visit := func(f *frame, l value, j int) value {
+		f.tick()
+		f.slots[p.elem], f.slots[p.index] = element(f, l, j), intValue(j)
+		return pred(f)
+	}
+	// test runs a predicate that must give a bool.
+	test := func(f *frame, l value, j int) bool {
+		v := visit(f, l, j)
+		if v.k != kBool {
+			f.bail("a predicate that is not a bool")
+		}
+		return v.i != 0
+	}
+	begin := func(f *frame) (value, int) {
+		l := list(f)
+		size, ok := length(f, l)
+		if !ok {
+			f.bail(n.Name + " of " + l.k.String())
+		}
+		f.grow(size)
+		return l, size
+	}
+
+	switch n.Name {
+	case "filter":
+		return func(f *frame) value {
+			l, size := begin(f)
+			if l.k != kList {
+				f.bail("filter of " + l.k.String())
+			}
+			matches := f.scratch[depth][:0]
+			for j := range size {
+				if test(f, l, j) {
+					matches = append(matches, int32(f.elem(l, j)))
+				}
+			}
+			f.scratch[depth] = matches
+			f.grow(len(matches)) // the VM's OpArray
+			off := len(f.arena)
+			f.arena = append(f.arena, matches...)
+			return value{k: kList, i: off, n: len(matches)}
+		}
+	case "all", "any", "none":
+		// all stops at the first false, any at the first true, none at
+		// the first true; each is true when it does not stop.
+		stopOn := n.Name != "all"
+		return func(f *frame) value {
+			l, size := begin(f)
+			for j := range size {
+				if test(f, l, j) == stopOn {
+					return boolValue(n.Name == "any")
+				}
+			}
+			return boolValue(n.Name != "any")
+		}
+	case "one", "count":
+		var threshold = -1
+		if n.Threshold != nil {
+			threshold = *n.Threshold
+		}
+		one := n.Name == "one"
+		return func(f *frame) value {
+			l, size := begin(f)
+			count := 0
+			for j := range size {
+				if test(f, l, j) {
+					count++
+					if threshold >= 0 && count >= threshold {
+						break
+					}
+				}
+			}
+			if one {
+				return boolValue(count == 1)
+			}
+			return intValue(count)
+		}
+	case "find", "findLast", "findIndex", "findLastIndex":
+		backwards := n.Name == "findLast" || n.Name == "findLastIndex"
+		index := n.Name == "findIndex" || n.Name == "findLastIndex"
+		throws := n.Throws && !index
+		return func(f *frame) value {
+			l, size := begin(f)
+			for k := range size {
+				j := k
+				if backwards {
+					j = size - 1 - k
+				}
+				if test(f, l, j) {
+					if index {
+						return intValue(j)
+					}
+					return element(f, l, j)
+				}
+			}
+			if throws {
+				f.bail("find of nothing, which the VM reports")
+			}
+			return nilValue
+		}
+	case "reduce":
+		return func(f *frame) value {
+			l, size := begin(f)
+			start := 0
+			if init != nil {
+				f.slots[p.acc] = init(f)
+			} else {
+				if size == 0 {
+					f.bail("reduce of an empty list, which the VM reports")
+				}
+				f.slots[p.acc] = element(f, l, 0)
+				start = 1
+			}
+			for j := start; j < size; j++ {
+				f.slots[p.acc] = visit(f, l, j)
+			}
+			return f.slots[p.acc]
+		}
+	}
+	c.unsupported(n, "the builtin %s", n.Name)
+	return nil
+}
