@@ -143,22 +143,26 @@ func (c *compiler) loop(n *ast.BuiltinNode) eval {
 	c.preds = append(c.preds, p)
 	depth := len(c.preds)
 	c.depth = max(c.depth, depth)
-	pred := c.compile(pn.Node)
+	var pred eval
+	var cond beval
+	if n.Name == "reduce" {
+		pred = c.compile(pn.Node)
+	} else {
+		cond = c.boolExpr(pn.Node)
+	}
 	c.preds = c.preds[:len(c.preds)-1]
 
-	// visit runs the predicate on element j.
+	// visit runs reduce's predicate on element j.
 	visit := func(f *frame, l value, j int) value {
 		f.tick()
 		f.slots[p.elem], f.slots[p.index] = element(f, l, j), intValue(j)
 		return pred(f)
 	}
-	// test runs a predicate that must give a bool.
+	// test runs a predicate that must give a bool on element j.
 	test := func(f *frame, l value, j int) bool {
-		v := visit(f, l, j)
-		if v.k != kBool {
-			f.bail("a predicate that is not a bool")
-		}
-		return v.i != 0
+		f.tick()
+		f.slots[p.elem], f.slots[p.index] = element(f, l, j), intValue(j)
+		return cond(f)
 	}
 	begin := func(f *frame) (value, int) {
 		l := list(f)

@@ -102,21 +102,32 @@ func (c *compiler) compile(n ast.Node) eval {
 	case *ast.PointerNode:
 		return c.pointer(n)
 	case *ast.MemberNode:
+		if c.isInt(n) {
+			x := c.intExpr(n)
+			return func(f *frame) value { return intValue(x(f)) }
+		}
 		return c.member(n)
 	case *ast.ChainNode:
 		return c.compile(n.Node)
 	case *ast.UnaryNode:
 		return c.unary(n)
 	case *ast.BinaryNode:
+		if c.isInt(n) {
+			x := c.intExpr(n)
+			return func(f *frame) value { return intValue(x(f)) }
+		}
+		switch n.Operator {
+		case "<", ">", "<=", ">=", "==", "!=", "in":
+			if c.isInt(n.Left) && c.isInt(n.Right) || n.Operator == "in" && c.isTags(n.Right) {
+				b := c.boolExpr(n)
+				return func(f *frame) value { return boolValue(b(f)) }
+			}
+		}
 		return c.binary(n)
 	case *ast.ConditionalNode:
-		cond, yes, no := c.compile(n.Cond), c.compile(n.Exp1), c.compile(n.Exp2)
+		cond, yes, no := c.boolExpr(n.Cond), c.compile(n.Exp1), c.compile(n.Exp2)
 		return func(f *frame) value {
-			v := cond(f)
-			if v.k != kBool {
-				f.bail("a condition that is not a bool")
-			}
-			if v.i != 0 {
+			if cond(f) {
 				return yes(f)
 			}
 			return no(f)
