@@ -254,9 +254,12 @@ var requestFields = map[string]func(f *frame) value{
 }
 
 func (c *compiler) member(n *ast.MemberNode) eval {
-	if n.Optional || n.Method {
-		c.unsupported(n, "an optional member or a method")
+	if n.Method {
+		c.unsupported(n, "a method")
 	}
+	// a?.b is nil when a is: the rest of the chain (a?.b.c) reads a member
+	// of nil, which falls back for the VM to end the chain.
+	optional := n.Optional
 	obj := c.compile(n.Node)
 	if prop, ok := n.Property.(*ast.StringNode); ok {
 		cf := candFields[prop.Value]
@@ -267,6 +270,8 @@ func (c *compiler) member(n *ast.MemberNode) eval {
 		return func(f *frame) value {
 			o := obj(f)
 			switch {
+			case optional && o.k == kNil:
+				return nilValue
 			case o.k == kCand && cf != fieldNone:
 				return candField(f, o.i, cf)
 			case o.k == kReq && rf != nil:
@@ -278,7 +283,11 @@ func (c *compiler) member(n *ast.MemberNode) eval {
 	}
 	index := c.compile(n.Property)
 	return func(f *frame) value {
-		o, ix := obj(f), index(f)
+		o := obj(f)
+		if optional && o.k == kNil {
+			return nilValue
+		}
+		ix := index(f)
 		if ix.k != kInt {
 			f.bail("an index that is not an int")
 		}

@@ -56,3 +56,7 @@ func (p *Program) Interpreted() *Program {
 	return &Program{prog: p.prog, src: p.src, limits: p.limits, timed: p.timed, readsCandidates: p.readsCandidates,
 		fast: fastPath{why: errors.New("exprfast: turned off")}}
 }
+
+// FastProgram returns the Go-compiled program calls try first, or nil: the
+// differential tests run it alone.
+func (p *Program) FastProgram() *exprfast.Program { return p.fast.prog }
