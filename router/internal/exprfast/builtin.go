@@ -61,8 +61,16 @@ func (c *compiler) builtin(n *ast.BuiltinNode) eval {
 			f.bail("abs of " + v.k.String())
 			return nilValue
 		}
-	case "filter", "all", "any", "none", "one", "count", "find", "findLast", "findIndex", "findLastIndex", "reduce":
+	case "filter", "all", "any", "none", "one", "count", "find", "findIndex", "reduce":
 		return c.loop(n)
+	case "findLast", "findLastIndex":
+		// expr's VM (v1.17.8) leaves its loop's condition on the stack in
+		// these two (emitLoopBackwards), so a value computed before them
+		// in the same expression is read wrong: `len(l) == findLast(l,
+		// true).in_flight` fails with "any is bool, not int". The VM stays
+		// authoritative: they run there. (Also what the optimizer makes of
+		// filter(...)[-1] and last(filter(...)).)
+		c.unsupported(n, "%s, which the VM runs its own way", n.Name)
 	}
 	c.unsupported(n, "the builtin %s", n.Name)
 	return nil
@@ -228,17 +236,12 @@ func (c *compiler) loop(n *ast.BuiltinNode) eval {
 			}
 			return intValue(count)
 		}
-	case "find", "findLast", "findIndex", "findLastIndex":
-		backwards := n.Name == "findLast" || n.Name == "findLastIndex"
-		index := n.Name == "findIndex" || n.Name == "findLastIndex"
+	case "find", "findIndex":
+		index := n.Name == "findIndex"
 		throws := n.Throws && !index
 		return func(f *frame) value {
 			l, size := begin(f)
-			for k := range size {
-				j := k
-				if backwards {
-					j = size - 1 - k
-				}
+			for j := range size {
 				if test(f, l, j) {
 					if index {
 						return intValue(j)
