@@ -121,8 +121,7 @@ func (c *compiler) minMax(n *ast.BuiltinNode) eval {
 }
 
 // loop compiles the builtins that walk a list with a predicate, as expr's
-// compiler emits them: each counts the list's length against the memory
-// budget (the VM's OpBegin), and each visit ticks the clock.
+// compiler emits them; each visit ticks the clock.
 func (c *compiler) loop(n *ast.BuiltinNode) eval {
 	switch n.Name {
 	case "reduce":
@@ -178,7 +177,6 @@ func (c *compiler) loop(n *ast.BuiltinNode) eval {
 		if !ok {
 			f.bail(n.Name + " of " + l.k.String())
 		}
-		f.grow(size)
 		return l, size
 	}
 
@@ -196,7 +194,7 @@ func (c *compiler) loop(n *ast.BuiltinNode) eval {
 				}
 			}
 			f.scratch[depth] = matches
-			f.grow(len(matches)) // the VM's OpArray
+			f.grow(len(matches)) // the VM's OpArray, the one it counts in the subset
 			off := len(f.arena)
 			f.arena = append(f.arena, matches...)
 			return value{k: kList, i: off, n: len(matches)}

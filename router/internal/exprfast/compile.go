@@ -2,6 +2,7 @@ package exprfast
 
 import (
 	"fmt"
+	"reflect"
 	"slices"
 
 	"github.com/expr-lang/expr/ast"
@@ -39,6 +40,7 @@ type compiler struct {
 	locals []local     // innermost last
 	preds  []predicate // innermost last
 	depth  int         // the deepest nesting of predicates seen
+	zero   *float64    // the first float zero met, for float
 }
 
 // Compile compiles a checked and optimized expr program (vm.Program's
@@ -65,6 +67,20 @@ func (c *compiler) unsupported(n ast.Node, format string, args ...any) {
 	panic(&Unsupported{At: n.Location().From, Why: fmt.Sprintf(format, args...)})
 }
 
+// float returns a float constant as the VM will read it. expr's compiler
+// keeps one copy of equal constants, the first it meets, and -0.0 equals
+// 0.0: a script's second zero is the sign of its first. The compiler meets
+// constants in the order compile does.
+func (c *compiler) float(v float64) float64 {
+	if v != 0 {
+		return v
+	}
+	if c.zero == nil {
+		c.zero = &v
+	}
+	return *c.zero
+}
+
 func (c *compiler) slot() int {
 	c.nslots++
 	return c.nslots - 1
@@ -85,9 +101,15 @@ func (c *compiler) compile(n ast.Node) eval {
 		return func(*frame) value { return nilValue }
 	case *ast.IntegerNode:
 		v := intValue(n.Value)
+		if t := n.Type(); t != nil && t.Kind() != reflect.Int {
+			if t.Kind() != reflect.Float64 {
+				c.unsupported(n, "an integer of type %s", t)
+			}
+			v = floatValue(c.float(float64(n.Value))) // the checker made it a float
+		}
 		return func(*frame) value { return v }
 	case *ast.FloatNode:
-		v := floatValue(n.Value)
+		v := floatValue(c.float(n.Value))
 		return func(*frame) value { return v }
 	case *ast.BoolNode:
 		v := boolValue(n.Value)
@@ -177,7 +199,7 @@ func (c *compiler) constant(n *ast.ConstantNode) eval {
 	case int:
 		v = intValue(x)
 	case float64:
-		v = floatValue(x)
+		v = floatValue(c.float(x))
 	case string:
 		v = strValue(x)
 	default:

@@ -205,6 +205,10 @@ random() < 0.05
 	{`let best = reduce(candidates, #.in_flight < #acc.in_flight ? # : #acc); best.id`, true},
 	{`(candidates[0].in_flight + 0.0) / 0 > 1 ? "w1" : "w2"`, true},
 	{`0.1 + 0.2 == 0.3 ? "w1" : "w2"`, true},
+	{`-0.0 >= (random() / (0.0 / 0.5)) ? "w1" : "w2"`, true}, // the VM's constant pool makes the second zero -0
+	{`1 / 0.0 > 0 ? "w1" : "w2"`, true},
+	{`1 / -0.0 > 0 ? "w1" : "w2"`, true},
+	{`let z = -0.0; 1 / 0.0 > 0 ? "w1" : "w2"`, true},
 	{`1 < 2 == true ? "w1" : "w2"`, true},
 	{`"a" < "b" ? "w1" : "w2"`, true},
 	// Nil, ties, empty lists, strings.

@@ -37,6 +37,7 @@
 // array literals, closures: a script that uses them runs in the VM.
 //
 // The builtins' loops check the call's deadline and context every few
-// dozen elements and count their lists against the VM's memory budget as
-// the VM does, so a call is stopped, or refused, where the VM's would be.
+// dozen elements, and the lists filter builds count against the VM's
+// memory budget as in the VM (the only allocation of the subset the VM
+// counts), so a call is stopped, or refused, where the VM's would be.
 package exprfast

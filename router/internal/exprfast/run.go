@@ -77,8 +77,8 @@ func (f *frame) check() {
 	}
 }
 
-// grow counts n against the memory budget as the VM counts a loop's list
-// and a built list; past the budget the VM fails the call, so the call
+// grow counts n against the memory budget as the VM counts a list filter
+// built (OpArray); past the budget the VM fails the call, so the call
 // falls back for the VM to report it.
 func (f *frame) grow(n int) {
 	f.mem += uint(n)

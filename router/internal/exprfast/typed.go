@@ -1,6 +1,7 @@
 package exprfast
 
 import (
+	"reflect"
 	"slices"
 
 	"github.com/expr-lang/expr/ast"
@@ -29,7 +30,7 @@ var intCandFields = map[string]field{
 func (c *compiler) isInt(n ast.Node) bool {
 	switch n := n.(type) {
 	case *ast.IntegerNode:
-		return true
+		return n.Type() == nil || n.Type().Kind() == reflect.Int
 	case *ast.ConstantNode:
 		_, ok := n.Value.(int)
 		return ok
