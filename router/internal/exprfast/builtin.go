@@ -157,18 +157,30 @@ func (c *compiler) loop(n *ast.BuiltinNode) eval {
 	} else {
 		cond = c.boolExpr(pn.Node)
 	}
+
+	usesIndex := c.preds[len(c.preds)-1].usesIndex
 	c.preds = c.preds[:len(c.preds)-1]
 
+	// enter makes element j of l the predicate's #, and j its #index.
+	enter := func(f *frame, l value, j int) {
+		f.tick()
+		if l.k == kList {
+			f.slots[p.elem] = value{k: kCand, i: f.elem(l, j)}
+		} else {
+			f.slots[p.elem] = element(f, l, j)
+		}
+		if usesIndex {
+			f.slots[p.index] = intValue(j)
+		}
+	}
 	// visit runs reduce's predicate on element j.
 	visit := func(f *frame, l value, j int) value {
-		f.tick()
-		f.slots[p.elem], f.slots[p.index] = element(f, l, j), intValue(j)
+		enter(f, l, j)
 		return pred(f)
 	}
 	// test runs a predicate that must give a bool on element j.
 	test := func(f *frame, l value, j int) bool {
-		f.tick()
-		f.slots[p.elem], f.slots[p.index] = element(f, l, j), intValue(j)
+		enter(f, l, j)
 		return cond(f)
 	}
 	begin := func(f *frame) (value, int) {

@@ -25,8 +25,12 @@ func (u *Unsupported) Error() string {
 	return fmt.Sprintf("exprfast: at offset %d: %s", u.At, u.Why)
 }
 
-// predicate is where a predicate's element, accumulator and index live.
-type predicate struct{ elem, acc, index int }
+// predicate is where a predicate's element, accumulator and index live,
+// and whether it reads its index.
+type predicate struct {
+	elem, acc, index int
+	usesIndex        bool
+}
 
 // local is a let variable in scope.
 type local struct {
@@ -237,6 +241,7 @@ func (c *compiler) pointer(n *ast.PointerNode) eval {
 		s = p.acc
 	case "index":
 		s = p.index
+		c.preds[len(c.preds)-1].usesIndex = true
 	default:
 		c.unsupported(n, "#%s", n.Name)
 	}

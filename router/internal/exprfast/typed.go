@@ -5,6 +5,8 @@ import (
 	"slices"
 
 	"github.com/expr-lang/expr/ast"
+
+	"github.com/aion-dispatch/dispatch/engine"
 )
 
 // Typed paths: an expression that can only be an int when it is not an
@@ -119,7 +121,8 @@ func (c *compiler) intExpr(n ast.Node) ieval {
 		if !direct {
 			obj = c.compile(n.Node)
 		}
-		return func(f *frame) int {
+		// state returns the state of the candidate n.Node is.
+		state := func(f *frame) *engine.ConsumerStateView {
 			var o value
 			if direct {
 				o = f.slots[s]
@@ -129,7 +132,35 @@ func (c *compiler) intExpr(n ast.Node) ieval {
 			if o.k != kCand {
 				f.bail("a field of " + o.k.String())
 			}
-			st := &f.in.Sel.Candidates[o.i].State
+			return &f.in.Sel.Candidates[o.i].State
+		}
+		if direct { // the common case, #.in_flight, read without a call
+			switch cf {
+			case fieldInFlight:
+				return func(f *frame) int {
+					if o := &f.slots[s]; o.k == kCand {
+						return f.in.Sel.Candidates[o.i].State.InFlight
+					}
+					return state(f).InFlight
+				}
+			case fieldMaxInFlight:
+				return func(f *frame) int {
+					if o := &f.slots[s]; o.k == kCand {
+						return f.in.Sel.Candidates[o.i].State.MaxInFlight
+					}
+					return state(f).MaxInFlight
+				}
+			case fieldBufferDepth:
+				return func(f *frame) int {
+					if o := &f.slots[s]; o.k == kCand {
+						return f.in.Sel.Candidates[o.i].State.BufferDepth
+					}
+					return state(f).BufferDepth
+				}
+			}
+		}
+		return func(f *frame) int {
+			st := state(f)
 			switch cf {
 			case fieldInFlight:
 				return st.InFlight
