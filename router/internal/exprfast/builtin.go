@@ -61,7 +61,7 @@ func (c *compiler) builtin(n *ast.BuiltinNode) eval {
 			f.bail("abs of " + v.k.String())
 			return nilValue
 		}
-	case "filter", "all", "any", "none", "one", "count", "find", "findIndex", "reduce":
+	case "filter", "all", "any", "none", "one", "count", "find", "findIndex", "reduce", "sum":
 		return c.loop(n)
 	case "findLast", "findLastIndex":
 		// expr's VM (v1.17.8) leaves its loop's condition on the stack in
@@ -152,7 +152,7 @@ func (c *compiler) loop(n *ast.BuiltinNode) eval {
 	c.depth = max(c.depth, depth)
 	var pred eval
 	var cond beval
-	if n.Name == "reduce" {
+	if n.Name == "reduce" || n.Name == "sum" {
 		pred = c.compile(pn.Node)
 	} else {
 		cond = c.boolExpr(pn.Node)
@@ -263,6 +263,20 @@ func (c *compiler) loop(n *ast.BuiltinNode) eval {
 				f.bail("find of nothing, which the VM reports")
 			}
 			return nilValue
+		}
+	case "sum":
+		// The VM adds each value to the sum so far, from the int 0, as
+		// its + does: ints wrap, a float makes the sum a float.
+		return func(f *frame) value {
+			l, size := begin(f)
+			acc := intValue(0)
+			for j := range size {
+				var ok bool
+				if acc, ok = arith('+', visit(f, l, j), acc); !ok {
+					f.bail("sum of non-numbers")
+				}
+			}
+			return acc
 		}
 	case "reduce":
 		return func(f *frame) value {

@@ -454,8 +454,23 @@ func (c *compiler) binary(n *ast.BinaryNode) eval {
 		}
 	case "==", "!=":
 		ne := op == "!="
+		// Where the checker typed both sides int, or both string, expr's
+		// compiler emits OpEqualInt or OpEqualString, which fail on a
+		// value of another type (a nil from first(excluded), the int 0 a
+		// sum of strings over nothing is): those fall back.
+		var want kind
+		switch lk, rk := staticKind(n.Left), staticKind(n.Right); {
+		case lk == reflect.Int && rk == reflect.Int:
+			want = kInt
+		case lk == reflect.String && rk == reflect.String:
+			want = kStr
+		}
 		return func(f *frame) value {
-			eq, ok := equal(l(f), r(f))
+			a, b := l(f), r(f)
+			if want != kNil && (a.k != want || b.k != want) {
+				f.bail("a typed == given another type")
+			}
+			eq, ok := equal(a, b)
 			if !ok {
 				f.bail("== of values it does not model")
 			}
@@ -520,6 +535,16 @@ func (c *compiler) binary(n *ast.BinaryNode) eval {
 	}
 	c.unsupported(n, "the operator %s", n.Operator)
 	return nil
+}
+
+// staticKind is the kind the checker gave n, as expr's compiler reads it
+// to choose a typed opcode: Invalid when it has no type or a named one.
+func staticKind(n ast.Node) reflect.Kind {
+	t := n.Type()
+	if t == nil || t.PkgPath() != "" {
+		return reflect.Invalid
+	}
+	return t.Kind()
 }
 
 // compare is expr's <, >, <= and >=, on numbers (an int and a float as

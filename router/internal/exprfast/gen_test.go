@@ -124,6 +124,9 @@ func (g *gen) integer() string {
 		case 9:
 			return fmt.Sprintf("(%s %% %s)", g.integer(), g.integer())
 		}
+		if g.r.IntN(2) == 0 {
+			return fmt.Sprintf("sum(%s, .%s)", g.list(), g.field())
+		}
 		return fmt.Sprintf("reduce(%s, #acc + .%s, 0)", g.list(), g.field())
 	})
 }
@@ -150,7 +153,7 @@ func (g *gen) number() string {
 }
 
 func (g *gen) str() string {
-	switch g.r.IntN(5) {
+	switch g.r.IntN(6) {
 	case 0:
 		return g.tag()
 	case 1:
@@ -162,6 +165,8 @@ func (g *gen) str() string {
 		return g.cand() + ".id"
 	case 3:
 		return fmt.Sprintf("excluded[%d]", g.r.IntN(3)-1)
+	case 4:
+		return g.pick("first(excluded)", "find(excluded, # != \"w0\")", "request.input")
 	}
 	return fmt.Sprintf("%q", g.pick("w0", "w1", "w2", "x", ""))
 }

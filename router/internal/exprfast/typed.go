@@ -263,6 +263,18 @@ func (c *compiler) boolExpr(n ast.Node) beval {
 
 // tagIn compiles `needle in obj.tags`.
 func (c *compiler) tagIn(needle, obj ast.Node) beval {
+	if lit, ok := needle.(*ast.StringNode); ok { // "gpu" in .tags
+		tag := lit.Value
+		if s, direct := c.slotOf(obj); direct {
+			return func(f *frame) bool {
+				cand := &f.slots[s]
+				if cand.k != kCand {
+					f.bail("the tags of " + cand.k.String())
+				}
+				return slices.Contains(f.in.Sel.Candidates[cand.i].State.Tags, tag)
+			}
+		}
+	}
 	nd := c.compile(needle)
 	var o eval
 	s, direct := c.slotOf(obj)
