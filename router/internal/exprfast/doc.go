@@ -29,12 +29,15 @@
 // id among the excluded, a string among a literal list of strings),
 // contains, startsWith and endsWith; the builtins len, first, last, min and
 // max (of numbers given as arguments), abs, and filter, all, any, none,
-// one, count, find, findIndex, findLast, findLastIndex and reduce over a
-// list, with #, #index and #acc; and the helpers leastLoaded, withTag,
-// rendezvous, p2c, random and hasTag, which call the same package pick
-// functions exprrt's helpers call. Not in it: map, sortBy, sum and the
-// other builtins, ranges, optional chaining, string concatenation, maps,
-// array literals, closures: a script that uses them runs in the VM.
+// one, count, find, findIndex, sum and reduce over a list, with #, #index
+// and #acc; optional members (a?.b); and the helpers leastLoaded,
+// withTag, rendezvous, p2c, random and hasTag, which call the same
+// package pick functions exprrt's helpers call. Not in it: map, sortBy
+// and the other builtins, findLast and findLastIndex (expr's VM runs
+// them its own way: see builtin), ranges, string concatenation, maps,
+// array literals: a script that uses them runs in the VM. Where the
+// checker typed both sides of == int or string, a value of another type
+// falls back, as expr's typed opcodes fail on it.
 //
 // The builtins' loops check the call's deadline and context every few
 // dozen elements, and the lists filter builds count against the VM's
