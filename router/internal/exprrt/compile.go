@@ -41,6 +41,9 @@ type Program struct {
 	// predicates, builtins) rather than only passing lists to helpers, so the
 	// runner's candidate values must be kept up to date.
 	readsCandidates bool
+	// fast is the program compiled to Go (package exprfast), tried first;
+	// a call it does not model runs in the VM.
+	fast fastPath
 
 	mu   sync.Mutex
 	free []*exprRunner
@@ -112,7 +115,8 @@ func Compile(src []byte, limits Limits) (*Program, error) {
 	v := &shapeVisitor{}
 	node := prog.Node()
 	ast.Walk(&node, v)
-	return &Program{prog: prog, src: src, limits: limits, timed: v.timed, readsCandidates: v.reads}, nil
+	return &Program{prog: prog, src: src, limits: limits, timed: v.timed, readsCandidates: v.reads,
+		fast: compileFast(node, limits)}, nil
 }
 
 // helperNames are the env functions that run a bounded pass in Go: the

@@ -129,7 +129,10 @@ func (p *Program) put(r *exprRunner) {
 // program that may take time beyond a pass over the candidates is timed
 // from when it starts, and a run past timeout fails with [call.ErrTimeout]
 // when it ends. A script's error is a [*call.Error].
-func (p *Program) Run(_ context.Context, selection engine.Selection, timeout time.Duration) (call.Result, error) {
+func (p *Program) Run(ctx context.Context, selection engine.Selection, timeout time.Duration) (call.Result, error) {
+	if res, done, err := p.fast.run(ctx, selection, p.timed, &timeout); done {
+		return res, err
+	}
 	r := p.get()
 	r.callIn.Sel = selection
 	r.in, r.seeded = &r.callIn, false

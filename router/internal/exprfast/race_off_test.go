@@ -1,0 +1,5 @@
+//go:build !race
+
+package exprfast_test
+
+const raceEnabled = false

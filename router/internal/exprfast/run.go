@@ -1,0 +1,185 @@
+package exprfast
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/aion-dispatch/dispatch/engine"
+	"github.com/aion-dispatch/dispatch/router/internal/call"
+	"github.com/aion-dispatch/dispatch/router/internal/pick"
+)
+
+// ErrFallback is what [Program.Run] returns for a call it does not model:
+// the caller runs the call in expr's VM instead.
+var ErrFallback = errors.New("exprfast: the call needs the expr VM")
+
+// checkEvery is how many elements the builtins' loops visit between two
+// looks at the clock and the caller's context: a power of two.
+const checkEvery = 64
+
+// Program is a compiled expr routing script. It is safe for concurrent use.
+type Program struct {
+	body   eval
+	nslots int
+	depth  int  // how deeply predicates nest
+	budget uint // the VM's memory budget
+	frames sync.Pool
+}
+
+// frame is one call's state: its variables, its lists, its input and its
+// clock.
+type frame struct {
+	slots    []value
+	arena    []int32   // the candidates of the lists the call built, by index
+	scratch  [][]int32 // one filter's matches per predicate depth, while it runs
+	in       call.Input
+	ctx      context.Context
+	deadline time.Time // zero: none
+	ticks    uint32
+	mem      uint // what the VM would have counted against its budget
+	budget   uint
+	pcg      *rand.PCG
+	rng      *rand.Rand
+	seeded   bool
+	views    []engine.ConsumerStateView // a list's views, for a helper
+}
+
+// bailout is the panic that abandons a call the compiled code does not
+// model; Run recovers it and reports ErrFallback.
+type bailout struct{ why string }
+
+// stopped is the panic that ends a call at its deadline or when its
+// context ends; Run recovers it and reports err.
+type stopped struct{ err error }
+
+// bail abandons the call: the VM will run it.
+func (f *frame) bail(why string) { panic(bailout{why}) }
+
+// tick counts an element visited by a loop and, every checkEvery of them,
+// stops the call if its deadline passed or its context ended.
+func (f *frame) tick() {
+	f.ticks++
+	if f.ticks%checkEvery == 0 {
+		f.check()
+	}
+}
+
+func (f *frame) check() {
+	if err := f.ctx.Err(); err != nil {
+		panic(stopped{err})
+	}
+	if !f.deadline.IsZero() && !time.Now().Before(f.deadline) {
+		panic(stopped{call.ErrTimeout})
+	}
+}
+
+// grow counts n against the memory budget as the VM counts a list filter
+// built (OpArray); past the budget the VM fails the call, so the call
+// falls back for the VM to report it.
+func (f *frame) grow(n int) {
+	f.mem += uint(n)
+	if f.mem >= f.budget {
+		f.bail("the memory budget")
+	}
+}
+
+// rand returns the call's random source, seeded on first use by the
+// conversation and attempt, as exprrt seeds its own: a call that falls
+// back draws the same numbers again.
+func (f *frame) rand() *rand.Rand {
+	if !f.seeded {
+		pick.Seed(f.pcg, f.in.Sel.ConversationID, f.in.Sel.Attempt)
+		f.seeded = true
+	}
+	return f.rng
+}
+
+// elem returns the index of a list's element j in the selection.
+func (f *frame) elem(l value, j int) int {
+	if l.i < 0 {
+		return j
+	}
+	return int(f.arena[l.i+j])
+}
+
+// listViews returns a list's candidates as views, for a pick function:
+// the selection's own for the candidates, else the frame's buffer, valid
+// until the next call of listViews.
+func (f *frame) listViews(l value) []engine.ConsumerStateView {
+	if l.i < 0 {
+		return f.in.Views()
+	}
+	f.views = f.views[:0]
+	for j := range l.n {
+		f.views = append(f.views, f.in.View(f.elem(l, j)))
+	}
+	return f.views
+}
+
+func (p *Program) getFrame() *frame {
+	if f, ok := p.frames.Get().(*frame); ok {
+		return f
+	}
+	pcg := rand.NewPCG(0, 0)
+	return &frame{slots: make([]value, p.nslots), scratch: make([][]int32, p.depth+1), pcg: pcg, rng: rand.New(pcg)}
+}
+
+// Run runs the program for one selection until deadline (the zero time for
+// none) or until ctx ends. It returns the script's result; [call.ErrTimeout]
+// or ctx's error when the call was stopped; or [ErrFallback] when the call
+// must run in the VM, which then decides (and reports any error of the
+// script).
+func (p *Program) Run(ctx context.Context, sel engine.Selection, deadline time.Time) (res call.Result, err error) {
+	f := p.getFrame()
+	f.in.Sel = sel
+	f.ctx, f.deadline, f.ticks, f.seeded, f.mem, f.budget = ctx, deadline, 0, false, 0, p.budget
+	defer func() {
+		if r := recover(); r != nil {
+			res = call.Result{}
+			switch r := r.(type) {
+			case stopped:
+				err = r.err
+			case bailout:
+				err = ErrFallback
+			default:
+				// A fault of this package: the VM still decides right.
+				err = fmt.Errorf("%w: %v", ErrFallback, r)
+			}
+		}
+		f.in.Release()
+		f.in.Sel = engine.Selection{}
+		f.ctx = nil
+		clear(f.slots)
+		clear(f.views)
+		f.views, f.arena = f.views[:0], f.arena[:0]
+		for i := range f.scratch {
+			f.scratch[i] = f.scratch[i][:0]
+		}
+		p.frames.Put(f)
+	}()
+	out := p.body(f)
+	// A call can end past its deadline between two looks at the clock; as
+	// in exprrt, its answer does not count.
+	f.check()
+	return result(f, out), nil
+}
+
+// result converts what the program returned as exprrt does; what the
+// router reports as a bad result (a number, a boolean, a list) is left to
+// the VM to describe.
+func result(f *frame, v value) call.Result {
+	switch v.k {
+	case kNil:
+		return call.Result{None: true}
+	case kStr:
+		return call.Result{ID: v.s}
+	case kCand:
+		return call.Result{ID: f.in.Sel.Candidates[v.i].ID(), Candidate: true}
+	}
+	f.bail("a result of type " + v.k.String())
+	return call.Result{}
+}
