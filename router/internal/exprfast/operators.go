@@ -7,6 +7,7 @@ import (
 	"github.com/expr-lang/expr/ast"
 )
 
+// unary compiles a unary operator (not, !, -, +).
 func (c *compiler) unary(n *ast.UnaryNode) eval {
 	x := c.compile(n.Node)
 	switch n.Operator {
