@@ -478,7 +478,7 @@ const maxListedIDs = 10
 // withoutExcluded returns the workers whose ids are not excluded, in order.
 // When none of ws is excluded it returns ws itself.
 func withoutExcluded(ws []Worker, excluded []string) []Worker {
-	if !slices.ContainsFunc(ws, func(w Worker) bool { return slices.Contains(excluded, w.ID()) }) {
+	if len(excluded) == 0 || !slices.ContainsFunc(ws, func(w Worker) bool { return slices.Contains(excluded, w.ID()) }) {
 		return ws
 	}
 	out := make([]Worker, 0, len(ws))
