@@ -3,7 +3,6 @@ package exprfast
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -33,49 +32,28 @@ type Program struct {
 // frame is one call's state: its variables, its lists, its input and its
 // clock.
 type frame struct {
-	slots    []value
-	arena    []int32   // the candidates of the lists the call built, by index
-	scratch  [][]int32 // one filter's matches per predicate depth, while it runs
-	in       call.Input
-	ctx      context.Context
-	deadline time.Time // zero: none
-	ticks    uint32
-	mem      uint // what the VM would have counted against its budget
-	budget   uint
-	pcg      *rand.PCG
-	rng      *rand.Rand
-	seeded   bool
-	views    []engine.ConsumerStateView // a list's views, for a helper
+	slots   []value
+	arena   []int32   // the candidates of the lists the call built, by index
+	scratch [][]int32 // one filter's matches per predicate depth, while it runs
+	in      call.Input
+	watch   call.Watch
+	mem     uint // what the VM would have counted against its budget
+	budget  uint
+	pcg     *rand.PCG
+	rng     *rand.Rand
+	seeded  bool
+	views   []engine.ConsumerStateView // a list's views, for a helper
 }
-
-// bailout is the panic that abandons a call the compiled code does not
-// model; Run recovers it and reports ErrFallback.
-type bailout struct{ why string }
-
-// stopped is the panic that ends a call at its deadline or when its
-// context ends; Run recovers it and reports err.
-type stopped struct{ err error }
 
 // bail abandons the call: the VM will run it.
-func (f *frame) bail(why string) { panic(bailout{why}) }
+func (f *frame) bail(why string) { call.Bail(why) }
 
-// tick counts an element visited by a loop and, every checkEvery of them,
+// tick counts an element visited by a loop; every checkEvery of them, it
 // stops the call if its deadline passed or its context ended.
-func (f *frame) tick() {
-	f.ticks++
-	if f.ticks%checkEvery == 0 {
-		f.check()
-	}
-}
+func (f *frame) tick() { f.watch.Tick() }
 
-func (f *frame) check() {
-	if err := f.ctx.Err(); err != nil {
-		panic(stopped{err})
-	}
-	if !f.deadline.IsZero() && !time.Now().Before(f.deadline) {
-		panic(stopped{call.ErrTimeout})
-	}
-}
+// check stops the call if its deadline passed or its context ended.
+func (f *frame) check() { f.watch.Check() }
 
 // grow counts n against the memory budget as the VM counts a list filter
 // built (OpArray); past the budget the VM fails the call, so the call
@@ -136,23 +114,15 @@ func (p *Program) getFrame() *frame {
 func (p *Program) Run(ctx context.Context, sel engine.Selection, deadline time.Time) (res call.Result, err error) {
 	f := p.getFrame()
 	f.in.Sel = sel
-	f.ctx, f.deadline, f.ticks, f.seeded, f.mem, f.budget = ctx, deadline, 0, false, 0, p.budget
+	f.watch.Reset(ctx, deadline, checkEvery)
+	f.seeded, f.mem, f.budget = false, 0, p.budget
 	defer func() {
 		if r := recover(); r != nil {
-			res = call.Result{}
-			switch r := r.(type) {
-			case stopped:
-				err = r.err
-			case bailout:
-				err = ErrFallback
-			default:
-				// A fault of this package: the VM still decides right.
-				err = fmt.Errorf("%w: %v", ErrFallback, r)
-			}
+			res, err = call.Result{}, call.Recovered(r, ErrFallback)
 		}
 		f.in.Release()
 		f.in.Sel = engine.Selection{}
-		f.ctx = nil
+		f.watch.Clear()
 		clear(f.slots)
 		clear(f.views)
 		f.views, f.arena = f.views[:0], f.arena[:0]

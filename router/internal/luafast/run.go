@@ -3,7 +3,6 @@ package luafast
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -30,47 +29,26 @@ type Route struct {
 
 // frame is one call's state: its locals, its input and its clock.
 type frame struct {
-	slots    []value
-	in       call.Input
-	ctx      context.Context
-	deadline time.Time
-	ticks    uint32
-	ret      value
-	pcg      *rand.PCG
-	rng      *rand.Rand
-	seeded   bool
-	lists    int32                      // with_tag results made in this call
-	buf      []engine.ConsumerStateView // the views of a with_tag result, for a helper
+	slots  []value
+	in     call.Input
+	watch  call.Watch
+	ret    value
+	pcg    *rand.PCG
+	rng    *rand.Rand
+	seeded bool
+	lists  int32                      // with_tag results made in this call
+	buf    []engine.ConsumerStateView // the views of a with_tag result, for a helper
 }
-
-// bailout is the panic that abandons a call the compiled code does not
-// model; Run recovers it and reports ErrFallback.
-type bailout struct{ why string }
-
-// stopped is the panic that ends a call at its deadline or when its
-// context ends; Run recovers it and reports err.
-type stopped struct{ err error }
 
 // bail abandons the call: the interpreter will run it.
-func (f *frame) bail(why string) { panic(bailout{why}) }
+func (f *frame) bail(why string) { call.Bail(why) }
 
-// tick counts a loop back edge and, every checkEvery of them, stops the
-// call if its deadline passed or its context ended.
-func (f *frame) tick() {
-	f.ticks++
-	if f.ticks%checkEvery == 0 {
-		f.check()
-	}
-}
+// tick counts a loop back edge; every checkEvery of them, it stops the call
+// if its deadline passed or its context ended.
+func (f *frame) tick() { f.watch.Tick() }
 
-func (f *frame) check() {
-	if err := f.ctx.Err(); err != nil {
-		panic(stopped{err})
-	}
-	if !time.Now().Before(f.deadline) {
-		panic(stopped{call.ErrTimeout})
-	}
-}
+// check stops the call if its deadline passed or its context ended.
+func (f *frame) check() { f.watch.Check() }
 
 // rand returns the call's random source, seeded on first use by the
 // conversation and attempt, as the interpreter seeds its own: a call that
@@ -101,23 +79,16 @@ func (r *Route) getFrame() *frame {
 func (r *Route) Run(ctx context.Context, sel engine.Selection, deadline time.Time) (res call.Result, err error) {
 	f := r.getFrame()
 	f.in.Sel = sel
-	f.ctx, f.deadline, f.ticks, f.seeded, f.lists = ctx, deadline, 0, false, 0
+	f.watch.Reset(ctx, deadline, checkEvery)
+	f.seeded, f.lists = false, 0
 	defer func() {
 		if p := recover(); p != nil {
-			res = call.Result{}
-			switch p := p.(type) {
-			case stopped:
-				err = p.err
-			case bailout:
-				err = ErrFallback
-			default:
-				// A fault of this package: the interpreter still decides right.
-				err = fmt.Errorf("%w: %v", ErrFallback, p)
-			}
+			res, err = call.Result{}, call.Recovered(p, ErrFallback)
 		}
 		f.in.Release()
 		f.in.Sel = engine.Selection{}
-		f.ctx, f.ret = nil, nilValue
+		f.watch.Clear()
+		f.ret = nilValue
 		clear(f.slots)
 		clear(f.buf)
 		f.buf = f.buf[:0]
