@@ -33,14 +33,18 @@ func (fp fastPath) run(ctx context.Context, sel engine.Selection, timed bool, ti
 	if fp.prog == nil {
 		return call.Result{}, false, nil
 	}
-	start := time.Now()
-	var deadline time.Time
+	// An untimed program (helpers, members and operators only) runs no
+	// loop of its own: as in the VM, its call reads no clock.
+	var start, deadline time.Time
 	if timed {
+		start = time.Now()
 		deadline = start.Add(*timeout)
 	}
 	res, err = fp.prog.Run(ctx, sel, deadline)
 	if errors.Is(err, exprfast.ErrFallback) {
-		*timeout -= time.Since(start)
+		if timed {
+			*timeout -= time.Since(start)
+		}
 		return call.Result{}, false, nil
 	}
 	return res, true, err
