@@ -686,15 +686,24 @@ func (l *loader) tags(n *yaml.Node) []string {
 	var out []string
 	for _, t := range n.Content {
 		s := l.str(t, "tag")
-		if s == "" || strings.TrimSpace(s) != s {
+		if err := CheckTag(s); err != nil {
 			if t.Kind == yaml.ScalarNode && t.Tag != "!!null" {
-				l.errorf(t, "tag %q must be non-empty, without surrounding spaces", s)
+				l.errorf(t, "%v", err)
 			}
 			continue
 		}
 		out = append(out, s)
 	}
 	return out
+}
+
+// CheckTag refuses a tag no worker can carry: an empty one, or one with
+// spaces around it (which a script comparing tags would never match).
+func CheckTag(tag string) error {
+	if tag == "" || strings.TrimSpace(tag) != tag {
+		return fmt.Errorf("tag %q must be non-empty, without surrounding spaces", tag)
+	}
+	return nil
 }
 
 func (l *loader) behavior(n *yaml.Node) Behavior {

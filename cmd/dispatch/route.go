@@ -264,6 +264,11 @@ func readCandidates(v string, stdin io.Reader) ([]engine.ConsumerStateView, erro
 		case maxInFlight < 1:
 			return nil, fmt.Errorf("candidate %q: max_in_flight must be 1 or more", c.ID)
 		}
+		for _, tag := range c.Tags { // as the config checks its workers' tags
+			if err := config.CheckTag(tag); err != nil {
+				return nil, fmt.Errorf("candidate %q: %w", c.ID, err)
+			}
+		}
 		seen[c.ID] = true
 		out = append(out, engine.ConsumerStateView{ID: c.ID, InFlight: c.InFlight, MaxInFlight: maxInFlight, BufferDepth: c.BufferDepth, Tags: c.Tags})
 	}

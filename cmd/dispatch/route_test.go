@@ -22,6 +22,8 @@ func TestReadCandidatesErrors(t *testing.T) {
 		{`[{"id":a}]`, `not valid JSON at byte 8: invalid character 'a'`},
 		{``, `empty: want a JSON value`},
 		{`[{}]`, `candidate 1 has no id`},
+		{`[{"id":"a","tags":["eu",""]}]`, `candidate "a": tag "" must be non-empty, without surrounding spaces`},
+		{`[{"id":"a","tags":[" gpu"]}]`, `candidate "a": tag " gpu" must be non-empty, without surrounding spaces`},
 	} {
 		_, err := readCandidates(tc.in, strings.NewReader(""))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
