@@ -451,12 +451,23 @@ func (w *Watcher) check() {
 	case Failed:
 		w.log.Error("reload failed; keeping the version in service", "files", strings.Join(out.Files, ", "), "err", oneLine(out.Err))
 	case Incomplete:
-		w.log.Debug("waiting for a file being written", "err", out.Err)
+		if errors.Is(out.Err, fs.ErrNotExist) { // deleted, or renamed away: it may not come back
+			w.log.Warn("a file of the config is missing; the version in service keeps serving until it is back", "err", out.Err)
+		} else {
+			w.log.Debug("waiting for a file being written", "err", out.Err)
+		}
 	}
 	if w.opts.Notify != nil {
 		w.opts.Notify(out)
 	}
 }
+
+// missingError is an incomplete load because a file does not exist: it
+// matches fs.ErrNotExist.
+type missingError struct{ msg string }
+
+func (e missingError) Error() string { return e.msg }
+func (e missingError) Unwrap() error { return fs.ErrNotExist }
 
 // load reads the config file and, if it did not change, the scripts, and
 // puts what changed in service.
@@ -465,7 +476,7 @@ func (w *Watcher) load() Outcome {
 	data, err := w.opts.readFile(w.path, MaxConfigBytes)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return Outcome{Kind: Incomplete, Err: fmt.Errorf("config %s: %s", w.path, errText(err))}
+		return Outcome{Kind: Incomplete, Err: missingError{fmt.Sprintf("config %s: %s", w.path, errText(err))}}
 	case err != nil:
 		if !w.unreadable(w.path, err) {
 			return Outcome{Kind: Unchanged}
@@ -572,6 +583,7 @@ func (w *Watcher) loadScripts(cur *Config) Outcome {
 	next := *cur
 	next.Channels = slices.Clone(cur.Channels)
 	var changed, failedFiles, incomplete []string
+	missing := false // a script file does not exist
 	var errs Errors
 	var gated []Gated
 	before := map[string]string{} // hashes of the changed files, to restore if the apply fails
@@ -580,6 +592,7 @@ func (w *Watcher) loadScripts(cur *Config) Outcome {
 		switch {
 		case errors.Is(err, fs.ErrNotExist):
 			incomplete = append(incomplete, fmt.Sprintf("script %s: %v", file, errText(err)))
+			missing = true
 			continue
 		case err != nil:
 			if w.unreadable(file, err) {
@@ -678,7 +691,11 @@ func (w *Watcher) loadScripts(cur *Config) Outcome {
 		w.numberVersions(gated)
 		return Outcome{Kind: Reloaded, Files: changed, Gated: gated}
 	case len(incomplete) > 0:
-		return Outcome{Kind: Incomplete, Err: errors.New(strings.Join(incomplete, "; "))}
+		var err error = errors.New(strings.Join(incomplete, "; "))
+		if missing {
+			err = missingError{err.Error()}
+		}
+		return Outcome{Kind: Incomplete, Err: err}
 	}
 	return Outcome{Kind: Unchanged}
 }

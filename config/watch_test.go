@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -512,4 +513,32 @@ func (b *lockedBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// A script that is deleted is a warning, with the version in service kept;
+// one caught half written (empty) is not worth one: its write will end.
+func TestWatchDeletedScriptIsAWarning(t *testing.T) {
+	var logs lockedBuffer
+	h := startWatch(t, map[string]string{
+		"dispatch.yaml": confYAML("pick.lua", ""),
+		"pick.lua":      pickV1,
+	}, "dispatch.yaml", config.WatchOptions{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	path := filepath.Join(h.dir, "pick.lua")
+
+	must(t, os.Truncate(path, 0))
+	h.w.Rescan()
+	o := h.waitFor(config.Incomplete, nil)
+	if errors.Is(o.Err, fs.ErrNotExist) || strings.Contains(logs.String(), "level=WARN") {
+		t.Fatalf("an empty script: %v; log %q", o.Err, logs.String())
+	}
+
+	must(t, os.Remove(path))
+	h.w.Rescan()
+	o = h.waitFor(config.Incomplete, func(o config.Outcome) bool { return errors.Is(o.Err, fs.ErrNotExist) })
+	if source(o.Config) != pickV1 && source(h.w.Config()) != pickV1 {
+		t.Errorf("the version in service changed")
+	}
+	if want := "level=WARN msg=\"a file of the config is missing; the version in service keeps serving until it is back\""; !strings.Contains(logs.String(), want) {
+		t.Errorf("log %q lacks %q", logs.String(), want)
+	}
 }
