@@ -95,9 +95,12 @@ func (c *console) progress(counters func() node.Counters) (stop func()) {
 }
 
 // progressLine is the progress line of counters cur, dispatched at rate a
-// second.
+// second. Its words are the summary's: "not completed" are the
+// activities that ended any other way than completed, which the summary's
+// channel table splits into "failed" (the worker answered failed) and
+// "other" (no worker, a timeout, a routing error).
 func progressLine(cur node.Counters, rate float64) string {
-	return fmt.Sprintf("dispatched %d  completed %d  failed %d  re-routed %d  backlog %d  %.0f/s",
+	return fmt.Sprintf("dispatched %d  completed %d  not completed %d  re-routed %d  backlog %d  %.0f/s",
 		cur.Dispatched, cur.Completed, cur.Failed, cur.Rerouted, cur.Backlog, rate)
 }
 
@@ -114,7 +117,7 @@ func (r *runner) summary(w io.Writer, s node.Stats, watcher *config.Watcher) {
 	if s.Elapsed > 0 {
 		rate = float64(c.Dispatched) / s.Elapsed.Seconds()
 	}
-	fmt.Fprintf(w, "%d activities in %s (%.0f/s): %d completed, %d did not; %d re-routed; latency p50 %s, p99 %s\n\n",
+	fmt.Fprintf(w, "%d activities in %s (%.0f/s): %d completed, %d not completed; %d re-routed; latency p50 %s, p99 %s\n\n",
 		c.Dispatched, s.Elapsed.Round(time.Millisecond), rate, c.Completed, c.Failed, c.Rerouted,
 		latency(s.Latency.P50), latency(s.Latency.P99))
 

@@ -15,9 +15,9 @@ func TestProgressLine(t *testing.T) {
 		rate float64
 		want string
 	}{
-		{node.Counters{}, 0, "dispatched 0  completed 0  failed 0  re-routed 0  backlog 0  0/s"},
+		{node.Counters{}, 0, "dispatched 0  completed 0  not completed 0  re-routed 0  backlog 0  0/s"},
 		{node.Counters{Dispatched: 500, Completed: 400, Failed: 3, Rerouted: 7, Backlog: 37}, 1234.4,
-			"dispatched 500  completed 400  failed 3  re-routed 7  backlog 37  1234/s"},
+			"dispatched 500  completed 400  not completed 3  re-routed 7  backlog 37  1234/s"},
 	} {
 		if got := progressLine(tc.c, tc.rate); got != tc.want {
 			t.Errorf("%+v:\n got %q\nwant %q", tc.c, got, tc.want)

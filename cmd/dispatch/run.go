@@ -373,9 +373,9 @@ func (r *runner) run() int {
 	if badLines > 0 {
 		code = exitError
 		if badLines == 1 {
-			why = append(why, "1 requests line was not a valid activity (reported above)")
+			why = append(why, "1 line of --requests was not a valid activity (reported above)")
 		} else {
-			why = append(why, fmt.Sprintf("%d requests lines were not valid activities (reported above)", badLines))
+			why = append(why, fmt.Sprintf("%d lines of --requests were not valid activities (reported above)", badLines))
 		}
 	}
 	switch {

@@ -142,7 +142,7 @@ func TestRunSampleLoad(t *testing.T) {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
 	for _, want := range []string{
-		"200 activities in ", "200 completed, 0 did not",
+		"200 activities in ", "200 completed, 0 not completed",
 		"prod/email", "prod/sms", "e1", "e2", "s1",
 		"lua     sha256:", "pick.lua", "expr    sha256:", "dispatch.yaml:9 (inline)",
 	} {
@@ -185,8 +185,8 @@ func TestRunRequests(t *testing.T) {
 		}
 	}
 	for _, want := range []string{
-		"3 activities in ", "2 completed, 1 did not",
-		"exit 1: 1 of 3 activities did not complete; 3 requests lines were not valid activities",
+		"3 activities in ", "2 completed, 1 not completed",
+		"exit 1: 1 of 3 activities did not complete; 3 lines of --requests were not valid activities",
 		"unknown channel",
 	} {
 		if !strings.Contains(stdout, want) {
@@ -210,7 +210,7 @@ func TestRunInterruptDrains(t *testing.T) {
 	if code != 130 {
 		t.Fatalf("exit %d, want 130 (SIGINT)\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
-	if !strings.Contains(stdout, "3 activities in ") || !strings.Contains(stdout, "3 completed, 0 did not") ||
+	if !strings.Contains(stdout, "3 activities in ") || !strings.Contains(stdout, "3 completed, 0 not completed") ||
 		!strings.Contains(stdout, "exit 130: interrupted by SIGINT") || !strings.Contains(stderr, "letting the activities in flight finish") {
 		t.Errorf("want the three in flight finished and the interrupt told:\nstdout:\n%s\nstderr:\n%s", stdout, stderr)
 	}
@@ -229,7 +229,7 @@ func TestRunTerminateAbandonsAfterTheDrainTimeout(t *testing.T) {
 	if code != 143 {
 		t.Fatalf("exit %d, want 143 (SIGTERM)\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
-	for _, want := range []string{"1 activities in ", "0 completed, 1 did not", "abandoned the activities in flight",
+	for _, want := range []string{"1 activities in ", "0 completed, 1 not completed", "abandoned the activities in flight",
 		"exit 143: interrupted by SIGTERM; 1 of 1 activities did not complete"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("stdout lacks %q:\n%s", want, stdout)
@@ -321,7 +321,7 @@ func TestRunWatchRefusesAVersionThatFails(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 	}
-	for _, want := range []string{"2 completed, 0 did not", "reloads: 0 applied, 1 failed, 1 of them refused by the reload gate"} {
+	for _, want := range []string{"2 completed, 0 not completed", "reloads: 0 applied, 1 failed, 1 of them refused by the reload gate"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("stdout lacks %q:\n%s", want, stdout)
 		}
