@@ -1,7 +1,7 @@
 // Command dispatch validates channel configs, asks routing scripts for
 // decisions and times them, runs channels with simulated local workers, checks golden
 // scenarios, replays journals, makes any program a worker, serves a node,
-// and sends activities to one.
+// sends activities to one, and says what it was built from.
 //
 // Usage:
 //
@@ -14,6 +14,7 @@
 //	dispatch worker [--nats URL] --channel NS/QUEUE... [--id ID] [--max-in-flight N] [--tag TAG]... [--serve] -- CMD [ARGS...]
 //	dispatch serve [-c FILE] [--nats URL | --nats-listen ADDR] [--http ADDR] [--journal FILE] [--drain-timeout D]
 //	dispatch submit --channel NS/QUEUE [--nats URL | --http URL] --input JSON [--count N --concurrency C] [--timeout D] [--json]
+//	dispatch version [--json]
 //
 // Run "dispatch help COMMAND" for a command's flags and an example.
 package main
@@ -104,6 +105,7 @@ func commands() []subcommand {
 		{"worker", "make any program a worker, connected to dispatch over NATS", workerUsage, runWorker},
 		{"serve", "run a dispatch node that takes activities over NATS and HTTP, with metrics", serveUsage, runServe},
 		{"submit", "send activities to a running dispatch serve over NATS or HTTP, one or a load", submitUsage, plain(runSubmit)},
+		{"version", "print the versions dispatch was built from (module, Go, gopher-lua, expr, NATS, VCS revision)", versionUsage, plain(runVersion)},
 	}
 }
 
