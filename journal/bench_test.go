@@ -93,7 +93,7 @@ func BenchmarkDispatchJournaled(b *testing.B) {
 					rec = journal.Recorder{Writer: w}
 				}
 				d, err := engine.NewDispatcher(engine.Options{Pool: pool, Router: router.NewNative("least-loaded", router.LeastLoaded),
-					Conversations: pool, Recorder: rec})
+					Conversations: pool, Capacity: pool, Recorder: rec})
 				if err != nil {
 					b.Fatal(err)
 				}
