@@ -215,6 +215,7 @@ type call struct {
 	final    ActivityState  // the state conversation_closed records
 	result   ActivityResult // the worker's answer, when there was one
 	policy   BacklogPolicy  // the channel's
+	failedBy RouterVersion  // the router version whose call failed, if one did
 	// Without the pool's [Membership], the workers this activity has seen:
 	// the first snapshot (kept as the pool returned it: building a set on
 	// every dispatch would cost each one two allocations) and the ids of
@@ -375,6 +376,9 @@ func (c *call) finish(ctx context.Context, res ActivityResult, err error) (Activ
 	op := Operation{Kind: OpConversationClosed, WorkerID: c.worker, State: c.final, Result: c.result, Attempt: c.attempt}
 	if err != nil {
 		op.Message = err.Error()
+		if errors.Is(err, ErrRouting) {
+			op.Router = c.failedBy // the version that failed: it chose no worker_selected line
+		}
 	}
 	// A conversation the journal never opened is not closed there either.
 	if c.opened && c.d.rec != nil {

@@ -549,6 +549,14 @@ func TestDispatchRouterChoosesNonCandidate(t *testing.T) {
 	}
 	r.convs.checkClosedOnce(t)
 	r.checkIdle(t, w)
+	// The close names the version that failed: it has no worker_selected
+	// line that would.
+	r.rec.mu.Lock()
+	last := r.rec.ops[len(r.rec.ops)-1]
+	r.rec.mu.Unlock()
+	if last.Kind != engine.OpConversationClosed || last.Router != (engine.RouterVersion{Lang: "lua", Source: "bad.lua"}) {
+		t.Errorf("last operation %s with router %+v, want conversation_closed naming bad.lua", last.Kind, last.Router)
+	}
 }
 
 func TestDispatchRouterChoosesNone(t *testing.T) {

@@ -172,6 +172,8 @@ type Operation struct {
 	Attempt int
 	// Router, Candidates and Excluded are set on worker_selected: the version
 	// that decided, the candidates it saw and the ids excluded before it.
+	// Router is also set on a conversation_closed that a routing error
+	// ended: the version whose call failed (when the router has versions).
 	Router     RouterVersion
 	Candidates []ConsumerStateView
 	Excluded   []string

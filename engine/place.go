@@ -104,10 +104,12 @@ func (c *call) try(ctx context.Context, excluded []string) (p placement, why *no
 	}
 	dec, err := c.d.router.Select(ctx, sel)
 	if err != nil {
+		c.failedBy = dec.Version
 		return placement{}, nil, fmt.Errorf("%w: %w", ErrRouting, err)
 	}
 	w, err := CheckDecision(cands, dec)
 	if errors.Is(err, ErrRouting) {
+		c.failedBy = dec.Version
 		return placement{}, nil, err
 	}
 	if err != nil { // the router chose none, or a full worker

@@ -499,4 +499,21 @@ channels:
 	if ce.Version != version("gone") || ce.Returned != `"w9", which is not a candidate; candidates: [w1]` {
 		t.Errorf("call error %+v, want version %+v returning w9", ce, version("gone"))
 	}
+
+	// Both versions only ever failed: the figures list them, with their
+	// errors and no decision.
+	for _, queue := range []string{"nil", "gone"} {
+		var got *RouterStatsView
+		for _, r := range n.Stats().Routers {
+			if r.Version == version(queue) {
+				got = &RouterStatsView{r.Decisions, r.Errors}
+			}
+		}
+		if got == nil || *got != (RouterStatsView{0, 1}) {
+			t.Errorf("prod/%s: router figures %+v, want 0 decisions and 1 error", queue, got)
+		}
+	}
 }
+
+// RouterStatsView is the part of a node.RouterStats a test compares.
+type RouterStatsView struct{ Decisions, Errors int }

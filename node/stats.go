@@ -83,6 +83,9 @@ type RouterStats struct {
 	Channel   engine.ChannelName
 	Version   engine.RouterVersion
 	Decisions int
+	// Errors counts the conversations this version's call ended with a
+	// routing error: a version that only failed is listed too.
+	Errors int
 }
 
 // ReasonStats count conversations that closed for one reason other than
@@ -231,13 +234,7 @@ func (s *stats) observe(op engine.Operation) {
 			o.worker = op.WorkerID
 			s.open[op.ConversationID] = o
 		}
-		k := routerKey{op.Channel, op.Router}
-		r, ok := s.routers[k]
-		if !ok {
-			r = &RouterStats{Channel: op.Channel, Version: op.Router}
-			s.routers[k] = r
-		}
-		r.Decisions++
+		s.router(op.Channel, op.Router).Decisions++
 	case engine.OpWorkerExited:
 		s.worker(op.Channel, op.WorkerID).Lost++
 	case engine.OpWorkerTimedOut:
@@ -251,6 +248,9 @@ func (s *stats) observe(op engine.Operation) {
 		}
 		delete(s.open, op.ConversationID)
 		s.endWait(o)
+		if op.Router != (engine.RouterVersion{}) { // a routing error ended it
+			s.router(op.Channel, op.Router).Errors++
+		}
 		if op.Result.Status == engine.StatusCompleted {
 			s.completed.Add(1)
 		} else {
@@ -298,6 +298,17 @@ func (s *stats) endWait(o openConv) openConv {
 		s.backlog.Add(-1)
 	}
 	return o
+}
+
+// router returns the figures of version v on channel ch, made on first use.
+func (s *stats) router(ch engine.ChannelName, v engine.RouterVersion) *RouterStats {
+	k := routerKey{ch, v}
+	r, ok := s.routers[k]
+	if !ok {
+		r = &RouterStats{Channel: ch, Version: v}
+		s.routers[k] = r
+	}
+	return r
 }
 
 func (s *stats) channel(ch engine.ChannelName) *channelAcc {

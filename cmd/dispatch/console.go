@@ -141,9 +141,9 @@ func (r *runner) summary(w io.Writer, s node.Stats, watcher *config.Watcher) {
 	fmt.Fprintln(w)
 
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "channel\trouter\thash\tsource\tdecisions")
+	fmt.Fprintln(tw, "channel\trouter\thash\tsource\tdecisions\terrors")
 	for _, rt := range s.Routers {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\n", rt.Channel.Short(), rt.Version.Lang, shortHash(rt.Version.Hash), rt.Version.Source, rt.Decisions)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\n", rt.Channel.Short(), rt.Version.Lang, shortHash(rt.Version.Hash), rt.Version.Source, rt.Decisions, rt.Errors)
 	}
 	tw.Flush()
 	if watcher != nil {
