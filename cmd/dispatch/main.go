@@ -5,8 +5,9 @@
 //
 // Usage:
 //
-//	dispatch validate -c FILE
+//	dispatch validate -c FILE [--against JOURNAL] [--json]
 //	dispatch route -c FILE --channel NS/QUEUE --candidates JSON [--exclude ID]... [--request JSON] [--json]
+//	dispatch route --script FILE [--lang lua|expr] [--timeout D] [--channel NS/QUEUE] --candidates JSON [...]
 //	dispatch bench -c FILE --channel NS/QUEUE (--candidates JSON|@FILE|N [--exclude ID]... [--request JSON] | --journal FILE) [--duration D] [--json]
 //	dispatch run [-c FILE] [--requests FILE|-] [--journal FILE [--fsync MODE]] [--watch [--poll D]] [--seed N] [--concurrency N] [--sample N] [-v]
 //	dispatch test [DIR|FILE]... [-update] [-run REGEXP]
@@ -97,7 +98,7 @@ func plain(f func(args []string, stdin io.Reader, stdout, stderr io.Writer) int)
 func commands() []subcommand {
 	return []subcommand{
 		{"validate", "load a config, compile every script, report every problem", validateUsage, plain(runValidate)},
-		{"route", "ask a channel's routing script for one decision", routeUsage, plain(runRoute)},
+		{"route", "ask a channel's routing script, or a script file, for one decision", routeUsage, plain(runRoute)},
 		{"bench", "time a channel's routing script: decisions/s, latency, allocations", benchUsage, plain(runBench)},
 		{"run", "run the channels and their workers (simulated, or real programs) over a load of activities", runUsage, runRun},
 		{"test", "run golden scenarios and compare their journals", testUsage, plain(runTest)},

@@ -36,7 +36,7 @@ func TestCLI(t *testing.T) {
 	}{
 		{"no args", "", nil, exitUsage, "", "Usage:", true},
 		{"help", "", []string{"help"}, exitOK, "Commands:", "", false},
-		{"help route", "", []string{"help", "route"}, exitOK, "Example:", "", false},
+		{"help route", "", []string{"help", "route"}, exitOK, "Examples:", "", false},
 		{"route --help", "", []string{"route", "--help"}, exitOK, "dispatch route -c config/dispatch.yaml", "", false},
 		{"validate -h", "", []string{"validate", "-h"}, exitOK, "Usage: dispatch validate", "", false},
 		{"unknown command", "", []string{"frobnicate"}, exitUsage, "", `unknown command "frobnicate"`, true},
