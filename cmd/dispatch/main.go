@@ -5,8 +5,9 @@
 //
 // Usage:
 //
-//	dispatch validate -c FILE
+//	dispatch validate -c FILE [--against JOURNAL] [--json]
 //	dispatch route -c FILE --channel NS/QUEUE --candidates JSON [--exclude ID]... [--request JSON] [--json]
+//	dispatch route --script FILE [--lang lua|expr] [--timeout D] [--channel NS/QUEUE] --candidates JSON [...]
 //	dispatch bench -c FILE --channel NS/QUEUE (--candidates JSON|@FILE|N [--exclude ID]... [--request JSON] | --journal FILE) [--duration D] [--json]
 //	dispatch run [-c FILE] [--requests FILE|-] [--journal FILE [--fsync MODE]] [--watch [--poll D]] [--seed N] [--concurrency N] [--sample N] [-v]
 //	dispatch test [DIR|FILE]... [-update] [-run REGEXP]
@@ -15,6 +16,7 @@
 //	dispatch serve [-c FILE] [--nats URL | --nats-listen ADDR] [--http ADDR] [--journal FILE] [--drain-timeout D]
 //	dispatch submit --channel NS/QUEUE [--nats URL | --http URL] --input JSON [--count N --concurrency C] [--timeout D] [--json]
 //	dispatch version [--json]
+//	dispatch completion bash|zsh
 //
 // Run "dispatch help COMMAND" for a command's flags and an example.
 package main
@@ -97,7 +99,7 @@ func plain(f func(args []string, stdin io.Reader, stdout, stderr io.Writer) int)
 func commands() []subcommand {
 	return []subcommand{
 		{"validate", "load a config, compile every script, report every problem", validateUsage, plain(runValidate)},
-		{"route", "ask a channel's routing script for one decision", routeUsage, plain(runRoute)},
+		{"route", "ask a channel's routing script, or a script file, for one decision", routeUsage, plain(runRoute)},
 		{"bench", "time a channel's routing script: decisions/s, latency, allocations", benchUsage, plain(runBench)},
 		{"run", "run the channels and their workers (simulated, or real programs) over a load of activities", runUsage, runRun},
 		{"test", "run golden scenarios and compare their journals", testUsage, plain(runTest)},
@@ -106,6 +108,7 @@ func commands() []subcommand {
 		{"serve", "run a dispatch node that takes activities over NATS and HTTP, with metrics", serveUsage, runServe},
 		{"submit", "send activities to a running dispatch serve over NATS or HTTP, one or a load", submitUsage, plain(runSubmit)},
 		{"version", "print the versions dispatch was built from (module, Go, gopher-lua, expr, NATS, VCS revision)", versionUsage, plain(runVersion)},
+		{"completion", "print a bash or zsh completion script for the commands and their flags", completionUsage, plain(runCompletion)},
 	}
 }
 
@@ -162,7 +165,7 @@ func mainUsage(w io.Writer) {
 	fmt.Fprintln(w, "dispatch routes each activity of a workflow engine to one worker, chosen by a Lua or expr script.")
 	fmt.Fprintln(w, "\nUsage:\n\n\tdispatch COMMAND [flags]\n\nCommands:")
 	for _, c := range commands() {
-		fmt.Fprintf(w, "\t%-9s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "\t%-10s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w, "\nRun \"dispatch help COMMAND\" or \"dispatch COMMAND --help\" for a command's flags and an example.")
 	fmt.Fprintln(w, "Exit codes: 0 success, 1 failure, 2 bad command line, 3 no worker chosen (route),")
@@ -170,11 +173,14 @@ func mainUsage(w io.Writer) {
 }
 
 // newFlags returns a flag set whose --help prints the command's usage to
-// stdout and whose errors go to stderr.
+// stdout and whose errors go to stderr; a flagProbe as stderr is told of it.
 func newFlags(name, usage string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("dispatch "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {} // parseFlags prints the usage: to stdout for --help
+	if p, ok := stderr.(*flagProbe); ok {
+		p.sets = append(p.sets, fs)
+	}
 	return fs
 }
 

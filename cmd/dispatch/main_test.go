@@ -36,7 +36,7 @@ func TestCLI(t *testing.T) {
 	}{
 		{"no args", "", nil, exitUsage, "", "Usage:", true},
 		{"help", "", []string{"help"}, exitOK, "Commands:", "", false},
-		{"help route", "", []string{"help", "route"}, exitOK, "Example:", "", false},
+		{"help route", "", []string{"help", "route"}, exitOK, "Examples:", "", false},
 		{"route --help", "", []string{"route", "--help"}, exitOK, "dispatch route -c config/dispatch.yaml", "", false},
 		{"validate -h", "", []string{"validate", "-h"}, exitOK, "Usage: dispatch validate", "", false},
 		{"unknown command", "", []string{"frobnicate"}, exitUsage, "", `unknown command "frobnicate"`, true},
@@ -57,6 +57,10 @@ func TestCLI(t *testing.T) {
 		{"route bad candidates", "", []string{"route", "-c", shipped, "--channel", "prod/email", "--candidates", `[{"id":"a","weight":2}]`}, exitUsage, "", `unknown field "weight"`, true},
 		{"route duplicate candidate", "", []string{"route", "-c", shipped, "--channel", "prod/email", "--candidates", `[{"id":"a"},{"id":"a"}]`}, exitUsage, "", `"a" appears twice`, true},
 		{"route bad request", "", []string{"route", "-c", shipped, "--channel", "prod/email", "--candidates", cands, "--request", `{"workflow":1}`}, exitUsage, "", `--request: unknown field "workflow"`, true},
+		{"route script", "", []string{"route", "--script", "../../scripts/least_loaded.lua", "--candidates", cands}, exitOK, "email-2\n", "", false},
+		{"route script expr", "", []string{"route", "--script", "../../scripts/least_loaded.expr", "--channel", "prod/email", "--candidates", cands}, exitOK, "email-2\n", "", false},
+		{"route script and config", "", []string{"route", "-c", shipped, "--script", "../../scripts/least_loaded.lua", "--candidates", cands}, exitUsage, "", "-c and --script are mutually exclusive", true},
+		{"route timeout without script", "", []string{"route", "-c", shipped, "--timeout", "1s", "--channel", "prod/email", "--candidates", cands}, exitUsage, "", "--lang and --timeout go with --script", true},
 		{"route broken config", "", []string{"route", "-c", broken, "--channel", "prod/email", "--candidates", cands}, exitError, "", "cannot read script", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

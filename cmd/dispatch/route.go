@@ -5,10 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -17,13 +19,21 @@ import (
 	"github.com/aion-dispatch/dispatch/engine"
 	"github.com/aion-dispatch/dispatch/internal/strictjson"
 	"github.com/aion-dispatch/dispatch/protocol"
+	"github.com/aion-dispatch/dispatch/router"
 )
 
 const routeUsage = `Usage: dispatch route -c FILE --channel NS/QUEUE --candidates JSON [--exclude ID]... [--request JSON] [--json]
+       dispatch route --script FILE [--lang lua|expr] [--timeout D] [--channel NS/QUEUE] --candidates JSON [...]
 
 Runs the channel's routing script once, as the engine would, and prints the
 chosen worker id. Excluded workers are removed from the candidates before the
 script runs, and listed to it as excluded.
+
+With --script, runs a script file without a config, for a quick trial: it
+is compiled as a config would compile it (compile errors print as
+FILE:LINE:COL: message, exit 1) and decides as above, on the channel
+--channel names (default default/trial). -c and --script are mutually
+exclusive.
 
 Flags:
   -c, --config FILE     the config file (default config/dispatch.yaml)
@@ -37,6 +47,11 @@ Flags:
                         "input" (a JSON value or string), "content_type",
                         "conversation_id", "attempt"}; @FILE and - as above
   --json                print {"worker", "lang", "hash", "source", "duration"}
+                        (worker null when none was chosen)
+  --script FILE         run this script file instead of a config's channel
+  --lang lua|expr       its language (default from its extension, .lua or .expr)
+  --timeout D           its time limit per decision (default 50ms, a
+                        channel's default script_timeout)
 
 Exit codes: 0 a worker was chosen; 3 none was (the script chose none, or a
 worker with no free slot, which the engine would not place the activity on;
@@ -44,10 +59,11 @@ or no candidate is left once the excluded are removed, in which case the
 script is not run, as in the engine); 1 an error (the config, the channel, the script);
 2 a bad command line, flag values included (--candidates that are not JSON).
 
-Example:
+Examples:
   dispatch route -c config/dispatch.yaml --channel prod/email \
     --candidates '[{"id":"email-1","in_flight":3,"max_in_flight":4},{"id":"email-2","max_in_flight":4}]' \
     --exclude email-3 --request '{"workflow_id":"wf-42","input":{"to":"a@example.com"}}'
+  dispatch route --script scripts/p2c.lua --candidates '[{"id":"a"},{"id":"b","in_flight":1,"max_in_flight":2}]'
 `
 
 // routeRequest is the --request JSON.
@@ -72,10 +88,14 @@ type routeResult struct {
 func runRoute(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlags("route", routeUsage, stderr)
 	f := addDecisionFlags(fs)
+	t := addTrialFlags(fs)
 	if code := parseFlags(fs, routeUsage, args, stdout); code >= 0 {
 		return code
 	}
 	c := complaints{name: "route", stderr: stderr}
+	if code := t.check(fs, f, c); code >= 0 {
+		return code
+	}
 	if *f.channel == "" || *f.candidates == "" {
 		fmt.Fprintln(stderr, "dispatch route: --channel and --candidates are required")
 		fmt.Fprint(stderr, routeUsage)
@@ -96,7 +116,13 @@ func runRoute(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if err != nil {
 		return c.usage("--request: %v", err)
 	}
-	r, code := f.router(ch, c)
+	var r *router.Script
+	var code int
+	if *t.script != "" {
+		r, code = t.router(c)
+	} else {
+		r, code = f.router(ch, c)
+	}
 	if code >= 0 {
 		return code
 	}
@@ -145,6 +171,87 @@ func runRoute(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "dispatch route: %v\n", declined)
 	}
 	return exitNoWorker
+}
+
+// trialChannel is the channel route --script decides on when --channel is
+// not given.
+const trialChannel = "default/trial"
+
+// trialFlags are route's flags for a script run without a config: the
+// script file, its language and its timeout.
+type trialFlags struct {
+	script, lang *string
+	timeout      *time.Duration
+}
+
+func addTrialFlags(fs *flag.FlagSet) *trialFlags {
+	return &trialFlags{
+		script:  fs.String("script", "", ""),
+		lang:    fs.String("lang", "", ""),
+		timeout: fs.Duration("timeout", router.DefaultTimeout, ""),
+	}
+}
+
+// check refuses --script with a config and --lang or --timeout without
+// --script, and gives --channel its default with --script; it returns the
+// exit code to stop with, or -1 to go on.
+func (t *trialFlags) check(fs *flag.FlagSet, f *decisionFlags, c complaints) int {
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	switch {
+	case *t.script == "" && (set["lang"] || set["timeout"]):
+		return c.usage("--lang and --timeout go with --script")
+	case *t.script == "":
+		return -1
+	case set["c"] || set["config"]:
+		return c.usage("-c and --script are mutually exclusive: route asks a config's channel, or runs a script without one")
+	case *t.timeout <= 0:
+		return c.usage("--timeout: want a positive duration, got %s", *t.timeout)
+	}
+	if *f.channel == "" {
+		*f.channel = trialChannel
+	}
+	return -1
+}
+
+// router reads and compiles the --script as a config would and binds it
+// with the --timeout; or, when it cannot, returns the exit code, its
+// problems printed as FILE:LINE:COL: message.
+func (t *trialFlags) router(c complaints) (*router.Script, int) {
+	path := *t.script
+	lang, err := trialLang(path, *t.lang)
+	if err != nil {
+		return nil, c.usage("%v", err)
+	}
+	src, err := config.ReadScript(path)
+	if err != nil {
+		return nil, c.fail("--script: %v", err)
+	}
+	prog, err := router.NewCompiler(router.Limits{}).Compile(lang, path, src)
+	if err != nil {
+		printConfigErrors(c.stderr, config.Errors(config.ScriptErrors(err, path, 0)))
+		return nil, exitError
+	}
+	return router.NewScript(prog, path, *t.timeout), -1
+}
+
+// trialLang is the language of the script at path: named when given, else
+// the one its extension names (.lua or .expr).
+func trialLang(path, named string) (router.Lang, error) {
+	if named != "" {
+		lang, err := router.ParseLang(named)
+		if err != nil {
+			return "", fmt.Errorf("--lang: %w", err)
+		}
+		return lang, nil
+	}
+	switch filepath.Ext(path) {
+	case ".lua":
+		return router.Lua, nil
+	case ".expr":
+		return router.Expr, nil
+	}
+	return "", fmt.Errorf("--script: cannot tell the language of %s from its extension (.lua or .expr); give --lang lua or --lang expr", path)
 }
 
 // routeSelection builds the selection the engine would give a channel's

@@ -323,7 +323,7 @@ func TestSubmitUsage(t *testing.T) {
 		t.Errorf("--help: exit %d:\n%s", code, stdout)
 	}
 	code, stdout, _ = runCLI(t, "", "help")
-	if code != exitOK || !strings.Contains(stdout, "\tsubmit    send activities to a running dispatch serve") {
+	if code != exitOK || !strings.Contains(stdout, "\tsubmit     send activities to a running dispatch serve") {
 		t.Errorf("help: exit %d:\n%s", code, stdout)
 	}
 }
