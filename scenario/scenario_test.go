@@ -38,6 +38,9 @@ func TestScenarios(t *testing.T) {
 		t.Run(strings.TrimSuffix(filepath.Base(f), ".yaml"), func(t *testing.T) {
 			t.Parallel()
 			res := scenario.Check(context.Background(), f, *update)
+			for _, fl := range res.Failures {
+				t.Errorf("%v", fl)
+			}
 			switch {
 			case res.Err != nil:
 				t.Fatal(res.Err)
