@@ -3,7 +3,9 @@
 // and a list of steps (requests, script swaps, membership changes, a replay
 // of what was recorded). Running one yields its journal with times removed
 // and conversation ids numbered c1, c2, …, which is compared with the
-// golden journal beside the scenario (NAME.golden.jsonl).
+// golden journal beside the scenario (NAME.golden.jsonl). A request step
+// may also say what its dispatch must come to ([Expect]); a scenario with
+// expectations may go without a golden journal.
 //
 // The format is in docs/scenarios.md.
 //
