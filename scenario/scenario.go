@@ -285,7 +285,7 @@ func Load(path string) (*Scenario, error) {
 	if f.Timeout != "" {
 		d, err := time.ParseDuration(f.Timeout)
 		if err != nil || d <= 0 {
-			l.errorf(line(&doc, "timeout"), "timeout %q: want a positive duration such as 5s", f.Timeout)
+			l.errorf(keyLine(&doc, "timeout"), "timeout %q: want a positive duration such as 5s", f.Timeout)
 		}
 		s.Timeout = d
 	}
@@ -579,8 +579,8 @@ func itemLines(doc *yaml.Node, key string) []int {
 	return nil
 }
 
-// line returns the line of the top-level key, or 1.
-func line(doc *yaml.Node, key string) int {
+// keyLine returns the line of the top-level key, or 1.
+func keyLine(doc *yaml.Node, key string) int {
 	root := doc
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
 		root = root.Content[0]
