@@ -37,21 +37,30 @@ func Journal(ops []engine.Operation) ([]byte, error) {
 	return buf, nil
 }
 
-// Result is what came of checking one scenario against its golden journal.
+// Result is what came of checking one scenario against its golden journal
+// and its request steps' expectations.
 type Result struct {
 	File    string // the scenario
-	Golden  string // its golden journal
+	Golden  string // its golden journal, or "" for a scenario that has none and needs none
 	Diff    string // a unified diff, golden (-) against run (+), or "" when equal
 	Updated bool   // the golden journal was (re)written
-	Err     error  // the scenario did not load or run, or the golden is unreadable
+	// Failures are the expectations the run did not meet, in the order of
+	// the steps; -update does not change them.
+	Failures []Failure
+	Err      error // the scenario did not load or run, or the golden is unreadable
 }
 
-// Passed reports whether the scenario ran and matched (or was updated).
-func (r Result) Passed() bool { return r.Err == nil && (r.Diff == "" || r.Updated) }
+// Passed reports whether the scenario ran, met its expectations and
+// matched its golden journal (or updated it).
+func (r Result) Passed() bool {
+	return r.Err == nil && len(r.Failures) == 0 && (r.Diff == "" || r.Updated)
+}
 
-// Check runs the scenario at path and compares its journal with the golden
-// one; with update, it writes the golden journal instead when they differ
-// (or when there is none).
+// Check runs the scenario at path, checks its request steps'
+// expectations and compares its journal with the golden one; with update,
+// it writes the golden journal instead when they differ (or when there is
+// none). A scenario with expectations and no golden journal is checked on
+// its expectations alone (Golden is ""), and update writes none for it.
 func Check(ctx context.Context, path string, update bool) Result {
 	res := Result{File: path, Golden: GoldenPath(path)}
 	s, err := Load(path)
@@ -59,11 +68,12 @@ func Check(ctx context.Context, path string, update bool) Result {
 		res.Err = err
 		return res
 	}
-	ops, err := Run(ctx, s)
+	ops, failures, err := run(ctx, s)
 	if err != nil {
 		res.Err = err
 		return res
 	}
+	res.Failures = failures
 	got, err := Journal(ops)
 	if err != nil {
 		res.Err = err
@@ -71,8 +81,11 @@ func Check(ctx context.Context, path string, update bool) Result {
 	}
 	want, err := regularfile.Read(res.Golden, MaxGoldenBytes)
 	switch {
+	case errors.Is(err, fs.ErrNotExist) && s.HasExpectations():
+		res.Golden = ""
+		return res
 	case errors.Is(err, fs.ErrNotExist) && !update:
-		res.Err = fmt.Errorf("no golden journal %s; create it with -update", res.Golden)
+		res.Err = fmt.Errorf("no golden journal %s and no expect in its steps; create it with -update", res.Golden)
 		return res
 	case err != nil && !errors.Is(err, fs.ErrNotExist):
 		res.Err = err

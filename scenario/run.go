@@ -21,22 +21,25 @@ import (
 	"github.com/aion-dispatch/dispatch/router"
 )
 
-// stepLimit bounds the wait for one step (a request to finish, the workers
-// to settle) when ctx has no earlier deadline; it guards against a hang, it
-// is not a timing.
-const stepLimit = 30 * time.Second
-
 // errStuck ends a request that does not finish within the step's limit.
-var errStuck = errors.New("the request never finished: does it reach a worker that hangs or holds it (held: true), without a start_to_close?")
+var errStuck = errors.New("the request never finished")
 
 // Run runs the scenario and returns its journal: every operation in order,
 // with seq numbers, no times, and conversation ids c1, c2, …, with the
 // paths of the scenario, its config and its scripts relative to the
 // scenario's directory. An error means the scenario could not run as
 // written (or a replay step found a difference), not that its journal
-// differs from the golden one. Each step may take up to 30s, or until ctx's
-// deadline if that is sooner.
+// differs from the golden one, nor that a step's expectation was not met
+// (see [Check]). Each step may take up to the scenario's Timeout, or until
+// ctx's deadline if that is sooner.
 func Run(ctx context.Context, s *Scenario) ([]engine.Operation, error) {
+	ops, _, err := run(ctx, s)
+	return ops, err
+}
+
+// run is [Run] that also checks the request steps' expectations: it
+// returns those not met, in the order of the steps.
+func run(ctx context.Context, s *Scenario) ([]engine.Operation, []Failure, error) {
 	r := &runner{s: s, table: router.NewTable(), pool: local.NewPool(), workers: map[WorkerRef]*scripted{}}
 	r.rec.changed = &r.changed
 	r.gate = newGate(r.pool, &r.changed)
@@ -53,7 +56,7 @@ func Run(ctx context.Context, s *Scenario) ([]engine.Operation, error) {
 	r.pool.AddChannels(names...)
 	for _, w := range s.Workers {
 		if err := r.start(w); err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", s.File, w.Line, err)
+			return nil, nil, fmt.Errorf("%s:%d: %w", s.File, w.Line, err)
 		}
 	}
 	backlogs := s.Config.BacklogPolicies()
@@ -61,25 +64,29 @@ func Run(ctx context.Context, s *Scenario) ([]engine.Operation, error) {
 		Recorder: &r.rec, IDs: &engine.SequenceIDs{Prefix: "c"}, Capacity: r.gate,
 		Backlog: func(ch engine.ChannelName) engine.BacklogPolicy { return backlogs[ch] }})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	r.d = d
 	for _, st := range s.Steps {
 		if err := r.step(ctx, st); err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", s.File, st.Line, err)
+			return nil, nil, fmt.Errorf("%s:%d: %w", s.File, st.Line, err)
 		}
 	}
 	for _, a := range r.async {
-		if isClosed(a.done) {
-			continue
+		if !isClosed(a.done) {
+			a.cancel()
+			if err := r.settle(ctx, a.done); err != nil {
+				return nil, nil, fmt.Errorf("%s:%d: cancelling this async request: %w", s.File, a.step.Line, err)
+			}
 		}
-		a.cancel()
-		if err := r.settle(ctx, a.done); err != nil {
-			return nil, fmt.Errorf("%s:%d: cancelling this async request: %w", s.File, a.line, err)
+		// An async request's expectation is checked once its dispatch is over.
+		if f := check(s, a.step, happened(a.out, a.err, r.rec.ops())); f != nil {
+			r.failures = append(r.failures, *f)
 		}
 	}
 	r.async = nil
-	return normalise(r.rec.ops(), s), nil
+	slices.SortStableFunc(r.failures, func(a, b Failure) int { return a.Line - b.Line })
+	return normalise(r.rec.ops(), s), r.failures, nil
 }
 
 // step runs one step and waits until the scenario is at rest again (see
@@ -87,11 +94,11 @@ func Run(ctx context.Context, s *Scenario) ([]engine.Operation, error) {
 func (r *runner) step(ctx context.Context, st Step) error {
 	switch {
 	case st.Request != nil && st.Request.Async:
-		return r.dispatchAsync(ctx, *st.Request, st.Line)
+		return r.dispatchAsync(ctx, st)
 	case st.Request != nil:
-		rctx, cancel := context.WithDeadlineCause(ctx, limit(ctx), errStuck)
+		rctx, cancel := context.WithDeadlineCause(ctx, r.limit(ctx), errStuck)
 		defer cancel()
-		p, err := r.begin(rctx, *st.Request, st.Line)
+		p, err := r.begin(rctx, st)
 		if err != nil {
 			return err
 		}
@@ -102,12 +109,15 @@ func (r *runner) step(ctx context.Context, st Step) error {
 			<-p.done
 		}
 		if stuck {
-			return errStuck
+			return fmt.Errorf("the request did not finish within the scenario's timeout (%s): does it reach a worker that hangs or holds it (held: true), without a start_to_close?", r.timeout())
 		}
 		if err != nil {
 			return err
 		}
-		r.done = append(r.done, outcome{req: *st.Request, res: p.res, err: p.err})
+		r.done = append(r.done, outcome{req: *st.Request, res: p.out.Result, err: p.err})
+		if f := check(r.s, st, happened(p.out, p.err, r.rec.ops())); f != nil {
+			r.failures = append(r.failures, *f)
+		}
 		return nil
 	case st.Swap != nil:
 		ch, _ := r.s.Config.Channel(st.Swap.Channel)
@@ -147,23 +157,32 @@ func (r *runner) step(ctx context.Context, st Step) error {
 	return r.settle(ctx, nil)
 }
 
-// limit returns until when a step may wait: stepLimit from now, or ctx's
-// deadline if sooner.
-func limit(ctx context.Context) time.Time {
-	deadline := time.Now().Add(stepLimit)
+// limit returns until when a step may wait: the scenario's Timeout from
+// now, or ctx's deadline if sooner.
+func (r *runner) limit(ctx context.Context) time.Time {
+	deadline := time.Now().Add(r.timeout())
 	if dl, ok := ctx.Deadline(); ok && dl.Before(deadline) {
 		return dl
 	}
 	return deadline
 }
 
+// timeout is the scenario's Timeout, or DefaultTimeout for a Scenario
+// built without one.
+func (r *runner) timeout() time.Duration {
+	if r.s.Timeout > 0 {
+		return r.s.Timeout
+	}
+	return DefaultTimeout
+}
+
 // pending is a dispatch of a request step.
 type pending struct {
-	line   int
+	step   Step
 	conv   atomic.Pointer[string] // its conversation, nil until it is open, or if it ended before
 	cancel context.CancelFunc
-	done   chan struct{} // closed when Dispatch has returned, res and err set
-	res    engine.ActivityResult
+	done   chan struct{} // closed when Dispatch has returned, out and err set
+	out    engine.Outcome
 	err    error
 }
 
@@ -177,16 +196,17 @@ func (p *pending) conversation() string {
 
 // begin starts a dispatch and returns once its conversation is open (or
 // the dispatch is over, having opened none).
-func (r *runner) begin(ctx context.Context, req Request, line int) (*pending, error) {
+func (r *runner) begin(ctx context.Context, st Step) (*pending, error) {
 	seen := r.rec.len()
 	actx, cancel := context.WithCancel(ctx)
-	p := &pending{line: line, cancel: cancel, done: make(chan struct{})}
+	p := &pending{step: st, cancel: cancel, done: make(chan struct{})}
+	req := st.Request
 	go func() { // ends with the dispatch, which its step or abandon waits for
-		p.res, p.err = r.d.Dispatch(actx, req.Channel.Namespace(), req.Request)
+		p.out, p.err = r.d.DispatchOutcome(actx, req.Channel.Namespace(), req.Request)
 		close(p.done)
 		r.changed.Notify()
 	}()
-	expire := time.NewTimer(time.Until(limit(ctx)))
+	expire := time.NewTimer(time.Until(r.limit(ctx)))
 	defer expire.Stop()
 	for {
 		wakeups := r.wakeups()
@@ -203,7 +223,7 @@ func (r *runner) begin(ctx context.Context, req Request, line int) (*pending, er
 		}
 		if err := awaitChange(ctx, wakeups, expire.C); err != nil {
 			if errors.Is(err, errExpired) {
-				err = errors.New("the request opened no conversation")
+				err = fmt.Errorf("the request opened no conversation within the scenario's timeout (%s)", r.timeout())
 			}
 			cancel()
 			<-p.done
@@ -217,8 +237,9 @@ func (r *runner) begin(ctx context.Context, req Request, line int) (*pending, er
 // rest. A dispatch that ends before that without reaching a worker (none
 // could take it) is simply over; one that a worker answered at once is a
 // mistake in the scenario.
-func (r *runner) dispatchAsync(ctx context.Context, req Request, line int) error {
-	p, err := r.begin(ctx, req, line)
+func (r *runner) dispatchAsync(ctx context.Context, st Step) error {
+	line := st.Line
+	p, err := r.begin(ctx, st)
 	if err != nil {
 		return err
 	}
@@ -252,17 +273,18 @@ func (r *runner) abandon() {
 }
 
 type runner struct {
-	s       *Scenario
-	table   *router.Table
-	pool    *local.Pool
-	gate    *gate
-	d       *engine.Dispatcher
-	rec     collector
-	changed broadcast.Signal        // told of every change a wait for the scenario to be at rest looks at
-	workers map[WorkerRef]*scripted // the workers of the pool, by channel and id
-	all     []*scripted             // every worker started, removed and exited ones included
-	done    []outcome               // the requests so far and what came of them
-	async   []*pending              // async requests, in order
+	s        *Scenario
+	table    *router.Table
+	pool     *local.Pool
+	gate     *gate
+	d        *engine.Dispatcher
+	rec      collector
+	changed  broadcast.Signal        // told of every change a wait for the scenario to be at rest looks at
+	workers  map[WorkerRef]*scripted // the workers of the pool, by channel and id
+	all      []*scripted             // every worker started, removed and exited ones included
+	done     []outcome               // the requests so far and what came of them
+	async    []*pending              // async requests, in order
+	failures []Failure               // the expectations not met so far
 }
 
 type outcome struct {
@@ -401,13 +423,13 @@ func (r *runner) settle(ctx context.Context, done <-chan struct{}) error {
 			return nil
 		}
 		if !running && expire == nil { // a request runs until ctx ends it
-			t := time.NewTimer(time.Until(limit(ctx)))
+			t := time.NewTimer(time.Until(r.limit(ctx)))
 			defer t.Stop()
 			expire = t.C
 		}
 		if err := awaitChange(ctx, wakeups, expire); err != nil {
 			if errors.Is(err, errExpired) {
-				return fmt.Errorf("the scenario did not come to rest: %s (a hang without a timeout? async to a worker that answers?)", why)
+				return fmt.Errorf("the scenario did not come to rest within its timeout (%s): %s (a hang without a timeout? async to a worker that answers?)", r.timeout(), why)
 			}
 			return err
 		}

@@ -3,7 +3,9 @@
 // and a list of steps (requests, script swaps, membership changes, a replay
 // of what was recorded). Running one yields its journal with times removed
 // and conversation ids numbered c1, c2, …, which is compared with the
-// golden journal beside the scenario (NAME.golden.jsonl).
+// golden journal beside the scenario (NAME.golden.jsonl). A request step
+// may also say what its dispatch must come to ([Expect]); a scenario with
+// expectations may go without a golden journal.
 //
 // The format is in docs/scenarios.md.
 //
@@ -50,6 +52,24 @@ type Scenario struct {
 	Config      *config.Config
 	Workers     []Worker
 	Steps       []Step
+	// Timeout is how long each step may take to come to rest (the
+	// scenario's timeout key, DefaultTimeout if it has none): a step that
+	// hangs fails when it passes.
+	Timeout time.Duration
+}
+
+// DefaultTimeout is a step's limit in a scenario with no timeout key.
+const DefaultTimeout = 5 * time.Second
+
+// HasExpectations reports whether a request step of the scenario says
+// what it expects. Such a scenario may go without a golden journal.
+func (s *Scenario) HasExpectations() bool {
+	for _, st := range s.Steps {
+		if st.Expect != nil {
+			return true
+		}
+	}
+	return false
 }
 
 // Worker is a scripted worker.
@@ -100,6 +120,8 @@ type Step struct {
 	// operations recorded so far: no live operation may happen and every
 	// outcome must be the recorded one.
 	Replay bool
+	// Expect, beside a request, is what its dispatch must come to.
+	Expect *Expect
 	Line   int
 }
 
@@ -136,6 +158,7 @@ type WorkerRef struct {
 // The YAML shapes, decoded strictly.
 type fileYAML struct {
 	Description string       `yaml:"description"`
+	Timeout     string       `yaml:"timeout"`
 	Config      string       `yaml:"config"`
 	Version     yaml.Node    `yaml:"version"`
 	Defaults    yaml.Node    `yaml:"defaults"`
@@ -168,6 +191,7 @@ type stepYAML struct {
 	RemoveWorker *refYAML     `yaml:"remove_worker"`
 	Release      *releaseYAML `yaml:"release"`
 	Replay       bool         `yaml:"replay"`
+	Expect       *expectYAML  `yaml:"expect"`
 }
 
 type requestYAML struct {
@@ -247,7 +271,7 @@ func Load(path string) (*Scenario, error) {
 		l.cfg = cfg
 	case f.Channels.Kind != 0:
 		cfg, err := config.Parse(path, data, config.Options{Compiler: l.compiler,
-			ExtraKeys: []string{"description", "workers", "steps"}})
+			ExtraKeys: []string{"description", "timeout", "workers", "steps"}})
 		if err != nil {
 			return nil, err
 		}
@@ -257,6 +281,14 @@ func Load(path string) (*Scenario, error) {
 		return nil, l.errs
 	}
 	s.Config = l.cfg
+	s.Timeout = DefaultTimeout
+	if f.Timeout != "" {
+		d, err := time.ParseDuration(f.Timeout)
+		if err != nil || d <= 0 {
+			l.errorf(keyLine(&doc, "timeout"), "timeout %q: want a positive duration such as 5s", f.Timeout)
+		}
+		s.Timeout = d
+	}
 
 	workerLines := itemLines(&doc, "workers")
 	first := map[WorkerRef]int{}
@@ -404,6 +436,12 @@ func (l *loader) step(st stepYAML, line int) Step {
 	if n != 1 {
 		l.errorf(line, "a step is exactly one of request, swap, add_worker, remove_worker, release or replay: true")
 	}
+	if st.Expect != nil {
+		if st.Request == nil {
+			l.errorf(line, "expect: only a request step may say what it expects")
+		}
+		out.Expect = l.expect(st.Expect, line)
+	}
 	return out
 }
 
@@ -541,6 +579,20 @@ func itemLines(doc *yaml.Node, key string) []int {
 	return nil
 }
 
+// keyLine returns the line of the top-level key, or 1.
+func keyLine(doc *yaml.Node, key string) int {
+	root := doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	for i := 0; root.Kind == yaml.MappingNode && i+1 < len(root.Content); i += 2 {
+		if root.Content[i].Value == key {
+			return root.Content[i].Line
+		}
+	}
+	return 1
+}
+
 func at(lines []int, i int) int {
 	if i < len(lines) {
 		return lines[i]
@@ -571,6 +623,7 @@ var yamlShapes = map[string]struct {
 	"swapYAML":    {"swap", reflect.TypeFor[swapYAML]()},
 	"refYAML":     {"remove_worker", reflect.TypeFor[refYAML]()},
 	"releaseYAML": {"release", reflect.TypeFor[releaseYAML]()},
+	"expectYAML":  {"expect", reflect.TypeFor[expectYAML]()},
 }
 
 var fieldNotFound = regexp.MustCompile(`^field (\S+) not found in type scenario\.(\w+)$`)

@@ -38,6 +38,9 @@ func TestScenarios(t *testing.T) {
 		t.Run(strings.TrimSuffix(filepath.Base(f), ".yaml"), func(t *testing.T) {
 			t.Parallel()
 			res := scenario.Check(context.Background(), f, *update)
+			for _, fl := range res.Failures {
+				t.Errorf("%v", fl)
+			}
 			switch {
 			case res.Err != nil:
 				t.Fatal(res.Err)
@@ -63,7 +66,7 @@ func TestLoadErrors(t *testing.T) {
 		name, body string
 		want       []string
 	}{
-		{"unknown key", "version: 1\nchannels: []\nstepz: []\n", []string{`:3: the scenario: unknown key "stepz" (known: channels, config, defaults, description, steps, version, workers)`}},
+		{"unknown key", "version: 1\nchannels: []\nstepz: []\n", []string{`:3: the scenario: unknown key "stepz" (known: channels, config, defaults, description, steps, timeout, version, workers)`}},
 		{"unknown key in a worker", "version: 1\nchannels: []\nworkers:\n  - {id: w1, colour: blue}\n", []string{`:4: worker: unknown key "colour" (known: channel, id, max_in_flight, script, tags)`}},
 		{"empty", "", []string{":1: the file is empty"}},
 		{"input not JSON under a JSON content type", `version: 1
@@ -248,6 +251,7 @@ func mustAbs(t *testing.T, p string) string {
 // location and what to do.
 func TestRunErrors(t *testing.T) {
 	head := `version: 1
+timeout: 500ms
 channels:
   - namespace: prod
     task_queue: email
@@ -261,25 +265,25 @@ steps:
 	}{
 		{"hang without a timeout", "{hang: true}",
 			"  - request: {channel: prod/email, workflow_id: wf-1, activity_type: send}\n",
-			".yaml:9: the request never finished"},
+			".yaml:10: the request did not finish within the scenario's timeout (500ms)"},
 		{"async to a worker that answers", "{complete: ok, latency: 1ms}",
 			"  - request: {channel: prod/email, workflow_id: wf-1, activity_type: send, async: true}\n  - request: {channel: prod/email, workflow_id: wf-2, activity_type: send}\n",
-			".yaml:9: the async request of line 9 finished while the scenario went on; async needs a worker that hangs or holds it (held: true), or a wait in the backlog"},
+			".yaml:10: the async request of line 10 finished while the scenario went on; async needs a worker that hangs or holds it (held: true), or a wait in the backlog"},
 		{"a request to a worker that holds it", "{complete: ok, held: true}",
 			"  - request: {channel: prod/email, workflow_id: wf-1, activity_type: send}\n",
-			".yaml:9: the request never finished"},
+			".yaml:10: the request did not finish within the scenario's timeout (500ms)"},
 		{"release a worker that holds nothing", "{complete: ok, held: true}",
 			"  - request: {channel: prod/email, workflow_id: wf-1, activity_type: send, async: true}\n  - release: {channel: prod/email, id: w1}\n  - release: {channel: prod/email, id: w1}\n",
-			".yaml:11: release: worker w1 holds no activity (an action with held: true)"},
+			".yaml:12: release: worker w1 holds no activity (an action with held: true)"},
 		{"release an unknown worker", "{complete: ok}",
 			"  - release: {channel: prod/email, id: w9}\n",
-			".yaml:9: release: prod/email has no worker w9"},
+			".yaml:10: release: prod/email has no worker w9"},
 		{"remove an unknown worker", "{complete: ok}",
 			"  - remove_worker: {channel: prod/email, id: w9}\n",
-			".yaml:9: remove_worker: prod/email has no worker w9"},
+			".yaml:10: remove_worker: prod/email has no worker w9"},
 		{"add a worker that runs", "{complete: ok}",
 			"  - add_worker: {channel: prod/email, id: w1, script: [{complete: ok}]}\n",
-			".yaml:9: worker w1: start worker"},
+			".yaml:10: worker w1: start worker"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "s.yaml")
@@ -290,7 +294,7 @@ steps:
 			if err != nil {
 				t.Fatal(err)
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // a guard: the scenario's timeout ends a hang
 			defer cancel()
 			_, err = scenario.Run(ctx, s)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
