@@ -24,8 +24,13 @@ import (
 
 const leastLoaded = `{lang: lua, source: "function route(r, c) return dispatch.least_loaded(c) end"}`
 
+// The configs below give scripts 2s, not the default 50ms: the deadline is
+// wall-clock time, and a call starved of CPU under a loaded test run once
+// missed it, failing a test about something else.
+
 // simulated has a channel for each answer a dispatch can get.
 var simulated = `version: 1
+defaults: {script_timeout: 2s}
 channels:
   - namespace: prod
     task_queue: ok
@@ -173,7 +178,7 @@ func TestNATSAnswers(t *testing.T) {
 // "draining", and over NATS the node has left the queue group.
 func TestDrainAnswersWhatItTook(t *testing.T) {
 	b := startBroker(t)
-	d := startNode(t, "version: 1\nchannels:\n  - {namespace: prod, task_queue: held, routing: "+leastLoaded+", workers: []}\n", b, service.Options{})
+	d := startNode(t, "version: 1\ndefaults: {script_timeout: 2s}\nchannels:\n  - {namespace: prod, task_queue: held, routing: "+leastLoaded+", workers: []}\n", b, service.Options{})
 	h := newHeldWorker()
 	runWorker(t, b, worker.Options{ID: "h1", Channels: []string{"prod/held"}, MaxInFlight: 8}, h.handle)
 	ch, _ := engine.DispatchChannel("prod", "held")
@@ -246,7 +251,7 @@ func TestDrainAnswersWhatItTook(t *testing.T) {
 // at once, and says so.
 func TestDrainTimeoutAbandons(t *testing.T) {
 	b := startBroker(t)
-	d := startNode(t, "version: 1\nchannels:\n  - {namespace: prod, task_queue: held, routing: "+leastLoaded+", workers: []}\n", b, service.Options{})
+	d := startNode(t, "version: 1\ndefaults: {script_timeout: 2s}\nchannels:\n  - {namespace: prod, task_queue: held, routing: "+leastLoaded+", workers: []}\n", b, service.Options{})
 	h := newHeldWorker()
 	defer close(h.release)
 	runWorker(t, b, worker.Options{ID: "h1", Channels: []string{"prod/held"}, MaxInFlight: 2}, h.handle)
@@ -277,7 +282,7 @@ func TestDrainTimeoutAbandons(t *testing.T) {
 // more than its max_in_flight, whichever node sends to it.
 func TestTwoNodesShareTheLoad(t *testing.T) {
 	b := startBroker(t)
-	cfg := "version: 1\nchannels:\n  - {namespace: prod, task_queue: q, routing: " + leastLoaded + ", workers: []}\n"
+	cfg := "version: 1\ndefaults: {script_timeout: 2s}\nchannels:\n  - {namespace: prod, task_queue: q, routing: " + leastLoaded + ", workers: []}\n"
 	nodes := []*dispatchNode{startNode(t, cfg, b, service.Options{}), startNode(t, cfg, b, service.Options{})}
 	h := newHeldWorker()
 	close(h.release) // answers at once
