@@ -40,10 +40,12 @@ func Journal(ops []engine.Operation) ([]byte, error) {
 // Result is what came of checking one scenario against its golden journal
 // and its request steps' expectations.
 type Result struct {
-	File    string // the scenario
-	Golden  string // its golden journal, or "" for a scenario that has none and needs none
-	Diff    string // a unified diff, golden (-) against run (+), or "" when equal
-	Updated bool   // the golden journal was (re)written
+	File   string // the scenario
+	Golden string // its golden journal, or "" for a scenario that has none and needs none
+	Diff   string // a unified diff, golden (-) against run (+), or "" when equal
+	// Changes are the same difference field by field (see [Changes]).
+	Changes []string
+	Updated bool // the golden journal was (re)written
 	// Failures are the expectations the run did not meet, in the order of
 	// the steps; -update does not change them.
 	Failures []Failure
@@ -98,6 +100,7 @@ func Check(ctx context.Context, path string, update bool) Result {
 	// says again what the caller's message about the failure says.
 	_, d, _ := bytes.Cut(diff.Diff(res.Golden, want, "run", got), []byte("\n"))
 	res.Diff = string(d)
+	res.Changes = Changes(want, got)
 	if update {
 		if err := os.WriteFile(res.Golden, got, 0o644); err != nil {
 			res.Err = err

@@ -16,7 +16,7 @@ import (
 	"github.com/aion-dispatch/dispatch/scenario"
 )
 
-const testUsage = `Usage: dispatch test [DIR|FILE]... [-update] [-run REGEXP] [-json]
+const testUsage = `Usage: dispatch test [DIR|FILE]... [-update] [-run REGEXP] [-json] [-v]
 
 Runs golden scenarios: each NAME.yaml names a config (config: FILE) or
 declares channels inline, scripted workers (what each does with its 1st,
@@ -24,8 +24,10 @@ declares channels inline, scripted workers (what each does with its 1st,
 (requests, script swaps, workers added or removed, a replay). Running one
 gives its journal with times removed, conversation ids numbered c1, c2, …,
 router versions numbered v1, v2, … and paths relative to the scenario; it
-must equal NAME.golden.jsonl beside it. On a difference, prints a
-line diff (- golden, + run). The format is in docs/scenarios.md.
+must equal NAME.golden.jsonl beside it. On a difference, prints what
+changed field by field, operation by operation (op 7 worker_selected:
+worker_id "eu-1" → "eu-2"), at most a screenful; -v prints the whole line
+diff (- golden, + run) instead. The format is in docs/scenarios.md.
 
 A request step may say what it expects, beside the request:
   expect: {worker: eu-1, outcome: completed, attempts: 2, reroutes: 1}
@@ -47,8 +49,9 @@ Flags:
   -run REGEXP      only the scenarios whose name matches
   -json            one JSON event per scenario, one a line, instead of text:
                    {"scenario","file","status":"pass|fail|updated|error",
-                    "elapsed_seconds","failures":[{"file","line","message"[,"diff"]}]}
+                    "elapsed_seconds","failures":[{"file","line","message"[,"diff","changes"]}]}
                    (error: the scenario did not load or run)
+  -v               on a difference from the golden journal, the whole line diff
 
 Exit codes: 0 every scenario passed (or was updated), 1 a scenario failed
 or did not load, 2 usage.
@@ -65,6 +68,7 @@ func runTest(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	update := fs.Bool("update", false, "")
 	runFlag := fs.String("run", "", "")
 	jsonOut := fs.Bool("json", false, "")
+	verbose := fs.Bool("v", false, "")
 	// Scenario paths may come before or after the flags.
 	var dirs []string
 	for len(args) > 0 {
@@ -125,7 +129,7 @@ func runTest(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 			}
 			continue
 		}
-		printTestResult(stdout, f, res)
+		printTestResult(stdout, f, res, *verbose)
 	}
 	if !*jsonOut {
 		fmt.Fprintf(stdout, "%d passed, %d failed\n", passed, failed)
@@ -136,10 +140,15 @@ func runTest(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	return exitOK
 }
 
+// maxChangesShown is how many field changes a failing scenario shows
+// without -v: a screenful.
+const maxChangesShown = 20
+
 // printTestResult writes what came of one scenario: ok, updated, or FAIL
-// with each unmet expectation, the diff against the golden journal or why
-// it did not load or run.
-func printTestResult(w io.Writer, f string, res scenario.Result) {
+// with each unmet expectation, the difference from the golden journal
+// (field by field, or with verbose the whole diff) or why it did not load
+// or run.
+func printTestResult(w io.Writer, f string, res scenario.Result, verbose bool) {
 	if res.Err != nil {
 		fmt.Fprintf(w, "FAIL %s\n", f)
 		var es config.Errors
@@ -163,9 +172,20 @@ func printTestResult(w io.Writer, f string, res scenario.Result) {
 	}
 	switch {
 	case res.Diff != "" && !res.Updated:
-		fmt.Fprintf(w, "FAIL %s: the run differs from %s (- golden, + run):\n", f, res.Golden)
-		for _, line := range strings.Split(strings.TrimSuffix(res.Diff, "\n"), "\n") {
-			fmt.Fprintf(w, "     %s\n", line)
+		if verbose || len(res.Changes) == 0 {
+			fmt.Fprintf(w, "FAIL %s: the run differs from %s (- golden, + run):\n", f, res.Golden)
+			for _, line := range strings.Split(strings.TrimSuffix(res.Diff, "\n"), "\n") {
+				fmt.Fprintf(w, "     %s\n", line)
+			}
+		} else {
+			fmt.Fprintf(w, "FAIL %s: the run differs from %s (golden → run):\n", f, res.Golden)
+			for i, c := range res.Changes {
+				if i == maxChangesShown {
+					fmt.Fprintf(w, "     … %d more; -v shows the whole diff\n", len(res.Changes)-i)
+					break
+				}
+				fmt.Fprintf(w, "     %s\n", c)
+			}
 		}
 		fmt.Fprintf(w, "     to accept the run: dispatch test %s -update\n", f)
 	case res.Passed() && !res.Updated:
@@ -193,11 +213,12 @@ type testEvent struct {
 // its request's line), a difference from the golden journal (Diff), or a
 // problem that kept it from loading or running.
 type testFailure struct {
-	File       string `json:"file,omitempty"`
-	Line       int    `json:"line,omitempty"`
-	WorkflowID string `json:"workflow_id,omitempty"`
-	Message    string `json:"message"`
-	Diff       string `json:"diff,omitempty"`
+	File       string   `json:"file,omitempty"`
+	Line       int      `json:"line,omitempty"`
+	WorkflowID string   `json:"workflow_id,omitempty"`
+	Message    string   `json:"message"`
+	Diff       string   `json:"diff,omitempty"`
+	Changes    []string `json:"changes,omitempty"`
 }
 
 func testEventOf(f string, res scenario.Result, elapsed time.Duration) testEvent {
@@ -219,7 +240,7 @@ func testEventOf(f string, res scenario.Result, elapsed time.Duration) testEvent
 	}
 	if res.Diff != "" && !res.Updated {
 		ev.Failures = append(ev.Failures, testFailure{File: res.Golden,
-			Message: "the run differs from the golden journal (- golden, + run)", Diff: res.Diff})
+			Message: "the run differs from the golden journal (- golden, + run)", Diff: res.Diff, Changes: res.Changes})
 	}
 	switch {
 	case !res.Passed():
