@@ -260,9 +260,10 @@ func TestSubmitTransportErrors(t *testing.T) {
 	for name, tr := range n.transports() {
 		t.Run("client timeout over "+name, func(t *testing.T) { // s1 takes an hour
 			// The node is told the client's timeout and answers first: the
-			// client waits answerGrace more for that answer.
+			// client waits answerGrace more for that answer. Under load the
+			// 20ms may pass before s1 is selected: then no worker is named.
 			code, stdout, stderr := runCLI(t, "", submitArgs(tr, "--channel", "prod/slow", "--input", `{}`, "--timeout", "20ms")...)
-			if code != exitError || stdout != "" || !regexp.MustCompile(`^dispatch submit: timeout: dispatch prod/slow workflow submit-\w+ worker s1: no answer within 20ms, the client's Dispatch-Timeout\n$`).MatchString(stderr) {
+			if code != exitError || stdout != "" || !regexp.MustCompile(`^dispatch submit: timeout: dispatch prod/slow workflow submit-\w+( worker s1)?: no answer within 20ms, the client's Dispatch-Timeout\n$`).MatchString(stderr) {
 				t.Errorf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
 			}
 		})
