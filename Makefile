@@ -35,11 +35,12 @@ unit:
 	$(GO) test -race -count=1 ./...
 
 ## golden: rewrite the golden journals of testdata/scenarios and the
-## expected outputs of the CLI scripts from the current runs, and the
-## reference tables of docs/scripting.md from router/internal/names
+## expected outputs of the CLI scripts from the current runs, the
+## reference tables of docs/scripting.md from router/internal/names, and
+## config/dispatch.schema.json from the config's key declarations
 golden:
 	$(GO) test ./scenario ./cmd/dispatch -run 'TestScenarios|TestScripts' -update
-	$(GO) generate ./router/internal/names
+	$(GO) generate ./router/internal/names ./config
 
 ## bench: every benchmark, with allocations
 bench:

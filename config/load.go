@@ -142,12 +142,7 @@ func (l *loader) parse(data []byte) *Config {
 		"channels": func(_, v *yaml.Node) { channels = v },
 		"nats":     func(_, v *yaml.Node) { cfg.NATS = l.nats(v) },
 	}
-	for _, k := range l.opts.ExtraKeys {
-		if _, ok := fields[k]; !ok {
-			fields[k] = func(_, _ *yaml.Node) {}
-		}
-	}
-	if !l.mapping(root, "the config", fields, "version", "channels") {
+	if !l.mapping(root, RootKeys, fields, l.opts.ExtraKeys...) {
 		return cfg
 	}
 	if v := l.resolve(l.valueOf(root, "version")); v != nil && v.Tag == "!!int" && cfg.Version != Version {
@@ -236,10 +231,21 @@ func countNodes(n *yaml.Node, limit int) int {
 	return count
 }
 
-// mapping walks a mapping node strictly: every key must be one of fields,
-// none may repeat, and the required ones must be there. It reports whether
-// n was a mapping.
-func (l *loader) mapping(n *yaml.Node, what string, fields map[string]func(k, v *yaml.Node), required ...string) bool {
+// mapping walks a mapping node strictly, as m declares it: every key must
+// be one of m's (or of extra, keys accepted and ignored), none may repeat,
+// and the required ones must be there. fields handles each of m's keys:
+// exactly those, which [mustHandle] checks. It reports whether n was a
+// mapping.
+func (l *loader) mapping(n *yaml.Node, m *Mapping, fields map[string]func(k, v *yaml.Node), extra ...string) bool {
+	mustHandle(m, fields)
+	known := m.Keys()
+	for _, k := range extra {
+		if !m.has(k) {
+			known = append(known, k)
+		}
+	}
+	slices.Sort(known)
+	what := m.What
 	n = l.resolve(n)
 	if n == nil {
 		return false
@@ -266,14 +272,15 @@ func (l *loader) mapping(n *yaml.Node, what string, fields map[string]func(k, v 
 			continue
 		}
 		seen[k.Value] = k
-		fn, ok := fields[k.Value]
-		if !ok {
-			l.errorf(k, "%s: unknown key %q (known: %s)", what, k.Value, strings.Join(sortedKeys(fields), ", "))
+		if !slices.Contains(known, k.Value) {
+			l.errorf(k, "%s: unknown key %q (known: %s)", what, k.Value, strings.Join(known, ", "))
 			continue
 		}
-		fn(k, v)
+		if fn := fields[k.Value]; fn != nil {
+			fn(k, v)
+		}
 	}
-	for _, r := range required {
+	for _, r := range m.required() {
 		if _, ok := seen[r]; !ok && !merged {
 			l.errorf(n, "%s: missing %q", what, r)
 		}
@@ -294,13 +301,27 @@ func (l *loader) valueOf(m *yaml.Node, key string) *yaml.Node {
 	return nil
 }
 
-func sortedKeys(m map[string]func(k, v *yaml.Node)) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
+// mustHandle panics unless fields handles exactly the keys m declares: a
+// key declared and not read, or read and not declared (so missing from
+// the schema), is a bug that any load of a mapping of that kind shows.
+func mustHandle(m *Mapping, fields map[string]func(k, v *yaml.Node)) {
+	if len(fields) == len(m.Fields) {
+		ok := true
+		for _, f := range m.Fields {
+			if fields[f.Key] == nil {
+				ok = false
+			}
+		}
+		if ok {
+			return
+		}
 	}
-	slices.Sort(keys)
-	return keys
+	handled := make([]string, 0, len(fields))
+	for k := range fields {
+		handled = append(handled, k)
+	}
+	slices.Sort(handled)
+	panic(fmt.Sprintf("config: the loader reads %s's keys %v but declares %v", m.What, handled, m.Keys()))
 }
 
 func kindName(n *yaml.Node) string {
@@ -399,7 +420,7 @@ func (l *loader) defaults(n *yaml.Node, d *Defaults) {
 		},
 	}
 	l.backlogFields(fields, "defaults.", &d.Backlog)
-	l.mapping(n, "defaults", fields)
+	l.mapping(n, defaultsKeys, fields)
 }
 
 // backlogFields adds the keys of a backlog policy (max_backlog, when_full,
@@ -481,7 +502,7 @@ func (l *loader) channel(n *yaml.Node, defaults Defaults) Channel {
 		"workers":        func(_, v *yaml.Node) { ch.Workers = l.workers(v) },
 	}
 	l.backlogFields(fields, "", &ch.Backlog)
-	if !l.mapping(n, "channel", fields, "namespace", "task_queue", "routing") {
+	if !l.mapping(n, channelKeys, fields) {
 		return ch
 	}
 	if nsNode != nil && queueNode != nil {
@@ -520,7 +541,7 @@ func (l *loader) workers(n *yaml.Node) []Worker {
 		}
 		w := Worker{MaxInFlight: 1, Pos: Position{wn.Line, wn.Column}}
 		var idNode, behaviorNode, execNode, serveNode, restartNode *yaml.Node
-		l.mapping(wn, "worker", map[string]func(k, v *yaml.Node){
+		l.mapping(wn, workerKeys, map[string]func(k, v *yaml.Node){
 			"id": func(_, v *yaml.Node) { w.ID, idNode = l.str(v, "worker id"), v },
 			"max_in_flight": func(_, v *yaml.Node) {
 				n, ok := l.integer(v, "max_in_flight")
@@ -538,7 +559,7 @@ func (l *loader) workers(n *yaml.Node) []Worker {
 			"restart_after": func(_, v *yaml.Node) {
 				w.RestartAfter, restartNode = l.duration(v, "restart_after", true), v
 			},
-		}, "id")
+		})
 		switch {
 		case execNode != nil && behaviorNode != nil:
 			l.errorf(behaviorNode, "behavior is for simulated workers; worker %q runs a real program (exec)", w.ID)
@@ -579,7 +600,7 @@ func (l *loader) nats(n *yaml.Node) *NATS {
 	only := func(key string, f func(v *yaml.Node)) func(k, v *yaml.Node) {
 		return func(_, v *yaml.Node) { joinOnly[key] = v; f(v) }
 	}
-	l.mapping(n, "nats", map[string]func(k, v *yaml.Node){
+	l.mapping(n, natsKeys, map[string]func(k, v *yaml.Node){
 		"url": func(_, v *yaml.Node) {
 			c.URL = l.str(v, "nats.url")
 			for _, u := range strings.Split(c.URL, ",") {
@@ -598,7 +619,7 @@ func (l *loader) nats(n *yaml.Node) *NATS {
 		"creds":        only("creds", func(v *yaml.Node) { c.Creds = path(v, "nats.creds") }),
 		"system_creds": only("system_creds", func(v *yaml.Node) { c.SystemCreds = path(v, "nats.system_creds") }),
 		"tls": only("tls", func(v *yaml.Node) {
-			l.mapping(v, "nats.tls", map[string]func(k, v *yaml.Node){
+			l.mapping(v, natsTLSKeys, map[string]func(k, v *yaml.Node){
 				"ca":   func(_, v *yaml.Node) { c.CA = path(v, "nats.tls.ca") },
 				"cert": func(_, v *yaml.Node) { c.Cert = path(v, "nats.tls.cert") },
 				"key":  func(_, v *yaml.Node) { c.Key = path(v, "nats.tls.key") },
@@ -708,7 +729,7 @@ func CheckTag(tag string) error {
 
 func (l *loader) behavior(n *yaml.Node) Behavior {
 	var b Behavior
-	l.mapping(n, "behavior", map[string]func(k, v *yaml.Node){
+	l.mapping(n, behaviorKeys, map[string]func(k, v *yaml.Node){
 		"latency":       func(_, v *yaml.Node) { b.Latency = l.duration(v, "latency", false) },
 		"jitter":        func(_, v *yaml.Node) { b.Jitter = l.duration(v, "jitter", false) },
 		"fail_rate":     func(_, v *yaml.Node) { b.FailRate = l.rate(v, "fail_rate") },
@@ -728,7 +749,7 @@ func (l *loader) routing(n *yaml.Node) Routing {
 	var r Routing
 	var pathNode, langNode, srcNode *yaml.Node
 	files := 0
-	if !l.mapping(n, "routing", map[string]func(k, v *yaml.Node){
+	if !l.mapping(n, routingKeys, map[string]func(k, v *yaml.Node){
 		"lua":    func(_, v *yaml.Node) { r.Lang, pathNode, files = router.Lua, v, files+1 },
 		"expr":   func(_, v *yaml.Node) { r.Lang, pathNode, files = router.Expr, v, files+1 },
 		"lang":   func(_, v *yaml.Node) { langNode = v },

@@ -15,6 +15,7 @@
 //	dispatch worker [--nats URL] --channel NS/QUEUE... [--id ID] [--max-in-flight N] [--tag TAG]... [--serve] -- CMD [ARGS...]
 //	dispatch serve [-c FILE] [--nats URL | --nats-listen ADDR] [--http ADDR] [--journal FILE] [--drain-timeout D]
 //	dispatch submit --channel NS/QUEUE [--nats URL | --http URL] --input JSON [--count N --concurrency C] [--timeout D] [--json]
+//	dispatch schema
 //	dispatch version [--json]
 //	dispatch completion bash|zsh
 //
@@ -107,6 +108,7 @@ func commands() []subcommand {
 		{"worker", "make any program a worker, connected to dispatch over NATS", workerUsage, runWorker},
 		{"serve", "run a dispatch node that takes activities over NATS and HTTP, with metrics", serveUsage, runServe},
 		{"submit", "send activities to a running dispatch serve over NATS or HTTP, one or a load", submitUsage, plain(runSubmit)},
+		{"schema", "print the JSON Schema of the config file, for editors (yaml-language-server)", schemaUsage, plain(runSchema)},
 		{"version", "print the versions dispatch was built from (module, Go, gopher-lua, expr, NATS, VCS revision)", versionUsage, plain(runVersion)},
 		{"completion", "print a bash or zsh completion script for the commands and their flags", completionUsage, plain(runCompletion)},
 	}
