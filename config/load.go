@@ -234,10 +234,13 @@ func countNodes(n *yaml.Node, limit int) int {
 // mapping walks a mapping node strictly, as m declares it: every key must
 // be one of m's (or of extra, keys accepted and ignored), none may repeat,
 // and the required ones must be there. fields handles each of m's keys:
-// exactly those, which [mustHandle] checks. It reports whether n was a
+// exactly those, which [checkHandled] checks. It reports whether n was a
 // mapping.
 func (l *loader) mapping(n *yaml.Node, m *Mapping, fields map[string]func(k, v *yaml.Node), extra ...string) bool {
-	mustHandle(m, fields)
+	if err := checkHandled(m, fields); err != nil {
+		l.errorf(n, "%v", err)
+		return false
+	}
 	known := m.Keys()
 	for _, k := range extra {
 		if !m.has(k) {
@@ -301,10 +304,11 @@ func (l *loader) valueOf(m *yaml.Node, key string) *yaml.Node {
 	return nil
 }
 
-// mustHandle panics unless fields handles exactly the keys m declares: a
-// key declared and not read, or read and not declared (so missing from
-// the schema), is a bug that any load of a mapping of that kind shows.
-func mustHandle(m *Mapping, fields map[string]func(k, v *yaml.Node)) {
+// checkHandled reports an error unless fields handles exactly the keys m
+// declares: a key declared and not read, or read and not declared (so
+// missing from the schema), is a bug in this package that any load of a
+// mapping of that kind shows, and so the package's load tests.
+func checkHandled(m *Mapping, fields map[string]func(k, v *yaml.Node)) error {
 	if len(fields) == len(m.Fields) {
 		ok := true
 		for _, f := range m.Fields {
@@ -313,7 +317,7 @@ func mustHandle(m *Mapping, fields map[string]func(k, v *yaml.Node)) {
 			}
 		}
 		if ok {
-			return
+			return nil
 		}
 	}
 	handled := make([]string, 0, len(fields))
@@ -321,7 +325,7 @@ func mustHandle(m *Mapping, fields map[string]func(k, v *yaml.Node)) {
 		handled = append(handled, k)
 	}
 	slices.Sort(handled)
-	panic(fmt.Sprintf("config: the loader reads %s's keys %v but declares %v", m.What, handled, m.Keys()))
+	return fmt.Errorf("internal error: the loader reads %s's keys %v but declares %v", m.What, handled, m.Keys())
 }
 
 func kindName(n *yaml.Node) string {
