@@ -1,18 +1,15 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/aion-dispatch/dispatch/config"
 	"github.com/aion-dispatch/dispatch/engine"
 	"github.com/aion-dispatch/dispatch/internal/regularfile"
 	"github.com/aion-dispatch/dispatch/journal"
@@ -70,6 +67,8 @@ func runReplay(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	channelFlag := fs.String("channel", "", "")
 	examples := fs.Int("examples", 5, "")
 	timeout := fs.Duration("timeout", router.DefaultTimeout, "")
+	asJSON := fs.Bool("json", false, "")
+	failOnChange := fs.String("fail-on-change", "", "")
 	if code := parseFlags(fs, replayUsage, args, stdout); code >= 0 {
 		return code
 	}
@@ -84,7 +83,12 @@ func runReplay(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	}
 	defer f.Close()
 	if *whatIf != "" {
-		return runWhatIf(*path, f, *whatIf, *channelFlag, *examples, *timeout, stdout, stderr)
+		return runWhatIf(*path, f, whatIfFlags{script: *whatIf, channel: *channelFlag, examples: *examples,
+			timeout: *timeout, asJSON: *asJSON, failOnChange: *failOnChange}, stdout, stderr)
+	}
+	if *asJSON || *failOnChange != "" {
+		fmt.Fprintln(stderr, "dispatch replay: --json and --fail-on-change go with --what-if")
+		return exitUsage
 	}
 	rep, err := journal.Verify(context.Background(), f)
 	warnTruncated(stderr, *path, rep.Truncated)
@@ -194,107 +198,6 @@ func waitText(d time.Duration) string {
 		return "0s"
 	}
 	return latency(d)
-}
-
-// whatIfMaxTimeouts is how many decisions may time out before a what-if
-// gives up on the script.
-const whatIfMaxTimeouts = 5
-
-func runWhatIf(path string, journalFile io.Reader, script, channelFlag string, examples int, timeout time.Duration, stdout, stderr io.Writer) int {
-	ch, err := config.ParseChannelFlag(channelFlag)
-	if err != nil {
-		fmt.Fprintf(stderr, "dispatch replay: --channel: %v\n", err)
-		return exitUsage
-	}
-	var lang router.Lang
-	switch filepath.Ext(script) {
-	case ".lua":
-		lang = router.Lua
-	case ".expr":
-		lang = router.Expr
-	default:
-		fmt.Fprintf(stderr, "dispatch replay: --what-if %s: want a .lua or .expr file\n", script)
-		return exitUsage
-	}
-	if examples < 0 {
-		fmt.Fprintf(stderr, "dispatch replay: --examples %d: want 0 or more\n", examples)
-		return exitUsage
-	}
-	if timeout <= 0 {
-		fmt.Fprintf(stderr, "dispatch replay: --timeout %s: want a positive duration such as 50ms\n", timeout)
-		return exitUsage
-	}
-	src, err := config.ReadScript(script)
-	if err != nil {
-		fmt.Fprintf(stderr, "dispatch replay: --what-if: %v\n", err)
-		return exitError
-	}
-	prog, err := router.NewCompiler(router.Limits{}).Compile(lang, script, src)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitError
-	}
-	r := router.NewScript(prog, script, timeout)
-	jr := journal.NewReader(journalFile)
-	rep := journal.WhatIf(context.Background(), jr.All(), ch, r, journal.WhatIfOptions{Keep: examples,
-		MaxTimeouts: whatIfMaxTimeouts})
-	if err := jr.Err(); err != nil {
-		return readError(stderr, path, err)
-	}
-	warnTruncated(stderr, path, jr.Truncated())
-	if rep.Recorded == 0 {
-		fmt.Fprintf(stderr, "%s: no routing decisions on %s; %s\n", path, ch.Short(), decisionsText(rep.Channels))
-		return exitError
-	}
-	ran := fmt.Sprint(rep.Decisions)
-	if rep.Stopped {
-		ran = fmt.Sprintf("%d of %d", rep.Decisions, rep.Recorded)
-	}
-	fmt.Fprintf(stdout, "%s: %s decisions on %s; %s (%s) would change %d (%.1f%%)", path, ran, ch.Short(),
-		script, shortHash(prog.Hash()), rep.Changed, 100*float64(rep.Changed)/float64(rep.Decisions))
-	if rep.Errors > 0 {
-		fmt.Fprintf(stdout, ", %d of them errors", rep.Errors)
-	}
-	fmt.Fprintln(stdout)
-	var firstErr error
-	if len(rep.Examples) > 0 {
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "\nLINE\tWORKFLOW\tCONVERSATION\tATTEMPT\tRECORDED\tPROPOSED")
-		for _, c := range rep.Examples {
-			proposed := c.Proposed
-			switch {
-			case c.Err != nil:
-				firstErr = cmp.Or(firstErr, c.Err)
-				proposed = "error: " + short(c.Err) // the source line and caret come below, once
-			case proposed == "":
-				proposed = "(none)"
-			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\n", c.Line, c.WorkflowID, c.ConversationID, c.Attempt, c.Recorded, proposed)
-		}
-		tw.Flush()
-	}
-	if rep.Errors == 0 {
-		return exitOK
-	}
-	switch {
-	case rep.Stopped:
-		fmt.Fprintf(stderr, "%s: stopped after %d of %d decisions: the script timed out on %d of them (deadline %s, --timeout)\n",
-			script, rep.Decisions, rep.Recorded, rep.Timeouts, timeout)
-	case firstErr != nil:
-		fmt.Fprintf(stderr, "%s: fails on %d of %d recorded decisions; the first error:\n%v\n", script, rep.Errors, rep.Decisions, firstErr)
-	default:
-		fmt.Fprintf(stderr, "%s: fails on %d of %d recorded decisions\n", script, rep.Errors, rep.Decisions)
-	}
-	return exitError
-}
-
-// short is err on one line: a *router.ScriptError without its source line
-// and caret, which are printed once, below the table.
-func short(err error) string {
-	if s, ok := err.(interface{ Short() string }); ok {
-		return s.Short()
-	}
-	return err.Error()
 }
 
 // decisionsText lists the channels that have decisions in a journal.
