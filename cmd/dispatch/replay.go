@@ -18,6 +18,7 @@ import (
 
 const replayUsage = `Usage: dispatch replay --journal FILE
        dispatch replay --journal FILE --what-if SCRIPT --channel NS/QUEUE [--examples N] [--timeout D]
+                       [--json] [--fail-on-change PCT]
 
 Checks a journal (seq 1, 2, 3, … with no line missing, every conversation
 opened once, its steps in a legal order, closed exactly once; each selection
@@ -38,26 +39,43 @@ journal is read once, line by line, holding only what is open at once
 With --what-if, re-runs every recorded routing decision on the channel (a
 selection; a wait is not one) with the same request, candidates, excluded
 workers, attempt and seeded random draws through another script, and
-reports how many decisions would change, with the first few side by side:
-a way to test a new routing script against yesterday's traffic before
+reports how many decisions would change; per recorded router version (a
+journal spans reloads), a table of the workers with the decisions the
+recorded router gave each and those the script would, with their shares
+of the version's decisions and the difference; then the first few changed
+decisions, those where the script fails, times out or chooses none (or a
+full worker) first, each with its journal line, the request's workflow,
+activity type, attempt and excluded workers, and the candidates it saw
+(id in_flight/max_in_flight [tags]). Worker load is not re-simulated:
+every decision is replayed against the load recorded with it, though a
+changed decision would have changed the load later decisions saw. A way
+to test a new routing script against yesterday's traffic before
 deploying it.
 
 Flags:
-  --journal FILE       the journal (JSON lines)
-  --what-if SCRIPT     a .lua or .expr routing script to compare
-  --channel NS/QUEUE   the channel whose decisions to compare (with --what-if;
-                       aion.dispatch.NS.QUEUE as in the journal works too)
-  --examples N         how many changed decisions to show (default 5)
-  --timeout D          the script's deadline per decision (default 50ms, as
-                       a channel's script_timeout); it stops after 5 timeouts
+  --journal FILE        the journal (JSON lines)
+  --what-if SCRIPT      a .lua or .expr routing script to compare
+  --channel NS/QUEUE    the channel whose decisions to compare (with --what-if;
+                        aion.dispatch.NS.QUEUE as in the journal works too)
+  --examples N          how many changed decisions to show (default 5)
+  --timeout D           the script's deadline per decision (default 50ms, as
+                        a channel's script_timeout); it stops after 5 timeouts
+  --json                the what-if's report as one JSON document on stdout
+                        (docs/scripting.md, Machine-readable output)
+  --fail-on-change PCT  with --what-if, also exit 1 when more than PCT percent
+                        (0 to 100) of the decisions change: a gate for CI
 
-Exit codes: 0 consistent (or the what-if ran without a script error), 1 a
-problem (printed as FILE:LINE: message): a broken journal, a channel with no
-decisions in it, a script that fails on some decision; 2 usage.
+Exit codes: 0 consistent (or the what-if ran without a script error, and
+changed no more than --fail-on-change), 1 a problem (printed as
+FILE:LINE: message): a broken journal, a channel with no decisions in it,
+a script that fails or times out on some decision, more changes than
+--fail-on-change allows; 2 usage.
 
 Examples:
   dispatch replay --journal journal.jsonl
   dispatch replay --journal journal.jsonl --what-if scripts/p2c.lua --channel prod/email
+  dispatch replay --journal journal.jsonl --what-if scripts/p2c.lua --channel prod/email \
+      --json --fail-on-change 5
 `
 
 func runReplay(args []string, _ io.Reader, stdout, stderr io.Writer) int {
