@@ -195,7 +195,7 @@ func kindsText(errs, timeouts, nones int) string {
 	var parts []string
 	switch {
 	case timeouts > 0:
-		parts = append(parts, fmt.Sprintf("%d of them errors (%d timeouts)", errs, timeouts))
+		parts = append(parts, fmt.Sprintf("%d of them errors (%d timed out)", errs, timeouts))
 	case errs > 0:
 		parts = append(parts, fmt.Sprintf("%d of them errors", errs))
 	}
