@@ -1,18 +1,15 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/aion-dispatch/dispatch/config"
 	"github.com/aion-dispatch/dispatch/engine"
 	"github.com/aion-dispatch/dispatch/internal/regularfile"
 	"github.com/aion-dispatch/dispatch/journal"
@@ -21,6 +18,7 @@ import (
 
 const replayUsage = `Usage: dispatch replay --journal FILE
        dispatch replay --journal FILE --what-if SCRIPT --channel NS/QUEUE [--examples N] [--timeout D]
+                       [--json] [--fail-on-change PCT]
 
 Checks a journal (seq 1, 2, 3, … with no line missing, every conversation
 opened once, its steps in a legal order, closed exactly once; each selection
@@ -41,26 +39,43 @@ journal is read once, line by line, holding only what is open at once
 With --what-if, re-runs every recorded routing decision on the channel (a
 selection; a wait is not one) with the same request, candidates, excluded
 workers, attempt and seeded random draws through another script, and
-reports how many decisions would change, with the first few side by side:
-a way to test a new routing script against yesterday's traffic before
+reports how many decisions would change; per recorded router version (a
+journal spans reloads), a table of the workers with the decisions the
+recorded router gave each and those the script would, with their shares
+of the version's decisions and the difference; then the first few changed
+decisions, those where the script fails, times out or chooses none (or a
+full worker) first, each with its journal line, the request's workflow,
+activity type, attempt and excluded workers, and the candidates it saw
+(id in_flight/max_in_flight [tags]). Worker load is not re-simulated:
+every decision is replayed against the load recorded with it, though a
+changed decision would have changed the load later decisions saw. A way
+to test a new routing script against yesterday's traffic before
 deploying it.
 
 Flags:
-  --journal FILE       the journal (JSON lines)
-  --what-if SCRIPT     a .lua or .expr routing script to compare
-  --channel NS/QUEUE   the channel whose decisions to compare (with --what-if;
-                       aion.dispatch.NS.QUEUE as in the journal works too)
-  --examples N         how many changed decisions to show (default 5)
-  --timeout D          the script's deadline per decision (default 50ms, as
-                       a channel's script_timeout); it stops after 5 timeouts
+  --journal FILE        the journal (JSON lines)
+  --what-if SCRIPT      a .lua or .expr routing script to compare
+  --channel NS/QUEUE    the channel whose decisions to compare (with --what-if;
+                        aion.dispatch.NS.QUEUE as in the journal works too)
+  --examples N          how many changed decisions to show (default 5)
+  --timeout D           the script's deadline per decision (default 50ms, as
+                        a channel's script_timeout); it stops after 5 timeouts
+  --json                the what-if's report as one JSON document on stdout
+                        (docs/scripting.md, Machine-readable output)
+  --fail-on-change PCT  with --what-if, also exit 1 when more than PCT percent
+                        (0 to 100) of the decisions change: a gate for CI
 
-Exit codes: 0 consistent (or the what-if ran without a script error), 1 a
-problem (printed as FILE:LINE: message): a broken journal, a channel with no
-decisions in it, a script that fails on some decision; 2 usage.
+Exit codes: 0 consistent (or the what-if ran without a script error, and
+changed no more than --fail-on-change), 1 a problem (printed as
+FILE:LINE: message): a broken journal, a channel with no decisions in it,
+a script that fails or times out on some decision, more changes than
+--fail-on-change allows; 2 usage.
 
 Examples:
   dispatch replay --journal journal.jsonl
   dispatch replay --journal journal.jsonl --what-if scripts/p2c.lua --channel prod/email
+  dispatch replay --journal journal.jsonl --what-if scripts/p2c.lua --channel prod/email \
+      --json --fail-on-change 5
 `
 
 func runReplay(args []string, _ io.Reader, stdout, stderr io.Writer) int {
@@ -70,6 +85,8 @@ func runReplay(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	channelFlag := fs.String("channel", "", "")
 	examples := fs.Int("examples", 5, "")
 	timeout := fs.Duration("timeout", router.DefaultTimeout, "")
+	asJSON := fs.Bool("json", false, "")
+	failOnChange := fs.String("fail-on-change", "", "")
 	if code := parseFlags(fs, replayUsage, args, stdout); code >= 0 {
 		return code
 	}
@@ -84,7 +101,12 @@ func runReplay(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	}
 	defer f.Close()
 	if *whatIf != "" {
-		return runWhatIf(*path, f, *whatIf, *channelFlag, *examples, *timeout, stdout, stderr)
+		return runWhatIf(*path, f, whatIfFlags{script: *whatIf, channel: *channelFlag, examples: *examples,
+			timeout: *timeout, asJSON: *asJSON, failOnChange: *failOnChange}, stdout, stderr)
+	}
+	if *asJSON || *failOnChange != "" {
+		fmt.Fprintln(stderr, "dispatch replay: --json and --fail-on-change go with --what-if")
+		return exitUsage
 	}
 	rep, err := journal.Verify(context.Background(), f)
 	warnTruncated(stderr, *path, rep.Truncated)
@@ -194,107 +216,6 @@ func waitText(d time.Duration) string {
 		return "0s"
 	}
 	return latency(d)
-}
-
-// whatIfMaxTimeouts is how many decisions may time out before a what-if
-// gives up on the script.
-const whatIfMaxTimeouts = 5
-
-func runWhatIf(path string, journalFile io.Reader, script, channelFlag string, examples int, timeout time.Duration, stdout, stderr io.Writer) int {
-	ch, err := config.ParseChannelFlag(channelFlag)
-	if err != nil {
-		fmt.Fprintf(stderr, "dispatch replay: --channel: %v\n", err)
-		return exitUsage
-	}
-	var lang router.Lang
-	switch filepath.Ext(script) {
-	case ".lua":
-		lang = router.Lua
-	case ".expr":
-		lang = router.Expr
-	default:
-		fmt.Fprintf(stderr, "dispatch replay: --what-if %s: want a .lua or .expr file\n", script)
-		return exitUsage
-	}
-	if examples < 0 {
-		fmt.Fprintf(stderr, "dispatch replay: --examples %d: want 0 or more\n", examples)
-		return exitUsage
-	}
-	if timeout <= 0 {
-		fmt.Fprintf(stderr, "dispatch replay: --timeout %s: want a positive duration such as 50ms\n", timeout)
-		return exitUsage
-	}
-	src, err := config.ReadScript(script)
-	if err != nil {
-		fmt.Fprintf(stderr, "dispatch replay: --what-if: %v\n", err)
-		return exitError
-	}
-	prog, err := router.NewCompiler(router.Limits{}).Compile(lang, script, src)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return exitError
-	}
-	r := router.NewScript(prog, script, timeout)
-	jr := journal.NewReader(journalFile)
-	rep := journal.WhatIf(context.Background(), jr.All(), ch, r, journal.WhatIfOptions{Keep: examples,
-		MaxTimeouts: whatIfMaxTimeouts})
-	if err := jr.Err(); err != nil {
-		return readError(stderr, path, err)
-	}
-	warnTruncated(stderr, path, jr.Truncated())
-	if rep.Recorded == 0 {
-		fmt.Fprintf(stderr, "%s: no routing decisions on %s; %s\n", path, ch.Short(), decisionsText(rep.Channels))
-		return exitError
-	}
-	ran := fmt.Sprint(rep.Decisions)
-	if rep.Stopped {
-		ran = fmt.Sprintf("%d of %d", rep.Decisions, rep.Recorded)
-	}
-	fmt.Fprintf(stdout, "%s: %s decisions on %s; %s (%s) would change %d (%.1f%%)", path, ran, ch.Short(),
-		script, shortHash(prog.Hash()), rep.Changed, 100*float64(rep.Changed)/float64(rep.Decisions))
-	if rep.Errors > 0 {
-		fmt.Fprintf(stdout, ", %d of them errors", rep.Errors)
-	}
-	fmt.Fprintln(stdout)
-	var firstErr error
-	if len(rep.Examples) > 0 {
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "\nLINE\tWORKFLOW\tCONVERSATION\tATTEMPT\tRECORDED\tPROPOSED")
-		for _, c := range rep.Examples {
-			proposed := c.Proposed
-			switch {
-			case c.Err != nil:
-				firstErr = cmp.Or(firstErr, c.Err)
-				proposed = "error: " + short(c.Err) // the source line and caret come below, once
-			case proposed == "":
-				proposed = "(none)"
-			}
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\n", c.Line, c.WorkflowID, c.ConversationID, c.Attempt, c.Recorded, proposed)
-		}
-		tw.Flush()
-	}
-	if rep.Errors == 0 {
-		return exitOK
-	}
-	switch {
-	case rep.Stopped:
-		fmt.Fprintf(stderr, "%s: stopped after %d of %d decisions: the script timed out on %d of them (deadline %s, --timeout)\n",
-			script, rep.Decisions, rep.Recorded, rep.Timeouts, timeout)
-	case firstErr != nil:
-		fmt.Fprintf(stderr, "%s: fails on %d of %d recorded decisions; the first error:\n%v\n", script, rep.Errors, rep.Decisions, firstErr)
-	default:
-		fmt.Fprintf(stderr, "%s: fails on %d of %d recorded decisions\n", script, rep.Errors, rep.Decisions)
-	}
-	return exitError
-}
-
-// short is err on one line: a *router.ScriptError without its source line
-// and caret, which are printed once, below the table.
-func short(err error) string {
-	if s, ok := err.(interface{ Short() string }); ok {
-		return s.Short()
-	}
-	return err.Error()
 }
 
 // decisionsText lists the channels that have decisions in a journal.
