@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"mime"
 	"strings"
@@ -196,6 +197,32 @@ const (
 	// written, say); the message says what.
 	KindInternal = "internal"
 )
+
+// KindOf is the kind of an engine error that ended a dispatch: one of the
+// Kind constants, [KindInternal] for an error the engine does not name.
+// A front door adds its own causes before it asks (a node shutting down,
+// its own timeouts).
+func KindOf(err error) string {
+	var te *engine.TimeoutError
+	switch {
+	case errors.Is(err, engine.ErrActivityFailed):
+		return KindActivityFailed
+	case errors.Is(err, engine.ErrInvalidChannel), errors.Is(err, engine.ErrInvalidRequest):
+		return KindBadRequest
+	case errors.Is(err, engine.ErrUnknownChannel):
+		return KindUnknownChannel
+	case errors.Is(err, engine.ErrBacklogFull):
+		return KindBacklogFull
+	case errors.As(err, &te), errors.Is(err, engine.ErrScheduleToStartTimeout),
+		errors.Is(err, engine.ErrStartToCloseTimeout), errors.Is(err, engine.ErrScheduleToCloseTimeout):
+		return KindTimeout
+	case errors.Is(err, engine.ErrNoWorkers):
+		return KindNoWorkers
+	case errors.Is(err, engine.ErrRouting):
+		return KindRoutingFailed
+	}
+	return KindInternal
+}
 
 // Answer is dispatch's reply to a [Submission]: over HTTP the response
 // body, over NATS the reply (content type [ContentTypeResponse]).

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -176,4 +177,26 @@ func FuzzParseSubmission(f *testing.F) {
 			t.Fatalf("accepted %q as %+v", data, req)
 		}
 	})
+}
+
+// TestKindOf: each engine cause has its kind; an error the engine does not
+// name is internal.
+func TestKindOf(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{fmt.Errorf("x: %w", engine.ErrActivityFailed), protocol.KindActivityFailed},
+		{fmt.Errorf("x: %w", engine.ErrInvalidRequest), protocol.KindBadRequest},
+		{fmt.Errorf("x: %w", engine.ErrUnknownChannel), protocol.KindUnknownChannel},
+		{fmt.Errorf("x: %w", engine.ErrBacklogFull), protocol.KindBacklogFull},
+		{fmt.Errorf("x: %w", engine.ErrScheduleToStartTimeout), protocol.KindTimeout},
+		{fmt.Errorf("x: %w", engine.ErrNoWorkers), protocol.KindNoWorkers},
+		{fmt.Errorf("x: %w", engine.ErrRouting), protocol.KindRoutingFailed},
+		{errors.New("disk full"), protocol.KindInternal},
+	} {
+		if got := protocol.KindOf(tc.err); got != tc.want {
+			t.Errorf("%v: %s, want %s", tc.err, got, tc.want)
+		}
+	}
 }

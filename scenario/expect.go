@@ -92,29 +92,16 @@ func (l *loader) expect(e *expectYAML, line int) *Expect {
 // OutcomeOf names what a dispatch that returned err came to (see
 // [Outcomes]). It follows the kinds of the service's answers.
 func OutcomeOf(err error) string {
-	var te *engine.TimeoutError
-	switch {
+	switch kind := protocol.KindOf(err); {
 	case err == nil:
 		return "completed"
-	case errors.Is(err, engine.ErrActivityFailed):
+	case kind == protocol.KindActivityFailed:
 		return "failed"
-	case errors.Is(err, engine.ErrInvalidChannel), errors.Is(err, engine.ErrInvalidRequest):
-		return protocol.KindBadRequest
-	case errors.Is(err, engine.ErrUnknownChannel):
-		return protocol.KindUnknownChannel
-	case errors.Is(err, engine.ErrBacklogFull):
-		return protocol.KindBacklogFull
-	case errors.As(err, &te), errors.Is(err, engine.ErrScheduleToStartTimeout),
-		errors.Is(err, engine.ErrStartToCloseTimeout), errors.Is(err, engine.ErrScheduleToCloseTimeout):
-		return protocol.KindTimeout
-	case errors.Is(err, engine.ErrNoWorkers):
-		return protocol.KindNoWorkers
-	case errors.Is(err, engine.ErrRouting):
-		return protocol.KindRoutingFailed
-	case errors.Is(err, context.Canceled):
+	case kind == protocol.KindInternal && errors.Is(err, context.Canceled):
 		return "cancelled"
+	default:
+		return kind
 	}
-	return protocol.KindInternal
 }
 
 // happened is what the dispatch of conversation conv came to, its

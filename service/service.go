@@ -284,7 +284,6 @@ func answerOf(out engine.Outcome, err error) protocol.Answer {
 // KindOf is the kind of a failed dispatch's error: one of protocol's
 // Kind constants.
 func KindOf(err error) string {
-	var te *engine.TimeoutError
 	var nt errNodeTimeout
 	var ct errClientTimeout
 	switch {
@@ -292,21 +291,10 @@ func KindOf(err error) string {
 		return protocol.KindActivityFailed
 	case errors.Is(err, errAbandoned):
 		return protocol.KindDraining
-	case errors.Is(err, engine.ErrInvalidChannel), errors.Is(err, engine.ErrInvalidRequest):
-		return protocol.KindBadRequest
-	case errors.Is(err, engine.ErrUnknownChannel):
-		return protocol.KindUnknownChannel
-	case errors.Is(err, engine.ErrBacklogFull):
-		return protocol.KindBacklogFull
-	case errors.As(err, &te), errors.As(err, &nt), errors.As(err, &ct), errors.Is(err, engine.ErrScheduleToStartTimeout),
-		errors.Is(err, engine.ErrStartToCloseTimeout), errors.Is(err, engine.ErrScheduleToCloseTimeout):
+	case errors.As(err, &nt), errors.As(err, &ct):
 		return protocol.KindTimeout
-	case errors.Is(err, engine.ErrNoWorkers):
-		return protocol.KindNoWorkers
-	case errors.Is(err, engine.ErrRouting):
-		return protocol.KindRoutingFailed
 	}
-	return protocol.KindInternal
+	return protocol.KindOf(err)
 }
 
 // HTTPStatus is the HTTP status of an answer: 200 when the activity ran
