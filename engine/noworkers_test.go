@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -129,5 +130,42 @@ func TestNoWorkersListsAreBounded(t *testing.T) {
 	want := "chose none of 100 candidates (" + strings.Join(ids[:10], ", ") + " and 90 more)"
 	if err == nil || !strings.HasSuffix(err.Error(), want) {
 		t.Errorf("err = %v\nwant one ending %q", err, want)
+	}
+}
+
+// sharedPool hands every call the same slice, as a pool that keeps its
+// snapshot may: the contract lets it, since the dispatcher does not change
+// the slice (a re-route once dropped its excluded workers from it in
+// place, which would have corrupted this pool's list).
+type sharedPool struct{ ws []engine.Worker }
+
+func (p *sharedPool) Workers(context.Context, engine.ChannelName, engine.ActivityRequest) ([]engine.Worker, error) {
+	return p.ws, nil
+}
+
+func (p *sharedPool) Members(engine.ChannelName) []string {
+	ids := make([]string, len(p.ws))
+	for i, w := range p.ws {
+		ids[i] = w.ID()
+	}
+	return ids
+}
+
+func TestRerouteLeavesThePoolsSliceAlone(t *testing.T) {
+	pool := &sharedPool{ws: []engine.Worker{
+		{State: engine.ConsumerStateView{ID: "w1", MaxInFlight: 1}},
+		{State: engine.ConsumerStateView{ID: "w2", MaxInFlight: 1}},
+		{State: engine.ConsumerStateView{ID: "w3", MaxInFlight: 1}},
+	}}
+	d, err := engine.NewDispatcher(engine.Options{Pool: pool, Router: firstRouter{upTo: 3}, Conversations: exitingConversations{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every worker exits on it: three attempts, each after an exclusion.
+	if _, err := d.Dispatch(context.Background(), "prod", engine.ActivityRequest{WorkflowID: "wf-1", TaskQueue: "email"}); !errors.Is(err, engine.ErrNoWorkers) {
+		t.Fatalf("err = %v, want no workers", err)
+	}
+	if got := pool.Members(engine.ChannelName{}); !slices.Equal(got, []string{"w1", "w2", "w3"}) {
+		t.Errorf("the pool's slice became %q", got)
 	}
 }

@@ -64,15 +64,6 @@ func (c *call) try(ctx context.Context, excluded []string) (p placement, why *no
 	if !knows {
 		c.saw(snapshot)
 	}
-	// The snapshot is this call's own (the pool hands each call a fresh
-	// one): a re-route drops its excluded workers from it in place, so that
-	// NewSelection has none left to remove and allocates nothing. A
-	// snapshot kept as the first one, or one whose every worker is
-	// excluded (the message names them), is left whole.
-	if len(excluded) > 0 && (knows || !sameArray(snapshot, c.first)) &&
-		slices.ContainsFunc(snapshot, func(w Worker) bool { return !slices.Contains(excluded, w.ID()) }) {
-		snapshot = slices.DeleteFunc(snapshot, func(w Worker) bool { return slices.Contains(excluded, w.ID()) })
-	}
 	sel := NewSelection(c.ch, c.convID, c.attempt, c.req, snapshot, excluded)
 	cands := sel.Candidates
 	if len(cands) == 0 {
@@ -234,9 +225,6 @@ func routerWord(v RouterVersion) string {
 	}
 	return "the router"
 }
-
-// sameArray reports whether a and b share their first element.
-func sameArray(a, b []Worker) bool { return len(a) > 0 && len(b) > 0 && &a[0] == &b[0] }
 
 // saw notes the workers of a snapshot as seen by this activity.
 func (c *call) saw(snapshot []Worker) {
