@@ -173,6 +173,9 @@ type Watcher struct {
 	// load; it is tried again on every look (a script it names may appear)
 	// but its failure is reported once.
 	failedConfig string
+	// missing is what the last look found missing ("" when nothing was),
+	// so that a file that stays deleted is warned of once.
+	missing string
 }
 
 // NewWatcher returns a watcher for cfg, which must come from [Load] or
@@ -425,6 +428,12 @@ func (w *Watcher) check() {
 		}
 	}
 	out.Config = w.cur
+	missing := ""
+	if out.Kind == Incomplete && errors.Is(out.Err, fs.ErrNotExist) {
+		missing = out.Err.Error()
+	}
+	newlyMissing := missing != "" && missing != w.missing
+	w.missing = missing
 	w.mu.Unlock()
 	applied := out.Files
 	if out.Kind == Failed {
@@ -451,7 +460,7 @@ func (w *Watcher) check() {
 	case Failed:
 		w.log.Error("reload failed; keeping the version in service", "files", strings.Join(out.Files, ", "), "err", oneLine(out.Err))
 	case Incomplete:
-		if errors.Is(out.Err, fs.ErrNotExist) { // deleted, or renamed away: it may not come back
+		if newlyMissing { // deleted, or renamed away: it may not come back; said once
 			w.log.Warn("a file of the config is missing; the version in service keeps serving until it is back", "err", out.Err)
 		} else {
 			w.log.Debug("waiting for a file being written", "err", out.Err)

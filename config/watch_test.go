@@ -541,4 +541,10 @@ func TestWatchDeletedScriptIsAWarning(t *testing.T) {
 	if want := "level=WARN msg=\"a file of the config is missing; the version in service keeps serving until it is back\""; !strings.Contains(logs.String(), want) {
 		t.Errorf("log %q lacks %q", logs.String(), want)
 	}
+	// Looked at again, still missing: not warned of again.
+	h.w.Rescan()
+	h.waitFor(config.Incomplete, func(o config.Outcome) bool { return errors.Is(o.Err, fs.ErrNotExist) })
+	if n := strings.Count(logs.String(), "level=WARN"); n != 1 {
+		t.Errorf("%d warnings after two looks at the same missing file, want 1:\n%s", n, logs.String())
+	}
 }

@@ -80,11 +80,14 @@ func compareJSON(path string, a, b any, out *[]string) {
 	bm, bok := b.(map[string]any)
 	if aok && bok {
 		keys := slices.Sorted(maps.Keys(am))
+		var added []string // the run's keys the golden lacks, after the golden's
 		for k := range bm {
 			if _, ok := am[k]; !ok {
-				keys = append(keys, k)
+				added = append(added, k)
 			}
 		}
+		slices.Sort(added)
+		keys = append(keys, added...)
 		for _, k := range keys {
 			compareJSON(join(path, k), am[k], bm[k], out)
 		}
@@ -98,9 +101,8 @@ func compareJSON(path string, a, b any, out *[]string) {
 		}
 		return
 	}
-	ja, jb := jsonText(a), jsonText(b)
-	if ja != jb {
-		*out = append(*out, fmt.Sprintf("%s %s → %s", path, ja, jb))
+	if ja, jb := jsonText(a), jsonText(b); ja != jb {
+		*out = append(*out, fmt.Sprintf("%s %s → %s", path, shorten(ja), shorten(jb)))
 	}
 }
 
@@ -111,7 +113,7 @@ func join(path, key string) string {
 	return path + "." + key
 }
 
-// jsonText writes v as JSON, "(none)" when absent, cut to 60 bytes.
+// jsonText writes v as JSON, "(none)" when absent.
 func jsonText(v any) string {
 	if v == nil {
 		return "(none)"
@@ -120,9 +122,14 @@ func jsonText(v any) string {
 	if err != nil {
 		return fmt.Sprint(v)
 	}
-	s := string(b)
+	return string(b)
+}
+
+// shorten cuts a value for display to 60 characters; values are compared
+// whole.
+func shorten(s string) string {
 	if r := []rune(s); len(r) > 60 {
-		s = string(r[:57]) + "…"
+		return string(r[:57]) + "…"
 	}
 	return s
 }

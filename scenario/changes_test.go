@@ -37,6 +37,19 @@ func TestChanges(t *testing.T) {
 	if got := scenario.Changes([]byte(golden), []byte(golden)); len(got) != 0 {
 		t.Errorf("equal journals: %q", got)
 	}
+	// Values that differ only past what is shown still differ.
+	same := strings.Repeat("m", 80)
+	if got := scenario.Changes([]byte(`{"seq":1,"kind":"x","message":"`+same+`a"}`), []byte(`{"seq":1,"kind":"x","message":"`+same+`b"}`)); len(got) != 1 {
+		t.Errorf("a difference at the end of a long value: %q", got)
+	}
+	// Keys only the run has come in the same order every time.
+	wide := `{"seq":1,"kind":"x","a":1,"b":2,"c":3,"d":4,"e":5,"f":6}`
+	first := strings.Join(scenario.Changes([]byte(`{"seq":1,"kind":"x"}`), []byte(wide)), "\n")
+	for range 20 {
+		if got := strings.Join(scenario.Changes([]byte(`{"seq":1,"kind":"x"}`), []byte(wide)), "\n"); got != first {
+			t.Fatalf("the order changed:\n%s\nthen\n%s", first, got)
+		}
+	}
 	long := `{"seq":1,"kind":"x","message":"` + strings.Repeat("é", 100) + `"}`
 	if got := scenario.Changes([]byte(long), []byte(`{"seq":1,"kind":"x","message":"short"}`)); len(got) != 1 || !strings.Contains(got[0], "…") {
 		t.Errorf("a long value: %q, want it cut short", got)

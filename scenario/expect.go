@@ -97,7 +97,7 @@ func OutcomeOf(err error) string {
 		return "completed"
 	case kind == protocol.KindActivityFailed:
 		return "failed"
-	case kind == protocol.KindInternal && errors.Is(err, context.Canceled):
+	case errors.Is(err, context.Canceled): // whatever the dispatch was doing (a script it cancelled is a routing error)
 		return "cancelled"
 	default:
 		return kind

@@ -154,6 +154,7 @@ func TestOutcomeOf(t *testing.T) {
 		{&engine.DispatchError{Err: engine.ErrStartToCloseTimeout}, "timeout"},
 		{&engine.DispatchError{Err: engine.ErrRouting}, "routing_failed"},
 		{&engine.DispatchError{Err: context.Canceled}, "cancelled"},
+		{&engine.DispatchError{Err: fmt.Errorf("%w: %w", engine.ErrRouting, context.Canceled)}, "cancelled"}, // cancelled while its script ran
 		{errors.New("something else"), "internal"},
 	} {
 		if got := scenario.OutcomeOf(tc.err); got != tc.want {

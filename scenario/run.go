@@ -108,7 +108,9 @@ func (r *runner) step(ctx context.Context, st Step) error {
 			p.cancel()
 			<-p.done
 		}
-		if stuck {
+		// settle ends with errStuck only while the request runs; once it has
+		// finished, a scenario that does not come to rest says why.
+		if stuck && (err == nil || errors.Is(err, errStuck)) {
 			return fmt.Errorf("the request did not finish within the scenario's timeout (%s): does it reach a worker that hangs or holds it (held: true), without a start_to_close?", r.timeout())
 		}
 		if err != nil {
@@ -428,7 +430,9 @@ func (r *runner) settle(ctx context.Context, done <-chan struct{}) error {
 			expire = t.C
 		}
 		if err := awaitChange(ctx, wakeups, expire); err != nil {
-			if errors.Is(err, errExpired) {
+			// The step's limit, which bounds the request (errStuck), once
+			// it has finished bounds the rest as the timer does.
+			if errors.Is(err, errExpired) || (!running && errors.Is(err, errStuck)) {
 				return fmt.Errorf("the scenario did not come to rest within its timeout (%s): %s (a hang without a timeout? async to a worker that answers?)", r.timeout(), why)
 			}
 			return err

@@ -473,3 +473,26 @@ steps:
 		t.Errorf("the routing error is %q, want it at %q", msg, want)
 	}
 }
+
+// A scenario whose run records nothing gets its (empty) golden journal
+// from -update all the same, and then passes without it.
+func TestUpdateWritesAnEmptyGolden(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "quiet.yaml")
+	if err := os.WriteFile(path, []byte(`version: 1
+channels:
+  - {namespace: prod, task_queue: email, routing: {lang: lua, source: "function route(r, c) return c[1] end"}}
+steps:
+  - add_worker: {channel: prod/email, id: w9, script: [{complete: sent}]}
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if res := scenario.Check(context.Background(), path, true); res.Err != nil || !res.Updated {
+		t.Fatalf("-update: %+v", res)
+	}
+	if _, err := os.Stat(scenario.GoldenPath(path)); err != nil {
+		t.Fatalf("no golden written: %v", err)
+	}
+	if res := scenario.Check(context.Background(), path, false); !res.Passed() {
+		t.Fatalf("then: %+v", res)
+	}
+}
