@@ -5,6 +5,7 @@ import (
 	"reflect"
 
 	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/conf"
 )
 
 // eval is a compiled expression.
@@ -47,7 +48,8 @@ type compiler struct {
 // Compile compiles a checked and optimized expr program (vm.Program's
 // Node) to Go closures, or says in an [*Unsupported] why it is outside the
 // subset. budget is the VM's memory budget, which the compiled program
-// counts against as the VM would and falls back past.
+// counts against as the VM would and falls back past (0: expr's default, as
+// the VM takes it).
 func Compile(node ast.Node, budget uint) (p *Program, err error) {
 	c := &compiler{}
 	defer func() {
@@ -60,6 +62,9 @@ func Compile(node ast.Node, budget uint) (p *Program, err error) {
 		}
 	}()
 	body := c.compile(node)
+	if budget == 0 { // as the VM takes it
+		budget = conf.DefaultMemoryBudget
+	}
 	return &Program{body: body, nslots: max(c.nslots, 1), depth: c.depth, budget: budget}, nil
 }
 

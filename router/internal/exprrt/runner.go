@@ -130,7 +130,7 @@ func (p *Program) put(r *exprRunner) {
 // from when it starts, and a run past timeout fails with [call.ErrTimeout]
 // when it ends. A script's error is a [*call.Error].
 func (p *Program) Run(ctx context.Context, selection engine.Selection, timeout time.Duration) (call.Result, error) {
-	if res, done, err := p.fast.run(ctx, selection, p.timed, &timeout); done {
+	if res, done, err := p.fast.run(selection, p.timed, &timeout); done {
 		return res, err
 	}
 	r := p.get()

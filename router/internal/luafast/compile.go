@@ -140,7 +140,7 @@ func literal(e ast.Expr) (value, bool) {
 		}
 		return num(n), true
 	case *ast.UnaryMinusOpExpr:
-		if v, ok := literal(e.Expr); ok && v.k == kNum {
+		if v, ok := literal(e.Expr); ok && v.k == kNum && v.n != 0 { // -0: see compiler.expr
 			return num(-v.n), true
 		}
 	}

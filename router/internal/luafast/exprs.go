@@ -2,12 +2,19 @@ package luafast
 
 import (
 	"fmt"
+	"math"
 
 	"github.com/yuin/gopher-lua/ast"
 )
 
 // expr compiles an expression of the subset, or says why it is not in it.
 func (c *compiler) expr(e ast.Expr) (expr, error) {
+	if n, ok := constNumber(e); ok && n == 0 && math.Signbit(n) {
+		// gopher-lua folds it to a constant, and its constant pool keeps
+		// one zero per function, whichever sign came first: the
+		// interpreter decides.
+		return nil, unsupported(e, "a constant negative zero")
+	}
 	if v, ok := literal(e); ok {
 		return func(*frame) value { return v }, nil
 	}
@@ -136,4 +143,39 @@ func (c *compiler) attrGet(e *ast.AttrGetExpr) (expr, error) {
 		}
 		return index(f, o, kv)
 	}, nil
+}
+
+// constNumber returns the value of a number expression gopher-lua folds
+// at compile time (number literals, and unary minus and arithmetic on
+// them), as Lua computes it; ok is false for any other expression.
+func constNumber(e ast.Expr) (float64, bool) {
+	switch e := e.(type) {
+	case *ast.NumberExpr:
+		v, ok := literal(e)
+		return v.n, ok && v.k == kNum
+	case *ast.UnaryMinusOpExpr:
+		n, ok := constNumber(e.Expr)
+		return -n, ok
+	case *ast.ArithmeticOpExpr:
+		a, aok := constNumber(e.Lhs)
+		b, bok := constNumber(e.Rhs)
+		if !aok || !bok {
+			return 0, false
+		}
+		switch e.Operator {
+		case "+":
+			return a + b, true
+		case "-":
+			return a - b, true
+		case "*":
+			return a * b, true
+		case "/":
+			return a / b, true
+		case "%":
+			return a - math.Floor(a/b)*b, true
+		case "^":
+			return math.Pow(a, b), true
+		}
+	}
+	return 0, false
 }

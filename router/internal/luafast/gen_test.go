@@ -274,7 +274,12 @@ func TestGeneratedScripts(t *testing.T) {
 		}
 		compiled++
 		if p.fast == nil {
-			t.Errorf("seed %d: not on the fast path (%v):\n%s", seed, p.why, src)
+			// The generator writes these now and then; they stay with the
+			// interpreter on purpose (see compiler.expr and compiler.assign).
+			if why := fmt.Sprint(p.why); !strings.Contains(why, "a constant negative zero") &&
+				!strings.Contains(why, "several names whose values read them") {
+				t.Errorf("seed %d: not on the fast path (%v):\n%s", seed, p.why, src)
+			}
 			continue
 		}
 		fast++

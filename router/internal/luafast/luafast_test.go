@@ -82,7 +82,6 @@ func TestFastPathAgrees(t *testing.T) {
 		{"nested break", true, `local n = 0 for i = 1, 3 do for j = 1, 3 do if j > i then break end n = n + 1 end end return c[n - 3]`},
 		{"do block scope", true, `local x = 1 do local x = 2 end return c[x]`},
 		{"shadowed local", true, `local x = 1 local x = x + 1 return c[x]`},
-		{"multiple assignment", true, `local a, b = 1, 2 a, b = b, a return c[a]`},
 		{"assignment short", true, `local a, b = 1, 2 a, b = 3 if b == nil then return c[a] end`},
 		{"assignment long", true, `local a = 1 a = 2, 3 return c[a]`},
 		{"local short", true, `local a, b = 1 if b == nil then return c[a] end`},
@@ -135,6 +134,7 @@ func TestFastPathAgrees(t *testing.T) {
 		{"math of a string", false, `return c[math.max(1, "2")]`},
 		{"math of nil", false, `return c[math.floor(nil)]`},
 		{"runtime error", false, `local x = nil return x.y`},
+		{"several names, none read", true, `local a, b = 1, 2 a, b = 3, 2 return c[a - b]`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			src := "local K, GPU = -2, 'gpu'\nfunction route(r, c, ex)\n" + tc.body + "\nend"
@@ -193,6 +193,10 @@ func TestUnsupported(t *testing.T) {
 		{`function route(r, c) if nil then elseif c[1] then end return "ok" end`, "a literal in a condition"},
 		{`function route(r, c) if c[1] or true then return "ok" end end`, "a literal in a condition"},
 		{`function route(r, c) repeat until true end`, "a literal in a condition"},
+		{`function route(r, c) local a, b = 1, 2 a, b = b, a return c[b] end`, "several names whose values read them"},
+		{`function route(r, c) local a = 0 local z = -0 if 1/z < 0 then return "neg" end return "pos" end`, "a constant negative zero"},
+		{`function route(r, c) local a = 0 local z = 0 * -1 if 1/z < 0 then return "neg" end return "pos" end`, "a constant negative zero"},
+		{`local A = 0 local Z = -0 function route(r, c) return nil end`, "not a literal"},
 	} {
 		chunk, err := parse.Parse(bytes.NewReader([]byte(tc.src)), "script")
 		if err != nil {

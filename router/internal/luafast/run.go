@@ -38,6 +38,8 @@ type frame struct {
 	seeded bool
 	lists  int32                      // with_tag results made in this call
 	buf    []engine.ConsumerStateView // the views of a with_tag result, for a helper
+	// tagLists are the with_tag lists indexed in this call (see tagged).
+	tagLists []tagList
 }
 
 // bail abandons the call: the interpreter will run it.
@@ -92,6 +94,7 @@ func (r *Route) Run(ctx context.Context, sel engine.Selection, deadline time.Tim
 		clear(f.slots)
 		clear(f.buf)
 		f.buf = f.buf[:0]
+		f.tagLists = f.tagLists[:0] // their slots' arrays stay, for the next call
 		r.frames.Put(f)
 	}()
 	f.slots[0], f.slots[1], f.slots[2] = value{k: kReq}, value{k: kCands}, value{k: kExcl}

@@ -200,6 +200,21 @@ func (c *compiler) assign(s *ast.AssignStmt) (stmt, error) {
 		}
 		slots[i] = slot
 	}
+	if len(s.Lhs) > 1 {
+		// gopher-lua evaluates each value straight into its target, so a
+		// later value that reads an earlier target sees the new value
+		// (a, b = b, a leaves both b); Lua evaluates them all first. The
+		// interpreter is the reference: such a statement stays with it.
+		targets := map[string]bool{}
+		for _, t := range s.Lhs {
+			targets[t.(*ast.IdentExpr).Value] = true
+		}
+		for _, e := range s.Rhs {
+			if mentions(e, targets) {
+				return nil, unsupported(s, "an assignment to several names whose values read them")
+			}
+		}
+	}
 	es, err := c.exprs(s.Rhs)
 	if err != nil {
 		return nil, err
@@ -372,4 +387,42 @@ func (c *compiler) genericFor(s *ast.GenericForStmt) (stmt, error) {
 		}
 		return flowNext
 	}, nil
+}
+
+// mentions reports whether e reads one of names, or may (an expression
+// of a kind it does not know is taken to).
+func mentions(e ast.Expr, names map[string]bool) bool {
+	switch e := e.(type) {
+	case *ast.NumberExpr, *ast.StringExpr, *ast.NilExpr, *ast.TrueExpr, *ast.FalseExpr, *ast.Comma3Expr:
+		return false
+	case *ast.IdentExpr:
+		return names[e.Value]
+	case *ast.AttrGetExpr:
+		return mentions(e.Object, names) || mentions(e.Key, names)
+	case *ast.ArithmeticOpExpr:
+		return mentions(e.Lhs, names) || mentions(e.Rhs, names)
+	case *ast.RelationalOpExpr:
+		return mentions(e.Lhs, names) || mentions(e.Rhs, names)
+	case *ast.LogicalOpExpr:
+		return mentions(e.Lhs, names) || mentions(e.Rhs, names)
+	case *ast.StringConcatOpExpr:
+		return mentions(e.Lhs, names) || mentions(e.Rhs, names)
+	case *ast.UnaryMinusOpExpr:
+		return mentions(e.Expr, names)
+	case *ast.UnaryNotOpExpr:
+		return mentions(e.Expr, names)
+	case *ast.UnaryLenOpExpr:
+		return mentions(e.Expr, names)
+	case *ast.FuncCallExpr:
+		if (e.Func != nil && mentions(e.Func, names)) || (e.Receiver != nil && mentions(e.Receiver, names)) {
+			return true
+		}
+		for _, a := range e.Args {
+			if mentions(a, names) {
+				return true
+			}
+		}
+		return false
+	}
+	return true
 }

@@ -276,28 +276,39 @@ func length(f *frame, v value) value {
 }
 
 // taggedLen is the length of with_tag(candidates, tag).
-func taggedLen(f *frame, tag string) int {
-	n := 0
-	for i := range f.in.Sel.Candidates {
-		if f.in.Sel.Candidates[i].State.HasAffinity(tag) {
-			n++
-		}
-	}
-	return n
-}
+func taggedLen(f *frame, tag string) int { return len(f.tagged(tag)) }
 
 // taggedSlot is the candidate at 0-based position k of with_tag(candidates,
 // tag), which has more than k elements.
-func taggedSlot(f *frame, tag string, k int) int {
-	for i := range f.in.Sel.Candidates {
-		if f.in.Sel.Candidates[i].State.HasAffinity(tag) {
-			if k == 0 {
-				return i
-			}
-			k--
+func taggedSlot(f *frame, tag string, k int) int { return int(f.tagged(tag)[k]) }
+
+// tagged returns the slots of the candidates that carry tag, in order,
+// found once per call and tag: a loop that indexes a with_tag list reads
+// each element at constant cost, as the interpreter's list does.
+func (f *frame) tagged(tag string) []int32 {
+	for i := range f.tagLists {
+		if f.tagLists[i].tag == tag {
+			return f.tagLists[i].slots
 		}
 	}
-	panic("luafast: taggedSlot past the end")
+	var l tagList
+	if n := len(f.tagLists); n < cap(f.tagLists) { // reuse a slice of an earlier call
+		l = f.tagLists[:n+1][n]
+	}
+	l.tag, l.slots = tag, l.slots[:0]
+	for i := range f.in.Sel.Candidates {
+		if slices.Contains(f.in.Sel.Candidates[i].State.Tags, tag) {
+			l.slots = append(l.slots, int32(i))
+		}
+	}
+	f.tagLists = append(f.tagLists, l)
+	return l.slots
+}
+
+// tagList is with_tag(candidates, tag) as the slots of its candidates.
+type tagList struct {
+	tag   string
+	slots []int32
 }
 
 // taggedViews returns the views of with_tag(candidates, tag), in a buffer
