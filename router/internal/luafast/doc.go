@@ -31,7 +31,10 @@
 // table constructors, no function literals, no string concatenation: the
 // subset allocates nothing that grows with the script's work. A literal in
 // a condition other than `while true` stays with the interpreter, which
-// compiles such conditions its own way (see branchCond). At run time,
+// compiles such conditions its own way (see branchCond), and so do an
+// assignment to several names whose values read them (gopher-lua assigns
+// each value as it goes) and a constant that folds to -0 (gopher-lua keeps
+// one zero per function). At run time,
 // arithmetic on a string (Lua would convert "3"), an ordering of mixed
 // types, indexing nil, a helper given something other than the candidates
 // or a with_tag list of them, and a result that is neither nil, a string
