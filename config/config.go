@@ -147,7 +147,10 @@ type Worker struct {
 	ID          string
 	MaxInFlight int // default 1
 	Tags        []string
-	Behavior    Behavior // a simulated worker's; none with Exec
+	// Labels are its key-value labels, as engine.CheckLabels allows them;
+	// nil when it has none.
+	Labels   map[string]string
+	Behavior Behavior // a simulated worker's; none with Exec
 	// Exec, if set, makes the worker a real program rather than a
 	// simulation: the program and its arguments, run by `dispatch worker`
 	// (a path with a slash is taken from the config file's directory).

@@ -31,11 +31,11 @@ func (c Channel) Gate(ctx context.Context, file string, recent []router.Sample) 
 }
 
 // WorkerViews returns the channel's configured workers as a router sees
-// them, idle: id, capacity and tags.
+// them, idle: id, capacity, tags and labels.
 func (c Channel) WorkerViews() []engine.ConsumerStateView {
 	out := make([]engine.ConsumerStateView, len(c.Workers))
 	for i, w := range c.Workers {
-		out[i] = engine.ConsumerStateView{ID: w.ID, MaxInFlight: w.MaxInFlight, Tags: w.Tags}
+		out[i] = engine.ConsumerStateView{ID: w.ID, MaxInFlight: w.MaxInFlight, Tags: w.Tags, Labels: w.Labels}
 	}
 	return out
 }

@@ -20,6 +20,7 @@ const (
 	KindStrings              // a list of strings
 	KindMapping              // a mapping of the keys of Fields
 	KindList                 // a list of mappings of the keys of Fields
+	KindLabels               // a mapping of strings to strings, as engine.CheckLabels allows
 )
 
 // Field declares one key of a mapping of the config file: its name, the
@@ -149,6 +150,8 @@ var (
 				Doc: "The worker's id, unique within the channel, without surrounding spaces."},
 			{Key: "max_in_flight", Kind: KindInt, Min: 1, Max: maxWhole, Doc: "The activities it takes at once. Default: 1."},
 			{Key: "tags", Kind: KindStrings, NonEmpty: false, Trimmed: true, Doc: "Its tags, each non-empty, without surrounding spaces."},
+			{Key: "labels", Kind: KindLabels,
+				Doc: "Its labels, a mapping of strings (region: eu) scripts read as labels: at most 32, keys non-empty and at most 63 bytes, values at most 255, neither with surrounding spaces."},
 			{Key: "behavior", Kind: KindMapping, Fields: behaviorKeys, Doc: "How the simulated worker answers; not with exec."},
 			{Key: "exec", Kind: KindStrings, NonEmpty: true,
 				Doc: "The worker is a real program: the program (a path with a slash is taken from the config file's directory), then its arguments."},

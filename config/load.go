@@ -555,6 +555,7 @@ func (l *loader) workers(n *yaml.Node) []Worker {
 				}
 			},
 			"tags":     func(_, v *yaml.Node) { w.Tags = l.tags(v) },
+			"labels":   func(_, v *yaml.Node) { w.Labels = l.labels(v) },
 			"behavior": func(_, v *yaml.Node) { w.Behavior, behaviorNode = l.behavior(v), v },
 			"exec":     func(_, v *yaml.Node) { w.Exec, execNode = l.exec(v), v },
 			"serve": func(_, v *yaml.Node) {
@@ -718,6 +719,56 @@ func (l *loader) tags(n *yaml.Node) []string {
 			continue
 		}
 		out = append(out, s)
+	}
+	return out
+}
+
+// labels reads a worker's labels: a mapping of strings, each label as
+// engine.CheckLabel allows it, at most engine.MaxLabels of them.
+func (l *loader) labels(n *yaml.Node) map[string]string {
+	n = l.resolve(n)
+	if n == nil {
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		l.errorf(n, "labels must be a mapping, got %s", kindName(n))
+		return nil
+	}
+	if len(n.Content)/2 > engine.MaxLabels {
+		l.errorf(n, "labels: %d labels; the limit is %d", len(n.Content)/2, engine.MaxLabels)
+	}
+	out := map[string]string{}
+	lines := map[string]int{}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := l.resolve(n.Content[i]), l.resolve(n.Content[i+1])
+		if k == nil || v == nil {
+			continue
+		}
+		if k.Kind != yaml.ScalarNode || k.Tag != "!!str" {
+			l.errorf(k, "labels: keys must be strings, got %s", kindName(k))
+			continue
+		}
+		if line, dup := lines[k.Value]; dup {
+			l.errorf(k, "labels: duplicate key %q (first at line %d)", k.Value, line)
+			continue
+		}
+		lines[k.Value] = k.Line
+		if v.Kind != yaml.ScalarNode || v.Tag != "!!str" {
+			l.errorf(v, "label %s must be a string (quote it), got %s", k.Value, kindName(v))
+			continue
+		}
+		at := v
+		if err := engine.CheckLabel(k.Value, ""); err != nil {
+			at = k
+		}
+		if err := engine.CheckLabel(k.Value, v.Value); err != nil {
+			l.errorf(at, "%v", err)
+			continue
+		}
+		out[k.Value] = v.Value
+	}
+	if len(out) == 0 {
+		return nil
 	}
 	return out
 }

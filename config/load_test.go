@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -53,7 +54,7 @@ channels:
     task_queue: email
     routing: {lua: ../scripts/ll.lua}
     workers:
-      - {id: e1, max_in_flight: 4, tags: [eu, gpu], behavior: {latency: 5ms, jitter: 1ms, fail_rate: 0.1, exit_rate: 0.05, restart_after: 1s}}
+      - {id: e1, max_in_flight: 4, tags: [eu, gpu], labels: {region: eu, gpu: a100, spare: ""}, behavior: {latency: 5ms, jitter: 1ms, fail_rate: 0.1, exit_rate: 0.05, restart_after: 1s}}
       - {id: e2}
   - namespace: prod
     task_queue: search
@@ -87,7 +88,10 @@ func TestLoadGood(t *testing.T) {
 	if w.ID != "e1" || w.MaxInFlight != 4 || strings.Join(w.Tags, ",") != "eu,gpu" || w.Behavior != want {
 		t.Errorf("worker e1 = %+v", w)
 	}
-	if e2 := email.Workers[1]; e2.MaxInFlight != 1 || e2.Behavior != (config.Behavior{}) {
+	if wantLabels := map[string]string{"region": "eu", "gpu": "a100", "spare": ""}; !maps.Equal(w.Labels, wantLabels) {
+		t.Errorf("worker e1 labels = %v, want %v", w.Labels, wantLabels)
+	}
+	if e2 := email.Workers[1]; e2.MaxInFlight != 1 || e2.Behavior != (config.Behavior{}) || e2.Labels != nil {
 		t.Errorf("worker e2 defaults = %+v", e2)
 	}
 	if s := cfg.Channels[1]; s.ScriptTimeout != 10*time.Millisecond || s.Routing.Lang != router.Expr {
@@ -288,6 +292,32 @@ channels:
 			`conf/dispatch.yaml:12:109: restart_after must be above zero, got 0s`,
 			`conf/dispatch.yaml:13:9: worker: missing "id"`,
 			`conf/dispatch.yaml:14:27: fail_rate 0.6 and exit_rate 0.5 add up to more than 1`}},
+		{"labels", `version: 1
+channels:
+  - namespace: prod
+    task_queue: email
+    routing: {lua: ../scripts/ll.lua}
+    workers:
+      - {id: a, labels: [eu]}
+      - {id: b, labels: {zone: 3, gpu: true, region: , list: [x], ok: "3"}}
+      - {id: c, labels: {"": x, " region": eu, tier: "gold ", 7: x}}
+      - {id: d, labels: {kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk: x, long: vvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvvv}}
+      - {id: e, labels: {k0: v, k1: v, k2: v, k3: v, k4: v, k5: v, k6: v, k7: v, k8: v, k9: v, k10: v, k11: v, k12: v, k13: v, k14: v, k15: v, k16: v, k17: v, k18: v, k19: v, k20: v, k21: v, k22: v, k23: v, k24: v, k25: v, k26: v, k27: v, k28: v, k29: v, k30: v, k31: v, k32: v}}
+      - {id: f, labels: {region: eu, region: us}}
+`, []string{
+			`conf/dispatch.yaml:7:25: labels must be a mapping, got a list`,
+			`conf/dispatch.yaml:8:32: label zone must be a string (quote it), got int "3"`,
+			`conf/dispatch.yaml:8:40: label gpu must be a string (quote it), got bool "true"`,
+			`conf/dispatch.yaml:8:54: label region must be a string (quote it), got nothing`,
+			`conf/dispatch.yaml:8:62: label list must be a string (quote it), got a list`,
+			`conf/dispatch.yaml:9:26: label key must be non-empty`,
+			`conf/dispatch.yaml:9:33: label key " region" must be UTF-8 without surrounding spaces`,
+			`conf/dispatch.yaml:9:54: label tier: value "gold " must be UTF-8 without surrounding spaces`,
+			`conf/dispatch.yaml:9:63: labels: keys must be strings, got int "7"`,
+			`conf/dispatch.yaml:10:26: label key "kkkkkkkkkkkkkkkkkkkk"… is 64 bytes; the limit is 63`,
+			`conf/dispatch.yaml:10:101: label long: value is 256 bytes; the limit is 255`,
+			`conf/dispatch.yaml:11:25: labels: 33 labels; the limit is 32`,
+			`conf/dispatch.yaml:12:38: labels: duplicate key "region" (first at line 12)`}},
 		{"worker programs", `version: 1
 channels:
   - namespace: prod

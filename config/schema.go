@@ -3,6 +3,8 @@ package config
 import (
 	"encoding/json"
 	"fmt"
+
+	"github.com/aion-dispatch/dispatch/engine"
 )
 
 //go:generate go run genschema.go
@@ -24,6 +26,8 @@ const (
 	zeroPattern = `^\+?(0|((0+(\.0*)?|\.0+)(ns|us|µs|μs|ms|s|m|h))+)$`
 	// trimmedPattern is a non-empty string without spaces around it.
 	trimmedPattern = `^\S([\s\S]*\S)?$`
+	// trimmedOrEmptyPattern is a string without spaces around it.
+	trimmedOrEmptyPattern = `^(\S([\s\S]*\S)?)?$`
 )
 
 // Schema returns the JSON Schema (draft 2020-12) of the config file,
@@ -52,7 +56,7 @@ func Schema() ([]byte, error) {
 func checkKinds(m *Mapping) error {
 	for _, f := range m.Fields {
 		switch f.Kind {
-		case KindString, KindInt, KindRate, KindDuration, KindBool, KindStrings:
+		case KindString, KindInt, KindRate, KindDuration, KindBool, KindStrings, KindLabels:
 		case KindMapping, KindList:
 			if err := checkKinds(f.Fields); err != nil {
 				return err
@@ -130,6 +134,10 @@ func fieldSchema(f Field) obj {
 		if f.NonEmpty {
 			s["minItems"] = 1
 		}
+	case KindLabels:
+		s = obj{"type": "object", "maxProperties": engine.MaxLabels,
+			"propertyNames":        obj{"type": "string", "maxLength": engine.MaxLabelKeyLen, "pattern": trimmedPattern},
+			"additionalProperties": obj{"type": "string", "maxLength": engine.MaxLabelValueLen, "pattern": trimmedOrEmptyPattern}}
 	case KindMapping:
 		s = mappingSchema(f.Fields)
 	case KindList:

@@ -204,7 +204,7 @@ channels:
     when_full: wait
     schedule_to_start: 1m30s
     workers:
-      - {id: e1, max_in_flight: 4, tags: [eu, gpu], behavior: {latency: 0, jitter: 1ms, fail_rate: 0.1, exit_rate: 0.05, restart_after: 1s}}
+      - {id: e1, max_in_flight: 4, tags: [eu, gpu], labels: {region: eu, gpu: a100, spare: ""}, behavior: {latency: 0, jitter: 1ms, fail_rate: 0.1, exit_rate: 0.05, restart_after: 1s}}
       - {id: e2, exec: [./send.sh, --fast], serve: true, restart_after: 50ms}
   - namespace: prod
     task_queue: search
@@ -242,6 +242,9 @@ func usedPaths(v any, prefix string, used map[string]bool) {
 	case map[string]any:
 		for k, x := range v {
 			used[prefix+k] = true
+			if strings.HasSuffix(prefix+k, ".labels") {
+				continue // its keys are the labels, not keys of the config
+			}
 			usedPaths(x, prefix+k+".", used)
 		}
 	case []any:
@@ -368,6 +371,12 @@ func TestSchemaRejects(t *testing.T) {
 		{"worker without id", "version: 1\nchannels:" + ch + ", workers: [{max_in_flight: 2}]}\n"},
 		{"max_in_flight 0", "version: 1\nchannels:" + ch + ", workers: [{id: w, max_in_flight: 0}]}\n"},
 		{"tag with a space", "version: 1\nchannels:" + ch + ", workers: [{id: w, tags: [' eu']}]}\n"},
+		{"labels a list", "version: 1\nchannels:" + ch + ", workers: [{id: w, labels: [eu]}]}\n"},
+		{"label a number", "version: 1\nchannels:" + ch + ", workers: [{id: w, labels: {zone: 3}}]}\n"},
+		{"label key with a space", "version: 1\nchannels:" + ch + ", workers: [{id: w, labels: {' zone': a}}]}\n"},
+		{"label value with a space", "version: 1\nchannels:" + ch + ", workers: [{id: w, labels: {zone: ' a'}}]}\n"},
+		{"label key too long", "version: 1\nchannels:" + ch + ", workers: [{id: w, labels: {" + strings.Repeat("k", 64) + ": a}}]}\n"},
+		{"label value too long", "version: 1\nchannels:" + ch + ", workers: [{id: w, labels: {k: " + strings.Repeat("v", 256) + "}}]}\n"},
 		{"tags not a list", "version: 1\nchannels:" + ch + ", workers: [{id: w, tags: eu}]}\n"},
 		{"negative latency", "version: 1\nchannels:" + ch + ", workers: [{id: w, behavior: {latency: -1s}}]}\n"},
 		{"fail_rate above 1", "version: 1\nchannels:" + ch + ", workers: [{id: w, behavior: {fail_rate: 1.5}}]}\n"},

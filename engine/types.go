@@ -1,8 +1,11 @@
 package engine
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Payload is an activity's input or output: bytes and the content type that
@@ -82,13 +85,63 @@ func Failed(message string) ActivityResult {
 	return ActivityResult{Status: StatusFailed, Error: message}
 }
 
-// ConsumerStateView is what a router sees of one worker: its load and tags.
+// ConsumerStateView is what a router sees of one worker: its load, tags
+// and labels.
 type ConsumerStateView struct {
 	ID          string   `json:"id"`
 	InFlight    int      `json:"in_flight"`
 	MaxInFlight int      `json:"max_in_flight"`
 	BufferDepth int      `json:"buffer_depth"`
 	Tags        []string `json:"tags,omitempty"`
+	// Labels are the worker's key-value labels (region: eu), as
+	// [CheckLabels] allows them. A router reads them and never changes
+	// them.
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// The limits on a worker's labels.
+const (
+	MaxLabels        = 32  // labels per worker
+	MaxLabelKeyLen   = 63  // bytes of a key
+	MaxLabelValueLen = 255 // bytes of a value
+)
+
+// CheckLabel refuses a label no worker can carry: an empty key, a key or
+// value with spaces around it or not UTF-8, or one longer than the limits.
+// A value may be empty.
+func CheckLabel(key, value string) error {
+	switch {
+	case key == "":
+		return fmt.Errorf("label key must be non-empty")
+	case strings.TrimSpace(key) != key || !utf8.ValidString(key):
+		return fmt.Errorf("label key %q must be UTF-8 without surrounding spaces", key)
+	case len(key) > MaxLabelKeyLen:
+		return fmt.Errorf("label key %.20q… is %d bytes; the limit is %d", key, len(key), MaxLabelKeyLen)
+	case strings.TrimSpace(value) != value || !utf8.ValidString(value):
+		return fmt.Errorf("label %s: value %q must be UTF-8 without surrounding spaces", key, value)
+	case len(value) > MaxLabelValueLen:
+		return fmt.Errorf("label %s: value is %d bytes; the limit is %d", key, len(value), MaxLabelValueLen)
+	}
+	return nil
+}
+
+// CheckLabels refuses a set of labels no worker can carry: more than
+// [MaxLabels], or one [CheckLabel] refuses (the first in key order).
+func CheckLabels(labels map[string]string) error {
+	if len(labels) > MaxLabels {
+		return fmt.Errorf("%d labels; the limit is %d", len(labels), MaxLabels)
+	}
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if err := CheckLabel(k, labels[k]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Available returns the free capacity, MaxInFlight − InFlight, never below 0.
