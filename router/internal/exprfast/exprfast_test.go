@@ -147,4 +147,14 @@ func TestCompileUnsupported(t *testing.T) {
 	if p == nil || p.fast != nil || !errors.As(p.why, &u) || !strings.Contains(u.Error(), "map") {
 		t.Errorf("why = %v, want an *Unsupported naming map", p.why)
 	}
+	for _, src := range []string{
+		`candidates[0].labels.region`,
+		`first(filter(candidates, .labels["region"] == "eu"))?.id`,
+		`"gpu" in candidates[0].labels ? "x" : nil`,
+	} {
+		p := compilePair(t, src)
+		if p == nil || p.fast != nil || !errors.As(p.why, &u) || !strings.Contains(u.Error(), "labels") {
+			t.Errorf("%s: why = %v, want an *Unsupported naming labels", src, p.why)
+		}
+	}
 }

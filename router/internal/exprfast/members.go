@@ -15,12 +15,14 @@ const (
 	fieldBufferDepth
 	fieldAvailable
 	fieldTags
+	fieldLabels // not modelled: a script that reads it is left to the VM
 )
 
 // candFields are a candidate's fields by their expr names.
 var candFields = map[string]field{
 	"id": fieldID, "in_flight": fieldInFlight, "max_in_flight": fieldMaxInFlight,
 	"buffer_depth": fieldBufferDepth, "available": fieldAvailable, "tags": fieldTags,
+	"labels": fieldLabels,
 }
 
 // requestFields read the request's fields by their expr names.
@@ -47,7 +49,7 @@ func (c *compiler) member(n *ast.MemberNode) eval {
 	if prop, ok := n.Property.(*ast.StringNode); ok {
 		cf := candFields[prop.Value]
 		rf := requestFields[prop.Value]
-		if cf == fieldNone && rf == nil {
+		if cf == fieldNone && rf == nil || cf == fieldLabels {
 			c.unsupported(n, "the field %s", prop.Value)
 		}
 		return func(f *frame) value {

@@ -61,7 +61,9 @@ type exprCandidate struct {
 	BufferDepth int      `expr:"buffer_depth" json:"buffer_depth"`
 	Available   int      `expr:"available" json:"available"`
 	Tags        []string `expr:"tags" json:"tags"`
-	slot        int      // index into the call's views
+	// Labels is the view's own map, shared: expr cannot write to it.
+	Labels map[string]string `expr:"labels" json:"labels"`
+	slot   int               // index into the call's views
 }
 
 // exprRequest is the request as an expr script sees it: its expr tags are

@@ -219,9 +219,22 @@ func (r *exprRunner) updateCandidates(ws []engine.Worker, values bool) {
 			*c = exprCandidate{ID: w.ID(), InFlight: v.InFlight, MaxInFlight: v.MaxInFlight,
 				BufferDepth: v.BufferDepth, Available: v.Available(), Tags: v.Tags, slot: i}
 		}
+		if values {
+			// A map is a pointer: copying it always is cheaper than
+			// comparing. A worker without labels has an empty map, not nil,
+			// as in Lua.
+			c.Labels = v.Labels
+			if c.Labels == nil {
+				c.Labels = noLabels
+			}
+		}
 		r.ptrs = append(r.ptrs, c)
 	}
 }
+
+// noLabels is the labels of a worker without any; no script can write to
+// it.
+var noLabels = map[string]string{}
 
 func samePtrs(a, b []*exprCandidate) bool {
 	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])

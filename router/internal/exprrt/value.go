@@ -3,6 +3,7 @@ package exprrt
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"reflect"
 	"slices"
 	"strconv"
@@ -148,7 +149,14 @@ func (c exprCandidate) String() string {
 		}
 		b.WriteString(strconv.Quote(t))
 	}
-	b.WriteString("]}")
+	b.WriteString("], labels: {")
+	for i, k := range slices.Sorted(maps.Keys(c.Labels)) {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%q: %q", k, c.Labels[k])
+	}
+	b.WriteString("}}")
 	return b.String()
 }
 

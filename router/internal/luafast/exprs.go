@@ -127,6 +127,9 @@ func (c *compiler) attrGet(e *ast.AttrGetExpr) (expr, error) {
 	}
 	name, kv := key.Value, str(key.Value)
 	fd := candFields[name]
+	if fd == fieldLabels {
+		return nil, unsupported(e, "a candidate's labels")
+	}
 	if objLocal {
 		return func(f *frame) value {
 			o := f.slots[objSlot]

@@ -197,6 +197,8 @@ func TestUnsupported(t *testing.T) {
 		{`function route(r, c) local a = 0 local z = -0 if 1/z < 0 then return "neg" end return "pos" end`, "a constant negative zero"},
 		{`function route(r, c) local a = 0 local z = 0 * -1 if 1/z < 0 then return "neg" end return "pos" end`, "a constant negative zero"},
 		{`local A = 0 local Z = -0 function route(r, c) return nil end`, "not a literal"},
+		{`function route(r, c) return c[1].labels.region end`, "labels"},
+		{`function route(r, c) for _, w in ipairs(c) do if w.labels["gpu"] == "a100" then return w.id end end end`, "labels"},
 	} {
 		chunk, err := parse.Parse(bytes.NewReader([]byte(tc.src)), "script")
 		if err != nil {

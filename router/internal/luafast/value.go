@@ -135,6 +135,7 @@ const (
 	fieldAvailable
 	fieldTags
 	fieldHasTag // the method, read as a value: not modelled
+	fieldLabels // not modelled: a script that names it is left to gopher-lua
 )
 
 // candFields maps the Lua names of a candidate's fields (package names) to
@@ -148,6 +149,7 @@ var candFields = map[string]candField{
 	"available":     fieldAvailable,
 	"tags":          fieldTags,
 	"has_tag":       fieldHasTag,
+	"labels":        fieldLabels,
 }
 
 // candidateField reads field fd (named name) of candidate i.
@@ -168,6 +170,8 @@ func candidateField(f *frame, i int32, fd candField) value {
 		return value{k: kTags, i: i}
 	case fieldHasTag:
 		f.bail("has_tag read as a value")
+	case fieldLabels:
+		f.bail("labels read by a computed key")
 	}
 	return nilValue
 }

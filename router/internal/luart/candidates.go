@@ -1,6 +1,7 @@
 package luart
 
 import (
+	"maps"
 	"slices"
 
 	lua "github.com/yuin/gopher-lua"
@@ -35,6 +36,7 @@ type luaCandidate struct {
 	face, data *lua.LTable // face is data itself, or a proxy over it
 	tagsData   *lua.LTable // the tags as a list, and each tag as a key set to true
 	tagsFace   lua.LValue  // what data.tags holds: tagsData, or a proxy over it
+	labelsFace lua.LValue  // what data.labels holds: the labels' table, or a proxy over it
 	last       engine.ConsumerStateView
 	filled     bool
 }
@@ -57,6 +59,22 @@ func (c *luaCandidates) setTags(s *luaCandidate, tags []string) {
 		L.Push(lua.LNumber(t.Len()))
 		return 1
 	}))
+}
+
+// setLabels gives the slot a new labels table holding labels, set in key
+// order so that pairs walks them in it.
+func (c *luaCandidates) setLabels(s *luaCandidate, labels map[string]string) {
+	st := c.st
+	t := st.L.CreateTable(0, len(labels))
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		t.RawSetString(k, lua.LString(labels[k]))
+	}
+	s.labelsFace = t
+	if c.direct {
+		t.Metatable = st.refuseNewKeys
+		return
+	}
+	s.labelsFace = st.proxy(t, nil)
 }
 
 func (c *luaCandidates) init(st *luaState, direct bool) {
@@ -161,7 +179,10 @@ func (s *luaCandidate) set(c *luaCandidates, v *engine.ConsumerStateView) {
 	// The method is written on every show: cheap, and a script cannot have
 	// replaced it in a call before.
 	d.RawSetString("has_tag", c.st.hasTag)
-	defer func() { d.RawSetString("tags", s.tagsFace) }()
+	defer func() {
+		d.RawSetString("tags", s.tagsFace)
+		d.RawSetString("labels", s.labelsFace)
+	}()
 	if all || old.ID != v.ID {
 		d.RawSetString("id", lua.LString(v.ID))
 	}
@@ -181,6 +202,9 @@ func (s *luaCandidate) set(c *luaCandidates, v *engine.ConsumerStateView) {
 		// A new table, not the old one emptied: a table keeps the order its
 		// keys were first set in, and pairs must not show an earlier call's.
 		c.setTags(s, v.Tags)
+	}
+	if all || !maps.Equal(old.Labels, v.Labels) {
+		c.setLabels(s, v.Labels)
 	}
 	s.last, s.filled = *v, true
 }

@@ -89,7 +89,7 @@ func (n Name) Arg(i int) Arg {
 // A script returning it could only fail, at every call.
 func (n Name) NeverWorkerID() bool {
 	switch n.Type {
-	case "integer", "number", "boolean", "list of strings", "list of candidates":
+	case "integer", "number", "boolean", "list of strings", "list of candidates", "map of strings":
 		return true
 	}
 	return false
@@ -113,6 +113,7 @@ var table = []Name{
 	{Kind: CandidateField, Lua: "buffer_depth", Expr: "buffer_depth", Type: "integer", Doc: "of the slots in use, the activities the worker has not picked up yet (a moment after each send); part of `in_flight`"},
 	{Kind: CandidateField, Lua: "available", Expr: "available", Type: "integer", Doc: "`max_in_flight - in_flight`, never below 0"},
 	{Kind: CandidateField, Lua: "tags", Expr: "tags", Type: "list of strings", Doc: "the affinity tags; in Lua `tags.NAME` is also `true` for each tag"},
+	{Kind: CandidateField, Lua: "labels", Expr: "labels", Type: "map of strings", Doc: "the worker's labels, as its config or registration gives them: Lua `w.labels.region`, expr `c.labels.region` or `c.labels[\"region\"]`; a label the worker lacks is `nil` in Lua and `\"\"` in expr (test for it with `\"region\" in c.labels`); no worker has more than 32"},
 	{Kind: CandidateMethod, Lua: "has_tag", Type: "boolean", Params: "tag", MinArgs: 1, MaxArgs: 1, Args: []Arg{String}, Doc: "whether the candidate carries `tag`: Lua `c:has_tag(\"gpu\")`; in expr, the helper `hasTag(c, \"gpu\")`"},
 
 	{Kind: Helper, Lua: "least_loaded", Expr: "leastLoaded", Type: "worker id or nil", Params: "list [, tag]", MinArgs: 1, MaxArgs: 2, Args: []Arg{List, String}, Doc: "the id with the lowest `(in_flight + buffer_depth) / max_in_flight`; ties go to the earliest; with `tag`, among the candidates carrying it"},
