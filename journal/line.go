@@ -4,6 +4,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"time"
 
@@ -220,6 +222,19 @@ func (e *encoder) candidate(c engine.ConsumerStateView) {
 	if len(c.Tags) > 0 {
 		e.buf = append(e.buf, `,"tags":`...)
 		e.strings(c.Tags)
+	}
+	if len(c.Labels) > 0 {
+		// In key order, as encoding/json writes a map.
+		e.buf = append(e.buf, `,"labels":{`...)
+		for i, k := range slices.Sorted(maps.Keys(c.Labels)) {
+			if i > 0 {
+				e.buf = append(e.buf, ',')
+			}
+			e.buf = appendString(e.buf, k)
+			e.buf = append(e.buf, ':')
+			e.buf = appendString(e.buf, c.Labels[k])
+		}
+		e.buf = append(e.buf, '}')
 	}
 	e.buf = append(e.buf, '}')
 }

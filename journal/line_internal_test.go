@@ -138,6 +138,7 @@ func reference(op engine.Operation) ([]byte, error) {
 
 var encodeSeeds = []string{
 	`{"seq":7,"time":"2026-11-25T20:00:00.5Z","workflow_id":"wf<1>","conversation_id":"c&1","channel":"aion.dispatch.prod.email","kind":"worker_selected","worker_id":"w\u2028","state":{"name":"activity_started"},"attempt":2,"router":{"lang":"lua","hash":"sha256:ab","source":"x.lua"},"candidates":[{"id":"w1","in_flight":1,"max_in_flight":4,"buffer_depth":2,"tags":["eu","\t"]},{"id":"w2","in_flight":0,"max_in_flight":1,"buffer_depth":0}],"excluded":["w0"]}`,
+	`{"kind":"worker_selected","worker_id":"w1","candidates":[{"id":"w1","in_flight":0,"max_in_flight":1,"buffer_depth":0,"labels":{"z":"last","a<b>":"x&y","\u2028":"","é":"\"q\"\n"}},{"id":"w2","in_flight":0,"max_in_flight":1,"buffer_depth":0,"labels":{}}]}`,
 	`{"kind":"conversation_opened","state":{"name":"activity_scheduled"},"request":{"workflow_id":"wf","activity_type":"a\"b","task_queue":"q","input":{"content_type":"application/json","data":{"x":[1,2]}},"schedule_to_close":"1m30s","start_to_close":"2s"}}`,
 	`{"kind":"message_received","state":{"name":"activity_failed","retry_eligible":false},"result":{"status":"failed","error":"boom\n\u0001"},"message":"boom"}`,
 	`{"kind":"conversation_closed","result":{"status":"completed","output":{"content_type":"application/octet-stream","data_base64":"/wAB"}}}`,

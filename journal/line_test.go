@@ -48,7 +48,8 @@ func lineSamples(t testing.TB) []engine.Operation {
 			op.Attempt = 2
 			op.Router = engine.RouterVersion{Lang: "lua", Hash: "sha256:ab12", Source: "scripts/least_loaded.lua"}
 			op.Candidates = []engine.ConsumerStateView{
-				{ID: "w2", InFlight: 1, MaxInFlight: 4, BufferDepth: 2, Tags: []string{"eu", "gpu"}},
+				{ID: "w2", InFlight: 1, MaxInFlight: 4, BufferDepth: 2, Tags: []string{"eu", "gpu"},
+					Labels: map[string]string{"region": "eu", "gpu": "a100", "note": "a \"quoted\" é"}},
 				{ID: "w3", MaxInFlight: 1},
 			}
 			op.Excluded = []string{"w1"}
@@ -127,7 +128,7 @@ func TestLineShape(t *testing.T) {
 		want string
 	}{
 		{ops[0], `{"seq":2,"time":"2026-11-25T20:00:00.123456789Z","workflow_id":"wf-1","conversation_id":"c1","channel":"aion.dispatch.prod.email","kind":"conversation_opened","state":{"name":"activity_scheduled"},"request":{"workflow_id":"wf-1","activity_type":"send-email","task_queue":"email","input":{"content_type":"application/json","data":{"to":"a@example.com"}},"schedule_to_close":"10s","start_to_close":"1.5s","schedule_to_start":"3s"}}`},
-		{ops[1], `{"seq":2,"time":"2026-11-25T20:00:00.123456789Z","workflow_id":"wf-1","conversation_id":"c1","channel":"aion.dispatch.prod.email","kind":"worker_selected","worker_id":"w2","state":{"name":"activity_started"},"attempt":2,"waited":"12.5ms","router":{"lang":"lua","hash":"sha256:ab12","source":"scripts/least_loaded.lua"},"candidates":[{"id":"w2","in_flight":1,"max_in_flight":4,"buffer_depth":2,"tags":["eu","gpu"]},{"id":"w3","in_flight":0,"max_in_flight":1,"buffer_depth":0}],"excluded":["w1"]}`},
+		{ops[1], `{"seq":2,"time":"2026-11-25T20:00:00.123456789Z","workflow_id":"wf-1","conversation_id":"c1","channel":"aion.dispatch.prod.email","kind":"worker_selected","worker_id":"w2","state":{"name":"activity_started"},"attempt":2,"waited":"12.5ms","router":{"lang":"lua","hash":"sha256:ab12","source":"scripts/least_loaded.lua"},"candidates":[{"id":"w2","in_flight":1,"max_in_flight":4,"buffer_depth":2,"tags":["eu","gpu"],"labels":{"gpu":"a100","note":"a \"quoted\" é","region":"eu"}},{"id":"w3","in_flight":0,"max_in_flight":1,"buffer_depth":0}],"excluded":["w1"]}`},
 		{ops[4], `{"seq":2,"time":"2026-11-25T20:00:00.123456789Z","workflow_id":"wf-1","conversation_id":"c1","channel":"aion.dispatch.prod.email","kind":"message_received","state":{"name":"activity_failed","retry_eligible":false},"result":{"status":"failed","error":"smtp: 550 mailbox unavailable"},"message":"smtp: 550 mailbox unavailable"}`},
 		{ops[5], `{"seq":2,"time":"2026-11-25T20:00:00.123456789Z","workflow_id":"wf-1","conversation_id":"c1","channel":"aion.dispatch.prod.email","kind":"worker_exited","worker_id":"w1","state":{"name":"activity_failed","retry_eligible":true},"message":"panic: nil map"}`},
 		{ops[7], `{"seq":2,"time":"2026-11-25T20:00:00.123456789Z","workflow_id":"wf-1","conversation_id":"c1","channel":"aion.dispatch.prod.email","kind":"conversation_closed","state":{"name":"activity_completed"},"result":{"status":"completed","output":{"content_type":"application/octet-stream","data_base64":"/wAB"}}}`},
@@ -221,6 +222,9 @@ func normaliseSlices(op engine.Operation) engine.Operation {
 	for i := range op.Candidates {
 		if len(op.Candidates[i].Tags) == 0 {
 			op.Candidates[i].Tags = nil
+		}
+		if len(op.Candidates[i].Labels) == 0 {
+			op.Candidates[i].Labels = nil
 		}
 	}
 	if len(op.Excluded) == 0 {
