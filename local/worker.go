@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -40,6 +41,9 @@ type WorkerConfig struct {
 	MaxInFlight int
 	// Tags are the affinity tags routers see.
 	Tags []string
+	// Labels are the key-value labels routers see, as
+	// engine.CheckLabels allows them; the worker keeps a copy.
+	Labels map[string]string
 	// Handler runs each activity; required.
 	Handler Handler
 }
@@ -52,6 +56,9 @@ func (c WorkerConfig) validate() error {
 		return fmt.Errorf("worker %s: max in flight %d is negative", c.ID, c.MaxInFlight)
 	case c.Handler == nil:
 		return fmt.Errorf("worker %s: no handler", c.ID)
+	}
+	if err := engine.CheckLabels(c.Labels); err != nil {
+		return fmt.Errorf("worker %s: %w", c.ID, err)
 	}
 	return nil
 }
@@ -77,6 +84,7 @@ type Worker struct {
 	id      string
 	max     int
 	tags    []string
+	labels  map[string]string // never changed: views share it
 	handler Handler
 	mailbox chan *job // room for max: every activity in it holds a slot
 
@@ -139,6 +147,7 @@ func startWorker(cfg WorkerConfig, capacity *broadcast.Signal) *Worker {
 		id:       cfg.ID,
 		max:      n,
 		tags:     slices.Clone(cfg.Tags),
+		labels:   maps.Clone(cfg.Labels),
 		handler:  cfg.Handler,
 		mailbox:  make(chan *job, n),
 		ctx:      ctx,
@@ -158,7 +167,7 @@ func startWorker(cfg WorkerConfig, capacity *broadcast.Signal) *Worker {
 func (w *Worker) ID() string { return w.id }
 
 // State returns what a router sees of the worker now: its capacity
-// (MaxInFlight), its tags, its slots in use (InFlight: each taken by a
+// (MaxInFlight), its tags and labels, its slots in use (InFlight: each taken by a
 // link, whether its activity is not sent yet, waits in the mailbox or
 // runs) and, of those, the ones whose activity no executor has taken yet
 // (BufferDepth: linked but not sent, or waiting in the mailbox; so
@@ -174,6 +183,7 @@ func (w *Worker) State() engine.ConsumerStateView {
 		MaxInFlight: w.max,
 		BufferDepth: int(w.waiting.Load()),
 		Tags:        w.tags,
+		Labels:      w.labels,
 	}
 }
 

@@ -391,6 +391,7 @@ func (n *Node) spawn(channel engine.ChannelName, r *run) error {
 	// handler may run before that, so it waits for ready.
 	self, ready := new(atomic.Pointer[local.Worker]), make(chan struct{})
 	w, err := n.pool.Start(channel, local.WorkerConfig{ID: r.cfg.ID, MaxInFlight: r.cfg.MaxInFlight, Tags: r.cfg.Tags,
+		Labels:  r.cfg.Labels,
 		Handler: n.simulate(channel, r.cfg, self, ready)})
 	if err != nil {
 		return err

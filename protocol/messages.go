@@ -62,12 +62,15 @@ type Registration struct {
 	WorkerID string `json:"worker_id"` // a subject token
 	// Instance tells a worker that registers again (after a reconnect)
 	// from another process that takes the same id: random per process.
-	Instance    string      `json:"instance"`
-	Channels    []string    `json:"channels"` // "namespace/task_queue"
-	MaxInFlight int         `json:"max_in_flight"`
-	Tags        []string    `json:"tags,omitempty"`
-	Connection  *Connection `json:"connection"`
-	State       *State      `json:"state"`
+	Instance    string   `json:"instance"`
+	Channels    []string `json:"channels"` // "namespace/task_queue"
+	MaxInFlight int      `json:"max_in_flight"`
+	Tags        []string `json:"tags,omitempty"`
+	// Labels are the worker's key-value labels, as engine.CheckLabels
+	// allows them; a registration with others is refused.
+	Labels     map[string]string `json:"labels,omitempty"`
+	Connection *Connection       `json:"connection"`
+	State      *State            `json:"state"`
 	// Heartbeat is how often the worker publishes its status even when
 	// nothing changed (a Go duration, "5s"); empty: only on changes.
 	Heartbeat string `json:"heartbeat,omitempty"`
@@ -99,6 +102,9 @@ func (r Registration) check() error {
 	}
 	if r.MaxInFlight < 0 {
 		return invalid("max_in_flight", "%d is negative", r.MaxInFlight)
+	}
+	if err := engine.CheckLabels(r.Labels); err != nil {
+		return invalid("labels", "%v", err)
 	}
 	if err := r.Connection.check("connection"); err != nil {
 		return err

@@ -22,7 +22,7 @@ func samples() []protocol.Message {
 		StartToClose: 2 * time.Second, ScheduleToClose: 10 * time.Second}
 	return []protocol.Message{
 		&protocol.Registration{Version: 1, WorkerID: "w-1", Instance: "i1", Channels: []string{"prod/email"}, MaxInFlight: 4,
-			Tags: []string{"eu"}, Connection: &protocol.Connection{ServerID: "NSRV", ClientID: 7}, State: state(0, 0), Heartbeat: "5s"},
+			Tags: []string{"eu"}, Labels: map[string]string{"region": "eu"}, Connection: &protocol.Connection{ServerID: "NSRV", ClientID: 7}, State: state(0, 0), Heartbeat: "5s"},
 		&protocol.Status{Version: 1, WorkerID: "w-1", Instance: "i1", State: state(3, 2)},
 		&protocol.Deregistration{Version: 1, WorkerID: "w-1", Instance: "i1", Reason: "draining"},
 		&protocol.Hello{Version: 1, NodeID: "n1"},
@@ -130,6 +130,8 @@ func TestDecodeRefusesFields(t *testing.T) {
 		{&protocol.Registration{}, `{"version":1,"worker_id":"w","instance":"i","channels":["p/q"],"max_in_flight":0,"connection":{"server_id":"s","client_id":1},"state":{"seq":0,"in_flight":0,"buffer_depth":0}}`, protocol.ErrMissingField},
 		{&protocol.Registration{}, `{"version":1,"worker_id":"w","instance":"i","channels":["p/q"],"max_in_flight":1,"connection":{"server_id":"s"},"state":{"seq":0,"in_flight":0,"buffer_depth":0}}`, protocol.ErrMissingField},
 		{&protocol.Registration{}, `{"version":1,"worker_id":"w","instance":"i","channels":["p/q"],"max_in_flight":1,"connection":{"server_id":"s","client_id":1},"state":{"seq":0,"in_flight":0,"buffer_depth":0},"heartbeat":"-1s"}`, protocol.ErrInvalid},
+		{&protocol.Registration{}, `{"version":1,"worker_id":"w","instance":"i","channels":["p/q"],"max_in_flight":1,"labels":{" region":"eu"},"connection":{"server_id":"s","client_id":1},"state":{"seq":0,"in_flight":0,"buffer_depth":0}}`, protocol.ErrInvalid},
+		{&protocol.Registration{}, `{"version":1,"worker_id":"w","instance":"i","channels":["p/q"],"max_in_flight":1,"labels":{"region":3},"connection":{"server_id":"s","client_id":1},"state":{"seq":0,"in_flight":0,"buffer_depth":0}}`, protocol.ErrMalformed},
 		{&protocol.Request{}, `{"version":1,"worker_id":"w","instance":"i","conversation_id":"c","attempt":1}`, protocol.ErrMissingField},
 		{&protocol.Request{}, `{"version":1,"worker_id":"w","instance":"i","conversation_id":"c","attempt":1,"activity":{"activity_type":"a","start_to_close":"soon"}}`, protocol.ErrInvalid},
 		{&protocol.Request{}, `{"version":1,"worker_id":"w","instance":"i","conversation_id":"c","attempt":1,"activity":{"activity_type":"a","input":{"data":"x","data_base64":"eA=="}}}`, protocol.ErrInvalid},

@@ -56,6 +56,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -182,11 +183,12 @@ type rworker struct {
 	channels  []engine.ChannelName
 	max       int
 	tags      []string
-	reserved  int            // slots this node's conversations hold
-	reported  protocol.State // the newest state it reported
-	blocked   bool           // it rejected a request; full until it reports a newer state
-	gone      bool           // exited
-	left      bool           // deregistered
+	labels    map[string]string // replaced, never changed: views share it
+	reserved  int               // slots this node's conversations hold
+	reported  protocol.State    // the newest state it reported
+	blocked   bool              // it rejected a request; full until it reports a newer state
+	gone      bool              // exited
+	left      bool              // deregistered
 	exitMsg   string
 	heartbeat time.Duration
 	timer     *time.Timer // heartbeat timeout
@@ -201,7 +203,7 @@ func (w *rworker) view() engine.ConsumerStateView {
 	if w.blocked {
 		in = max(in, w.max)
 	}
-	return engine.ConsumerStateView{ID: w.id, InFlight: in, MaxInFlight: w.max, BufferDepth: w.reported.BufferDepth, Tags: w.tags}
+	return engine.ConsumerStateView{ID: w.id, InFlight: in, MaxInFlight: w.max, BufferDepth: w.reported.BufferDepth, Tags: w.tags, Labels: w.labels}
 }
 
 // errClosed is the error of a transport or conversation used after Close.
@@ -618,6 +620,9 @@ func (t *Transport) register(r protocol.Registration) {
 		t.byConn[w.conn] = append(t.byConn[w.conn], w)
 	}
 	w.max, w.tags = r.MaxInFlight, slices.Clone(r.Tags)
+	if !maps.Equal(w.labels, r.Labels) {
+		w.labels = maps.Clone(r.Labels) // a new map: views of the old one may still be read
+	}
 	t.report(w, *r.State)
 	// Channels it left; then those it serves, an earlier incarnation's
 	// place kept.

@@ -187,6 +187,8 @@ type workerView struct {
 	MaxInFlight int      `json:"max_in_flight"`
 	BufferDepth int      `json:"buffer_depth"`
 	Tags        []string `json:"tags"`
+	// Labels are left out when the worker has none.
+	Labels map[string]string `json:"labels,omitempty"`
 }
 
 func viewOf(c node.ChannelInfo) channelView {
@@ -206,7 +208,7 @@ func viewOf(c node.ChannelInfo) channelView {
 			tags = []string{}
 		}
 		v.Workers = append(v.Workers, workerView{ID: w.ID, InFlight: w.InFlight, MaxInFlight: w.MaxInFlight,
-			BufferDepth: w.BufferDepth, Tags: tags})
+			BufferDepth: w.BufferDepth, Tags: tags, Labels: w.Labels})
 	}
 	return v
 }

@@ -51,6 +51,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -89,6 +90,10 @@ type Options struct {
 	Concurrency int
 	// Tags are the affinity tags routers see.
 	Tags []string
+	// Labels are the key-value labels routers see (region: eu), as
+	// engine.CheckLabels allows them: at most 32, keys of at most 63
+	// bytes, values of at most 255, none with surrounding spaces.
+	Labels map[string]string
 	// Heartbeat, if set, is how often the worker publishes its status
 	// even when nothing changed, for dispatch nodes that cannot read
 	// disconnect advisories (they deem a silent worker gone).
@@ -120,6 +125,9 @@ func (o *Options) check() error {
 		return fmt.Errorf("worker %s: concurrency %d is negative", o.ID, o.Concurrency)
 	case o.Heartbeat < 0:
 		return fmt.Errorf("worker %s: heartbeat %s is negative", o.ID, o.Heartbeat)
+	}
+	if err := engine.CheckLabels(o.Labels); err != nil {
+		return fmt.Errorf("worker %s: %w", o.ID, err)
 	}
 	return nil
 }
@@ -190,6 +198,7 @@ func New(nc *nats.Conn, opts Options, h Handler) (*Worker, error) {
 	}
 	opts.Channels = slices.Clone(opts.Channels)
 	opts.Tags = slices.Clone(opts.Tags)
+	opts.Labels = maps.Clone(opts.Labels)
 	if err := opts.check(); err != nil {
 		return nil, err
 	}
@@ -431,7 +440,7 @@ func (w *Worker) register() error {
 	st := w.state()
 	w.mu.Unlock()
 	r := &protocol.Registration{Version: protocol.Version, WorkerID: w.opts.ID, Instance: w.instance, Channels: w.opts.Channels,
-		MaxInFlight: w.max, Tags: w.opts.Tags, Connection: &protocol.Connection{ServerID: w.nc.ConnectedServerId(), ClientID: cid},
+		MaxInFlight: w.max, Tags: w.opts.Tags, Labels: w.opts.Labels, Connection: &protocol.Connection{ServerID: w.nc.ConnectedServerId(), ClientID: cid},
 		State: &st}
 	if w.opts.Heartbeat > 0 {
 		r.Heartbeat = w.opts.Heartbeat.String()

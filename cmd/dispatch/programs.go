@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -218,6 +219,9 @@ func (p *programs) Start(ctx context.Context, channel engine.ChannelName, w conf
 		"--max-in-flight", strconv.Itoa(w.MaxInFlight)}, p.join...)
 	for _, t := range w.Tags {
 		args = append(args, "--tag", t)
+	}
+	for _, k := range slices.Sorted(maps.Keys(w.Labels)) {
+		args = append(args, "--label", k+"="+w.Labels[k])
 	}
 	if w.Serve {
 		args = append(args, "--serve")

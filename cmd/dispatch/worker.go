@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -18,12 +19,13 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/aion-dispatch/dispatch/command"
+	"github.com/aion-dispatch/dispatch/engine"
 	"github.com/aion-dispatch/dispatch/protocol"
 	"github.com/aion-dispatch/dispatch/worker"
 )
 
 const workerUsage = `Usage: dispatch worker [--nats URL] --channel NS/QUEUE [--channel NS/QUEUE]... [--id ID]
-                       [--max-in-flight N] [--tag TAG]... [--serve] [--drain-timeout D] [--heartbeat D]
+                       [--max-in-flight N] [--tag TAG]... [--label K=V]... [--serve] [--drain-timeout D] [--heartbeat D]
                        [--creds FILE] [--tls-ca FILE] [--tls-cert FILE --tls-key FILE] [-v] -- CMD [ARGS...]
 
 Makes any program a dispatch worker: it connects to dispatch over NATS,
@@ -50,6 +52,8 @@ Flags:
                         (default HOSTNAME-PID)
   --max-in-flight N     activities held at once; more are rejected, not queued (default 1)
   --tag TAG             an affinity tag routing scripts see, such as gpu or region=eu (repeatable)
+  --label K=V           a label routing scripts see as labels.K, such as region=eu (repeatable;
+                        at most 32, keys up to 63 bytes, values up to 255)
   --serve               keep one CMD running and speak JSON lines with it
   --drain-timeout D     how long a drain waits for running activities before it cancels
                         them (default 30s; 0 waits for ever)
@@ -65,7 +69,7 @@ Exit codes: 0 drained after SIGTERM or SIGINT, 1 could not start or lost its
 connection, 2 bad command line.
 
 Example:
-  dispatch worker --channel prod/email --max-in-flight 4 --tag region=eu -- ./send-email.sh
+  dispatch worker --channel prod/email --max-in-flight 4 --label region=eu -- ./send-email.sh
   dispatch worker --channel prod/ml --serve -- python3 examples/python/worker.py
 `
 
@@ -76,6 +80,7 @@ type workerOpts struct {
 	id           string
 	maxInFlight  int
 	tags         stringList
+	labels       labelFlags
 	serve        bool
 	drainTimeout time.Duration
 	heartbeat    time.Duration
@@ -95,6 +100,7 @@ func runWorker(args []string, e *env) int {
 	fs.StringVar(&o.id, "id", "", "")
 	fs.IntVar(&o.maxInFlight, "max-in-flight", 1, "")
 	fs.Var(&o.tags, "tag", "")
+	fs.Var(&o.labels, "label", "")
 	fs.BoolVar(&o.serve, "serve", false, "")
 	fs.DurationVar(&o.drainTimeout, "drain-timeout", 30*time.Second, "")
 	fs.DurationVar(&o.heartbeat, "heartbeat", 0, "")
@@ -136,6 +142,8 @@ func runWorker(args []string, e *env) int {
 		return usage("--heartbeat %s is negative", o.heartbeat)
 	case (o.tlsCert == "") != (o.tlsKey == ""):
 		return usage("--tls-cert and --tls-key go together")
+	case len(o.labels) > engine.MaxLabels:
+		return usage("--label: %d labels; the limit is %d", len(o.labels), engine.MaxLabels)
 	}
 	// Checked before connecting: a worker may wait for NATS for ever.
 	for _, c := range o.channels {
@@ -245,7 +253,7 @@ func (o *workerOpts) run(e *env) int {
 	}
 
 	w, err := worker.New(nc, worker.Options{
-		ID: o.id, Channels: o.channels, MaxInFlight: o.maxInFlight, Tags: o.tags,
+		ID: o.id, Channels: o.channels, MaxInFlight: o.maxInFlight, Tags: o.tags, Labels: o.labels,
 		Heartbeat: o.heartbeat, DrainTimeout: o.drainTimeout, Logger: log,
 	}, handle)
 	if err != nil {
@@ -314,4 +322,34 @@ func natsAuth(creds, ca, cert, key string) nats.Option {
 		}
 		return nil
 	}
+}
+
+// labelFlags are the --label flags: KEY=VALUE each, a key given once.
+type labelFlags map[string]string
+
+func (l *labelFlags) String() string {
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(*l)) {
+		out = append(out, k+"="+(*l)[k])
+	}
+	return strings.Join(out, ",")
+}
+
+// Set adds one label, refusing what engine.CheckLabel refuses.
+func (l *labelFlags) Set(v string) error {
+	k, val, ok := strings.Cut(v, "=")
+	if !ok {
+		return fmt.Errorf("%q: want KEY=VALUE, as in region=eu", v)
+	}
+	if _, dup := (*l)[k]; dup {
+		return fmt.Errorf("label %s given twice", k)
+	}
+	if err := engine.CheckLabel(k, val); err != nil {
+		return err
+	}
+	if *l == nil {
+		*l = labelFlags{}
+	}
+	(*l)[k] = val
+	return nil
 }
