@@ -347,6 +347,8 @@ func readCandidates(v string, stdin io.Reader) ([]engine.ConsumerStateView, erro
 		MaxInFlight *int     `json:"max_in_flight"`
 		BufferDepth int      `json:"buffer_depth"`
 		Tags        []string `json:"tags"`
+		// Labels: a value that is not a string fails to decode.
+		Labels map[string]string `json:"labels"`
 	}
 	raw := make([]candidate, len(elems))
 	for i, e := range elems { // one by one, so that an error says which
@@ -376,8 +378,12 @@ func readCandidates(v string, stdin io.Reader) ([]engine.ConsumerStateView, erro
 				return nil, fmt.Errorf("candidate %q: %w", c.ID, err)
 			}
 		}
+		if err := engine.CheckLabels(c.Labels); err != nil { // as the config and a node check them
+			return nil, fmt.Errorf("candidate %q: %w", c.ID, err)
+		}
 		seen[c.ID] = true
-		out = append(out, engine.ConsumerStateView{ID: c.ID, InFlight: c.InFlight, MaxInFlight: maxInFlight, BufferDepth: c.BufferDepth, Tags: c.Tags})
+		out = append(out, engine.ConsumerStateView{ID: c.ID, InFlight: c.InFlight, MaxInFlight: maxInFlight, BufferDepth: c.BufferDepth,
+			Tags: c.Tags, Labels: c.Labels})
 	}
 	return out, nil
 }

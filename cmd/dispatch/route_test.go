@@ -24,6 +24,9 @@ func TestReadCandidatesErrors(t *testing.T) {
 		{`[{}]`, `candidate 1 has no id`},
 		{`[{"id":"a","tags":["eu",""]}]`, `candidate "a": tag "" must be non-empty, without surrounding spaces`},
 		{`[{"id":"a","tags":[" gpu"]}]`, `candidate "a": tag " gpu" must be non-empty, without surrounding spaces`},
+		{`[{"id":"a","labels":{"region":3}}]`, `candidate 1: labels: want a string, not a JSON number`},
+		{`[{"id":"a","labels":["eu"]}]`, `candidate 1: labels: want an object, not a JSON array`},
+		{`[{"id":"a","labels":{"region":"eu "}}]`, `candidate "a": label region: value "eu " must be UTF-8 without surrounding spaces`},
 	} {
 		_, err := readCandidates(tc.in, strings.NewReader(""))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -33,8 +36,9 @@ func TestReadCandidatesErrors(t *testing.T) {
 			t.Errorf("%s: error %q speaks Go", tc.in, err)
 		}
 	}
-	got, err := readCandidates(`[{"id":"a","in_flight":1,"max_in_flight":2,"tags":["eu"]}, {"id":"b"}] `, strings.NewReader(""))
-	if err != nil || len(got) != 2 || got[0].MaxInFlight != 2 || got[1].MaxInFlight != 1 || got[0].Tags[0] != "eu" {
+	got, err := readCandidates(`[{"id":"a","in_flight":1,"max_in_flight":2,"tags":["eu"],"labels":{"region":"eu"}}, {"id":"b"}] `, strings.NewReader(""))
+	if err != nil || len(got) != 2 || got[0].MaxInFlight != 2 || got[1].MaxInFlight != 1 || got[0].Tags[0] != "eu" ||
+		got[0].Labels["region"] != "eu" || got[1].Labels != nil {
 		t.Errorf("good candidates: %+v, %v", got, err)
 	}
 }
