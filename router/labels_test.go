@@ -46,6 +46,12 @@ end`, "w4"},
   local ok = pcall(function() c[2].labels.region = "us" end)
   if not ok and c[2].labels.region == "eu" then return "w2" end
 end`, "w2"},
+		{"lua pairs in key order", router.Lua, `function route(r, c)
+  local s = ""
+  for k, v in pairs(c[2].labels) do s = s .. k .. "=" .. v .. ";" end
+  if s == "gpu=a100;region=eu;" then return "w2" end
+  return s
+end`, "w2"},
 		{"expr first eu", router.Expr, `first(filter(candidates, .labels.region == "eu"))?.id`, "w2"},
 		{"expr least loaded eu", router.Expr, `leastLoaded(filter(candidates, .labels["region"] == "eu"))`, "w3"},
 		{"expr missing label is empty", router.Expr, `candidates[0].labels.region == "" && !("gpu" in candidates[2].labels) && "gpu" in candidates[3].labels ? candidates[3].id : nil`, "w4"},
