@@ -20,7 +20,7 @@ func TestScriptsReadLabels(t *testing.T) {
 	cands := []engine.Worker{
 		labelled("w1", 0, nil),
 		labelled("w2", 2, map[string]string{"region": "eu", "gpu": "a100"}),
-		labelled("w3", 1, map[string]string{"region": "eu"}),
+		labelled("w3", 1, map[string]string{"region": "eu", "backup": "w1"}),
 		labelled("w4", 0, map[string]string{"region": "us", "gpu": "a100"}),
 	}
 	for _, tc := range []struct {
@@ -52,6 +52,8 @@ end`, "w2"},
   if s == "gpu=a100;region=eu;" then return "w2" end
   return s
 end`, "w2"},
+		{"lua returns a label", router.Lua, `function route(r, c) return c[3].labels.backup end`, "w1"},
+		{"expr returns a label", router.Expr, `candidates[2].labels["backup"]`, "w1"},
 		{"expr first eu", router.Expr, `first(filter(candidates, .labels.region == "eu"))?.id`, "w2"},
 		{"expr least loaded eu", router.Expr, `leastLoaded(filter(candidates, .labels["region"] == "eu"))`, "w3"},
 		{"expr missing label is empty", router.Expr, `candidates[0].labels.region == "" && !("gpu" in candidates[2].labels) && "gpu" in candidates[3].labels ? candidates[3].id : nil`, "w4"},
