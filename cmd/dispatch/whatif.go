@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -242,13 +244,21 @@ func delta(d int) string {
 	return fmt.Sprint(d)
 }
 
-// candidatesText lists candidates as id in_flight/max_in_flight [tags].
+// candidatesText lists candidates as id in_flight/max_in_flight [tags]
+// {labels}, the labels in key order.
 func candidatesText(cands []engine.ConsumerStateView) string {
 	parts := make([]string, len(cands))
 	for i, c := range cands {
 		parts[i] = fmt.Sprintf("%s %d/%d", c.ID, c.InFlight, c.MaxInFlight)
 		if len(c.Tags) > 0 {
 			parts[i] += " [" + strings.Join(c.Tags, ",") + "]"
+		}
+		if len(c.Labels) > 0 {
+			labels := make([]string, 0, len(c.Labels))
+			for _, k := range slices.Sorted(maps.Keys(c.Labels)) {
+				labels = append(labels, k+"="+c.Labels[k])
+			}
+			parts[i] += " {" + strings.Join(labels, ",") + "}"
 		}
 	}
 	return strings.Join(parts, ", ")

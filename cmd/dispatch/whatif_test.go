@@ -104,6 +104,7 @@ func TestWhatIfTexts(t *testing.T) {
 		{shortVersion(engine.RouterVersion{}), "-"},
 		{shortVersion(engine.RouterVersion{Lang: "go"}), "go"},
 		{candidatesText([]engine.ConsumerStateView{{ID: "a", InFlight: 1, MaxInFlight: 4, Tags: []string{"x", "y"}}, {ID: "b"}}), "a 1/4 [x,y], b 0/0"},
+		{candidatesText([]engine.ConsumerStateView{{ID: "a", MaxInFlight: 1, Labels: map[string]string{"zone": "b", "region": "eu"}}}), "a 0/1 {region=eu,zone=b}"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("got %q, want %q", tc.got, tc.want)
