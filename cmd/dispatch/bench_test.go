@@ -105,7 +105,7 @@ func TestSyntheticCandidates(t *testing.T) {
 		t.Errorf("%d tagged (want 250), %d distinct in_flight (want several)", tagged, len(loads))
 	}
 	// The same on every run: the first four, as the usage says.
-	want := "[{w001 3 4 1 []} {w002 6 8 2 []} {w003 5 16 0 []} {w004 0 4 1 [fast]}]"
+	want := "[{w001 3 4 1 [] map[]} {w002 6 8 2 [] map[]} {w003 5 16 0 [] map[]} {w004 0 4 1 [fast] map[]}]"
 	if got := fmt.Sprint(syntheticCandidates(4)); got != want {
 		t.Errorf("syntheticCandidates(4) = %s, want %s", got, want)
 	}
