@@ -312,6 +312,7 @@ type scripted struct {
 func (r *runner) start(spec Worker) error {
 	sw := &scripted{spec: spec, changed: &r.changed, ready: make(chan struct{})}
 	w, err := r.pool.Start(spec.Channel, local.WorkerConfig{ID: spec.ID, MaxInFlight: spec.MaxInFlight, Tags: spec.Tags,
+		Labels:  spec.Labels,
 		Handler: sw.handle})
 	if err != nil {
 		return fmt.Errorf("worker %s: %w", spec.ID, err)

@@ -78,6 +78,7 @@ type Worker struct {
 	ID          string
 	MaxInFlight int
 	Tags        []string
+	Labels      map[string]string
 	// Script says what the worker does with its 1st, 2nd, … request; the
 	// last action repeats.
 	Script []Action
@@ -168,11 +169,12 @@ type fileYAML struct {
 }
 
 type workerYAML struct {
-	Channel     string       `yaml:"channel"`
-	ID          string       `yaml:"id"`
-	MaxInFlight int          `yaml:"max_in_flight"`
-	Tags        []string     `yaml:"tags"`
-	Script      []actionYAML `yaml:"script"`
+	Channel     string            `yaml:"channel"`
+	ID          string            `yaml:"id"`
+	MaxInFlight int               `yaml:"max_in_flight"`
+	Tags        []string          `yaml:"tags"`
+	Labels      map[string]string `yaml:"labels"`
+	Script      []actionYAML      `yaml:"script"`
 }
 
 type actionYAML struct {
@@ -340,12 +342,16 @@ func (l *loader) channel(s string, line int) engine.ChannelName {
 }
 
 func (l *loader) worker(w workerYAML, line int) Worker {
-	out := Worker{Channel: l.channel(w.Channel, line), ID: w.ID, MaxInFlight: w.MaxInFlight, Tags: w.Tags, Line: line}
+	out := Worker{Channel: l.channel(w.Channel, line), ID: w.ID, MaxInFlight: w.MaxInFlight, Tags: w.Tags,
+		Labels: w.Labels, Line: line}
 	if w.ID == "" {
 		l.errorf(line, "worker: missing id")
 	}
 	if w.MaxInFlight < 0 {
 		l.errorf(line, "worker %s: max_in_flight must be 1 or more", w.ID)
+	}
+	if err := engine.CheckLabels(w.Labels); err != nil {
+		l.errorf(line, "worker %s: %v", w.ID, err)
 	}
 	if len(w.Script) == 0 {
 		l.errorf(line, "worker %s: missing script (what it does with each request)", w.ID)
