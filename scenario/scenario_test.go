@@ -67,8 +67,14 @@ func TestLoadErrors(t *testing.T) {
 		want       []string
 	}{
 		{"unknown key", "version: 1\nchannels: []\nstepz: []\n", []string{`:3: the scenario: unknown key "stepz" (known: channels, config, defaults, description, steps, timeout, version, workers)`}},
-		{"unknown key in a worker", "version: 1\nchannels: []\nworkers:\n  - {id: w1, colour: blue}\n", []string{`:4: worker: unknown key "colour" (known: channel, id, max_in_flight, script, tags)`}},
+		{"unknown key in a worker", "version: 1\nchannels: []\nworkers:\n  - {id: w1, colour: blue}\n", []string{`:4: worker: unknown key "colour" (known: channel, id, labels, max_in_flight, script, tags)`}},
 		{"empty", "", []string{":1: the file is empty"}},
+		{"bad labels", `version: 1
+channels:
+  - {namespace: prod, task_queue: email, routing: {lang: lua, source: "function route(r, c) return c[1].id end"}}
+workers:
+  - {channel: prod/email, id: w1, labels: {" region": eu}, script: [{complete: sent}]}
+`, []string{`:5: worker w1: label key " region" must be UTF-8 without surrounding spaces`}},
 		{"input not JSON under a JSON content type", `version: 1
 channels:
   - {namespace: prod, task_queue: email, routing: {lang: lua, source: "function route(r, c) return c[1].id end"}}
