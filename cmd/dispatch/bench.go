@@ -39,7 +39,7 @@ Flags:
                         aion.dispatch.NS.QUEUE form journals show)
   --candidates JSON     the workers to choose from, as for dispatch route: a
                         JSON array of {"id", "in_flight", "max_in_flight",
-                        "buffer_depth", "tags"}; @FILE reads it from a file,
+                        "buffer_depth", "tags", "labels"}; @FILE reads it from a file,
                         - from standard input. A number N instead makes N
                         synthetic candidates, the same on every run: ids
                         w001, w002, ... (more digits past 999), max_in_flight

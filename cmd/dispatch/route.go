@@ -40,7 +40,7 @@ Flags:
   --channel NS/QUEUE    the channel, as namespace/task_queue (or the
                         aion.dispatch.NS.QUEUE form journals show)
   --candidates JSON     the workers to choose from: a JSON array of
-                        {"id", "in_flight", "max_in_flight", "buffer_depth", "tags"};
+                        {"id", "in_flight", "max_in_flight", "buffer_depth", "tags", "labels"};
                         @FILE reads it from a file, - from standard input
   --exclude ID          a worker already excluded (repeatable)
   --request JSON        the request the script sees: {"workflow_id", "activity_type",
@@ -336,7 +336,7 @@ func readCandidates(v string, stdin io.Reader) ([]engine.ConsumerStateView, erro
 	if err != nil {
 		return nil, err
 	}
-	const want = `want a JSON array of {"id", "in_flight", "max_in_flight", "buffer_depth", "tags"}`
+	const want = `want a JSON array of {"id", "in_flight", "max_in_flight", "buffer_depth", "tags", "labels"}`
 	var elems []json.RawMessage
 	if err := strictjson.Decode(data, &elems); err != nil {
 		return nil, fmt.Errorf("%s: %w", want, err)
