@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -86,7 +87,10 @@ func Failed(message string) ActivityResult {
 }
 
 // ConsumerStateView is what a router sees of one worker: its load, tags
-// and labels.
+// and labels, and what its channel observed of it (latency, errors,
+// exits). The observed figures are the transport's; a worker nothing was
+// observed of yet has them all 0, which routers read as "no figure", not
+// as "fast and healthy" (see docs/scripting.md).
 type ConsumerStateView struct {
 	ID          string   `json:"id"`
 	InFlight    int      `json:"in_flight"`
@@ -97,6 +101,56 @@ type ConsumerStateView struct {
 	// [CheckLabels] allows them. A router reads them and never changes
 	// them.
 	Labels map[string]string `json:"labels,omitempty"`
+
+	// LatencyEWMA is the moving average, in seconds, of how long the
+	// worker took to answer the activities of this channel: from the
+	// request to the answer, completed or failed. Each sample counts
+	// alike and counts for half as much every [ObservedHalfLife]. 0: none
+	// answered yet.
+	LatencyEWMA float64 `json:"latency_ewma,omitempty"`
+	// LatencyPeakEWMA is the peak-sensitive average of the same samples,
+	// in seconds, as Finagle's peak EWMA: a sample above it raises it at
+	// once; below it, it moves towards the sample by how much time passed
+	// since the last; and while nothing is answered it decays towards 0
+	// with [ObservedHalfLife], so that a worker that stopped getting work
+	// is tried again. 0: none answered yet.
+	LatencyPeakEWMA float64 `json:"latency_peak_ewma,omitempty"`
+	// ErrorRate is the moving average, weighted as LatencyEWMA's, of
+	// failed answers among answers (0..1): 1 for each failed, 0 for each
+	// completed. Exits are not answers; they count in Exits.
+	ErrorRate float64 `json:"error_rate,omitempty"`
+	// Exits is how many of the channel's activities the worker left
+	// unanswered in the last [ObservedExitWindow] because it exited, its
+	// connection ended, or it lost the request; at most [MaxObservedExits].
+	Exits int `json:"exits,omitempty"`
+}
+
+// How observed figures age (see [ConsumerStateView]).
+const (
+	// ObservedHalfLife is how long it takes for a sample of latency or
+	// errors to count for half as much.
+	ObservedHalfLife = 10 * time.Second
+	// ObservedExitWindow is how long an exit counts in Exits.
+	ObservedExitWindow = time.Minute
+	// MaxObservedExits is the most exits Exits counts.
+	MaxObservedExits = 16
+)
+
+// CheckObserved refuses observed figures no transport reports: a negative
+// or non-finite latency, an error rate outside 0..1, exits outside
+// 0..MaxObservedExits.
+func (v ConsumerStateView) CheckObserved() error {
+	switch {
+	case !(v.LatencyEWMA >= 0) || math.IsInf(v.LatencyEWMA, 0):
+		return fmt.Errorf("worker %s: latency_ewma %v is not a finite number of seconds >= 0", v.ID, v.LatencyEWMA)
+	case !(v.LatencyPeakEWMA >= 0) || math.IsInf(v.LatencyPeakEWMA, 0):
+		return fmt.Errorf("worker %s: latency_peak_ewma %v is not a finite number of seconds >= 0", v.ID, v.LatencyPeakEWMA)
+	case !(v.ErrorRate >= 0 && v.ErrorRate <= 1):
+		return fmt.Errorf("worker %s: error_rate %v is not within 0..1", v.ID, v.ErrorRate)
+	case v.Exits < 0 || v.Exits > MaxObservedExits:
+		return fmt.Errorf("worker %s: exits %d is not within 0..%d", v.ID, v.Exits, MaxObservedExits)
+	}
+	return nil
 }
 
 // The limits on a worker's labels.

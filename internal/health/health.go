@@ -1,0 +1,141 @@
+// Package health keeps what a transport observes of one worker on one
+// channel (how long it takes to answer, how often it fails, how often it
+// exits) and fills it into the worker's [engine.ConsumerStateView].
+//
+// Transports record an observation when an answer or an exit arrives,
+// which is off the routing path; a router's snapshot reads the figures
+// without a lock. The figures age by time, not by count (see
+// [engine.ObservedHalfLife]), and how they are computed is documented on
+// the view's fields.
+package health
+
+import (
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aion-dispatch/dispatch/engine"
+)
+
+// halfLife is engine.ObservedHalfLife in nanoseconds, as a float.
+const halfLife = float64(engine.ObservedHalfLife)
+
+// Tracker is one worker's observed figures on one channel. Its methods are
+// safe for concurrent use: writers serialise on a mutex, and [Tracker.Fill]
+// reads atomics only. The zero value is a tracker that observed nothing.
+type Tracker struct {
+	mu sync.Mutex // serialises writers
+	// Under mu: the time of the last sample (latency or error), and the
+	// decayed sums of the averages as of then.
+	last                     int64
+	sampled                  bool
+	latencySum, latencyCount float64
+	errorSum, answerCount    float64
+	exitNext                 int // where the next exit goes in exitTimes
+
+	// Published for readers: float64 bits, and times in Unix nanoseconds.
+	ewma, peak, errRate atomic.Uint64
+	stamp               atomic.Int64 // when peak was last set
+	sampledOnce         atomic.Bool  // ewma, peak and errRate hold figures
+	exits               atomic.Int64 // exits recorded, ever
+	exitTimes           [engine.MaxObservedExits]atomic.Int64
+}
+
+// decay is how much a sample taken at then counts at now: 1/2 per half-life.
+// A clock that went backwards counts as no time passed.
+func decay(then, now int64) float64 {
+	if now <= then {
+		return 1
+	}
+	return math.Exp2(-float64(now-then) / halfLife)
+}
+
+// Answered records an answer that took took: completed, or failed if
+// failed. It moves the latency averages and the error rate.
+func (t *Tracker) Answered(now time.Time, took time.Duration, failed bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.sample(now.UnixNano(), max(took.Seconds(), 0))
+	t.answerCount++
+	if failed {
+		t.errorSum++
+	}
+	t.errRate.Store(math.Float64bits(min(t.errorSum/t.answerCount, 1)))
+	t.sampledOnce.Store(true)
+}
+
+// Abandoned records an activity whose answer dispatch stopped waiting for
+// after took (it timed out, or its workflow gave up): took is a lower bound
+// of the worker's latency, so it moves the latency averages; it is no
+// answer, so it leaves the error rate as it is.
+func (t *Tracker) Abandoned(now time.Time, took time.Duration) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.sample(now.UnixNano(), max(took.Seconds(), 0))
+	t.sampledOnce.Store(true)
+}
+
+// sample ages every sum to n and adds a latency sample of x seconds to
+// the latency averages. t.mu is held.
+func (t *Tracker) sample(n int64, x float64) {
+	d := 0.0 // the first sample is the whole average
+	if t.sampled {
+		d = decay(t.last, n)
+	}
+	t.last, t.sampled = max(t.last, n), true
+	t.errorSum, t.answerCount = t.errorSum*d, t.answerCount*d
+	t.latencySum, t.latencyCount = t.latencySum*d+x, t.latencyCount*d+1
+	t.ewma.Store(math.Float64bits(t.latencySum / t.latencyCount))
+	// Finagle's peak EWMA: what a reader sees now is the peak decayed
+	// towards 0 since the last sample; a sample above that replaces it,
+	// one below is blended in by the time that passed.
+	seen := math.Float64frombits(t.peak.Load()) * d
+	peak := x
+	if x <= seen {
+		peak = seen + x*(1-d)
+	}
+	t.peak.Store(math.Float64bits(peak))
+	t.stamp.Store(n)
+}
+
+// Exited records that the worker left an activity unanswered because it
+// exited, its connection ended or it lost the request.
+func (t *Tracker) Exited(now time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.exitTimes[t.exitNext].Store(now.UnixNano())
+	t.exitNext = (t.exitNext + 1) % len(t.exitTimes)
+	t.exits.Add(1)
+}
+
+// Fill sets v's observed figures as they are at now. It takes no lock.
+func (t *Tracker) Fill(v *engine.ConsumerStateView, now time.Time) {
+	n := now.UnixNano()
+	if t.sampledOnce.Load() {
+		v.LatencyEWMA = math.Float64frombits(t.ewma.Load())
+		v.LatencyPeakEWMA = math.Float64frombits(t.peak.Load()) * decay(t.stamp.Load(), n)
+		v.ErrorRate = math.Float64frombits(t.errRate.Load())
+	}
+	recorded := min(t.exits.Load(), int64(len(t.exitTimes)))
+	if recorded == 0 {
+		return
+	}
+	since := n - int64(engine.ObservedExitWindow)
+	for i := range recorded {
+		if t.exitTimes[i].Load() > since {
+			v.Exits++
+		}
+	}
+}
+
+// Clock is where a transport takes the time of its observations.
+type Clock interface {
+	Now() time.Time
+}
+
+// SystemClock is the clock of the system: [time.Now].
+type SystemClock struct{}
+
+// Now returns time.Now().
+func (SystemClock) Now() time.Time { return time.Now() }
