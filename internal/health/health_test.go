@@ -13,8 +13,8 @@ var t0 = time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
 
 // event is one observation at an offset from t0.
 type event struct {
-	at     time.Duration
-	kind   string // "ok", "fail", "abandon", "exit"
+	at   time.Duration
+	kind string // "ok", "fail", "abandon", "exit"
 	took time.Duration
 }
 
