@@ -265,6 +265,9 @@ func (c *Checker) checkSelection(line int, id string, cv *convCheck, op engine.O
 		case slices.Contains(op.Excluded, v.ID):
 			c.fail(line, id, "worker_selected has candidate %s, which is excluded (the host removes excluded workers before the router runs)", workerID(v.ID))
 		}
+		if err := v.CheckObserved(); err != nil {
+			c.fail(line, id, "worker_selected: candidate %v", err)
+		}
 		seen[v.ID] = true
 	}
 	exited := make([]string, len(cv.exits))

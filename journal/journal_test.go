@@ -792,6 +792,37 @@ func TestVerifyRefusesARequestForAnotherQueue(t *testing.T) {
 	}
 }
 
+// TestVerifyRefusesObservedFiguresNoTransportReports: a recorded
+// candidate's figures are what its router saw, within what the view
+// allows.
+func TestVerifyRefusesObservedFiguresNoTransportReports(t *testing.T) {
+	raw := recordDispatches(t, map[string]local.Handler{
+		"w1": func(context.Context, engine.ActivityRequest) engine.ActivityResult { return engine.Completed(engine.Payload{}) },
+	}, []engine.ActivityRequest{request("wf-1", "a")})
+	for _, tc := range []struct{ figures, want string }{
+		{`"error_rate":1.5`, "error_rate 1.5 is not within 0..1"},
+		{`"latency_ewma":-0.1`, "latency_ewma -0.1 is not a finite number of seconds >= 0"},
+		{`"latency_peak_ewma":-2`, "latency_peak_ewma -2 is not a finite number"},
+		{`"exits":17`, "exits 17 is not within 0..16"},
+	} {
+		bad := bytes.Replace(raw, []byte(`"buffer_depth":0`), []byte(`"buffer_depth":0,`+tc.figures), 1)
+		if bytes.Equal(bad, raw) {
+			t.Fatalf("no candidate to change in:\n%s", raw)
+		}
+		rep, err := journal.Verify(context.Background(), bytes.NewReader(bad))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Problems != 1 || !strings.Contains(rep.First.Msg, "candidate worker w1: "+tc.want) {
+			t.Errorf("%s: %d problems, first %+v; want %q", tc.figures, rep.Problems, rep.First, tc.want)
+		}
+	}
+	good := bytes.Replace(raw, []byte(`"buffer_depth":0`), []byte(`"buffer_depth":0,"latency_ewma":0.02,"latency_peak_ewma":0.05,"error_rate":1,"exits":16`), 1)
+	if rep, err := journal.Verify(context.Background(), bytes.NewReader(good)); err != nil || rep.Problems != 0 {
+		t.Errorf("figures at their limits: %+v, %v", rep, err)
+	}
+}
+
 // TestSummaryKeepsWorkersOfChannelsApart: worker ids are unique within a
 // channel only, so a summary counts w1 of one channel apart from w1 of
 // another.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"strconv"
 	"time"
@@ -88,7 +89,9 @@ func AppendLine(dst []byte, op engine.Operation) ([]byte, error) {
 			if i > 0 {
 				e.buf = append(e.buf, ',')
 			}
-			e.candidate(c)
+			if err := e.candidate(c); err != nil {
+				return dst, err
+			}
 		}
 		e.buf = append(e.buf, ']')
 	}
@@ -210,7 +213,12 @@ func (e *encoder) payload(p engine.Payload) {
 	e.buf = append(e.buf, '}')
 }
 
-func (e *encoder) candidate(c engine.ConsumerStateView) {
+func (e *encoder) candidate(c engine.ConsumerStateView) error {
+	for _, f := range [...]float64{c.LatencyEWMA, c.LatencyPeakEWMA, c.ErrorRate} {
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return fmt.Errorf("candidate %s: observed figure %v is not a number JSON can hold", c.ID, f)
+		}
+	}
 	e.buf = append(e.buf, `{"id":`...)
 	e.buf = appendString(e.buf, c.ID)
 	e.buf = append(e.buf, `,"in_flight":`...)
@@ -236,7 +244,34 @@ func (e *encoder) candidate(c engine.ConsumerStateView) {
 		}
 		e.buf = append(e.buf, '}')
 	}
+	e.float(`,"latency_ewma":`, c.LatencyEWMA)
+	e.float(`,"latency_peak_ewma":`, c.LatencyPeakEWMA)
+	e.float(`,"error_rate":`, c.ErrorRate)
+	if c.Exits != 0 {
+		e.buf = append(e.buf, `,"exits":`...)
+		e.buf = strconv.AppendInt(e.buf, int64(c.Exits), 10)
+	}
 	e.buf = append(e.buf, '}')
+	return nil
+}
+
+// float appends key and f unless f is 0, as encoding/json writes a float64
+// field with omitempty: 'f' form, or 'e' form with a short exponent below
+// 1e-6 and from 1e21. f is finite (the view's CheckObserved holds).
+func (e *encoder) float(key string, f float64) {
+	if f == 0 {
+		return
+	}
+	e.buf = append(e.buf, key...)
+	form := byte('f')
+	if a := math.Abs(f); a < 1e-6 || a >= 1e21 {
+		form = 'e'
+	}
+	e.buf = strconv.AppendFloat(e.buf, f, form, -1, 64)
+	if n := len(e.buf); form == 'e' && n >= 4 && e.buf[n-4] == 'e' && e.buf[n-3] == '-' && e.buf[n-2] == '0' {
+		e.buf[n-2] = e.buf[n-1] // e-07 → e-7
+		e.buf = e.buf[:n-1]
+	}
 }
 
 func (e *encoder) request(r engine.ActivityRequest) {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -144,6 +145,7 @@ var encodeSeeds = []string{
 	`{"kind":"conversation_closed","result":{"status":"completed","output":{"content_type":"application/octet-stream","data_base64":"/wAB"}}}`,
 	`{"kind":"conversation_closed","result":{"status":"completed","output":{"data":"plain <text>"}}}`,
 	`{"kind":"message_sent","worker_id":"\ufffd"}`,
+	`{"kind":"worker_selected","worker_id":"w1","candidates":[{"id":"w1","in_flight":0,"max_in_flight":1,"buffer_depth":0,"latency_ewma":0.0213,"latency_peak_ewma":1e-7,"error_rate":0.5,"exits":3},{"id":"w2","in_flight":0,"max_in_flight":1,"buffer_depth":0,"latency_ewma":1e+21,"error_rate":-1,"exits":-2},{"id":"w3","in_flight":0,"max_in_flight":1,"buffer_depth":0,"latency_peak_ewma":123456.789}]}`,
 }
 
 func TestAppendLineMatchesEncodingJSON(t *testing.T) {
@@ -157,6 +159,10 @@ func TestAppendLineMatchesEncodingJSON(t *testing.T) {
 	op := engine.Operation{Kind: engine.OpMessageSent, Time: time.Date(2026, 1, 2, 3, 4, 5, 6, time.FixedZone("X", 3600)),
 		WorkerID: "bad\xffutf8"}
 	checkEncoding(t, op)
+	for _, f := range []float64{math.NaN(), math.Inf(1)} {
+		checkEncoding(t, engine.Operation{Kind: engine.OpWorkerSelected, WorkerID: "w1",
+			Candidates: []engine.ConsumerStateView{{ID: "w1", MaxInFlight: 1, LatencyEWMA: f}}})
+	}
 }
 
 func checkEncoding(t *testing.T, op engine.Operation) {
