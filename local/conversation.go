@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/aion-dispatch/dispatch/engine"
 )
@@ -78,7 +79,11 @@ func (c *conversation) Send(_ context.Context, msg engine.DispatchRequest) error
 	}
 	w, j := c.worker, c.job
 	j.ctx, j.cancel = context.WithCancel(w.ctx)
+	if w.report {
+		j.ctx = context.WithValue(j.ctx, jobKey{}, j)
+	}
 	j.attempt, j.req = msg.Attempt, msg.Request
+	j.sent = w.clock.Now()
 	j.reply = make(chan engine.ActivityResult, 1)
 	j.state.Store(jobQueued)
 	select {
@@ -114,6 +119,8 @@ func (c *conversation) Receive(ctx context.Context) (engine.Event, error) {
 			return c.answered(res, j.attempt), nil
 		default:
 		}
+		j.observed = true
+		w.health.Exited(w.clock.Now())
 		c.end()
 		return engine.Event{Kind: engine.EventWorkerExited, WorkerID: w.id, Attempt: j.attempt, Message: w.exitMsg}, nil
 	case <-ctx.Done():
@@ -122,8 +129,13 @@ func (c *conversation) Receive(ctx context.Context) (engine.Event, error) {
 }
 
 // answered ends the attempt whose answer arrived (its executor freed the
-// slot before sending it).
+// slot before sending it), recording it in the worker's figures before
+// anyone sees the answer.
 func (c *conversation) answered(res engine.ActivityResult, attempt int) engine.Event {
+	w, j := c.worker, c.job
+	j.observed = true
+	now := w.clock.Now()
+	w.health.Answered(now, j.latency(now), res.Status == engine.StatusFailed)
 	c.end()
 	return engine.Event{Kind: engine.EventResponse, WorkerID: c.worker.id, Attempt: attempt, Result: res}
 }
@@ -155,8 +167,41 @@ func (c *conversation) end() {
 	if j.cancel != nil {
 		j.cancel()
 	}
+	if !j.observed && j.state.Load() != jobLinked {
+		// Sent, and neither answered nor lost to an exit: dispatch stops
+		// waiting for it (a timeout, or the workflow gave up).
+		j.observed = true
+		now := c.worker.clock.Now()
+		c.worker.health.Abandoned(now, j.latency(now))
+	}
 	if j.state.CompareAndSwap(jobQueued, jobAbandoned) && c.worker.ctx.Err() == nil {
 		return
 	}
 	c.worker.release(j)
+}
+
+// latency is how long j took, at now: what its handler reported, or the
+// time since it was sent.
+func (j *job) latency(now time.Time) time.Duration {
+	if d := j.took.Load(); d > 0 {
+		return time.Duration(d)
+	}
+	return now.Sub(j.sent)
+}
+
+// jobKey is the context key of a handler's job, in a pool
+// [WithReportedLatency].
+type jobKey struct{}
+
+// ReportLatency says that the activity of ctx, a handler's context, took d,
+// so that d counts in the worker's figures instead of the time the pool
+// measured. It reports whether it could: only in a pool made
+// [WithReportedLatency], and only for d > 0.
+func ReportLatency(ctx context.Context, d time.Duration) bool {
+	j, ok := ctx.Value(jobKey{}).(*job)
+	if !ok || d <= 0 {
+		return false
+	}
+	j.took.Store(int64(d))
+	return true
 }

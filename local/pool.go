@@ -8,9 +8,11 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/aion-dispatch/dispatch/engine"
 	"github.com/aion-dispatch/dispatch/internal/broadcast"
+	"github.com/aion-dispatch/dispatch/internal/health"
 )
 
 // Pool holds the in-process workers of every channel. It implements
@@ -32,7 +34,36 @@ type Pool struct {
 	pruneAt  int                  // prune started when it holds this many
 	closed   bool
 	unknown  chan struct{} // closed: what CapacityChanged returns for a channel the pool does not know
+	clock    Clock
+	report   bool // handlers may report their latency
 }
+
+// Clock is where a pool takes the time of what it observes of its workers.
+type Clock interface {
+	Now() time.Time
+}
+
+// systemClock is time.Now.
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+// Option configures a [Pool].
+type Option func(*Pool)
+
+// WithClock makes the pool take the time of its observations from c rather
+// than time.Now: when a request is sent, when its answer or the worker's
+// exit is received, and when a snapshot reads the figures. A clock that
+// does not move, as golden scenarios use, makes every latency 0 (unless
+// handlers report theirs: see [WithReportedLatency]), every average one over
+// all samples alike, nothing decay and no exit expire.
+func WithClock(c Clock) Option { return func(p *Pool) { p.clock = c } }
+
+// WithReportedLatency lets the handlers of the pool's workers say how long
+// an activity took with [ReportLatency], which then counts instead of the
+// time the pool measured: for simulations and scripted workers whose
+// latency is a figure, not a wait. It costs one allocation per activity.
+func WithReportedLatency() Option { return func(p *Pool) { p.report = true } }
 
 // channelMap maps each channel to its membership. It is never modified once
 // published.
@@ -58,8 +89,11 @@ func (m *membership) list() []*Worker {
 const minPrune = 64
 
 // NewPool returns an empty pool.
-func NewPool() *Pool {
-	p := &Pool{started: make(map[*Worker]struct{}), pruneAt: minPrune, unknown: make(chan struct{})}
+func NewPool(opts ...Option) *Pool {
+	p := &Pool{started: make(map[*Worker]struct{}), pruneAt: minPrune, unknown: make(chan struct{}), clock: systemClock{}}
+	for _, o := range opts {
+		o(p)
+	}
 	close(p.unknown)
 	p.channels.Store(&channelMap{})
 	return p
@@ -111,6 +145,7 @@ func (p *Pool) Start(channel engine.ChannelName, cfg WorkerConfig) (*Worker, err
 		ws = m.list()
 	}
 	at := -1
+	tracker := new(health.Tracker)
 	for i, w := range ws {
 		if w.id != cfg.ID {
 			continue
@@ -118,13 +153,13 @@ func (p *Pool) Start(channel engine.ChannelName, cfg WorkerConfig) (*Worker, err
 		if w.ctx.Err() == nil {
 			return nil, fmt.Errorf("start worker %s on %s: a running worker has that id", cfg.ID, channel.Short())
 		}
-		at = i
+		at, tracker = i, w.health // a restart keeps what was observed of the id
 	}
 	added := m == nil
 	if added {
 		m = &membership{}
 	}
-	w := startWorker(cfg, &m.capacity)
+	w := startWorker(cfg, &m.capacity, workerEnv{health: tracker, clock: p.clock, report: p.report})
 	updated := append(make([]*Worker, 0, len(ws)+1), ws...)
 	if at >= 0 {
 		updated[at] = w
@@ -212,7 +247,8 @@ func (p *Pool) publish(add channelMap, remove []engine.ChannelName) []*membershi
 }
 
 // Workers implements [engine.WorkerPool]: the running workers of channel in
-// pool order, each with its current state. Exited workers are left out.
+// pool order, each with its current state (its figures as of one reading
+// of the clock). Exited workers are left out.
 func (p *Pool) Workers(_ context.Context, channel engine.ChannelName, _ engine.ActivityRequest) ([]engine.Worker, error) {
 	m, ok := (*p.channels.Load())[channel]
 	if !ok {
@@ -220,11 +256,12 @@ func (p *Pool) Workers(_ context.Context, channel engine.ChannelName, _ engine.A
 	}
 	ws := m.list()
 	out := make([]engine.Worker, 0, len(ws))
+	now := p.clock.Now()
 	for _, w := range ws {
 		if w.ctx.Err() != nil {
 			continue
 		}
-		out = append(out, engine.Worker{Participant: w, State: w.State()})
+		out = append(out, engine.Worker{Participant: w, State: w.view(now)})
 	}
 	return out, nil
 }

@@ -24,9 +24,11 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/aion-dispatch/dispatch/engine"
 	"github.com/aion-dispatch/dispatch/internal/broadcast"
+	"github.com/aion-dispatch/dispatch/internal/health"
 )
 
 // Handler runs one activity. It must return when ctx is done: ctx ends when
@@ -87,6 +89,9 @@ type Worker struct {
 	labels  map[string]string // never changed: views share it
 	handler Handler
 	mailbox chan *job // room for max: every activity in it holds a slot
+	health  *health.Tracker // what its channel observed of it; a restart in place keeps it
+	clock   Clock
+	report  bool // handlers may report their latency (see ReportLatency)
 
 	ctx    context.Context // ends when the worker exits
 	cancel context.CancelFunc
@@ -119,6 +124,10 @@ type job struct {
 	attempt int
 	req     engine.ActivityRequest
 	reply   chan engine.ActivityResult // buffered: the executor never blocks
+	sent    time.Time                  // when Send put it into the mailbox
+	took    atomic.Int64               // the latency its handler reported, in nanoseconds; 0: none
+
+	observed bool // its conversation recorded its answer or exit in the worker's figures
 }
 
 // The states of a job.
@@ -135,12 +144,20 @@ func StartWorker(cfg WorkerConfig) (*Worker, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return startWorker(cfg, nil), nil
+	return startWorker(cfg, nil, workerEnv{clock: systemClock{}, health: new(health.Tracker)}), nil
+}
+
+// workerEnv is what a worker takes from its pool: where it keeps its
+// figures, and how it observes them.
+type workerEnv struct {
+	health *health.Tracker
+	clock  Clock
+	report bool
 }
 
 // startWorker starts a worker whose freed slots tell capacity, if not nil.
 // cfg is valid.
-func startWorker(cfg WorkerConfig, capacity *broadcast.Signal) *Worker {
+func startWorker(cfg WorkerConfig, capacity *broadcast.Signal, env workerEnv) *Worker {
 	n := max(cfg.MaxInFlight, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	w := &Worker{
@@ -150,6 +167,9 @@ func startWorker(cfg WorkerConfig, capacity *broadcast.Signal) *Worker {
 		labels:   maps.Clone(cfg.Labels),
 		handler:  cfg.Handler,
 		mailbox:  make(chan *job, n),
+		health:   env.health,
+		clock:    env.clock,
+		report:   env.report,
 		ctx:      ctx,
 		cancel:   cancel,
 		stopped:  make(chan struct{}),
@@ -175,9 +195,14 @@ func (w *Worker) ID() string { return w.id }
 // for the instant between a link and the executor taking the activity, as
 // long as the worker has an idle executor: activities wait for a slot in
 // the engine's backlog, not here. The two counts are read one after the
-// other, so a change between the reads may show in one only.
-func (w *Worker) State() engine.ConsumerStateView {
-	return engine.ConsumerStateView{
+// other, so a change between the reads may show in one only. The observed
+// figures are those of the worker's answers and exits as its conversations
+// received them (see [engine.ConsumerStateView]).
+func (w *Worker) State() engine.ConsumerStateView { return w.view(w.clock.Now()) }
+
+// view is State at now.
+func (w *Worker) view(now time.Time) engine.ConsumerStateView {
+	v := engine.ConsumerStateView{
 		ID:          w.id,
 		InFlight:    int(w.inFlight.Load()),
 		MaxInFlight: w.max,
@@ -185,6 +210,8 @@ func (w *Worker) State() engine.ConsumerStateView {
 		Tags:        w.tags,
 		Labels:      w.labels,
 	}
+	w.health.Fill(&v, now)
+	return v
 }
 
 // reserve takes a free slot and reports whether there was one. The count of

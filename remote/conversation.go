@@ -50,8 +50,10 @@ type attempt struct {
 	answered chan struct{}     // closed when the response arrived
 	lost     chan struct{}     // closed when the request will get no answer (no responders, no ack)
 
-	token    string // the reply subject's token while the request is out
-	slot     bool   // it holds one of w's slots, as this node counts them
+	token    string    // the reply subject's token while the request is out
+	sentAt   time.Time // when the request left
+	observed bool      // its answer, exit or abandonment is in w's figures
+	slot     bool      // it holds one of w's slots, as this node counts them
 	sent     bool
 	gotAck   bool
 	rejected bool
@@ -157,6 +159,7 @@ func (c *conversation) Send(ctx context.Context, msg engine.DispatchRequest) err
 	// Random, not guessable: a client of the account cannot answer for
 	// another conversation by guessing its reply subject.
 	a.token = rand.Text()
+	a.sentAt = t.clock.Now()
 	t.pending[a.token] = a
 	reply := t.inbox + "." + a.token
 	t.mu.Unlock()
@@ -215,6 +218,7 @@ func (t *Transport) lose(a *attempt, msg string) *cancelMsg {
 	}
 	a.done, a.lostMsg = true, msg
 	t.end(a)
+	t.observeExit(a)
 	close(a.lost)
 	t.log.Warn("request lost", "conversation", a.c.id, "attempt", a.n, "worker", a.w.id, "reason", msg)
 	if a.w.gone {
@@ -222,6 +226,16 @@ func (t *Transport) lose(a *attempt, msg string) *cancelMsg {
 	}
 	return &cancelMsg{subject: protocol.CancelSubject(a.w.id), m: &protocol.Cancel{Version: protocol.Version, WorkerID: a.w.id,
 		Instance: a.w.instance, ConversationID: a.c.id, Attempt: a.n, Reason: "request lost: " + msg}}
+}
+
+// observeExit records, once, that a's worker left it unanswered, if its
+// request went out. t.mu is held.
+func (t *Transport) observeExit(a *attempt) {
+	if a.observed || a.sentAt.IsZero() {
+		return
+	}
+	a.observed = true
+	a.w.healthOn(a.c.ch).Exited(t.clock.Now())
 }
 
 // cancelMsg is a cancel to publish once t.mu is released.
@@ -271,6 +285,7 @@ func (c *conversation) Receive(ctx context.Context) (engine.Event, error) {
 		}
 		t.mu.Lock()
 		t.end(a)
+		t.observeExit(a)
 		msg := a.w.exitMsg
 		t.mu.Unlock()
 		return engine.Event{Kind: engine.EventWorkerExited, WorkerID: a.w.id, Attempt: a.n, Message: msg}, nil
@@ -300,6 +315,13 @@ func (c *conversation) Close() error {
 	c.closed = true
 	a := c.cur
 	running := a != nil && t.end(a)
+	if running && !a.observed {
+		// Dispatch stops waiting for it (a timeout, or the workflow gave
+		// up): how long it ran is a lower bound of the worker's latency.
+		a.observed = true
+		now := t.clock.Now()
+		a.w.healthOn(c.ch).Abandoned(now, now.Sub(a.sentAt))
+	}
 	if a != nil {
 		a.done = true
 	}
@@ -443,6 +465,12 @@ func (t *Transport) onResponse(msg *nats.Msg, token string, r protocol.Response)
 	}
 	t.stats.responses.Add(1)
 	a.done, a.result = true, res
+	if !a.observed {
+		// In the worker's figures before anyone sees the answer.
+		a.observed = true
+		now := t.clock.Now()
+		a.w.healthOn(a.c.ch).Answered(now, now.Sub(a.sentAt), res.Status == engine.StatusFailed)
+	}
 	// The slot frees before the answer is seen, so that whoever reads the
 	// answer sees the worker's load without it.
 	t.end(a)

@@ -48,6 +48,7 @@ type envOpts struct {
 	reconnectGrace   time.Duration
 	maxPending       int
 	logger           *slog.Logger
+	clock            remote.Clock
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
@@ -59,7 +60,8 @@ func newEnv(t *testing.T, o envOpts) *env {
 	t.Cleanup(func() { _ = b.Shutdown(context.Background()) })
 	nc := connect(t, b)
 	opts := remote.Options{Conn: nc, Channels: []engine.ChannelName{channel}, HeartbeatTimeout: o.heartbeatTimeout, AckTimeout: o.ackTimeout,
-		MaxMessageSize: o.maxMsg, ReconnectGrace: o.reconnectGrace, MaxPending: o.maxPending, Logger: o.logger}
+		MaxMessageSize: o.maxMsg, ReconnectGrace: o.reconnectGrace, MaxPending: o.maxPending, Logger: o.logger,
+		Clock: o.clock}
 	if !o.noAdvisories {
 		sys, err := b.ConnectSystem()
 		if err != nil {

@@ -67,6 +67,7 @@ import (
 
 	"github.com/aion-dispatch/dispatch/engine"
 	"github.com/aion-dispatch/dispatch/internal/broadcast"
+	"github.com/aion-dispatch/dispatch/internal/health"
 	"github.com/aion-dispatch/dispatch/protocol"
 )
 
@@ -130,7 +131,22 @@ type Options struct {
 	// Logger receives what the transport refuses and the workers'
 	// comings and goings; nil discards them.
 	Logger *slog.Logger
+	// Clock is where the transport takes the time of what it observes of
+	// its workers (when a request leaves, when its answer or the worker's
+	// exit arrives, when a snapshot reads the figures); nil means
+	// time.Now.
+	Clock Clock
 }
+
+// Clock is where a transport takes the time of its observations.
+type Clock interface {
+	Now() time.Time
+}
+
+// systemClock is time.Now.
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
 
 // Transport is the dispatch side of remote workers over NATS. Create one
 // with [New] and [Transport.Close] it.
@@ -148,6 +164,7 @@ type Transport struct {
 	reconnects chan nats.Status // Conn's reconnections, for the hello after each, and its close
 	wg         sync.WaitGroup   // the goroutine that watches Conn's status
 	hooks      atomic.Pointer[testHooks]
+	clock      Clock
 
 	mu       sync.Mutex
 	workers  map[string]*rworker // by id: the latest incarnation
@@ -195,6 +212,22 @@ type rworker struct {
 	exitTok   string      // the token of its pending exit's marker, if any
 	graceEnd  *time.Timer // after an exit: when it leaves its channels; after a deregistration: when it may be forgotten
 	graceOver bool        // deregistered, and its grace passed: forgotten once nothing of this node is in flight on it
+	// What each channel observed of the worker's id: kept by a later
+	// incarnation that registers while this one is remembered.
+	health map[engine.ChannelName]*health.Tracker
+}
+
+// healthOn returns what channel ch observed of w. t.mu is held.
+func (w *rworker) healthOn(ch engine.ChannelName) *health.Tracker {
+	h := w.health[ch]
+	if h == nil {
+		if w.health == nil {
+			w.health = make(map[engine.ChannelName]*health.Tracker, 1)
+		}
+		h = new(health.Tracker)
+		w.health[ch] = h
+	}
+	return h
 }
 
 // view is what a router sees of w now. t.mu is held.
@@ -234,7 +267,10 @@ func New(ctx context.Context, opts Options) (*Transport, error) {
 		workers: map[string]*rworker{}, byConn: map[protocol.Connection][]*rworker{},
 		channels: map[engine.ChannelName]*channel{}, pending: map[string]*attempt{},
 		recent: map[string]bool{}, refused: map[string]bool{}, exiting: map[string]pendingExit{},
-		pastInstances: map[string]bool{},
+		pastInstances: map[string]bool{}, clock: opts.Clock,
+	}
+	if t.clock == nil {
+		t.clock = systemClock{}
 	}
 	if t.log == nil {
 		t.log = slog.New(slog.DiscardHandler)
@@ -440,9 +476,13 @@ func (t *Transport) Workers(_ context.Context, ch engine.ChannelName, _ engine.A
 	// full, and watchConn notifies the channels when it is back.
 	away := !t.nc.IsConnected()
 	out := make([]engine.Worker, 0, len(c.workers))
+	now := t.clock.Now()
 	for _, w := range c.workers {
 		if !w.gone {
 			v := w.view()
+			if h := w.health[ch]; h != nil {
+				h.Fill(&v, now)
+			}
 			if away {
 				v.InFlight = max(v.InFlight, v.MaxInFlight)
 			}
@@ -610,6 +650,9 @@ func (t *Transport) register(r protocol.Registration) {
 	} else {
 		t.stats.registrations.Add(1)
 		w = &rworker{id: r.WorkerID, instance: r.Instance, done: make(chan struct{})}
+		if old != nil {
+			w.health = old.health // the id's figures: it exited and came back
+		}
 		t.workers[r.WorkerID] = w
 		t.log.Info("worker registered", "worker", r.WorkerID, "channels", r.Channels, "max_in_flight", r.MaxInFlight,
 			"connection", *r.Connection)

@@ -128,14 +128,3 @@ func (t *Tracker) Fill(v *engine.ConsumerStateView, now time.Time) {
 		}
 	}
 }
-
-// Clock is where a transport takes the time of its observations.
-type Clock interface {
-	Now() time.Time
-}
-
-// SystemClock is the clock of the system: [time.Now].
-type SystemClock struct{}
-
-// Now returns time.Now().
-func (SystemClock) Now() time.Time { return time.Now() }
