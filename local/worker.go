@@ -88,7 +88,7 @@ type Worker struct {
 	tags    []string
 	labels  map[string]string // never changed: views share it
 	handler Handler
-	mailbox chan *job // room for max: every activity in it holds a slot
+	mailbox chan *job       // room for max: every activity in it holds a slot
 	health  *health.Tracker // what its channel observed of it; a restart in place keeps it
 	clock   Clock
 	report  bool // handlers may report their latency (see ReportLatency)
