@@ -40,7 +40,7 @@ func Run(ctx context.Context, s *Scenario) ([]engine.Operation, error) {
 // run is [Run] that also checks the request steps' expectations: it
 // returns those not met, in the order of the steps.
 func run(ctx context.Context, s *Scenario) ([]engine.Operation, []Failure, error) {
-	r := &runner{s: s, table: router.NewTable(), pool: local.NewPool(), workers: map[WorkerRef]*scripted{}}
+	r := &runner{s: s, table: router.NewTable(), pool: local.NewPool(local.WithClock(stillClock{}), local.WithReportedLatency()), workers: map[WorkerRef]*scripted{}}
 	r.rec.changed = &r.changed
 	r.gate = newGate(r.pool, &r.changed)
 	defer r.pool.Close(context.Background())
@@ -324,6 +324,14 @@ func (r *runner) start(spec Worker) error {
 	return nil
 }
 
+// stillClock is the time of what a scenario's pool observes of its
+// workers: it does not move, so that the figures a router sees are the
+// same on every run. A worker's latency is its script's, every average
+// one over all of the run's samples alike, and nothing decays or expires.
+type stillClock struct{}
+
+func (stillClock) Now() time.Time { return time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC) }
+
 // handle does what the script says for this request.
 func (sw *scripted) handle(ctx context.Context, req engine.ActivityRequest) engine.ActivityResult {
 	sw.count(&sw.running, 1)
@@ -343,6 +351,7 @@ func (sw *scripted) handle(ctx context.Context, req engine.ActivityRequest) engi
 		case <-t.C:
 		}
 	}
+	local.ReportLatency(ctx, a.Latency) // the script's latency is the worker's, however long the wait was
 	switch a.Kind {
 	case Complete:
 		return engine.Completed(a.Output)

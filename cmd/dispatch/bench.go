@@ -39,13 +39,17 @@ Flags:
                         aion.dispatch.NS.QUEUE form journals show)
   --candidates JSON     the workers to choose from, as for dispatch route: a
                         JSON array of {"id", "in_flight", "max_in_flight",
-                        "buffer_depth", "tags", "labels"}; @FILE reads it from a file,
-                        - from standard input. A number N instead makes N
-                        synthetic candidates, the same on every run: ids
-                        w001, w002, ... (more digits past 999), max_in_flight
-                        4, 8, 16 in turn, in_flight 7*i mod max_in_flight
-                        (so none is full), buffer_depth i mod 3, and the tag
-                        "fast" on every fourth (w004, w008, ...)
+                        "buffer_depth", "tags", "labels", "latency_ewma",
+                        "latency_peak_ewma", "error_rate", "exits"}; @FILE
+                        reads it from a file, - from standard input. A number
+                        N instead makes N synthetic candidates, the same on
+                        every run: ids w001, w002, ... (more digits past
+                        999), max_in_flight 4, 8, 16 in turn, in_flight 7*i
+                        mod max_in_flight (so none is full), buffer_depth i
+                        mod 3, the tag "fast" on every fourth (w004, w008,
+                        ...), latency_ewma (i mod 5 + 1) * 5ms with a peak
+                        1.5 times that, error_rate (i mod 10) / 20, and 1
+                        exit on every seventh
   --exclude ID          a worker already excluded (repeatable)
   --request JSON        the request the script sees, as for dispatch route
   --journal FILE        instead of --candidates: the channel's recorded
@@ -231,7 +235,9 @@ func benchCandidates(v string, stdin io.Reader) ([]engine.ConsumerStateView, err
 // syntheticCandidates makes n candidates, the same for the same n: ids
 // w001, w002, ... (as many digits as n needs, at least 3), max_in_flight 4,
 // 8, 16 in turn, in_flight 7*i mod max_in_flight (so none is full),
-// buffer_depth i mod 3, and the tag "fast" on every fourth.
+// buffer_depth i mod 3, the tag "fast" on every fourth, latency_ewma
+// (i mod 5 + 1) * 5 ms with a peak 1.5 times that, error_rate
+// (i mod 10) / 20, and 1 exit on every seventh.
 func syntheticCandidates(n int) []engine.ConsumerStateView {
 	width := max(3, len(strconv.Itoa(n)))
 	out := make([]engine.ConsumerStateView, n)
@@ -239,9 +245,13 @@ func syntheticCandidates(n int) []engine.ConsumerStateView {
 		k := i + 1
 		maxInFlight := [...]int{4, 8, 16}[i%3]
 		out[i] = engine.ConsumerStateView{ID: fmt.Sprintf("w%0*d", width, k), InFlight: 7 * k % maxInFlight,
-			MaxInFlight: maxInFlight, BufferDepth: k % 3}
+			MaxInFlight: maxInFlight, BufferDepth: k % 3, LatencyEWMA: float64(k%5+1) * 5 / 1000,
+			LatencyPeakEWMA: float64(k%5+1) * 7.5 / 1000, ErrorRate: float64(k%10) / 20}
 		if k%4 == 0 {
 			out[i].Tags = []string{"fast"}
+		}
+		if k%7 == 0 {
+			out[i].Exits = 1
 		}
 	}
 	return out

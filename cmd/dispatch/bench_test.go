@@ -105,7 +105,8 @@ func TestSyntheticCandidates(t *testing.T) {
 		t.Errorf("%d tagged (want 250), %d distinct in_flight (want several)", tagged, len(loads))
 	}
 	// The same on every run: the first four, as the usage says.
-	want := "[{w001 3 4 1 [] map[]} {w002 6 8 2 [] map[]} {w003 5 16 0 [] map[]} {w004 0 4 1 [fast] map[]}]"
+	want := "[{w001 3 4 1 [] map[] 0.01 0.015 0.05 0} {w002 6 8 2 [] map[] 0.015 0.0225 0.1 0} {w003 5 16 0 [] map[] 0.02 0.03 0.15 0} " +
+		"{w004 0 4 1 [fast] map[] 0.025 0.0375 0.2 0}]"
 	if got := fmt.Sprint(syntheticCandidates(4)); got != want {
 		t.Errorf("syntheticCandidates(4) = %s, want %s", got, want)
 	}

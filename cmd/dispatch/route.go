@@ -336,7 +336,7 @@ func readCandidates(v string, stdin io.Reader) ([]engine.ConsumerStateView, erro
 	if err != nil {
 		return nil, err
 	}
-	const want = `want a JSON array of {"id", "in_flight", "max_in_flight", "buffer_depth", "tags", "labels"}`
+	const want = `want a JSON array of {"id", "in_flight", "max_in_flight", "buffer_depth", "tags", "labels", "latency_ewma", "latency_peak_ewma", "error_rate", "exits"}`
 	var elems []json.RawMessage
 	if err := strictjson.Decode(data, &elems); err != nil {
 		return nil, fmt.Errorf("%s: %w", want, err)
@@ -349,6 +349,11 @@ func readCandidates(v string, stdin io.Reader) ([]engine.ConsumerStateView, erro
 		Tags        []string `json:"tags"`
 		// Labels: a value that is not a string fails to decode.
 		Labels map[string]string `json:"labels"`
+		// The observed figures, as a journal records them.
+		LatencyEWMA     float64 `json:"latency_ewma"`
+		LatencyPeakEWMA float64 `json:"latency_peak_ewma"`
+		ErrorRate       float64 `json:"error_rate"`
+		Exits           int     `json:"exits"`
 	}
 	raw := make([]candidate, len(elems))
 	for i, e := range elems { // one by one, so that an error says which
@@ -381,9 +386,14 @@ func readCandidates(v string, stdin io.Reader) ([]engine.ConsumerStateView, erro
 		if err := engine.CheckLabels(c.Labels); err != nil { // as the config and a node check them
 			return nil, fmt.Errorf("candidate %q: %w", c.ID, err)
 		}
+		v := engine.ConsumerStateView{ID: c.ID, InFlight: c.InFlight, MaxInFlight: maxInFlight, BufferDepth: c.BufferDepth,
+			Tags: c.Tags, Labels: c.Labels, LatencyEWMA: c.LatencyEWMA, LatencyPeakEWMA: c.LatencyPeakEWMA, ErrorRate: c.ErrorRate,
+			Exits: c.Exits}
+		if err := v.CheckObserved(); err != nil { // as the journal check does
+			return nil, fmt.Errorf("candidate %w", err)
+		}
 		seen[c.ID] = true
-		out = append(out, engine.ConsumerStateView{ID: c.ID, InFlight: c.InFlight, MaxInFlight: maxInFlight, BufferDepth: c.BufferDepth,
-			Tags: c.Tags, Labels: c.Labels})
+		out = append(out, v)
 	}
 	return out, nil
 }
