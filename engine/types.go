@@ -117,7 +117,10 @@ type ConsumerStateView struct {
 	LatencyPeakEWMA float64 `json:"latency_peak_ewma,omitempty"`
 	// ErrorRate is the moving average, weighted as LatencyEWMA's, of
 	// failed answers among answers (0..1): 1 for each failed, 0 for each
-	// completed. Exits are not answers; they count in Exits.
+	// completed. Exits are not answers; they count in Exits. While nothing
+	// is answered it decays towards 0 as the peak does, so that a worker
+	// avoided for its errors is tried again (and, if it fails again, its
+	// rate is back up at once: the faded answers count for little).
 	ErrorRate float64 `json:"error_rate,omitempty"`
 	// Exits is how many of the channel's activities the worker left
 	// unanswered in the last [ObservedExitWindow] because it exited, its

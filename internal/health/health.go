@@ -114,8 +114,9 @@ func (t *Tracker) Fill(v *engine.ConsumerStateView, now time.Time) {
 	n := now.UnixNano()
 	if t.sampledOnce.Load() {
 		v.LatencyEWMA = math.Float64frombits(t.ewma.Load())
-		v.LatencyPeakEWMA = math.Float64frombits(t.peak.Load()) * decay(t.stamp.Load(), n)
-		v.ErrorRate = math.Float64frombits(t.errRate.Load())
+		idle := decay(t.stamp.Load(), n)
+		v.LatencyPeakEWMA = math.Float64frombits(t.peak.Load()) * idle
+		v.ErrorRate = math.Float64frombits(t.errRate.Load()) * idle
 	}
 	recorded := min(t.exits.Load(), int64(len(t.exitTimes)))
 	if recorded == 0 {
