@@ -245,7 +245,7 @@ func delta(d int) string {
 }
 
 // candidatesText lists candidates as id in_flight/max_in_flight [tags]
-// {labels}, the labels in key order.
+// {labels} and the observed figures not 0, the labels in key order.
 func candidatesText(cands []engine.ConsumerStateView) string {
 	parts := make([]string, len(cands))
 	for i, c := range cands {
@@ -260,8 +260,29 @@ func candidatesText(cands []engine.ConsumerStateView) string {
 			}
 			parts[i] += " {" + strings.Join(labels, ",") + "}"
 		}
+		parts[i] += observedText(c)
 	}
 	return strings.Join(parts, ", ")
+}
+
+// observedText is a candidate's observed figures, those not 0, as
+// " latency=20ms peak=35ms errors=50% exits=1".
+func observedText(c engine.ConsumerStateView) string {
+	var b strings.Builder
+	seconds := func(name string, v float64) {
+		if v != 0 {
+			fmt.Fprintf(&b, " %s=%s", name, time.Duration(v*float64(time.Second)).Round(time.Microsecond))
+		}
+	}
+	seconds("latency", c.LatencyEWMA)
+	seconds("peak", c.LatencyPeakEWMA)
+	if c.ErrorRate != 0 {
+		fmt.Fprintf(&b, " errors=%.3g%%", 100*c.ErrorRate)
+	}
+	if c.Exits != 0 {
+		fmt.Fprintf(&b, " exits=%d", c.Exits)
+	}
+	return b.String()
 }
 
 // whatIfJSON is replay --what-if --json's document (docs/scripting.md,
