@@ -172,6 +172,22 @@ func (c *compiler) helperCall(e *ast.FuncCallExpr, name string, args []expr) (ex
 				return viewChoice(views, pick.P2C(views, f.rand()))
 			}, nil
 		}
+	case "p2c_ewma":
+		if len(args) == 1 {
+			return func(f *frame) value {
+				views := listViews(f, listArg(f, args[0], name))
+				return viewChoice(views, pick.P2CEWMA(views, f.rand()))
+			}, nil
+		}
+	case "least_latency":
+		if len(args) == 1 {
+			return func(f *frame) value {
+				views := listViews(f, listArg(f, args[0], name))
+				return viewChoice(views, pick.LeastLatency(views))
+			}, nil
+		}
+	// healthy, whose list would need a kind of its own beside with_tag's,
+	// is left to gopher-lua (the default below).
 	case "random":
 		return func(f *frame) value {
 			evalRest(f, args, 0)

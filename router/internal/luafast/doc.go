@@ -21,13 +21,16 @@
 // ipairs(list)`, while, repeat, if, break and return; literals, arithmetic
 // (+ - * / % ^, unary -) with Lua's float64 semantics, comparisons, and, or,
 // not, #; indexing the candidates, a candidate's fields (id, in_flight,
-// max_in_flight, buffer_depth, available, tags, tags[i], tags.NAME), the
+// max_in_flight, buffer_depth, available, the observed latency_ewma,
+// latency_peak_ewma, error_rate and exits, tags, tags[i], tags.NAME), the
 // request's fields and the excluded ids; c:has_tag(tag); type(v);
 // math.max, math.min, math.floor, math.abs and math.random; and the
 // helpers dispatch.least_loaded, dispatch.with_tag (of the candidates; its
 // list has a length, elements and ipairs, and goes to the other helpers),
-// dispatch.rendezvous, dispatch.p2c, dispatch.random and dispatch.has_tag,
-// which call the same package pick functions the Lua bindings call. No
+// dispatch.rendezvous, dispatch.p2c, dispatch.p2c_ewma,
+// dispatch.least_latency, dispatch.random and dispatch.has_tag, which call
+// the same package pick functions the Lua bindings call (dispatch.healthy,
+// whose list would need a kind of its own, stays with gopher-lua). No
 // table constructors, no function literals, no string concatenation: the
 // subset allocates nothing that grows with the script's work. A literal in
 // a condition other than `while true` stays with the interpreter, which

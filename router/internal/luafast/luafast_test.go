@@ -27,8 +27,10 @@ func fixedSelection() engine.Selection {
 		Request:  engine.ActivityRequest{ActivityType: "send", Input: engine.Payload{ContentType: "application/json", Data: []byte(`{"a":1}`)}},
 		Excluded: []string{"x1"},
 		Candidates: []engine.Worker{
-			{State: engine.ConsumerStateView{ID: "w1", InFlight: 3, MaxInFlight: 4, BufferDepth: 1, Tags: []string{"eu"}}},
-			{State: engine.ConsumerStateView{ID: "w2", InFlight: 1, MaxInFlight: 4, Tags: []string{"gpu", "eu"}}},
+			{State: engine.ConsumerStateView{ID: "w1", InFlight: 3, MaxInFlight: 4, BufferDepth: 1, Tags: []string{"eu"},
+				LatencyEWMA: 0.020, LatencyPeakEWMA: 0.030, ErrorRate: 0.5, Exits: 2}},
+			{State: engine.ConsumerStateView{ID: "w2", InFlight: 1, MaxInFlight: 4, Tags: []string{"gpu", "eu"},
+				LatencyEWMA: 0.002, LatencyPeakEWMA: 0.004}},
 			{State: engine.ConsumerStateView{ID: "w3", InFlight: 0, MaxInFlight: 0, BufferDepth: 2, Tags: []string{"gpu"}}},
 		},
 	}
@@ -66,6 +68,11 @@ func TestFastPathAgrees(t *testing.T) {
 		{"division by zero", true, `local n = 1 / 0 if n > 1e308 and -n < -1e308 then return "inf" end return "finite"`},
 		{"nan", true, `local n = 0 / 0 if n ~= n and not (n < 1) and not (n >= 1) then return "nan" end return "number"`},
 		{"pow", true, `if 2 ^ 10 == 1024 then return c[3] end return c[1]`},
+		{"p2c_ewma", true, `return dispatch.p2c_ewma(c)`},
+		{"p2c_ewma of with_tag", true, `return dispatch.p2c_ewma(dispatch.with_tag(c, "gpu"))`},
+		{"least_latency", true, `return dispatch.least_latency(c)`},
+		{"observed fields", true, `local best, s for _, w in ipairs(c) do local x = w.latency_ewma * (w.in_flight + 1) + w.error_rate + w.exits / 16 + w.latency_peak_ewma if best == nil or x < s then best, s = w, x end end return best`},
+		{"observed field by key", true, `local k = "error_rate" if c[1][k] > 0 then return c[1] end return c[2]`},
 		{"float for", true, `local n = 0 for i = 1, 2, 0.1 do n = n + 1 end return c[n % #c + 1]`},
 		{"down for", true, `local last for i = #c, 1, -1 do last = c[i] end return last`},
 		{"empty for", true, `for i = 5, 1 do return "ran" end return "skipped"`},
@@ -198,6 +205,7 @@ func TestUnsupported(t *testing.T) {
 		{`function route(r, c) local a = 0 local z = 0 * -1 if 1/z < 0 then return "neg" end return "pos" end`, "a constant negative zero"},
 		{`local A = 0 local Z = -0 function route(r, c) return nil end`, "not a literal"},
 		{`function route(r, c) return c[1].labels.region end`, "labels"},
+		{`function route(r, c) return dispatch.least_loaded(dispatch.healthy(c, 0.5)) end`, "dispatch.healthy"},
 		{`function route(r, c) for _, w in ipairs(c) do if w.labels["gpu"] == "a100" then return w.id end end end`, "labels"},
 	} {
 		chunk, err := parse.Parse(bytes.NewReader([]byte(tc.src)), "script")

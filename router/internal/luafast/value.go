@@ -133,6 +133,10 @@ const (
 	fieldMaxInFlight
 	fieldBufferDepth
 	fieldAvailable
+	fieldLatencyEWMA // the observed figures: numbers, as the counters above
+	fieldLatencyPeakEWMA
+	fieldErrorRate
+	fieldExits
 	fieldTags
 	fieldHasTag // the method, read as a value: not modelled
 	fieldLabels // not modelled: a script that names it is left to gopher-lua
@@ -142,15 +146,22 @@ const (
 // what the compiled code reads; TestCandidateFieldsCovered checks it
 // against the table of names.
 var candFields = map[string]candField{
-	"id":            fieldID,
-	"in_flight":     fieldInFlight,
-	"max_in_flight": fieldMaxInFlight,
-	"buffer_depth":  fieldBufferDepth,
-	"available":     fieldAvailable,
-	"tags":          fieldTags,
-	"has_tag":       fieldHasTag,
-	"labels":        fieldLabels,
+	"id":                fieldID,
+	"in_flight":         fieldInFlight,
+	"max_in_flight":     fieldMaxInFlight,
+	"buffer_depth":      fieldBufferDepth,
+	"available":         fieldAvailable,
+	"latency_ewma":      fieldLatencyEWMA,
+	"latency_peak_ewma": fieldLatencyPeakEWMA,
+	"error_rate":        fieldErrorRate,
+	"exits":             fieldExits,
+	"tags":              fieldTags,
+	"has_tag":           fieldHasTag,
+	"labels":            fieldLabels,
 }
+
+// numeric reports whether fd is a field that holds a number.
+func (fd candField) numeric() bool { return fd >= fieldInFlight && fd <= fieldExits }
 
 // candidateField reads field fd (named name) of candidate i.
 func candidateField(f *frame, i int32, fd candField) value {
@@ -166,6 +177,14 @@ func candidateField(f *frame, i int32, fd candField) value {
 		return num(float64(w.State.BufferDepth))
 	case fieldAvailable:
 		return num(float64(w.State.Available()))
+	case fieldLatencyEWMA:
+		return num(w.State.LatencyEWMA)
+	case fieldLatencyPeakEWMA:
+		return num(w.State.LatencyPeakEWMA)
+	case fieldErrorRate:
+		return num(w.State.ErrorRate)
+	case fieldExits:
+		return num(float64(w.State.Exits))
 	case fieldTags:
 		return value{k: kTags, i: i}
 	case fieldHasTag:
