@@ -147,8 +147,10 @@ end`},
 			vs := nativeViews(in)
 			return pick(vs, router.LeastLatencyIndex(vs))
 		},
-		lua:  []string{`function route(r, c) return dispatch.least_latency(c) end`, `function route(r, c) return dispatch.least_latency(dispatch.healthy(c, 1)) end`},
-		expr: []string{`leastLatency(candidates)`, `leastLatency(healthy(candidates, 1))`},
+		lua: []string{`function route(r, c) return dispatch.least_latency(c) end`, `function route(r, c) return dispatch.least_latency(dispatch.healthy(c, 1)) end`,
+			`function route(r, c) local x = {} return dispatch.least_latency(c) end`}, // gopher-lua
+		expr: []string{`leastLatency(candidates)`, `leastLatency(healthy(candidates, 1))`,
+			`let ids = map(candidates, #.id); leastLatency(candidates)`}, // the VM
 	},
 	{
 		name: "outlier eject",

@@ -95,7 +95,11 @@ func (c *compiler) call(n *ast.CallNode) eval {
 	case "leastLatency":
 		arity(1, 1)
 		return func(f *frame) value {
-			views := f.listViews(list(f))
+			l := list(f)
+			if l.i < 0 { // the candidates: read the workers in place
+				return choiceWorkers(f, pick.LeastLatencyWorkers(f.in.Sel.Candidates))
+			}
+			views := f.listViews(l)
 			return choiceViews(views, pick.LeastLatency(views))
 		}
 	case "healthy":

@@ -96,6 +96,15 @@ func (p *Program) get() *exprRunner {
 		return choice(views, pick.P2CEWMA(views, r.rand()))
 	})
 	r.env["leastLatency"] = helper(func(args ...any) any {
+		r.arity("leastLatency", args, 1)
+		if r.whole(args) { // read the selection's workers in place
+			ws := r.in.Sel.Candidates
+			i := pick.LeastLatencyWorkers(ws)
+			if i < 0 {
+				return nil
+			}
+			return ws[i].ID()
+		}
 		views := r.list("leastLatency", args, 1)
 		return choice(views, pick.LeastLatency(views))
 	})

@@ -182,7 +182,11 @@ func (c *compiler) helperCall(e *ast.FuncCallExpr, name string, args []expr) (ex
 	case "least_latency":
 		if len(args) == 1 {
 			return func(f *frame) value {
-				views := listViews(f, listArg(f, args[0], name))
+				l := listArg(f, args[0], name)
+				if l.k == kCands { // the workers, read in place
+					return choice(f, pick.LeastLatencyWorkers(f.in.Sel.Candidates))
+				}
+				views := listViews(f, l)
 				return viewChoice(views, pick.LeastLatency(views))
 			}, nil
 		}

@@ -81,6 +81,15 @@ func (st *luaState) p2cEWMA(L *lua.LState) int {
 }
 
 func (st *luaState) leastLatency(L *lua.LState) int {
+	if L.Get(1) == st.cands.list { // read the selection's workers in place
+		ws := st.in.Sel.Candidates
+		if i := pick.LeastLatencyWorkers(ws); i >= 0 {
+			L.Push(lua.LString(ws[i].ID()))
+		} else {
+			L.Push(lua.LNil)
+		}
+		return 1
+	}
 	views, _ := st.list(L, 1)
 	return st.pushChoice(L, views, pick.LeastLatency(views))
 }

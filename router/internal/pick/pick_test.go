@@ -182,3 +182,23 @@ func TestHealthy(t *testing.T) {
 		t.Errorf("Healthy changed its argument")
 	}
 }
+
+// TestLeastLatencyWorkers: the in-place loop over workers chooses as the
+// one over views.
+func TestLeastLatencyWorkers(t *testing.T) {
+	lats := []float64{0, 0.001, 0.002, 0.002, 0.5}
+	rng := NewRand("workers", 1)
+	for range 500 {
+		n := rng.IntN(8)
+		ws := make([]engine.Worker, n)
+		vs := make([]engine.ConsumerStateView, n)
+		for i := range ws {
+			ws[i].State = engine.ConsumerStateView{ID: string(rune('a' + i)), InFlight: rng.IntN(3), MaxInFlight: 1 + rng.IntN(3),
+				LatencyEWMA: lats[rng.IntN(len(lats))]}
+			vs[i] = ws[i].State
+		}
+		if got, want := LeastLatencyWorkers(ws), LeastLatency(vs); got != want {
+			t.Fatalf("LeastLatencyWorkers = %d, LeastLatency = %d, on %v", got, want, vs)
+		}
+	}
+}
