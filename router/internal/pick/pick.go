@@ -222,22 +222,33 @@ func neutral(cands []engine.ConsumerStateView, fig func(*engine.ConsumerStateVie
 // candidate nothing was observed of (0) counting at NeutralLatency(cands);
 // ties go to the less loaded (LessLoaded), then to the earliest.
 func LeastLatency(cands []engine.ConsumerStateView) int {
-	return leastLatency(cands, func(v *engine.ConsumerStateView) *engine.ConsumerStateView { return v })
+	neutral := 0.0
+	for i := range cands {
+		if cands[i].LatencyEWMA == 0 { // the neutral value is needed only then
+			neutral = NeutralLatency(cands)
+			break
+		}
+	}
+	best, bestLat := -1, 0.0
+	for i := range cands {
+		lat := cands[i].LatencyEWMA
+		if lat == 0 {
+			lat = neutral
+		}
+		if best < 0 || lat < bestLat || lat == bestLat && LessLoaded(&cands[i], &cands[best]) {
+			best, bestLat = i, lat
+		}
+	}
+	return best
 }
 
 // LeastLatencyWorkers is LeastLatency over a selection's workers, read in
-// place.
+// place. (The two loops are written out: a generic one over an accessor
+// was twice as slow over views.)
 func LeastLatencyWorkers(ws []engine.Worker) int {
-	return leastLatency(ws, func(w *engine.Worker) *engine.ConsumerStateView { return &w.State })
-}
-
-// leastLatency is the one loop of LeastLatency over the two shapes a list
-// comes in; state returns an element's view, in place.
-func leastLatency[T any](xs []T, state func(*T) *engine.ConsumerStateView) int {
-	// The neutral value, needed only when some candidate has no figure.
 	neutral, sum, observed := 0.0, 0.0, 0
-	for i := range xs {
-		if lat := state(&xs[i]).LatencyEWMA; lat > 0 {
+	for i := range ws {
+		if lat := ws[i].State.LatencyEWMA; lat > 0 {
 			sum += lat
 			observed++
 		}
@@ -246,13 +257,12 @@ func leastLatency[T any](xs []T, state func(*T) *engine.ConsumerStateView) int {
 		neutral = sum / float64(observed)
 	}
 	best, bestLat := -1, 0.0
-	for i := range xs {
-		v := state(&xs[i])
-		lat := v.LatencyEWMA
+	for i := range ws {
+		lat := ws[i].State.LatencyEWMA
 		if lat == 0 {
 			lat = neutral
 		}
-		if best < 0 || lat < bestLat || lat == bestLat && LessLoaded(v, state(&xs[best])) {
+		if best < 0 || lat < bestLat || lat == bestLat && LessLoaded(&ws[i].State, &ws[best].State) {
 			best, bestLat = i, lat
 		}
 	}
