@@ -190,8 +190,11 @@ func (g *gen) cand() string {
 
 // list is the candidates, or some of them.
 func (g *gen) list() string {
-	if g.r.IntN(3) == 0 {
+	switch g.r.IntN(6) {
+	case 0, 1:
 		return "dispatch.with_tag(c, " + g.pick(`"gpu"`, `"eu"`, "TAG", `""`) + ")"
+	case 2:
+		return "dispatch.healthy(c, " + g.pick("0.25", "0", "1", "0.5", "-1", "LIMIT") + ")"
 	}
 	return "c"
 }
