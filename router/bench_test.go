@@ -188,3 +188,108 @@ func BenchmarkDecisionOverhead(b *testing.B) {
 		})
 	}
 }
+
+// The helpers side by side, the observed-figure ones (issue 18) beside
+// the ones they refine: p2c and p2c_ewma, least_loaded and least_latency,
+// with_tag and healthy (each composed with least_loaded, to return an id).
+var helperBenches = []struct {
+	name      string
+	lua, expr string
+	// native is the helper in Go: an index into vs, or -1.
+	native func(vs []engine.ConsumerStateView, in engine.Selection) int
+}{
+	{name: "p2c", lua: `dispatch.p2c(c)`, expr: `p2c(candidates)`,
+		native: func(vs []engine.ConsumerStateView, in engine.Selection) int {
+			return router.P2CIndex(vs, router.NewRand(in.ConversationID, in.Attempt))
+		}},
+	{name: "p2c_ewma", lua: `dispatch.p2c_ewma(c)`, expr: `p2cEwma(candidates)`,
+		native: func(vs []engine.ConsumerStateView, in engine.Selection) int {
+			return router.P2CEWMAIndex(vs, router.NewRand(in.ConversationID, in.Attempt))
+		}},
+	{name: "least_loaded", lua: `dispatch.least_loaded(c)`, expr: `leastLoaded(candidates)`,
+		native: func(vs []engine.ConsumerStateView, _ engine.Selection) int { return router.LeastLoadedIndex(vs) }},
+	{name: "least_latency", lua: `dispatch.least_latency(c)`, expr: `leastLatency(candidates)`,
+		native: func(vs []engine.ConsumerStateView, _ engine.Selection) int { return router.LeastLatencyIndex(vs) }},
+	{name: "with_tag", lua: `dispatch.least_loaded(dispatch.with_tag(c, "gpu"))`, expr: `leastLoaded(withTag(candidates, "gpu"))`,
+		native: func(vs []engine.ConsumerStateView, _ engine.Selection) int {
+			return router.LeastLoadedWithTagIndex(vs, "gpu")
+		}},
+	{name: "healthy", lua: `dispatch.least_loaded(dispatch.healthy(c, 0.25))`, expr: `leastLoaded(healthy(candidates, 0.25))`,
+		native: func(vs []engine.ConsumerStateView, _ engine.Selection) int {
+			h := router.Healthy(vs, 0.25)
+			if i := router.LeastLoadedIndex(h); i >= 0 {
+				return slicesIndexID(vs, h[i].ID)
+			}
+			return -1
+		}},
+}
+
+func slicesIndexID(vs []engine.ConsumerStateView, id string) int {
+	return slices.IndexFunc(vs, func(v engine.ConsumerStateView) bool { return v.ID == id })
+}
+
+// observedBenchSelection is benchSelection with observed figures: varied
+// latencies, some workers with none yet, a quarter failing half the time.
+func observedBenchSelection(b *testing.B, n int) engine.Selection {
+	in := benchSelection(b, n)
+	for i := range in.Candidates {
+		s := &in.Candidates[i].State
+		if i%7 != 3 {
+			s.LatencyEWMA = 0.001 * float64(1+(i*5)%9)
+			s.LatencyPeakEWMA = s.LatencyEWMA * float64(1+i%3)
+		}
+		s.ErrorRate = 0.05 * float64(i%3)
+		if i%4 == 1 {
+			s.ErrorRate = 0.5
+		}
+		s.Exits = i % 3
+	}
+	return in
+}
+
+// BenchmarkHelpers is one decision by each helper alone, in Go (the
+// package pick function on the views, as the runtimes call it), Lua and
+// expr, at 16 and 64 candidates; read the ratios within one run:
+//
+//	go test -run '^$' -bench 'Helpers' -benchmem -count 3 ./router/
+func BenchmarkHelpers(b *testing.B) {
+	ctx := context.Background()
+	for _, n := range []int{16, 64} {
+		in := observedBenchSelection(b, n)
+		views := make([]engine.ConsumerStateView, len(in.Candidates))
+		for i, w := range in.Candidates {
+			views[i] = w.State
+		}
+		for _, h := range helperBenches {
+			want := ""
+			if i := h.native(views, in); i >= 0 {
+				want = views[i].ID
+			}
+			b.Run(fmt.Sprintf("n=%d/%s/go", n, h.name), func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					h.native(views, in)
+				}
+			})
+			for _, lang := range []router.Lang{router.Lua, router.Expr} {
+				src := h.expr
+				if lang == router.Lua {
+					src = "function route(r, c) return " + h.lua + " end"
+				}
+				b.Run(fmt.Sprintf("n=%d/%s/%s", n, h.name, lang), func(b *testing.B) {
+					s := router.NewScript(mustProgram(b, lang, src), h.name, time.Second)
+					d, err := s.Select(ctx, in)
+					if err != nil || d.WorkerID != want {
+						b.Fatalf("chose %q (%v), Go chose %q", d.WorkerID, err, want)
+					}
+					b.ReportAllocs()
+					for b.Loop() {
+						if _, err := s.Select(ctx, in); err != nil {
+							b.Fatal(err)
+						}
+					}
+				})
+			}
+		}
+	}
+}

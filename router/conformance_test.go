@@ -128,9 +128,103 @@ end`, `function route(r, c)
 end`},
 		expr: []string{`random() < 0.3 ? (leastLoaded(withTag(candidates, "canary")) ?? leastLoaded(candidates)) : leastLoaded(candidates)`},
 	},
+	{
+		name: "p2c ewma",
+		native: func(in engine.Selection) string {
+			vs := nativeViews(in)
+			return pick(vs, router.P2CEWMAIndex(vs, router.NewRand(in.ConversationID, in.Attempt)))
+		},
+		lua: []string{`function route(r, c) return dispatch.p2c_ewma(c) end`, `function route(r, c)
+  local l = {}
+  for _, w in ipairs(c) do l[#l + 1] = w end
+  return dispatch.p2c_ewma(l)
+end`},
+		expr: []string{`p2cEwma(candidates)`, `p2cEwma(filter(candidates, true))`},
+	},
+	{
+		name: "least latency",
+		native: func(in engine.Selection) string {
+			vs := nativeViews(in)
+			return pick(vs, router.LeastLatencyIndex(vs))
+		},
+		lua: []string{`function route(r, c) return dispatch.least_latency(c) end`, `function route(r, c) return dispatch.least_latency(dispatch.healthy(c, 1)) end`,
+			`function route(r, c) local x = {} return dispatch.least_latency(c) end`}, // gopher-lua
+		expr: []string{`leastLatency(candidates)`, `leastLatency(healthy(candidates, 1))`,
+			`let ids = map(candidates, #.id); leastLatency(candidates)`}, // the VM
+	},
+	{
+		name: "outlier eject",
+		native: func(in engine.Selection) string {
+			vs := nativeViews(in)
+			if h := router.Healthy(vs, 0.25); len(h) > 0 {
+				vs = h
+			}
+			return pick(vs, router.LeastLoadedIndex(vs))
+		},
+		lua: []string{`function route(r, c)
+  local h = dispatch.healthy(c, 0.25)
+  if #h == 0 then h = c end
+  return dispatch.least_loaded(h)
+end`, `function route(r, c)
+  local h = {}
+  for _, w in ipairs(c) do if w.error_rate <= 0.25 then h[#h + 1] = w end end
+  if #h == 0 then return dispatch.least_loaded(c) end
+  return dispatch.least_loaded(h)
+end`},
+		expr: []string{`let h = healthy(candidates, 0.25); leastLoaded(len(h) > 0 ? h : candidates)`,
+			`let h = filter(candidates, .error_rate <= 0.25); len(h) > 0 ? leastLoaded(h) : leastLoaded(candidates)`},
+	},
+	{
+		// Every observed figure read in a loop, as a script of its own would.
+		name: "observed score",
+		native: func(in engine.Selection) string {
+			best, bestScore := "", 0.0
+			for _, w := range in.Candidates {
+				s := w.State
+				score := s.LatencyEWMA + s.LatencyPeakEWMA + s.ErrorRate + float64(s.Exits)
+				if best == "" || score < bestScore {
+					best, bestScore = s.ID, score
+				}
+			}
+			return best
+		},
+		lua: []string{`function route(r, c)
+  local best, bestScore
+  for i = 1, #c do
+    local w = c[i]
+    local score = w.latency_ewma + w.latency_peak_ewma + w.error_rate + w.exits
+    if best == nil or score < bestScore then best, bestScore = w, score end
+  end
+  return best and best.id
+end`, `function route(r, c)
+  local scores = {} -- a table constructor: gopher-lua runs this one, not the fast path
+  for i, w in ipairs(c) do scores[i] = w.latency_ewma + w.latency_peak_ewma + w.error_rate + w.exits end
+  local best
+  for i = 1, #c do if best == nil or scores[i] < scores[best] then best = i end end
+  return best and c[best].id
+end`},
+		expr: []string{`len(candidates) == 0 ? nil : reduce(candidates,
+  #.latency_ewma + #.latency_peak_ewma + #.error_rate + #.exits < #acc.latency_ewma + #acc.latency_peak_ewma + #acc.error_rate + #acc.exits ? # : #acc,
+  candidates[0]).id`, `let ids = map(candidates, #.id); // map: the VM runs this one, not the fast path
+len(ids) == 0 ? nil : reduce(candidates,
+  #.latency_ewma + #.latency_peak_ewma + #.error_rate + #.exits < #acc.latency_ewma + #acc.latency_peak_ewma + #acc.error_rate + #acc.exits ? # : #acc,
+  candidates[0]).id`},
+	},
 }
 
 var tagPool = []string{"eu", "us", "gpu", "canary"}
+
+// observed gives w figures drawn from small sets, so that new workers (0),
+// ties and the error-rate limit come up often.
+func observed(rng *rand.Rand, w engine.Worker) engine.Worker {
+	lat := []float64{0, 0, 0.002, 0.005, 0.020, 0.020, 0.5}
+	w.State.LatencyEWMA = lat[rng.IntN(len(lat))]
+	w.State.LatencyPeakEWMA = lat[rng.IntN(len(lat))]
+	errs := []float64{0, 0, 0, 0.1, 0.25, 0.5, 1}
+	w.State.ErrorRate = errs[rng.IntN(len(errs))]
+	w.State.Exits = []int{0, 0, 0, 1, 3, engine.MaxObservedExits}[rng.IntN(6)]
+	return w
+}
 
 // randomSelection builds a snapshot of up to 12 candidates.
 func randomSelection(t testing.TB, rng *rand.Rand) engine.Selection {
@@ -147,7 +241,7 @@ func randomSelection(t testing.TB, rng *rand.Rand) engine.Selection {
 			}
 		}
 		max := 1 + rng.IntN(6)
-		in.Candidates = append(in.Candidates, worker(fmt.Sprintf("w%d", i+1), rng.IntN(max+1), max, rng.IntN(5), tags...))
+		in.Candidates = append(in.Candidates, observed(rng, worker(fmt.Sprintf("w%d", i+1), rng.IntN(max+1), max, rng.IntN(5), tags...)))
 	}
 	if rng.IntN(2) == 0 {
 		in.Excluded = []string{"w0"}

@@ -17,7 +17,7 @@ func TestLuaNamesAreCheckedWhenCompiled(t *testing.T) {
 		{"misspelt parameter", "function route(r, cands)\n  return dispatch.least_loaded(cand)\nend",
 			"test.lua:2:32: unknown name cand (did you mean cands?)"},
 		{"unknown helper", "function route(r, c)\n  return dispatch.leastloaded(c)\nend",
-			"test.lua:2:19: dispatch has no leastloaded (did you mean least_loaded?) (it has has_tag, json_decode, least_loaded, p2c, random, rendezvous, with_tag)"},
+			"test.lua:2:19: dispatch has no leastloaded (did you mean least_loaded?) (it has has_tag, healthy, json_decode, least_latency, least_loaded, p2c, p2c_ewma, random, rendezvous, with_tag)"},
 		{"unknown string function", "function route(r, c)\n  return string.startswith(c[1].id, 'w') and c[1].id\nend",
 			"test.lua:2:17: string has no startswith"},
 		{"a local out of its scope", "function route(r, c)\n  do local pick = c[1] end\n  return pick.id\nend",

@@ -24,8 +24,8 @@ func args(n names.Name, arg map[string]string) string {
 }
 
 var (
-	luaArgs  = map[string]string{"list": "c", "tag": `"gpu"`, "key": `"k"`, "c": "c[1]", "s": `'{"a": 1}'`, "a": `"a"`, "b": `"b"`}
-	exprArgs = map[string]string{"list": "candidates", "tag": `"gpu"`, "key": `"k"`, "c": "candidates[0]", "s": `'{"a": 1}'`, "a": `"a"`, "b": `"b"`}
+	luaArgs  = map[string]string{"list": "c", "tag": `"gpu"`, "key": `"k"`, "c": "c[1]", "s": `'{"a": 1}'`, "a": `"a"`, "b": `"b"`, "max_error_rate": "0.5"}
+	exprArgs = map[string]string{"list": "candidates", "tag": `"gpu"`, "key": `"k"`, "c": "candidates[0]", "s": `'{"a": 1}'`, "a": `"a"`, "b": `"b"`, "max_error_rate": "0.5"}
 )
 
 // TestEveryNameIsReachable: each row of the table of names is there, in

@@ -173,7 +173,7 @@ func TestScriptErrors(t *testing.T) {
 		{"expr syntax", "leastLoaded(candidates", router.Expr, "test.expr:1:", false},
 		{"expr unknown name", "leastLoded(candidates)", router.Expr, "test.expr:1:1: unknown name leastLoded (did you mean leastLoaded?)", false},
 		{"expr unknown candidate field", "candidates[0].nope", router.Expr, // in the script's words, not Go's
-			"test.expr:1:15: a candidate has no field nope (it has id, in_flight, max_in_flight, buffer_depth, available, tags, labels)", false},
+			"test.expr:1:15: a candidate has no field nope (it has id, in_flight, max_in_flight, buffer_depth, available, tags, labels, latency_ewma, latency_peak_ewma, error_rate, exits)", false},
 		{"expr unknown request field", "request.foo == 1", router.Expr, "test.expr:1:9: the request has no field foo (it has namespace,", false},
 		{"expr type mismatch", "candidates[0] + 1", router.Expr, "mismatched types a candidate and int", false},
 		{"expr in on candidates", "candidates[0] in candidates ? 'a' : 'b'", router.Expr, `compare ids, for example any(candidates, .id == "w1")`, false},

@@ -88,7 +88,7 @@ func TestValuesAreRenderedAsScriptsWriteThem(t *testing.T) {
 		{"expr helper in a list", `string([1, hasTag])`, router.Expr, "test.expr:1:12: hasTag is a helper and not a value"},
 		{"expr string of a map", `string({"b": [1, "x"], "a": request.attempt})`, router.Expr, `returned "map[a:1 b:[1 x]]", which`},
 		{"expr string of candidates", `string(candidates)`, router.Expr,
-			`returned "[{id: \"w1\", in_flight: 0, max_in_flight: 1, buffer_depth: 0, available: 1, tags: [\"eu\"], labels: {}} {id: \"w2\", `},
+			`returned "[{id: \"w1\", in_flight: 0, max_in_flight: 1, buffer_depth: 0, available: 1, tags: [\"eu\"], labels: {}, latency_ewma: 0, latency_peak_ewma: 0, error_rate: 0, exits: 0} {id: \"w2\", `},
 		{"expr toJSON of a candidate", `toJSON(candidates[0])`, router.Expr, `\"in_flight\": 0`},
 		// Maps have no order in Go; what a script sees of one is sorted.
 		{"expr keys", `[keys({"b": 1, "a": 2, "d": 3, "c": 4}), ""][0]`, router.Expr, `returned a list ["a", "b", "c", "d"];`},

@@ -86,6 +86,39 @@ func (c *compiler) call(n *ast.CallNode) eval {
 			views := f.listViews(list(f))
 			return choiceViews(views, pick.P2C(views, f.rand()))
 		}
+	case "p2cEwma":
+		arity(1, 1)
+		return func(f *frame) value {
+			views := f.listViews(list(f))
+			return choiceViews(views, pick.P2CEWMA(views, f.rand()))
+		}
+	case "leastLatency":
+		arity(1, 1)
+		return func(f *frame) value {
+			l := list(f)
+			if l.i < 0 { // the candidates: read the workers in place
+				return choiceWorkers(f, pick.LeastLatencyWorkers(f.in.Sel.Candidates))
+			}
+			views := f.listViews(l)
+			return choiceViews(views, pick.LeastLatency(views))
+		}
+	case "healthy":
+		arity(2, 2)
+		return func(f *frame) value {
+			l := list(f)
+			limit := args[1](f)
+			if !limit.isNumber() {
+				f.bail("healthy given " + limit.k.String() + " for a number")
+			}
+			lim := limit.float()
+			off := len(f.arena)
+			for j := range l.n {
+				if i := f.elem(l, j); f.in.Sel.Candidates[i].State.ErrorRate <= lim {
+					f.arena = append(f.arena, int32(i))
+				}
+			}
+			return value{k: kList, i: off, n: len(f.arena) - off}
+		}
 	case "random":
 		arity(0, 0)
 		return func(f *frame) value { return floatValue(f.rand().Float64()) }

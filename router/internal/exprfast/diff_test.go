@@ -111,6 +111,7 @@ func randomSelection(r *rand.Rand) engine.Selection {
 		}
 		sel.Candidates = append(sel.Candidates, engine.Worker{State: engine.ConsumerStateView{
 			ID: fmt.Sprintf("w%d", i), InFlight: r.IntN(6) - r.IntN(2), MaxInFlight: r.IntN(5), BufferDepth: r.IntN(3), Tags: tags}})
+		observed(r, &sel.Candidates[len(sel.Candidates)-1].State)
 	}
 	for range r.IntN(3) {
 		sel.Excluded = append(sel.Excluded, fmt.Sprintf("w%d", r.IntN(4)))
@@ -247,6 +248,18 @@ random() < 0.05
 	{`sum(candidates[0].tags, 1) > 1 ? "w1" : "w2"`, true},
 	{`let avg = sum(candidates, .in_flight) / len(candidates); find(candidates, .in_flight <= avg)`, true},
 	{`upper(request.activity_type)`, false},
+	// The observed figures and the helpers that read them.
+	{`p2cEwma(candidates)`, true},
+	{`p2cEwma(filter(candidates, .available > 0))`, true},
+	{`leastLatency(withTag(candidates, "gpu"))`, true},
+	{`let h = healthy(candidates, 0.25); leastLoaded(len(h) > 0 ? h : candidates)`, true},
+	{`leastLatency(healthy(filter(candidates, .exits < 3), 0))`, true},
+	{`healthy(candidates, 1)[0]`, true},
+	{`healthy(candidates, request.attempt)[-1]`, true},
+	{`len(healthy(candidates, nil)) > 0 ? "w1" : "w2"`, true}, // falls back at run time: the VM fails the call
+	{`find(candidates, .latency_peak_ewma > .latency_ewma * 2 && .error_rate < 0.5)`, true},
+	{`sum(candidates, .latency_ewma) / max(len(candidates), 1) > 0.01 ? leastLatency(candidates) : p2cEwma(candidates)`, true},
+	{`reduce(candidates, #.exits + #.in_flight < #acc.exits + #acc.in_flight ? # : #acc, candidates[0])`, true},
 }
 
 // TestDiff runs the table both ways.
@@ -301,4 +314,15 @@ func TestShippedScripts(t *testing.T) {
 			t.Errorf("%s decided %d of 300 calls on the fast path, want all (%v)", filepath.Base(file), decided, p.why)
 		}
 	}
+}
+
+// observed gives v figures drawn from small sets, so that new workers (0),
+// ties and error-rate limits come up often.
+func observed(r *rand.Rand, v *engine.ConsumerStateView) {
+	lat := []float64{0, 0, 0.002, 0.005, 0.020, 0.020, 0.5}
+	v.LatencyEWMA = lat[r.IntN(len(lat))]
+	v.LatencyPeakEWMA = lat[r.IntN(len(lat))]
+	errs := []float64{0, 0, 0, 0.1, 0.25, 0.5, 1}
+	v.ErrorRate = errs[r.IntN(len(errs))]
+	v.Exits = []int{0, 0, 0, 1, 3, engine.MaxObservedExits}[r.IntN(6)]
 }

@@ -18,8 +18,9 @@
 //
 // The subset: literals and the optimizer's scalar constants; request,
 // candidates and excluded; let and sequences; a candidate's fields (id,
-// in_flight, max_in_flight, buffer_depth, available, tags) and the
-// request's; indexing a list of candidates, a candidate's tags or the
+// in_flight, max_in_flight, buffer_depth, available, tags and the
+// observed latency_ewma, latency_peak_ewma, error_rate and exits; not
+// labels) and the request's; indexing a list of candidates, a candidate's tags or the
 // excluded ids (negative indices count from the end); the operators
 // + - * with expr's int and float semantics (int with int is an int, which
 // wraps; anything with a float is a float), / (always a float), %, ** and
@@ -31,7 +32,8 @@
 // max (of numbers given as arguments), abs, and filter, all, any, none,
 // one, count, find, findIndex, sum and reduce over a list, with #, #index
 // and #acc; optional members (a?.b); and the helpers leastLoaded,
-// withTag, rendezvous, p2c, random and hasTag, which call the same
+// withTag, rendezvous, p2c, p2cEwma, leastLatency, healthy, random and
+// hasTag, which call the same
 // package pick functions exprrt's helpers call. Not in it: map, sortBy
 // and the other builtins, findLast and findLastIndex (expr's VM runs
 // them its own way: see builtin), ranges, string concatenation, maps,

@@ -69,6 +69,8 @@ func TestHelpersCovered(t *testing.T) {
 				args = append(args, "candidates")
 			case names.Candidate:
 				args = append(args, "candidates[0]")
+			case names.Number:
+				args = append(args, "0.5")
 			default:
 				args = append(args, `"gpu"`)
 			}

@@ -43,7 +43,7 @@ func (g *gen) list() string {
 		return "candidates"
 	}
 	return g.deeper(func() string {
-		switch g.r.IntN(6) {
+		switch g.r.IntN(7) {
 		case 0, 1:
 			return "candidates"
 		case 2:
@@ -54,6 +54,8 @@ func (g *gen) list() string {
 			if len(g.lets) > 0 {
 				return g.lets[g.r.IntN(len(g.lets))]
 			}
+		case 5:
+			return fmt.Sprintf("healthy(%s, %s)", g.list(), g.pick("0.25", "0", "1", "0.5", g.number(), g.integer()))
 		}
 		return fmt.Sprintf("filter(candidates, %s in .tags)", g.tag())
 	})
@@ -93,7 +95,7 @@ func (g *gen) cand() string {
 }
 
 func (g *gen) field() string {
-	return g.pick("in_flight", "max_in_flight", "buffer_depth", "available")
+	return g.pick("in_flight", "max_in_flight", "buffer_depth", "available", "exits")
 }
 
 func (g *gen) integer() string {
@@ -136,9 +138,15 @@ func (g *gen) number() string {
 		return g.pick("0.5", "1.0", "0.0")
 	}
 	return g.deeper(func() string {
-		switch g.r.IntN(7) {
+		switch g.r.IntN(8) {
 		case 0:
 			return g.pick("0.5", "1.0", "-0.0", "1e300", "0.1")
+		case 5: // an observed figure, a float
+			f := g.pick("latency_ewma", "latency_peak_ewma", "error_rate")
+			if g.inPred {
+				return "." + f
+			}
+			return fmt.Sprintf("%s.%s", g.cand(), f)
 		case 1:
 			return fmt.Sprintf("(%s / %s)", g.number(), g.number())
 		case 2:
@@ -215,7 +223,11 @@ func (g *gen) result() string {
 		return g.pick("nil", `"w1"`, "candidates[0]")
 	}
 	return g.deeper(func() string {
-		switch g.r.IntN(13) {
+		switch g.r.IntN(15) {
+		case 12:
+			return fmt.Sprintf("p2cEwma(%s)", g.list())
+		case 13:
+			return fmt.Sprintf("leastLatency(%s)", g.list())
 		case 0:
 			return g.cand()
 		case 1:

@@ -14,6 +14,10 @@ const (
 	fieldMaxInFlight
 	fieldBufferDepth
 	fieldAvailable
+	fieldLatencyEWMA
+	fieldLatencyPeakEWMA
+	fieldErrorRate
+	fieldExits
 	fieldTags
 	fieldLabels // not modelled: a script that reads it is left to the VM
 )
@@ -22,6 +26,8 @@ const (
 var candFields = map[string]field{
 	"id": fieldID, "in_flight": fieldInFlight, "max_in_flight": fieldMaxInFlight,
 	"buffer_depth": fieldBufferDepth, "available": fieldAvailable, "tags": fieldTags,
+	"latency_ewma": fieldLatencyEWMA, "latency_peak_ewma": fieldLatencyPeakEWMA,
+	"error_rate": fieldErrorRate, "exits": fieldExits,
 	"labels": fieldLabels,
 }
 
@@ -138,6 +144,14 @@ func candField(f *frame, i int, cf field) value {
 		return intValue(w.State.BufferDepth)
 	case fieldAvailable:
 		return intValue(w.State.Available())
+	case fieldLatencyEWMA:
+		return floatValue(w.State.LatencyEWMA)
+	case fieldLatencyPeakEWMA:
+		return floatValue(w.State.LatencyPeakEWMA)
+	case fieldErrorRate:
+		return floatValue(w.State.ErrorRate)
+	case fieldExits:
+		return intValue(w.State.Exits)
 	case fieldTags:
 		return value{k: kTags, i: i}
 	}

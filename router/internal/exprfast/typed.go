@@ -26,6 +26,7 @@ type beval func(*frame) bool
 var intCandFields = map[string]field{
 	"in_flight": fieldInFlight, "max_in_flight": fieldMaxInFlight,
 	"buffer_depth": fieldBufferDepth, "available": fieldAvailable,
+	"exits": fieldExits,
 }
 
 // isInt reports whether n, when it is not an error, is an int.
@@ -168,6 +169,8 @@ func (c *compiler) intExpr(n ast.Node) ieval {
 				return st.MaxInFlight
 			case fieldBufferDepth:
 				return st.BufferDepth
+			case fieldExits:
+				return st.Exits
 			}
 			return st.Available()
 		}

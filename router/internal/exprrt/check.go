@@ -253,6 +253,13 @@ func argFits(want names.Arg, t reflect.Type) (string, bool) {
 		if t == candidateType || t == candidateType.Elem() {
 			return "", true
 		}
+	case names.Number:
+		switch t.Kind() {
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+			reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+			reflect.Float32, reflect.Float64:
+			return "", true
+		}
 	default:
 		return "", true
 	}

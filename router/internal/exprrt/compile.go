@@ -62,8 +62,12 @@ type exprCandidate struct {
 	Available   int      `expr:"available" json:"available"`
 	Tags        []string `expr:"tags" json:"tags"`
 	// Labels is the view's own map, shared: expr cannot write to it.
-	Labels map[string]string `expr:"labels" json:"labels"`
-	slot   int               // index into the call's views
+	Labels          map[string]string `expr:"labels" json:"labels"`
+	LatencyEWMA     float64           `expr:"latency_ewma" json:"latency_ewma"`
+	LatencyPeakEWMA float64           `expr:"latency_peak_ewma" json:"latency_peak_ewma"`
+	ErrorRate       float64           `expr:"error_rate" json:"error_rate"`
+	Exits           int               `expr:"exits" json:"exits"`
+	slot            int               // index into the call's views
 }
 
 // exprRequest is the request as an expr script sees it: its expr tags are

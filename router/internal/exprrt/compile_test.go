@@ -15,7 +15,7 @@ import (
 func TestMessagesNameNoGoTypes(t *testing.T) {
 	limits := Limits{MaxNodes: 10_000, MemoryBudget: 1_000_000, PoolSize: 1}
 	for _, tc := range []struct{ src, want string }{
-		{`candidates[0].inflight`, "a candidate has no field inflight (did you mean in_flight?) (it has id, in_flight, max_in_flight, buffer_depth, available, tags, labels)"},
+		{`candidates[0].inflight`, "a candidate has no field inflight (did you mean in_flight?) (it has id, in_flight, max_in_flight, buffer_depth, available, tags, labels, latency_ewma, latency_peak_ewma, error_rate, exits)"},
 		{`request.regoin`, "the request has no field regoin (it has namespace, task_queue, channel, workflow_id, conversation_id, attempt, activity_type, input_content_type, input)"},
 		{`candidates[0] in candidates`, `a candidate cannot be looked for in a list with "in"`},
 		{`candidates + 1`, "a list of candidates"},
@@ -207,10 +207,10 @@ func TestEveryUnknownField(t *testing.T) {
 		want []string
 	}{
 		{"let a = filter(candidates, #.availble > 0 && .inflight < 2);\nrequest.regoin == \"eu\" ? first(a) : first(sortBy(withTag(candidates, \"x\"), .bufferdepth))", []string{
-			"1:30: a candidate has no field availble (did you mean available?) (it has id, in_flight, max_in_flight, buffer_depth, available, tags, labels)",
-			"1:47: a candidate has no field inflight (did you mean in_flight?) (it has id, in_flight, max_in_flight, buffer_depth, available, tags, labels)",
+			"1:30: a candidate has no field availble (did you mean available?) (it has id, in_flight, max_in_flight, buffer_depth, available, tags, labels, latency_ewma, latency_peak_ewma, error_rate, exits)",
+			"1:47: a candidate has no field inflight (did you mean in_flight?) (it has id, in_flight, max_in_flight, buffer_depth, available, tags, labels, latency_ewma, latency_peak_ewma, error_rate, exits)",
 			"2:9: the request has no field regoin (it has namespace, task_queue, channel, workflow_id, conversation_id, attempt, activity_type, input_content_type, input)",
-			"2:77: a candidate has no field bufferdepth (did you mean buffer_depth?) (it has id, in_flight, max_in_flight, buffer_depth, available, tags, labels)",
+			"2:77: a candidate has no field bufferdepth (did you mean buffer_depth?) (it has id, in_flight, max_in_flight, buffer_depth, available, tags, labels, latency_ewma, latency_peak_ewma, error_rate, exits)",
 		}},
 		{"let items = fromJSON(request.input).items;\nlen(filter(items, #.weight > 1)) > 0 ? first(candidates) : nil", nil},
 		{"first(filter(candidates, any(.tags, # == \"gpu\")))", nil},

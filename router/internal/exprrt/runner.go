@@ -91,6 +91,40 @@ func (p *Program) get() *exprRunner {
 		views := r.list("p2c", args, 1)
 		return choice(views, pick.P2C(views, r.rand()))
 	})
+	r.env["p2cEwma"] = helper(func(args ...any) any {
+		views := r.list("p2cEwma", args, 1)
+		return choice(views, pick.P2CEWMA(views, r.rand()))
+	})
+	r.env["leastLatency"] = helper(func(args ...any) any {
+		r.arity("leastLatency", args, 1)
+		if r.whole(args) { // read the selection's workers in place
+			ws := r.in.Sel.Candidates
+			i := pick.LeastLatencyWorkers(ws)
+			if i < 0 {
+				return nil
+			}
+			return ws[i].ID()
+		}
+		views := r.list("leastLatency", args, 1)
+		return choice(views, pick.LeastLatency(views))
+	})
+	r.env["healthy"] = helper(func(args ...any) any {
+		r.arity("healthy", args, 2)
+		limit := r.number("healthy", args, 1)
+		n := 0
+		r.each("healthy", args[0], func(c *exprCandidate) {
+			if r.in.Sel.Candidates[c.slot].State.ErrorRate <= limit {
+				n++
+			}
+		})
+		out := make([]*exprCandidate, 0, n)
+		r.each("healthy", args[0], func(c *exprCandidate) {
+			if r.in.Sel.Candidates[c.slot].State.ErrorRate <= limit {
+				out = append(out, c)
+			}
+		})
+		return out
+	})
 	r.env["random"] = helper(func(args ...any) any {
 		r.arity("random", args, 0)
 		return r.rand().Float64()
@@ -215,9 +249,11 @@ func (r *exprRunner) updateCandidates(ws []engine.Worker, values bool) {
 		if !values { // helpers read the workers themselves; only the slot matters
 			c.slot = i
 		} else if c.slot != i || c.ID != w.ID() || c.InFlight != v.InFlight || c.MaxInFlight != v.MaxInFlight ||
-			c.BufferDepth != v.BufferDepth || !sameSlice(c.Tags, v.Tags) {
+			c.BufferDepth != v.BufferDepth || !sameSlice(c.Tags, v.Tags) || c.LatencyEWMA != v.LatencyEWMA ||
+			c.LatencyPeakEWMA != v.LatencyPeakEWMA || c.ErrorRate != v.ErrorRate || c.Exits != v.Exits {
 			*c = exprCandidate{ID: w.ID(), InFlight: v.InFlight, MaxInFlight: v.MaxInFlight,
-				BufferDepth: v.BufferDepth, Available: v.Available(), Tags: v.Tags, slot: i}
+				BufferDepth: v.BufferDepth, Available: v.Available(), Tags: v.Tags,
+				LatencyEWMA: v.LatencyEWMA, LatencyPeakEWMA: v.LatencyPeakEWMA, ErrorRate: v.ErrorRate, Exits: v.Exits, slot: i}
 		}
 		if values {
 			// A map is a pointer: copying it always is cheaper than
@@ -298,6 +334,17 @@ func (r *exprRunner) str(fn string, args []any, i int) string {
 		panic(fmt.Sprintf("%s: argument %d must be a string, got %T", fn, i+1, args[i]))
 	}
 	return s
+}
+
+// number reads argument i of a helper as a number: an int or a float.
+func (r *exprRunner) number(fn string, args []any, i int) float64 {
+	switch v := args[i].(type) {
+	case int:
+		return float64(v)
+	case float64:
+		return v
+	}
+	panic(fmt.Sprintf("%s: argument %d must be a number, got %T", fn, i+1, args[i]))
 }
 
 // choice returns the chosen id, or nil.

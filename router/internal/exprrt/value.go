@@ -156,7 +156,8 @@ func (c exprCandidate) String() string {
 		}
 		fmt.Fprintf(&b, "%q: %q", k, c.Labels[k])
 	}
-	b.WriteString("}}")
+	fmt.Fprintf(&b, "}, latency_ewma: %v, latency_peak_ewma: %v, error_rate: %v, exits: %d}",
+		c.LatencyEWMA, c.LatencyPeakEWMA, c.ErrorRate, c.Exits)
 	return b.String()
 }
 

@@ -293,6 +293,10 @@ func (c *nameCheck) argFits(want names.Arg, arg ast.Expr) (string, bool) {
 		return got, got == "a string" || got == "a number"
 	case names.Candidate:
 		return got, got == "a candidate"
+	case names.Number:
+		// Unlike a string, a number is not taken as text: the helpers
+		// refuse a numeric string, so the checker does.
+		return got, got == "a number"
 	}
 	return got, true
 }

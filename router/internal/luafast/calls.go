@@ -85,7 +85,7 @@ func (c *compiler) hasTag(recv expr, args []expr) expr {
 // with_tag made of them.
 func listArg(f *frame, a expr, helper string) value {
 	v := a(f)
-	if v.k != kCands && v.k != kTagged {
+	if v.k != kCands && v.k != kTagged && v.k != kHealthy {
 		f.bail("dispatch." + helper + " of a " + v.k.String())
 	}
 	return v
@@ -93,8 +93,8 @@ func listArg(f *frame, a expr, helper string) value {
 
 // listViews returns the views of list, as the interpreter's helpers see it.
 func listViews(f *frame, list value) []engine.ConsumerStateView {
-	if list.k == kTagged {
-		return f.taggedViews(list.s)
+	if list.k == kTagged || list.k == kHealthy {
+		return f.derivedViews(list)
 	}
 	return f.views()
 }
@@ -122,6 +122,10 @@ func (c *compiler) helperCall(e *ast.FuncCallExpr, name string, args []expr) (ex
 		case 1:
 			return func(f *frame) value {
 				l := listArg(f, args[0], name)
+				if l.k == kHealthy {
+					views := listViews(f, l)
+					return viewChoice(views, pick.LeastLoaded(views))
+				}
 				// LeastLoaded(WithTag(cands, tag)) is LeastLoadedWithTag(cands, tag).
 				return choice(f, pick.LeastLoadedWorkers(f.in.Sel.Candidates, l.s, l.k == kTagged))
 			}, nil
@@ -170,6 +174,38 @@ func (c *compiler) helperCall(e *ast.FuncCallExpr, name string, args []expr) (ex
 			return func(f *frame) value {
 				views := listViews(f, listArg(f, args[0], name))
 				return viewChoice(views, pick.P2C(views, f.rand()))
+			}, nil
+		}
+	case "p2c_ewma":
+		if len(args) == 1 {
+			return func(f *frame) value {
+				views := listViews(f, listArg(f, args[0], name))
+				return viewChoice(views, pick.P2CEWMA(views, f.rand()))
+			}, nil
+		}
+	case "least_latency":
+		if len(args) == 1 {
+			return func(f *frame) value {
+				l := listArg(f, args[0], name)
+				if l.k == kCands { // the workers, read in place
+					return choice(f, pick.LeastLatencyWorkers(f.in.Sel.Candidates))
+				}
+				views := listViews(f, l)
+				return viewChoice(views, pick.LeastLatency(views))
+			}, nil
+		}
+	case "healthy":
+		if len(args) == 2 {
+			return func(f *frame) value {
+				if l := args[0](f); l.k != kCands {
+					f.bail("dispatch.healthy of a " + l.k.String())
+				}
+				limit := args[1](f)
+				if limit.k != kNum || limit.n != limit.n {
+					f.bail("dispatch.healthy with a limit that is a " + limit.k.String() + " or NaN")
+				}
+				f.lists++ // each result is a value of its own, equal only to itself
+				return value{k: kHealthy, n: limit.n, i: f.lists}
 			}, nil
 		}
 	case "random":

@@ -129,6 +129,7 @@ func randomSelection(r *rand.Rand) engine.Selection {
 		}
 		sel.Candidates = append(sel.Candidates, engine.Worker{State: engine.ConsumerStateView{
 			ID: fmt.Sprintf("w%d", i), InFlight: r.IntN(6), MaxInFlight: r.IntN(5), BufferDepth: r.IntN(3), Tags: tags}})
+		observed(r, &sel.Candidates[len(sel.Candidates)-1].State)
 	}
 	for range r.IntN(3) {
 		sel.Excluded = append(sel.Excluded, fmt.Sprintf("x%d", r.IntN(4)))
@@ -166,4 +167,15 @@ func TestShippedScripts(t *testing.T) {
 			t.Errorf("least_loaded.lua decided %d of 300 calls on the fast path, want all (%v)", decided, p.why)
 		}
 	}
+}
+
+// observed gives v figures drawn from small sets, so that new workers (0),
+// ties and error-rate limits come up often.
+func observed(r *rand.Rand, v *engine.ConsumerStateView) {
+	lat := []float64{0, 0, 0.002, 0.005, 0.020, 0.020, 0.5}
+	v.LatencyEWMA = lat[r.IntN(len(lat))]
+	v.LatencyPeakEWMA = lat[r.IntN(len(lat))]
+	errs := []float64{0, 0, 0, 0.1, 0.25, 0.5, 1}
+	v.ErrorRate = errs[r.IntN(len(errs))]
+	v.Exits = []int{0, 0, 0, 1, 3, engine.MaxObservedExits}[r.IntN(6)]
 }

@@ -21,13 +21,16 @@
 // ipairs(list)`, while, repeat, if, break and return; literals, arithmetic
 // (+ - * / % ^, unary -) with Lua's float64 semantics, comparisons, and, or,
 // not, #; indexing the candidates, a candidate's fields (id, in_flight,
-// max_in_flight, buffer_depth, available, tags, tags[i], tags.NAME), the
+// max_in_flight, buffer_depth, available, the observed latency_ewma,
+// latency_peak_ewma, error_rate and exits, tags, tags[i], tags.NAME), the
 // request's fields and the excluded ids; c:has_tag(tag); type(v);
 // math.max, math.min, math.floor, math.abs and math.random; and the
-// helpers dispatch.least_loaded, dispatch.with_tag (of the candidates; its
-// list has a length, elements and ipairs, and goes to the other helpers),
-// dispatch.rendezvous, dispatch.p2c, dispatch.random and dispatch.has_tag,
-// which call the same package pick functions the Lua bindings call. No
+// helpers dispatch.least_loaded, dispatch.with_tag and dispatch.healthy
+// (of the candidates; their lists have a length, elements and ipairs, and
+// go to the other helpers), dispatch.rendezvous, dispatch.p2c,
+// dispatch.p2c_ewma, dispatch.least_latency, dispatch.random and
+// dispatch.has_tag, which call the same package pick functions the Lua
+// bindings call. No
 // table constructors, no function literals, no string concatenation: the
 // subset allocates nothing that grows with the script's work. A literal in
 // a condition other than `while true` stays with the interpreter, which
@@ -37,7 +40,8 @@
 // one zero per function). At run time,
 // arithmetic on a string (Lua would convert "3"), an ordering of mixed
 // types, indexing nil, a helper given something other than the candidates
-// or a with_tag list of them, and a result that is neither nil, a string
+// or a with_tag or healthy list of them, a healthy limit that is not a
+// number (or is NaN), and a result that is neither nil, a string
 // nor a candidate fall back.
 //
 // Loops check the call's deadline and context every few hundred back

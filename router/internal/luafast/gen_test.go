@@ -145,7 +145,8 @@ func (g *gen) num(d int) string {
 		return "#c"
 	case 2, 3:
 		if len(g.cands) > 0 {
-			return g.pick(g.cands...) + "." + g.pick("in_flight", "max_in_flight", "buffer_depth", "available")
+			return g.pick(g.cands...) + "." + g.pick("in_flight", "max_in_flight", "buffer_depth", "available",
+				"latency_ewma", "latency_peak_ewma", "error_rate", "exits")
 		}
 		return "c[1].in_flight"
 	case 4:
@@ -189,8 +190,11 @@ func (g *gen) cand() string {
 
 // list is the candidates, or some of them.
 func (g *gen) list() string {
-	if g.r.IntN(3) == 0 {
+	switch g.r.IntN(6) {
+	case 0, 1:
 		return "dispatch.with_tag(c, " + g.pick(`"gpu"`, `"eu"`, "TAG", `""`) + ")"
+	case 2:
+		return "dispatch.healthy(c, " + g.pick("0.25", "0", "1", "0.5", "-1", "LIMIT") + ")"
 	}
 	return "c"
 }
@@ -229,7 +233,11 @@ func (g *gen) cond(d int) string {
 
 // result is an expression to return.
 func (g *gen) result() string {
-	switch g.r.IntN(13) {
+	switch g.r.IntN(15) {
+	case 13:
+		return "dispatch.p2c_ewma(" + g.list() + ")"
+	case 14:
+		return "dispatch.least_latency(" + g.list() + ")"
 	case 0, 1, 2:
 		return g.cand()
 	case 3, 4:

@@ -36,9 +36,10 @@ type frame struct {
 	pcg    *rand.PCG
 	rng    *rand.Rand
 	seeded bool
-	lists  int32                      // with_tag results made in this call
-	buf    []engine.ConsumerStateView // the views of a with_tag result, for a helper
-	// tagLists are the with_tag lists indexed in this call (see tagged).
+	lists  int32                      // with_tag and healthy results made in this call
+	buf    []engine.ConsumerStateView // the views of such a result, for a helper
+	// tagLists are the with_tag and healthy lists indexed in this call
+	// (see derived).
 	tagLists []tagList
 }
 

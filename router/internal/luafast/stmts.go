@@ -315,7 +315,7 @@ func (c *compiler) numberFor(s *ast.NumberForStmt) (stmt, error) {
 }
 
 // genericFor compiles `for i, v in ipairs(list)` over the candidates, a
-// with_tag list of them, the excluded ids or a candidate's tags.
+// with_tag or healthy list of them, the excluded ids or a candidate's tags.
 func (c *compiler) genericFor(s *ast.GenericForStmt) (stmt, error) {
 	if len(s.Exprs) != 1 {
 		return nil, unsupported(s, "a generic for other than ipairs(list)")
@@ -348,14 +348,14 @@ func (c *compiler) genericFor(s *ast.GenericForStmt) (stmt, error) {
 			n = len(f.in.Sel.Excluded)
 		case kTags:
 			n = len(f.in.Sel.Candidates[l.i].State.Tags)
-		case kTagged:
+		case kTagged, kHealthy:
 			n = len(f.in.Sel.Candidates)
 		default:
 			f.bail("ipairs over a " + l.k.String())
 		}
 		k := 0 // the position in the list
 		for i := range n {
-			if l.k == kTagged && !f.in.Sel.Candidates[i].State.HasAffinity(l.s) {
+			if (l.k == kTagged || l.k == kHealthy) && !inDerived(f, l, i) {
 				continue
 			}
 			k++
@@ -365,7 +365,7 @@ func (c *compiler) genericFor(s *ast.GenericForStmt) (stmt, error) {
 			if len(slots) > 1 {
 				var v value
 				switch l.k {
-				case kCands, kTagged:
+				case kCands, kTagged, kHealthy:
 					v = value{k: kCand, i: int32(i)}
 				case kExcl:
 					v = str(f.in.Sel.Excluded[i])

@@ -19,7 +19,7 @@ func TestTaggedListsAreFoundOnce(t *testing.T) {
 		{State: engine.ConsumerStateView{ID: "c", Tags: []string{"eu", "gpu"}}},
 	}
 	gpu := f.tagged("gpu")
-	if !slices.Equal(gpu, []int32{0, 2}) || taggedLen(f, "gpu") != 2 || taggedSlot(f, "gpu", 1) != 2 {
+	if !slices.Equal(gpu, []int32{0, 2}) || len(f.tagged("gpu")) != 2 || f.tagged("gpu")[1] != 2 {
 		t.Fatalf("with_tag gpu: %v", gpu)
 	}
 	if again := f.tagged("gpu"); &again[0] != &gpu[0] {

@@ -90,7 +90,7 @@ func (c *compiler) num(e ast.Expr) (numExpr, error) {
 		if key, ok := e.Key.(*ast.StringExpr); ok {
 			if id, ok := e.Object.(*ast.IdentExpr); ok {
 				if slot, ok := c.local(id.Value); ok {
-					if fd := candFields[key.Value]; fd >= fieldInFlight && fd <= fieldAvailable {
+					if fd := candFields[key.Value]; fd.numeric() {
 						return numField(slot, fd, str(key.Value)), nil
 					}
 				}
@@ -123,6 +123,14 @@ func numField(slot int, fd candField, key value) numExpr {
 				return float64(st.MaxInFlight)
 			case fieldBufferDepth:
 				return float64(st.BufferDepth)
+			case fieldLatencyEWMA:
+				return st.LatencyEWMA
+			case fieldLatencyPeakEWMA:
+				return st.LatencyPeakEWMA
+			case fieldErrorRate:
+				return st.ErrorRate
+			case fieldExits:
+				return float64(st.Exits)
 			default:
 				return float64(st.Available())
 			}

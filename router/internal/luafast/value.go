@@ -12,16 +12,17 @@ import (
 type kind uint8
 
 const (
-	kNil    kind = iota
-	kBool        // i is 0 or 1
-	kNum         // n
-	kStr         // s
-	kCand        // candidate i (0-based) of the selection
-	kTags        // the tags table of candidate i
-	kCands       // the candidates list
-	kReq         // the request
-	kExcl        // the excluded ids
-	kTagged      // what dispatch.with_tag(candidates, s) returned; i tells results apart
+	kNil     kind = iota
+	kBool         // i is 0 or 1
+	kNum          // n
+	kStr          // s
+	kCand         // candidate i (0-based) of the selection
+	kTags         // the tags table of candidate i
+	kCands        // the candidates list
+	kReq          // the request
+	kExcl         // the excluded ids
+	kTagged       // what dispatch.with_tag(candidates, s) returned; i tells results apart
+	kHealthy      // what dispatch.healthy(candidates, n) returned; i tells results apart
 )
 
 // value is a Lua value as the compiled code sees it: a small tagged union,
@@ -63,7 +64,7 @@ func equal(a, b value) bool {
 	switch a.k {
 	case kNil, kCands, kReq, kExcl:
 		return true
-	case kBool, kCand, kTags, kTagged:
+	case kBool, kCand, kTags, kTagged, kHealthy:
 		return a.i == b.i
 	case kNum:
 		return a.n == b.n
@@ -133,6 +134,10 @@ const (
 	fieldMaxInFlight
 	fieldBufferDepth
 	fieldAvailable
+	fieldLatencyEWMA // the observed figures: numbers, as the counters above
+	fieldLatencyPeakEWMA
+	fieldErrorRate
+	fieldExits
 	fieldTags
 	fieldHasTag // the method, read as a value: not modelled
 	fieldLabels // not modelled: a script that names it is left to gopher-lua
@@ -142,15 +147,22 @@ const (
 // what the compiled code reads; TestCandidateFieldsCovered checks it
 // against the table of names.
 var candFields = map[string]candField{
-	"id":            fieldID,
-	"in_flight":     fieldInFlight,
-	"max_in_flight": fieldMaxInFlight,
-	"buffer_depth":  fieldBufferDepth,
-	"available":     fieldAvailable,
-	"tags":          fieldTags,
-	"has_tag":       fieldHasTag,
-	"labels":        fieldLabels,
+	"id":                fieldID,
+	"in_flight":         fieldInFlight,
+	"max_in_flight":     fieldMaxInFlight,
+	"buffer_depth":      fieldBufferDepth,
+	"available":         fieldAvailable,
+	"latency_ewma":      fieldLatencyEWMA,
+	"latency_peak_ewma": fieldLatencyPeakEWMA,
+	"error_rate":        fieldErrorRate,
+	"exits":             fieldExits,
+	"tags":              fieldTags,
+	"has_tag":           fieldHasTag,
+	"labels":            fieldLabels,
 }
+
+// numeric reports whether fd is a field that holds a number.
+func (fd candField) numeric() bool { return fd >= fieldInFlight && fd <= fieldExits }
 
 // candidateField reads field fd (named name) of candidate i.
 func candidateField(f *frame, i int32, fd candField) value {
@@ -166,6 +178,14 @@ func candidateField(f *frame, i int32, fd candField) value {
 		return num(float64(w.State.BufferDepth))
 	case fieldAvailable:
 		return num(float64(w.State.Available()))
+	case fieldLatencyEWMA:
+		return num(w.State.LatencyEWMA)
+	case fieldLatencyPeakEWMA:
+		return num(w.State.LatencyPeakEWMA)
+	case fieldErrorRate:
+		return num(w.State.ErrorRate)
+	case fieldExits:
+		return num(float64(w.State.Exits))
 	case fieldTags:
 		return value{k: kTags, i: i}
 	case fieldHasTag:
@@ -210,12 +230,13 @@ func index(f *frame, obj, key value) value {
 			}
 			return nilValue
 		}
-	case kTagged:
+	case kTagged, kHealthy:
 		// As the interpreter's list userdata: a number in range gives a
 		// candidate, any other key nil.
 		if key.k == kNum {
-			if i, ok := listIndex(key.n, taggedLen(f, obj.s)); ok {
-				return value{k: kCand, i: int32(taggedSlot(f, obj.s, i))}
+			slots := f.derived(obj)
+			if i, ok := listIndex(key.n, len(slots)); ok {
+				return value{k: kCand, i: slots[i]}
 			}
 		}
 		return nilValue
@@ -272,55 +293,68 @@ func length(f *frame, v value) value {
 		return num(float64(len(f.in.Sel.Candidates[v.i].State.Tags)))
 	case kStr:
 		return num(float64(len(v.s)))
-	case kTagged:
-		return num(float64(taggedLen(f, v.s)))
+	case kTagged, kHealthy:
+		return num(float64(len(f.derived(v))))
 	}
 	f.bail("length of a " + v.k.String())
 	return nilValue
 }
 
-// taggedLen is the length of with_tag(candidates, tag).
-func taggedLen(f *frame, tag string) int { return len(f.tagged(tag)) }
+// tagged returns the slots of the candidates that carry tag, in order: the
+// list with_tag(candidates, tag) makes (see derived).
+func (f *frame) tagged(tag string) []int32 { return f.derived(value{k: kTagged, s: tag}) }
 
-// taggedSlot is the candidate at 0-based position k of with_tag(candidates,
-// tag), which has more than k elements.
-func taggedSlot(f *frame, tag string, k int) int { return int(f.tagged(tag)[k]) }
-
-// tagged returns the slots of the candidates that carry tag, in order,
-// found once per call and tag: a loop that indexes a with_tag list reads
-// each element at constant cost, as the interpreter's list does.
-func (f *frame) tagged(tag string) []int32 {
-	for i := range f.tagLists {
-		if f.tagLists[i].tag == tag {
-			return f.tagLists[i].slots
-		}
+// inDerived reports whether candidate i is in the derived list l: it
+// carries l's tag (with_tag), or its error rate is at most l's limit
+// (healthy).
+func inDerived(f *frame, l value, i int) bool {
+	st := &f.in.Sel.Candidates[i].State
+	if l.k == kHealthy {
+		return st.ErrorRate <= l.n
 	}
-	var l tagList
-	if n := len(f.tagLists); n < cap(f.tagLists) { // reuse a slice of an earlier call
-		l = f.tagLists[:n+1][n]
-	}
-	l.tag, l.slots = tag, l.slots[:0]
-	for i := range f.in.Sel.Candidates {
-		if slices.Contains(f.in.Sel.Candidates[i].State.Tags, tag) {
-			l.slots = append(l.slots, int32(i))
-		}
-	}
-	f.tagLists = append(f.tagLists, l)
-	return l.slots
+	return slices.Contains(st.Tags, l.s)
 }
 
-// tagList is with_tag(candidates, tag) as the slots of its candidates.
+// derived returns the slots of the candidates of the derived list l (a
+// with_tag or healthy list), in order, found once per call and tag or
+// limit: a loop that indexes such a list reads each element at constant
+// cost, as the interpreter's list does. A healthy list's limit is never
+// NaN (dispatch.healthy falls back on one), so limits compare equal.
+func (f *frame) derived(l value) []int32 {
+	for i := range f.tagLists {
+		if d := &f.tagLists[i]; d.k == l.k && d.tag == l.s && d.limit == l.n {
+			return d.slots
+		}
+	}
+	var d tagList
+	if n := len(f.tagLists); n < cap(f.tagLists) { // reuse a slice of an earlier call
+		d = f.tagLists[:n+1][n]
+	}
+	d.k, d.tag, d.limit, d.slots = l.k, l.s, l.n, d.slots[:0]
+	for i := range f.in.Sel.Candidates {
+		if inDerived(f, l, i) {
+			d.slots = append(d.slots, int32(i))
+		}
+	}
+	f.tagLists = append(f.tagLists, d)
+	return d.slots
+}
+
+// tagList is a derived list, with_tag(candidates, tag) or
+// healthy(candidates, limit), as the slots of its candidates.
 type tagList struct {
+	k     kind // kTagged or kHealthy
 	tag   string
+	limit float64
 	slots []int32
 }
 
-// taggedViews returns the views of with_tag(candidates, tag), in a buffer
-// of the frame's.
-func (f *frame) taggedViews(tag string) []engine.ConsumerStateView {
+// derivedViews returns the views of the derived list l, in a buffer of the
+// frame's.
+func (f *frame) derivedViews(l value) []engine.ConsumerStateView {
 	f.buf = f.buf[:0]
 	for i := range f.in.Sel.Candidates {
-		if f.in.Sel.Candidates[i].State.HasAffinity(tag) {
+		if inDerived(f, l, i) {
 			f.buf = append(f.buf, f.in.View(i))
 		}
 	}

@@ -75,6 +75,56 @@ func (st *luaState) p2c(L *lua.LState) int {
 	return st.pushChoice(L, views, pick.P2C(views, st.rand()))
 }
 
+func (st *luaState) p2cEWMA(L *lua.LState) int {
+	views, _ := st.list(L, 1)
+	return st.pushChoice(L, views, pick.P2CEWMA(views, st.rand()))
+}
+
+func (st *luaState) leastLatency(L *lua.LState) int {
+	if L.Get(1) == st.cands.list { // read the selection's workers in place
+		ws := st.in.Sel.Candidates
+		if i := pick.LeastLatencyWorkers(ws); i >= 0 {
+			L.Push(lua.LString(ws[i].ID()))
+		} else {
+			L.Push(lua.LNil)
+		}
+		return 1
+	}
+	views, _ := st.list(L, 1)
+	return st.pushChoice(L, views, pick.LeastLatency(views))
+}
+
+// healthy is with_tag's twin: a derived list of the candidates whose
+// error_rate is at most argument 2, which must be a number (a numeric
+// string is refused, as the checker refuses it).
+func (st *luaState) healthy(L *lua.LState) int {
+	views, slots := st.list(L, 1)
+	n, ok := L.Get(2).(lua.LNumber)
+	if !ok {
+		L.TypeError(2, lua.LTNumber)
+	}
+	limit := float64(n)
+	count := 0
+	for i := range views {
+		if views[i].ErrorRate <= limit {
+			count++
+		}
+	}
+	out := &luaList{views: make([]engine.ConsumerStateView, 0, count), slots: make([]int, 0, count)}
+	for i := range views {
+		if views[i].ErrorRate <= limit {
+			out.views = append(out.views, views[i])
+			if slots != nil {
+				out.slots = append(out.slots, slots[i])
+			} else {
+				out.slots = append(out.slots, i)
+			}
+		}
+	}
+	L.Push(st.userdata(out, st.listMT))
+	return 1
+}
+
 func (st *luaState) random(L *lua.LState) int {
 	L.Push(lua.LNumber(st.rand().Float64()))
 	return 1

@@ -162,7 +162,7 @@ func (c *luaCandidates) faceOf(st *luaState, i int) *lua.LTable {
 
 func (c *luaCandidates) newSlot(st *luaState, i int) *luaCandidate {
 	L := st.L
-	s := &luaCandidate{data: L.CreateTable(0, 8)}
+	s := &luaCandidate{data: L.CreateTable(0, 12)}
 	if c.direct {
 		s.face = s.data
 		s.data.Metatable = st.refuseNewKeys
@@ -197,6 +197,18 @@ func (s *luaCandidate) set(c *luaCandidates, v *engine.ConsumerStateView) {
 	}
 	if avail := v.Available(); all || old.Available() != avail {
 		d.RawSetString("available", c.num(avail))
+	}
+	if all || old.LatencyEWMA != v.LatencyEWMA {
+		d.RawSetString("latency_ewma", lua.LNumber(v.LatencyEWMA))
+	}
+	if all || old.LatencyPeakEWMA != v.LatencyPeakEWMA {
+		d.RawSetString("latency_peak_ewma", lua.LNumber(v.LatencyPeakEWMA))
+	}
+	if all || old.ErrorRate != v.ErrorRate {
+		d.RawSetString("error_rate", lua.LNumber(v.ErrorRate))
+	}
+	if all || old.Exits != v.Exits {
+		d.RawSetString("exits", c.num(v.Exits))
 	}
 	if all || !slices.Equal(old.Tags, v.Tags) {
 		// A new table, not the old one emptied: a table keeps the order its

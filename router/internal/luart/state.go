@@ -225,6 +225,12 @@ func (st *luaState) helper(name string) lua.LValue {
 		fn = st.rendezvous
 	case "p2c":
 		fn = st.p2c
+	case "p2c_ewma":
+		fn = st.p2cEWMA
+	case "least_latency":
+		fn = st.leastLatency
+	case "healthy":
+		fn = st.healthy
 	case "random":
 		fn = st.random
 	case "json_decode":

@@ -60,6 +60,7 @@ const (
 	List                 // a list of candidates: candidates, or a list of some of them
 	String               // a string: a tag, a key, text
 	Candidate            // one candidate
+	Number               // a number
 )
 
 // String names the type as messages do: "a list of candidates".
@@ -71,6 +72,8 @@ func (a Arg) String() string {
 		return "a string"
 	case Candidate:
 		return "a candidate"
+	case Number:
+		return "a number"
 	}
 	return "any value"
 }
@@ -114,12 +117,19 @@ var table = []Name{
 	{Kind: CandidateField, Lua: "available", Expr: "available", Type: "integer", Doc: "`max_in_flight - in_flight`, never below 0"},
 	{Kind: CandidateField, Lua: "tags", Expr: "tags", Type: "list of strings", Doc: "the affinity tags; in Lua `tags.NAME` is also `true` for each tag"},
 	{Kind: CandidateField, Lua: "labels", Expr: "labels", Type: "map of strings", Doc: "the worker's labels, as its config or registration gives them: Lua `w.labels.region`, expr `c.labels.region` or `c.labels[\"region\"]`; a label the worker lacks is `nil` in Lua and `\"\"` in expr (test for it with `\"region\" in c.labels`); no worker has more than 32"},
+	{Kind: CandidateField, Lua: "latency_ewma", Expr: "latency_ewma", Type: "number", Doc: "observed: the moving average, in seconds, of how long the worker took to answer this channel's activities (completed or failed), each sample counting half as much every 10 s; 0 means nothing observed yet (see [Observed figures](#observed-figures)); replay and what-if see the recorded value"},
+	{Kind: CandidateField, Lua: "latency_peak_ewma", Expr: "latency_peak_ewma", Type: "number", Doc: "observed: Finagle's peak EWMA of the same samples, in seconds: a slower sample raises it at once, and it decays with a 10 s half-life (towards 0 while nothing is answered, so an idle worker is tried again); 0 means nothing observed yet; replay and what-if see the recorded value"},
+	{Kind: CandidateField, Lua: "error_rate", Expr: "error_rate", Type: "number", Doc: "observed: the moving average (10 s half-life) of failed answers among answers, 0..1; exits are not answers; 0 also when nothing was observed yet; replay and what-if see the recorded value"},
+	{Kind: CandidateField, Lua: "exits", Expr: "exits", Type: "integer", Doc: "observed: how many of this channel's activities the worker left unanswered (it exited, its connection ended, it lost the request) in the last minute, at most 16; replay and what-if see the recorded value"},
 	{Kind: CandidateMethod, Lua: "has_tag", Type: "boolean", Params: "tag", MinArgs: 1, MaxArgs: 1, Args: []Arg{String}, Doc: "whether the candidate carries `tag`: Lua `c:has_tag(\"gpu\")`; in expr, the helper `hasTag(c, \"gpu\")`"},
 
 	{Kind: Helper, Lua: "least_loaded", Expr: "leastLoaded", Type: "worker id or nil", Params: "list [, tag]", MinArgs: 1, MaxArgs: 2, Args: []Arg{List, String}, Doc: "the id with the lowest `(in_flight + buffer_depth) / max_in_flight`; ties go to the earliest; with `tag`, among the candidates carrying it"},
 	{Kind: Helper, Lua: "with_tag", Expr: "withTag", Type: "list of candidates", Params: "list, tag", MinArgs: 2, MaxArgs: 2, Args: []Arg{List, String}, Doc: "the candidates carrying `tag`, in order"},
 	{Kind: Helper, Lua: "rendezvous", Expr: "rendezvous", Type: "worker id or nil", Params: "list, key", MinArgs: 2, MaxArgs: 2, Args: []Arg{List, String}, Doc: "the id with the highest rendezvous hash for `key`: the same key keeps the same worker while it is a candidate, and only its keys move when it leaves"},
 	{Kind: Helper, Lua: "p2c", Expr: "p2c", Type: "worker id or nil", Params: "list", MinArgs: 1, MaxArgs: 1, Args: []Arg{List}, Doc: "power of two choices: two random candidates, the less loaded wins"},
+	{Kind: Helper, Lua: "p2c_ewma", Expr: "p2cEwma", Type: "worker id or nil", Params: "list", MinArgs: 1, MaxArgs: 1, Args: []Arg{List}, Doc: "power of two choices by Finagle's cost: two random candidates (drawn as `p2c` draws them), the lower `latency_peak_ewma × (in_flight + 1)` wins; a candidate with no figure yet (0) counts at the mean `latency_peak_ewma` of the candidates that have one (at 1 if none has, which leaves fewest in flight); ties go to the less loaded, then the first drawn"},
+	{Kind: Helper, Lua: "least_latency", Expr: "leastLatency", Type: "worker id or nil", Params: "list", MinArgs: 1, MaxArgs: 1, Args: []Arg{List}, Doc: "the id with the lowest `latency_ewma`; a candidate with no figure yet (0) counts at the mean `latency_ewma` of the candidates that have one; ties go to the less loaded, then the earliest"},
+	{Kind: Helper, Lua: "healthy", Expr: "healthy", Type: "list of candidates", Params: "list, max_error_rate", MinArgs: 2, MaxArgs: 2, Args: []Arg{List, Number}, Doc: "the candidates whose `error_rate` is at most `max_error_rate` (a number), in order; it may be empty: fall back on `list` then, if a failing worker is better than none"},
 	{Kind: Helper, Lua: "random", Expr: "random", Type: "number", Doc: "a number in [0, 1) (in Lua, `math.random` draws from the same source)"},
 	{Kind: Helper, Lua: "has_tag", Expr: "hasTag", Type: "boolean", Params: "c, tag", MinArgs: 2, MaxArgs: 2, Args: []Arg{Candidate, String}, Doc: "whether candidate `c` carries `tag`"},
 	{Kind: Helper, Lua: "json_decode", Type: "any", Params: "s", MinArgs: 1, MaxArgs: 1, Args: []Arg{String}, Doc: "the JSON value: an object as a table with string keys, walked by `pairs` in document order; an array as a list from 1; numbers as floating point; `null` as `nil` (a hole, in a list); a key given twice keeps its last value. expr has its builtin `fromJSON(s)`: an object as a map, an array as a list from 0"},
