@@ -797,7 +797,9 @@ func TestVerifyRefusesARequestForAnotherQueue(t *testing.T) {
 // allows.
 func TestVerifyRefusesObservedFiguresNoTransportReports(t *testing.T) {
 	raw := recordDispatches(t, map[string]local.Handler{
-		"w1": func(context.Context, engine.ActivityRequest) engine.ActivityResult { return engine.Completed(engine.Payload{}) },
+		"w1": func(context.Context, engine.ActivityRequest) engine.ActivityResult {
+			return engine.Completed(engine.Payload{})
+		},
 	}, []engine.ActivityRequest{request("wf-1", "a")})
 	for _, tc := range []struct{ figures, want string }{
 		{`"error_rate":1.5`, "error_rate 1.5 is not within 0..1"},
