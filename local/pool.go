@@ -43,16 +43,11 @@ type Clock interface {
 	Now() time.Time
 }
 
-// systemClock is time.Now.
-type systemClock struct{}
-
-func (systemClock) Now() time.Time { return time.Now() }
-
 // Option configures a [Pool].
 type Option func(*Pool)
 
 // WithClock makes the pool take the time of its observations from c rather
-// than time.Now: when a request is sent, when its answer or the worker's
+// than the system clock: when a request is sent, when its answer or the worker's
 // exit is received, and when a snapshot reads the figures. A clock that
 // does not move, as golden scenarios use, makes every latency 0 (unless
 // handlers report theirs: see [WithReportedLatency]), every average one over
@@ -90,7 +85,7 @@ const minPrune = 64
 
 // NewPool returns an empty pool.
 func NewPool(opts ...Option) *Pool {
-	p := &Pool{started: make(map[*Worker]struct{}), pruneAt: minPrune, unknown: make(chan struct{}), clock: systemClock{}}
+	p := &Pool{started: make(map[*Worker]struct{}), pruneAt: minPrune, unknown: make(chan struct{}), clock: health.NewClock()}
 	for _, o := range opts {
 		o(p)
 	}

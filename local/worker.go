@@ -144,7 +144,7 @@ func StartWorker(cfg WorkerConfig) (*Worker, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	return startWorker(cfg, nil, workerEnv{clock: systemClock{}, health: new(health.Tracker)}), nil
+	return startWorker(cfg, nil, workerEnv{clock: health.NewClock(), health: new(health.Tracker)}), nil
 }
 
 // workerEnv is what a worker takes from its pool: where it keeps its

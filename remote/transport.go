@@ -133,8 +133,8 @@ type Options struct {
 	Logger *slog.Logger
 	// Clock is where the transport takes the time of what it observes of
 	// its workers (when a request leaves, when its answer or the worker's
-	// exit arrives, when a snapshot reads the figures); nil means
-	// time.Now.
+	// exit arrives, when a snapshot reads the figures); nil means the
+	// system's monotonic clock.
 	Clock Clock
 }
 
@@ -142,11 +142,6 @@ type Options struct {
 type Clock interface {
 	Now() time.Time
 }
-
-// systemClock is time.Now.
-type systemClock struct{}
-
-func (systemClock) Now() time.Time { return time.Now() }
 
 // Transport is the dispatch side of remote workers over NATS. Create one
 // with [New] and [Transport.Close] it.
@@ -270,7 +265,7 @@ func New(ctx context.Context, opts Options) (*Transport, error) {
 		pastInstances: map[string]bool{}, clock: opts.Clock,
 	}
 	if t.clock == nil {
-		t.clock = systemClock{}
+		t.clock = health.NewClock()
 	}
 	if t.log == nil {
 		t.log = slog.New(slog.DiscardHandler)

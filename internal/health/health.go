@@ -26,8 +26,8 @@ const halfLife = float64(engine.ObservedHalfLife)
 // reads atomics only. The zero value is a tracker that observed nothing.
 type Tracker struct {
 	mu sync.Mutex // serialises writers
-	// Under mu: the time of the last sample (latency or error), and the
-	// decayed sums of the averages as of then.
+	// Under mu: the time the sums are aged to (the first sample's, plus
+	// whole milliseconds), and the decayed sums of the averages as of then.
 	last                     int64
 	sampled                  bool
 	latencySum, latencyCount float64
@@ -36,19 +36,25 @@ type Tracker struct {
 
 	// Published for readers: float64 bits, and times in Unix nanoseconds.
 	ewma, peak, errRate atomic.Uint64
-	stamp               atomic.Int64 // when peak was last set
+	stamp               atomic.Int64 // the time peak is as of (last, when peak was set)
 	sampledOnce         atomic.Bool  // ewma, peak and errRate hold figures
 	exits               atomic.Int64 // exits recorded, ever
 	exitTimes           [engine.MaxObservedExits]atomic.Int64
 }
 
-// decay is how much a sample taken at then counts at now: 1/2 per half-life.
-// A clock that went backwards counts as no time passed.
-func decay(then, now int64) float64 {
-	if now <= then {
-		return 1
+// decay ages what was as of then to now, by whole milliseconds: it
+// returns how much it counts at now (1/2 per half-life) and the time it is
+// then as of, then plus the whole milliseconds counted. Less than a
+// millisecond counts as no time, and is not lost: it counts once it adds up
+// to one (so a sample every 0.1 ms ages as fast as one every second, and
+// most reads of a busy worker need no exponential). A clock that went
+// backwards counts as no time passed.
+func decay(then, now int64) (float64, int64) {
+	ms := (now - then) / int64(time.Millisecond)
+	if ms <= 0 {
+		return 1, then
 	}
-	return math.Exp2(-float64(now-then) / halfLife)
+	return math.Exp2(-float64(ms) * float64(time.Millisecond) / halfLife), then + ms*int64(time.Millisecond)
 }
 
 // Answered records an answer that took took: completed, or failed if
@@ -62,7 +68,9 @@ func (t *Tracker) Answered(now time.Time, took time.Duration, failed bool) {
 		t.errorSum++
 	}
 	t.errRate.Store(math.Float64bits(min(t.errorSum/t.answerCount, 1)))
-	t.sampledOnce.Store(true)
+	if !t.sampledOnce.Load() {
+		t.sampledOnce.Store(true)
+	}
 }
 
 // Abandoned records an activity whose answer dispatch stopped waiting for
@@ -73,7 +81,9 @@ func (t *Tracker) Abandoned(now time.Time, took time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.sample(now.UnixNano(), max(took.Seconds(), 0))
-	t.sampledOnce.Store(true)
+	if !t.sampledOnce.Load() {
+		t.sampledOnce.Store(true)
+	}
 }
 
 // sample ages every sum to n and adds a latency sample of x seconds to
@@ -81,9 +91,10 @@ func (t *Tracker) Abandoned(now time.Time, took time.Duration) {
 func (t *Tracker) sample(n int64, x float64) {
 	d := 0.0 // the first sample is the whole average
 	if t.sampled {
-		d = decay(t.last, n)
+		d, t.last = decay(t.last, n)
+	} else {
+		t.last, t.sampled = n, true
 	}
-	t.last, t.sampled = max(t.last, n), true
 	t.errorSum, t.answerCount = t.errorSum*d, t.answerCount*d
 	t.latencySum, t.latencyCount = t.latencySum*d+x, t.latencyCount*d+1
 	t.ewma.Store(math.Float64bits(t.latencySum / t.latencyCount))
@@ -96,7 +107,7 @@ func (t *Tracker) sample(n int64, x float64) {
 		peak = seen + x*(1-d)
 	}
 	t.peak.Store(math.Float64bits(peak))
-	t.stamp.Store(n)
+	t.stamp.Store(t.last)
 }
 
 // Exited records that the worker left an activity unanswered because it
@@ -114,7 +125,7 @@ func (t *Tracker) Fill(v *engine.ConsumerStateView, now time.Time) {
 	n := now.UnixNano()
 	if t.sampledOnce.Load() {
 		v.LatencyEWMA = math.Float64frombits(t.ewma.Load())
-		idle := decay(t.stamp.Load(), n)
+		idle, _ := decay(t.stamp.Load(), n)
 		v.LatencyPeakEWMA = math.Float64frombits(t.peak.Load()) * idle
 		v.ErrorRate = math.Float64frombits(t.errRate.Load()) * idle
 	}
@@ -129,3 +140,15 @@ func (t *Tracker) Fill(v *engine.ConsumerStateView, now time.Time) {
 		}
 	}
 }
+
+// Clock is the system's clock as transports read it for observations: the
+// wall time when it was made plus the monotonic time since. It reads the
+// monotonic clock only (about half the cost of [time.Now]), and a step of
+// the wall clock does not move it. Make one with [NewClock].
+type Clock struct{ base time.Time }
+
+// NewClock returns a Clock that starts at the wall time now.
+func NewClock() Clock { return Clock{base: time.Now()} }
+
+// Now returns the clock's time.
+func (c Clock) Now() time.Time { return c.base.Add(time.Since(c.base)) }

@@ -134,3 +134,21 @@ func TestConcurrentFill(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestSubMillisecondSamplesAge: samples closer than a millisecond age the
+// figures as fast as sparse ones do; the time between them is counted once
+// it adds up to whole milliseconds, not dropped.
+func TestSubMillisecondSamplesAge(t *testing.T) {
+	var tr Tracker
+	tr.Answered(t0, time.Second, false)
+	at := t0
+	for range 10000 { // a second of answers taking no time, 0.1 ms apart
+		at = at.Add(100 * time.Microsecond)
+		tr.Answered(at, 0, false)
+	}
+	var v engine.ConsumerStateView
+	tr.Fill(&v, at)
+	if want := math.Exp2(-float64(time.Second) / float64(engine.ObservedHalfLife)); !near(v.LatencyPeakEWMA, want) {
+		t.Errorf("peak after a second of fast answers %v, want %v", v.LatencyPeakEWMA, want)
+	}
+}
