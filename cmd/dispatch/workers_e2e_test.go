@@ -186,8 +186,12 @@ func checkKillJournal(t *testing.T, path, victim string, exits, failed int) {
 	opened, closed := map[string]int{}, map[string]int{}
 	exitedAt := map[string]bool{} // conversations whose attempt on victim ended in its exit
 	rerouted := map[string]bool{} // those of them selected another worker after
+	var last engine.Operation     // the last selection
 	for _, op := range ops {
 		id := op.ConversationID
+		if op.Kind == engine.OpWorkerSelected {
+			last = op
+		}
 		switch op.Kind {
 		case engine.OpConversationOpened:
 			opened[id]++
@@ -224,6 +228,20 @@ func checkKillJournal(t *testing.T, path, victim string, exits, failed int) {
 		if !rerouted[id] {
 			t.Errorf("conversation %s: %s exited and no other worker was selected after", id, victim)
 		}
+	}
+
+	// What the transport observed of the processes reached the router:
+	// by the last selection every candidate has answered, and some
+	// answered "asked to fail".
+	var someFailed bool
+	for _, c := range last.Candidates {
+		if c.LatencyEWMA <= 0 || c.LatencyPeakEWMA <= 0 {
+			t.Errorf("seq %d: candidate %s has no observed latency: %+v", last.Seq, c.ID, c)
+		}
+		someFailed = someFailed || c.ErrorRate > 0
+	}
+	if !someFailed {
+		t.Errorf("seq %d: no candidate has an error rate, although %d activities failed: %+v", last.Seq, failed, last.Candidates)
 	}
 
 	if _, err := f.Seek(0, 0); err != nil {
