@@ -398,10 +398,43 @@ end`), "slow.lua", 5*time.Millisecond)
 	// no check inside the interpreter sees pass its deadline (a few
 	// instructions, no call into Go that consults the context, under a
 	// deadline that has passed by the time it returns) must not count
-	// either: the deadline is looked at once more after the call.
-	late := router.NewScript(mustProgram(t, router.Lua, `function route(r, c) return c[1].id end`), "late.lua", time.Nanosecond)
-	if d, err := late.Select(context.Background(), selection(t, worker("w1", 0, 1, 0))); !errors.Is(err, router.ErrScriptTimeout) {
-		t.Errorf("a call that returned after its deadline: chose %q, err = %v; want a timeout", d.WorkerID, err)
+	// either: the deadline is looked at once more after the call. That
+	// holds in the interpreter (string.format keeps this one out of the
+	// fast path) and on the fast path for a route with a loop.
+	for _, src := range []string{
+		`function route(r, c) return string.format("%s", c[1].id) end`,
+		`function route(r, c) for _, w in ipairs(c) do return w.id end end`,
+	} {
+		late := router.NewScript(mustProgram(t, router.Lua, src), "late.lua", time.Nanosecond)
+		if d, err := late.Select(context.Background(), selection(t, worker("w1", 0, 1, 0))); !errors.Is(err, router.ErrScriptTimeout) {
+			t.Errorf("%s: a call that returned after its deadline: chose %q, err = %v; want a timeout", src, d.WorkerID, err)
+		}
+	}
+}
+
+// TestLoopFreeRoutesAreUntimed: a Lua route with no loop that the fast
+// path runs reads no clock, as an expr program that only calls helpers:
+// it runs each statement once, so its time is bounded by its length and
+// the candidates, and even a deadline that has passed before it starts
+// does not stop it. Its context still does.
+func TestLoopFreeRoutesAreUntimed(t *testing.T) {
+	for _, tc := range []struct {
+		lang router.Lang
+		src  string
+	}{
+		{router.Lua, `function route(r, c) return c[1].id end`},
+		{router.Lua, `function route(r, c) if r.attempt > 1 then return nil end return dispatch.least_loaded(c) end`},
+		{router.Expr, `leastLoaded(candidates)`},
+	} {
+		s := router.NewScript(mustProgram(t, tc.lang, tc.src), "untimed", time.Nanosecond)
+		if d, err := s.Select(context.Background(), selection(t, worker("w1", 0, 1, 0))); err != nil || d.WorkerID != "w1" {
+			t.Errorf("%s: chose %q, err = %v; want w1", tc.src, d.WorkerID, err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if _, err := s.Select(ctx, selection(t, worker("w1", 0, 1, 0))); err == nil {
+			t.Errorf("%s: ran under a cancelled context", tc.src)
+		}
 	}
 }
 

@@ -107,7 +107,7 @@ func Compile(chunk []ast.Stmt) (r *Route, err error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Route{body: body, nslots: c.nslots}, nil
+	return &Route{body: body, nslots: c.nslots, timed: c.loops}, nil
 }
 
 func clone(m map[string]value) map[string]value {
@@ -152,6 +152,7 @@ type compiler struct {
 	consts map[string]value // the top-level locals route sees
 	scopes []map[string]int // route's block scopes: name → slot
 	nslots int
+	loops  bool // route has a loop (while, repeat, for): its calls are timed
 }
 
 func (c *compiler) block()   { c.scopes = append(c.scopes, map[string]int{}) }

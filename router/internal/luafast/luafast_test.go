@@ -254,6 +254,9 @@ func TestRunawayIsStopped(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", body, err)
 		}
+		if !route.Timed() {
+			t.Errorf("%s: a route with a loop is untimed", body)
+		}
 		const deadline = 20 * time.Millisecond
 		start := time.Now()
 		_, err = route.Run(context.Background(), fixedSelection(), start.Add(deadline))
@@ -264,6 +267,36 @@ func TestRunawayIsStopped(t *testing.T) {
 		time.AfterFunc(10*time.Millisecond, cancel)
 		if _, err := route.Run(ctx, fixedSelection(), time.Now().Add(time.Hour)); !errors.Is(err, context.Canceled) {
 			t.Errorf("%s under a cancelled context: %v", body, err)
+		}
+	}
+}
+
+// TestTimed: a route with a loop of any kind is timed; one without runs
+// each statement at most once and needs no clock.
+func TestTimed(t *testing.T) {
+	for _, tc := range []struct {
+		body  string
+		timed bool
+	}{
+		{`return dispatch.least_loaded(c)`, false},
+		{`local free = dispatch.healthy(c, 0.5) if #free > 0 then return dispatch.p2c_ewma(free) end return dispatch.least_loaded(c, "eu")`, false},
+		{`if r.attempt > 1 then return nil end local w = c[1] return w.available > 0 and w.id or dispatch.rendezvous(c, r.workflow_id)`, false},
+		{`local x = r.attempt > 9 while x do end return nil`, true},
+		{`local x = r.attempt > 0 repeat until x return nil`, true},
+		{`for i = 1, 2 do end return nil`, true},
+		{`for _, w in ipairs(c) do return w.id end`, true},
+		{`if r.attempt > 1 then for _, w in ipairs(c) do return w.id end end return nil`, true},
+	} {
+		chunk, err := parse.Parse(strings.NewReader("function route(r, c) "+tc.body+" end"), "script")
+		if err != nil {
+			t.Fatal(err)
+		}
+		route, err := luafast.Compile(chunk)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.body, err)
+		}
+		if route.Timed() != tc.timed {
+			t.Errorf("%s: timed %v, want %v", tc.body, route.Timed(), tc.timed)
 		}
 	}
 }

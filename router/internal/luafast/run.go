@@ -25,7 +25,16 @@ type Route struct {
 	body   stmt
 	nslots int
 	frames sync.Pool
+	timed  bool // see Timed
 }
+
+// Timed reports whether the route's calls must be timed against a
+// deadline: it has a loop. A route without one (locals, branches, field
+// reads, operators, helper calls) runs each statement at most once, and
+// each helper is one pass over the candidates: its time is bounded by its
+// size and the candidates', as an untimed expr program's is, and it may be
+// run with no deadline, reading no clock.
+func (r *Route) Timed() bool { return r.timed }
 
 // frame is one call's state: its locals, its input and its clock.
 type frame struct {

@@ -80,6 +80,7 @@ func (c *compiler) stmt(s ast.Stmt) (stmt, error) {
 	case *ast.IfStmt:
 		return c.ifStmt(s)
 	case *ast.WhileStmt:
+		c.loops = true
 		cond, err := c.branchCond(s.Condition, true)
 		if err != nil {
 			return nil, err
@@ -101,6 +102,7 @@ func (c *compiler) stmt(s ast.Stmt) (stmt, error) {
 			return flowNext
 		}, nil
 	case *ast.RepeatStmt:
+		c.loops = true
 		c.block()
 		defer c.unblock()
 		body, err := c.stmts(s.Stmts)
@@ -270,6 +272,7 @@ func (c *compiler) ifStmt(s *ast.IfStmt) (stmt, error) {
 // numberFor follows gopher-lua's FORPREP and FORLOOP: the start has the
 // step taken off once, and the step added back before each test.
 func (c *compiler) numberFor(s *ast.NumberForStmt) (stmt, error) {
+	c.loops = true
 	init, err := c.expr(s.Init)
 	if err != nil {
 		return nil, err
@@ -317,6 +320,7 @@ func (c *compiler) numberFor(s *ast.NumberForStmt) (stmt, error) {
 // genericFor compiles `for i, v in ipairs(list)` over the candidates, a
 // with_tag or healthy list of them, the excluded ids or a candidate's tags.
 func (c *compiler) genericFor(s *ast.GenericForStmt) (stmt, error) {
+	c.loops = true
 	if len(s.Exprs) != 1 {
 		return nil, unsupported(s, "a generic for other than ipairs(list)")
 	}

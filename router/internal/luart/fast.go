@@ -37,6 +37,15 @@ func (fp fastPath) run(ctx context.Context, sel engine.Selection, timeout *time.
 	if fp.route == nil {
 		return call.Result{}, false, nil
 	}
+	if !fp.route.Timed() {
+		// No loop: as an untimed expr program, its call reads no clock
+		// (see luafast.Route.Timed). Its context still ends it.
+		res, err = fp.route.Run(ctx, sel, time.Time{})
+		if errors.Is(err, luafast.ErrFallback) {
+			return call.Result{}, false, nil
+		}
+		return res, true, err
+	}
 	start := time.Now()
 	res, err = fp.route.Run(ctx, sel, start.Add(*timeout))
 	if errors.Is(err, luafast.ErrFallback) {
