@@ -168,11 +168,16 @@ func (c *conversation) end() {
 		j.cancel()
 	}
 	if !j.observed && j.state.Load() != jobLinked {
-		// Sent, and neither answered nor lost to an exit: dispatch stops
-		// waiting for it (a timeout, or the workflow gave up).
+		// Sent, and neither answered nor seen lost to an exit: dispatch
+		// stops waiting for it (a timeout, or the workflow gave up). If
+		// the worker exited meanwhile, that is what became of it.
 		j.observed = true
 		now := c.worker.clock.Now()
-		c.worker.health.Abandoned(now, j.latency(now))
+		if c.worker.ctx.Err() != nil {
+			c.worker.health.Exited(now)
+		} else {
+			c.worker.health.Abandoned(now, j.latency(now))
+		}
 	}
 	if j.state.CompareAndSwap(jobQueued, jobAbandoned) && c.worker.ctx.Err() == nil {
 		return

@@ -103,9 +103,12 @@ func TestObservedFigures(t *testing.T) {
 	c := open(t, p, ch, snapshot(t, p, ch)[0], "wf-3")
 	clock.advance(2 * time.Second)
 	c.Close()
+	// The error rate decays for the 2s since the last answer, as if
+	// nothing happened: an activity given up on is no answer.
+	decayed := 0.5 * math.Exp2(-float64(2*time.Second)/float64(engine.ObservedHalfLife))
 	got := view()
-	if got.peak <= 1.5 || got.errors != 0.5 || got.ewma <= 0.01 {
-		t.Fatalf("after an activity given up on after 2s: %+v; want the peak near 2s and the error rate unchanged", got)
+	if got.peak <= 1.5 || math.Abs(got.errors-decayed) > 1e-9 || got.ewma <= 0.01 {
+		t.Fatalf("after an activity given up on after 2s: %+v; want the peak near 2s and the error rate %v", got, decayed)
 	}
 
 	// An exit counts, and stays with the id across a restart in place.
@@ -120,7 +123,7 @@ func TestObservedFigures(t *testing.T) {
 	if _, err := p.Start(ch, cfg); err != nil {
 		t.Fatal(err)
 	}
-	if got := view(); got.exits != 1 || got.errors != 0.5 {
+	if got := view(); got.exits != 1 || math.Abs(got.errors-decayed) > 1e-9 {
 		t.Fatalf("after an exit and a restart: %+v; want 1 exit and the figures kept", got)
 	}
 	clock.advance(engine.ObservedExitWindow)
@@ -166,5 +169,26 @@ func TestReportedLatency(t *testing.T) {
 				t.Errorf("latency_ewma %v, want %v", got, tc.want)
 			}
 		})
+	}
+}
+
+// TestExitSeenOnlyByClose: an activity whose worker exits before it is
+// answered counts as an exit even if its conversation closes (a timeout,
+// a cancellation) without receiving the exit.
+func TestExitSeenOnlyByClose(t *testing.T) {
+	ch := channel(t)
+	p := newPool(t)
+	w, err := p.Start(ch, local.WorkerConfig{ID: "w1", Handler: func(ctx context.Context, _ engine.ActivityRequest) engine.ActivityResult {
+		<-ctx.Done()
+		return engine.Failed("cancelled")
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := open(t, p, ch, snapshot(t, p, ch)[0], "wf-1")
+	w.Stop("crashed")
+	c.Close()
+	if v := w.State(); v.Exits != 1 || v.LatencyEWMA != 0 {
+		t.Errorf("after an exit its conversation closed on: %+v; want 1 exit and no latency sample", v)
 	}
 }

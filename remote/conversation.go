@@ -138,10 +138,11 @@ func (c *conversation) Send(ctx context.Context, msg engine.DispatchRequest) err
 		return fmt.Errorf("conversation %s: worker %s already has its request", c.id, a.w.id)
 	}
 	a.sent, a.n = true, msg.Attempt
+	a.sentAt = t.clock.Now()
 	w := a.w
 	if w.gone {
 		t.mu.Unlock()
-		return nil // Receive reports the exit
+		return nil // Receive reports the exit, which counts as the worker's
 	}
 	if !t.nc.IsConnected() {
 		// A request published now would wait in the client's reconnect
@@ -159,7 +160,6 @@ func (c *conversation) Send(ctx context.Context, msg engine.DispatchRequest) err
 	// Random, not guessable: a client of the account cannot answer for
 	// another conversation by guessing its reply subject.
 	a.token = rand.Text()
-	a.sentAt = t.clock.Now()
 	t.pending[a.token] = a
 	reply := t.inbox + "." + a.token
 	t.mu.Unlock()
@@ -315,12 +315,15 @@ func (c *conversation) Close() error {
 	c.closed = true
 	a := c.cur
 	running := a != nil && t.end(a)
-	if running && !a.observed {
+	switch {
+	case running && !a.observed:
 		// Dispatch stops waiting for it (a timeout, or the workflow gave
 		// up): how long it ran is a lower bound of the worker's latency.
 		a.observed = true
 		now := t.clock.Now()
 		a.w.healthOn(c.ch).Abandoned(now, now.Sub(a.sentAt))
+	case a != nil && a.sent && !a.done && a.w.gone:
+		t.observeExit(a) // it exited before answering, and no Receive saw it
 	}
 	if a != nil {
 		a.done = true

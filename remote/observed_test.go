@@ -117,3 +117,81 @@ func TestObservedFigures(t *testing.T) {
 		t.Fatalf("an exit a window ago still counts: %+v", v)
 	}
 }
+
+// TestExitObservedAfterRegistrationAgain: a worker nothing was observed of
+// yet crashes holding a request and registers again before the
+// conversation sees the exit; the exit still counts for the id.
+func TestExitObservedAfterRegistrationAgain(t *testing.T) {
+	clock := &fakeClock{now: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)}
+	e := newEnv(t, envOpts{clock: clock})
+	p := newPeer(t, e, "p", "i1")
+	e.waitFor(t, "worker p", func() bool { return slices.Contains(e.live(t), "p") })
+	ws, err := e.t.Workers(t.Context(), channel, request("wf-1"))
+	if err != nil || len(ws) != 1 {
+		t.Fatalf("snapshot: %v, %v", ws, err)
+	}
+	c, err := e.t.Open(t.Context(), "wf-1", channel, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Link(t.Context(), ws[0]); err != nil {
+		t.Fatal(err)
+	}
+	sent := make(chan error, 1)
+	go func() {
+		sent <- c.Send(context.Background(), engine.DispatchRequest{ConversationID: "c1", Attempt: 1, Request: request("wf-1")})
+	}()
+	p.request()
+	exited := remote.Exited(e.t, "p")
+	p.nc.Close()
+	<-exited
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	newPeer(t, e, "p", "i2")
+	e.waitFor(t, "p again", func() bool { return slices.Contains(e.live(t), "p") })
+	if ev, err := c.Receive(t.Context()); err != nil || ev.Kind != engine.EventWorkerExited {
+		t.Fatalf("receive: %+v, %v", ev, err)
+	}
+	c.Close()
+	if v := e.viewOf(t, "p"); v.Exits != 1 {
+		t.Errorf("p's exit, seen after it registered again: %+v; want 1 exit", v)
+	}
+}
+
+// TestExitSeenOnlyByClose: as in local, an activity whose worker exited
+// before answering counts as an exit even if its conversation closes
+// without receiving the exit.
+func TestExitSeenOnlyByClose(t *testing.T) {
+	e := newEnv(t, envOpts{reconnectGrace: -1})
+	p := newPeer(t, e, "p", "i1")
+	e.waitFor(t, "worker p", func() bool { return slices.Contains(e.live(t), "p") })
+	ws, err := e.t.Workers(t.Context(), channel, request("wf-1"))
+	if err != nil || len(ws) != 1 {
+		t.Fatalf("snapshot: %v, %v", ws, err)
+	}
+	c, err := e.t.Open(t.Context(), "wf-1", channel, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Link(t.Context(), ws[0]); err != nil {
+		t.Fatal(err)
+	}
+	sent := make(chan error, 1)
+	go func() {
+		sent <- c.Send(context.Background(), engine.DispatchRequest{ConversationID: "c1", Attempt: 1, Request: request("wf-1")})
+	}()
+	p.request()
+	exited := remote.Exited(e.t, "p")
+	p.nc.Close()
+	<-exited
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	newPeer(t, e, "p", "i2")
+	e.waitFor(t, "p again", func() bool { return slices.Contains(e.live(t), "p") })
+	if v := e.viewOf(t, "p"); v.Exits != 1 || v.LatencyEWMA != 0 {
+		t.Errorf("after an exit its conversation closed on: %+v; want 1 exit and no latency sample", v)
+	}
+}

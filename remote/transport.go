@@ -646,7 +646,13 @@ func (t *Transport) register(r protocol.Registration) {
 		t.stats.registrations.Add(1)
 		w = &rworker{id: r.WorkerID, instance: r.Instance, done: make(chan struct{})}
 		if old != nil {
-			w.health = old.health // the id's figures: it exited and came back
+			// The id's figures: it exited and came back. One map for both
+			// incarnations, made now if the old one had none yet, so that
+			// what the old one's conversations still observe lands in it.
+			if old.health == nil {
+				old.health = make(map[engine.ChannelName]*health.Tracker, 1)
+			}
+			w.health = old.health
 		}
 		t.workers[r.WorkerID] = w
 		t.log.Info("worker registered", "worker", r.WorkerID, "channels", r.Channels, "max_in_flight", r.MaxInFlight,

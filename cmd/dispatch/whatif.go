@@ -270,8 +270,12 @@ func candidatesText(cands []engine.ConsumerStateView) string {
 func observedText(c engine.ConsumerStateView) string {
 	var b strings.Builder
 	seconds := func(name string, v float64) {
-		if v != 0 {
-			fmt.Fprintf(&b, " %s=%s", name, time.Duration(v*float64(time.Second)).Round(time.Microsecond))
+		switch d := time.Duration(v * float64(time.Second)); {
+		case v == 0:
+		case d >= time.Microsecond:
+			fmt.Fprintf(&b, " %s=%s", name, d.Round(time.Microsecond))
+		default: // below what a duration rounded to µs shows
+			fmt.Fprintf(&b, " %s=%gs", name, v)
 		}
 	}
 	seconds("latency", c.LatencyEWMA)

@@ -106,7 +106,7 @@ func TestWhatIfTexts(t *testing.T) {
 		{candidatesText([]engine.ConsumerStateView{{ID: "a", InFlight: 1, MaxInFlight: 4, Tags: []string{"x", "y"}}, {ID: "b"}}), "a 1/4 [x,y], b 0/0"},
 		{candidatesText([]engine.ConsumerStateView{{ID: "a", MaxInFlight: 1, Labels: map[string]string{"zone": "b", "region": "eu"}}}), "a 0/1 {region=eu,zone=b}"},
 		{candidatesText([]engine.ConsumerStateView{{ID: "a", MaxInFlight: 1, LatencyEWMA: 0.02, LatencyPeakEWMA: 0.0351234, ErrorRate: 0.5, Exits: 1},
-			{ID: "b", MaxInFlight: 1, ErrorRate: 1.0 / 3}}), "a 0/1 latency=20ms peak=35.123ms errors=50% exits=1, b 0/1 errors=33.3%"},
+			{ID: "b", MaxInFlight: 1, ErrorRate: 1.0 / 3, LatencyEWMA: 1e-7}}), "a 0/1 latency=20ms peak=35.123ms errors=50% exits=1, b 0/1 latency=1e-07s errors=33.3%"},
 	} {
 		if tc.got != tc.want {
 			t.Errorf("got %q, want %q", tc.got, tc.want)

@@ -37,6 +37,7 @@ type Tracker struct {
 	// Published for readers: float64 bits, and times in Unix nanoseconds.
 	ewma, peak, errRate atomic.Uint64
 	stamp               atomic.Int64 // the time peak is as of (last, when peak was set)
+	errStamp            atomic.Int64 // the time errRate is as of (last, when an answer set it)
 	sampledOnce         atomic.Bool  // ewma, peak and errRate hold figures
 	exits               atomic.Int64 // exits recorded, ever
 	exitTimes           [engine.MaxObservedExits]atomic.Int64
@@ -68,6 +69,7 @@ func (t *Tracker) Answered(now time.Time, took time.Duration, failed bool) {
 		t.errorSum++
 	}
 	t.errRate.Store(math.Float64bits(min(t.errorSum/t.answerCount, 1)))
+	t.errStamp.Store(t.last)
 	if !t.sampledOnce.Load() {
 		t.sampledOnce.Store(true)
 	}
@@ -127,6 +129,9 @@ func (t *Tracker) Fill(v *engine.ConsumerStateView, now time.Time) {
 		v.LatencyEWMA = math.Float64frombits(t.ewma.Load())
 		idle, _ := decay(t.stamp.Load(), n)
 		v.LatencyPeakEWMA = math.Float64frombits(t.peak.Load()) * idle
+		// Since the last answer, not the last sample: an activity given
+		// up on is no answer, and leaves the rate to decay.
+		idle, _ = decay(t.errStamp.Load(), n)
 		v.ErrorRate = math.Float64frombits(t.errRate.Load()) * idle
 	}
 	recorded := min(t.exits.Load(), int64(len(t.exitTimes)))
