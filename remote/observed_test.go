@@ -118,12 +118,12 @@ func TestObservedFigures(t *testing.T) {
 	}
 }
 
-// TestExitObservedAfterRegistrationAgain: a worker nothing was observed of
-// yet crashes holding a request and registers again before the
-// conversation sees the exit; the exit still counts for the id.
-func TestExitObservedAfterRegistrationAgain(t *testing.T) {
-	clock := &fakeClock{now: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)}
-	e := newEnv(t, envOpts{clock: clock})
+// crashHolding registers worker p, which nothing is observed of yet,
+// sends it an activity on a conversation of its own and crashes it (its
+// connection closes) before it answers; it returns the conversation, which
+// has not received the exit.
+func crashHolding(t *testing.T, e *env) engine.Conversation {
+	t.Helper()
 	p := newPeer(t, e, "p", "i1")
 	e.waitFor(t, "worker p", func() bool { return slices.Contains(e.live(t), "p") })
 	ws, err := e.t.Workers(t.Context(), channel, request("wf-1"))
@@ -148,6 +148,16 @@ func TestExitObservedAfterRegistrationAgain(t *testing.T) {
 	if err := <-sent; err != nil {
 		t.Fatal(err)
 	}
+	return c
+}
+
+// TestExitObservedAfterRegistrationAgain: a worker nothing was observed of
+// yet crashes holding a request and registers again before the
+// conversation sees the exit; the exit still counts for the id.
+func TestExitObservedAfterRegistrationAgain(t *testing.T) {
+	clock := &fakeClock{now: time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)}
+	e := newEnv(t, envOpts{clock: clock})
+	c := crashHolding(t, e)
 	newPeer(t, e, "p", "i2")
 	e.waitFor(t, "p again", func() bool { return slices.Contains(e.live(t), "p") })
 	if ev, err := c.Receive(t.Context()); err != nil || ev.Kind != engine.EventWorkerExited {
@@ -164,30 +174,7 @@ func TestExitObservedAfterRegistrationAgain(t *testing.T) {
 // without receiving the exit.
 func TestExitSeenOnlyByClose(t *testing.T) {
 	e := newEnv(t, envOpts{reconnectGrace: -1})
-	p := newPeer(t, e, "p", "i1")
-	e.waitFor(t, "worker p", func() bool { return slices.Contains(e.live(t), "p") })
-	ws, err := e.t.Workers(t.Context(), channel, request("wf-1"))
-	if err != nil || len(ws) != 1 {
-		t.Fatalf("snapshot: %v, %v", ws, err)
-	}
-	c, err := e.t.Open(t.Context(), "wf-1", channel, "c1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Link(t.Context(), ws[0]); err != nil {
-		t.Fatal(err)
-	}
-	sent := make(chan error, 1)
-	go func() {
-		sent <- c.Send(context.Background(), engine.DispatchRequest{ConversationID: "c1", Attempt: 1, Request: request("wf-1")})
-	}()
-	p.request()
-	exited := remote.Exited(e.t, "p")
-	p.nc.Close()
-	<-exited
-	if err := <-sent; err != nil {
-		t.Fatal(err)
-	}
+	c := crashHolding(t, e)
 	c.Close()
 	newPeer(t, e, "p", "i2")
 	e.waitFor(t, "p again", func() bool { return slices.Contains(e.live(t), "p") })

@@ -113,15 +113,22 @@ func P2C(cands []engine.ConsumerStateView, rng *rand.Rand) int {
 	case 1:
 		return 0
 	}
-	a := rng.IntN(len(cands))
-	b := rng.IntN(len(cands) - 1)
-	if b >= a {
-		b++
-	}
+	a, b := drawTwo(len(cands), rng)
 	if LessLoaded(&cands[b], &cands[a]) {
 		return b
 	}
 	return a
+}
+
+// drawTwo draws two distinct indexes below n (n >= 2) with rng: the
+// draws of P2C and P2CEWMA, the same for the same source.
+func drawTwo(n int, rng *rand.Rand) (a, b int) {
+	a = rng.IntN(n)
+	b = rng.IntN(n - 1)
+	if b >= a {
+		b++
+	}
+	return a, b
 }
 
 // NewRand returns the random source of one routing decision, seeded from the
@@ -166,11 +173,7 @@ func P2CEWMA(cands []engine.ConsumerStateView, rng *rand.Rand) int {
 	case 1:
 		return 0
 	}
-	a := rng.IntN(len(cands))
-	b := rng.IntN(len(cands) - 1)
-	if b >= a {
-		b++
-	}
+	a, b := drawTwo(len(cands), rng)
 	pa, pb := cands[a].LatencyPeakEWMA, cands[b].LatencyPeakEWMA
 	if pa == 0 || pb == 0 { // the neutral value is needed only then
 		n := NeutralPeak(cands)
