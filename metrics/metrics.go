@@ -50,6 +50,17 @@ type ChannelGauge struct {
 	Channel string // "namespace/task_queue", as engine.ChannelName.Short gives it
 	Backlog int    // activities waiting in the channel's backlog
 	Workers int    // workers connected to the channel and serving it
+	// Figures are what the channel observed of each worker serving it
+	// (see engine.ConsumerStateView), in the order routers see them.
+	Figures []WorkerFigures
+}
+
+// WorkerFigures is what a channel observed of one of its workers now, as
+// its routers see it.
+type WorkerFigures struct {
+	Worker                                  string
+	LatencyEWMA, LatencyPeakEWMA, ErrorRate float64
+	Exits                                   int
 }
 
 // Metrics holds a node's collectors. Its methods are safe for concurrent

@@ -234,7 +234,11 @@ func TestScrapeTimeFamilies(t *testing.T) {
 	var mu sync.Mutex
 	reloads := metrics.Reloads{Applied: 3, Refused: 1, Failed: 2}
 	gauges := []metrics.ChannelGauge{
-		{Channel: "payments/charge", Backlog: 7, Workers: 2},
+		{Channel: "payments/charge", Backlog: 7, Workers: 2, Figures: []metrics.WorkerFigures{
+			{Worker: "p1", LatencyEWMA: 0.02, LatencyPeakEWMA: 0.035, ErrorRate: 0.5, Exits: 1},
+			{Worker: "p2"},
+			{Worker: "p1", LatencyEWMA: 9}, // a duplicate does not fail the scrape
+		}},
 		{Channel: "mail/send", Backlog: 0, Workers: 5},
 	}
 	_, reg := newMetrics(t, metrics.Options{
@@ -254,6 +258,17 @@ dispatch_backlog_depth{channel="payments/charge"} 7
 dispatch_workers{channel="mail/send"} 5
 dispatch_workers{channel="payments/charge"} 2
 `, "dispatch_reloads_total", "dispatch_backlog_depth", "dispatch_workers")
+	compare(t, reg, `
+dispatch_worker_latency_ewma_seconds{channel="payments/charge",worker="p1"} 0.02
+dispatch_worker_latency_ewma_seconds{channel="payments/charge",worker="p2"} 0
+dispatch_worker_latency_peak_ewma_seconds{channel="payments/charge",worker="p1"} 0.035
+dispatch_worker_latency_peak_ewma_seconds{channel="payments/charge",worker="p2"} 0
+dispatch_worker_error_rate{channel="payments/charge",worker="p1"} 0.5
+dispatch_worker_error_rate{channel="payments/charge",worker="p2"} 0
+dispatch_worker_recent_exits{channel="payments/charge",worker="p1"} 1
+dispatch_worker_recent_exits{channel="payments/charge",worker="p2"} 0
+`, "dispatch_worker_latency_ewma_seconds", "dispatch_worker_latency_peak_ewma_seconds", "dispatch_worker_error_rate",
+		"dispatch_worker_recent_exits")
 
 	// Read again at the next scrape: a channel that is gone is gone, and a
 	// duplicate entry does not fail the scrape.

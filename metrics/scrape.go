@@ -14,6 +14,10 @@ type scrapeCollector struct {
 	reloadsDesc *prometheus.Desc
 	backlogDesc *prometheus.Desc
 	workersDesc *prometheus.Desc
+	latencyDesc *prometheus.Desc
+	peakDesc    *prometheus.Desc
+	errorsDesc  *prometheus.Desc
+	exitsDesc   *prometheus.Desc
 }
 
 func newScrapeCollector(opts Options) *scrapeCollector {
@@ -29,6 +33,18 @@ func newScrapeCollector(opts Options) *scrapeCollector {
 		workersDesc: prometheus.NewDesc("dispatch_workers",
 			"Workers connected to the channel and serving it now.",
 			[]string{"channel"}, nil),
+		latencyDesc: prometheus.NewDesc("dispatch_worker_latency_ewma_seconds",
+			"The channel's moving average of the worker's answer time (latency_ewma; 0 before its first answer).",
+			[]string{"channel", "worker"}, nil),
+		peakDesc: prometheus.NewDesc("dispatch_worker_latency_peak_ewma_seconds",
+			"The channel's peak-sensitive average of the worker's answer time, as routers see it now (latency_peak_ewma).",
+			[]string{"channel", "worker"}, nil),
+		errorsDesc: prometheus.NewDesc("dispatch_worker_error_rate",
+			"The channel's moving average of the worker's failed answers among its answers, 0..1, as routers see it now (error_rate).",
+			[]string{"channel", "worker"}, nil),
+		exitsDesc: prometheus.NewDesc("dispatch_worker_recent_exits",
+			"The channel's activities the worker left unanswered in the last minute, at most 16 (exits).",
+			[]string{"channel", "worker"}, nil),
 	}
 }
 
@@ -40,6 +56,10 @@ func (c *scrapeCollector) Describe(ch chan<- *prometheus.Desc) {
 	if c.channels != nil {
 		ch <- c.backlogDesc
 		ch <- c.workersDesc
+		ch <- c.latencyDesc
+		ch <- c.peakDesc
+		ch <- c.errorsDesc
+		ch <- c.exitsDesc
 	}
 }
 
@@ -61,14 +81,25 @@ func (c *scrapeCollector) Collect(ch chan<- prometheus.Metric) {
 			seen[g.Channel] = true
 			emit(ch, c.backlogDesc, prometheus.GaugeValue, float64(g.Backlog), g.Channel)
 			emit(ch, c.workersDesc, prometheus.GaugeValue, float64(g.Workers), g.Channel)
+			workers := make(map[string]bool, len(g.Figures))
+			for _, f := range g.Figures {
+				if workers[f.Worker] {
+					continue
+				}
+				workers[f.Worker] = true
+				emit(ch, c.latencyDesc, prometheus.GaugeValue, f.LatencyEWMA, g.Channel, f.Worker)
+				emit(ch, c.peakDesc, prometheus.GaugeValue, f.LatencyPeakEWMA, g.Channel, f.Worker)
+				emit(ch, c.errorsDesc, prometheus.GaugeValue, f.ErrorRate, g.Channel, f.Worker)
+				emit(ch, c.exitsDesc, prometheus.GaugeValue, float64(f.Exits), g.Channel, f.Worker)
+			}
 		}
 	}
 }
 
-// emit sends one constant metric, or, if its label value is not valid, an
-// invalid metric that makes the scrape report the error.
-func emit(ch chan<- prometheus.Metric, desc *prometheus.Desc, t prometheus.ValueType, v float64, label string) {
-	m, err := prometheus.NewConstMetric(desc, t, v, label)
+// emit sends one constant metric, or, if its label values are not valid,
+// an invalid metric that makes the scrape report the error.
+func emit(ch chan<- prometheus.Metric, desc *prometheus.Desc, t prometheus.ValueType, v float64, labels ...string) {
+	m, err := prometheus.NewConstMetric(desc, t, v, labels...)
 	if err != nil {
 		m = prometheus.NewInvalidMetric(desc, err)
 	}

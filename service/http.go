@@ -189,6 +189,12 @@ type workerView struct {
 	Tags        []string `json:"tags"`
 	// Labels are left out when the worker has none.
 	Labels map[string]string `json:"labels,omitempty"`
+	// What the channel observed of the worker, as its routers see it now
+	// (0 before anything was).
+	LatencyEWMA     float64 `json:"latency_ewma"`
+	LatencyPeakEWMA float64 `json:"latency_peak_ewma"`
+	ErrorRate       float64 `json:"error_rate"`
+	Exits           int     `json:"exits"`
 }
 
 func viewOf(c node.ChannelInfo) channelView {
@@ -208,7 +214,8 @@ func viewOf(c node.ChannelInfo) channelView {
 			tags = []string{}
 		}
 		v.Workers = append(v.Workers, workerView{ID: w.ID, InFlight: w.InFlight, MaxInFlight: w.MaxInFlight,
-			BufferDepth: w.BufferDepth, Tags: tags, Labels: w.Labels})
+			BufferDepth: w.BufferDepth, Tags: tags, Labels: w.Labels, LatencyEWMA: w.LatencyEWMA, LatencyPeakEWMA: w.LatencyPeakEWMA,
+			ErrorRate: w.ErrorRate, Exits: w.Exits})
 	}
 	return v
 }

@@ -3,6 +3,7 @@ package service_test
 import (
 	"context"
 	"errors"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -477,5 +478,41 @@ func TestClientDispatchTimeout(t *testing.T) {
 	hresp.Body.Close()
 	if hresp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), `header Dispatch-Timeout \"soon\"`) {
 		t.Fatalf("a bad Dispatch-Timeout: %d %s", hresp.StatusCode, body)
+	}
+}
+
+// TestChannelsShowWhatWasObserved: GET /v1/channels/{ns}/{queue} shows each
+// worker's observed figures, 0 before its first answer, then its latency
+// and error rate as routers see them.
+func TestChannelsShowWhatWasObserved(t *testing.T) {
+	d := startNode(t, simulated, nil, service.Options{})
+	get := func(queue string) map[string]any {
+		t.Helper()
+		resp, err := d.http.Client().Get(d.http.URL + "/v1/channels/prod/" + queue)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var ch struct {
+			Workers []map[string]any `json:"workers"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&ch); err != nil || len(ch.Workers) != 1 {
+			t.Fatalf("channel %s: %+v, %v", queue, ch, err)
+		}
+		return ch.Workers[0]
+	}
+	w := get("ok")
+	for _, k := range []string{"latency_ewma", "latency_peak_ewma", "error_rate", "exits"} {
+		if v, ok := w[k]; !ok || v != 0.0 {
+			t.Errorf("before any answer, %s = %v (present %v); want 0", k, v, ok)
+		}
+	}
+	d.post(t, "prod/ok", "application/json", activity)
+	if w := get("ok"); !(w["latency_ewma"].(float64) > 0) || w["error_rate"] != 0.0 {
+		t.Errorf("after a completed activity: %v", w)
+	}
+	d.post(t, "prod/fail", "application/json", activity)
+	if w := get("fail"); w["error_rate"] != 1.0 {
+		t.Errorf("after a failed activity: %v", w)
 	}
 }

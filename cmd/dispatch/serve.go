@@ -225,7 +225,13 @@ func (s *server) serve() int {
 	mopts := metrics.Options{Channels: func() []metrics.ChannelGauge {
 		var out []metrics.ChannelGauge
 		for _, c := range n.Channels(context.Background()) {
-			out = append(out, metrics.ChannelGauge{Channel: c.Channel.Short(), Backlog: c.Backlog, Workers: len(c.Workers)})
+			g := metrics.ChannelGauge{Channel: c.Channel.Short(), Backlog: c.Backlog, Workers: len(c.Workers),
+				Figures: make([]metrics.WorkerFigures, len(c.Workers))}
+			for i, w := range c.Workers {
+				g.Figures[i] = metrics.WorkerFigures{Worker: w.ID, LatencyEWMA: w.LatencyEWMA, LatencyPeakEWMA: w.LatencyPeakEWMA,
+					ErrorRate: w.ErrorRate, Exits: w.Exits}
+			}
+			out = append(out, g)
 		}
 		return out
 	}}

@@ -352,6 +352,16 @@ func TestServeEndToEnd(t *testing.T) {
 			t.Errorf("%s = %v (present %v), the journal says %v", c.metric, got, ok, c.want)
 		}
 	}
+	// What the node observed of the worker processes that lived: the
+	// figures routers saw, as gauges.
+	for _, w := range []string{"w1", "w2"} {
+		if got := m[`dispatch_worker_latency_ewma_seconds{`+label+`,worker="`+w+`"}`]; !(got > 0) {
+			t.Errorf("dispatch_worker_latency_ewma_seconds of %s = %v, want > 0 after it answered", w, got)
+		}
+		if _, ok := m[`dispatch_worker_error_rate{`+label+`,worker="`+w+`"}`]; !ok {
+			t.Errorf("no dispatch_worker_error_rate of %s", w)
+		}
+	}
 	if want["nats activity_failed"] == 0 || want["http activity_failed"] == 0 {
 		t.Errorf("answers by transport and outcome %v: want failures over both", want)
 	}
