@@ -18,16 +18,21 @@ import (
 )
 
 // scriptConfig is a config of one channel, prod/work, routed by the
-// shipped script at path (relative to the repository), with the given
-// workers (YAML flow mappings).
+// shipped script at path (relative to the repository; with lang "inline",
+// path is a Lua route's source instead), with the given workers (YAML flow
+// mappings).
 func scriptConfig(tb testing.TB, lang, path string, workers ...string) *config.Config {
 	tb.Helper()
-	abs, err := filepath.Abs(filepath.Join("..", path))
-	if err != nil {
-		tb.Fatal(err)
+	routing := fmt.Sprintf("{lang: lua, source: %q}", path)
+	if lang != "inline" {
+		abs, err := filepath.Abs(filepath.Join("..", path))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		routing = fmt.Sprintf("{%s: %q}", lang, abs)
 	}
 	src := "version: 1\nchannels:\n  - namespace: prod\n    task_queue: work\n" +
-		fmt.Sprintf("    routing: {%s: %q}\n", lang, abs) + "    workers:\n"
+		"    routing: " + routing + "\n    workers:\n"
 	for _, w := range workers {
 		src += "      - " + w + "\n"
 	}
@@ -109,7 +114,8 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 // BenchmarkSlowAndFastByLatency (issue 18): a slow worker (20 ms an
 // activity) and a fast one (2 ms), 32 slots each so that routing alone
 // decides, 2,000 activities from 32 callers; the same run routed by
-// least_loaded.lua and by p2c_ewma.lua. Reported per run: ms-total,
+// least_loaded.lua, by p2c_ewma.lua and by least_latency alone (which
+// looks at no load). Reported per run: ms-total,
 // p50-ms and p99-ms of the callers' latencies, and slow-share (the slow
 // worker's share of the activities).
 func BenchmarkSlowAndFastByLatency(b *testing.B) {
@@ -120,6 +126,7 @@ func BenchmarkSlowAndFastByLatency(b *testing.B) {
 	for _, s := range []struct{ name, lang, path string }{
 		{"least_loaded.lua", "lua", "scripts/least_loaded.lua"},
 		{"p2c_ewma.lua", "lua", "scripts/p2c_ewma.lua"},
+		{"least_latency", "inline", "function route(r, c) return dispatch.least_latency(c) end"},
 	} {
 		b.Run(s.name, func(b *testing.B) {
 			cfg := scriptConfig(b, s.lang, s.path, workers...)
