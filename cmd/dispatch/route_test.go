@@ -3,6 +3,8 @@ package main
 import (
 	"strings"
 	"testing"
+
+	"github.com/aion-dispatch/dispatch/engine"
 )
 
 // TestReadCandidatesErrors: what is wrong with --candidates is said in the
@@ -27,6 +29,10 @@ func TestReadCandidatesErrors(t *testing.T) {
 		{`[{"id":"a","labels":{"region":3}}]`, `candidate 1: labels: want a string, not a JSON number`},
 		{`[{"id":"a","labels":["eu"]}]`, `candidate 1: labels: want an object, not a JSON array`},
 		{`[{"id":"a","labels":{"region":"eu "}}]`, `candidate "a": label region: value "eu " must be UTF-8 without surrounding spaces`},
+		{`[{"id":"a","error_rate":-0.5}]`, `candidate worker a: error_rate -0.5 is not within 0..1`},
+		{`[{"id":"a","exits":17}]`, `candidate worker a: exits 17 is not within 0..16`},
+		{`[{"id":"a","latency_peak_ewma":-1}]`, `candidate worker a: latency_peak_ewma -1 is not a finite number`},
+		{`[{"id":"a","latency_ewma":1e999}]`, `candidate 1: latency_ewma`},
 	} {
 		_, err := readCandidates(tc.in, strings.NewReader(""))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -41,6 +47,39 @@ func TestReadCandidatesErrors(t *testing.T) {
 		got[0].Labels["region"] != "eu" || got[1].Labels != nil {
 		t.Errorf("good candidates: %+v, %v", got, err)
 	}
+}
+
+// FuzzReadCandidates: whatever --candidates holds, readCandidates returns
+// an error or candidates a router can be given: ids present and unique,
+// max_in_flight at least 1, counts not negative, tags, labels and the
+// observed figures as the config, a node and the journal check allow them.
+func FuzzReadCandidates(f *testing.F) {
+	for _, s := range []string{
+		`[{"id":"a","in_flight":1,"max_in_flight":2,"tags":["eu"],"labels":{"region":"eu"}}, {"id":"b"}]`,
+		`[{"id":"a","latency_ewma":0.02,"latency_peak_ewma":0.05,"error_rate":0.5,"exits":3}]`,
+		`[{"id":"a","error_rate":1.5}]`, `[{}]`, `[]`, `{"id":"a"}`,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		cands, err := readCandidates(in, strings.NewReader(""))
+		if err != nil {
+			return
+		}
+		seen := map[string]bool{}
+		for _, c := range cands {
+			if c.ID == "" || seen[c.ID] || c.MaxInFlight < 1 || c.InFlight < 0 || c.BufferDepth < 0 {
+				t.Fatalf("%q: a candidate no router should get: %+v", in, c)
+			}
+			seen[c.ID] = true
+			if err := c.CheckObserved(); err != nil {
+				t.Fatalf("%q: %v", in, err)
+			}
+			if err := engine.CheckLabels(c.Labels); err != nil {
+				t.Fatalf("%q: %v", in, err)
+			}
+		}
+	})
 }
 
 // TestInputMustMatchItsContentType: a string input is sent as its text, so
