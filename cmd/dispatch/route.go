@@ -40,7 +40,9 @@ Flags:
   --channel NS/QUEUE    the channel, as namespace/task_queue (or the
                         aion.dispatch.NS.QUEUE form journals show)
   --candidates JSON     the workers to choose from: a JSON array of
-                        {"id", "in_flight", "max_in_flight", "buffer_depth", "tags", "labels"};
+                        {"id", "in_flight", "max_in_flight", "buffer_depth", "tags", "labels",
+                        "latency_ewma", "latency_peak_ewma", "error_rate", "exits"}
+                        (a journal's worker_selected candidates as they are);
                         @FILE reads it from a file, - from standard input
   --exclude ID          a worker already excluded (repeatable)
   --request JSON        the request the script sees: {"workflow_id", "activity_type",

@@ -2,6 +2,7 @@ package main
 
 import (
 	"flag"
+	"path/filepath"
 	"testing"
 
 	"github.com/rogpeppe/go-internal/testscript"
@@ -16,7 +17,13 @@ func TestMain(m *testing.M) {
 }
 
 // TestScripts runs the end-to-end CLI scripts in testdata/script: every
-// subcommand's happy path, --help, exit codes and error messages.
+// subcommand's happy path, --help, exit codes and error messages. $REPO is
+// the repository, for the shipped scripts the docs' examples use.
 func TestScripts(t *testing.T) {
-	testscript.Run(t, testscript.Params{Dir: "testdata/script", UpdateScripts: *updateScripts})
+	repo, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testscript.Run(t, testscript.Params{Dir: "testdata/script", UpdateScripts: *updateScripts,
+		Setup: func(e *testscript.Env) error { e.Setenv("REPO", repo); return nil }})
 }
