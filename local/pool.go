@@ -36,6 +36,10 @@ type Pool struct {
 	unknown  chan struct{} // closed: what CapacityChanged returns for a channel the pool does not know
 	clock    Clock
 	report   bool // handlers may report their latency
+	// replies holds reply channels of answered activities, empty and sent
+	// on by no one any more, for the conversations' next sends: a
+	// dispatch then allocates none (see conversation.answered).
+	replies sync.Pool
 }
 
 // Clock is where a pool takes the time of what it observes of its workers.
@@ -305,7 +309,7 @@ func (p *Pool) Poke(channel engine.ChannelName) {
 
 // Open implements [engine.ConversationFactory].
 func (p *Pool) Open(_ context.Context, _ string, _ engine.ChannelName, conversationID string) (engine.Conversation, error) {
-	return &conversation{id: conversationID}, nil
+	return &conversation{id: conversationID, replies: &p.replies}, nil
 }
 
 // Close stops every worker the pool started and waits until their handlers
