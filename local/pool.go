@@ -254,15 +254,19 @@ func (p *Pool) Workers(_ context.Context, channel engine.ChannelName, _ engine.A
 		return nil, fmt.Errorf("%w %s", engine.ErrUnknownChannel, channel.Short())
 	}
 	ws := m.list()
-	out := make([]engine.Worker, 0, len(ws))
+	out := make([]engine.Worker, len(ws))
 	now := p.clock.Now()
+	n := 0
 	for _, w := range ws {
 		if w.ctx.Err() != nil {
 			continue
 		}
-		out = append(out, engine.Worker{Participant: w, State: w.view(now)})
+		// Filled where it lies: a view is too large to build and copy.
+		out[n].Participant = w
+		w.fill(&out[n].State, now)
+		n++
 	}
-	return out, nil
+	return out[:n], nil
 }
 
 // Members implements [engine.Membership]: the ids of channel's workers,
