@@ -22,8 +22,8 @@ type conversation struct {
 	worker  *Worker    // the linked worker
 	job     *job       // the current attempt's slot and activity, from Link until its answer
 	closed  bool
+	used    bool // first was handed out (beside closed: the struct stays within 256 bytes)
 	first   job  // the first attempt's job, allocated with the conversation
-	used    bool // first was handed out
 }
 
 // Link implements [engine.Conversation]: it ends the previous attempt, if
