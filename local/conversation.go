@@ -88,6 +88,14 @@ func (c *conversation) Send(_ context.Context, msg engine.DispatchRequest) error
 	j.sent = w.clock.Now()
 	j.reply = c.newReply()
 	j.state.Store(jobQueued)
+	// Into the mailbox if it has room, as the select below may choose to
+	// anyway (an exit then finds the activity there), without that
+	// select's cost, which locks every channel it waits on.
+	select {
+	case w.mailbox <- j:
+		return nil
+	default:
+	}
 	select {
 	case w.mailbox <- j:
 	case <-w.ctx.Done():
