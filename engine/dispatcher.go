@@ -505,8 +505,8 @@ func findWorker(ws []Worker, id string) (Worker, bool) {
 
 func views(ws []Worker) []ConsumerStateView {
 	out := make([]ConsumerStateView, len(ws))
-	for i, w := range ws {
-		out[i] = w.State
+	for i := range ws { // by index: a Worker is too large to copy whole for its State
+		out[i] = ws[i].State
 	}
 	return out
 }
