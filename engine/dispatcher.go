@@ -227,7 +227,7 @@ type call struct {
 
 func (c *call) run(ctx context.Context) (ActivityResult, error) {
 	c.final = StateFailed(true)
-	if err := c.record(ctx, Operation{Kind: OpConversationOpened, State: StateScheduled, Request: c.req}); err != nil {
+	if err := c.record(ctx, &Operation{Kind: OpConversationOpened, State: StateScheduled, Request: c.req}); err != nil {
 		return ActivityResult{}, err
 	}
 	c.opened = true
@@ -250,7 +250,7 @@ func (c *call) run(ctx context.Context) (ActivityResult, error) {
 			return ActivityResult{}, err
 		}
 		w := p.worker
-		if err := c.record(ctx, Operation{Kind: OpWorkerSelected, WorkerID: w.ID(), State: StateStarted,
+		if err := c.record(ctx, &Operation{Kind: OpWorkerSelected, WorkerID: w.ID(), State: StateStarted,
 			Attempt: c.attempt, Router: p.version, Candidates: p.seen, Excluded: slices.Clip(excluded),
 			Waited: p.waited}); err != nil {
 			return ActivityResult{}, err
@@ -266,7 +266,7 @@ func (c *call) run(ctx context.Context) (ActivityResult, error) {
 			}
 			return ActivityResult{}, fmt.Errorf("send: %w", err)
 		}
-		if err := c.record(ctx, Operation{Kind: OpMessageSent, WorkerID: w.ID(), Attempt: c.attempt}); err != nil {
+		if err := c.record(ctx, &Operation{Kind: OpMessageSent, WorkerID: w.ID(), Attempt: c.attempt}); err != nil {
 			return ActivityResult{}, err
 		}
 		ev, err := c.receive(ctx)
@@ -285,7 +285,7 @@ func (c *call) run(ctx context.Context) (ActivityResult, error) {
 			if msg == "" {
 				msg = "worker exited"
 			}
-			if err := c.record(ctx, Operation{Kind: OpWorkerExited, WorkerID: w.ID(), State: StateFailed(true),
+			if err := c.record(ctx, &Operation{Kind: OpWorkerExited, WorkerID: w.ID(), State: StateFailed(true),
 				Message: msg, Attempt: c.attempt}); err != nil {
 				return ActivityResult{}, err
 			}
@@ -326,7 +326,7 @@ func (c *call) answered(res ActivityResult) (ActivityResult, error) {
 	case StatusCompleted:
 		res = Completed(res.Output) // a completed result carries no error
 		c.final, c.result = StateCompleted, res
-		return res, c.record(ctx, Operation{Kind: OpMessageReceived, WorkerID: c.worker, State: StateCompleted,
+		return res, c.record(ctx, &Operation{Kind: OpMessageReceived, WorkerID: c.worker, State: StateCompleted,
 			Result: res, Attempt: c.attempt})
 	case StatusFailed:
 		res = Failed(res.Error) // a failed result carries no output
@@ -335,7 +335,7 @@ func (c *call) answered(res ActivityResult) (ActivityResult, error) {
 		if res.Error != "" {
 			failed = fmt.Errorf("%w: %s", ErrActivityFailed, res.Error)
 		}
-		return res, errors.Join(failed, c.record(ctx, Operation{Kind: OpMessageReceived, WorkerID: c.worker,
+		return res, errors.Join(failed, c.record(ctx, &Operation{Kind: OpMessageReceived, WorkerID: c.worker,
 			State: c.final, Result: res, Message: res.Error, Attempt: c.attempt}))
 	}
 	return ActivityResult{}, fmt.Errorf("receive: worker answered with an invalid result status %d", res.Status)
@@ -355,7 +355,7 @@ func (c *call) stopped(ctx context.Context, err error) error {
 		}
 	}
 	if errors.As(err, &te) && c.started {
-		rerr := c.record(uncancelled(c.caller), Operation{Kind: OpWorkerTimedOut, WorkerID: c.worker,
+		rerr := c.record(uncancelled(c.caller), &Operation{Kind: OpWorkerTimedOut, WorkerID: c.worker,
 			State: StateFailed(true), Message: err.Error(), Attempt: c.attempt})
 		return errors.Join(err, rerr)
 	}
@@ -382,14 +382,14 @@ func (c *call) finish(ctx context.Context, res ActivityResult, err error) (Activ
 	}
 	// A conversation the journal never opened is not closed there either.
 	if c.opened && c.d.rec != nil {
-		rerr := c.record(uncancelled(c.caller), op)
+		rerr := c.record(uncancelled(c.caller), &op)
 		if rerr != nil && !op.Result.IsZero() {
 			// The result may be what the recorder refused (a line too long
 			// for it): the conversation is still closed, without it, and
 			// the message says why, as the dispatch's error does.
 			err = errors.Join(err, rerr)
 			op.Result, op.Message = ActivityResult{}, err.Error()
-			rerr = c.record(uncancelled(c.caller), op)
+			rerr = c.record(uncancelled(c.caller), &op)
 		}
 		err = errors.Join(err, rerr)
 	}
@@ -399,14 +399,17 @@ func (c *call) finish(ctx context.Context, res ActivityResult, err error) (Activ
 	return res, nil
 }
 
-func (c *call) record(ctx context.Context, op Operation) error {
+// record completes op with the conversation's identity and records it, if
+// the dispatcher has a recorder. op is passed by address so that the large
+// operation is copied once, into the recorder.
+func (c *call) record(ctx context.Context, op *Operation) error {
 	if c.d.rec == nil {
 		return nil
 	}
 	op.WorkflowID = c.req.WorkflowID
 	op.ConversationID = c.convID
 	op.Channel = c.ch
-	if err := c.d.rec.Record(ctx, op); err != nil {
+	if err := c.d.rec.Record(ctx, *op); err != nil {
 		return fmt.Errorf("%w: %s: %w", ErrRecord, op.Kind, err)
 	}
 	return nil
@@ -505,8 +508,8 @@ func findWorker(ws []Worker, id string) (Worker, bool) {
 
 func views(ws []Worker) []ConsumerStateView {
 	out := make([]ConsumerStateView, len(ws))
-	for i, w := range ws {
-		out[i] = w.State
+	for i := range ws { // by index: a Worker is too large to copy whole for its State
+		out[i] = ws[i].State
 	}
 	return out
 }

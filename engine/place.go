@@ -156,7 +156,7 @@ func (c *call) wait(ctx context.Context, excluded []string, why *notNow) (placem
 	defer b.leave(w)
 	// Recorded once in the queue (a full one records no wait), and before
 	// the activity takes its first turn, which only it can.
-	if err := c.record(ctx, Operation{Kind: OpActivityWaiting, State: StateScheduled, Message: msg, Attempt: c.attempt}); err != nil {
+	if err := c.record(ctx, &Operation{Kind: OpActivityWaiting, State: StateScheduled, Message: msg, Attempt: c.attempt}); err != nil {
 		return placement{}, err
 	}
 	var timeout <-chan time.Time

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/aion-dispatch/dispatch/engine"
@@ -16,12 +17,13 @@ var errClosed = errors.New("conversation is closed")
 // link to a worker is its Done channel: Receive selects on it, so an exit is
 // observed the moment it happens, without polling.
 type conversation struct {
-	id     string
-	worker *Worker // the linked worker
-	job    *job    // the current attempt's slot and activity, from Link until its answer
-	closed bool
-	first  job  // the first attempt's job, allocated with the conversation
-	used   bool // first was handed out
+	id      string
+	replies *sync.Pool // of empty reply channels, the pool's
+	worker  *Worker    // the linked worker
+	job     *job       // the current attempt's slot and activity, from Link until its answer
+	closed  bool
+	used    bool // first was handed out (beside closed: the struct stays within 256 bytes)
+	first   job  // the first attempt's job, allocated with the conversation
 }
 
 // Link implements [engine.Conversation]: it ends the previous attempt, if
@@ -84,8 +86,16 @@ func (c *conversation) Send(_ context.Context, msg engine.DispatchRequest) error
 	}
 	j.attempt, j.req = msg.Attempt, msg.Request
 	j.sent = w.clock.Now()
-	j.reply = make(chan engine.ActivityResult, 1)
+	j.reply = c.newReply()
 	j.state.Store(jobQueued)
+	// Into the mailbox if it has room, as the select below may choose to
+	// anyway (an exit then finds the activity there), without that
+	// select's cost, which locks every channel it waits on.
+	select {
+	case w.mailbox <- j:
+		return nil
+	default:
+	}
 	select {
 	case w.mailbox <- j:
 	case <-w.ctx.Done():
@@ -98,6 +108,15 @@ func (c *conversation) Send(_ context.Context, msg engine.DispatchRequest) error
 		return fmt.Errorf("conversation %s: worker %s: no room in the mailbox of a slot it holds", c.id, w.id)
 	}
 	return nil
+}
+
+// newReply returns an empty reply channel with room for one answer: one an
+// answered activity left, or a new one.
+func (c *conversation) newReply() chan engine.ActivityResult {
+	if r, ok := c.replies.Get().(chan engine.ActivityResult); ok {
+		return r
+	}
+	return make(chan engine.ActivityResult, 1)
 }
 
 // Receive implements [engine.Conversation]: the worker's answer, or its exit.
@@ -136,6 +155,10 @@ func (c *conversation) answered(res engine.ActivityResult, attempt int) engine.E
 	j.observed = true
 	now := w.clock.Now()
 	w.health.Answered(now, j.latency(now), res.Status == engine.StatusFailed)
+	// The executor sent its one answer and is done with the channel,
+	// which is empty again: the next send may use it.
+	c.replies.Put(j.reply)
+	j.reply = nil
 	c.end()
 	return engine.Event{Kind: engine.EventResponse, WorkerID: c.worker.id, Attempt: attempt, Result: res}
 }

@@ -615,3 +615,50 @@ func TestDrainWaitsForLinkedConversations(t *testing.T) {
 		t.Fatalf("after the last conversation closed: %v, exit message %q", err, w.ExitMessage())
 	}
 }
+
+// An answer no conversation waits for any more (its conversation closed
+// first) goes to that conversation's reply channel, which no later
+// conversation is given: only the reply channel of an answer received is
+// used again. With one slot the late answer is sent before the worker
+// takes the next activity.
+func TestLateAnswerReachesNoOtherConversation(t *testing.T) {
+	p, ch := newPool(t), channel(t)
+	ctx := context.Background()
+	started, release := make(chan struct{}, 1), make(chan struct{})
+	if _, err := p.Start(ch, local.WorkerConfig{ID: "w1", Handler: func(_ context.Context, req engine.ActivityRequest) engine.ActivityResult {
+		if req.WorkflowID == "late" {
+			started <- struct{}{}
+			<-release
+		}
+		return engine.Completed(engine.Payload{Data: []byte(req.WorkflowID)})
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	w := snapshot(t, p, ch)[0]
+	answer := func(wf string) {
+		t.Helper()
+		c := open(t, p, ch, w, wf)
+		ev, err := c.Receive(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Kind != engine.EventResponse || string(ev.Result.Output.Data) != wf {
+			t.Fatalf("conversation of %s received %+v", wf, ev)
+		}
+		if err := c.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 3 { // reply channels to use again
+		answer(fmt.Sprintf("before-%d", i))
+	}
+	late := open(t, p, ch, w, "late")
+	<-started
+	if err := late.Close(); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	for i := range 20 {
+		answer(fmt.Sprintf("after-%d", i))
+	}
+}

@@ -36,6 +36,10 @@ type Pool struct {
 	unknown  chan struct{} // closed: what CapacityChanged returns for a channel the pool does not know
 	clock    Clock
 	report   bool // handlers may report their latency
+	// replies holds reply channels of answered activities, empty and sent
+	// on by no one any more, for the conversations' next sends: a
+	// dispatch then allocates none (see conversation.answered).
+	replies sync.Pool
 }
 
 // Clock is where a pool takes the time of what it observes of its workers.
@@ -250,15 +254,19 @@ func (p *Pool) Workers(_ context.Context, channel engine.ChannelName, _ engine.A
 		return nil, fmt.Errorf("%w %s", engine.ErrUnknownChannel, channel.Short())
 	}
 	ws := m.list()
-	out := make([]engine.Worker, 0, len(ws))
+	out := make([]engine.Worker, len(ws))
 	now := p.clock.Now()
+	n := 0
 	for _, w := range ws {
 		if w.ctx.Err() != nil {
 			continue
 		}
-		out = append(out, engine.Worker{Participant: w, State: w.view(now)})
+		// Filled where it lies: a view is too large to build and copy.
+		out[n].Participant = w
+		w.fill(&out[n].State, now)
+		n++
 	}
-	return out, nil
+	return out[:n], nil
 }
 
 // Members implements [engine.Membership]: the ids of channel's workers,
@@ -305,7 +313,7 @@ func (p *Pool) Poke(channel engine.ChannelName) {
 
 // Open implements [engine.ConversationFactory].
 func (p *Pool) Open(_ context.Context, _ string, _ engine.ChannelName, conversationID string) (engine.Conversation, error) {
-	return &conversation{id: conversationID}, nil
+	return &conversation{id: conversationID, replies: &p.replies}, nil
 }
 
 // Close stops every worker the pool started and waits until their handlers

@@ -202,16 +202,20 @@ func (w *Worker) State() engine.ConsumerStateView { return w.view(w.clock.Now())
 
 // view is State at now.
 func (w *Worker) view(now time.Time) engine.ConsumerStateView {
-	v := engine.ConsumerStateView{
-		ID:          w.id,
-		InFlight:    int(w.inFlight.Load()),
-		MaxInFlight: w.max,
-		BufferDepth: int(w.waiting.Load()),
-		Tags:        w.tags,
-		Labels:      w.labels,
-	}
-	w.health.Fill(&v, now)
+	var v engine.ConsumerStateView
+	w.fill(&v, now)
 	return v
+}
+
+// fill sets v, a zero view, to State at now.
+func (w *Worker) fill(v *engine.ConsumerStateView, now time.Time) {
+	v.ID = w.id
+	v.InFlight = int(w.inFlight.Load())
+	v.MaxInFlight = w.max
+	v.BufferDepth = int(w.waiting.Load())
+	v.Tags = w.tags
+	v.Labels = w.labels
+	w.health.Fill(v, now)
 }
 
 // reserve takes a free slot and reports whether there was one. The count of

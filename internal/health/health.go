@@ -68,8 +68,8 @@ func (t *Tracker) Answered(now time.Time, took time.Duration, failed bool) {
 	if failed {
 		t.errorSum++
 	}
-	t.errRate.Store(math.Float64bits(min(t.errorSum/t.answerCount, 1)))
-	t.errStamp.Store(t.last)
+	storeBits(&t.errRate, math.Float64bits(min(t.errorSum/t.answerCount, 1)))
+	storeTime(&t.errStamp, t.last)
 	if !t.sampledOnce.Load() {
 		t.sampledOnce.Store(true)
 	}
@@ -99,7 +99,7 @@ func (t *Tracker) sample(n int64, x float64) {
 	}
 	t.errorSum, t.answerCount = t.errorSum*d, t.answerCount*d
 	t.latencySum, t.latencyCount = t.latencySum*d+x, t.latencyCount*d+1
-	t.ewma.Store(math.Float64bits(t.latencySum / t.latencyCount))
+	storeBits(&t.ewma, math.Float64bits(t.latencySum/t.latencyCount))
 	// Finagle's peak EWMA: what a reader sees now is the peak decayed
 	// towards 0 since the last sample; a sample above that replaces it,
 	// one below is blended in by the time that passed.
@@ -108,8 +108,24 @@ func (t *Tracker) sample(n int64, x float64) {
 	if x <= seen {
 		peak = seen + x*(1-d)
 	}
-	t.peak.Store(math.Float64bits(peak))
-	t.stamp.Store(t.last)
+	storeBits(&t.peak, math.Float64bits(peak))
+	storeTime(&t.stamp, t.last)
+}
+
+// storeBits and storeTime publish v unless a already holds it, which is
+// often (an error rate of 0, a time within the same millisecond): an
+// atomic load is a plain read, a store a locked instruction. Only writers,
+// serialised on t.mu, store, so nothing changes a between the two.
+func storeBits(a *atomic.Uint64, v uint64) {
+	if a.Load() != v {
+		a.Store(v)
+	}
+}
+
+func storeTime(a *atomic.Int64, v int64) {
+	if a.Load() != v {
+		a.Store(v)
+	}
 }
 
 // Exited records that the worker left an activity unanswered because it
