@@ -27,6 +27,7 @@ type Program struct {
 	depth  int  // how deeply predicates nest
 	budget uint // the VM's memory budget
 	frames sync.Pool
+	direct []directCall // the calls of a direct program (see directCall), or nil
 }
 
 // frame is one call's state: its variables, its lists, its input and its
@@ -112,6 +113,9 @@ func (p *Program) getFrame() *frame {
 // must run in the VM, which then decides (and reports any error of the
 // script).
 func (p *Program) Run(ctx context.Context, sel engine.Selection, deadline time.Time) (res call.Result, err error) {
+	if p.direct != nil {
+		return p.runDirect(ctx, sel.Candidates, deadline)
+	}
 	f := p.getFrame()
 	f.in.Sel = sel
 	f.watch.Reset(ctx, deadline, checkEvery)
