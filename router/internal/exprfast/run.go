@@ -113,11 +113,17 @@ func (p *Program) getFrame() *frame {
 // must run in the VM, which then decides (and reports any error of the
 // script).
 func (p *Program) Run(ctx context.Context, sel engine.Selection, deadline time.Time) (res call.Result, err error) {
+	return p.RunSelection(ctx, &sel, deadline)
+}
+
+// RunSelection is [Program.Run] on the selection sel points to, which it
+// does not keep: a caller holding one passes it without a copy.
+func (p *Program) RunSelection(ctx context.Context, sel *engine.Selection, deadline time.Time) (res call.Result, err error) {
 	if p.direct != nil {
 		return p.runDirect(ctx, sel.Candidates, deadline)
 	}
 	f := p.getFrame()
-	f.in.Sel = sel
+	f.in.Sel = *sel
 	f.watch.Reset(ctx, deadline, checkEvery)
 	f.seeded, f.mem, f.budget = false, 0, p.budget
 	defer func() {
