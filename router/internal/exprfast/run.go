@@ -93,8 +93,11 @@ func (f *frame) listViews(l value) []engine.ConsumerStateView {
 		return f.in.Views()
 	}
 	f.views = f.views[:0]
+	ws := f.in.Sel.Candidates
 	for j := range l.n {
-		f.views = append(f.views, f.in.View(f.elem(l, j)))
+		// A worker's state is its view, id included (f.in.View): copied
+		// straight into the buffer, not through a value on the stack.
+		f.views = append(f.views, ws[f.elem(l, j)].State)
 	}
 	return f.views
 }
