@@ -102,6 +102,9 @@ type Program struct {
 	hash   string // "sha256:<hex>" of language and source
 	limits Limits
 	rt     runner
+	// expr is rt when it is expr's: called directly, it is given the
+	// caller's Selection by address, where the interface needs a copy.
+	expr *exprrt.Program
 }
 
 // runner is a compiled script as its language's runtime runs it: Lua's
@@ -169,7 +172,7 @@ func (c *Compiler) Compile(lang Lang, name string, source []byte) (_ *Program, e
 	case Expr:
 		var ep *exprrt.Program
 		ep, err = exprrt.Compile(source, c.limits.expr())
-		p.rt = ep
+		p.rt, p.expr = ep, ep
 	default:
 		_, err = ParseLang(string(lang))
 	}
@@ -216,6 +219,15 @@ func (c *Compiler) Len() int {
 // run calls the program once on sel, bounded by timeout.
 func (p *Program) run(ctx context.Context, sel *engine.Selection, timeout time.Duration) (call.Result, error) {
 	res, err := p.rt.Run(ctx, *sel, timeout)
+	if err != nil {
+		return res, located(p.lang, "", err)
+	}
+	return res, nil
+}
+
+// runExpr is run for an expr program, which is given sel by address.
+func (p *Program) runExpr(ctx context.Context, sel *engine.Selection, timeout time.Duration) (call.Result, error) {
+	res, err := p.expr.RunSelection(ctx, sel, timeout)
 	if err != nil {
 		return res, located(p.lang, "", err)
 	}

@@ -131,7 +131,11 @@ func (s *Script) run(ctx context.Context, sel *engine.Selection) (res call.Resul
 			err = &ScriptError{Lang: s.prog.lang, File: s.version.Source, Message: fmt.Sprintf("interpreter panic: %v", r)}
 		}
 	}()
-	res, err = s.prog.run(ctx, sel, s.timeout)
+	if s.prog.expr != nil { // by address: no copy of sel per call
+		res, err = s.prog.runExpr(ctx, sel, s.timeout)
+	} else {
+		res, err = s.prog.run(ctx, sel, s.timeout)
+	}
 	s.strike(errors.Is(err, ErrScriptTimeout))
 	if err != nil {
 		return res, s.wrap(err)

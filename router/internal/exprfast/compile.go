@@ -65,7 +65,7 @@ func Compile(node ast.Node, budget uint) (p *Program, err error) {
 	if budget == 0 { // as the VM takes it
 		budget = conf.DefaultMemoryBudget
 	}
-	return &Program{body: body, nslots: max(c.nslots, 1), depth: c.depth, budget: budget}, nil
+	return &Program{body: body, nslots: max(c.nslots, 1), depth: c.depth, budget: budget, direct: directCalls(node)}, nil
 }
 
 // unsupported abandons the compilation: the script runs in the VM.

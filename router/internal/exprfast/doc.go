@@ -45,4 +45,9 @@
 // dozen elements, and the lists filter builds count against the VM's
 // memory budget as in the VM (the only allocation of the subset the VM
 // counts), so a call is stopped, or refused, where the VM's would be.
+//
+// The commonest script, a helper reading the candidates in place or a ??
+// of such calls (`leastLoaded(candidates, "gpu") ?? leastLoaded(candidates)`),
+// needs no frame: it runs the same pick functions without one (see
+// directCall), and ends with the same look at the context and deadline.
 package exprfast

@@ -27,6 +27,7 @@ type Program struct {
 	depth  int  // how deeply predicates nest
 	budget uint // the VM's memory budget
 	frames sync.Pool
+	direct []directCall // the calls of a direct program (see directCall), or nil
 }
 
 // frame is one call's state: its variables, its lists, its input and its
@@ -92,8 +93,11 @@ func (f *frame) listViews(l value) []engine.ConsumerStateView {
 		return f.in.Views()
 	}
 	f.views = f.views[:0]
+	ws := f.in.Sel.Candidates
 	for j := range l.n {
-		f.views = append(f.views, f.in.View(f.elem(l, j)))
+		// A worker's state is its view, id included (f.in.View): copied
+		// straight into the buffer, not through a value on the stack.
+		f.views = append(f.views, ws[f.elem(l, j)].State)
 	}
 	return f.views
 }
@@ -112,8 +116,17 @@ func (p *Program) getFrame() *frame {
 // must run in the VM, which then decides (and reports any error of the
 // script).
 func (p *Program) Run(ctx context.Context, sel engine.Selection, deadline time.Time) (res call.Result, err error) {
+	return p.RunSelection(ctx, &sel, deadline)
+}
+
+// RunSelection is [Program.Run] on the selection sel points to, which it
+// does not keep: a caller holding one passes it without a copy.
+func (p *Program) RunSelection(ctx context.Context, sel *engine.Selection, deadline time.Time) (res call.Result, err error) {
+	if p.direct != nil {
+		return p.runDirect(ctx, sel.Candidates, deadline)
+	}
 	f := p.getFrame()
-	f.in.Sel = sel
+	f.in.Sel = *sel
 	f.watch.Reset(ctx, deadline, checkEvery)
 	f.seeded, f.mem, f.budget = false, 0, p.budget
 	defer func() {

@@ -29,7 +29,7 @@ func compileFast(node ast.Node, limits Limits) fastPath {
 // there is no fast path, or the call left the subset. A timed program's
 // time on the fast path is taken off *timeout, so that the two runs
 // together take no longer than one.
-func (fp fastPath) run(sel engine.Selection, timed bool, timeout *time.Duration) (res call.Result, done bool, err error) {
+func (fp fastPath) run(sel *engine.Selection, timed bool, timeout *time.Duration) (res call.Result, done bool, err error) {
 	if fp.prog == nil {
 		return call.Result{}, false, nil
 	}
@@ -42,7 +42,7 @@ func (fp fastPath) run(sel engine.Selection, timed bool, timeout *time.Duration)
 	}
 	// The VM does not look at ctx (the router did before the call): nor
 	// does the fast path, so that both answer the same.
-	res, err = fp.prog.Run(context.Background(), sel, deadline)
+	res, err = fp.prog.RunSelection(context.Background(), sel, deadline)
 	if errors.Is(err, exprfast.ErrFallback) {
 		if timed {
 			*timeout -= time.Since(start)

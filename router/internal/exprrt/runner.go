@@ -164,11 +164,17 @@ func (p *Program) put(r *exprRunner) {
 // from when it starts, and a run past timeout fails with [call.ErrTimeout]
 // when it ends. A script's error is a [*call.Error].
 func (p *Program) Run(ctx context.Context, selection engine.Selection, timeout time.Duration) (call.Result, error) {
+	return p.RunSelection(ctx, &selection, timeout)
+}
+
+// RunSelection is [Program.Run] on the selection selection points to,
+// which it does not keep: a caller holding one passes it without a copy.
+func (p *Program) RunSelection(ctx context.Context, selection *engine.Selection, timeout time.Duration) (call.Result, error) {
 	if res, done, err := p.fast.run(selection, p.timed, &timeout); done {
 		return res, err
 	}
 	r := p.get()
-	r.callIn.Sel = selection
+	r.callIn.Sel = *selection
 	r.in, r.seeded = &r.callIn, false
 	sel := &r.callIn.Sel
 	req := &r.req
