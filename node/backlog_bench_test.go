@@ -19,17 +19,7 @@ import (
 // least-loaded helper in Lua, with the given workers (YAML flow mappings).
 func backlogConfig(tb testing.TB, workers ...string) *config.Config {
 	tb.Helper()
-	src := "version: 1\nchannels:\n  - namespace: prod\n    task_queue: work\n" +
-		"    routing: {lang: lua, source: \"function route(r, c) return dispatch.least_loaded(c) end\"}\n" +
-		"    workers:\n"
-	for _, w := range workers {
-		src += "      - " + w + "\n"
-	}
-	cfg, err := config.Parse("conf/dispatch.yaml", []byte(src), config.Options{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	return cfg
+	return scriptConfig(tb, "inline", "function route(r, c) return dispatch.least_loaded(c) end", workers...)
 }
 
 // burst starts a node on cfg, dispatches n activities at once (each from

@@ -5,7 +5,6 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/aion-dispatch/dispatch/engine"
 	"github.com/aion-dispatch/dispatch/protocol"
 	"github.com/aion-dispatch/dispatch/worker"
 )
@@ -13,17 +12,7 @@ import (
 // labelsOf returns the labels the transport shows of worker id.
 func (e *env) labelsOf(t *testing.T, id string) map[string]string {
 	t.Helper()
-	ws, err := e.t.Workers(t.Context(), channel, engine.ActivityRequest{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, w := range ws {
-		if w.ID() == id {
-			return w.State.Labels
-		}
-	}
-	t.Fatalf("no worker %s", id)
-	return nil
+	return e.viewOf(t, id).Labels
 }
 
 // TestRegistrationLabels: a worker's labels reach routers from its
