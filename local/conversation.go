@@ -88,13 +88,17 @@ func (c *conversation) Send(_ context.Context, msg engine.DispatchRequest) error
 	j.sent = w.clock.Now()
 	j.reply = c.newReply()
 	j.state.Store(jobQueued)
-	// Into the mailbox if it has room, as the select below may choose to
-	// anyway (an exit then finds the activity there), without that
-	// select's cost, which locks every channel it waits on.
-	select {
-	case w.mailbox <- j:
-		return nil
-	default:
+	// Into the mailbox if it has room and the worker runs, as the select
+	// below would, without that select's cost, which locks every channel
+	// it waits on. (An exited worker's mailbox is left to the select, so
+	// that a dead worker's mailbox does not fill with what no executor
+	// takes any more.)
+	if w.ctx.Err() == nil {
+		select {
+		case w.mailbox <- j:
+			return nil
+		default:
+		}
 	}
 	select {
 	case w.mailbox <- j:
